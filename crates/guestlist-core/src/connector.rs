@@ -1,0 +1,501 @@
+//! The self-service sign-up API connector contract (`shared/spec/CONTRACTS.md` §1).
+//!
+//! Entra's user flow POSTs a flat JSON object of *claims* to an API connector at two steps,
+//! `postFederationSignup` ("check approval status") and `postAttributeCollection` ("request
+//! approval"), and expects one of three answers:
+//!
+//! | answer | HTTP | body |
+//! |---|---|---|
+//! | Continue | 200 | `{"version":"1.0.0","action":"Continue", <claims>...}` |
+//! | Block | 200 | `{"version":"1.0.0","action":"ShowBlockPage","userMessage":"…","code":"…"}` |
+//! | Validation error | 400 | `{"version":"1.0.0","status":400,"action":"ValidationError","userMessage":"…"}` |
+//!
+//! Source: <https://learn.microsoft.com/entra/external-id/api-connectors-overview> and
+//! <https://learn.microsoft.com/entra/external-id/self-service-sign-up-add-approvals> (seed
+//! documents `003_*` and `002_*`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+use serde_json::{Map, Value};
+
+/// The API connector protocol version Entra sends and expects back: `"1.0.0"`.
+pub const CONNECTOR_VERSION: &str = "1.0.0";
+
+/// One entry of the `identities` claim: how the user signed in with a federated identity
+/// provider (Graph `objectIdentity`).
+///
+/// Sent for Google (`issuer` `google.com`), Facebook (`facebook.com`) and email one-time passcode
+/// (`mail`) users; absent for Entra ID and Microsoft account users (CONTRACTS.md §1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectIdentity {
+    /// `federated` for social and OTP identities, `emailAddress`/`userName` for local accounts.
+    #[serde(default)]
+    pub sign_in_type: String,
+    /// The identity provider, e.g. `facebook.com`, `google.com`, `mail`.
+    #[serde(default)]
+    pub issuer: String,
+    /// The user's id at that provider.
+    #[serde(default)]
+    pub issuer_assigned_id: String,
+}
+
+/// The claims of one connector call, typed where the contract names them.
+///
+/// Built with [`Claims::from_json`], which keeps `extension_<appid>_<Name>` attributes in
+/// [`Claims::extensions`] and every other unknown claim verbatim in [`Claims::other`]. The
+/// `surname` claim is also accepted as `lastName` (the docs' check-status example uses it).
+/// Every claim but `email` is optional: Entra omits claims with no value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Claims {
+    /// The user's e-mail address, as sent (not lower-cased). Always present.
+    pub email: String,
+    /// Federated identities; empty for Entra ID and Microsoft account users.
+    pub identities: Vec<ObjectIdentity>,
+    /// `displayName`.
+    pub display_name: Option<String>,
+    /// `givenName`.
+    pub given_name: Option<String>,
+    /// `surname` (or `lastName`).
+    pub surname: Option<String>,
+    /// `jobTitle`.
+    pub job_title: Option<String>,
+    /// `streetAddress`.
+    pub street_address: Option<String>,
+    /// `city`.
+    pub city: Option<String>,
+    /// `postalCode`.
+    pub postal_code: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `country`.
+    pub country: Option<String>,
+    /// `ui_locales`, e.g. `en-US` or `fr-FR sv-SE`.
+    pub ui_locales: Option<String>,
+    /// `step` (`PostFederationSignup` / `PostAttributeCollection`), documented for B2C only.
+    pub step: Option<String>,
+    /// `client_id` of the application the user signs up to, documented for B2C only.
+    pub client_id: Option<String>,
+    /// Custom attributes `extension_<extensions-app-id>_<Name>`, keyed by full claim name.
+    pub extensions: BTreeMap<String, Value>,
+    /// Every other claim, kept verbatim (e.g. `companyName`, `objectId`, newer built-ins).
+    pub other: BTreeMap<String, Value>,
+}
+
+/// Why a connector call's body is not an acceptable claims object. Each maps to HTTP 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    /// The body is not JSON at all.
+    #[error("the request body is not valid JSON: {0}")]
+    Malformed(String),
+    /// The body is JSON but not an object.
+    #[error("the request body must be a JSON object of claims")]
+    NotAnObject,
+    /// `email` is missing or empty.
+    #[error("the `email` claim is required")]
+    MissingEmail,
+    /// `email` is not a plausible e-mail address.
+    #[error("the `email` claim is not an e-mail address: {0:?}")]
+    InvalidEmail(String),
+    /// A claim the contract types has the wrong JSON type.
+    #[error("the `{claim}` claim must be {expected}")]
+    WrongType {
+        /// The claim name.
+        claim: String,
+        /// What was expected, e.g. "a string".
+        expected: &'static str,
+    },
+}
+
+impl ClaimsError {
+    /// A stable, greppable code for this error, e.g. `claims.missing_email`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClaimsError::Malformed(_) => "claims.malformed_json",
+            ClaimsError::NotAnObject => "claims.not_an_object",
+            ClaimsError::MissingEmail => "claims.missing_email",
+            ClaimsError::InvalidEmail(_) => "claims.invalid_email",
+            ClaimsError::WrongType { .. } => "claims.wrong_type",
+        }
+    }
+}
+
+/// Built-in string claims and the field each fills, in wire order.
+const STRING_CLAIMS: &[&str] = &[
+    "displayName",
+    "givenName",
+    "surname",
+    "lastName",
+    "jobTitle",
+    "streetAddress",
+    "city",
+    "postalCode",
+    "state",
+    "country",
+    "ui_locales",
+    "step",
+    "client_id",
+];
+
+impl Claims {
+    /// Parses a connector request body (raw bytes).
+    ///
+    /// Errors: [`ClaimsError`] for bodies that are not JSON objects, lack `email`, or carry a
+    /// typed claim of the wrong JSON type. A `null` claim is treated as absent.
+    pub fn from_slice(body: &[u8]) -> Result<Self, ClaimsError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ClaimsError::Malformed(e.to_string()))?;
+        Self::from_json(value)
+    }
+
+    /// Builds typed claims from a parsed JSON value (see [`Claims::from_slice`]).
+    pub fn from_json(value: Value) -> Result<Self, ClaimsError> {
+        let Value::Object(map) = value else {
+            return Err(ClaimsError::NotAnObject);
+        };
+        let mut claims = Claims::default();
+        for (name, value) in map {
+            if value.is_null() {
+                continue;
+            }
+            match name.as_str() {
+                "email" => claims.email = string_claim(&name, value)?,
+                "identities" => {
+                    claims.identities = serde_json::from_value(value).map_err(|_| {
+                        ClaimsError::WrongType {
+                            claim: name.clone(),
+                            expected: "an array of {signInType, issuer, issuerAssignedId}",
+                        }
+                    })?
+                }
+                n if STRING_CLAIMS.contains(&n) => {
+                    let s = string_claim(&name, value)?;
+                    let slot = match n {
+                        "displayName" => &mut claims.display_name,
+                        "givenName" => &mut claims.given_name,
+                        "surname" | "lastName" => &mut claims.surname,
+                        "jobTitle" => &mut claims.job_title,
+                        "streetAddress" => &mut claims.street_address,
+                        "city" => &mut claims.city,
+                        "postalCode" => &mut claims.postal_code,
+                        "state" => &mut claims.state,
+                        "country" => &mut claims.country,
+                        "ui_locales" => &mut claims.ui_locales,
+                        "step" => &mut claims.step,
+                        _ => &mut claims.client_id,
+                    };
+                    // `surname` wins over `lastName` when both are sent.
+                    if n != "lastName" || slot.is_none() {
+                        *slot = Some(s);
+                    }
+                }
+                n if n.starts_with("extension_") => {
+                    claims.extensions.insert(name, value);
+                }
+                _ => {
+                    claims.other.insert(name, value);
+                }
+            }
+        }
+        let email = claims.email.trim();
+        if email.is_empty() {
+            return Err(ClaimsError::MissingEmail);
+        }
+        if !is_plausible_email(email) {
+            return Err(ClaimsError::InvalidEmail(claims.email));
+        }
+        claims.email = email.to_owned();
+        Ok(claims)
+    }
+
+    /// The claims as a JSON object, with well-known claims under their Graph names (`surname`,
+    /// never `lastName`), then extensions, then other claims.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("email".into(), Value::String(self.email.clone()));
+        if !self.identities.is_empty() {
+            m.insert(
+                "identities".into(),
+                serde_json::to_value(&self.identities).unwrap_or(Value::Null),
+            );
+        }
+        for (name, value) in self.builtin_attributes() {
+            m.insert(name.into(), Value::String(value.to_owned()));
+        }
+        for (name, value) in [
+            ("ui_locales", &self.ui_locales),
+            ("step", &self.step),
+            ("client_id", &self.client_id),
+        ] {
+            if let Some(v) = value {
+                m.insert(name.into(), Value::String(v.clone()));
+            }
+        }
+        for (k, v) in self.extensions.iter().chain(self.other.iter()) {
+            m.insert(k.clone(), v.clone());
+        }
+        m
+    }
+
+    /// The built-in user attributes that were sent, as `(Graph property name, value)` pairs in
+    /// a fixed order: displayName, givenName, surname, jobTitle, streetAddress, city,
+    /// postalCode, state, country.
+    pub fn builtin_attributes(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("displayName", &self.display_name),
+            ("givenName", &self.given_name),
+            ("surname", &self.surname),
+            ("jobTitle", &self.job_title),
+            ("streetAddress", &self.street_address),
+            ("city", &self.city),
+            ("postalCode", &self.postal_code),
+            ("state", &self.state),
+            ("country", &self.country),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// The first federated identity, if the user signed in with Google, Facebook or e-mail
+    /// one-time passcode and the identity names its issuer.
+    pub fn primary_identity(&self) -> Option<&ObjectIdentity> {
+        self.identities.first().filter(|i| !i.issuer.is_empty())
+    }
+
+    /// The e-mail's domain, lower-cased (`fabrikam.com` for `John@Fabrikam.com`).
+    pub fn email_domain(&self) -> String {
+        email_domain(&self.email)
+    }
+
+    /// The identity provider as a short name: the first identity's issuer (`facebook.com`,
+    /// `google.com`, `mail`), or `entra` when no identity was sent (Entra ID or Microsoft
+    /// account users).
+    pub fn identity_provider(&self) -> String {
+        self.primary_identity()
+            .map(|i| i.issuer.to_ascii_lowercase())
+            .unwrap_or_else(|| ENTRA_PROVIDER.to_owned())
+    }
+}
+
+/// The provider name Guestlist uses for users who arrive with no `identities` claim (Entra ID and
+/// Microsoft account users, who are provisioned through an invitation).
+pub const ENTRA_PROVIDER: &str = "entra";
+
+/// The lower-cased domain of an e-mail address (empty when there is no `@`).
+pub fn email_domain(email: &str) -> String {
+    email
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn is_plausible_email(email: &str) -> bool {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+fn string_claim(name: &str, value: Value) -> Result<String, ClaimsError> {
+    match value {
+        Value::String(s) => Ok(s),
+        _ => Err(ClaimsError::WrongType {
+            claim: name.to_owned(),
+            expected: "a string",
+        }),
+    }
+}
+
+/// An answer to an API connector call, serialising to exactly the documented wire form.
+///
+/// Use [`ConnectorResponse::http_status`] for the status line: 200 for `Continue` and
+/// `ShowBlockPage`, 400 for `ValidationError` (Microsoft's sample sends 200 there: that is wrong).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorResponse {
+    /// `{"version":"1.0.0","action":"Continue", ...claims}`: let the user through. Claims
+    /// prefill the form at `postFederationSignup` and override collected values at
+    /// `postAttributeCollection`.
+    Continue {
+        /// Claims to return (may be empty). Names as in the request; the
+        /// `<extensions-app-id>_` part of an extension is optional.
+        claims: BTreeMap<String, Value>,
+    },
+    /// `{"version":"1.0.0","action":"ShowBlockPage","userMessage":…,"code":…}`: stop the
+    /// sign-up and show `user_message`.
+    ShowBlockPage {
+        /// Shown to the user.
+        user_message: String,
+        /// A machine-readable code such as `GUESTLIST-APPROVAL-PENDING`.
+        code: Option<String>,
+    },
+    /// HTTP 400 `{"version":"1.0.0","status":400,"action":"ValidationError","userMessage":…}`:
+    /// keep the user on the attribute collection page (`postAttributeCollection` only).
+    ValidationError {
+        /// Shown to the user above the form.
+        user_message: String,
+    },
+}
+
+impl ConnectorResponse {
+    /// `Continue` with no claims.
+    pub fn continue_() -> Self {
+        ConnectorResponse::Continue {
+            claims: BTreeMap::new(),
+        }
+    }
+
+    /// The HTTP status this answer must be sent with (200, or 400 for `ValidationError`).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ConnectorResponse::ValidationError { .. } => 400,
+            _ => 200,
+        }
+    }
+
+    /// The `action` value: `Continue`, `ShowBlockPage` or `ValidationError`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ConnectorResponse::Continue { .. } => "Continue",
+            ConnectorResponse::ShowBlockPage { .. } => "ShowBlockPage",
+            ConnectorResponse::ValidationError { .. } => "ValidationError",
+        }
+    }
+
+    /// The block code, if this is a `ShowBlockPage` with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ConnectorResponse::ShowBlockPage { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for ConnectorResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut m = serializer.serialize_map(None)?;
+        m.serialize_entry("version", CONNECTOR_VERSION)?;
+        match self {
+            ConnectorResponse::Continue { claims } => {
+                m.serialize_entry("action", "Continue")?;
+                for (k, v) in claims {
+                    if k != "version" && k != "action" {
+                        m.serialize_entry(k, v)?;
+                    }
+                }
+            }
+            ConnectorResponse::ShowBlockPage { user_message, code } => {
+                m.serialize_entry("action", "ShowBlockPage")?;
+                m.serialize_entry("userMessage", user_message)?;
+                if let Some(code) = code {
+                    m.serialize_entry("code", code)?;
+                }
+            }
+            ConnectorResponse::ValidationError { user_message } => {
+                m.serialize_entry("status", &400)?;
+                m.serialize_entry("action", "ValidationError")?;
+                m.serialize_entry("userMessage", user_message)?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../../tests/fixtures/connector/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn check_status_fixture_accepts_last_name() {
+        let c = Claims::from_json(fixture("check-status.request.facebook.json")).unwrap();
+        assert_eq!(c.surname.as_deref(), Some("Smith"));
+        assert_eq!(c.identity_provider(), "facebook.com");
+        assert_eq!(c.identities[0].issuer_assigned_id, "0123456789");
+        assert_eq!(c.to_json()["surname"], "Smith");
+    }
+
+    #[test]
+    fn extensions_and_unknown_claims_are_kept() {
+        let c = Claims::from_json(json!({
+            "email": "a@b.example",
+            "extension_0123456789abcdef0123456789abcdef_Sponsor": "x",
+            "companyName": "Fabrikam",
+            "someFutureClaim": {"nested": [1, 2]}
+        }))
+        .unwrap();
+        assert_eq!(c.extensions.len(), 1);
+        assert_eq!(c.other["someFutureClaim"], json!({"nested": [1, 2]}));
+        assert_eq!(c.identity_provider(), ENTRA_PROVIDER);
+        let back = c.to_json();
+        assert_eq!(back["companyName"], "Fabrikam");
+    }
+
+    #[test]
+    fn bad_bodies_are_clear_errors() {
+        assert_eq!(Claims::from_slice(b"{").unwrap_err().code(), "claims.malformed_json");
+        assert_eq!(Claims::from_slice(b"[]").unwrap_err(), ClaimsError::NotAnObject);
+        assert_eq!(
+            Claims::from_slice(br#"{"displayName":"x"}"#).unwrap_err(),
+            ClaimsError::MissingEmail
+        );
+        assert_eq!(
+            Claims::from_slice(br#"{"email":"nope"}"#).unwrap_err().code(),
+            "claims.invalid_email"
+        );
+        assert_eq!(
+            Claims::from_slice(br#"{"email":"a@b.c","city":5}"#).unwrap_err(),
+            ClaimsError::WrongType {
+                claim: "city".into(),
+                expected: "a string"
+            }
+        );
+        assert!(Claims::from_slice(br#"{"email":"a@b.c","identities":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn responses_serialise_to_the_documented_wire_form() {
+        assert_eq!(
+            serde_json::to_value(ConnectorResponse::continue_()).unwrap(),
+            fixture("response.continue.json")
+        );
+        let block = ConnectorResponse::ShowBlockPage {
+            user_message: "Your access request is already processing. You'll be notified when your request has been approved.".into(),
+            code: Some("CONTOSO-APPROVAL-PENDING".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&block).unwrap(),
+            fixture("response.block.pending.json")
+        );
+        let ve = ConnectorResponse::ValidationError {
+            user_message: "Please enter a valid postal code.".into(),
+        };
+        assert_eq!(ve.http_status(), 400);
+        assert_eq!(
+            serde_json::to_string(&ve).unwrap(),
+            r#"{"version":"1.0.0","status":400,"action":"ValidationError","userMessage":"Please enter a valid postal code."}"#
+        );
+        let mut claims = BTreeMap::new();
+        claims.insert("postalCode".to_string(), json!("12349"));
+        assert_eq!(
+            serde_json::to_string(&ConnectorResponse::Continue { claims }).unwrap(),
+            r#"{"version":"1.0.0","action":"Continue","postalCode":"12349"}"#
+        );
+    }
+}

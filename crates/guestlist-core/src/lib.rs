@@ -1,0 +1,26 @@
+//! # guestlist-core
+//!
+//! The pure domain of Guestlist: what the approval API speaks and decides, with no I/O.
+//!
+//! - [`connector`]: the self-service sign-up (SSSU) API connector contract — the claims Entra's
+//!   user flow sends and the `Continue` / `ShowBlockPage` / `ValidationError` answers
+//!   (`shared/spec/CONTRACTS.md` §1).
+//! - [`extension`]: the Entra External ID custom authentication extension contract for
+//!   `OnAttributeCollectionStart` / `OnAttributeCollectionSubmit` (CONTRACTS.md §2).
+//! - [`model`]: the approval request, its identity key and its state machine, plus the approver
+//!   API's wire types.
+//! - [`policy`]: auto-approve / auto-deny rules, the block-page codes and the localised
+//!   `userMessage` texts.
+//! - [`plan`]: the provisioning plan — the exact Microsoft Graph calls that create the guest
+//!   account of an approved request (CONTRACTS.md §3).
+//!
+//! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
+
+pub mod connector;
+pub mod extension;
+pub mod model;
+pub mod plan;
+pub mod policy;
+
+pub use connector::{Claims, ClaimsError, ConnectorResponse, ObjectIdentity};
+pub use model::{ApprovalRequest, IdentityKey, RequestState};

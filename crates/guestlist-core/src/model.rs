@@ -1,0 +1,432 @@
+//! The approval request, its identity key and state machine, and the approver API's wire types.
+//!
+//! A request is created by the "request approval" connector call (CONTRACTS.md §1) and moves
+//! through one state machine:
+//!
+//! ```text
+//! Pending ──approve──▶ Approved { directory_object_id, how }
+//!    │ ────deny─────▶ Denied { reason }
+//!    └────expire────▶ Expired
+//! ```
+//!
+//! Every change bumps [`ApprovalRequest::version`], which the approver API exposes as an `ETag`
+//! and checks against `If-Match` (optimistic concurrency: two approvers cannot both win).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::connector::{Claims, ENTRA_PROVIDER};
+
+/// What identifies one person's sign-up: the lower-cased e-mail plus the first identity's issuer
+/// and issuerAssignedId (both empty for Entra ID / Microsoft account users).
+///
+/// Entra retries a connector call once after 20 s, so the same sign-up can arrive twice; the
+/// store keys requests on this triple so a retry never makes a second request (CONTRACTS.md §1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityKey {
+    /// The e-mail, trimmed and lower-cased.
+    pub email: String,
+    /// The identity provider (`facebook.com`, …), lower-cased; empty without `identities`.
+    pub issuer: String,
+    /// The user's id at that provider, verbatim; empty without `identities`.
+    pub issuer_assigned_id: String,
+}
+
+impl IdentityKey {
+    /// The key of a connector call's claims.
+    pub fn of(claims: &Claims) -> Self {
+        let (issuer, issuer_assigned_id) = claims
+            .primary_identity()
+            .map(|i| (i.issuer.to_ascii_lowercase(), i.issuer_assigned_id.clone()))
+            .unwrap_or_default();
+        IdentityKey {
+            email: claims.email.trim().to_lowercase(),
+            issuer,
+            issuer_assigned_id,
+        }
+    }
+}
+
+/// How an approved request's account came to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum ProvisionedBy {
+    /// `POST /users` of a federated guest (Google, Facebook, e-mail OTP).
+    UserCreated,
+    /// `POST /invitations` then `PATCH /users/{id}` (Entra ID, Microsoft account).
+    Invitation,
+    /// An account for this identity already existed in the directory; it was reused.
+    ExistingAccount,
+    /// Auto-approved by policy: the user flow itself created the account (`Continue`).
+    UserFlow,
+}
+
+/// The state of an approval request. Serialised with a `status` tag:
+/// `{"status":"approved","directoryObjectId":"…","how":"userCreated"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "status", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum RequestState {
+    /// Waiting for an approver.
+    Pending,
+    /// Approved; the guest account exists (or the user flow creates it).
+    Approved {
+        /// The Graph `id` of the created or reused user; `None` when the user flow creates it.
+        directory_object_id: Option<String>,
+        /// How the account was provisioned.
+        how: ProvisionedBy,
+    },
+    /// Denied by an approver or by policy.
+    Denied {
+        /// Why, as the approver wrote it (stored and audited; never shown to the user).
+        reason: String,
+    },
+    /// Nobody decided within the configured number of days.
+    Expired,
+}
+
+impl RequestState {
+    /// The status without its details.
+    pub fn status(&self) -> Status {
+        match self {
+            RequestState::Pending => Status::Pending,
+            RequestState::Approved { .. } => Status::Approved,
+            RequestState::Denied { .. } => Status::Denied,
+            RequestState::Expired => Status::Expired,
+        }
+    }
+}
+
+/// A request's status, for filters and storage (`pending`, `approved`, `denied`, `expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum Status {
+    /// Waiting for an approver.
+    Pending,
+    /// Approved.
+    Approved,
+    /// Denied.
+    Denied,
+    /// Expired.
+    Expired,
+}
+
+impl Status {
+    /// The lower-case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+        }
+    }
+
+    /// Parses the lower-case name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Status::Pending),
+            "approved" => Some(Status::Approved),
+            "denied" => Some(Status::Denied),
+            "expired" => Some(Status::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// Who acted on a request: an approver (from their access token), the policy, or the user flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    /// `user`, `policy` or `userFlow`.
+    pub kind: String,
+    /// The approver's object id (`oid` claim), or the policy rule name.
+    pub id: String,
+    /// Display name (`name` claim) or a description.
+    pub name: String,
+    /// The approver's `preferred_username`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The client the approver used (`azp` claim plus `User-Agent`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+impl Actor {
+    /// The self-service sign-up user flow (the person signing up).
+    pub fn user_flow() -> Self {
+        Actor {
+            kind: "userFlow".into(),
+            id: "user-flow".into(),
+            name: "Self-service sign-up user flow".into(),
+            username: None,
+            client: None,
+        }
+    }
+
+    /// A policy rule.
+    pub fn policy(rule: &str) -> Self {
+        Actor {
+            kind: "policy".into(),
+            id: rule.into(),
+            name: format!("Policy rule {rule}"),
+            username: None,
+            client: None,
+        }
+    }
+}
+
+/// One approval request as the approver API returns it (`GET /api/requests/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    /// Server-assigned id (UUID v7: time-ordered).
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub id: Uuid,
+    /// The identity key the request is stored under.
+    pub key: IdentityKey,
+    /// The current state.
+    pub state: RequestState,
+    /// Bumped on every change; sent as `ETag: "<version>"`, checked against `If-Match`.
+    pub version: u64,
+    /// When the request was first made (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub created_at: OffsetDateTime,
+    /// When it last changed (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub updated_at: OffsetDateTime,
+    /// Who decided, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Actor>,
+    /// How many times the user flow sent this sign-up (retries and repeat attempts).
+    pub attempts: u32,
+    /// The claims exactly as the last "request approval" call sent them.
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
+    pub claims: Map<String, Value>,
+}
+
+impl ApprovalRequest {
+    /// The typed view of [`ApprovalRequest::claims`].
+    ///
+    /// Errors: [`crate::ClaimsError`] if the stored claims are not a valid claims object (cannot
+    /// happen for requests the server stored, which were validated on the way in).
+    pub fn typed_claims(&self) -> Result<Claims, crate::ClaimsError> {
+        Claims::from_json(Value::Object(self.claims.clone()))
+    }
+
+    /// The identity provider short name: the issuer, or `entra` without identities.
+    pub fn identity_provider(&self) -> &str {
+        if self.key.issuer.is_empty() {
+            ENTRA_PROVIDER
+        } else {
+            &self.key.issuer
+        }
+    }
+
+    /// Applies an approver's decision (the state machine's only approver-driven transitions).
+    ///
+    /// Errors: [`TransitionError::NotPending`] when the request was already decided or expired.
+    pub fn apply(
+        &mut self,
+        decision: &Decision,
+        actor: Actor,
+        now: OffsetDateTime,
+    ) -> Result<(), TransitionError> {
+        if self.state != RequestState::Pending {
+            return Err(TransitionError::NotPending(self.state.status()));
+        }
+        self.state = match decision {
+            Decision::Approve {
+                directory_object_id,
+                how,
+            } => RequestState::Approved {
+                directory_object_id: Some(directory_object_id.clone()),
+                how: *how,
+            },
+            Decision::Deny { reason } => RequestState::Denied {
+                reason: reason.clone(),
+            },
+        };
+        self.decided_by = Some(actor);
+        self.version += 1;
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+/// A state transition that the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// Only pending requests can be decided.
+    #[error("the request is already {}", .0.as_str())]
+    NotPending(Status),
+}
+
+/// The body of `POST /api/requests/{id}/decision`.
+///
+/// `{"decision":"approve","directoryObjectId":"…","how":"userCreated"}` or
+/// `{"decision":"deny","reason":"…"}`. The approver's app provisions the account in Graph first,
+/// then reports the approval with the created object's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "decision", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Decision {
+    /// The account exists: record the approval.
+    Approve {
+        /// The Graph `id` of the created (or reused) user.
+        directory_object_id: String,
+        /// How it was provisioned.
+        how: ProvisionedBy,
+    },
+    /// Deny, with a reason (required, non-empty).
+    Deny {
+        /// Why (stored and audited).
+        reason: String,
+    },
+}
+
+/// One entry of a request's audit trail (`GET /api/requests/{id}/history`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub at: OffsetDateTime,
+    /// What happened: `requested`, `attempted`, `approved`, `denied`, `autoApproved`,
+    /// `autoDenied`, `expired`.
+    pub action: String,
+    /// Who did it.
+    pub actor: Actor,
+    /// The request's version after this entry.
+    pub version: u64,
+    /// Details (the decision body, the connector answer's code, …).
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
+    pub detail: Value,
+}
+
+/// A page of `GET /api/requests`: items in a stable order (oldest first, then id) and an opaque
+/// cursor for the next page (absent on the last page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct RequestPage {
+    /// The requests of this page.
+    pub items: Vec<ApprovalRequest>,
+    /// Pass as `cursor=` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A Server-Sent Event of `GET /api/events`; the SSE `id:` is [`Event::seq`] and the SSE
+/// `event:` is [`Event::kind`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Monotonic sequence number; resume with `Last-Event-ID: <seq>`.
+    pub seq: u64,
+    /// `request.created` or `request.decided`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request after the change.
+    pub request: ApprovalRequest,
+}
+
+/// The error body of every non-connector error of the approval API:
+/// `{"error":{"code":"…","message":"…"}}`, with a stable `code` such as `request.not_found`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ApiError {
+    /// The error.
+    pub error: ApiErrorBody,
+}
+
+/// See [`ApiError`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ApiErrorBody {
+    /// Stable, greppable code.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request() -> ApprovalRequest {
+        let claims = Claims::from_json(json!({"email":"John@Fabrikam.com","identities":[{"signInType":"federated","issuer":"Facebook.com","issuerAssignedId":"42"}]})).unwrap();
+        ApprovalRequest {
+            id: Uuid::nil(),
+            key: IdentityKey::of(&claims),
+            state: RequestState::Pending,
+            version: 1,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            decided_by: None,
+            attempts: 1,
+            claims: claims.to_json(),
+        }
+    }
+
+    #[test]
+    fn key_lowercases_email_and_issuer_but_not_the_id() {
+        let r = request();
+        assert_eq!(r.key.email, "john@fabrikam.com");
+        assert_eq!(r.key.issuer, "facebook.com");
+        assert_eq!(r.key.issuer_assigned_id, "42");
+    }
+
+    #[test]
+    fn state_machine_allows_one_decision() {
+        let mut r = request();
+        let approve = Decision::Approve {
+            directory_object_id: "abc".into(),
+            how: ProvisionedBy::UserCreated,
+        };
+        r.apply(&approve, Actor::policy("t"), OffsetDateTime::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(r.version, 2);
+        assert_eq!(r.state.status(), Status::Approved);
+        let deny = Decision::Deny { reason: "x".into() };
+        assert_eq!(
+            r.apply(&deny, Actor::policy("t"), OffsetDateTime::UNIX_EPOCH),
+            Err(TransitionError::NotPending(Status::Approved))
+        );
+    }
+
+    #[test]
+    fn wire_forms() {
+        let s = serde_json::to_value(RequestState::Approved {
+            directory_object_id: Some("id1".into()),
+            how: ProvisionedBy::Invitation,
+        })
+        .unwrap();
+        assert_eq!(
+            s,
+            json!({"status":"approved","directoryObjectId":"id1","how":"invitation"})
+        );
+        let d: Decision =
+            serde_json::from_value(json!({"decision":"deny","reason":"unknown company"})).unwrap();
+        assert_eq!(
+            d,
+            Decision::Deny {
+                reason: "unknown company".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! The provisioning plan: the exact Microsoft Graph calls that create an approved request's
+//! guest account (`shared/spec/CONTRACTS.md` §3, seed `002_*`).
+//!
+//! - Federated users (Google, Facebook, e-mail one-time passcode: the claims carry
+//!   `identities[0].issuer`) → look up by identity, then `POST /users` with
+//!   `userPrincipalName`, `accountEnabled: true`, `mail`, `userType: "Guest"`, `identities`,
+//!   and the other built-in and `extension_*` attributes under the names the connector sent.
+//! - Users without `identities` (Entra ID, Microsoft account) → look up by `mail`, then
+//!   `POST /invitations`, then `PATCH /users/{invitedUser.id}` with the collected attributes.
+//!
+//! The plan is data, not I/O: the desktop app shows it verbatim ("Will be written") before it
+//! runs it, and tests validate every body against Graph's own schema (`schemas/graph-subset.json`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::connector::Claims;
+use crate::model::ProvisionedBy;
+
+/// How to build a federated guest's `userPrincipalName` from its e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "kebab-case")]
+pub enum UpnForm {
+    /// The seed's form: `john_outlook.com#EXT@contoso.onmicrosoft.com` (seed `002_*`).
+    #[default]
+    Seed,
+    /// Entra's own guest form: `john_outlook.com#EXT#@contoso.onmicrosoft.com`.
+    EntraGuest,
+}
+
+/// Settings of the provisioning plan. TOML/JSON keys in snake_case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningSettings {
+    /// The tenant's initial domain, e.g. `contoso.onmicrosoft.com` (the UPN suffix).
+    pub tenant_domain: String,
+    /// The UPN form for `POST /users`.
+    #[serde(default)]
+    pub upn_form: UpnForm,
+    /// `inviteRedirectUrl` of invitations: where the invited user lands after redeeming.
+    pub invite_redirect_url: String,
+    /// `sendInvitationMessage` of invitations.
+    #[serde(default = "default_true")]
+    pub send_invitation_message: bool,
+    /// The tenant's `b2c-extensions-app` / extensions app id (32 hex digits, no dashes). Used to
+    /// complete `extension_<extensions-app-id>_Name` claims whose app id is not 32 hex digits
+    /// (as in the docs' placeholder examples). `None`: such claims are skipped, with a reason.
+    #[serde(default)]
+    pub extensions_app_id: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One Microsoft Graph call of a plan. `path` is relative to the version root
+/// (`/users`, `/invitations`, `/users/{id}`), the form `$batch` items use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct GraphCall {
+    /// `GET`, `POST`, `PATCH`.
+    pub method: String,
+    /// Path and query relative to `https://graph.microsoft.com/v1.0`; `{id}` in a follow-up call
+    /// stands for the id the previous call returned.
+    pub path: String,
+    /// The JSON body, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
+    pub body: Option<Value>,
+    /// The schema of graph-subset.json the body must satisfy (e.g. `strict.microsoft.graph.user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+impl GraphCall {
+    fn get(path: String) -> Self {
+        GraphCall {
+            method: "GET".into(),
+            path,
+            body: None,
+            schema: None,
+        }
+    }
+
+    fn with_body(method: &str, path: &str, body: Map<String, Value>, schema: &str) -> Self {
+        GraphCall {
+            method: method.into(),
+            path: path.into(),
+            body: Some(Value::Object(body)),
+            schema: Some(schema.into()),
+        }
+    }
+}
+
+/// A claim that the plan does not write to the directory, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedClaim {
+    /// The claim name as sent.
+    pub claim: String,
+    /// Why it is not written.
+    pub reason: String,
+}
+
+/// The Graph calls that provision one approved request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningPlan {
+    /// `userCreated` (POST /users) or `invitation` (POST /invitations + PATCH).
+    pub kind: ProvisionedBy,
+    /// Look-ups to run first; any user found means "reuse it, create nothing"
+    /// (`GET /users?$filter=…`).
+    pub lookups: Vec<GraphCall>,
+    /// The writes, in order: `[POST /users]` or `[POST /invitations, PATCH /users/{id}]`.
+    pub writes: Vec<GraphCall>,
+    /// Claims that are not written, with the reason (shown to the approver).
+    pub skipped: Vec<SkippedClaim>,
+}
+
+/// Why no plan can be made for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The settings are unusable.
+    #[error("provisioning settings: {0}")]
+    Settings(String),
+}
+
+/// User properties (Graph `user`, writable) that a connector claim may fill under the same name.
+/// Source: graph-subset.json `microsoft.graph.user`; read-only ones (`creationType`, `id`,
+/// `createdDateTime`, `externalUserState`, …) are deliberately absent.
+const WRITABLE_USER_PROPERTIES: &[&str] = &[
+    "displayName",
+    "givenName",
+    "surname",
+    "jobTitle",
+    "streetAddress",
+    "city",
+    "postalCode",
+    "state",
+    "country",
+    "companyName",
+    "department",
+    "officeLocation",
+    "mobilePhone",
+    "preferredLanguage",
+    "usageLocation",
+    "employeeId",
+    "faxNumber",
+];
+
+/// Builds a federated guest's `userPrincipalName`: `@` → `_`, then `#EXT@<domain>` (seed) or
+/// `#EXT#@<domain>` (Entra's form). Characters Graph does not allow in a UPN's local part are
+/// replaced by `_`.
+pub fn guest_upn(email: &str, form: UpnForm, tenant_domain: &str) -> String {
+    let local: String = email
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            '@' => '_',
+            c if c.is_ascii_alphanumeric() || "'.-_!#^~".contains(c) => c,
+            _ => '_',
+        })
+        .collect();
+    let marker = match form {
+        UpnForm::Seed => "#EXT",
+        UpnForm::EntraGuest => "#EXT#",
+    };
+    format!("{local}{marker}@{tenant_domain}")
+}
+
+/// Escapes a string for an OData single-quoted literal (`'` → `''`).
+pub fn odata_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `GET /users?$filter=identities/any(c:c/issuerAssignedId eq '…' and c/issuer eq '…')`.
+pub fn lookup_by_identity(issuer: &str, issuer_assigned_id: &str) -> GraphCall {
+    GraphCall::get(format!(
+        "/users?$filter=identities/any(c:c/issuerAssignedId eq {} and c/issuer eq {})&$select=id,displayName,mail,userPrincipalName,userType,identities,externalUserState",
+        odata_string(issuer_assigned_id),
+        odata_string(issuer)
+    ))
+}
+
+/// `GET /users?$filter=mail eq '…'`.
+pub fn lookup_by_mail(email: &str) -> GraphCall {
+    GraphCall::get(format!(
+        "/users?$filter=mail eq {}&$select=id,displayName,mail,userPrincipalName,userType,identities,externalUserState",
+        odata_string(email.trim())
+    ))
+}
+
+fn is_hex32(s: &str) -> bool {
+    s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Normalises an `extension_<appid>_<Name>` claim name to Graph's form with a 32-hex app id.
+/// `Err(reason)` when it cannot be written.
+fn extension_property(claim: &str, app_id: Option<&str>) -> Result<String, String> {
+    let rest = claim.strip_prefix("extension_").unwrap_or(claim);
+    let (id, name) = match rest.split_once('_') {
+        Some((id, name)) if is_hex32(id) => (id.to_owned(), name.to_owned()),
+        Some((placeholder, name)) if placeholder.starts_with('<') || !name.is_empty() => {
+            // `<extensions-app-id>` placeholder, or an app id in another form (with dashes).
+            let cleaned = placeholder.replace('-', "");
+            if is_hex32(&cleaned) {
+                (cleaned, name.to_owned())
+            } else {
+                match app_id {
+                    Some(a) => (a.to_owned(), name.to_owned()),
+                    None => {
+                        return Err(
+                            "its extensions app id is not 32 hex digits and no extensions_app_id is configured"
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
+        _ => return Err("not of the form extension_<extensions-app-id>_<Name>".into()),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("the attribute name must be letters, digits and '_'".into());
+    }
+    Ok(format!("extension_{}_{name}", id.to_ascii_lowercase()))
+}
+
+/// The attributes written for a request: built-ins under their Graph names, writable "other"
+/// claims, and normalised extensions; plus what was skipped.
+fn attributes(
+    claims: &Claims,
+    settings: &ProvisioningSettings,
+) -> (Map<String, Value>, Vec<SkippedClaim>) {
+    let mut out = Map::new();
+    let mut skipped = Vec::new();
+    for (name, value) in claims.builtin_attributes() {
+        out.insert(name.into(), Value::String(value.to_owned()));
+    }
+    if !out.contains_key("displayName") {
+        let name = [claims.given_name.as_deref(), claims.surname.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = if name.trim().is_empty() {
+            claims.email.clone()
+        } else {
+            name
+        };
+        out.insert("displayName".into(), Value::String(name));
+    }
+    for (name, value) in &claims.other {
+        if WRITABLE_USER_PROPERTIES.contains(&name.as_str()) && value.is_string() {
+            out.insert(name.clone(), value.clone());
+        } else {
+            skipped.push(SkippedClaim {
+                claim: name.clone(),
+                reason: "not a writable property of a Graph user".into(),
+            });
+        }
+    }
+    for (name, value) in &claims.extensions {
+        match extension_property(name, settings.extensions_app_id.as_deref()) {
+            Ok(prop) => {
+                out.insert(prop, value.clone());
+            }
+            Err(reason) => skipped.push(SkippedClaim {
+                claim: name.clone(),
+                reason,
+            }),
+        }
+    }
+    (out, skipped)
+}
+
+/// Builds the provisioning plan of an approved request (see the module docs).
+///
+/// Errors: [`PlanError::Settings`] when `tenant_domain` or `invite_redirect_url` is empty, or
+/// `extensions_app_id` is not 32 hex digits.
+pub fn plan(claims: &Claims, settings: &ProvisioningSettings) -> Result<ProvisioningPlan, PlanError> {
+    if settings.tenant_domain.trim().is_empty() {
+        return Err(PlanError::Settings("tenant_domain is empty".into()));
+    }
+    if let Some(a) = &settings.extensions_app_id
+        && !is_hex32(a)
+    {
+        return Err(PlanError::Settings(format!(
+            "extensions_app_id must be 32 hex digits without dashes, got {a:?}"
+        )));
+    }
+    let (attrs, skipped) = attributes(claims, settings);
+    if let Some(identity) = claims.primary_identity() {
+        let mut body = Map::new();
+        body.insert(
+            "userPrincipalName".into(),
+            Value::String(guest_upn(
+                &claims.email,
+                settings.upn_form,
+                &settings.tenant_domain,
+            )),
+        );
+        body.insert("accountEnabled".into(), Value::Bool(true));
+        body.insert("mail".into(), Value::String(claims.email.clone()));
+        body.insert("userType".into(), Value::String("Guest".into()));
+        body.insert(
+            "identities".into(),
+            serde_json::to_value(&claims.identities).unwrap_or(Value::Null),
+        );
+        body.extend(attrs);
+        Ok(ProvisioningPlan {
+            kind: ProvisionedBy::UserCreated,
+            lookups: vec![
+                lookup_by_identity(&identity.issuer, &identity.issuer_assigned_id),
+                lookup_by_mail(&claims.email),
+            ],
+            writes: vec![GraphCall::with_body(
+                "POST",
+                "/users",
+                body,
+                "strict.microsoft.graph.user",
+            )],
+            skipped,
+        })
+    } else {
+        if settings.invite_redirect_url.trim().is_empty() {
+            return Err(PlanError::Settings("invite_redirect_url is empty".into()));
+        }
+        let mut invitation = Map::new();
+        invitation.insert(
+            "invitedUserEmailAddress".into(),
+            Value::String(claims.email.clone()),
+        );
+        invitation.insert(
+            "inviteRedirectUrl".into(),
+            Value::String(settings.invite_redirect_url.clone()),
+        );
+        invitation.insert(
+            "sendInvitationMessage".into(),
+            Value::Bool(settings.send_invitation_message),
+        );
+        if let Some(name) = attrs.get("displayName") {
+            invitation.insert("invitedUserDisplayName".into(), name.clone());
+        }
+        invitation.insert("invitedUserType".into(), json!("Guest"));
+        Ok(ProvisioningPlan {
+            kind: ProvisionedBy::Invitation,
+            lookups: vec![lookup_by_mail(&claims.email)],
+            writes: vec![
+                GraphCall::with_body(
+                    "POST",
+                    "/invitations",
+                    invitation,
+                    "strict.microsoft.graph.invitation",
+                ),
+                GraphCall::with_body("PATCH", "/users/{id}", attrs, "strict.microsoft.graph.user"),
+            ],
+            skipped,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(dir: &str, name: &str) -> Value {
+        let path = format!(
+            "{}/../../tests/fixtures/{dir}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn settings() -> ProvisioningSettings {
+        ProvisioningSettings {
+            tenant_domain: "contoso.onmicrosoft.com".into(),
+            upn_form: UpnForm::Seed,
+            invite_redirect_url: "https://myapp.com".into(),
+            send_invitation_message: true,
+            extensions_app_id: Some("b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c".into()),
+        }
+    }
+
+    /// A validator for one schema of Graph's own metadata (graph-subset.json).
+    fn validator(schema: &str) -> jsonschema::Validator {
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../../schemas/graph-subset.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let wrapper = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": format!("#/components/schemas/{schema}"),
+            "components": doc["components"],
+        });
+        jsonschema::validator_for(&wrapper).unwrap()
+    }
+
+    fn assert_valid(call: &GraphCall) {
+        let schema = call.schema.as_deref().unwrap();
+        let v = validator(schema);
+        let body = call.body.as_ref().unwrap();
+        let errors: Vec<String> = v.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{} {} vs {schema}: {errors:?}\n{body:#}", call.method, call.path);
+    }
+
+    #[test]
+    fn federated_plan_matches_the_seed_body() {
+        let claims = Claims::from_json(fixture(
+            "connector",
+            "request-approval.request.facebook-minimal.json",
+        ))
+        .unwrap();
+        let p = plan(&claims, &settings()).unwrap();
+        assert_eq!(p.kind, ProvisionedBy::UserCreated);
+        assert_eq!(p.writes.len(), 1);
+        let mut expected = fixture("graph", "users.post.federated-guest.json");
+        // The seed shows the placeholder; a real body carries the 32-hex extensions app id.
+        let obj = expected.as_object_mut().unwrap();
+        let v = obj
+            .remove("extension_<extensions-app-id>_CustomAttribute")
+            .unwrap();
+        obj.insert(
+            "extension_b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c_CustomAttribute".into(),
+            v,
+        );
+        assert_eq!(p.writes[0].body.as_ref().unwrap(), &expected);
+        assert_valid(&p.writes[0]);
+        assert!(p.lookups[0].path.contains(
+            "identities/any(c:c/issuerAssignedId eq '0123456789' and c/issuer eq 'facebook.com')"
+        ));
+    }
+
+    #[test]
+    fn invitation_plan_for_users_without_identities() {
+        let claims = Claims::from_json(fixture(
+            "connector",
+            "request-approval.request.azuread.json",
+        ))
+        .unwrap();
+        let p = plan(&claims, &settings()).unwrap();
+        assert_eq!(p.kind, ProvisionedBy::Invitation);
+        assert_eq!(p.writes[0].path, "/invitations");
+        assert_eq!(p.writes[1].method, "PATCH");
+        assert_eq!(p.writes[1].path, "/users/{id}");
+        let inv = p.writes[0].body.as_ref().unwrap();
+        let seed_inv = fixture("graph", "invitations.post.json");
+        for (k, v) in seed_inv.as_object().unwrap() {
+            assert_eq!(&inv[k], v, "{k}");
+        }
+        let patch = p.writes[1].body.as_ref().unwrap();
+        assert_eq!(patch["displayName"], "John Smith");
+        assert_eq!(patch["city"], "Redmond");
+        assert_eq!(
+            patch["extension_b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c_CustomAttribute"],
+            "custom attribute value"
+        );
+        for w in &p.writes {
+            assert_valid(w);
+        }
+    }
+
+    #[test]
+    fn every_fixture_gives_schema_valid_bodies() {
+        for name in [
+            "check-status.request.facebook.json",
+            "request-approval.request.azuread.json",
+            "request-approval.request.facebook-minimal.json",
+            "request-approval.request.facebook.json",
+        ] {
+            let claims = Claims::from_json(fixture("connector", name)).unwrap();
+            for form in [UpnForm::Seed, UpnForm::EntraGuest] {
+                let p = plan(&claims, &ProvisioningSettings { upn_form: form, ..settings() }).unwrap();
+                for w in &p.writes {
+                    assert_valid(w);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_schema_catches_what_we_must_never_send() {
+        let v = validator("strict.microsoft.graph.user");
+        assert!(!v.is_valid(&json!({"displayName": "x", "displayNmae": "typo"})));
+        assert!(!v.is_valid(&json!({"extension_<extensions-app-id>_X": "placeholder"})));
+        assert!(v.is_valid(&json!({"extension_b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c_X": "ok"})));
+    }
+
+    #[test]
+    fn upn_forms_and_odata_escaping() {
+        assert_eq!(
+            guest_upn("JohnSmith@Outlook.com", UpnForm::Seed, "contoso.onmicrosoft.com"),
+            "johnsmith_outlook.com#EXT@contoso.onmicrosoft.com"
+        );
+        assert_eq!(
+            guest_upn("o'brien+x@fabrikam.com", UpnForm::EntraGuest, "contoso.onmicrosoft.com"),
+            "o'brien_x_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+        );
+        assert_eq!(odata_string("o'brien"), "'o''brien'");
+    }
+
+    #[test]
+    fn unwritable_claims_are_skipped_with_a_reason() {
+        let claims = Claims::from_json(json!({
+            "email": "a@b.example",
+            "identities": [{"signInType":"federated","issuer":"google.com","issuerAssignedId":"g1"}],
+            "companyName": "Fabrikam",
+            "objectId": "abc",
+            "extension_<extensions-app-id>_Sponsor": "x",
+        }))
+        .unwrap();
+        let no_ext = ProvisioningSettings {
+            extensions_app_id: None,
+            ..settings()
+        };
+        let p = plan(&claims, &no_ext).unwrap();
+        let body = p.writes[0].body.as_ref().unwrap();
+        assert_eq!(body["companyName"], "Fabrikam");
+        assert_eq!(body["displayName"], "a@b.example");
+        let skipped: Vec<&str> = p.skipped.iter().map(|s| s.claim.as_str()).collect();
+        assert_eq!(skipped, ["objectId", "extension_<extensions-app-id>_Sponsor"]);
+        assert_valid(&p.writes[0]);
+        let bad = ProvisioningSettings {
+            extensions_app_id: Some("nothex".into()),
+            ..settings()
+        };
+        assert!(plan(&claims, &bad).is_err());
+    }
+}

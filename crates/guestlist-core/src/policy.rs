@@ -1,0 +1,429 @@
+//! Approval rules, block-page codes and the localised `userMessage` texts.
+//!
+//! The connector answers of seed `002_*` ("approval workflow") as Guestlist applies them:
+//!
+//! | connector | situation | answer |
+//! |---|---|---|
+//! | check approval status | no earlier request | `Continue` |
+//! | check approval status | pending | `ShowBlockPage` `<PREFIX>-APPROVAL-PENDING` |
+//! | check approval status | denied | `ShowBlockPage` `<PREFIX>-APPROVAL-DENIED` |
+//! | request approval | auto-approved by a rule | `Continue` (the user flow creates the account) |
+//! | request approval | auto-denied by a rule | `ShowBlockPage` `<PREFIX>-APPROVAL-AUTO-DENIED` |
+//! | request approval | otherwise | store, `ShowBlockPage` `<PREFIX>-APPROVAL-REQUESTED` |
+//!
+//! Guestlist adds two codes the seed leaves open: `<PREFIX>-APPROVAL-APPROVED` (an approved user
+//! signs up again instead of signing in or redeeming the invitation: a second account must not be
+//! made) and `<PREFIX>-APPROVAL-EXPIRED` (nobody decided in time; configurable).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::connector::{Claims, ConnectorResponse};
+
+/// The default code prefix: codes read `GUESTLIST-APPROVAL-PENDING` etc.
+pub const DEFAULT_CODE_PREFIX: &str = "GUESTLIST";
+
+/// Which block page (or validation message) a connector answer shows. Each has a code suffix
+/// and a localised default text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageKind {
+    /// The request was stored now and awaits approval (`-APPROVAL-REQUESTED`).
+    Requested,
+    /// An earlier request is still pending (`-APPROVAL-PENDING`).
+    Pending,
+    /// An approver denied the request (`-APPROVAL-DENIED`).
+    Denied,
+    /// A policy rule denied the request (`-APPROVAL-AUTO-DENIED`).
+    AutoDenied,
+    /// The request was approved already (`-APPROVAL-APPROVED`).
+    Approved,
+    /// Nobody decided in time (`-APPROVAL-EXPIRED`).
+    Expired,
+}
+
+impl MessageKind {
+    /// All kinds, in a fixed order.
+    pub const ALL: [MessageKind; 6] = [
+        MessageKind::Requested,
+        MessageKind::Pending,
+        MessageKind::Denied,
+        MessageKind::AutoDenied,
+        MessageKind::Approved,
+        MessageKind::Expired,
+    ];
+
+    /// The code suffix, e.g. `APPROVAL-PENDING`.
+    pub fn code_suffix(self) -> &'static str {
+        match self {
+            MessageKind::Requested => "APPROVAL-REQUESTED",
+            MessageKind::Pending => "APPROVAL-PENDING",
+            MessageKind::Denied => "APPROVAL-DENIED",
+            MessageKind::AutoDenied => "APPROVAL-AUTO-DENIED",
+            MessageKind::Approved => "APPROVAL-APPROVED",
+            MessageKind::Expired => "APPROVAL-EXPIRED",
+        }
+    }
+
+    /// The built-in text in `lang` (`en`, `fr`, `sv`); `None` for other languages.
+    /// The English texts are the seed documents' own (`002_*`).
+    pub fn builtin_text(self, lang: &str) -> Option<&'static str> {
+        use MessageKind::*;
+        Some(match (lang, self) {
+            ("en", Requested) => {
+                "Your account is now waiting for approval. You'll be notified when your request has been approved."
+            }
+            ("en", Pending) => {
+                "Your access request is already processing. You'll be notified when your request has been approved."
+            }
+            ("en", Denied | AutoDenied) => {
+                "Your sign up request has been denied. Please contact an administrator if you believe this is an error"
+            }
+            ("en", Approved) => {
+                "Your access request has been approved. Sign in with the account you used, or accept the invitation that was sent to you."
+            }
+            ("en", Expired) => {
+                "Your access request has expired because it was not reviewed in time. Please sign up again."
+            }
+            ("fr", Requested) => {
+                "Votre compte est maintenant en attente d’approbation. Vous serez averti lorsque votre demande aura été approuvée."
+            }
+            ("fr", Pending) => {
+                "Votre demande d’accès est déjà en cours de traitement. Vous serez averti lorsque votre demande aura été approuvée."
+            }
+            ("fr", Denied | AutoDenied) => {
+                "Votre demande d’inscription a été refusée. Contactez un administrateur si vous pensez qu’il s’agit d’une erreur."
+            }
+            ("fr", Approved) => {
+                "Votre demande d’accès a été approuvée. Connectez-vous avec le compte utilisé, ou acceptez l’invitation qui vous a été envoyée."
+            }
+            ("fr", Expired) => {
+                "Votre demande d’accès a expiré faute d’avoir été examinée à temps. Veuillez vous inscrire à nouveau."
+            }
+            ("sv", Requested) => {
+                "Ditt konto väntar nu på godkännande. Du meddelas när din begäran har godkänts."
+            }
+            ("sv", Pending) => {
+                "Din begäran om åtkomst behandlas redan. Du meddelas när din begäran har godkänts."
+            }
+            ("sv", Denied | AutoDenied) => {
+                "Din registreringsbegäran har avslagits. Kontakta en administratör om du tror att detta är ett fel."
+            }
+            ("sv", Approved) => {
+                "Din begäran om åtkomst har godkänts. Logga in med kontot du använde, eller acceptera inbjudan som skickades till dig."
+            }
+            ("sv", Expired) => {
+                "Din begäran om åtkomst har gått ut eftersom den inte granskades i tid. Registrera dig igen."
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Picks the language for a `ui_locales` claim: the first of its space-separated BCP 47 tags
+/// whose primary language has a text (override or built-in), else `en`.
+///
+/// `"fr-CA sv-SE"` → `fr`; `"de-DE sv-SE"` → `sv`; `"de-DE"` → `en`; `None` → `en`.
+pub fn language_for(ui_locales: Option<&str>, available: &dyn Fn(&str) -> bool) -> String {
+    ui_locales
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter(|t| !t.is_empty())
+        .map(|tag| {
+            tag.split(['-', '_'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
+        .find(|lang| available(lang))
+        .unwrap_or_else(|| "en".to_owned())
+}
+
+/// One auto-approve or auto-deny rule. A rule matches when every list it sets matches (an
+/// empty list matches anything); a rule with both lists empty matches nothing.
+///
+/// TOML: `{ name = "partners", email_domains = ["fabrikam.com", "*.fabrikam.com"],
+/// identity_providers = ["google.com"] }`. Providers are issuers (`google.com`, `facebook.com`,
+/// `mail`) or `entra` for users without `identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// A name for the audit trail.
+    #[serde(default)]
+    pub name: String,
+    /// E-mail domains, case-insensitive; `*.example.com` matches subdomains only.
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Identity providers (issuer or `entra`), case-insensitive.
+    #[serde(default)]
+    pub identity_providers: Vec<String>,
+}
+
+impl Rule {
+    /// Whether the rule matches these claims.
+    pub fn matches(&self, claims: &Claims) -> bool {
+        if self.email_domains.is_empty() && self.identity_providers.is_empty() {
+            return false;
+        }
+        let domain = claims.email_domain();
+        let domain_ok = self.email_domains.is_empty()
+            || self
+                .email_domains
+                .iter()
+                .any(|d| domain_matches(d, &domain));
+        let provider = claims.identity_provider();
+        let provider_ok = self.identity_providers.is_empty()
+            || self
+                .identity_providers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(&provider));
+        domain_ok && provider_ok
+    }
+}
+
+fn domain_matches(pattern: &str, domain: &str) -> bool {
+    let pattern = pattern.trim().to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => domain.len() > suffix.len() && domain.ends_with(&format!(".{suffix}")),
+        None => pattern == domain,
+    }
+}
+
+/// What to do when a user whose request expired signs up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpiredBehaviour {
+    /// Block with `-APPROVAL-EXPIRED` ("sign up again" means: contact us / try later).
+    Block,
+    /// Let them through check-status and store a fresh request at request-approval.
+    #[default]
+    AllowReRequest,
+}
+
+/// The approval policy: rules, code prefix, message overrides and expiry.
+///
+/// Config (TOML, `[policy]`): `code_prefix`, `auto_approve = [Rule…]`, `auto_deny = [Rule…]`,
+/// `expire_after_days`, `expired`, and `[policy.messages.<lang>] pending = "…"` overrides keyed
+/// by [`MessageKind`] in kebab-case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Code prefix, default `GUESTLIST`.
+    pub code_prefix: String,
+    /// Rules whose match lets the user through at once. Auto-deny wins when both match.
+    pub auto_approve: Vec<Rule>,
+    /// Rules whose match denies at once.
+    pub auto_deny: Vec<Rule>,
+    /// Pending requests expire after this many days (none: never).
+    pub expire_after_days: Option<u32>,
+    /// What an expired user meets when signing up again.
+    pub expired: ExpiredBehaviour,
+    /// Admin overrides: language → kind → text.
+    pub messages: BTreeMap<String, BTreeMap<MessageKind, String>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            code_prefix: DEFAULT_CODE_PREFIX.to_owned(),
+            auto_approve: Vec::new(),
+            auto_deny: Vec::new(),
+            expire_after_days: None,
+            expired: ExpiredBehaviour::default(),
+            messages: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the rules say about a new request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOutcome {
+    /// Let through; the named rule matched.
+    AutoApprove(String),
+    /// Deny; the named rule matched.
+    AutoDeny(String),
+    /// Store and wait for an approver.
+    Manual,
+}
+
+impl Policy {
+    /// Evaluates the rules for these claims (auto-deny first).
+    pub fn evaluate(&self, claims: &Claims) -> RuleOutcome {
+        if let Some((i, r)) = self
+            .auto_deny
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(claims))
+        {
+            return RuleOutcome::AutoDeny(rule_name(r, "auto_deny", i));
+        }
+        if let Some((i, r)) = self
+            .auto_approve
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(claims))
+        {
+            return RuleOutcome::AutoApprove(rule_name(r, "auto_approve", i));
+        }
+        RuleOutcome::Manual
+    }
+
+    /// The full code of a kind, e.g. `GUESTLIST-APPROVAL-PENDING`.
+    pub fn code(&self, kind: MessageKind) -> String {
+        format!("{}-{}", self.code_prefix, kind.code_suffix())
+    }
+
+    /// The `userMessage` for a kind in the language of `ui_locales` (override first, then the
+    /// built-in text; English when neither exists).
+    pub fn message(&self, kind: MessageKind, ui_locales: Option<&str>) -> String {
+        let lang = language_for(ui_locales, &|l| {
+            self.messages.get(l).is_some_and(|m| m.contains_key(&kind))
+                || kind.builtin_text(l).is_some()
+        });
+        self.messages
+            .get(&lang)
+            .and_then(|m| m.get(&kind))
+            .cloned()
+            .or_else(|| kind.builtin_text(&lang).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The `ShowBlockPage` answer of a kind, localised for `ui_locales`.
+    pub fn block(&self, kind: MessageKind, ui_locales: Option<&str>) -> ConnectorResponse {
+        ConnectorResponse::ShowBlockPage {
+            user_message: self.message(kind, ui_locales),
+            code: Some(self.code(kind)),
+        }
+    }
+
+    /// Checks the configuration: a non-empty prefix of `A-Z 0-9 -`, rules that can match.
+    ///
+    /// Errors: a sentence naming the bad setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.code_prefix.is_empty()
+            || !self
+                .code_prefix
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "policy.code_prefix must be upper-case letters, digits, '-' or '_', got {:?}",
+                self.code_prefix
+            ));
+        }
+        for (list, rules) in [("auto_approve", &self.auto_approve), ("auto_deny", &self.auto_deny)]
+        {
+            for (i, r) in rules.iter().enumerate() {
+                if r.email_domains.is_empty() && r.identity_providers.is_empty() {
+                    return Err(format!(
+                        "policy.{list}[{i}] sets neither email_domains nor identity_providers, so it can never match"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rule_name(rule: &Rule, list: &str, index: usize) -> String {
+    if rule.name.is_empty() {
+        format!("{list}[{index}]")
+    } else {
+        rule.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(email: &str, issuer: Option<&str>) -> Claims {
+        let mut v = json!({ "email": email });
+        if let Some(i) = issuer {
+            v["identities"] =
+                json!([{"signInType":"federated","issuer":i,"issuerAssignedId":"1"}]);
+        }
+        Claims::from_json(v).unwrap()
+    }
+
+    #[test]
+    fn rules_match_domains_and_providers() {
+        let p = Policy {
+            auto_approve: vec![Rule {
+                name: "partners".into(),
+                email_domains: vec!["fabrikam.com".into(), "*.contoso.com".into()],
+                identity_providers: vec![],
+            }],
+            auto_deny: vec![Rule {
+                name: String::new(),
+                email_domains: vec!["spam.example".into()],
+                identity_providers: vec![],
+            }],
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.evaluate(&claims("a@Fabrikam.com", Some("google.com"))),
+            RuleOutcome::AutoApprove("partners".into())
+        );
+        assert_eq!(
+            p.evaluate(&claims("a@eu.contoso.com", None)),
+            RuleOutcome::AutoApprove("partners".into())
+        );
+        assert_eq!(
+            p.evaluate(&claims("a@contoso.com", None)),
+            RuleOutcome::Manual
+        );
+        assert_eq!(
+            p.evaluate(&claims("a@spam.example", None)),
+            RuleOutcome::AutoDeny("auto_deny[0]".into())
+        );
+        let by_provider = Rule {
+            name: "fb".into(),
+            email_domains: vec![],
+            identity_providers: vec!["facebook.com".into(), "entra".into()],
+        };
+        assert!(by_provider.matches(&claims("x@y.z", Some("Facebook.com"))));
+        assert!(by_provider.matches(&claims("x@y.z", None)));
+        assert!(!by_provider.matches(&claims("x@y.z", Some("google.com"))));
+    }
+
+    #[test]
+    fn messages_are_localised_and_overridable() {
+        let mut p = Policy::default();
+        assert!(p.message(MessageKind::Pending, Some("fr-FR")).starts_with("Votre demande"));
+        assert!(p.message(MessageKind::Pending, Some("de-DE sv-SE")).starts_with("Din begäran"));
+        assert!(p.message(MessageKind::Pending, Some("de-DE")).starts_with("Your access"));
+        assert!(p.message(MessageKind::Pending, None).starts_with("Your access"));
+        p.messages.insert(
+            "de".into(),
+            BTreeMap::from([(MessageKind::Pending, "Ihre Anfrage wird bearbeitet.".into())]),
+        );
+        assert_eq!(
+            p.message(MessageKind::Pending, Some("de-AT")),
+            "Ihre Anfrage wird bearbeitet."
+        );
+        // German has no Denied text: falls back to English, not to an empty string.
+        assert!(p.message(MessageKind::Denied, Some("de-AT")).starts_with("Your sign up"));
+        for kind in MessageKind::ALL {
+            for lang in ["en", "fr", "sv"] {
+                assert!(kind.builtin_text(lang).is_some(), "{kind:?} {lang}");
+            }
+        }
+        assert_eq!(p.code(MessageKind::AutoDenied), "GUESTLIST-APPROVAL-AUTO-DENIED");
+    }
+
+    #[test]
+    fn validation_rejects_bad_prefix_and_empty_rules() {
+        let mut p = Policy {
+            code_prefix: "bad prefix".into(),
+            ..Policy::default()
+        };
+        assert!(p.validate().is_err());
+        p.code_prefix = "CONTOSO".into();
+        assert!(p.validate().is_ok());
+        p.auto_deny.push(Rule::default());
+        assert!(p.validate().unwrap_err().contains("auto_deny[0]"));
+    }
+}

@@ -1,0 +1,1 @@
+//! guestlist-graph

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent setup: installs only what is missing (apt packages, npm packages, tauri-driver).
+# Usage: scripts/setup.sh [server|desktop|e2e|all]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+server_pkgs=(build-essential pkg-config curl ca-certificates)
+desktop_pkgs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
+  libsoup-3.0-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libdbus-1-dev)
+e2e_pkgs=(xvfb xauth webkit2gtk-driver dbus dbus-x11 dbus-user-session gnome-keyring
+  libsecret-tools dunst libnotify-bin nodejs npm)
+
+want=()
+case "$what" in
+  server) want=("${server_pkgs[@]}") ;;
+  desktop) want=("${server_pkgs[@]}" "${desktop_pkgs[@]}") ;;
+  e2e|all) want=("${server_pkgs[@]}" "${desktop_pkgs[@]}" "${e2e_pkgs[@]}") ;;
+  *) echo "usage: $0 [server|desktop|e2e|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  # node/npm may come from outside apt (e.g. nvm); skip them when the commands exist.
+  if { [ "$p" = nodejs ] && command -v node >/dev/null; } || { [ "$p" = npm ] && command -v npm >/dev/null; }; then
+    continue
+  fi
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$what" = e2e ] || [ "$what" = all ]; then
+  if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+    echo "setup: installing tauri-driver"
+    cargo install tauri-driver --version '^2' --locked
+  fi
+fi
+
+if [ "$what" != server ] && [ -f ui/package.json ]; then
+  if [ ! -d ui/node_modules ] || [ ui/package.json -nt ui/node_modules/.installed ]; then
+    echo "setup: npm install in ui/"
+    (cd ui && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
+  fi
+fi
+if [ "$what" != server ] && [ -f tests/oidc-provider/package.json ]; then
+  if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package.json -nt tests/oidc-provider/node_modules/.installed ]; then
+    echo "setup: npm install in tests/oidc-provider/"
+    (cd tests/oidc-provider && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
+  fi
+fi
