@@ -163,12 +163,11 @@ impl Claims {
             match name.as_str() {
                 "email" => claims.email = string_claim(&name, value)?,
                 "identities" => {
-                    claims.identities = serde_json::from_value(value).map_err(|_| {
-                        ClaimsError::WrongType {
+                    claims.identities =
+                        serde_json::from_value(value).map_err(|_| ClaimsError::WrongType {
                             claim: name.clone(),
                             expected: "an array of {signInType, issuer, issuerAssignedId}",
-                        }
-                    })?
+                        })?
                 }
                 n if STRING_CLAIMS.contains(&n) => {
                     let s = string_claim(&name, value)?;
@@ -449,14 +448,22 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_clear_errors() {
-        assert_eq!(Claims::from_slice(b"{").unwrap_err().code(), "claims.malformed_json");
-        assert_eq!(Claims::from_slice(b"[]").unwrap_err(), ClaimsError::NotAnObject);
+        assert_eq!(
+            Claims::from_slice(b"{").unwrap_err().code(),
+            "claims.malformed_json"
+        );
+        assert_eq!(
+            Claims::from_slice(b"[]").unwrap_err(),
+            ClaimsError::NotAnObject
+        );
         assert_eq!(
             Claims::from_slice(br#"{"displayName":"x"}"#).unwrap_err(),
             ClaimsError::MissingEmail
         );
         assert_eq!(
-            Claims::from_slice(br#"{"email":"nope"}"#).unwrap_err().code(),
+            Claims::from_slice(br#"{"email":"nope"}"#)
+                .unwrap_err()
+                .code(),
             "claims.invalid_email"
         );
         assert_eq!(

@@ -149,7 +149,10 @@ impl ExtensionRequest {
             .filter(|i| i.sign_in_type == "federated")
             .collect();
         if !federated.is_empty() {
-            m.insert("identities".into(), serde_json::to_value(federated).unwrap_or(Value::Null));
+            m.insert(
+                "identities".into(),
+                serde_json::to_value(federated).unwrap_or(Value::Null),
+            );
         }
         Claims::from_json(Value::Object(m))
     }
@@ -178,15 +181,24 @@ impl ExtensionAction {
     pub fn to_response(&self, event: ExtensionEvent) -> Value {
         let ns = event.action_ns();
         let action = match self {
-            ExtensionAction::Continue => json!({"@odata.type": format!("{ns}.continueWithDefaultBehavior")}),
+            ExtensionAction::Continue => {
+                json!({"@odata.type": format!("{ns}.continueWithDefaultBehavior")})
+            }
             ExtensionAction::SetAttributes(attrs) => match event {
-                ExtensionEvent::Start => json!({"@odata.type": format!("{ns}.setPrefillValues"), "inputs": attrs}),
-                ExtensionEvent::Submit => json!({"@odata.type": format!("{ns}.modifyAttributeValues"), "attributes": attrs}),
+                ExtensionEvent::Start => {
+                    json!({"@odata.type": format!("{ns}.setPrefillValues"), "inputs": attrs})
+                }
+                ExtensionEvent::Submit => {
+                    json!({"@odata.type": format!("{ns}.modifyAttributeValues"), "attributes": attrs})
+                }
             },
             ExtensionAction::ShowBlockPage(message) => {
                 json!({"@odata.type": format!("{ns}.showBlockPage"), "message": message})
             }
-            ExtensionAction::ShowValidationError { message, attribute_errors } => json!({
+            ExtensionAction::ShowValidationError {
+                message,
+                attribute_errors,
+            } => json!({
                 "@odata.type": format!("{ns}.showValidationError"),
                 "message": message,
                 "attributeErrors": attribute_errors,
@@ -235,7 +247,8 @@ mod tests {
 
     #[test]
     fn actions_serialise_to_the_documented_form() {
-        let v = ExtensionAction::ShowBlockPage("Pending".into()).to_response(ExtensionEvent::Submit);
+        let v =
+            ExtensionAction::ShowBlockPage("Pending".into()).to_response(ExtensionEvent::Submit);
         assert_eq!(
             v,
             json!({"data":{"@odata.type":"microsoft.graph.onAttributeCollectionSubmitResponseData","actions":[{"@odata.type":"microsoft.graph.attributeCollectionSubmit.showBlockPage","message":"Pending"}]}})
@@ -245,8 +258,9 @@ mod tests {
             v["data"]["actions"][0]["@odata.type"],
             "microsoft.graph.attributeCollectionStart.continueWithDefaultBehavior"
         );
-        let v = ExtensionAction::SetAttributes(BTreeMap::from([("city".to_string(), json!("Oslo"))]))
-            .to_response(ExtensionEvent::Start);
+        let v =
+            ExtensionAction::SetAttributes(BTreeMap::from([("city".to_string(), json!("Oslo"))]))
+                .to_response(ExtensionEvent::Start);
         assert_eq!(v["data"]["actions"][0]["inputs"]["city"], "Oslo");
     }
 }

@@ -70,7 +70,11 @@ pub enum ProvisionedBy {
 /// `{"status":"approved","directoryObjectId":"…","how":"userCreated"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(tag = "status", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "status",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum RequestState {
     /// Waiting for an approver.
     Pending,
@@ -279,7 +283,11 @@ pub enum TransitionError {
 /// then reports the approval with the created object's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(tag = "decision", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "decision",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Decision {
     /// The account exists: record the approval.
     Approve {

@@ -283,7 +283,10 @@ fn attributes(
 ///
 /// Errors: [`PlanError::Settings`] when `tenant_domain` or `invite_redirect_url` is empty, or
 /// `extensions_app_id` is not 32 hex digits.
-pub fn plan(claims: &Claims, settings: &ProvisioningSettings) -> Result<ProvisioningPlan, PlanError> {
+pub fn plan(
+    claims: &Claims,
+    settings: &ProvisioningSettings,
+) -> Result<ProvisioningPlan, PlanError> {
     if settings.tenant_domain.trim().is_empty() {
         return Err(PlanError::Settings("tenant_domain is empty".into()));
     }
@@ -410,7 +413,12 @@ mod tests {
         let v = validator(schema);
         let body = call.body.as_ref().unwrap();
         let errors: Vec<String> = v.iter_errors(body).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{} {} vs {schema}: {errors:?}\n{body:#}", call.method, call.path);
+        assert!(
+            errors.is_empty(),
+            "{} {} vs {schema}: {errors:?}\n{body:#}",
+            call.method,
+            call.path
+        );
     }
 
     #[test]
@@ -479,7 +487,14 @@ mod tests {
         ] {
             let claims = Claims::from_json(fixture("connector", name)).unwrap();
             for form in [UpnForm::Seed, UpnForm::EntraGuest] {
-                let p = plan(&claims, &ProvisioningSettings { upn_form: form, ..settings() }).unwrap();
+                let p = plan(
+                    &claims,
+                    &ProvisioningSettings {
+                        upn_form: form,
+                        ..settings()
+                    },
+                )
+                .unwrap();
                 for w in &p.writes {
                     assert_valid(w);
                 }
@@ -498,11 +513,19 @@ mod tests {
     #[test]
     fn upn_forms_and_odata_escaping() {
         assert_eq!(
-            guest_upn("JohnSmith@Outlook.com", UpnForm::Seed, "contoso.onmicrosoft.com"),
+            guest_upn(
+                "JohnSmith@Outlook.com",
+                UpnForm::Seed,
+                "contoso.onmicrosoft.com"
+            ),
             "johnsmith_outlook.com#EXT@contoso.onmicrosoft.com"
         );
         assert_eq!(
-            guest_upn("o'brien+x@fabrikam.com", UpnForm::EntraGuest, "contoso.onmicrosoft.com"),
+            guest_upn(
+                "o'brien+x@fabrikam.com",
+                UpnForm::EntraGuest,
+                "contoso.onmicrosoft.com"
+            ),
             "o'brien_x_fabrikam.com#EXT#@contoso.onmicrosoft.com"
         );
         assert_eq!(odata_string("o'brien"), "'o''brien'");
@@ -527,7 +550,10 @@ mod tests {
         assert_eq!(body["companyName"], "Fabrikam");
         assert_eq!(body["displayName"], "a@b.example");
         let skipped: Vec<&str> = p.skipped.iter().map(|s| s.claim.as_str()).collect();
-        assert_eq!(skipped, ["objectId", "extension_<extensions-app-id>_Sponsor"]);
+        assert_eq!(
+            skipped,
+            ["objectId", "extension_<extensions-app-id>_Sponsor"]
+        );
         assert_valid(&p.writes[0]);
         let bad = ProvisioningSettings {
             extensions_app_id: Some("nothex".into()),

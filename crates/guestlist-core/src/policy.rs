@@ -312,8 +312,10 @@ impl Policy {
                 self.code_prefix
             ));
         }
-        for (list, rules) in [("auto_approve", &self.auto_approve), ("auto_deny", &self.auto_deny)]
-        {
+        for (list, rules) in [
+            ("auto_approve", &self.auto_approve),
+            ("auto_deny", &self.auto_deny),
+        ] {
             for (i, r) in rules.iter().enumerate() {
                 if r.email_domains.is_empty() && r.identity_providers.is_empty() {
                     return Err(format!(
@@ -342,8 +344,7 @@ mod tests {
     fn claims(email: &str, issuer: Option<&str>) -> Claims {
         let mut v = json!({ "email": email });
         if let Some(i) = issuer {
-            v["identities"] =
-                json!([{"signInType":"federated","issuer":i,"issuerAssignedId":"1"}]);
+            v["identities"] = json!([{"signInType":"federated","issuer":i,"issuerAssignedId":"1"}]);
         }
         Claims::from_json(v).unwrap()
     }
@@ -392,10 +393,22 @@ mod tests {
     #[test]
     fn messages_are_localised_and_overridable() {
         let mut p = Policy::default();
-        assert!(p.message(MessageKind::Pending, Some("fr-FR")).starts_with("Votre demande"));
-        assert!(p.message(MessageKind::Pending, Some("de-DE sv-SE")).starts_with("Din begäran"));
-        assert!(p.message(MessageKind::Pending, Some("de-DE")).starts_with("Your access"));
-        assert!(p.message(MessageKind::Pending, None).starts_with("Your access"));
+        assert!(
+            p.message(MessageKind::Pending, Some("fr-FR"))
+                .starts_with("Votre demande")
+        );
+        assert!(
+            p.message(MessageKind::Pending, Some("de-DE sv-SE"))
+                .starts_with("Din begäran")
+        );
+        assert!(
+            p.message(MessageKind::Pending, Some("de-DE"))
+                .starts_with("Your access")
+        );
+        assert!(
+            p.message(MessageKind::Pending, None)
+                .starts_with("Your access")
+        );
         p.messages.insert(
             "de".into(),
             BTreeMap::from([(MessageKind::Pending, "Ihre Anfrage wird bearbeitet.".into())]),
@@ -405,13 +418,19 @@ mod tests {
             "Ihre Anfrage wird bearbeitet."
         );
         // German has no Denied text: falls back to English, not to an empty string.
-        assert!(p.message(MessageKind::Denied, Some("de-AT")).starts_with("Your sign up"));
+        assert!(
+            p.message(MessageKind::Denied, Some("de-AT"))
+                .starts_with("Your sign up")
+        );
         for kind in MessageKind::ALL {
             for lang in ["en", "fr", "sv"] {
                 assert!(kind.builtin_text(lang).is_some(), "{kind:?} {lang}");
             }
         }
-        assert_eq!(p.code(MessageKind::AutoDenied), "GUESTLIST-APPROVAL-AUTO-DENIED");
+        assert_eq!(
+            p.code(MessageKind::AutoDenied),
+            "GUESTLIST-APPROVAL-AUTO-DENIED"
+        );
     }
 
     #[test]

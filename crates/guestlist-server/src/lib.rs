@@ -1,1 +1,271 @@
-//! guestlist-server
+//! # guestlist-server — the Guestlist approval API
+//!
+//! Entra's self-service sign-up user flow calls this service through two API connectors
+//! ("check approval status", "request approval"); it records the request in SQLite and answers
+//! `Continue` / `ShowBlockPage` / `ValidationError` at once (`shared/spec/CONTRACTS.md` §1–2).
+//! Approvers' desktop apps read the queue, report decisions and follow events through the
+//! approver API (bearer JWT, app role `Approver`, §4).
+//!
+//! Layout: [`config`] (layered settings), [`store`] (SQLite, the state machine's transactions),
+//! [`auth`] (Basic for connectors, JWT for approvers and extensions), [`routes`] (HTTP), and
+//! [`error`] (one error → response mapping). Owns no Graph calls: provisioning happens in the
+//! approver's app with the approver's own token.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use guestlist_core::connector::Claims;
+use guestlist_core::model::Event;
+use guestlist_core::policy::MessageKind;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use config::Config;
+
+use crate::auth::{ApproverVerifier, ExtensionVerifier};
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+
+/// Counters exported at `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    connector: Mutex<BTreeMap<(String, String), u64>>,
+    decisions: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Counts one connector answer (`endpoint`, answer code or action).
+    pub fn connector_answer(&self, endpoint: &str, answer: &str) {
+        if let Ok(mut m) = self.connector.lock() {
+            *m.entry((endpoint.to_owned(), answer.to_owned()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Counts one approver decision by resulting status.
+    pub fn decision(&self, status: &str) {
+        if let Ok(mut m) = self.decisions.lock() {
+            *m.entry(status.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Prometheus text exposition (format 0.0.4).
+    pub fn render(&self, requests_by_status: &[(String, u64)]) -> String {
+        let mut out = String::from(
+            "# HELP guestlist_connector_answers_total Connector answers by endpoint and answer code.\n# TYPE guestlist_connector_answers_total counter\n",
+        );
+        if let Ok(m) = self.connector.lock() {
+            for ((e, a), n) in m.iter() {
+                out.push_str(&format!(
+                    "guestlist_connector_answers_total{{endpoint=\"{e}\",answer=\"{a}\"}} {n}\n"
+                ));
+            }
+        }
+        out.push_str("# HELP guestlist_decisions_total Approver decisions by resulting status.\n# TYPE guestlist_decisions_total counter\n");
+        if let Ok(m) = self.decisions.lock() {
+            for (s, n) in m.iter() {
+                out.push_str(&format!(
+                    "guestlist_decisions_total{{status=\"{s}\"}} {n}\n"
+                ));
+            }
+        }
+        out.push_str("# HELP guestlist_requests Stored approval requests by status.\n# TYPE guestlist_requests gauge\n");
+        for (s, n) in requests_by_status {
+            out.push_str(&format!("guestlist_requests{{status=\"{s}\"}} {n}\n"));
+        }
+        out
+    }
+}
+
+/// Shared state of the handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Arc<Store>,
+    /// Live events for `/api/events`.
+    pub events: broadcast::Sender<Event>,
+    /// Approver token checks.
+    pub approver_auth: Arc<ApproverVerifier>,
+    /// Custom-extension token checks.
+    pub extension_auth: Arc<ExtensionVerifier>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Opens the database and builds the verifiers.
+    ///
+    /// Errors: [`StoreError`] when the database cannot be opened or migrated.
+    pub fn new(config: Config) -> Result<AppState, StoreError> {
+        let store = Store::open(&config.database)?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let (events, _) = broadcast::channel(1024);
+        Ok(AppState {
+            approver_auth: ApproverVerifier::new(http.clone(), config.approver_auth.clone()),
+            extension_auth: ExtensionVerifier::new(http, config.extension_auth.clone()),
+            config: Arc::new(config),
+            store: Arc::new(store),
+            events,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    /// Publishes a stored event to live subscribers (no subscriber is fine).
+    pub fn publish(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    /// Runs the request-approval rules (store + policy) off the async runtime and publishes the
+    /// resulting event. `None` means answer `Continue`.
+    ///
+    /// Errors: [`ApiError::Store`] on database failure.
+    pub async fn request_approval(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
+        let store = self.store.clone();
+        let policy = self.config.policy.clone();
+        let window =
+            time::Duration::seconds(i64::try_from(self.config.retry_window_seconds).unwrap_or(120));
+        let c = claims.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            store.request_approval(&c, &policy, OffsetDateTime::now_utc(), window)
+        })
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+        if let Some(e) = out.event {
+            self.publish(e);
+        }
+        Ok(out.block)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Guestlist approval API",
+        description = "Answers Entra's self-service sign-up API connectors and serves approvers."
+    ),
+    paths(
+        routes::connectors::check_approval_status,
+        routes::connectors::request_approval,
+        routes::connectors::attribute_collection_start,
+        routes::connectors::attribute_collection_submit,
+        routes::requests::list,
+        routes::requests::get_one,
+        routes::requests::decide,
+        routes::requests::history,
+        routes::events::events,
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::health::metrics,
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The full router with its layers (request ids, tracing, JSON 404s).
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/connectors/check-approval-status", post(routes::connectors::check_approval_status))
+        .route("/connectors/request-approval", post(routes::connectors::request_approval))
+        .route("/connectors/external-id/attribute-collection-start", post(routes::connectors::attribute_collection_start))
+        .route("/connectors/external-id/attribute-collection-submit", post(routes::connectors::attribute_collection_submit))
+        .route("/api/requests", get(routes::requests::list))
+        .route("/api/requests/{id}", get(routes::requests::get_one))
+        .route("/api/requests/{id}/decision", post(routes::requests::decide))
+        .route("/api/requests/{id}/history", get(routes::requests::history))
+        .route("/api/events", get(routes::events::events))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/openapi.json", get(routes::health::openapi))
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A server started by [`spawn`].
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The state, for tests that inspect the store.
+    pub state: AppState,
+}
+
+impl RunningServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>` with no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Validates `config`, opens the database, binds `config.listen` (port 0 picks a free port) and
+/// serves in the background until [`RunningServer::shutdown`].
+///
+/// Errors: invalid configuration, database, or bind failures.
+pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
+    config.validate()?;
+    let listen = config.listen;
+    let state = AppState::new(config)?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown: tx,
+        task,
+        state,
+    })
+}

@@ -1,0 +1,251 @@
+//! Configuration of the approval API, layered: built-in defaults → TOML file (`--config`) →
+//! `GUESTLIST_*` environment variables → command-line flags. Unknown keys are errors.
+//!
+//! | key (TOML) | env | default | meaning |
+//! |---|---|---|---|
+//! | `listen` | `GUESTLIST_LISTEN` | `127.0.0.1:8080` | address to bind |
+//! | `database` | `GUESTLIST_DATABASE` | `guestlist.db` | SQLite file (WAL) |
+//! | `connector.username` | `GUESTLIST_CONNECTOR_USERNAME` (or `_FILE`) | — (required) | HTTP Basic user of the API connectors |
+//! | `connector.password` | `GUESTLIST_CONNECTOR_PASSWORD` (or `_FILE`) | — (required) | HTTP Basic password |
+//! | `approver_auth.issuer` | `GUESTLIST_APPROVER_AUTH__ISSUER` | — (fail closed) | OIDC issuer of approvers' tokens |
+//! | `approver_auth.audiences` | `GUESTLIST_APPROVER_AUTH__AUDIENCES` | — | accepted `aud` values (API client id, app id URI) |
+//! | `approver_auth.required_role` | `…__REQUIRED_ROLE` | `Approver` | app role the `roles` claim must hold |
+//! | `approver_auth.leeway_seconds` | `…__LEEWAY_SECONDS` | `60` | clock skew allowed on `exp`/`nbf` |
+//! | `extension_auth.issuers` | `GUESTLIST_EXTENSION_AUTH__ISSUERS` | — (fail closed) | accepted `iss` of custom-extension tokens |
+//! | `extension_auth.jwks_uri` | `…__JWKS_URI` | — | tenant JWKS |
+//! | `extension_auth.audiences` | `…__AUDIENCES` | — | the API's app id URI / client id |
+//! | `extension_auth.authorized_party` | `…__AUTHORIZED_PARTY` | `99045fe1-…` | required `azp`/`appid` |
+//! | `policy.*` | `GUESTLIST_POLICY__*` | see [`guestlist_core::policy::Policy`] | rules, code prefix, messages, expiry |
+//! | `retry_window_seconds` | `GUESTLIST_RETRY_WINDOW_SECONDS` | `120` | an identical request-approval within this window is Entra's retry: answer as the first time |
+//! | `body_limit_bytes` | `GUESTLIST_BODY_LIMIT_BYTES` | `65536` | larger bodies get 413 |
+//!
+//! Nested env keys use `__` (figment's `Env::split("__")`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use guestlist_core::policy::Policy;
+use serde::{Deserialize, Serialize};
+
+/// A secret string whose `Debug` prints `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// HTTP Basic credentials that Entra's API connectors present (CONTRACTS.md §1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorAuth {
+    /// The connector's username.
+    pub username: String,
+    /// The connector's password.
+    pub password: Secret,
+}
+
+/// How approvers' bearer tokens are checked (CONTRACTS.md §4). With no `issuer` the approver API
+/// fails closed (every call is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApproverAuth {
+    /// The OIDC issuer, e.g. `https://login.microsoftonline.com/<tenant>/v2.0`; discovery is at
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub issuer: Option<String>,
+    /// The JWKS URL; discovered from the issuer when absent.
+    pub jwks_uri: Option<String>,
+    /// Accepted `aud` values: the API's client id and/or app id URI.
+    pub audiences: Vec<String>,
+    /// The app role the token's `roles` claim must contain.
+    pub required_role: String,
+    /// Allowed clock skew in seconds for `exp` and `nbf`.
+    pub leeway_seconds: u64,
+}
+
+impl Default for ApproverAuth {
+    fn default() -> Self {
+        ApproverAuth {
+            issuer: None,
+            jwks_uri: None,
+            audiences: Vec::new(),
+            required_role: "Approver".into(),
+            leeway_seconds: 60,
+        }
+    }
+}
+
+/// How tokens of Entra External ID custom authentication extensions are checked
+/// (CONTRACTS.md §2). With no `issuers` the extension endpoints fail closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtensionAuth {
+    /// Accepted `iss` values (`https://login.microsoftonline.com/{tid}/v2.0`,
+    /// `https://{domain}.ciamlogin.com/{tid}/v2.0`).
+    pub issuers: Vec<String>,
+    /// The tenant JWKS URL; discovered from the first issuer when absent.
+    pub jwks_uri: Option<String>,
+    /// Accepted `aud` values: the API's app id URI or client id.
+    pub audiences: Vec<String>,
+    /// Required `azp` (v2) / `appid` (v1): Entra's authentication events app.
+    pub authorized_party: String,
+    /// Allowed clock skew in seconds.
+    pub leeway_seconds: u64,
+}
+
+impl Default for ExtensionAuth {
+    fn default() -> Self {
+        ExtensionAuth {
+            issuers: Vec::new(),
+            jwks_uri: None,
+            audiences: Vec::new(),
+            authorized_party: guestlist_core::extension::AUTHENTICATION_EVENTS_APP_ID.into(),
+            leeway_seconds: 60,
+        }
+    }
+}
+
+/// The whole configuration. See the module docs for keys, env names and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to bind (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// SQLite database file.
+    pub database: PathBuf,
+    /// Basic credentials of the API connectors.
+    pub connector: ConnectorAuth,
+    /// Approver token checks.
+    pub approver_auth: ApproverAuth,
+    /// Custom authentication extension token checks.
+    pub extension_auth: ExtensionAuth,
+    /// Approval rules and messages.
+    pub policy: Policy,
+    /// Seconds within which an identical request-approval call is treated as Entra's retry.
+    pub retry_window_seconds: u64,
+    /// Maximum request body in bytes (413 above).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: PathBuf::from("guestlist.db"),
+            connector: ConnectorAuth::default(),
+            approver_auth: ApproverAuth::default(),
+            extension_auth: ExtensionAuth::default(),
+            policy: Policy::default(),
+            retry_window_seconds: 120,
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment is malformed or has unknown keys.
+    #[error("configuration: {0}")]
+    Invalid(String),
+    /// A `_FILE` secret could not be read.
+    #[error("configuration: cannot read {var} file {path}: {source}")]
+    SecretFile {
+        /// The variable.
+        var: String,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    /// Loads defaults → `file` (TOML, if given) → `GUESTLIST_*` env, resolving the
+    /// `GUESTLIST_CONNECTOR_USERNAME_FILE` / `GUESTLIST_CONNECTOR_PASSWORD_FILE` secrets, then
+    /// validates.
+    ///
+    /// Errors: [`ConfigError`] naming the bad key or file.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        let env = Env::prefixed("GUESTLIST_")
+            .ignore(&[
+                "CONNECTOR_USERNAME",
+                "CONNECTOR_PASSWORD",
+                "CONNECTOR_USERNAME_FILE",
+                "CONNECTOR_PASSWORD_FILE",
+                "LOG",
+                "LOG_FORMAT",
+                "CONFIG",
+            ])
+            .split("__");
+        fig = fig.merge(env);
+        let mut config: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (var, slot) in [
+            (
+                "GUESTLIST_CONNECTOR_USERNAME",
+                &mut config.connector.username,
+            ),
+            (
+                "GUESTLIST_CONNECTOR_PASSWORD",
+                &mut config.connector.password.0,
+            ),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                *slot = v;
+            }
+            let file_var = format!("{var}_FILE");
+            if let Ok(path) = std::env::var(&file_var) {
+                let v =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+                        var: file_var.clone(),
+                        path: path.clone(),
+                        source,
+                    })?;
+                *slot = v.trim_end_matches(['\r', '\n']).to_owned();
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the settings that would otherwise fail at the first request.
+    ///
+    /// Errors: [`ConfigError::Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.connector.username.is_empty() || self.connector.password.0.is_empty() {
+            return Err(ConfigError::Invalid(
+                "connector.username and connector.password are required (GUESTLIST_CONNECTOR_USERNAME / GUESTLIST_CONNECTOR_PASSWORD, or their _FILE variants)".into(),
+            ));
+        }
+        if self.connector.username.contains(':') {
+            return Err(ConfigError::Invalid(
+                "connector.username must not contain ':' (HTTP Basic, RFC 7617)".into(),
+            ));
+        }
+        if self.approver_auth.issuer.is_some() && self.approver_auth.audiences.is_empty() {
+            return Err(ConfigError::Invalid(
+                "approver_auth.audiences must list the approval API's client id or app id URI"
+                    .into(),
+            ));
+        }
+        if !self.extension_auth.issuers.is_empty() && self.extension_auth.audiences.is_empty() {
+            return Err(ConfigError::Invalid(
+                "extension_auth.audiences must list the approval API's app id URI or client id"
+                    .into(),
+            ));
+        }
+        self.policy.validate().map_err(ConfigError::Invalid)?;
+        Ok(())
+    }
+}

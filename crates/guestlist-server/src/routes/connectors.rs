@@ -1,0 +1,293 @@
+//! The API connector endpoints Entra's user flow calls (CONTRACTS.md §1) and the custom
+//! authentication extension endpoints of External ID tenants (CONTRACTS.md §2).
+//!
+//! - `POST /connectors/check-approval-status` (step `postFederationSignup`)
+//! - `POST /connectors/request-approval` (step `postAttributeCollection`)
+//! - `POST /connectors/external-id/attribute-collection-start`
+//! - `POST /connectors/external-id/attribute-collection-submit`
+//!
+//! Answers come from local state only (no outbound call), after the write is committed.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use guestlist_core::connector::{Claims, ConnectorResponse};
+use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
+use time::OffsetDateTime;
+
+use crate::AppState;
+use crate::auth::check_basic;
+use crate::error::ApiError;
+
+/// Reads a JSON body of at most `limit` bytes, checking `Content-Type`.
+///
+/// Errors: 415 without `application/json`, 413 above the limit, 400 on I/O.
+pub(crate) async fn read_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    if !(mime.eq_ignore_ascii_case("application/json")
+        || mime.to_ascii_lowercase().ends_with("+json"))
+    {
+        return Err(ApiError::Status {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "request.unsupported_media_type",
+            message: format!("Content-Type must be application/json, got {ct:?}"),
+        });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // http-body-util's LengthLimitError, wrapped by axum::Error.
+        let mut too_large = false;
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = src {
+            too_large |= s.to_string().contains("length limit exceeded");
+            src = s.source();
+        }
+        if too_large {
+            ApiError::Status {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "request.too_large",
+                message: format!("the body is larger than {limit} bytes"),
+            }
+        } else {
+            ApiError::bad_request("request.body_unreadable", e.to_string())
+        }
+    })
+}
+
+pub(crate) fn json_error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+fn connector_answer(state: &AppState, endpoint: &str, resp: ConnectorResponse) -> Response {
+    let status = StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::OK);
+    state
+        .metrics
+        .connector_answer(endpoint, resp.code().unwrap_or(resp.action()));
+    (status, Json(resp)).into_response()
+}
+
+async fn parse_connector_call(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Claims, Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = check_basic(auth, &state.config.connector) {
+        let mut r = json_error(StatusCode::UNAUTHORIZED, "auth.unauthorized", e.to_string());
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(
+                "Basic realm=\"guestlist-connectors\", charset=\"UTF-8\"",
+            ),
+        );
+        return Err(r);
+    }
+    let bytes = read_json_body(headers, body, state.config.body_limit_bytes)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Claims::from_slice(&bytes)
+        .map_err(|e| json_error(StatusCode::BAD_REQUEST, e.code(), e.to_string()))
+}
+
+/// `POST /connectors/check-approval-status`: `Continue` when the user has no request,
+/// `ShowBlockPage` `…-APPROVAL-PENDING` / `…-DENIED` / `…-APPROVED` / `…-EXPIRED` otherwise.
+#[utoipa::path(post, path = "/connectors/check-approval-status", tag = "connectors",
+    request_body(content = Object, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
+    responses((status = 200, description = "Continue or ShowBlockPage", body = Object),
+              (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials"),
+              (status = 413, description = "Body over the limit"), (status = 415, description = "Not JSON")))]
+pub async fn check_approval_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let claims = match parse_connector_call(&state, &headers, body).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let store = state.store.clone();
+    let policy = state.config.policy.clone();
+    let c2 = claims.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        store.check_status(&c2, &policy, OffsetDateTime::now_utc())
+    })
+    .await;
+    let answer = match result {
+        Ok(Ok((block, event))) => {
+            if let Some(e) = event {
+                state.publish(e);
+            }
+            match block {
+                Some(kind) => state
+                    .config
+                    .policy
+                    .block(kind, claims.ui_locales.as_deref()),
+                None => ConnectorResponse::continue_(),
+            }
+        }
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(e) => {
+            return ApiError::from(crate::store::StoreError::Task(e.to_string())).into_response();
+        }
+    };
+    connector_answer(&state, "check-approval-status", answer)
+}
+
+/// `POST /connectors/request-approval`: stores the request and answers `ShowBlockPage`
+/// `…-APPROVAL-REQUESTED`; `Continue` when a policy rule auto-approves; `…-AUTO-DENIED` when one
+/// denies. Idempotent per identity key.
+#[utoipa::path(post, path = "/connectors/request-approval", tag = "connectors",
+    request_body(content = Object, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
+    responses((status = 200, description = "Continue or ShowBlockPage", body = Object),
+              (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials")))]
+pub async fn request_approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let claims = match parse_connector_call(&state, &headers, body).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match state.request_approval(&claims).await {
+        Ok(block) => {
+            let answer = match block {
+                Some(kind) => state
+                    .config
+                    .policy
+                    .block(kind, claims.ui_locales.as_deref()),
+                None => ConnectorResponse::continue_(),
+            };
+            connector_answer(&state, "request-approval", answer)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn extension_call(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    expected: ExtensionEvent,
+) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = state.extension_auth.verify(auth).await {
+        return ApiError::from(e).into_response();
+    }
+    let bytes = match read_json_body(headers, body, state.config.body_limit_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let req: ExtensionRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "extension.malformed",
+                e.to_string(),
+            );
+        }
+    };
+    if req.event() != Some(expected) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "extension.wrong_event",
+            format!(
+                "this endpoint takes {expected:?} events, got {:?}",
+                req.data.odata_type
+            ),
+        );
+    }
+    let claims = match req.to_claims() {
+        Ok(c) => c,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+    };
+    let block = match expected {
+        ExtensionEvent::Start => {
+            let store = state.store.clone();
+            let policy = state.config.policy.clone();
+            let c2 = claims.clone();
+            match tokio::task::spawn_blocking(move || {
+                store.check_status(&c2, &policy, OffsetDateTime::now_utc())
+            })
+            .await
+            {
+                Ok(Ok((block, event))) => {
+                    if let Some(e) = event {
+                        state.publish(e);
+                    }
+                    block
+                }
+                Ok(Err(e)) => return ApiError::from(e).into_response(),
+                Err(e) => {
+                    return ApiError::from(crate::store::StoreError::Task(e.to_string()))
+                        .into_response();
+                }
+            }
+        }
+        ExtensionEvent::Submit => match state.request_approval(&claims).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let action = match block {
+        Some(kind) => ExtensionAction::ShowBlockPage(
+            state
+                .config
+                .policy
+                .message(kind, claims.ui_locales.as_deref()),
+        ),
+        None => ExtensionAction::Continue,
+    };
+    state.metrics.connector_answer(
+        match expected {
+            ExtensionEvent::Start => "attribute-collection-start",
+            ExtensionEvent::Submit => "attribute-collection-submit",
+        },
+        &block
+            .map(|k| state.config.policy.code(k))
+            .unwrap_or_else(|| "Continue".into()),
+    );
+    (StatusCode::OK, Json(action.to_response(expected))).into_response()
+}
+
+/// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
+/// `showBlockPage` for pending/denied users, else `continueWithDefaultBehavior`.
+#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "connectors",
+    request_body(content = Object), responses((status = 200, body = Object), (status = 401), (status = 403)))]
+pub async fn attribute_collection_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    extension_call(&state, &headers, body, ExtensionEvent::Start).await
+}
+
+/// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
+/// the request-approval rules, answered as extension actions.
+#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "connectors",
+    request_body(content = Object), responses((status = 200, body = Object), (status = 401), (status = 403)))]
+pub async fn attribute_collection_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    extension_call(&state, &headers, body, ExtensionEvent::Submit).await
+}

@@ -1,0 +1,63 @@
+//! `GET /api/events`: Server-Sent Events of `request.created` / `request.decided`
+//! (<https://html.spec.whatwg.org/multipage/server-sent-events.html>). Each event's `id:` is its
+//! sequence number; a client that reconnects with `Last-Event-ID: <seq>` first receives every
+//! stored event after it (events are persisted, so this survives a server restart), then live
+//! ones. Comments keep the connection alive every 15 s.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::stream::{self, Stream, StreamExt};
+use guestlist_core::model::Event;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::routes::requests::approver;
+
+fn to_sse(e: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(e.seq.to_string())
+        .event(e.kind.clone())
+        .json_data(e)
+        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event"))
+}
+
+/// `GET /api/events` (see the module docs).
+#[utoipa::path(get, path = "/api/events", tag = "approver",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number")),
+    responses((status = 200, description = "text/event-stream"), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    approver(&state, &headers).await?;
+    let last: u64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    // Subscribe before replaying so nothing falls between the two.
+    let live = BroadcastStream::new(state.events.subscribe());
+    let store = state.store.clone();
+    let backlog = tokio::task::spawn_blocking(move || store.events_after(last, 10_000))
+        .await
+        .map_err(|e| ApiError::Store(crate::store::StoreError::Task(e.to_string())))??;
+    let replayed_up_to = backlog.last().map(|e| e.seq).unwrap_or(last);
+    let replay = stream::iter(backlog.into_iter().map(|e| Ok(to_sse(&e))));
+    let live = live.filter_map(move |item| async move {
+        match item {
+            Ok(e) if e.seq > replayed_up_to => Some(Ok(to_sse(&e))),
+            Ok(_) => None,
+            // A slow client missed events: tell it to resync from its last id.
+            Err(_) => Some(Ok(SseEvent::default()
+                .event("resync")
+                .data("missed events; reconnect with Last-Event-ID"))),
+        }
+    });
+    Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,238 @@
+//! The approver API (bearer JWT with the `Approver` app role, CONTRACTS.md §4):
+//!
+//! - `GET /api/requests?status=&q=&cursor=&limit=` → [`RequestPage`] (oldest first, cursor paging)
+//! - `GET /api/requests/{id}` → [`ApprovalRequest`] with `ETag: "<version>"`
+//! - `POST /api/requests/{id}/decision` → the decided request; `If-Match` required,
+//!   `Idempotency-Key` replays; 409 / 412 when another approver won
+//! - `GET /api/requests/{id}/history` → `[HistoryEntry]`
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use guestlist_core::model::{Actor, ApprovalRequest, Decision, HistoryEntry, RequestPage, Status};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::TokenClaims;
+use crate::error::ApiError;
+use crate::routes::connectors::read_json_body;
+use crate::store::StoreError;
+
+/// Query of `GET /api/requests`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// `pending`, `approved`, `denied` or `expired`; all when absent.
+    pub status: Option<String>,
+    /// Case-insensitive search over e-mail, names and company.
+    pub q: Option<String>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1..=500 (default 100).
+    pub limit: Option<usize>,
+}
+
+pub(crate) async fn approver(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<TokenClaims, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    Ok(state.approver_auth.verify(auth).await?)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))?
+        .map_err(ApiError::Store)
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::bad_request("request.bad_id", format!("{id:?} is not a request id")))
+}
+
+fn with_etag(r: ApprovalRequest) -> Response {
+    let etag = format!("\"{}\"", r.version);
+    let mut resp = Json(r).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// `GET /api/requests`.
+#[utoipa::path(get, path = "/api/requests", tag = "approver", params(ListQuery),
+    responses((status = 200, description = "RequestPage", body = Object), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<RequestPage>, ApiError> {
+    approver(&state, &headers).await?;
+    let status = match q.status.as_deref().filter(|s| !s.is_empty() && *s != "all") {
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "request.bad_status",
+                format!("status must be pending, approved, denied or expired, got {s:?}"),
+            )
+        })?),
+        None => None,
+    };
+    let store = state.store.clone();
+    let page = blocking(move || {
+        store.list(
+            status,
+            q.q.as_deref(),
+            q.cursor.as_deref(),
+            q.limit.unwrap_or(100),
+        )
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+/// `GET /api/requests/{id}`.
+#[utoipa::path(get, path = "/api/requests/{id}", tag = "approver",
+    responses((status = 200, description = "ApprovalRequest with ETag", body = Object), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    approver(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let store = state.store.clone();
+    Ok(with_etag(blocking(move || store.get(id)).await?))
+}
+
+/// `POST /api/requests/{id}/decision` with a [`Decision`] body.
+#[utoipa::path(post, path = "/api/requests/{id}/decision", tag = "approver",
+    request_body(content = Object, description = r#"{"decision":"approve","directoryObjectId":"…","how":"userCreated"} or {"decision":"deny","reason":"…"}"#),
+    responses((status = 200, description = "The decided request", body = Object), (status = 404), (status = 409, description = "Another decision won"),
+              (status = 412, description = "Stale If-Match"), (status = 428, description = "If-Match missing")),
+    security(("bearer" = [])))]
+pub async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let claims = approver(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::PreconditionRequired)?;
+    let version: u64 = if_match
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "request.bad_if_match",
+                format!("If-Match must be the request's ETag, got {if_match:?}"),
+            )
+        })?;
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    if idem.as_ref().is_some_and(|k| k.len() > 200) {
+        return Err(ApiError::bad_request(
+            "request.bad_idempotency_key",
+            "Idempotency-Key is longer than 200 characters",
+        ));
+    }
+    let bytes = read_json_body(&headers, body, state.config.body_limit_bytes).await?;
+    let decision: Decision = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("decision.malformed", e.to_string()))?;
+    match &decision {
+        Decision::Deny { reason } if reason.trim().is_empty() => {
+            return Err(ApiError::bad_request(
+                "decision.reason_required",
+                "a denial needs a reason",
+            ));
+        }
+        Decision::Approve {
+            directory_object_id,
+            ..
+        } if directory_object_id.trim().is_empty() => {
+            return Err(ApiError::bad_request(
+                "decision.object_id_required",
+                "an approval needs the directory object id of the created account",
+            ));
+        }
+        _ => {}
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let actor = Actor {
+        kind: "user".into(),
+        id: claims
+            .oid
+            .clone()
+            .or(claims.sub.clone())
+            .unwrap_or_default(),
+        name: claims.name.clone().unwrap_or_default(),
+        username: claims.preferred_username.clone(),
+        client: Some(
+            format!(
+                "{} {}",
+                claims
+                    .azp
+                    .clone()
+                    .or(claims.appid.clone())
+                    .unwrap_or_default(),
+                user_agent
+            )
+            .trim()
+            .to_owned(),
+        ),
+    };
+    let store = state.store.clone();
+    let (request, event) = blocking(move || {
+        store.decide(
+            id,
+            &decision,
+            &actor,
+            Some(version),
+            idem.as_deref(),
+            OffsetDateTime::now_utc(),
+        )
+    })
+    .await?;
+    if let Some(e) = event {
+        state.metrics.decision(e.request.state.status().as_str());
+        state.publish(e);
+    }
+    Ok(with_etag(request))
+}
+
+/// `GET /api/requests/{id}/history`.
+#[utoipa::path(get, path = "/api/requests/{id}/history", tag = "approver",
+    responses((status = 200, description = "HistoryEntry[] oldest first", body = Object), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    approver(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.history(id)).await?))
+}
