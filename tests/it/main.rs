@@ -1,1 +1,4 @@
 //! Integration tests (one binary).
+
+mod reviewer;
+mod reviewer_graph;

@@ -147,6 +147,18 @@ impl Default for Config {
     }
 }
 
+/// The top-level keys of [`Config`], which `GUESTLIST_<KEY>[__<SUB>]` variables may set.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "database",
+    "connector",
+    "approver_auth",
+    "extension_auth",
+    "policy",
+    "retry_window_seconds",
+    "body_limit_bytes",
+];
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -176,16 +188,13 @@ impl Config {
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
+        // Only keys of this config: other programs' GUESTLIST_* variables (the desktop app's
+        // GUESTLIST_DATA_DIR, …) may share the environment.
         let env = Env::prefixed("GUESTLIST_")
-            .ignore(&[
-                "CONNECTOR_USERNAME",
-                "CONNECTOR_PASSWORD",
-                "CONNECTOR_USERNAME_FILE",
-                "CONNECTOR_PASSWORD_FILE",
-                "LOG",
-                "LOG_FORMAT",
-                "CONFIG",
-            ])
+            .filter(|k| {
+                let first = k.as_str().split("__").next().unwrap_or_default();
+                TOP_LEVEL_KEYS.iter().any(|t| first.eq_ignore_ascii_case(t))
+            })
             .split("__");
         fig = fig.merge(env);
         let mut config: Config = fig

@@ -236,10 +236,16 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, finishes in-flight requests, and waits.
-    pub async fn shutdown(self) {
+    /// Stops accepting, gives in-flight requests up to 5 s to finish (open event streams never
+    /// finish on their own), then drops what is left. Committed writes are already on disk.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(());
-        let _ = self.task.await;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 

@@ -1,0 +1,86 @@
+//! The fixed demo identities of devtenant's default tenant.
+//!
+//! Other Guestlist components (guestlist-server, the desktop app, `make demo`, the workspace
+//! tests) are configured with these values when they run against devtenant. Every one of them
+//! can be overridden through [`crate::DevTenantConfig`]. The names mirror the Entra portal's
+//! (app registration "Application (client) ID", "Application ID URI", "Directory (tenant) ID").
+
+/// Directory (tenant) ID: the `tid` claim and the `{tenant}` path segment of the sign-in URLs.
+pub const TENANT_ID: &str = "4a1e2d3c-5b6f-4789-9abc-def012345678";
+/// The tenant's initial (verified) domain; also accepted as the `{tenant}` path segment and the
+/// only domain allowed in `userPrincipalName` values on Graph.
+pub const TENANT_DOMAIN: &str = "contoso.onmicrosoft.com";
+/// Display name of the tenant shown on the sign-in page.
+pub const TENANT_NAME: &str = "Contoso (devtenant)";
+
+/// Client ID of the Guestlist desktop app: a *public client* (mobile and desktop platform)
+/// allowed loopback redirect URIs `http://127.0.0.1/...` and `http://localhost/...` on any port
+/// (RFC 8252 §7.3).
+pub const DESKTOP_CLIENT_ID: &str = "6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11";
+/// Redirect URIs registered for the desktop client. A trailing `*` matches any path (a devtenant
+/// extension, see the README's deviations); the port of loopback URIs is always ignored.
+pub const DESKTOP_REDIRECT_URIS: &[&str] = &["http://127.0.0.1/*", "http://localhost/*"];
+
+/// Application (client) ID of the approval API (guestlist-server). Entra v2 access tokens for the
+/// API carry it as `aud`.
+pub const API_CLIENT_ID: &str = "9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f";
+/// Application ID URI of the approval API; scopes are requested as `{URI}/{scope}`.
+pub const API_APP_ID_URI: &str = "api://guestlist-approvals";
+/// The API's delegated permission (the `scp` claim value).
+pub const API_SCOPE: &str = "Approvals.ReadWrite";
+/// The API's delegated permission as a client requests it (`api://guestlist-approvals/Approvals.ReadWrite`).
+pub const API_SCOPE_FULL: &str = "api://guestlist-approvals/Approvals.ReadWrite";
+/// The API's app role held by approvers (the `roles` claim value).
+pub const APPROVER_ROLE: &str = "Approver";
+
+/// Resource identifier of Microsoft Graph; Graph access tokens carry it as `aud`.
+pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+/// Graph delegated permissions devtenant knows (requested as `https://graph.microsoft.com/{name}`).
+pub const GRAPH_SCOPES: &[&str] = &[
+    "User.Read",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "User.Invite.All",
+];
+
+/// Client ID of the Entra *authentication events* service principal
+/// ("Azure AD Authentication Events" first-party app) that calls custom authentication
+/// extensions (CONTRACTS.md §2). In devtenant it is a confidential client that may use the
+/// `client_credentials` grant with scope `api://guestlist-approvals/.default`.
+pub const AUTH_EVENTS_CLIENT_ID: &str = "99045fe1-7639-4a75-9d4a-577b6ca3810f";
+/// Client secret of [`AUTH_EVENTS_CLIENT_ID`] in devtenant (real Entra signs these calls with its
+/// own first-party credentials; there is no secret to know).
+pub const AUTH_EVENTS_CLIENT_SECRET: &str = "devtenant-auth-events-secret";
+
+/// The tenant's `b2c-extensions-app` application ID without dashes: custom user attributes are
+/// named `extension_{EXTENSIONS_APP_ID}_{Name}` on Graph and in API connector claims.
+pub const EXTENSIONS_APP_ID: &str = "b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c";
+
+/// Default `--listen` address of the `devtenant` binary.
+pub const LISTEN: &str = "127.0.0.1:8900";
+
+/// Directory role template ID of *User Administrator* (may create and update users and invite
+/// guests), as listed in "Microsoft Entra built-in roles".
+pub const ROLE_USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+/// Directory role template ID of *Guest Inviter* (may invite guests only).
+pub const ROLE_GUEST_INVITER: &str = "95e79109-95c0-4d8e-aee3-d01accf2d47b";
+
+/// Ada Lovelace: holds the approval API's `Approver` app role and the User Administrator
+/// directory role, so her Graph tokens can create users and invitations.
+pub const ADA_UPN: &str = "ada@contoso.onmicrosoft.com";
+/// Ada's object ID (`oid` claim, Graph `id`).
+pub const ADA_OID: &str = "a0a0a0a0-0001-4000-8000-00000000ada1";
+/// Grace Hopper: `Approver`, no directory role (Graph writes answer 403).
+pub const GRACE_UPN: &str = "grace@contoso.onmicrosoft.com";
+/// Grace's object ID.
+pub const GRACE_OID: &str = "a0a0a0a0-0002-4000-8000-000000006ace";
+/// Bob Observer: signs in but holds no `Approver` role and no directory role.
+pub const BOB_UPN: &str = "bob@contoso.onmicrosoft.com";
+/// Bob's object ID.
+pub const BOB_OID: &str = "a0a0a0a0-0003-4000-8000-000000000b0b";
+
+/// Graph write throttling: writes allowed per window per app (`azp`) and tenant
+/// ("identity and access service limits": 3,000 requests per 2 min 30 s).
+pub const GRAPH_WRITE_LIMIT: u32 = 3000;
+/// The throttling window in seconds (150 s).
+pub const GRAPH_WINDOW_SECS: u64 = 150;

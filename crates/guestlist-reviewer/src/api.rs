@@ -1,0 +1,238 @@
+//! The approval API client, approver side (bearer token with the `Approver` app role):
+//! `GET /api/requests` (cursor pages), `GET /api/requests/{id}` (+ `ETag`),
+//! `POST /api/requests/{id}/decision` (`If-Match`, `Idempotency-Key`),
+//! `GET /api/requests/{id}/history`. Errors map to [`ApiFailure`], which keeps the current
+//! request of a 409/412 answer.
+
+use std::time::Duration;
+
+use guestlist_core::model::{ApprovalRequest, Decision, HistoryEntry, RequestPage};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+use crate::error::{ReviewerError, codes};
+
+/// Page size used by sync (the server allows up to 500).
+pub const PAGE_LIMIT: usize = 500;
+
+/// A failed approval API call.
+#[derive(Debug, Clone)]
+pub enum ApiFailure {
+    /// The server could not be reached.
+    Offline(String),
+    /// 401: the token was refused (expired or wrong audience).
+    Unauthorized(String),
+    /// 403: signed in, but without the Approver role.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409 `request.already_decided`, with the winner's request.
+    Conflict {
+        /// Server message.
+        message: String,
+        /// The request as it is now.
+        current: Option<Box<ApprovalRequest>>,
+    },
+    /// 412 `request.version_mismatch`, with the request as it is now.
+    VersionMismatch {
+        /// Server message.
+        message: String,
+        /// The request as it is now.
+        current: Option<Box<ApprovalRequest>>,
+    },
+    /// Anything else (4xx/5xx, unreadable bodies).
+    Other {
+        /// HTTP status (0 for unreadable bodies).
+        status: u16,
+        /// The server's error code, or `api.error`.
+        code: String,
+        /// Message.
+        message: String,
+    },
+}
+
+impl ApiFailure {
+    /// The facade error of this failure.
+    pub fn to_error(&self) -> ReviewerError {
+        match self {
+            ApiFailure::Offline(m) => ReviewerError::offline(m.clone()),
+            ApiFailure::Unauthorized(m) => ReviewerError::new(codes::NOT_SIGNED_IN, m.clone()),
+            ApiFailure::Forbidden(m) => ReviewerError::new(codes::FORBIDDEN, m.clone()),
+            ApiFailure::NotFound(m) => ReviewerError::new(codes::NOT_FOUND, m.clone()),
+            ApiFailure::Conflict { message, .. } => {
+                ReviewerError::new(codes::CONFLICT, message.clone())
+            }
+            ApiFailure::VersionMismatch { message, .. } => {
+                ReviewerError::new(codes::VERSION_MISMATCH, message.clone())
+            }
+            ApiFailure::Other { code, message, .. } => ReviewerError::new(code, message.clone()),
+        }
+    }
+}
+
+impl From<ApiFailure> for ReviewerError {
+    fn from(f: ApiFailure) -> Self {
+        f.to_error()
+    }
+}
+
+/// The client (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+fn offline(e: reqwest::Error) -> ApiFailure {
+    ApiFailure::Offline(format!("cannot reach the approval API: {e}"))
+}
+
+impl ApiClient {
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// Errors: `storage.error` when the HTTP client cannot be built.
+    pub fn new(base: &str) -> Result<Self, ReviewerError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("guestlist-desktop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ReviewerError::storage)?;
+        Ok(ApiClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    async fn failure(resp: reqwest::Response) -> ApiFailure {
+        let status = resp.status();
+        let www = resp
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let code = body["error"]["code"]
+            .as_str()
+            .unwrap_or("api.error")
+            .to_owned();
+        let message = body["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("the approval API answered {status}"));
+        let current = serde_json::from_value::<ApprovalRequest>(body["current"].clone())
+            .ok()
+            .map(Box::new);
+        match status {
+            StatusCode::UNAUTHORIZED => ApiFailure::Unauthorized(match www {
+                Some(w) => format!("{message} ({w})"),
+                None => message,
+            }),
+            StatusCode::FORBIDDEN => ApiFailure::Forbidden(format!(
+                "{message}: your account needs the Approver role of the approval API"
+            )),
+            StatusCode::NOT_FOUND => ApiFailure::NotFound(message),
+            StatusCode::CONFLICT => ApiFailure::Conflict { message, current },
+            StatusCode::PRECONDITION_FAILED => ApiFailure::VersionMismatch { message, current },
+            s => ApiFailure::Other {
+                status: s.as_u16(),
+                code,
+                message,
+            },
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, ApiFailure> {
+        if !resp.status().is_success() {
+            return Err(Self::failure(resp).await);
+        }
+        let bytes = resp.bytes().await.map_err(offline)?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiFailure::Other {
+            status: 0,
+            code: codes::API.into(),
+            message: format!("unreadable approval API answer: {e}"),
+        })
+    }
+
+    /// One page of `GET /api/requests?status=pending`.
+    ///
+    /// Errors: [`ApiFailure`].
+    pub async fn pending_page(
+        &self,
+        token: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, ApiFailure> {
+        let mut q = vec![
+            ("status", "pending".to_owned()),
+            ("limit", limit.to_string()),
+        ];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_owned()));
+        }
+        let resp = self
+            .http
+            .get(format!("{}/api/requests", self.base))
+            .bearer_auth(token)
+            .query(&q)
+            .send()
+            .await
+            .map_err(offline)?;
+        Self::json(resp).await
+    }
+
+    /// `GET /api/requests/{id}`.
+    ///
+    /// Errors: [`ApiFailure`] (`NotFound` for unknown ids).
+    pub async fn get(&self, token: &str, id: &str) -> Result<ApprovalRequest, ApiFailure> {
+        let resp = self
+            .http
+            .get(format!("{}/api/requests/{id}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(offline)?;
+        Self::json(resp).await
+    }
+
+    /// `POST /api/requests/{id}/decision` with `If-Match: "<version>"` and
+    /// `Idempotency-Key: <key>`; replaying the same key returns the same answer.
+    ///
+    /// Errors: [`ApiFailure`] (`Conflict` 409, `VersionMismatch` 412).
+    pub async fn decide(
+        &self,
+        token: &str,
+        id: &str,
+        version: u64,
+        idempotency_key: &str,
+        decision: &Decision,
+    ) -> Result<ApprovalRequest, ApiFailure> {
+        let resp = self
+            .http
+            .post(format!("{}/api/requests/{id}/decision", self.base))
+            .bearer_auth(token)
+            .header(header::IF_MATCH, format!("\"{version}\""))
+            .header("Idempotency-Key", idempotency_key)
+            .json(decision)
+            .send()
+            .await
+            .map_err(offline)?;
+        Self::json(resp).await
+    }
+
+    /// `GET /api/requests/{id}/history`.
+    ///
+    /// Errors: [`ApiFailure`].
+    pub async fn history(&self, token: &str, id: &str) -> Result<Vec<HistoryEntry>, ApiFailure> {
+        let resp = self
+            .http
+            .get(format!("{}/api/requests/{id}/history", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(offline)?;
+        Self::json(resp).await
+    }
+}

@@ -1,0 +1,283 @@
+//! The side-by-side view of one request: Submitted (claims as received) / Will be written (the
+//! plan's bodies, per property) / Already in the directory (Graph look-ups by identity and by
+//! mail), the identity provider block, the full plan, skipped claims, and risks (existing
+//! account, e-mail domain unlike the company, free-mail domain). CONTRACTS.md §1 and §3.
+
+use guestlist_core::connector::{Claims, email_domain};
+use guestlist_core::model::ApprovalRequest;
+use guestlist_core::plan::{ProvisioningPlan, ProvisioningSettings, plan};
+use serde_json::{Map, Value};
+
+use crate::types::{
+    AttributeRow, DirectoryCheck, IdentityBlock, OutboxItem, RequestDetail, Risk, RiskKind,
+};
+
+/// Free-mail domains (exact) flagged as a risk.
+const FREE_MAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "web.de",
+    "laposte.net",
+    "orange.fr",
+    "free.fr",
+    "wanadoo.fr",
+    "sfr.fr",
+    "protonmail.com",
+    "proton.me",
+    "mail.com",
+    "zoho.com",
+    "yandex.com",
+    "yandex.ru",
+    "mail.ru",
+    "qq.com",
+    "163.com",
+    "t-online.de",
+    "freenet.de",
+    "libero.it",
+    "seznam.cz",
+];
+
+/// `true` for a free-mail domain: the list above, any `gmx.*`, and any `yahoo.*`/`hotmail.*`.
+pub fn is_free_mail(domain: &str) -> bool {
+    let d = domain.trim().to_ascii_lowercase();
+    FREE_MAIL.contains(&d.as_str())
+        || d.starts_with("gmx.")
+        || d.starts_with("yahoo.")
+        || d.starts_with("hotmail.")
+}
+
+/// The short name of an `extension_<app id>_<Name>` claim (`<Name>`); other names unchanged.
+pub fn extension_short_name(claim: &str) -> &str {
+    match claim.strip_prefix("extension_") {
+        Some(rest) => {
+            // The app id is 32 hex digits, a GUID with dashes, or `<placeholder>`; the name
+            // follows the first `_` after it.
+            if let Some(stripped) = rest.strip_prefix('<') {
+                return stripped.split_once(">_").map(|(_, n)| n).unwrap_or(rest);
+            }
+            rest.split_once('_').map(|(_, n)| n).unwrap_or(rest)
+        }
+        None => claim,
+    }
+}
+
+fn normalise(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// `true` when the e-mail domain plausibly belongs to `company`: a label of the domain (minus
+/// the TLD) and the company name, both reduced to letters and digits, contain one another.
+pub fn domain_matches_company(domain: &str, company: &str) -> bool {
+    let c = normalise(company);
+    if c.is_empty() {
+        return true;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let significant = &labels[..labels.len().saturating_sub(1)];
+    significant
+        .iter()
+        .map(|l| normalise(l))
+        .filter(|l| l.len() >= 3)
+        .any(|l| c.contains(&l) || l.contains(&c))
+}
+
+/// Builds the detail view. `directory` holds the look-up results (see [`DirectoryCheck`]).
+pub fn build(
+    request: ApprovalRequest,
+    provisioning: &ProvisioningSettings,
+    directory: DirectoryCheck,
+    outbox: Option<OutboxItem>,
+) -> RequestDetail {
+    let claims = request.typed_claims();
+    let (plan_result, plan_error): (Option<ProvisioningPlan>, Option<String>) = match &claims {
+        Ok(c) => match plan(c, provisioning) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        Err(e) => (None, Some(format!("the stored claims are invalid: {e}"))),
+    };
+    let written: Map<String, Value> = plan_result
+        .as_ref()
+        .map(|p| {
+            let mut m = Map::new();
+            for w in &p.writes {
+                if let Some(Value::Object(b)) = &w.body {
+                    for (k, v) in b {
+                        m.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+            m
+        })
+        .unwrap_or_default();
+    let existing = directory.matches.first().map(|m| &m.user);
+    let mut rows = Vec::new();
+    let mut used_props = std::collections::BTreeSet::new();
+    for (claim, value) in &request.claims {
+        if claim == "identities" || claim == "ui_locales" || claim == "step" || claim == "client_id"
+        {
+            continue;
+        }
+        let property = if claim == "lastName" {
+            Some("surname".to_owned())
+        } else if claim.starts_with("extension_") {
+            let short = extension_short_name(claim);
+            written
+                .keys()
+                .find(|k| k.starts_with("extension_") && extension_short_name(k) == short)
+                .cloned()
+        } else if claim == "email" {
+            Some("mail".to_owned())
+        } else {
+            written.contains_key(claim).then(|| claim.clone())
+        };
+        let will = property.as_ref().and_then(|p| written.get(p)).cloned();
+        if let Some(p) = &property {
+            used_props.insert(p.clone());
+        }
+        let in_dir = property
+            .as_ref()
+            .and_then(|p| existing.and_then(|u| u.get(p)))
+            .filter(|v| !v.is_null())
+            .cloned();
+        rows.push(AttributeRow {
+            attribute: if claim.starts_with("extension_") {
+                extension_short_name(claim).to_owned()
+            } else {
+                property.clone().unwrap_or_else(|| claim.clone())
+            },
+            claim: Some(claim.clone()),
+            property,
+            submitted: Some(value.clone()),
+            will_be_written: will,
+            in_directory: in_dir,
+        });
+    }
+    // Properties the plan writes that no claim carries (userPrincipalName, userType, …).
+    for (prop, v) in &written {
+        if used_props.contains(prop) || prop == "identities" {
+            continue;
+        }
+        rows.push(AttributeRow {
+            attribute: prop.clone(),
+            claim: None,
+            property: Some(prop.clone()),
+            submitted: None,
+            will_be_written: Some(v.clone()),
+            in_directory: existing
+                .and_then(|u| u.get(prop))
+                .filter(|v| !v.is_null())
+                .cloned(),
+        });
+    }
+    let ident = claims
+        .as_ref()
+        .ok()
+        .and_then(Claims::primary_identity)
+        .cloned();
+    let identity = IdentityBlock {
+        provider: request.identity_provider().to_owned(),
+        issuer: ident.as_ref().map(|i| i.issuer.clone()),
+        issuer_assigned_id: ident.as_ref().map(|i| i.issuer_assigned_id.clone()),
+        sign_in_type: ident.as_ref().map(|i| i.sign_in_type.clone()),
+    };
+    let mut risks = Vec::new();
+    for m in &directory.matches {
+        risks.push(Risk {
+            kind: RiskKind::ExistingAccount,
+            message: format!(
+                "An account already exists (found by {}): {} — approving reuses it and creates nothing.",
+                m.found_by,
+                m.user.get("userPrincipalName").and_then(Value::as_str).unwrap_or_else(|| {
+                    m.user.get("id").and_then(Value::as_str).unwrap_or("?")
+                })
+            ),
+        });
+    }
+    let domain = email_domain(&request.key.email);
+    if is_free_mail(&domain) {
+        risks.push(Risk {
+            kind: RiskKind::FreeMail,
+            message: format!("{domain} is a free e-mail provider: the address says nothing about the requester's organisation."),
+        });
+    }
+    if let Some(company) = crate::cache::company(&request)
+        && !is_free_mail(&domain)
+        && !domain_matches_company(&domain, &company)
+    {
+        risks.push(Risk {
+            kind: RiskKind::DomainMismatch,
+            message: format!(
+                "The e-mail domain {domain} does not look like the company \"{company}\"."
+            ),
+        });
+    }
+    if let Some(e) = &plan_error {
+        risks.push(Risk {
+            kind: RiskKind::NoPlan,
+            message: format!("Approval would fail: {e}"),
+        });
+    }
+    let skipped = plan_result
+        .as_ref()
+        .map(|p| p.skipped.clone())
+        .unwrap_or_default();
+    RequestDetail {
+        request,
+        rows,
+        identity,
+        plan: plan_result,
+        plan_error,
+        skipped,
+        directory,
+        risks,
+        outbox,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_mail_and_company_checks() {
+        assert!(is_free_mail("gmail.com"));
+        assert!(is_free_mail("GMX.de"));
+        assert!(is_free_mail("gmx.net"));
+        assert!(is_free_mail("laposte.net"));
+        assert!(!is_free_mail("fabrikam.com"));
+        assert!(domain_matches_company("fabrikam.com", "Fabrikam, Inc."));
+        assert!(domain_matches_company("mail.contoso.co.uk", "Contoso"));
+        assert!(!domain_matches_company("woodgrove.com", "Fabrikam"));
+    }
+
+    #[test]
+    fn extension_short_names() {
+        assert_eq!(
+            extension_short_name("extension_<extensions-app-id>_CustomAttribute"),
+            "CustomAttribute"
+        );
+        assert_eq!(
+            extension_short_name("extension_b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c_Sponsor_Name"),
+            "Sponsor_Name"
+        );
+        assert_eq!(extension_short_name("city"), "city");
+    }
+}

@@ -1,0 +1,165 @@
+//! The one error type of the reviewer facade: `{code, message}` on the wire (Tauri IPC), with a
+//! stable, greppable `code` (see [`codes`]). Graph errors carry Graph's own code
+//! (`graph.Request_BadRequest`) and the request-id/date Microsoft support asks for.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Stable error codes. The UI branches on these; never rename one.
+pub mod codes {
+    /// The OS keyring (Secret Service, Keychain, Credential Manager) cannot be used.
+    pub const KEYRING_UNAVAILABLE: &str = "auth.keyring_unavailable";
+    /// No approver is signed in (or the refresh token expired / was revoked).
+    pub const NOT_SIGNED_IN: &str = "auth.not_signed_in";
+    /// Sign-in failed: the authority refused, `state`/`iss` did not match, the user cancelled.
+    pub const SIGN_IN_FAILED: &str = "auth.sign_in_failed";
+    /// The browser could not be opened.
+    pub const BROWSER: &str = "auth.browser";
+    /// The approval API refused our token (401) or the approver lacks the role (403).
+    pub const FORBIDDEN: &str = "auth.forbidden";
+    /// A server or Graph could not be reached: work continues offline.
+    pub const OFFLINE: &str = "network.offline";
+    /// Another decision already won (HTTP 409 `request.already_decided`).
+    pub const CONFLICT: &str = "request.already_decided";
+    /// The request changed since it was read (HTTP 412 `request.version_mismatch`).
+    pub const VERSION_MISMATCH: &str = "request.version_mismatch";
+    /// No such request (HTTP 404, or not in the cache).
+    pub const NOT_FOUND: &str = "request.not_found";
+    /// The approval API answered something unexpected.
+    pub const API: &str = "api.error";
+    /// Local storage (SQLite cache/outbox, settings file) failed.
+    pub const STORAGE: &str = "storage.error";
+    /// The settings are invalid.
+    pub const SETTINGS: &str = "settings.invalid";
+    /// The caller passed invalid input (empty deny reason, no ids).
+    pub const INVALID_INPUT: &str = "input.invalid";
+    /// No provisioning plan can be made for the request.
+    pub const PLAN: &str = "plan.error";
+    /// A Graph answer this app cannot read.
+    pub const GRAPH_DECODE: &str = "graph.decode";
+    /// Prefix of Graph error codes: `graph.<Graph code>`.
+    pub const GRAPH_PREFIX: &str = "graph.";
+    /// A simulated crash (fault injection in tests; never produced otherwise).
+    pub const SIMULATED_CRASH: &str = "test.simulated_crash";
+}
+
+/// An error crossing the facade: `{"code":"network.offline","message":"…"}` plus, for Graph
+/// errors, `graph: {status, code, message, requestId, date}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code}: {message}")]
+pub struct ReviewerError {
+    /// A stable code from [`codes`], or `graph.<Graph error code>`.
+    pub code: String,
+    /// A sentence for the approver.
+    pub message: String,
+    /// The Graph error, when Graph answered one (show its `requestId` and `date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Box<GraphErrorInfo>>,
+}
+
+/// Graph's error details (CONTRACTS.md §3: show `code` and `request-id` to the approver).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphErrorInfo {
+    /// HTTP status.
+    pub status: u16,
+    /// Graph's error code, e.g. `Request_BadRequest`.
+    pub code: String,
+    /// Graph's message.
+    pub message: String,
+    /// `request-id`.
+    pub request_id: Option<String>,
+    /// `date` of the error.
+    pub date: Option<String>,
+}
+
+impl ReviewerError {
+    /// An error with a code from [`codes`] and a message.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ReviewerError {
+            code: code.to_owned(),
+            message: message.into(),
+            graph: None,
+        }
+    }
+
+    /// `network.offline`.
+    pub fn offline(message: impl Into<String>) -> Self {
+        Self::new(codes::OFFLINE, message)
+    }
+
+    /// `storage.error`.
+    pub fn storage(message: impl std::fmt::Display) -> Self {
+        Self::new(codes::STORAGE, message.to_string())
+    }
+
+    /// `true` for `network.offline`.
+    pub fn is_offline(&self) -> bool {
+        self.code == codes::OFFLINE
+    }
+}
+
+impl From<guestlist_graph::Error> for ReviewerError {
+    fn from(e: guestlist_graph::Error) -> Self {
+        match e {
+            guestlist_graph::Error::Graph(g) => ReviewerError {
+                code: format!("{}{}", codes::GRAPH_PREFIX, g.code),
+                message: g.to_string(),
+                graph: Some(Box::new(GraphErrorInfo {
+                    status: g.status,
+                    code: g.code,
+                    message: g.message,
+                    request_id: g.request_id,
+                    date: g.date,
+                })),
+            },
+            guestlist_graph::Error::Network(m) => {
+                Self::offline(format!("cannot reach Microsoft Graph: {m}"))
+            }
+            guestlist_graph::Error::Decode(m) => Self::new(codes::GRAPH_DECODE, m),
+            guestlist_graph::Error::Invalid(m) => Self::new(codes::GRAPH_DECODE, m),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ReviewerError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::storage(format!("local database: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for ReviewerError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::storage(format!("local data: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_shape_is_pinned() {
+        let e = ReviewerError::offline("no route");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({"code": "network.offline", "message": "no route"})
+        );
+        let g: ReviewerError = guestlist_graph::Error::Graph(guestlist_graph::GraphError {
+            status: 400,
+            code: "Request_BadRequest".into(),
+            message: "bad".into(),
+            request_id: Some("r1".into()),
+            date: None,
+        })
+        .into();
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(v["code"], "graph.Request_BadRequest");
+        assert_eq!(v["graph"]["requestId"], "r1");
+        assert!(v["message"].as_str().unwrap().contains("r1"));
+        let back: ReviewerError = serde_json::from_value(v).unwrap();
+        assert_eq!(back, g);
+    }
+}

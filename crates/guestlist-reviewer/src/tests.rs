@@ -1,0 +1,309 @@
+//! Unit tests of the facade that need no servers, and the TypeScript bindings export.
+
+use super::*;
+use guestlist_core::model::IdentityKey;
+use serde_json::json;
+use ts_rs::TS;
+
+fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequest {
+    let now = OffsetDateTime::now_utc();
+    let mut c = claims.as_object().cloned().unwrap_or_default();
+    c.insert("email".into(), json!(email));
+    let issuer = c
+        .get("identities")
+        .and_then(|i| i[0]["issuer"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    ApprovalRequest {
+        id: uuid::Uuid::from_u128(id),
+        key: IdentityKey {
+            email: email.to_lowercase(),
+            issuer: issuer.clone(),
+            issuer_assigned_id: if issuer.is_empty() {
+                String::new()
+            } else {
+                format!("id{id}")
+            },
+        },
+        state: RequestState::Pending,
+        version: 1,
+        created_at: now - time::Duration::hours(age_hours),
+        updated_at: now,
+        decided_by: None,
+        attempts: 1,
+        claims: c,
+    }
+}
+
+fn fb(id: u128) -> Value {
+    json!({"identities":[{"signInType":"federated","issuer":"facebook.com","issuerAssignedId":format!("id{id}")}]})
+}
+
+async fn open(dir: &Path) -> Reviewer {
+    Reviewer::open_with(
+        dir,
+        Some(Settings::default()),
+        OpenOptions {
+            token_store: Some(Arc::new(MemoryStore::new())),
+            faults: Faults::default(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn queue_search_filters_sort_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path()).await;
+    let reqs = vec![
+        request(
+            1,
+            "ann@fabrikam.com",
+            json!({"displayName":"Ann Lee","companyName":"Fabrikam"}),
+            50,
+        ),
+        request(
+            2,
+            "bob@gmail.com",
+            json!({"givenName":"Bob","surname":"Stone","identities":fb(2)["identities"]}),
+            2,
+        ),
+        request(
+            3,
+            "cy@woodgrove.com",
+            json!({"displayName":"Cy","extension_<extensions-app-id>_CompanyName":"Woodgrove Bank"}),
+            10,
+        ),
+    ];
+    r.inner.cache.store_pending(&reqs, true).unwrap();
+    let all = r.queue(QueueQuery::default()).await.unwrap();
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|i| i.email.as_str())
+            .collect::<Vec<_>>(),
+        ["ann@fabrikam.com", "cy@woodgrove.com", "bob@gmail.com"],
+        "oldest first"
+    );
+    assert_eq!(all.total_pending, 3);
+    assert_eq!(all.items[2].display_name, "Bob Stone");
+    assert!(all.items[2].free_mail);
+    assert_eq!(all.items[1].company.as_deref(), Some("Woodgrove Bank"));
+    let q = |q: QueueQuery| {
+        let r = r.clone();
+        async move { r.queue(q).await.unwrap() }
+    };
+    let by_company = q(QueueQuery {
+        q: Some("woodGROVE bank".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_company.total_matching, 1);
+    let by_surname = q(QueueQuery {
+        q: Some("stone".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_surname.items[0].id, uuid::Uuid::from_u128(2).to_string());
+    let fbq = q(QueueQuery {
+        identity_provider: Some("facebook.com".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(fbq.total_matching, 1);
+    let entra = q(QueueQuery {
+        identity_provider: Some("entra".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(entra.total_matching, 2);
+    let dom = q(QueueQuery {
+        email_domain: Some("@Fabrikam.com".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(dom.total_matching, 1);
+    let old = q(QueueQuery {
+        min_age_hours: Some(24),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(old.items.len(), 1);
+    assert_eq!(old.items[0].email, "ann@fabrikam.com");
+    let young = q(QueueQuery {
+        max_age_hours: Some(12),
+        sort: QueueSort::NewestFirst,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        young
+            .items
+            .iter()
+            .map(|i| i.email.as_str())
+            .collect::<Vec<_>>(),
+        ["bob@gmail.com", "cy@woodgrove.com"]
+    );
+    let like = q(QueueQuery {
+        q: Some("%".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(like.total_matching, 0, "LIKE wildcards are escaped");
+    assert_eq!(
+        all.by_provider
+            .iter()
+            .find(|c| c.value == "entra")
+            .unwrap()
+            .count,
+        2
+    );
+    // A complete sync without request 1 removes it; an unchanged version is not rewritten.
+    let (a, u, rm) = r.inner.cache.store_pending(&reqs[1..], true).unwrap();
+    assert_eq!((a, u, rm), (0, 0, 1));
+}
+
+#[tokio::test]
+async fn database_file_is_private_and_outbox_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let r = open(dir.path()).await;
+        let req = request(7, "x@fabrikam.com", json!({}), 1);
+        r.inner
+            .cache
+            .store_pending(std::slice::from_ref(&req), true)
+            .unwrap();
+        // Not signed in: the decision is kept in the outbox, state queued.
+        let out = r
+            .deny(vec![req.id.to_string()], "  unknown  ".into())
+            .await
+            .unwrap();
+        assert_eq!(out[0].outcome, Outcome::Queued);
+        assert_eq!(out[0].error.as_ref().unwrap().code, codes::NOT_SIGNED_IN);
+        let e = r
+            .deny(vec![req.id.to_string()], "   ".into())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, codes::INVALID_INPUT);
+        assert_eq!(
+            r.approve(vec![]).await.unwrap_err().code,
+            codes::INVALID_INPUT
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("reviewer.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let r = open(dir.path()).await;
+    let st = r.status().await;
+    assert_eq!(st.outbox.len(), 1);
+    assert_eq!(st.outbox[0].state, OutboxState::Queued);
+    assert_eq!(st.outbox[0].kind, DecisionKind::Deny);
+    let row = r
+        .inner
+        .cache
+        .outbox(&uuid::Uuid::from_u128(7).to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.reason.as_deref(), Some("unknown"));
+    assert!(uuid::Uuid::parse_str(&row.idempotency_key).is_ok());
+}
+
+#[tokio::test]
+async fn detail_rows_plan_and_risks_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path()).await;
+    let req = request(
+        9,
+        "jo@gmail.com",
+        json!({"displayName":"Jo","lastName":"Doe","companyName":"Fabrikam","extension_<extensions-app-id>_Sponsor":"ada",
+               "identities":[{"signInType":"federated","issuer":"google.com","issuerAssignedId":"g-9"}]}),
+        3,
+    );
+    r.inner
+        .cache
+        .store_pending(std::slice::from_ref(&req), true)
+        .unwrap();
+    let d = r.detail(req.id.to_string()).await.unwrap();
+    assert_eq!(d.identity.issuer.as_deref(), Some("google.com"));
+    assert_eq!(d.identity.issuer_assigned_id.as_deref(), Some("g-9"));
+    let surname = d
+        .rows
+        .iter()
+        .find(|r| r.claim.as_deref() == Some("lastName"))
+        .unwrap();
+    assert_eq!(surname.property.as_deref(), Some("surname"));
+    assert_eq!(surname.will_be_written, Some(json!("Doe")));
+    let sponsor = d.rows.iter().find(|r| r.attribute == "Sponsor").unwrap();
+    assert_eq!(sponsor.submitted, Some(json!("ada")));
+    assert_eq!(
+        sponsor.will_be_written, None,
+        "no extensions app id configured: skipped"
+    );
+    assert!(d.skipped.iter().any(|s| s.claim.ends_with("_Sponsor")));
+    let upn = d
+        .rows
+        .iter()
+        .find(|r| r.attribute == "userPrincipalName")
+        .unwrap();
+    assert_eq!(
+        upn.will_be_written,
+        Some(json!("jo_gmail.com#EXT@contoso.onmicrosoft.com"))
+    );
+    assert!(d.plan.as_ref().unwrap().writes[0].path == "/users");
+    assert!(d.risks.iter().any(|k| k.kind == RiskKind::FreeMail));
+    assert!(!d.directory.checked);
+    assert_eq!(
+        r.detail("nope".into()).await.unwrap_err().code,
+        codes::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn settings_are_persisted_and_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path()).await;
+    let mut s = r.settings();
+    s.do_not_disturb = true;
+    r.save_settings(s.clone()).await.unwrap();
+    assert!(r.settings().do_not_disturb);
+    let again = Settings::load(dir.path(), None).unwrap();
+    assert_eq!(again, s);
+    s.client_id = " ".into();
+    assert_eq!(r.save_settings(s).await.unwrap_err().code, codes::SETTINGS);
+}
+
+/// Writes the TypeScript bindings of every facade type (and the core types they use) into
+/// `ui/src/bindings/` at the workspace root.
+#[test]
+fn export_bindings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings");
+    Settings::export_all_to(&dir).unwrap();
+    ReviewerError::export_all_to(&dir).unwrap();
+    SessionInfo::export_all_to(&dir).unwrap();
+    AppStatus::export_all_to(&dir).unwrap();
+    QueueQuery::export_all_to(&dir).unwrap();
+    QueueView::export_all_to(&dir).unwrap();
+    SyncReport::export_all_to(&dir).unwrap();
+    RequestDetail::export_all_to(&dir).unwrap();
+    DecisionOutcome::export_all_to(&dir).unwrap();
+    OutboxItem::export_all_to(&dir).unwrap();
+    HistoryEntry::export_all_to(&dir).unwrap();
+    for f in [
+        "Settings.ts",
+        "AppStatus.ts",
+        "RequestDetail.ts",
+        "ApprovalRequest.ts",
+        "ProvisioningPlan.ts",
+        "HistoryEntry.ts",
+    ] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(text.contains("export type"), "{f}");
+    }
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Window E2E of the Guestlist desktop app.
+#
+# Builds the app with the UI embedded, starts devtenant (emulated Entra tenant) and
+# guestlist-server on free ports, plays sign-ups, then under Xvfb + a private D-Bus session
+# (unlocked gnome-keyring for the refresh token) starts tauri-driver and runs tests/e2e/run.mjs
+# (WebdriverIO 9) against the real window: sign in, approve a Facebook and an Entra ID user,
+# deny one, check devtenant's directory. Artifacts (screenshots, logs, directory dump) go to
+# artifacts/e2e/; the queue and side-by-side screenshots are copied to docs/screenshots/.
+#
+# Env: E2E_SIGNUPS (default 12) sign-ups to play; ARTIFACTS (default artifacts/e2e).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${ARTIFACTS:-$ROOT/artifacts/e2e}
+SIGNUPS=${E2E_SIGNUPS:-12}
+TENANT_ID=4a1e2d3c-5b6f-4789-9abc-def012345678
+export PATH="$HOME/.cargo/bin:$PATH"
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+log() { printf 'e2e.sh: %s\n' "$*"; }
+
+# ---- dependencies (idempotent, fast when warm) ----
+bash scripts/setup.sh e2e
+if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules/.installed ]; then
+  (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
+fi
+
+# ---- build ----
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+log "building the UI"
+(cd ui && npm run build --silent)
+log "building devtenant, guestlist-server and the app (UI embedded)"
+cargo build -q -p guestlist-devtenant -p guestlist-server --bins
+cargo build -q -p guestlist-desktop --features tauri/custom-protocol
+APP="$TARGET/debug/guestlist"
+[ -x "$APP" ] || { echo "e2e.sh: $APP missing" >&2; exit 1; }
+
+# ---- services ----
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DT_PORT=$(free_port)
+API_PORT=$(free_port)
+WD_PORT=$(free_port)
+NATIVE_PORT=$(free_port)
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  if [ -f "$WORK/server.pid" ]; then PIDS+=("$(cat "$WORK/server.pid")"); fi
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_http() { # url, name
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$1"; then return 0; fi
+    sleep 0.2
+  done
+  echo "e2e.sh: $2 did not come up at $1" >&2
+  return 1
+}
+
+DEVTENANT_URL="http://127.0.0.1:$DT_PORT"
+API_URL="http://127.0.0.1:$API_PORT"
+ISSUER="$DEVTENANT_URL/$TENANT_ID/v2.0"
+
+log "devtenant on $DEVTENANT_URL"
+"$TARGET/debug/devtenant" --listen "127.0.0.1:$DT_PORT" >"$OUT/devtenant.log" 2>&1 &
+PIDS+=($!)
+wait_http "$ISSUER/.well-known/openid-configuration" devtenant
+GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["graph"])')
+
+log "guestlist-server on $API_URL"
+cat >"$WORK/server.toml" <<EOF
+listen = "127.0.0.1:$API_PORT"
+database = "$WORK/server.db"
+
+[approver_auth]
+issuer = "$ISSUER"
+audiences = ["9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f", "api://guestlist-approvals"]
+EOF
+export GUESTLIST_CONNECTOR_USERNAME=connector GUESTLIST_CONNECTOR_PASSWORD=e2e-connector-secret
+"$TARGET/debug/guestlist-server" --config "$WORK/server.toml" >"$OUT/server.log" 2>&1 &
+echo $! >"$WORK/server.pid"
+wait_http "$API_URL/healthz" guestlist-server
+# run.mjs stops and restarts the server (offline step); it keeps its pid in server.pid.
+export SERVER_BIN="$TARGET/debug/guestlist-server" SERVER_CONFIG="$WORK/server.toml" SERVER_PID_FILE="$WORK/server.pid" API_URL
+
+log "playing $SIGNUPS sign-ups"
+"$TARGET/debug/devtenant" signup --api "$API_URL" --count "$SIGNUPS" \
+  --username connector --password e2e-connector-secret --tenant "$DEVTENANT_URL" >"$OUT/signup.log" 2>&1
+
+# ---- the app's data dir, pre-configured for these ports ----
+DATA="$WORK/app-data"
+mkdir -p "$DATA"
+cat >"$DATA/settings.json" <<EOF
+{
+  "authority": "$ISSUER",
+  "client_id": "6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11",
+  "api_base_url": "$API_URL",
+  "api_scope": "api://guestlist-approvals/Approvals.ReadWrite",
+  "graph_base_url": "$GRAPH_URL",
+  "graph_scopes": ["https://graph.microsoft.com/User.ReadWrite.All", "https://graph.microsoft.com/User.Invite.All"],
+  "provisioning": {
+    "tenant_domain": "contoso.onmicrosoft.com",
+    "upn_form": "seed",
+    "invite_redirect_url": "https://myapplications.microsoft.com",
+    "send_invitation_message": false,
+    "extensions_app_id": "b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c"
+  },
+  "do_not_disturb": false,
+  "purge_decided_after_days": 30
+}
+EOF
+
+# ---- the window ----
+log "driving the window under Xvfb (tauri-driver on $WD_PORT)"
+export E2E_APP="$APP" DEVTENANT_URL ARTIFACTS="$OUT" E2E_MIN_REQUESTS=3 E2E_WD_PORT="$WD_PORT"
+export GUESTLIST_DATA_DIR="$DATA" GUESTLIST_OPENER=http GUESTLIST_LOGIN_HINT=ada@contoso.onmicrosoft.com
+export GUESTLIST_SYNC_INTERVAL_SECS=3 GUESTLIST_LOG=info
+export OUT WD_PORT NATIVE_PORT
+set +e
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
+  printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  tauri-driver --port "$WD_PORT" --native-port "$NATIVE_PORT" >"$OUT/tauri-driver.log" 2>&1 &
+  td=$!
+  for _ in $(seq 1 100); do
+    (echo >/dev/tcp/127.0.0.1/"$WD_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  node tests/e2e/run.mjs
+  rc=$?
+  if [ "$rc" = 0 ]; then
+    # dunst (D-Bus activated by the first Notify) keeps what it showed.
+    dunstctl history >"$OUT/notifications.json" 2>/dev/null || true
+    if grep -qi "guest request" "$OUT/notifications.json"; then
+      echo "e2e: an OS notification announced the new requests"
+    else
+      echo "e2e: FAILED: no OS notification for the new requests (see notifications.json)"
+      rc=1
+    fi
+  fi
+  kill -TERM "$td" 2>/dev/null
+  wait "$td" 2>/dev/null
+  exit $rc
+'
+rc=$?
+set -e
+
+if [ "$rc" = 0 ]; then
+  mkdir -p docs/screenshots
+  cp "$OUT/queue.png" docs/screenshots/queue.png
+  cp "$OUT/side-by-side.png" docs/screenshots/side-by-side.png
+  log "passed; screenshots in $OUT and docs/screenshots/"
+else
+  log "FAILED (rc=$rc); see $OUT (failure.png, failure.html, *.log)"
+fi
+exit "$rc"

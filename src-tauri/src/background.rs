@@ -1,0 +1,276 @@
+//! The background task (sync every N seconds, `queue-changed` events, OS notifications for new
+//! requests) and the tray icon with the pending count.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use guestlist_reviewer::{QueueItem, QueueQuery, QueueSort, Reviewer};
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri_plugin_notification::NotificationExt;
+use tokio::sync::Notify;
+
+use crate::{AppState, QUEUE_CHANGED};
+
+/// The tray icon's id.
+pub const TRAY_ID: &str = "guestlist";
+
+/// At most this many new requests get a notification each; more become one summary.
+pub const BURST: usize = 3;
+
+/// Syncs every `every` (or when woken), emits [`QUEUE_CHANGED`], notifies, updates the tray.
+///
+/// With `GUESTLIST_AUTO_SIGN_IN=1` (the demo), signs in first when no session was restored.
+pub async fn run<R: Runtime>(
+    app: AppHandle<R>,
+    reviewer: Reviewer,
+    every: Duration,
+    wake: Arc<Notify>,
+) {
+    if std::env::var("GUESTLIST_AUTO_SIGN_IN").is_ok_and(|v| v == "1")
+        && reviewer.status().await.session.is_none()
+    {
+        let opener = app.state::<AppState>().opener();
+        if let Err(e) = reviewer.sign_in(opener).await {
+            tracing::warn!(code = %e.code, message = %e.message, "automatic sign-in failed");
+        }
+    }
+    loop {
+        if reviewer.status().await.session.is_some() {
+            match reviewer.sync().await {
+                Ok(report) => {
+                    if report.added > 0 || report.removed > 0 || report.updated > 0 {
+                        let _ = app.emit(QUEUE_CHANGED, &report);
+                    }
+                    if report.added > 0 && !reviewer.settings().do_not_disturb {
+                        let newest = reviewer
+                            .queue(QueueQuery {
+                                sort: QueueSort::NewestFirst,
+                                limit: Some(
+                                    u32::try_from(report.added).unwrap_or(u32::MAX).min(50),
+                                ),
+                                ..QueueQuery::default()
+                            })
+                            .await;
+                        if let Ok(view) = newest {
+                            notify_new(&app, report.added, &view.items);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(code = %e.code, message = %e.message, "background sync failed")
+                }
+            }
+        }
+        update_tray(&app, reviewer.status().await.pending_count);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = wake.notified() => {}
+        }
+    }
+}
+
+/// One notification's title and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The title.
+    pub title: String,
+    /// The body.
+    pub body: String,
+}
+
+/// The notifications for `added` new requests, of which `newest` are the newest: one per request
+/// (name, e-mail domain, identity provider) up to [`BURST`], else one summary.
+pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
+    let shown = newest
+        .len()
+        .min(usize::try_from(added).unwrap_or(usize::MAX));
+    if added as usize <= BURST && shown == added as usize {
+        return newest[..shown]
+            .iter()
+            .map(|i| Note {
+                title: format!("Guest request: {}", i.display_name),
+                body: format!(
+                    "@{} · {}",
+                    i.email_domain,
+                    provider_label(&i.identity_provider)
+                ),
+            })
+            .collect();
+    }
+    let mut by_provider: BTreeMap<String, u64> = BTreeMap::new();
+    for i in &newest[..shown] {
+        *by_provider
+            .entry(provider_label(&i.identity_provider))
+            .or_default() += 1;
+    }
+    let mix = by_provider
+        .iter()
+        .map(|(p, n)| format!("{n} {p}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let body = if mix.is_empty() {
+        "Open Guestlist to review them.".to_owned()
+    } else if (shown as u64) < added {
+        format!("Newest: {mix}.")
+    } else {
+        format!("{mix}.")
+    };
+    vec![Note {
+        title: format!("{added} new guest requests"),
+        body,
+    }]
+}
+
+/// A human name for an identity provider short name.
+pub fn provider_label(p: &str) -> String {
+    match p {
+        "facebook.com" => "Facebook".into(),
+        "google.com" => "Google".into(),
+        "mail" => "Email OTP".into(),
+        "entra" | "" => "Entra ID".into(),
+        other => other.into(),
+    }
+}
+
+fn notify_new<R: Runtime>(app: &AppHandle<R>, added: u64, newest: &[QueueItem]) {
+    for note in notes_for(added, newest) {
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title(&note.title)
+            .body(&note.body)
+            .show()
+        {
+            tracing::warn!(error = %e, "cannot show a notification");
+        }
+    }
+}
+
+/// Creates the tray icon: a menu to show the window, sync now, or quit.
+///
+/// Errors: the platform has no tray (or the menu cannot be built).
+pub fn create_tray<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let show = MenuItem::with_id(app, "show", "Show Guestlist", true, None::<&str>)?;
+    let sync = MenuItem::with_id(app, "sync", "Sync now", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit Guestlist", true, None::<&str>)?;
+    let sep = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&show, &sync, &sep, &quit])?;
+    let mut tray = TrayIconBuilder::with_id(TRAY_ID)
+        .tooltip("Guestlist")
+        .menu(&menu)
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "show" => show_main_window(app),
+            "sync" => {
+                if let Some(state) = app.try_state::<AppState>() {
+                    state.wake_sync();
+                }
+            }
+            "quit" => app.exit(0),
+            _ => {}
+        });
+    if let Some(icon) = app.default_window_icon() {
+        tray = tray.icon(icon.clone());
+    }
+    tray.build(app)?;
+    Ok(())
+}
+
+/// The tray's label for `pending` requests.
+pub fn tray_label(pending: u64) -> String {
+    match pending {
+        0 => "Guestlist — no pending requests".into(),
+        1 => "Guestlist — 1 pending request".into(),
+        n => format!("Guestlist — {n} pending requests"),
+    }
+}
+
+fn update_tray<R: Runtime>(app: &AppHandle<R>, pending: u64) {
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_tooltip(Some(tray_label(pending)));
+        let _ = tray.set_title(Some(if pending == 0 {
+            String::new()
+        } else {
+            pending.to_string()
+        }));
+    }
+}
+
+/// Shows, unminimises and focuses the main window (second launch, tray menu).
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, domain: &str, provider: &str) -> QueueItem {
+        QueueItem {
+            id: name.into(),
+            display_name: name.into(),
+            email: format!("x@{domain}"),
+            email_domain: domain.into(),
+            company: None,
+            identity_provider: provider.into(),
+            created_at: "2025-01-01T00:00:00Z".into(),
+            age_hours: 0,
+            attempts: 1,
+            version: 1,
+            outbox_state: None,
+            free_mail: false,
+        }
+    }
+
+    #[test]
+    fn a_few_new_requests_get_one_notification_each() {
+        let newest = [
+            item("Ada", "fabrikam.com", "facebook.com"),
+            item("Bo", "gmail.com", "entra"),
+        ];
+        let notes = notes_for(2, &newest);
+        assert_eq!(
+            notes,
+            vec![
+                Note {
+                    title: "Guest request: Ada".into(),
+                    body: "@fabrikam.com · Facebook".into()
+                },
+                Note {
+                    title: "Guest request: Bo".into(),
+                    body: "@gmail.com · Entra ID".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_burst_becomes_one_summary() {
+        let newest: Vec<_> = (0..5)
+            .map(|i| {
+                let p = if i % 2 == 0 { "google.com" } else { "mail" };
+                item(&format!("P{i}"), "x.com", p)
+            })
+            .collect();
+        let notes = notes_for(5, &newest);
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].title, "5 new guest requests");
+        assert_eq!(notes[0].body, "2 Email OTP, 3 Google.");
+        let partial = notes_for(120, &newest);
+        assert_eq!(partial[0].title, "120 new guest requests");
+        assert_eq!(partial[0].body, "Newest: 2 Email OTP, 3 Google.");
+    }
+
+    #[test]
+    fn tray_label_counts() {
+        assert_eq!(tray_label(0), "Guestlist — no pending requests");
+        assert_eq!(tray_label(1), "Guestlist — 1 pending request");
+        assert_eq!(tray_label(42), "Guestlist — 42 pending requests");
+    }
+}

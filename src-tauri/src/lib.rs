@@ -1,0 +1,216 @@
+//! # guestlist-desktop
+//!
+//! The Tauri v2 shell of the approver's app. It owns windows, tray, OS notifications, the
+//! single-instance lock and the IPC surface — nothing else. Every command is a one-liner into
+//! [`guestlist_reviewer::Reviewer`] (sign-in, cache, sync, outbox, Graph provisioning live there);
+//! this crate must not grow business logic, talk to Graph or the approval API, or touch SQLite.
+//!
+//! - [`commands`]: the `#[tauri::command]`s the UI invokes.
+//! - [`background`]: the sync loop, the `queue-changed` event, notifications, the tray count.
+//! - [`opener`]: how sign-in opens the authorize URL (system browser, or an HTTP GET in E2E).
+
+pub mod background;
+pub mod commands;
+pub mod opener;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use guestlist_reviewer::{Reviewer, ReviewerError};
+use tauri::{Manager, Runtime};
+use tokio::sync::Notify;
+
+/// The event the background sync emits when the cached queue may have changed.
+pub const QUEUE_CHANGED: &str = "queue-changed";
+
+/// Error code when the reviewer could not be opened at start (the message says why).
+pub const NOT_READY: &str = "app.not_ready";
+
+/// How the shell is started. [`Options::from_env`] reads the `GUESTLIST_*` variables.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where settings, cache and outbox live (`GUESTLIST_DATA_DIR`); `None`: the platform's app
+    /// data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Seconds between background syncs (`GUESTLIST_SYNC_INTERVAL_SECS`, default 30); `None`: no
+    /// background task (tests).
+    pub sync_interval: Option<Duration>,
+    /// Create the tray icon (and hide to the tray on close).
+    pub tray: bool,
+    /// Take the single-instance lock (a second launch focuses the first window).
+    pub single_instance: bool,
+}
+
+impl Options {
+    /// The options of the real app, from the environment.
+    pub fn from_env() -> Self {
+        let secs = std::env::var("GUESTLIST_SYNC_INTERVAL_SECS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(30)
+            .max(1);
+        Options {
+            data_dir: std::env::var_os("GUESTLIST_DATA_DIR").map(PathBuf::from),
+            sync_interval: Some(Duration::from_secs(secs)),
+            tray: std::env::var("GUESTLIST_NO_TRAY").is_err(),
+            single_instance: true,
+        }
+    }
+}
+
+/// The opener factory: one closure per sign-in.
+type MakeOpener = Box<dyn Fn() -> opener::OpenUrl + Send + Sync>;
+
+/// The managed state every command reads. Filled once at start (see [`run_app`]).
+#[derive(Default)]
+pub struct AppState {
+    reviewer: OnceLock<Result<Reviewer, ReviewerError>>,
+    make_opener: OnceLock<MakeOpener>,
+    wake: Arc<Notify>,
+}
+
+impl AppState {
+    /// The reviewer, or the error that kept it from opening (shown by the UI with its code).
+    ///
+    /// Errors: the [`Reviewer::open`] error, e.g. `settings.invalid` or `storage.error`;
+    /// [`NOT_READY`] while the app is still starting.
+    pub fn reviewer(&self) -> Result<&Reviewer, ReviewerError> {
+        match self.reviewer.get() {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(ReviewerError::new(NOT_READY, "Guestlist is still starting")),
+        }
+    }
+
+    /// A fresh opener for one sign-in.
+    pub fn opener(&self) -> opener::OpenUrl {
+        match self.make_opener.get() {
+            Some(make) => make(),
+            None => Box::new(|_| Err("the app is still starting".to_owned())),
+        }
+    }
+
+    /// Asks the background task to sync now (after sign-in, from the tray).
+    pub fn wake_sync(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Registers the plugins, commands, state, tray and background task on `builder`.
+///
+/// Generic over the runtime so `tauri::test`'s mock runtime builds the same app. With
+/// [`Options::data_dir`] set the reviewer opens here; otherwise in `setup`, once the platform's
+/// app data directory is known.
+pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> tauri::Builder<R> {
+    let state = AppState::default();
+    if let Some(dir) = &options.data_dir {
+        let _ = state
+            .reviewer
+            .set(tauri::async_runtime::block_on(open_reviewer(dir)));
+    }
+    let mut builder = builder.manage(state);
+    if options.single_instance {
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            background::show_main_window(app);
+        }));
+    }
+    let tray = options.tray;
+    builder
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init())
+        .invoke_handler(tauri::generate_handler![
+            commands::get_settings,
+            commands::save_settings,
+            commands::sign_in,
+            commands::sign_out,
+            commands::status,
+            commands::queue,
+            commands::sync,
+            commands::detail,
+            commands::approve,
+            commands::deny,
+            commands::history,
+        ])
+        .on_window_event(move |window, event| {
+            // With a tray icon, closing the window keeps the app running in the tray.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && tray
+                && window
+                    .app_handle()
+                    .tray_by_id(background::TRAY_ID)
+                    .is_some()
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let state = app.state::<AppState>();
+            if state.reviewer.get().is_none() {
+                let opened = match app.path().app_data_dir() {
+                    Ok(dir) => tauri::async_runtime::block_on(open_reviewer(&dir)),
+                    Err(e) => Err(ReviewerError::new(
+                        NOT_READY,
+                        format!("no app data directory: {e}"),
+                    )),
+                };
+                let _ = state.reviewer.set(opened);
+            }
+            if let Err(e) = state.reviewer() {
+                tracing::error!(code = %e.code, message = %e.message, "cannot open the reviewer");
+            }
+            let opener_handle = handle.clone();
+            let _ = state
+                .make_opener
+                .set(Box::new(move || opener::for_app(&opener_handle)));
+            if options.tray
+                && let Err(e) = background::create_tray(&handle)
+            {
+                tracing::warn!(error = %e, "no tray icon");
+            }
+            if let (Ok(reviewer), Some(every)) = (state.reviewer(), options.sync_interval) {
+                tauri::async_runtime::spawn(background::run(
+                    handle.clone(),
+                    reviewer.clone(),
+                    every,
+                    state.wake.clone(),
+                ));
+            }
+            Ok(())
+        })
+}
+
+/// Opens the reviewer on `dir` (created if missing).
+async fn open_reviewer(dir: &Path) -> Result<Reviewer, ReviewerError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ReviewerError::new(
+            NOT_READY,
+            format!("cannot create the data directory {}: {e}", dir.display()),
+        )
+    })?;
+    Reviewer::open(dir, None).await
+}
+
+/// Starts the real app (the `guestlist` binary's `main`).
+pub fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GUESTLIST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let app =
+        run_app(tauri::Builder::default(), Options::from_env()).build(tauri::generate_context!());
+    match app {
+        Ok(app) => app.run(|_, _| {}),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start Guestlist");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! The shell under `tauri::test`'s mock runtime: no display, real commands, real reviewer.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
+use tauri::{WebviewWindow, WebviewWindowBuilder};
+
+use crate::{Options, run_app};
+
+fn app(data_dir: &Path) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    let app = run_app(
+        mock_builder(),
+        Options {
+            data_dir: Some(data_dir.to_path_buf()),
+            sync_interval: None,
+            tray: false,
+            single_instance: false,
+        },
+    )
+    // The real context: tauri.conf.json (CSP) and capabilities/ (the ACL the UI runs under).
+    .build(tauri::generate_context!())
+    .expect("the app builds on the mock runtime");
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("a window");
+    (app, webview)
+}
+
+fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            // The origin the embedded UI is served from (custom protocol).
+            url: "tauri://localhost".parse().expect("url"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().expect("json"))
+}
+
+/// The IPC error contract the UI relies on: an object with string `code` and `message`.
+fn assert_error_shape(e: &Value) -> String {
+    let o = e
+        .as_object()
+        .unwrap_or_else(|| panic!("error is not an object: {e}"));
+    let code = o.get("code").and_then(Value::as_str).expect("string code");
+    assert!(
+        o.get("message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| !m.is_empty())
+    );
+    for k in o.keys() {
+        assert!(
+            ["code", "message", "graph"].contains(&k.as_str()),
+            "unexpected key {k}"
+        );
+    }
+    code.to_owned()
+}
+
+#[test]
+fn errors_cross_the_ipc_as_code_and_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let e =
+        invoke(&webview, "deny", json!({"ids": [], "reason": ""})).expect_err("nothing to deny");
+    let code = assert_error_shape(&e);
+    assert!(code.contains('.'), "stable dotted code, got {code}");
+}
+
+#[test]
+fn signed_out_status_settings_and_empty_queue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, webview) = app(dir.path());
+    let status = invoke(&webview, "status", json!({})).expect("status");
+    assert_eq!(status["session"], Value::Null);
+    assert_eq!(status["pendingCount"], json!(0));
+    assert!(status["outbox"].as_array().is_some_and(Vec::is_empty));
+
+    let mut settings = invoke(&webview, "get_settings", json!({})).expect("settings");
+    assert!(settings["authority"].is_string());
+    settings["do_not_disturb"] = json!(true);
+    invoke(&webview, "save_settings", json!({ "settings": settings })).expect("saved");
+    let back = invoke(&webview, "get_settings", json!({})).expect("settings");
+    assert_eq!(back["do_not_disturb"], json!(true));
+    assert!(dir.path().join("settings.json").exists());
+
+    let mut bad = back.clone();
+    bad["api_base_url"] = json!("not a url");
+    let e = invoke(&webview, "save_settings", json!({ "settings": bad })).expect_err("invalid");
+    assert_eq!(assert_error_shape(&e), "settings.invalid");
+
+    let q = invoke(&webview, "queue", json!({"query": {"sort": "oldestFirst"}})).expect("queue");
+    assert_eq!(q["items"], json!([]));
+    assert_eq!(q["totalPending"], json!(0));
+}
+
+#[test]
+fn an_unusable_data_dir_is_reported_by_every_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let (_app, webview) = app(&file);
+    let e = invoke(&webview, "status", json!({})).expect_err("no reviewer");
+    assert_eq!(assert_error_shape(&e), crate::NOT_READY);
+    let e = invoke(&webview, "queue", json!({"query": {}})).expect_err("no reviewer");
+    assert_eq!(assert_error_shape(&e), crate::NOT_READY);
+}
+
+#[test]
+fn csp_and_capabilities_are_strict() {
+    let conf: Value = serde_json::from_str(include_str!("../tauri.conf.json")).expect("conf");
+    let csp = &conf["app"]["security"]["csp"];
+    assert_eq!(csp["default-src"], "'self'");
+    assert_eq!(csp["script-src"], "'self'");
+    assert_eq!(csp["connect-src"], "ipc: http://ipc.localhost");
+    assert_eq!(csp["object-src"], "'none'");
+    let cap: Value =
+        serde_json::from_str(include_str!("../capabilities/default.json")).expect("capability");
+    assert_eq!(cap["windows"], json!(["main"]));
+    assert_eq!(
+        cap["permissions"],
+        json!(["core:event:allow-listen", "core:event:allow-unlisten"])
+    );
+}

@@ -1,0 +1,52 @@
+// The invoke layer: one typed function per Tauri command of src-tauri/src/commands.rs.
+// The product always talks to the real commands; tests pass their own `Api`.
+
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  AppStatus,
+  DecisionOutcome,
+  HistoryEntry,
+  QueueQuery,
+  QueueView,
+  RequestDetail,
+  SessionInfo,
+  Settings,
+  SyncReport,
+} from './types';
+
+/** What the UI can ask the app. Every call rejects with `{code, message}`. */
+export interface Api {
+  settings(): Promise<Settings>;
+  saveSettings(settings: Settings): Promise<void>;
+  signIn(): Promise<SessionInfo>;
+  signOut(wipeCache: boolean): Promise<void>;
+  status(): Promise<AppStatus>;
+  queue(query: QueueQuery): Promise<QueueView>;
+  sync(): Promise<SyncReport>;
+  detail(id: string): Promise<RequestDetail>;
+  approve(ids: string[]): Promise<DecisionOutcome[]>;
+  deny(ids: string[], reason: string): Promise<DecisionOutcome[]>;
+  history(id: string): Promise<HistoryEntry[]>;
+  /** Calls `cb` whenever the background sync changed the queue; resolves to an unsubscribe. */
+  onQueueChanged(cb: () => void): Promise<() => void>;
+}
+
+/** The real commands. */
+export const tauriApi: Api = {
+  settings: () => invoke<Settings>('get_settings'),
+  saveSettings: (settings) => invoke<void>('save_settings', { settings }),
+  signIn: () => invoke<SessionInfo>('sign_in'),
+  signOut: (wipeCache) => invoke<void>('sign_out', { wipeCache }),
+  status: () => invoke<AppStatus>('status'),
+  queue: (query) => invoke<QueueView>('queue', { query }),
+  sync: () => invoke<SyncReport>('sync'),
+  detail: (id) => invoke<RequestDetail>('detail', { id }),
+  approve: (ids) => invoke<DecisionOutcome[]>('approve', { ids }),
+  deny: (ids, reason) => invoke<DecisionOutcome[]>('deny', { ids, reason }),
+  history: (id) => invoke<HistoryEntry[]>('history', { id }),
+  onQueueChanged: async (cb) => {
+    const un: UnlistenFn = await listen('queue-changed', () => cb());
+    return un;
+  },
+};

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { cellText, emailDomain, errorLine, plural, providerLabel, shortAge, sinceText, toAppError } from './format';
+
+const now = new Date('2025-03-14T12:00:00Z');
+
+describe('format', () => {
+  it('shortens ages', () => {
+    expect(shortAge('2025-03-14T11:59:30Z', now)).toBe('now');
+    expect(shortAge('2025-03-14T11:48:00Z', now)).toBe('12m');
+    expect(shortAge('2025-03-14T07:00:00Z', now)).toBe('5h');
+    expect(shortAge('2025-03-11T12:00:00Z', now)).toBe('3d');
+    expect(shortAge('2025-01-31T12:00:00Z', now)).toBe('6w');
+    expect(shortAge('garbage', now)).toBe('');
+    expect(sinceText(null, now)).toBe('never');
+    expect(sinceText('2025-03-14T11:59:59Z', now)).toBe('just now');
+    expect(sinceText('2025-03-14T11:00:00Z', now)).toBe('1h ago');
+  });
+
+  it('extracts e-mail domains and names providers', () => {
+    expect(emailDomain('John@Fabrikam.COM')).toBe('fabrikam.com');
+    expect(emailDomain('nodomain')).toBe('');
+    expect(providerLabel('facebook.com')).toBe('Facebook');
+    expect(providerLabel('entra')).toBe('Entra ID');
+    expect(providerLabel('mail')).toBe('Email OTP');
+    expect(providerLabel('example.org')).toBe('example.org');
+  });
+
+  it('keeps the code and the Graph request-id of errors', () => {
+    const e = toAppError({
+      code: 'graph.Request_BadRequest',
+      message: 'Invalid value',
+      graph: { status: 400, code: 'Request_BadRequest', message: 'Invalid value', requestId: 'abcd-1234-ef', date: null },
+    });
+    expect(e).toEqual({ code: 'graph.Request_BadRequest', message: 'Invalid value', requestId: 'abcd-1234-ef' });
+    expect(errorLine(e)).toBe('graph.Request_BadRequest: Invalid value (request-id abcd-1234-ef)');
+    expect(errorLine(toAppError({ code: 'network.offline', message: 'no route' }))).toBe('network.offline: no route');
+    expect(toAppError('boom')).toEqual({ code: 'ui.error', message: 'boom' });
+    expect(toAppError(new Error('x')).message).toBe('x');
+  });
+
+  it('does not repeat a request-id the message already quotes', () => {
+    const e = toAppError({ code: 'graph.X', message: 'failed (request-id 0123abcd-9)' });
+    expect(e.requestId).toBe('0123abcd-9');
+    expect(errorLine(e)).toBe('graph.X: failed (request-id 0123abcd-9)');
+  });
+
+  it('renders cells and plurals', () => {
+    expect(cellText(null)).toBeNull();
+    expect(cellText('x')).toBe('x');
+    expect(cellText(true)).toBe('true');
+    expect(cellText([{ issuer: 'facebook.com' }])).toBe('[{"issuer":"facebook.com"}]');
+    expect(plural(1, 'request')).toBe('1 request');
+    expect(plural(10000, 'request')).toBe('10,000 requests');
+  });
+});

@@ -1,0 +1,87 @@
+// Differences and risks: which cells of the side-by-side view to highlight, and how loud.
+
+import { cellText } from './format';
+
+/** How a row of the side-by-side view differs between its three columns. */
+export type RowMark = 'same' | 'changed' | 'skipped' | 'conflict' | 'new';
+
+/** Normalises a cell for comparison: text form, trimmed, empty as absent. */
+function norm(v: unknown): string | null {
+  const t = cellText(v)?.trim() ?? null;
+  return t === '' ? null : t;
+}
+
+/**
+ * Classifies one attribute row:
+ * - `conflict`: the directory already holds a different value (the write would overwrite it);
+ * - `skipped`: submitted but not written (the plan skips the claim);
+ * - `changed`: written differently from what was submitted (e.g. normalised);
+ * - `new`: written where nothing was submitted (e.g. the UPN, `userType`);
+ * - `same`: written as submitted, nothing in the directory or the same value there.
+ */
+export function rowMark(row: { submitted: unknown; willBeWritten: unknown; inDirectory: unknown }): RowMark {
+  const s = norm(row.submitted);
+  const w = norm(row.willBeWritten);
+  const e = norm(row.inDirectory);
+  if (e !== null && w !== null && e !== w) return 'conflict';
+  if (s !== null && w === null) return 'skipped';
+  if (s === null && w !== null) return 'new';
+  if (s !== null && w !== null && s !== w) return 'changed';
+  return 'same';
+}
+
+/** The severity of a risk kind: `high` needs a careful look, `medium` warns. */
+export type Severity = 'high' | 'medium' | 'low';
+
+/** Severity of a risk, by its kind (`existingAccount`, `noPlan`, `domainMismatch`, `freeMail`). */
+export function riskSeverity(kind: string): Severity {
+  switch (kind) {
+    case 'existingAccount':
+    case 'noPlan':
+      return 'high';
+    case 'domainMismatch':
+    case 'freeMail':
+      return 'medium';
+    default:
+      return 'low';
+  }
+}
+
+/** A short label for a risk chip. */
+export function riskLabel(kind: string): string {
+  switch (kind) {
+    case 'existingAccount':
+      return 'Existing account';
+    case 'domainMismatch':
+      return 'Domain ≠ company';
+    case 'freeMail':
+      return 'Free-mail';
+    case 'noPlan':
+      return 'Cannot provision';
+    default:
+      return kind;
+  }
+}
+
+/** The loudest severity among risk kinds, or `null` for none. */
+export function worstSeverity(kinds: string[]): Severity | null {
+  const order: Severity[] = ['high', 'medium', 'low'];
+  let best: Severity | null = null;
+  for (const k of kinds) {
+    const s = riskSeverity(k);
+    if (best === null || order.indexOf(s) < order.indexOf(best)) best = s;
+  }
+  return best;
+}
+
+/** For compare mode: the attribute names whose values differ across the compared requests. */
+export function differingAttributes(columns: Array<Record<string, unknown>>): Set<string> {
+  const names = new Set<string>();
+  for (const c of columns) for (const k of Object.keys(c)) names.add(k);
+  const out = new Set<string>();
+  for (const n of names) {
+    const vals = new Set(columns.map((c) => norm(c[n])));
+    if (vals.size > 1) out.add(n);
+  }
+  return out;
+}

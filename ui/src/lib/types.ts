@@ -1,0 +1,36 @@
+// The types that cross the IPC boundary, generated from Rust by ts-rs (guestlist-reviewer's
+// export_bindings test) into ../bindings/. Regenerate and check with scripts/check-bindings.sh.
+export type { Actor } from '../bindings/Actor';
+export type { AppStatus } from '../bindings/AppStatus';
+export type { ApprovalRequest } from '../bindings/ApprovalRequest';
+export type { AttributeRow } from '../bindings/AttributeRow';
+export type { Count } from '../bindings/Count';
+export type { DecisionKind } from '../bindings/DecisionKind';
+export type { DecisionOutcome } from '../bindings/DecisionOutcome';
+export type { DirectoryCheck } from '../bindings/DirectoryCheck';
+export type { DirectoryMatch } from '../bindings/DirectoryMatch';
+export type { GraphCall } from '../bindings/GraphCall';
+export type { GraphErrorInfo } from '../bindings/GraphErrorInfo';
+export type { HistoryEntry } from '../bindings/HistoryEntry';
+export type { IdentityBlock } from '../bindings/IdentityBlock';
+export type { IdentityKey } from '../bindings/IdentityKey';
+export type { OutboxItem } from '../bindings/OutboxItem';
+export type { OutboxState } from '../bindings/OutboxState';
+export type { Outcome } from '../bindings/Outcome';
+export type { ProvisionedBy } from '../bindings/ProvisionedBy';
+export type { ProvisioningPlan } from '../bindings/ProvisioningPlan';
+export type { ProvisioningSettings } from '../bindings/ProvisioningSettings';
+export type { QueueItem } from '../bindings/QueueItem';
+export type { QueueQuery } from '../bindings/QueueQuery';
+export type { QueueSort } from '../bindings/QueueSort';
+export type { QueueView } from '../bindings/QueueView';
+export type { RequestDetail } from '../bindings/RequestDetail';
+export type { RequestState } from '../bindings/RequestState';
+export type { ReviewerError } from '../bindings/ReviewerError';
+export type { Risk } from '../bindings/Risk';
+export type { RiskKind } from '../bindings/RiskKind';
+export type { SessionInfo } from '../bindings/SessionInfo';
+export type { Settings } from '../bindings/Settings';
+export type { SkippedClaim } from '../bindings/SkippedClaim';
+export type { SyncReport } from '../bindings/SyncReport';
+export type { UpnForm } from '../bindings/UpnForm';
