@@ -1,6 +1,6 @@
 # Guestlist — the two commands a newcomer needs: `make demo` and `make test`.
 # Targets are thin: the work is in scripts/.
-.PHONY: demo test bench e2e fmt lint setup ui-check
+.PHONY: demo test bench e2e bindings fmt lint setup
 
 demo:
 	bash scripts/demo.sh
@@ -13,6 +13,9 @@ bench:
 
 e2e:
 	bash scripts/e2e.sh
+
+bindings:
+	bash scripts/check-bindings.sh
 
 setup:
 	bash scripts/setup.sh all
