@@ -200,6 +200,7 @@ pub struct ApprovalRequest {
     /// The current state.
     pub state: RequestState,
     /// Bumped on every change; sent as `ETag: "<version>"`, checked against `If-Match`.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub version: u64,
     /// When the request was first made (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
@@ -318,6 +319,7 @@ pub struct HistoryEntry {
     /// Who did it.
     pub actor: Actor,
     /// The request's version after this entry.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub version: u64,
     /// Details (the decision body, the connector answer's code, …).
     #[cfg_attr(feature = "ts", ts(type = "unknown"))]
@@ -344,6 +346,7 @@ pub struct RequestPage {
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Monotonic sequence number; resume with `Last-Event-ID: <seq>`.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     /// `request.created` or `request.decided`.
     #[serde(rename = "type")]

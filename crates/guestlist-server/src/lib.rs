@@ -133,6 +133,25 @@ impl AppState {
         let _ = self.events.send(e);
     }
 
+    /// Runs the check-status rules off the async runtime (marking an overdue request expired,
+    /// whose event it publishes). `None` means answer `Continue`.
+    ///
+    /// Errors: [`ApiError::Store`] on database failure.
+    pub async fn check_status(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
+        let store = self.store.clone();
+        let policy = self.config.policy.clone();
+        let c = claims.clone();
+        let (block, event) = tokio::task::spawn_blocking(move || {
+            store.check_status(&c, &policy, OffsetDateTime::now_utc())
+        })
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+        if let Some(e) = event {
+            self.publish(e);
+        }
+        Ok(block)
+    }
+
     /// Runs the request-approval rules (store + policy) off the async runtime and publishes the
     /// resulting event. `None` means answer `Continue`.
     ///

@@ -2,6 +2,8 @@
 //! retries and bursts, edge cases of the wire, the approver API with real RS256 tokens from an
 //! independent in-test issuer (its own key, discovery and JWKS), and the JWT attack suite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -20,7 +22,10 @@ const PASS: &str = "correct horse battery staple";
 const API_AUD: &str = "9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f";
 
 fn fixture(name: &str) -> Value {
-    let p = format!("{}/../../tests/fixtures/connector/{name}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!(
+        "{}/../../tests/fixtures/connector/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -47,8 +52,20 @@ impl Issuer {
         let url = format!("http://{addr}/tenant/v2.0");
         let disco = json!({"issuer": url, "jwks_uri": format!("http://{addr}/tenant/keys")});
         let app = axum::Router::new()
-            .route("/tenant/v2.0/.well-known/openid-configuration", get(move || { let d = disco.clone(); async move { Json(d) } }))
-            .route("/tenant/keys", get(move || { let j = jwks.clone(); async move { Json(j) } }));
+            .route(
+                "/tenant/v2.0/.well-known/openid-configuration",
+                get(move || {
+                    let d = disco.clone();
+                    async move { Json(d) }
+                }),
+            )
+            .route(
+                "/tenant/keys",
+                get(move || {
+                    let j = jwks.clone();
+                    async move { Json(j) }
+                }),
+            );
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -56,8 +73,14 @@ impl Issuer {
         Issuer {
             url,
             kid,
-            pem: key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap().as_bytes().to_vec(),
-            public_pem: pubkey.to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap(),
+            pem: key
+                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+            public_pem: pubkey
+                .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                .unwrap(),
             _task: task,
         }
     }
@@ -85,7 +108,10 @@ async fn start(issuer: Option<&Issuer>, policy: Policy, db: &std::path::Path) ->
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: db.to_path_buf(),
-        connector: ConnectorAuth { username: USER.into(), password: Secret(PASS.into()) },
+        connector: ConnectorAuth {
+            username: USER.into(),
+            password: Secret(PASS.into()),
+        },
         approver_auth: ApproverAuth {
             issuer: issuer.map(|i| i.url.clone()),
             audiences: vec![API_AUD.into(), "api://guestlist-approvals".into()],
@@ -122,31 +148,88 @@ fn seed_answer(name: &str) -> Value {
 async fn every_seed_fixture_gets_the_seed_answer() {
     let dir = tempfile::tempdir().unwrap();
     let policy = Policy {
-        auto_deny: vec![Rule { name: "blocked".into(), email_domains: vec!["outlook.com".into()], identity_providers: vec![] }],
+        auto_deny: vec![Rule {
+            name: "blocked".into(),
+            email_domains: vec!["outlook.com".into()],
+            identity_providers: vec![],
+        }],
         ..Policy::default()
     };
     let s = start(None, policy, &dir.path().join("a.db")).await;
     let c = reqwest::Client::new();
     let base = s.base_url();
     // No earlier request → Continue.
-    assert_eq!(connector(&c, &base, "check-approval-status", &fixture("check-status.request.facebook.json")).await, (200, seed_answer("response.continue.json")));
+    assert_eq!(
+        connector(
+            &c,
+            &base,
+            "check-approval-status",
+            &fixture("check-status.request.facebook.json")
+        )
+        .await,
+        (200, seed_answer("response.continue.json"))
+    );
     // Request approval → stored, REQUESTED.
-    assert_eq!(connector(&c, &base, "request-approval", &fixture("request-approval.request.facebook.json")).await, (200, seed_answer("response.block.requested.json")));
+    assert_eq!(
+        connector(
+            &c,
+            &base,
+            "request-approval",
+            &fixture("request-approval.request.facebook.json")
+        )
+        .await,
+        (200, seed_answer("response.block.requested.json"))
+    );
     // The same person checks again → PENDING (check-status sends lastName; same identity key).
-    assert_eq!(connector(&c, &base, "check-approval-status", &fixture("check-status.request.facebook.json")).await, (200, seed_answer("response.block.pending.json")));
+    assert_eq!(
+        connector(
+            &c,
+            &base,
+            "check-approval-status",
+            &fixture("check-status.request.facebook.json")
+        )
+        .await,
+        (200, seed_answer("response.block.pending.json"))
+    );
     // An Entra ID user (no identities) → REQUESTED too.
-    assert_eq!(connector(&c, &base, "request-approval", &fixture("request-approval.request.azuread.json")).await, (200, seed_answer("response.block.requested.json")));
+    assert_eq!(
+        connector(
+            &c,
+            &base,
+            "request-approval",
+            &fixture("request-approval.request.azuread.json")
+        )
+        .await,
+        (200, seed_answer("response.block.requested.json"))
+    );
     // A policy rule denies outlook.com → AUTO-DENIED, and the next check says DENIED.
-    assert_eq!(connector(&c, &base, "request-approval", &fixture("request-approval.request.facebook-minimal.json")).await, (200, seed_answer("response.block.auto-denied.json")));
+    assert_eq!(
+        connector(
+            &c,
+            &base,
+            "request-approval",
+            &fixture("request-approval.request.facebook-minimal.json")
+        )
+        .await,
+        (200, seed_answer("response.block.auto-denied.json"))
+    );
     let mut check = fixture("check-status.request.facebook.json");
     check["email"] = json!("johnsmith@outlook.com");
-    assert_eq!(connector(&c, &base, "check-approval-status", &check).await, (200, seed_answer("response.block.denied.json")));
+    assert_eq!(
+        connector(&c, &base, "check-approval-status", &check).await,
+        (200, seed_answer("response.block.denied.json"))
+    );
     // Localised: French.
     let mut fr = fixture("check-status.request.facebook.json");
     fr["ui_locales"] = json!("fr-FR");
     let (_, v) = connector(&c, &base, "check-approval-status", &fr).await;
     assert_eq!(v["code"], "GUESTLIST-APPROVAL-PENDING");
-    assert!(v["userMessage"].as_str().unwrap().starts_with("Votre demande"));
+    assert!(
+        v["userMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("Votre demande")
+    );
     s.shutdown().await;
 }
 
@@ -154,12 +237,25 @@ async fn every_seed_fixture_gets_the_seed_answer() {
 async fn auto_approval_continues() {
     let dir = tempfile::tempdir().unwrap();
     let policy = Policy {
-        auto_approve: vec![Rule { name: "partner".into(), email_domains: vec!["fabrikam.onmicrosoft.com".into()], identity_providers: vec![] }],
+        auto_approve: vec![Rule {
+            name: "partner".into(),
+            email_domains: vec!["fabrikam.onmicrosoft.com".into()],
+            identity_providers: vec![],
+        }],
         ..Policy::default()
     };
     let s = start(None, policy, &dir.path().join("a.db")).await;
     let c = reqwest::Client::new();
-    assert_eq!(connector(&c, &s.base_url(), "request-approval", &fixture("request-approval.request.facebook.json")).await, (200, seed_answer("response.continue.json")));
+    assert_eq!(
+        connector(
+            &c,
+            &s.base_url(),
+            "request-approval",
+            &fixture("request-approval.request.facebook.json")
+        )
+        .await,
+        (200, seed_answer("response.continue.json"))
+    );
     let page = s.state.store.list(None, None, None, 10).unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].state.status().as_str(), "approved");
@@ -176,19 +272,31 @@ async fn retries_and_bursts_create_one_request() {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (c, base, body) = (c.clone(), base.clone(), body.clone());
-        tasks.push(tokio::spawn(async move { connector(&c, &base, "request-approval", &body).await }));
+        tasks.push(tokio::spawn(async move {
+            connector(&c, &base, "request-approval", &body).await
+        }));
     }
     for t in tasks {
         // Every identical call within the retry window gets the first call's answer.
-        assert_eq!(t.await.unwrap(), (200, seed_answer("response.block.requested.json")));
+        assert_eq!(
+            t.await.unwrap(),
+            (200, seed_answer("response.block.requested.json"))
+        );
     }
     let page = s.state.store.list(None, None, None, 100).unwrap();
-    assert_eq!(page.items.len(), 1, "50 identical calls must create one request");
+    assert_eq!(
+        page.items.len(),
+        1,
+        "50 identical calls must create one request"
+    );
     assert_eq!(page.items[0].attempts, 1);
     // A changed submission by the same person is a new attempt on the same request.
     let mut changed = body.clone();
     changed["city"] = json!("Tacoma");
-    assert_eq!(connector(&c, &base, "request-approval", &changed).await.1["code"], "GUESTLIST-APPROVAL-PENDING");
+    assert_eq!(
+        connector(&c, &base, "request-approval", &changed).await.1["code"],
+        "GUESTLIST-APPROVAL-PENDING"
+    );
     let page = s.state.store.list(None, None, None, 100).unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].attempts, 2);
@@ -208,34 +316,114 @@ async fn the_wire_edges_get_clear_json_errors() {
         }
         r.send()
     };
-    let r = send(b"{}".to_vec(), "application/json", false).await.unwrap();
+    let r = send(b"{}".to_vec(), "application/json", false)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
-    let r = c.post(&url).basic_auth(USER, Some("wrong")).json(&json!({})).send().await.unwrap();
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let r = c
+        .post(&url)
+        .basic_auth(USER, Some("wrong"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     for (body, ct, status, code) in [
-        (b"{not json".to_vec(), "application/json", 400, "claims.malformed_json"),
-        (b"{\"displayName\":\"x\"}".to_vec(), "application/json", 400, "claims.missing_email"),
-        (b"[1]".to_vec(), "application/json", 400, "claims.not_an_object"),
-        (b"{\"email\":\"a@b.c\"}".to_vec(), "text/plain", 415, "request.unsupported_media_type"),
-        (vec![b' '; 70 * 1024], "application/json", 413, "request.too_large"),
+        (
+            b"{not json".to_vec(),
+            "application/json",
+            400,
+            "claims.malformed_json",
+        ),
+        (
+            b"{\"displayName\":\"x\"}".to_vec(),
+            "application/json",
+            400,
+            "claims.missing_email",
+        ),
+        (
+            b"[1]".to_vec(),
+            "application/json",
+            400,
+            "claims.not_an_object",
+        ),
+        (
+            b"{\"email\":\"a@b.c\"}".to_vec(),
+            "text/plain",
+            415,
+            "request.unsupported_media_type",
+        ),
+        (
+            vec![b' '; 70 * 1024],
+            "application/json",
+            413,
+            "request.too_large",
+        ),
     ] {
         let r = send(body, ct, true).await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{code}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], code);
     }
-    let r = c.get(format!("{}/nope", s.base_url())).send().await.unwrap();
+    let r = c
+        .get(format!("{}/nope", s.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "route.not_found");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "route.not_found"
+    );
     // Nothing was stored by any of these.
-    assert!(s.state.store.list(None, None, None, 10).unwrap().items.is_empty());
+    assert!(
+        s.state
+            .store
+            .list(None, None, None, 10)
+            .unwrap()
+            .items
+            .is_empty()
+    );
     // Ops endpoints.
-    assert_eq!(c.get(format!("{}/healthz", s.base_url())).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(format!("{}/readyz", s.base_url())).send().await.unwrap().status(), 200);
-    let m = c.get(format!("{}/metrics", s.base_url())).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        c.get(format!("{}/healthz", s.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("{}/readyz", s.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let m = c
+        .get(format!("{}/metrics", s.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("# TYPE guestlist_connector_answers_total counter"));
-    let o: Value = c.get(format!("{}/openapi.json", s.base_url())).send().await.unwrap().json().await.unwrap();
+    let o: Value = c
+        .get(format!("{}/openapi.json", s.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(o["paths"]["/connectors/request-approval"]["post"].is_object());
     assert!(o["paths"]["/api/requests/{id}/decision"]["post"].is_object());
     s.shutdown().await;
@@ -249,16 +437,44 @@ async fn approver_round_trip_with_real_tokens() {
     let c = reqwest::Client::new();
     let base = s.base_url();
     let token = issuer.token();
-    connector(&c, &base, "request-approval", &fixture("request-approval.request.facebook.json")).await;
-    connector(&c, &base, "request-approval", &fixture("request-approval.request.azuread.json")).await;
+    connector(
+        &c,
+        &base,
+        "request-approval",
+        &fixture("request-approval.request.facebook.json"),
+    )
+    .await;
+    connector(
+        &c,
+        &base,
+        "request-approval",
+        &fixture("request-approval.request.azuread.json"),
+    )
+    .await;
 
-    let page: Value = c.get(format!("{base}/api/requests?status=pending")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let page: Value = c
+        .get(format!("{base}/api/requests?status=pending"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
-    let fb = items.iter().find(|i| i["key"]["issuer"] == "facebook.com").unwrap();
+    let fb = items
+        .iter()
+        .find(|i| i["key"]["issuer"] == "facebook.com")
+        .unwrap();
     let aad = items.iter().find(|i| i["key"]["issuer"] == "").unwrap();
     let fb_id = fb["id"].as_str().unwrap();
-    let r = c.get(format!("{base}/api/requests/{fb_id}")).bearer_auth(&token).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/api/requests/{fb_id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["etag"], "\"1\"");
 
     // Approve the Facebook user (the app created the guest in Graph first).
@@ -272,42 +488,98 @@ async fn approver_round_trip_with_real_tokens() {
             .send()
     };
     let approve = json!({"decision":"approve","directoryObjectId":"11111111-2222-3333-4444-555555555555","how":"userCreated"});
-    let r = decide(fb_id, approve.clone(), "\"1\"", "k-approve").await.unwrap();
+    let r = decide(fb_id, approve.clone(), "\"1\"", "k-approve")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["etag"], "\"2\"");
     // Replaying the same Idempotency-Key gives the same answer, changes nothing.
-    let again = decide(fb_id, approve.clone(), "\"1\"", "k-approve").await.unwrap();
+    let again = decide(fb_id, approve.clone(), "\"1\"", "k-approve")
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200);
     // A second approver with a stale view loses: 409 with the current state.
-    let lost = decide(fb_id, json!({"decision":"deny","reason":"no"}), "\"1\"", "k-other").await.unwrap();
+    let lost = decide(
+        fb_id,
+        json!({"decision":"deny","reason":"no"}),
+        "\"1\"",
+        "k-other",
+    )
+    .await
+    .unwrap();
     assert_eq!(lost.status(), 409);
     let lost: Value = lost.json().await.unwrap();
     assert_eq!(lost["error"]["code"], "request.already_decided");
     assert_eq!(lost["current"]["state"]["status"], "approved");
     // Without If-Match → 428.
-    let r = c.post(format!("{base}/api/requests/{fb_id}/decision")).bearer_auth(&token).json(&approve).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/api/requests/{fb_id}/decision"))
+        .bearer_auth(&token)
+        .json(&approve)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 428);
 
     // Deny the Entra ID user; an empty reason is refused first.
     let aad_id = aad["id"].as_str().unwrap();
-    let r = decide(aad_id, json!({"decision":"deny","reason":"  "}), "\"1\"", "k-d0").await.unwrap();
+    let r = decide(
+        aad_id,
+        json!({"decision":"deny","reason":"  "}),
+        "\"1\"",
+        "k-d0",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
-    let r = decide(aad_id, json!({"decision":"deny","reason":"Unknown company"}), "\"1\"", "k-d1").await.unwrap();
+    let r = decide(
+        aad_id,
+        json!({"decision":"deny","reason":"Unknown company"}),
+        "\"1\"",
+        "k-d1",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
 
     // The next sign-up attempts are blocked with the right codes.
-    let (_, v) = connector(&c, &base, "check-approval-status", &fixture("request-approval.request.azuread.json")).await;
+    let (_, v) = connector(
+        &c,
+        &base,
+        "check-approval-status",
+        &fixture("request-approval.request.azuread.json"),
+    )
+    .await;
     assert_eq!(v["code"], "GUESTLIST-APPROVAL-DENIED");
-    let (_, v) = connector(&c, &base, "check-approval-status", &fixture("check-status.request.facebook.json")).await;
+    let (_, v) = connector(
+        &c,
+        &base,
+        "check-approval-status",
+        &fixture("check-status.request.facebook.json"),
+    )
+    .await;
     assert_eq!(v["code"], "GUESTLIST-APPROVAL-APPROVED");
 
     // History names the approver and client.
-    let h: Value = c.get(format!("{base}/api/requests/{aad_id}/history")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let h: Value = c
+        .get(format!("{base}/api/requests/{aad_id}/history"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let h = h.as_array().unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!(h[1]["action"], "denied");
     assert_eq!(h[1]["actor"]["username"], "ada@contoso.onmicrosoft.com");
-    assert!(h[1]["actor"]["client"].as_str().unwrap().contains("guestlist-test/1"));
+    assert!(
+        h[1]["actor"]["client"]
+            .as_str()
+            .unwrap()
+            .contains("guestlist-test/1")
+    );
     assert_eq!(h[1]["detail"]["reason"], "Unknown company");
     s.shutdown().await;
 }
@@ -319,8 +591,20 @@ async fn events_stream_and_resume() {
     let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
     let c = reqwest::Client::new();
     let base = s.base_url();
-    connector(&c, &base, "request-approval", &fixture("request-approval.request.facebook.json")).await;
-    connector(&c, &base, "request-approval", &fixture("request-approval.request.azuread.json")).await;
+    connector(
+        &c,
+        &base,
+        "request-approval",
+        &fixture("request-approval.request.facebook.json"),
+    )
+    .await;
+    connector(
+        &c,
+        &base,
+        "request-approval",
+        &fixture("request-approval.request.azuread.json"),
+    )
+    .await;
     // Resume after event 1 (raw HTTP/1.1 on a socket, reading the chunked stream as it comes):
     // only event 2 is replayed, then a live one arrives.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -334,7 +618,10 @@ async fn events_stream_and_resume() {
     let mut buf = vec![0u8; 16 * 1024];
     let deadline = std::time::Duration::from_secs(10);
     while !text.contains("id: 2\n") {
-        let n = tokio::time::timeout(deadline, sock.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(deadline, sock.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "stream closed: {text}");
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
@@ -345,7 +632,10 @@ async fn events_stream_and_resume() {
     extra["email"] = json!("third@fabrikam.com");
     connector(&c, &base, "request-approval", &extra).await;
     while !text.contains("id: 3\n") {
-        let n = tokio::time::timeout(deadline, sock.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(deadline, sock.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "stream closed: {text}");
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
@@ -370,32 +660,86 @@ async fn jwt_attacks_are_rejected() {
         issuer.sign(&c)
     };
     let mut cases: BTreeMap<&str, (String, u16)> = BTreeMap::new();
-    cases.insert("alg none", (format!("{}.{}.", b64(&json!({"alg":"none","typ":"JWT","kid":issuer.kid})), b64(&good)), 401));
+    cases.insert(
+        "alg none",
+        (
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg":"none","typ":"JWT","kid":issuer.kid})),
+                b64(&good)
+            ),
+            401,
+        ),
+    );
     // HS256 signed with the issuer's public key as the HMAC secret (key confusion).
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some(issuer.kid.clone());
-    cases.insert("HS256 with public key", (jsonwebtoken::encode(&hs, &good, &EncodingKey::from_secret(issuer.public_pem.as_bytes())).unwrap(), 401));
-    cases.insert("wrong iss", (with("iss", json!("https://evil.example/v2.0")), 401));
+    cases.insert(
+        "HS256 with public key",
+        (
+            jsonwebtoken::encode(
+                &hs,
+                &good,
+                &EncodingKey::from_secret(issuer.public_pem.as_bytes()),
+            )
+            .unwrap(),
+            401,
+        ),
+    );
+    cases.insert(
+        "wrong iss",
+        (with("iss", json!("https://evil.example/v2.0")), 401),
+    );
     cases.insert("wrong aud", (with("aud", json!("api://someone-else")), 401));
     cases.insert("expired", (with("exp", json!(now - 3600)), 401));
     cases.insert("not yet valid", (with("nbf", json!(now + 3600)), 401));
     cases.insert("missing role", (with("roles", json!(["Reader"])), 403));
     let mut unknown = Header::new(Algorithm::RS256);
     unknown.kid = Some("rotated-away".into());
-    cases.insert("unknown kid", (jsonwebtoken::encode(&unknown, &good, &EncodingKey::from_rsa_pem(&issuer.pem).unwrap()).unwrap(), 401));
+    cases.insert(
+        "unknown kid",
+        (
+            jsonwebtoken::encode(
+                &unknown,
+                &good,
+                &EncodingKey::from_rsa_pem(&issuer.pem).unwrap(),
+            )
+            .unwrap(),
+            401,
+        ),
+    );
     let mut tampered = issuer.token();
     let mid = tampered.find('.').unwrap() + 5;
-    tampered.replace_range(mid..mid + 1, if &tampered[mid..mid + 1] == "A" { "B" } else { "A" });
+    tampered.replace_range(
+        mid..mid + 1,
+        if &tampered[mid..mid + 1] == "A" {
+            "B"
+        } else {
+            "A"
+        },
+    );
     cases.insert("tampered payload", (tampered, 401));
     cases.insert("garbage", ("not-a-jwt".into(), 401));
     for (name, (token, status)) in &cases {
         let r = c.get(&url).bearer_auth(token).send().await.unwrap();
         assert_eq!(r.status().as_u16(), *status, "{name}");
-        let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         assert!(www.starts_with("Bearer error="), "{name}: {www}");
     }
     assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(&url).bearer_auth(issuer.token()).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth(issuer.token())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     s.shutdown().await;
 }
 
@@ -403,9 +747,14 @@ async fn jwt_attacks_are_rejected() {
 async fn approver_api_fails_closed_without_authority() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(None, Policy::default(), &dir.path().join("a.db")).await;
-    let r = reqwest::get(format!("{}/api/requests", s.base_url())).await.unwrap();
+    let r = reqwest::get(format!("{}/api/requests", s.base_url()))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "auth.not_configured");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "auth.not_configured"
+    );
     s.shutdown().await;
 }
 
@@ -416,8 +765,15 @@ async fn external_id_extensions_use_the_same_rules() {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: dir.path().join("a.db"),
-        connector: ConnectorAuth { username: USER.into(), password: Secret(PASS.into()) },
-        extension_auth: ExtensionAuth { issuers: vec![issuer.url.clone()], audiences: vec![API_AUD.into()], ..ExtensionAuth::default() },
+        connector: ConnectorAuth {
+            username: USER.into(),
+            password: Secret(PASS.into()),
+        },
+        extension_auth: ExtensionAuth {
+            issuers: vec![issuer.url.clone()],
+            audiences: vec![API_AUD.into()],
+            ..ExtensionAuth::default()
+        },
         ..Config::default()
     };
     let s = guestlist_server::spawn(config).await.unwrap();
@@ -428,17 +784,57 @@ async fn external_id_extensions_use_the_same_rules() {
     let submit = json!({"type":"microsoft.graph.authenticationEvent.attributeCollectionSubmit","source":"/tenants/t/applications/a",
         "data":{"@odata.type":"microsoft.graph.onAttributeCollectionSubmitCalloutData","tenantId":"t","authenticationEventListenerId":"l","customAuthenticationExtensionId":"x",
         "authenticationContext":{},"userSignUpInfo":{"attributes":{"email":{"@odata.type":"microsoft.graph.stringDirectoryAttributeValue","value":"ana@fabrikam.com","attributeType":"builtIn"}},"identities":[]}}});
-    let url = format!("{}/connectors/external-id/attribute-collection-submit", s.base_url());
-    let v: Value = c.post(&url).bearer_auth(&token).json(&submit).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["data"]["actions"][0]["@odata.type"], "microsoft.graph.attributeCollectionSubmit.showBlockPage");
+    let url = format!(
+        "{}/connectors/external-id/attribute-collection-submit",
+        s.base_url()
+    );
+    let v: Value = c
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&submit)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["data"]["actions"][0]["@odata.type"],
+        "microsoft.graph.attributeCollectionSubmit.showBlockPage"
+    );
     // A token from another client (not Entra's authentication events app) is refused.
-    let r = c.post(&url).bearer_auth(issuer.token()).json(&submit).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(issuer.token())
+        .json(&submit)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let mut start_ev = submit.clone();
     start_ev["type"] = json!("microsoft.graph.authenticationEvent.attributeCollectionStart");
-    start_ev["data"]["@odata.type"] = json!("microsoft.graph.onAttributeCollectionStartCalloutData");
-    let v: Value = c.post(format!("{}/connectors/external-id/attribute-collection-start", s.base_url())).bearer_auth(&token).json(&start_ev).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["data"]["@odata.type"], "microsoft.graph.onAttributeCollectionStartResponseData");
-    assert_eq!(v["data"]["actions"][0]["@odata.type"], "microsoft.graph.attributeCollectionStart.showBlockPage");
+    start_ev["data"]["@odata.type"] =
+        json!("microsoft.graph.onAttributeCollectionStartCalloutData");
+    let v: Value = c
+        .post(format!(
+            "{}/connectors/external-id/attribute-collection-start",
+            s.base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&start_ev)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["data"]["@odata.type"],
+        "microsoft.graph.onAttributeCollectionStartResponseData"
+    );
+    assert_eq!(
+        v["data"]["actions"][0]["@odata.type"],
+        "microsoft.graph.attributeCollectionStart.showBlockPage"
+    );
     s.shutdown().await;
 }

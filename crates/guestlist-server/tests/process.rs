@@ -2,6 +2,8 @@
 //! would, and killed with SIGKILL mid-load — every connector call it answered is still stored
 //! when it restarts on the same database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,11 +15,15 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(db: &std::path::Path, port: u16, password_file: &std::path::Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_guestlist-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guestlist-server"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--database"])
         .arg(db)
         .env("GUESTLIST_CONNECTOR_USERNAME", "entra")
@@ -34,6 +40,8 @@ async fn start(db: &std::path::Path, port: u16, password_file: &std::path::Path)
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("guestlist-server did not start");
 }
 
@@ -75,14 +83,30 @@ async fn kill_9_loses_no_answered_request() {
         t.await.unwrap();
     }
     let answered = answered.lock().unwrap().clone();
-    assert!(answered.len() > 10, "the load ran too briefly to mean anything ({} answers)", answered.len());
+    assert!(
+        answered.len() > 10,
+        "the load ran too briefly to mean anything ({} answers)",
+        answered.len()
+    );
 
     // Restart on the same file: every answered request is there, and says PENDING.
     let mut server = start(&db, free_port(), &pw).await;
     for email in &answered {
         let body = json!({"email": email, "identities": [{"signInType":"federated","issuer":"google.com","issuerAssignedId": email}]});
-        let v: Value = client.post(format!("{}/connectors/check-approval-status", server.base)).basic_auth("entra", Some("s3cret")).json(&body).send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["code"], "CONTOSO-APPROVAL-PENDING", "{email} was answered but lost");
+        let v: Value = client
+            .post(format!("{}/connectors/check-approval-status", server.base))
+            .basic_auth("entra", Some("s3cret"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["code"], "CONTOSO-APPROVAL-PENDING",
+            "{email} was answered but lost"
+        );
     }
     println!("{} answered requests survived kill -9", answered.len());
     server.child.kill().unwrap();

@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::connector::{Claims, ConnectorResponse};
 use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
-use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::auth::check_basic;
@@ -120,30 +119,13 @@ pub async fn check_approval_status(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let store = state.store.clone();
-    let policy = state.config.policy.clone();
-    let c2 = claims.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        store.check_status(&c2, &policy, OffsetDateTime::now_utc())
-    })
-    .await;
-    let answer = match result {
-        Ok(Ok((block, event))) => {
-            if let Some(e) = event {
-                state.publish(e);
-            }
-            match block {
-                Some(kind) => state
-                    .config
-                    .policy
-                    .block(kind, claims.ui_locales.as_deref()),
-                None => ConnectorResponse::continue_(),
-            }
-        }
-        Ok(Err(e)) => return ApiError::from(e).into_response(),
-        Err(e) => {
-            return ApiError::from(crate::store::StoreError::Task(e.to_string())).into_response();
-        }
+    let answer = match state.check_status(&claims).await {
+        Ok(Some(kind)) => state
+            .config
+            .policy
+            .block(kind, claims.ui_locales.as_deref()),
+        Ok(None) => ConnectorResponse::continue_(),
+        Err(e) => return e.into_response(),
     };
     connector_answer(&state, "check-approval-status", answer)
 }
@@ -220,28 +202,10 @@ async fn extension_call(
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
     };
     let block = match expected {
-        ExtensionEvent::Start => {
-            let store = state.store.clone();
-            let policy = state.config.policy.clone();
-            let c2 = claims.clone();
-            match tokio::task::spawn_blocking(move || {
-                store.check_status(&c2, &policy, OffsetDateTime::now_utc())
-            })
-            .await
-            {
-                Ok(Ok((block, event))) => {
-                    if let Some(e) = event {
-                        state.publish(e);
-                    }
-                    block
-                }
-                Ok(Err(e)) => return ApiError::from(e).into_response(),
-                Err(e) => {
-                    return ApiError::from(crate::store::StoreError::Task(e.to_string()))
-                        .into_response();
-                }
-            }
-        }
+        ExtensionEvent::Start => match state.check_status(&claims).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        },
         ExtensionEvent::Submit => match state.request_approval(&claims).await {
             Ok(b) => b,
             Err(e) => return e.into_response(),

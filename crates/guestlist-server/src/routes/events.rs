@@ -61,4 +61,3 @@ pub async fn events(
     });
     Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
-
