@@ -5,7 +5,11 @@
 # guestlist-server on free ports, plays sign-ups, then under Xvfb + a private D-Bus session
 # (unlocked gnome-keyring for the refresh token) starts tauri-driver and runs tests/e2e/run.mjs
 # (WebdriverIO 9) against the real window: sign in, approve a Facebook and an Entra ID user,
-# deny one, check devtenant's directory. Artifacts (screenshots, logs, directory dump) go to
+# deny one, check devtenant's directory; a sign-up arriving while the app runs must raise an OS
+# notification (the Notify call is recorded by dbus-monitor on the private session bus); then
+# the network goes away (guestlist-server and devtenant stopped), two approvals and a denial are
+# queued in the window, both come back and the outbox drains to exactly those directory objects
+# and decisions. Artifacts (screenshots, logs, directory dump) go to
 # artifacts/e2e/; the queue and side-by-side screenshots are copied to docs/screenshots/.
 #
 # Env: E2E_SIGNUPS (default 12) sign-ups to play; ARTIFACTS (default artifacts/e2e).
@@ -48,6 +52,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   if [ -f "$WORK/server.pid" ]; then PIDS+=("$(cat "$WORK/server.pid")"); fi
+  if [ -f "$WORK/devtenant.pid" ]; then PIDS+=("$(cat "$WORK/devtenant.pid")"); fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -68,8 +73,11 @@ API_URL="http://127.0.0.1:$API_PORT"
 ISSUER="$DEVTENANT_URL/$TENANT_ID/v2.0"
 
 log "devtenant on $DEVTENANT_URL"
-"$TARGET/debug/devtenant" --listen "127.0.0.1:$DT_PORT" >"$OUT/devtenant.log" 2>&1 &
-PIDS+=($!)
+# --state: keys, directory and refresh tokens survive the restart of the offline step.
+"$TARGET/debug/devtenant" --listen "127.0.0.1:$DT_PORT" --state "$WORK/devtenant.json" >"$OUT/devtenant.log" 2>&1 &
+echo $! >"$WORK/devtenant.pid"
+# run.mjs stops and restarts devtenant too (network off); it keeps its pid in devtenant.pid.
+export DEVTENANT_BIN="$TARGET/debug/devtenant" DEVTENANT_STATE="$WORK/devtenant.json" DEVTENANT_PID_FILE="$WORK/devtenant.pid" DEVTENANT_LISTEN="127.0.0.1:$DT_PORT"
 wait_http "$ISSUER/.well-known/openid-configuration" devtenant
 GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["graph"])')
 
@@ -121,10 +129,13 @@ log "driving the window under Xvfb (tauri-driver on $WD_PORT)"
 export E2E_APP="$APP" DEVTENANT_URL ARTIFACTS="$OUT" E2E_MIN_REQUESTS=3 E2E_WD_PORT="$WD_PORT"
 export GUESTLIST_DATA_DIR="$DATA" GUESTLIST_OPENER=http GUESTLIST_LOGIN_HINT=ada@contoso.onmicrosoft.com
 export GUESTLIST_SYNC_INTERVAL_SECS=3 GUESTLIST_LOG=info
-export OUT WD_PORT NATIVE_PORT
+export OUT WD_PORT NATIVE_PORT DBUS_MONITOR_LOG="$OUT/dbus-monitor.log"
 set +e
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
   printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  # Records every org.freedesktop.Notifications call on this private bus (run.mjs reads it).
+  dbus-monitor --session "interface=org.freedesktop.Notifications" >"$DBUS_MONITOR_LOG" 2>&1 &
+  mon=$!
   tauri-driver --port "$WD_PORT" --native-port "$NATIVE_PORT" >"$OUT/tauri-driver.log" 2>&1 &
   td=$!
   for _ in $(seq 1 100); do
@@ -143,7 +154,7 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
       rc=1
     fi
   fi
-  kill -TERM "$td" 2>/dev/null
+  kill -TERM "$td" "$mon" 2>/dev/null
   wait "$td" 2>/dev/null
   exit $rc
 '

@@ -1,11 +1,12 @@
-//! The background task (sync every N seconds, `queue-changed` events, OS notifications for new
-//! requests) and the tray icon with the pending count.
+//! The background tasks — the live event stream ([`live`]: the reviewer follows the server's
+//! SSE, falling back to polling) and the periodic sync ([`run`]) — which emit `queue-changed`,
+//! raise OS notifications for new requests, and keep the tray's pending count; and the tray icon.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use guestlist_reviewer::{QueueItem, QueueQuery, QueueSort, Reviewer};
+use guestlist_reviewer::{LiveUpdate, QueueItem, QueueQuery, QueueSort, Reviewer};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -44,20 +45,7 @@ pub async fn run<R: Runtime>(
                     if report.added > 0 || report.removed > 0 || report.updated > 0 {
                         let _ = app.emit(QUEUE_CHANGED, &report);
                     }
-                    if report.added > 0 && !reviewer.settings().do_not_disturb {
-                        let newest = reviewer
-                            .queue(QueueQuery {
-                                sort: QueueSort::NewestFirst,
-                                limit: Some(
-                                    u32::try_from(report.added).unwrap_or(u32::MAX).min(50),
-                                ),
-                                ..QueueQuery::default()
-                            })
-                            .await;
-                        if let Ok(view) = newest {
-                            notify_new(&app, report.added, &view.items);
-                        }
-                    }
+                    announce(&app, &reviewer, report.added).await;
                 }
                 Err(e) => {
                     tracing::info!(code = %e.code, message = %e.message, "background sync failed")
@@ -69,6 +57,41 @@ pub async fn run<R: Runtime>(
             _ = tokio::time::sleep(every) => {}
             _ = wake.notified() => {}
         }
+    }
+}
+
+/// Follows the server's event stream ([`Reviewer::follow_events`]: live cache updates, resumed
+/// with `Last-Event-ID`, reconnecting with backoff, polling when SSE is unavailable); for each
+/// update emits [`QUEUE_CHANGED`], notifies new requests, and updates the tray. Runs forever.
+pub async fn live<R: Runtime>(app: AppHandle<R>, reviewer: Reviewer) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LiveUpdate>();
+    let follow = reviewer.follow_events(move |u| {
+        let _ = tx.send(u);
+    });
+    let handle = async {
+        while let Some(u) = rx.recv().await {
+            let _ = app.emit(QUEUE_CHANGED, &u);
+            announce(&app, &reviewer, u.added).await;
+            update_tray(&app, reviewer.status().await.pending_count);
+        }
+    };
+    tokio::join!(follow, handle);
+}
+
+/// Notifies `added` new requests (the newest ones in the cache), unless do-not-disturb is on.
+async fn announce<R: Runtime>(app: &AppHandle<R>, reviewer: &Reviewer, added: u64) {
+    if added == 0 || reviewer.settings().do_not_disturb {
+        return;
+    }
+    let newest = reviewer
+        .queue(QueueQuery {
+            sort: QueueSort::NewestFirst,
+            limit: Some(u32::try_from(added).unwrap_or(u32::MAX).min(50)),
+            ..QueueQuery::default()
+        })
+        .await;
+    if let Ok(view) = newest {
+        notify_new(app, added, &view.items);
     }
 }
 

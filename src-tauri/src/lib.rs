@@ -177,6 +177,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                     every,
                     state.wake.clone(),
                 ));
+                tauri::async_runtime::spawn(background::live(handle.clone(), reviewer.clone()));
             }
             Ok(())
         })

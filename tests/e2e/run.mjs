@@ -3,7 +3,9 @@
 // never on pixels; saves screenshots as artifacts.
 //
 // Env: E2E_APP (absolute path of the debug binary), DEVTENANT_URL, ARTIFACTS (dir),
-//      E2E_MIN_REQUESTS (sign-ups played before the run).
+//      E2E_MIN_REQUESTS (sign-ups played before the run), DBUS_MONITOR_LOG (dbus-monitor's
+//      output on the app's session bus), API_URL + SERVER_* and DEVTENANT_* (to stop and restart
+//      guestlist-server and devtenant: the network-off step), GUESTLIST_CONNECTOR_* (sign-ups).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -199,7 +201,11 @@ try {
     await waitFor(
       async () => {
         const emails = [];
-        for (const r of await browser.$$('[data-testid="queue-row"]')) emails.push(await r.getAttribute('data-email'));
+        try {
+          for (const r of await browser.$$('[data-testid="queue-row"]')) emails.push(await r.getAttribute('data-email'));
+        } catch {
+          return false; // the list re-rendered under us (a live update): look again
+        }
         return emails.length >= 1 && emails.every((e) => e === email) && Number(await attr('count-shown', 'data-count')) === emails.length;
       },
       5000,
@@ -223,6 +229,33 @@ try {
     await browser.keys('Escape');
   }
 
+  step('a sign-up arriving while the app runs: the row appears and an OS notification is raised (D-Bus Notify)');
+  const basic = 'Basic ' + Buffer.from(`${must('GUESTLIST_CONNECTOR_USERNAME')}:${must('GUESTLIST_CONNECTOR_PASSWORD')}`).toString('base64');
+  const liveEmail = 'live.arrival@northwind.example';
+  const arrived = await fetch(`${must('API_URL')}/connectors/request-approval`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: basic },
+    body: JSON.stringify({
+      email: liveEmail,
+      displayName: 'Live Arrival',
+      givenName: 'Live',
+      surname: 'Arrival',
+      identities: [{ signInType: 'federated', issuer: 'google.com', issuerAssignedId: 'live-arrival-1' }],
+    }),
+  });
+  assert.equal(arrived.status, 200, 'request-approval answered');
+  await browser.$(`[data-testid="queue-row"][data-email="${liveEmail}"]`).waitForExist({ timeout: 20000, timeoutMsg: 'the new request did not appear in the queue' });
+  const monitorLog = must('DBUS_MONITOR_LOG');
+  const notifyCalls = () => {
+    const text = fs.existsSync(monitorLog) ? fs.readFileSync(monitorLog, 'utf8') : '';
+    // One block per message: the header line, then its arguments.
+    return text.split(/\n(?=\S)/).filter((b) => /member=Notify\b/.test(b));
+  };
+  await waitFor(async () => notifyCalls().some((b) => b.includes('"Guest request: Live Arrival"')), 20000, 'no D-Bus Notify call for the new request');
+  const call = notifyCalls().find((b) => b.includes('"Guest request: Live Arrival"'));
+  assert.match(call, /northwind\.example/, `the notification body names the e-mail domain: ${call}`);
+  assert.match(call, /Google/, `the notification body names the identity provider: ${call}`);
+
   step("devtenant's directory holds the Facebook guest account and the Entra ID invitation");
   const res = await fetch(`${DEVTENANT}/_devtenant/users`);
   assert.equal(res.status, 200, 'GET /_devtenant/users');
@@ -242,50 +275,104 @@ try {
   assert.ok(enUser, `no invited user for ${enEmail}`);
   assert.equal(enUser.userType, 'Guest');
   assert.match(String(enUser.userPrincipalName), /#EXT#@/, 'the invited user has an #EXT# UPN');
-  // ---- offline: decisions queue up and drain when the approval API is back ----
-  step('offline: the approval API goes away; the status bar says so with the error code');
-  const pidFile = must('SERVER_PID_FILE');
+  // ---- network off: decisions queue up and drain when the approval API and the tenant are back ----
+  step('network off: pick three requests whose accounts do not exist yet (the directory check says so)');
+  const knownMails = new Set(users.map(mailOf));
+  const picked = [];
+  const candidates = [];
+  for (const r of await browser.$$('[data-testid="queue-row"]')) {
+    candidates.push({ id: await r.getAttribute('data-id'), email: String(await r.getAttribute('data-email')).toLowerCase() });
+  }
+  for (const c of candidates) {
+    if (knownMails.has(c.email) || picked.some((p) => p.email === c.email)) continue;
+    await (await browser.$(`[data-testid="queue-row"][data-id="${c.id}"]`)).click();
+    await browser.$(`[data-testid="detail"][data-id="${c.id}"]`).waitForExist({ timeout: 10000 });
+    let check = '';
+    await waitFor(async () => /No existing account|Existing account found/.test((check = await (await t('directory-check')).getText())), 10000, `no directory check for ${c.email}`);
+    if (!/No existing account/.test(check)) continue; // approving it would reuse an account (by design)
+    picked.push(c);
+    if (picked.length === 3) break;
+  }
+  assert.equal(picked.length, 3, 'three requests with no existing account to decide offline');
+
+  step('network off: guestlist-server and devtenant stop; the status bar says offline with the error code');
+  const serverPidFile = must('SERVER_PID_FILE');
+  const tenantPidFile = must('DEVTENANT_PID_FILE');
   const apiUp = async () => fetch(`${must('API_URL')}/healthz`).then((r) => r.ok, () => false);
-  process.kill(Number(fs.readFileSync(pidFile, 'utf8').trim()), 'SIGTERM');
-  await waitFor(async () => !(await apiUp()), 10000, 'the server did not stop');
+  const tenantUp = async () => fetch(`${DEVTENANT}/_devtenant/health`).then((r) => r.ok, () => false);
+  process.kill(Number(fs.readFileSync(serverPidFile, 'utf8').trim()), 'SIGTERM');
+  process.kill(Number(fs.readFileSync(tenantPidFile, 'utf8').trim()), 'SIGTERM');
+  await waitFor(async () => !(await apiUp()) && !(await tenantUp()), 10000, 'the server or devtenant did not stop');
   await browser.keys('r');
   await waitFor(async () => (await attr('status-online', 'data-online')) === 'false', 15000, 'the status bar did not turn offline');
   await (await t('status-error')).waitForExist({ timeout: 5000 });
   assert.equal(await attr('status-error', 'data-code'), 'network.offline');
-  const before = Number(await attr('count-shown', 'data-count'));
-  assert.ok(before > 0, 'the cached queue is still there offline');
+  assert.ok(Number(await attr('count-shown', 'data-count')) >= 3, 'the cached queue is still there offline');
 
-  step('offline: a denial is queued, shown in the status bar and on the row');
-  const offRow = await browser.$('[data-testid="queue-row"]');
-  const offId = await offRow.getAttribute('data-id');
-  await offRow.click();
-  await browser.$(`[data-testid="detail"][data-id="${offId}"]`).waitForExist({ timeout: 10000 });
+  step('offline: approve two requests and deny one in the window; all three are queued');
+  const [ap1, ap2, den] = picked;
+  const openRow = async (id) => {
+    await (await browser.$(`[data-testid="queue-row"][data-id="${id}"]`)).click();
+    await browser.$(`[data-testid="detail"][data-id="${id}"]`).waitForExist({ timeout: 10000 });
+  };
+  const queuedToast = async (what) => {
+    await waitFor(async () => (await t('toast').isExisting()) && (await attr('toast', 'data-tone')) === 'warn' && /queued/.test(await (await t('toast')).getText()), 10000, `no "queued" toast for ${what}`);
+  };
+  for (const p of [ap1, ap2]) {
+    await openRow(p.id);
+    await (await t('approve-button')).click();
+    await queuedToast(`the approval of ${p.email}`);
+  }
+  await openRow(den.id);
   await browser.keys('d');
   await (await t('deny-reason')).waitForDisplayed({ timeout: 3000 });
   await (await t('deny-reason')).setValue('Decided offline (e2e)');
   await browser.keys('Enter');
-  await waitFor(async () => (await t('toast').isExisting()) && (await attr('toast', 'data-tone')) === 'warn', 10000, 'no "queued" toast');
-  assert.match(await (await t('toast')).getText(), /queued/);
-  await (await t('status-queued')).waitForExist({ timeout: 5000, timeoutMsg: 'the status bar does not count the queued decision' });
+  await queuedToast(`the denial of ${den.email}`);
+  await waitFor(async () => (await t('status-queued').isExisting()) && /^3 queued/.test(await (await t('status-queued')).getText()), 10000, 'the status bar does not count 3 queued decisions');
   await shot('offline.png');
 
-  step('back online: the queued denial is sent and the request leaves the queue');
-  const server = spawn(must('SERVER_BIN'), ['--config', must('SERVER_CONFIG')], {
-    stdio: ['ignore', fs.openSync(path.join(OUT, 'server-restarted.log'), 'w'), fs.openSync(path.join(OUT, 'server-restarted.log'), 'a')],
-    // Only what the server reads: it rejects unknown GUESTLIST_* variables (the app's).
-    env: {
-      PATH: process.env.PATH,
-      GUESTLIST_CONNECTOR_USERNAME: must('GUESTLIST_CONNECTOR_USERNAME'),
-      GUESTLIST_CONNECTOR_PASSWORD: must('GUESTLIST_CONNECTOR_PASSWORD'),
-    },
+  step('network back: devtenant and guestlist-server restart (same state); the outbox drains');
+  const restart = (bin, args, pidFile, log, env) => {
+    const p = spawn(bin, args, { stdio: ['ignore', fs.openSync(path.join(OUT, log), 'w'), fs.openSync(path.join(OUT, log), 'a')], env });
+    p.unref(); // e2e.sh stops it (pid file); node must not wait for it
+    fs.writeFileSync(pidFile, String(p.pid));
+  };
+  restart(must('DEVTENANT_BIN'), ['--listen', must('DEVTENANT_LISTEN'), '--state', must('DEVTENANT_STATE')], tenantPidFile, 'devtenant-restarted.log', { PATH: process.env.PATH });
+  // Only what the server reads: it rejects unknown GUESTLIST_* variables (the app's).
+  restart(must('SERVER_BIN'), ['--config', must('SERVER_CONFIG')], serverPidFile, 'server-restarted.log', {
+    PATH: process.env.PATH,
+    GUESTLIST_CONNECTOR_USERNAME: must('GUESTLIST_CONNECTOR_USERNAME'),
+    GUESTLIST_CONNECTOR_PASSWORD: must('GUESTLIST_CONNECTOR_PASSWORD'),
   });
-  server.unref(); // e2e.sh stops it (server.pid); node must not wait for it
-  fs.writeFileSync(pidFile, String(server.pid));
-  await waitFor(apiUp, 15000, 'the server did not restart');
+  await waitFor(async () => (await tenantUp()) && (await apiUp()), 15000, 'devtenant or the server did not restart');
   await browser.keys('r');
   await waitFor(async () => (await attr('status-online', 'data-online')) === 'true', 20000, 'the status bar did not turn online');
-  await browser.$(`[data-testid="queue-row"][data-id="${offId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the queued denial was not sent' });
-  await (await t('status-queued')).waitForExist({ reverse: true, timeout: 10000, timeoutMsg: 'the status bar still counts a queued decision' });
+  for (const p of picked) {
+    await browser.$(`[data-testid="queue-row"][data-id="${p.id}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: `the queued decision on ${p.email} was not sent` });
+  }
+  await (await t('status-queued')).waitForExist({ reverse: true, timeout: 10000, timeoutMsg: 'the status bar still counts queued decisions' });
+
+  step('exactly the expected directory objects and decisions');
+  const after = await (await fetch(`${DEVTENANT}/_devtenant/users`)).json();
+  const afterUsers = Array.isArray(after) ? after : (after.value ?? after.users ?? []);
+  fs.writeFileSync(path.join(OUT, 'directory-after-offline.json'), JSON.stringify(afterUsers, null, 2));
+  const beforeIds = new Set(users.map((u) => u.id));
+  const created = afterUsers.filter((u) => !beforeIds.has(u.id));
+  assert.deepEqual(created.map(mailOf).sort(), [ap1.email, ap2.email].sort(), 'one new account per offline approval, none for the denial');
+  assert.ok(created.every((u) => u.userType === 'Guest'), 'the new accounts are guests');
+  // The restarted server's counters saw exactly these decisions.
+  const metrics = await (await fetch(`${must('API_URL')}/metrics`)).text();
+  fs.writeFileSync(path.join(OUT, 'metrics-after-offline.txt'), metrics);
+  assert.match(metrics, /guestlist_decisions_total\{status="approved"\} 2\n/, 'two approvals reported');
+  assert.match(metrics, /guestlist_decisions_total\{status="denied"\} 1\n/, 'one denial reported');
+
+  step('sign out offers to wipe the cached requests');
+  await (await t('signout-button')).click();
+  await (await t('signout-dialog')).waitForDisplayed({ timeout: 3000 });
+  assert.equal(await (await t('signout-wipe')).isSelected(), true, 'wiping is proposed by default');
+  await (await t('signout-confirm')).click();
+  await (await t('signin-screen')).waitForExist({ timeout: 10000, timeoutMsg: 'sign-out did not return to the sign-in screen' });
   step('done');
 } catch (e) {
   failed = e;

@@ -1,4 +1,13 @@
 //! Integration tests (one binary).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
+
+mod crash_trials;
+mod live;
+mod notifications;
 mod reviewer;
 mod reviewer_graph;

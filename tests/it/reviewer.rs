@@ -18,14 +18,14 @@ use serde_json::{Value, json};
 const USER: &str = "entra-connector";
 const PASS: &str = "s3cret-connector";
 
-struct Env {
-    tenant: DevTenantHandle,
+pub(crate) struct Env {
+    pub(crate) tenant: DevTenantHandle,
     server: Option<guestlist_server::RunningServer>,
-    server_addr: std::net::SocketAddr,
-    dir: tempfile::TempDir,
+    pub(crate) server_addr: std::net::SocketAddr,
+    pub(crate) dir: tempfile::TempDir,
 }
 
-fn server_config(
+pub(crate) fn server_config(
     tenant: &DevTenantHandle,
     db: &Path,
     listen: std::net::SocketAddr,
@@ -44,7 +44,7 @@ fn server_config(
 }
 
 impl Env {
-    async fn start() -> Env {
+    pub(crate) async fn start() -> Env {
         let tenant = DevTenant::start(DevTenantConfig::default()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let server = guestlist_server::spawn(server_config(
@@ -63,17 +63,17 @@ impl Env {
         }
     }
 
-    fn api(&self) -> String {
+    pub(crate) fn api(&self) -> String {
         format!("http://{}", self.server_addr)
     }
 
-    async fn stop_server(&mut self) {
+    pub(crate) async fn stop_server(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
         }
     }
 
-    async fn restart_server(&mut self) {
+    pub(crate) async fn restart_server(&mut self) {
         let cfg = server_config(
             &self.tenant,
             &self.dir.path().join("server.db"),
@@ -82,7 +82,7 @@ impl Env {
         self.server = Some(guestlist_server::spawn(cfg).await.unwrap());
     }
 
-    fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         Settings {
             authority: self.tenant.issuer(),
             client_id: defaults::DESKTOP_CLIENT_ID.into(),
@@ -105,7 +105,12 @@ impl Env {
         }
     }
 
-    async fn reviewer(&self, name: &str, store: Arc<MemoryStore>, faults: Faults) -> Reviewer {
+    pub(crate) async fn reviewer(
+        &self,
+        name: &str,
+        store: Arc<MemoryStore>,
+        faults: Faults,
+    ) -> Reviewer {
         Reviewer::open_with(
             &self.dir.path().join(name),
             Some(self.settings()),
@@ -119,7 +124,7 @@ impl Env {
     }
 
     /// Posts a "request approval" connector call (as Entra's user flow does).
-    async fn request_approval(&self, claims: &Value) -> Value {
+    pub(crate) async fn request_approval(&self, claims: &Value) -> Value {
         let r = reqwest::Client::new()
             .post(format!("{}/connectors/request-approval", self.api()))
             .basic_auth(USER, Some(PASS))
@@ -130,7 +135,7 @@ impl Env {
         r.json().await.unwrap()
     }
 
-    async fn check_status(&self, claims: &Value) -> Value {
+    pub(crate) async fn check_status(&self, claims: &Value) -> Value {
         reqwest::Client::new()
             .post(format!("{}/connectors/check-approval-status", self.api()))
             .basic_auth(USER, Some(PASS))
@@ -143,7 +148,7 @@ impl Env {
             .unwrap()
     }
 
-    fn guests(&self) -> Vec<Value> {
+    pub(crate) fn guests(&self) -> Vec<Value> {
         self.tenant
             .users()
             .into_iter()
@@ -154,7 +159,7 @@ impl Env {
 
 /// Signs in as `upn` by driving the authorize URL with an HTTP client: devtenant signs in at
 /// once with `login_hint` and redirects to our loopback listener.
-async fn sign_in(r: &Reviewer, upn: &'static str) -> guestlist_reviewer::SessionInfo {
+pub(crate) async fn sign_in(r: &Reviewer, upn: &'static str) -> guestlist_reviewer::SessionInfo {
     r.sign_in(Box::new(move |url: &str| {
         let url = format!("{url}&login_hint={}", upn.replace('@', "%40"));
         tokio::spawn(async move {
@@ -186,7 +191,7 @@ async fn sign_in(r: &Reviewer, upn: &'static str) -> guestlist_reviewer::Session
     .unwrap()
 }
 
-fn facebook(n: u32) -> Value {
+pub(crate) fn facebook(n: u32) -> Value {
     json!({
         "email": format!("fb{n}@fabrikam.com"),
         "identities": [{"signInType":"federated","issuer":"facebook.com","issuerAssignedId":format!("fb-id-{n}")}],
@@ -198,12 +203,12 @@ fn facebook(n: u32) -> Value {
     })
 }
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let p = format!("{}/fixtures/connector/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-async fn id_of(r: &Reviewer, email: &str) -> String {
+pub(crate) async fn id_of(r: &Reviewer, email: &str) -> String {
     let v = r
         .queue(QueueQuery {
             q: Some(email.into()),

@@ -1,7 +1,7 @@
 //! The approval API client, approver side (bearer token with the `Approver` app role):
 //! `GET /api/requests` (cursor pages), `GET /api/requests/{id}` (+ `ETag`),
 //! `POST /api/requests/{id}/decision` (`If-Match`, `Idempotency-Key`),
-//! `GET /api/requests/{id}/history`. Errors map to [`ApiFailure`], which keeps the current
+//! `GET /api/requests/{id}/history`, `GET /api/events` (the open stream). Errors map to [`ApiFailure`], which keeps the current
 //! request of a 409/412 answer.
 
 use std::time::Duration;
@@ -80,6 +80,9 @@ impl From<ApiFailure> for ReviewerError {
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
+    /// For `GET /api/events`: no total timeout (the stream stays open), but a read timeout
+    /// three times the server's 15 s keep-alive, so a dead connection is noticed.
+    stream: reqwest::Client,
     base: String,
 }
 
@@ -98,8 +101,15 @@ impl ApiClient {
             .user_agent(concat!("guestlist-desktop/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ReviewerError::storage)?;
+        let stream = reqwest::Client::builder()
+            .read_timeout(Duration::from_secs(45))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("guestlist-desktop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ReviewerError::storage)?;
         Ok(ApiClient {
             http,
+            stream,
             base: base.trim_end_matches('/').to_owned(),
         })
     }
@@ -220,6 +230,30 @@ impl ApiClient {
             .await
             .map_err(offline)?;
         Self::json(resp).await
+    }
+
+    /// `GET /api/events` (Server-Sent Events), resuming after `last_event_id`: the open
+    /// response, whose body is the event stream (read it with [`reqwest::Response::chunk`]).
+    ///
+    /// Errors: [`ApiFailure`] (`NotFound` when the server has no event stream).
+    pub async fn events(
+        &self,
+        token: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<reqwest::Response, ApiFailure> {
+        let mut req = self
+            .stream
+            .get(format!("{}/api/events", self.base))
+            .bearer_auth(token)
+            .header(header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.map_err(offline)?;
+        if !resp.status().is_success() {
+            return Err(Self::failure(resp).await);
+        }
+        Ok(resp)
     }
 
     /// `GET /api/requests/{id}/history`.

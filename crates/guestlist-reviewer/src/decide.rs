@@ -72,8 +72,7 @@ fn graph_is_transient(e: &guestlist_graph::Error) -> bool {
 impl Inner {
     fn save(&self, row: &OutboxRow) -> Result<(), Stop> {
         self.cache.save_outbox(row, now()).map_err(Stop::Blocked)?;
-        if self.faults.crash_after == Some(row.state) {
-            tracing::warn!(id = %row.request_id, state = ?row.state, "simulated crash");
+        if self.crash_after_write(row.state) {
             return Err(Stop::Crash);
         }
         Ok(())
@@ -329,7 +328,7 @@ impl Inner {
             );
         };
         if self.faults.crash_after_graph_write {
-            tracing::warn!(id = %row.request_id, "simulated crash after the Graph write");
+            self.simulated_crash(&format!("graph_write state={:?}", row.state));
             return Err(Stop::Crash);
         }
         row.directory_object_id = Some(id);
@@ -570,6 +569,7 @@ impl Inner {
             Err(_) => return Ok(()), // look-ups on the one-by-one path find what was created
         };
         if self.faults.crash_after_graph_write {
+            self.simulated_crash("graph_write state=Claimed");
             return Err(Stop::Crash);
         }
         for r in results {
@@ -612,6 +612,6 @@ impl Inner {
     }
 }
 
-fn crash() -> ReviewerError {
+pub(crate) fn crash() -> ReviewerError {
     ReviewerError::new(codes::SIMULATED_CRASH, "simulated crash (fault injection)")
 }

@@ -266,6 +266,56 @@ async fn detail_rows_plan_and_risks_offline() {
 }
 
 #[tokio::test]
+async fn decided_items_are_purged_after_the_configured_days_and_sign_out_wipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path()).await;
+    let cache = &r.inner.cache;
+    let (a, b, c) = (
+        request(21, "a@fabrikam.com", fb(21), 1),
+        request(22, "b@fabrikam.com", fb(22), 1),
+        request(23, "c@fabrikam.com", fb(23), 1),
+    );
+    cache
+        .store_pending(&[a.clone(), b.clone(), c.clone()], true)
+        .unwrap();
+    let t0 = OffsetDateTime::now_utc();
+    let mut done = cache
+        .enqueue(&a, DecisionKind::Deny, Some("no"), t0)
+        .unwrap();
+    done.state = OutboxState::Reported;
+    cache.save_outbox(&done, t0).unwrap();
+    cache.remove_request(&a.id.to_string()).unwrap();
+    cache.enqueue(&b, DecisionKind::Approve, None, t0).unwrap();
+    let days = r.settings().purge_decided_after_days;
+    assert_eq!(days, 30);
+    let day = time::Duration::days(1);
+    assert_eq!(cache.purge(days, t0 + day * 29).unwrap(), 0, "too recent");
+    assert_eq!(cache.purge(days, t0 + day * 31).unwrap(), 1);
+    assert!(cache.outbox(&a.id.to_string()).unwrap().is_none(), "purged");
+    assert!(
+        cache.outbox(&b.id.to_string()).unwrap().is_some(),
+        "unfinished: kept"
+    );
+    cache.set_meta("last_event_id", Some("41")).unwrap();
+
+    // Sign-out without wiping keeps the queue; with wiping, only unfinished decisions remain.
+    r.sign_out(false).await.unwrap();
+    assert_eq!(r.status().await.pending_count, 2);
+    r.sign_out(true).await.unwrap();
+    let st = r.status().await;
+    assert_eq!(st.pending_count, 0);
+    assert!(cache.request_ids().unwrap().is_empty());
+    assert_eq!(st.outbox.len(), 1);
+    assert_eq!(st.outbox[0].request_id, b.id.to_string());
+    assert_eq!(st.outbox[0].state, OutboxState::Queued);
+    assert_eq!(
+        cache.meta("last_event_id").unwrap(),
+        None,
+        "the event stream starts over"
+    );
+}
+
+#[tokio::test]
 async fn settings_are_persisted_and_validated() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path()).await;

@@ -18,6 +18,14 @@
 //! | `policy.*` | `GUESTLIST_POLICY__*` | see [`guestlist_core::policy::Policy`] | rules, code prefix, messages, expiry |
 //! | `retry_window_seconds` | `GUESTLIST_RETRY_WINDOW_SECONDS` | `120` | an identical request-approval within this window is Entra's retry: answer as the first time |
 //! | `body_limit_bytes` | `GUESTLIST_BODY_LIMIT_BYTES` | `65536` | larger bodies get 413 |
+//! | `notifications.webhook_url` | `GUESTLIST_NOTIFICATIONS__WEBHOOK_URL` | — (off) | incoming webhook that gets `request.created` and reminders ([`crate::webhook`]) |
+//! | `notifications.template` | `…__TEMPLATE` | `json` | message shape: `json`, `slack` or `teams` |
+//! | `notifications.retries` | `…__RETRIES` | `5` | retries of a failed delivery (network, 408, 429, 5xx) |
+//! | `notifications.retry_initial_ms` | `…__RETRY_INITIAL_MS` | `1000` | first retry delay, doubled each time (≤ 5 min; `Retry-After` wins) |
+//! | `notifications.timeout_seconds` | `…__TIMEOUT_SECONDS` | `10` | timeout of one delivery attempt |
+//! | `notifications.remind_after_hours` | `…__REMIND_AFTER_HOURS` | — (off) | remind about requests pending longer than this ([`crate::reminders`]) |
+//! | `notifications.reminder_interval_seconds` | `…__REMINDER_INTERVAL_SECONDS` | `900` | how often reminders are checked |
+//! | `notifications.link` | `…__LINK` | — | link put in the messages |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).
 
@@ -130,6 +138,8 @@ pub struct Config {
     pub retry_window_seconds: u64,
     /// Maximum request body in bytes (413 above).
     pub body_limit_bytes: usize,
+    /// Webhook and reminders (`[notifications]`).
+    pub notifications: crate::webhook::Notifications,
 }
 
 impl Default for Config {
@@ -143,6 +153,7 @@ impl Default for Config {
             policy: Policy::default(),
             retry_window_seconds: 120,
             body_limit_bytes: 64 * 1024,
+            notifications: crate::webhook::Notifications::default(),
         }
     }
 }
@@ -157,6 +168,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "policy",
     "retry_window_seconds",
     "body_limit_bytes",
+    "notifications",
 ];
 
 /// Why a configuration could not be loaded.
@@ -255,6 +267,13 @@ impl Config {
             ));
         }
         self.policy.validate().map_err(ConfigError::Invalid)?;
+        if let Some(u) = &self.notifications.webhook_url
+            && !(u.0.starts_with("https://") || u.0.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(
+                "notifications.webhook_url must be an http(s) URL".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -7,15 +7,18 @@
 //! approver API (bearer JWT, app role `Approver`, §4).
 //!
 //! Layout: [`config`] (layered settings), [`store`] (SQLite, the state machine's transactions),
-//! [`auth`] (Basic for connectors, JWT for approvers and extensions), [`routes`] (HTTP), and
-//! [`error`] (one error → response mapping). Owns no Graph calls: provisioning happens in the
+//! [`auth`] (Basic for connectors, JWT for approvers and extensions), [`routes`] (HTTP),
+//! [`error`] (one error → response mapping), and the optional webhook and reminders
+//! ([`webhook`], [`reminders`]). Owns no Graph calls: provisioning happens in the
 //! approver's app with the approver's own token.
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod reminders;
 pub mod routes;
 pub mod store;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -133,40 +136,39 @@ impl AppState {
         let _ = self.events.send(e);
     }
 
-    /// Runs the check-status rules off the async runtime (marking an overdue request expired,
-    /// whose event it publishes). `None` means answer `Continue`.
+    /// Runs the check-status rules (marking an overdue request expired, whose event it
+    /// publishes). `None` means answer `Continue`.
     ///
     /// Errors: [`ApiError::Store`] on database failure.
     pub async fn check_status(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
-        let store = self.store.clone();
-        let policy = self.config.policy.clone();
-        let c = claims.clone();
-        let (block, event) = tokio::task::spawn_blocking(move || {
-            store.check_status(&c, &policy, OffsetDateTime::now_utc())
-        })
-        .await
-        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+        // An indexed read on one of the store's reader threads; see the store.
+        let (block, event) = self
+            .store
+            .check_status_async(claims, &self.config.policy, OffsetDateTime::now_utc())
+            .await?;
         if let Some(e) = event {
             self.publish(e);
         }
         Ok(block)
     }
 
-    /// Runs the request-approval rules (store + policy) off the async runtime and publishes the
-    /// resulting event. `None` means answer `Continue`.
+    /// Runs the request-approval rules (store + policy) on the store's writer thread and
+    /// publishes the resulting event. `None` means answer `Continue`.
     ///
     /// Errors: [`ApiError::Store`] on database failure.
     pub async fn request_approval(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
-        let store = self.store.clone();
-        let policy = self.config.policy.clone();
         let window =
             time::Duration::seconds(i64::try_from(self.config.retry_window_seconds).unwrap_or(120));
-        let c = claims.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            store.request_approval(&c, &policy, OffsetDateTime::now_utc(), window)
-        })
-        .await
-        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+        // Queued to the store's writer thread and awaited: no blocking thread per call.
+        let out = self
+            .store
+            .request_approval_async(
+                claims,
+                &self.config.policy,
+                OffsetDateTime::now_utc(),
+                window,
+            )
+            .await?;
         if let Some(e) = out.event {
             self.publish(e);
         }
@@ -280,6 +282,12 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state.clone());
+    webhook::start(&state.config.notifications, state.events.subscribe());
+    reminders::start(
+        &state.config.notifications,
+        state.store.clone(),
+        state.events.subscribe(),
+    );
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -22,7 +22,7 @@ state: RequestState,
 /**
  * Bumped on every change; sent as `ETag: "<version>"`, checked against `If-Match`.
  */
-version: bigint, 
+version: number, 
 /**
  * When the request was first made (RFC 3339).
  */

@@ -21,7 +21,7 @@ actor: Actor,
 /**
  * The request's version after this entry.
  */
-version: bigint, 
+version: number, 
 /**
  * Details (the decision body, the connector answer's code, …).
  */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decisionTargets, summarise } from './decisions';
-import type { DecisionOutcome } from './types';
+import { decisionTargets, summarise, unfinishedCount } from './decisions';
+import type { DecisionOutcome, OutboxItem } from './types';
 
 const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutcome['error'] = null): DecisionOutcome => ({
   id,
@@ -46,5 +46,23 @@ describe('decisions', () => {
     expect(s.text).toBe(
       'Approved 1 request · 1 already decided by someone else · 1 failed · graph.Authorization_RequestDenied: Insufficient privileges (request-id r-123456789)',
     );
+  });
+});
+
+describe('sign-out', () => {
+  const item = (state: OutboxItem['state']): OutboxItem => ({
+    requestId: state,
+    kind: 'approve',
+    state,
+    label: state,
+    queuedAt: '2026-01-01T00:00:00Z',
+    attempts: 1,
+    directoryObjectId: null,
+    lastError: null,
+  });
+  it('counts the decisions a wipe keeps (not sent yet)', () => {
+    const all = (['queued', 'claimed', 'invited', 'provisioned', 'reported', 'conflict', 'failed'] as const).map(item);
+    expect(unfinishedCount(all)).toBe(4);
+    expect(unfinishedCount([])).toBe(0);
   });
 });

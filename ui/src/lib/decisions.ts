@@ -1,7 +1,7 @@
 // Approve / deny: which requests a key press acts on, and what to tell the approver afterwards.
 
 import { errorLine, plural, toAppError, type AppError } from './format';
-import type { DecisionOutcome } from './types';
+import type { DecisionOutcome, OutboxItem } from './types';
 
 /** The requests a decision acts on: the selection if there is one, else the request under the cursor. */
 export function decisionTargets(selected: string[], cursorId: string | null): string[] {
@@ -49,4 +49,10 @@ export function summarise(verb: 'Approved' | 'Denied', outcomes: DecisionOutcome
     text: parts.join(' · ') || 'Nothing to do',
     tone: failed ? 'error' : queued || conflicts ? 'warn' : 'ok',
   };
+}
+
+/** Outbox items not finished yet (sign-out keeps them even when it wipes the cache). */
+export function unfinishedCount(outbox: OutboxItem[]): number {
+  const finished = new Set(['reported', 'conflict', 'failed']);
+  return outbox.filter((o) => !finished.has(o.state)).length;
 }

@@ -7,7 +7,7 @@ const req = (claims: Record<string, unknown>): { request: ApprovalRequest } => (
     id: '1',
     key: { email: 'ada@contoso.com', issuer: '', issuerAssignedId: '' },
     state: { status: 'pending' },
-    version: 1 as unknown as bigint, // a number in the JSON; ts-rs types u64 as bigint
+    version: 1,
     createdAt: '2025-01-01T00:00:00Z',
     updatedAt: '2025-01-01T00:00:00Z',
     attempts: 1,

@@ -2,9 +2,11 @@
 //! (<https://html.spec.whatwg.org/multipage/server-sent-events.html>). Each event's `id:` is its
 //! sequence number; a client that reconnects with `Last-Event-ID: <seq>` first receives every
 //! stored event after it (events are persisted, so this survives a server restart), then live
-//! ones. Comments keep the connection alive every 15 s.
+//! ones, always in sequence order. Comments keep the connection alive every 15 s.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -49,15 +51,32 @@ pub async fn events(
         .map_err(|e| ApiError::Store(crate::store::StoreError::Task(e.to_string())))??;
     let replayed_up_to = backlog.last().map(|e| e.seq).unwrap_or(last);
     let replay = stream::iter(backlog.into_iter().map(|e| Ok(to_sse(&e))));
-    let live = live.filter_map(move |item| async move {
-        match item {
-            Ok(e) if e.seq > replayed_up_to => Some(Ok(to_sse(&e))),
-            Ok(_) => None,
-            // A slow client missed events: tell it to resync from its last id.
-            Err(_) => Some(Ok(SseEvent::default()
-                .event("resync")
-                .data("missed events; reconnect with Last-Event-ID"))),
-        }
-    });
+    // A live notification (or a lag error) only wakes the stream: what is sent is read back from
+    // the store after the last id sent, so events go out in sequence order with no gap even when
+    // writers of one group commit publish out of order, or this client fell behind.
+    let store = state.store.clone();
+    let last_sent = Arc::new(AtomicU64::new(replayed_up_to));
+    let live = live
+        .then(move |_| {
+            let (store, last_sent) = (store.clone(), last_sent.clone());
+            async move {
+                let after = last_sent.load(Ordering::SeqCst);
+                let events = tokio::task::spawn_blocking(move || store.events_after(after, 10_000))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                if let Some(e) = events.last() {
+                    last_sent.store(e.seq, Ordering::SeqCst);
+                }
+                stream::iter(
+                    events
+                        .into_iter()
+                        .map(|e| Ok(to_sse(&e)))
+                        .collect::<Vec<_>>(),
+                )
+            }
+        })
+        .flatten();
     Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -1,0 +1,343 @@
+//! `bench-report RAW OUT`: turns the raw lines `scripts/bench.sh` collected into `bench/RESULTS.md`.
+//!
+//! A raw line is `scenario run key=value key=value …` (wrk latencies in µs, `rps` per second,
+//! `ms` milliseconds, `rss_kb` kilobytes). Each figure is the median of the runs with min–max;
+//! ratios are computed within one run (same run index) before taking the median, because the
+//! machine is noisy. Machine, date and commit come from the environment (`BENCH_MACHINE`,
+//! `BENCH_DATE`, `BENCH_COMMIT`, `BENCH_METHOD`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Context;
+
+/// scenario → run → key → value
+type Raw = BTreeMap<String, BTreeMap<u32, BTreeMap<String, f64>>>;
+
+fn parse(text: &str) -> anyhow::Result<Raw> {
+    let mut raw = Raw::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.split_whitespace();
+        let scenario = parts.next().context("empty line")?.to_owned();
+        let run: u32 = parts
+            .next()
+            .with_context(|| format!("no run in {line:?}"))?
+            .parse()?;
+        let entry = raw.entry(scenario).or_default().entry(run).or_default();
+        for kv in parts {
+            if let Some((k, v)) = kv.split_once('=')
+                && let Ok(v) = v.parse::<f64>()
+            {
+                entry.insert(k.to_owned(), v);
+            }
+        }
+    }
+    Ok(raw)
+}
+
+/// Median, min and max of a non-empty sample.
+#[derive(Clone, Copy)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+fn stat(mut v: Vec<f64>) -> Option<Stat> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Stat {
+        median,
+        min: v[0],
+        max: v[n - 1],
+        n,
+    })
+}
+
+fn values(raw: &Raw, scenario: &str, key: &str) -> Vec<f64> {
+    raw.get(scenario)
+        .map(|runs| runs.values().filter_map(|m| m.get(key).copied()).collect())
+        .unwrap_or_default()
+}
+
+/// `f(a_run, b_run)` for every run index both scenarios have.
+fn paired(raw: &Raw, a: (&str, &str), b: (&str, &str), f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    let (Some(ra), Some(rb)) = (raw.get(a.0), raw.get(b.0)) else {
+        return Vec::new();
+    };
+    ra.iter()
+        .filter_map(|(run, m)| Some(f(*m.get(a.1)?, *rb.get(run)?.get(b.1)?)))
+        .collect()
+}
+
+/// How a figure is shown: unit scale and suffix.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// µs shown as ms.
+    UsAsMs,
+    /// Milliseconds.
+    Ms,
+    /// Per second.
+    PerSec,
+    /// A ratio shown as `×`.
+    Times,
+    /// A fraction shown as %.
+    Percent,
+    /// A plain count.
+    Count,
+    /// Kilobytes shown as MiB.
+    KbAsMib,
+}
+
+fn fmt(v: f64, u: Unit) -> String {
+    match u {
+        Unit::UsAsMs => format!("{:.2} ms", v / 1000.0),
+        Unit::Ms => format!("{v:.1} ms"),
+        Unit::PerSec => format!("{v:.0}/s"),
+        Unit::Times => format!("{v:.2}×"),
+        Unit::Percent => format!("{:.0} %", v * 100.0),
+        Unit::Count => format!("{v:.0}"),
+        Unit::KbAsMib => format!("{:.0} MiB", v / 1024.0),
+    }
+}
+
+fn fmt_stat(s: Stat, u: Unit) -> String {
+    format!(
+        "{} ({}–{}, n={})",
+        fmt(s.median, u),
+        fmt(s.min, u),
+        fmt(s.max, u),
+        s.n
+    )
+}
+
+/// A target row: the median must be `<=` (`at_most`) or `>=` the bound.
+struct Target<'a> {
+    figure: &'a str,
+    target: &'a str,
+    sample: Vec<f64>,
+    unit: Unit,
+    bound: f64,
+    at_most: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let raw_path = args.next().context("usage: bench-report RAW OUT")?;
+    let out_path = args.next().context("usage: bench-report RAW OUT")?;
+    let raw = parse(&std::fs::read_to_string(&raw_path).with_context(|| raw_path.clone())?)?;
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "unknown".into());
+
+    let targets = vec![
+        Target {
+            figure: "check-approval-status p99, 64 connections, 10,000 stored",
+            target: "≤ 5 ms",
+            sample: values(&raw, "check", "p99"),
+            unit: Unit::UsAsMs,
+            bound: 5000.0,
+            at_most: true,
+        },
+        Target {
+            figure: "check-approval-status throughput ÷ bare axum handler (same run)",
+            target: "≥ 50 %",
+            sample: paired(&raw, ("check", "rps"), ("bare", "rps"), |a, b| a / b),
+            unit: Unit::Percent,
+            bound: 0.5,
+            at_most: false,
+        },
+        Target {
+            figure: "request-approval p99, 64 connections, unique e-mails",
+            target: "≤ 20 ms",
+            sample: values(&raw, "request", "p99"),
+            unit: Unit::UsAsMs,
+            bound: 20_000.0,
+            at_most: true,
+        },
+        Target {
+            figure: "request-approval new requests stored per second",
+            target: "≥ 2,000/s",
+            sample: values(&raw, "request", "rps"),
+            unit: Unit::PerSec,
+            bound: 2000.0,
+            at_most: false,
+        },
+        Target {
+            figure: "store scale: check-status p50 at 1,000,000 ÷ at 10 stored (same run)",
+            target: "flat: ≤ 1.5×",
+            sample: paired(&raw, ("scale1m", "p50"), ("scale10", "p50"), |a, b| a / b),
+            unit: Unit::Times,
+            bound: 1.5,
+            at_most: true,
+        },
+        Target {
+            figure: "store scale: check-status p99 at 1,000,000 ÷ at 10 stored (same run)",
+            target: "flat: ≤ 1.5×",
+            sample: paired(&raw, ("scale1m", "p99"), ("scale10", "p99"), |a, b| a / b),
+            unit: Unit::Times,
+            bound: 1.5,
+            at_most: true,
+        },
+        Target {
+            figure: "reviewer: sync of 10,000 pending into an empty cache",
+            target: "≤ 2 s",
+            sample: values(&raw, "reviewer_full", "ms"),
+            unit: Unit::Ms,
+            bound: 2000.0,
+            at_most: true,
+        },
+        Target {
+            figure: "reviewer: incremental sync with 10 new requests",
+            target: "≤ 100 ms",
+            sample: values(&raw, "reviewer_incremental", "ms"),
+            unit: Unit::Ms,
+            bound: 100.0,
+            at_most: true,
+        },
+        Target {
+            figure: "bulk approval of 100: Graph round trips",
+            target: "≤ 10",
+            sample: values(&raw, "bulk", "round_trips"),
+            unit: Unit::Count,
+            bound: 10.0,
+            at_most: true,
+        },
+        Target {
+            figure: "bulk approval of 100: one-by-one wall time ÷ bulk wall time (5 ms Graph latency)",
+            target: "≥ 5×",
+            sample: paired(&raw, ("one_by_one", "ms"), ("bulk", "ms"), |a, b| a / b),
+            unit: Unit::Times,
+            bound: 5.0,
+            at_most: false,
+        },
+        Target {
+            figure: "bulk approval of 100 with throttling: approvals lost",
+            target: "0 (Retry-After honoured)",
+            sample: values(&raw, "bulk_throttled", "lost"),
+            unit: Unit::Count,
+            bound: 0.0,
+            at_most: true,
+        },
+        Target {
+            figure: "app: cold start to a painted queue of 10,000 cached",
+            target: "≤ 1.5 s",
+            sample: values(&raw, "app_cold_start", "ms"),
+            unit: Unit::Ms,
+            bound: 1500.0,
+            at_most: true,
+        },
+        Target {
+            figure: "app: search keystroke",
+            target: "≤ 50 ms",
+            sample: values(&raw, "app_search", "ms"),
+            unit: Unit::Ms,
+            bound: 50.0,
+            at_most: true,
+        },
+        Target {
+            figure: "app: open side-by-side",
+            target: "≤ 100 ms",
+            sample: values(&raw, "app_side_by_side", "ms"),
+            unit: Unit::Ms,
+            bound: 100.0,
+            at_most: true,
+        },
+        Target {
+            figure: "app: PSS of the process tree ÷ minimal Tauri 2 app",
+            target: "≤ 1.3×",
+            sample: paired(&raw, ("app_pss", "kb"), ("tauri_min_pss", "kb"), |a, b| {
+                a / b
+            }),
+            unit: Unit::Times,
+            bound: 1.3,
+            at_most: true,
+        },
+    ];
+
+    let mut md = String::new();
+    writeln!(md, "# Guestlist benchmarks\n")?;
+    writeln!(
+        md,
+        "Written by `make bench` (`scripts/bench.sh`); never part of `make test`.\n"
+    )?;
+    writeln!(md, "- Machine: {}", env("BENCH_MACHINE"))?;
+    writeln!(md, "- Date: {}", env("BENCH_DATE"))?;
+    writeln!(md, "- Commit: {}", env("BENCH_COMMIT"))?;
+    writeln!(md, "- Method: {}\n", env("BENCH_METHOD"))?;
+    writeln!(
+        md,
+        "Each figure: median of the runs (min–max, n = runs). Ratios are taken within one run.\n"
+    )?;
+    writeln!(md, "| figure | target | measured | met |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    let mut missed = Vec::new();
+    for t in &targets {
+        let (measured, met) = match stat(t.sample.clone()) {
+            None => ("not measured".to_owned(), "missed"),
+            Some(s) => {
+                let ok = if t.at_most {
+                    s.median <= t.bound
+                } else {
+                    s.median >= t.bound
+                };
+                (fmt_stat(s, t.unit), if ok { "met" } else { "missed" })
+            }
+        };
+        if met == "missed" {
+            missed.push(t.figure);
+        }
+        writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.figure, t.target, measured, met
+        )?;
+    }
+
+    writeln!(md, "\n## All measured figures\n")?;
+    writeln!(md, "| scenario | figure | median (min–max, n) |")?;
+    writeln!(md, "|---|---|---|")?;
+    let units = |k: &str| match k {
+        "rps" => Unit::PerSec,
+        "p50" | "p99" | "p999" | "max" => Unit::UsAsMs,
+        "ms" => Unit::Ms,
+        "rss_kb" | "kb" => Unit::KbAsMib,
+        _ => Unit::Count,
+    };
+    for (scenario, runs) in &raw {
+        let keys: std::collections::BTreeSet<&String> =
+            runs.values().flat_map(|m| m.keys()).collect();
+        for k in keys {
+            if let Some(s) = stat(values(&raw, scenario, k)) {
+                writeln!(md, "| {scenario} | {k} | {} |", fmt_stat(s, units(k)))?;
+            }
+        }
+    }
+    for (name, a, b) in [
+        ("check-status ÷ bare throughput", "check", "bare"),
+        ("request-approval ÷ bare throughput", "request", "bare"),
+    ] {
+        if let Some(s) = stat(paired(&raw, (a, "rps"), (b, "rps"), |x, y| x / y)) {
+            writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Percent))?;
+        }
+    }
+    if let Some(extra) = std::env::var("BENCH_NOTES_FILE")
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        writeln!(md, "\n## Notes\n\n{extra}")?;
+    }
+    std::fs::write(&out_path, &md).with_context(|| out_path.clone())?;
+    print!("{md}");
+    if !missed.is_empty() {
+        println!("\nmissed or not measured: {}", missed.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! `bench-reviewer SERVER_BIN DB RUNS`: the reviewer's sync against a real `guestlist-server`
+//! process (release binary `SERVER_BIN`, on the populated database `DB`) and an in-process
+//! devtenant. Each run opens a reviewer on an empty cache, signs in, times a full sync (every
+//! pending request), then posts 10 new requests through the connector and times the
+//! incremental sync. Prints one raw line per figure for `bench-report`:
+//! `reviewer_full RUN ms=… fetched=… rss_kb=… rss_growth_kb=…` and
+//! `reviewer_incremental RUN ms=… added=…`. RSS is this process's (devtenant + reviewer; the
+//! server runs apart): `VmHWM` after the run and its growth over `VmRSS` before the sync.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use guestlist_core::plan::{ProvisioningSettings, UpnForm};
+use guestlist_devtenant::{DevTenant, DevTenantConfig, defaults};
+use guestlist_reviewer::{MemoryStore, OpenOptions, Reviewer, Settings};
+use serde_json::json;
+
+const USER: &str = "entra";
+const PASS: &str = "bench";
+
+/// Kills the server child when dropped.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_default()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start_server(
+    bin: &Path,
+    db: &Path,
+    dir: &Path,
+    issuer: &str,
+) -> anyhow::Result<(ServerProcess, String)> {
+    let port = free_port()?;
+    let config = dir.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[approver_auth]\nissuer = {issuer:?}\naudiences = [{:?}, {:?}]\n",
+            defaults::API_CLIENT_ID,
+            defaults::API_APP_ID_URI
+        ),
+    )?;
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--database"])
+        .arg(db)
+        .env("GUESTLIST_CONNECTOR_USERNAME", USER)
+        .env("GUESTLIST_CONNECTOR_PASSWORD", PASS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let server = ServerProcess(child);
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..400 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            return Ok((server, base));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("guestlist-server did not start")
+}
+
+fn settings(issuer: String, graph: String, api: &str) -> Settings {
+    Settings {
+        authority: issuer,
+        client_id: defaults::DESKTOP_CLIENT_ID.into(),
+        api_base_url: api.to_owned(),
+        api_scope: defaults::API_SCOPE_FULL.into(),
+        graph_base_url: graph,
+        graph_scopes: vec![
+            "https://graph.microsoft.com/User.ReadWrite.All".into(),
+            "https://graph.microsoft.com/User.Invite.All".into(),
+        ],
+        provisioning: ProvisioningSettings {
+            tenant_domain: defaults::TENANT_DOMAIN.into(),
+            upn_form: UpnForm::Seed,
+            invite_redirect_url: "https://myapplications.microsoft.com".into(),
+            send_invitation_message: false,
+            extensions_app_id: Some(defaults::EXTENSIONS_APP_ID.into()),
+        },
+        do_not_disturb: false,
+        purge_decided_after_days: 30,
+    }
+}
+
+/// Signs in by following the authorize URL with an HTTP client (devtenant signs `login_hint`
+/// in at once and redirects to the reviewer's loopback listener).
+async fn sign_in(r: &Reviewer) -> anyhow::Result<()> {
+    r.sign_in(Box::new(|url: &str| {
+        let url = format!("{url}&login_hint={}", defaults::ADA_UPN.replace('@', "%40"));
+        tokio::spawn(async move {
+            let Ok(http) = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+            else {
+                return;
+            };
+            if let Ok(resp) = http.get(&url).send().await
+                && let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok())
+            {
+                let _ = http.get(loc).send().await;
+            }
+        });
+        Ok(())
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!("sign-in: {e:?}"))?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: bench-reviewer SERVER_BIN DB RUNS";
+    let bin = PathBuf::from(args.next().context(usage)?);
+    let db = PathBuf::from(args.next().context(usage)?);
+    let runs: u32 = args.next().context(usage)?.parse()?;
+    let work = db
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+
+    let tenant = DevTenant::start(DevTenantConfig::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("devtenant: {e}"))?;
+    let (_server, api) = start_server(&bin, &db, &work, &tenant.issuer()).await?;
+    let http = reqwest::Client::new();
+    for run in 1..=runs {
+        let dir = work.join(format!("reviewer-run{run}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = Reviewer::open_with(
+            &dir,
+            Some(settings(tenant.issuer(), tenant.graph_base(), &api)),
+            OpenOptions {
+                token_store: Some(Arc::new(MemoryStore::new())),
+                ..OpenOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
+        sign_in(&r).await?;
+        let rss_before = status_kb("VmRSS:");
+        let t = Instant::now();
+        let full = r.sync().await.map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
+        let full_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let hwm = status_kb("VmHWM:");
+        println!(
+            "reviewer_full {run} ms={full_ms:.1} fetched={} added={} rss_kb={hwm} rss_growth_kb={}",
+            full.fetched,
+            full.added,
+            hwm.saturating_sub(rss_before)
+        );
+        for i in 0..10 {
+            let email = format!("incremental-{run}-{i}@contoso.example");
+            let body = json!({"email": email, "displayName": "New Guest",
+                "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": email}]});
+            let resp = http
+                .post(format!("{api}/connectors/request-approval"))
+                .basic_auth(USER, Some(PASS))
+                .json(&body)
+                .send()
+                .await?;
+            if !resp.status().is_success() {
+                bail!("request-approval answered {}", resp.status());
+            }
+        }
+        let t = Instant::now();
+        let inc = r.sync().await.map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
+        let inc_ms = t.elapsed().as_secs_f64() * 1000.0;
+        println!(
+            "reviewer_incremental {run} ms={inc_ms:.1} fetched={} added={}",
+            inc.fetched, inc.added
+        );
+        drop(r);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

@@ -1,0 +1,422 @@
+//! Server-side notifications, part 1: the `[notifications]` configuration and the webhook.
+//!
+//! With `notifications.webhook_url` set, every `request.created` event is POSTed there as JSON
+//! shaped by `notifications.template`: `json` (Guestlist's own body), `slack` (a Slack
+//! incoming-webhook message, `{"text": …}`,
+//! <https://api.slack.com/messaging/webhooks>) or `teams` (a Microsoft Teams Workflows
+//! incoming-webhook message carrying an Adaptive Card,
+//! <https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook>).
+//! Deliveries run in background tasks that follow the event broadcast, so the connector answer
+//! never waits for them; a failed delivery (network, 408, 429, 5xx) is retried with exponential
+//! backoff (`Retry-After` honoured, capped), other 4xx answers are not. Reminders of requests
+//! pending too long use the same sender ([`crate::reminders`]). Owns no database writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use guestlist_core::model::{ApprovalRequest, Event};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::config::Secret;
+
+/// The message shape of the webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// Guestlist's own JSON body (`type`, `text`, `request` / `requests`).
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message.
+    Slack,
+    /// A Microsoft Teams incoming-webhook message with an Adaptive Card.
+    Teams,
+}
+
+/// `[notifications]`: the webhook and reminders. Everything is off by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// The incoming-webhook URL (it usually embeds a secret: `Debug` redacts it). `None`: no
+    /// webhook, no reminders.
+    pub webhook_url: Option<Secret>,
+    /// The message shape: `json`, `slack` or `teams`.
+    pub template: Template,
+    /// Retries after a failed delivery (so at most `1 + retries` attempts).
+    pub retries: u32,
+    /// The first retry delay in milliseconds; doubled at each retry (capped at 5 minutes).
+    pub retry_initial_ms: u64,
+    /// Timeout of one delivery attempt, in seconds.
+    pub timeout_seconds: u64,
+    /// Remind about requests pending longer than this many hours; `None`: no reminders.
+    pub remind_after_hours: Option<u64>,
+    /// How often the reminder check runs, in seconds. A request is reminded about at most once
+    /// per `remind_after_hours` (per server process).
+    pub reminder_interval_seconds: u64,
+    /// A link to put in messages (e.g. where approvers get the desktop app).
+    pub link: Option<String>,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            webhook_url: None,
+            template: Template::Json,
+            retries: 5,
+            retry_initial_ms: 1000,
+            timeout_seconds: 10,
+            remind_after_hours: None,
+            reminder_interval_seconds: 900,
+            link: None,
+        }
+    }
+}
+
+/// The longest retry delay.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// Sends webhook messages (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    http: reqwest::Client,
+    url: String,
+    config: Arc<Notifications>,
+}
+
+fn name(r: &ApprovalRequest) -> String {
+    r.claims
+        .get("displayName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+        .unwrap_or_else(|| r.key.email.clone())
+}
+
+fn domain(r: &ApprovalRequest) -> &str {
+    r.key.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+fn provider(r: &ApprovalRequest) -> String {
+    match r.identity_provider() {
+        "" => "Entra ID / email".into(),
+        p => p.to_owned(),
+    }
+}
+
+fn summary(r: &ApprovalRequest) -> Value {
+    json!({
+        "id": r.id,
+        "displayName": name(r),
+        "email": r.key.email,
+        "identityProvider": r.identity_provider(),
+        "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "attempts": r.attempts,
+    })
+}
+
+impl Sender {
+    /// A sender for `config`, or `None` when no webhook is configured.
+    pub fn new(config: &Notifications) -> Option<Sender> {
+        let url = config.webhook_url.as_ref()?.0.clone();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
+            .user_agent(concat!("guestlist-server/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Some(Sender {
+            http,
+            url,
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Notifications {
+        &self.config
+    }
+
+    /// The message for a new request, in the configured template.
+    pub fn created_message(&self, r: &ApprovalRequest) -> Value {
+        let title = format!("New guest request: {}", name(r));
+        let text = format!(
+            "{} (@{}, {}) asks to join as a guest and waits for approval in Guestlist.",
+            name(r),
+            domain(r),
+            provider(r)
+        );
+        let facts = vec![
+            ("Name", name(r)),
+            ("E-mail domain", domain(r).to_owned()),
+            ("Identity provider", provider(r)),
+            ("Sign-up attempts", r.attempts.to_string()),
+        ];
+        self.message(
+            "request.created",
+            &title,
+            &text,
+            &facts,
+            json!({ "request": summary(r) }),
+        )
+    }
+
+    /// The reminder of `requests` pending longer than `hours` hours, in the configured template.
+    pub fn reminder_message(&self, requests: &[ApprovalRequest], hours: u64) -> Value {
+        let title = match requests.len() {
+            1 => format!("1 guest request pending for more than {hours} h"),
+            n => format!("{n} guest requests pending for more than {hours} h"),
+        };
+        let names: Vec<String> = requests.iter().take(10).map(name).collect();
+        let more = requests.len().saturating_sub(names.len());
+        let text = if more > 0 {
+            format!("Waiting: {} and {more} more.", names.join(", "))
+        } else {
+            format!("Waiting: {}.", names.join(", "))
+        };
+        let facts: Vec<(&str, String)> = requests
+            .iter()
+            .take(10)
+            .map(|r| {
+                (
+                    "Waiting",
+                    format!("{} (@{}, {})", name(r), domain(r), provider(r)),
+                )
+            })
+            .collect();
+        self.message(
+            "requests.reminder",
+            &title,
+            &text,
+            &facts,
+            json!({
+                "pendingLongerThanHours": hours,
+                "count": requests.len(),
+                "requests": requests.iter().map(summary).collect::<Vec<_>>(),
+            }),
+        )
+    }
+
+    fn message(
+        &self,
+        kind: &str,
+        title: &str,
+        text: &str,
+        facts: &[(&str, String)],
+        extra: Value,
+    ) -> Value {
+        let link = self.config.link.clone();
+        match self.config.template {
+            Template::Json => {
+                let mut v = json!({ "type": kind, "title": title, "text": text, "link": link });
+                if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+                    o.extend(e);
+                }
+                v
+            }
+            Template::Slack => {
+                let tail = link
+                    .map(|l| format!(" <{l}|Open Guestlist>"))
+                    .unwrap_or_default();
+                json!({ "text": format!("*{title}*\n{text}{tail}") })
+            }
+            Template::Teams => {
+                let mut body = vec![
+                    json!({"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": true}),
+                    json!({"type": "TextBlock", "text": text, "wrap": true}),
+                    json!({"type": "FactSet", "facts": facts.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}),
+                ];
+                if let Some(l) = link {
+                    body.push(json!({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": "Open Guestlist", "url": l}]}));
+                }
+                json!({
+                    "type": "message",
+                    "attachments": [{
+                        "contentType": "application/vnd.microsoft.card.adaptive",
+                        "contentUrl": null,
+                        "content": {
+                            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard",
+                            "version": "1.4",
+                            "body": body
+                        }
+                    }]
+                })
+            }
+        }
+    }
+
+    /// Delivers `body`, retrying as the module docs say. Returns whether it was accepted.
+    pub async fn deliver(&self, body: &Value) -> bool {
+        let mut delay = Duration::from_millis(self.config.retry_initial_ms);
+        for attempt in 0..=self.config.retries {
+            let wait = match self.http.post(&self.url).json(body).send().await {
+                Ok(resp) if resp.status().is_success() => return true,
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if !(status == 408 || status == 429 || status >= 500) {
+                        tracing::warn!(status, "webhook refused the message; not retried");
+                        return false;
+                    }
+                    let after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    tracing::info!(status, attempt, "webhook delivery failed; will retry");
+                    after.unwrap_or(delay)
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, attempt, "webhook unreachable; will retry");
+                    delay
+                }
+            };
+            if attempt == self.config.retries {
+                break;
+            }
+            tokio::time::sleep(wait.min(MAX_RETRY_DELAY)).await;
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
+        tracing::warn!(
+            retries = self.config.retries,
+            "webhook delivery abandoned after retries"
+        );
+        false
+    }
+}
+
+/// Starts the webhook task when configured: it follows `events` and sends each
+/// `request.created` in its own background task (so one slow or failing delivery delays
+/// nothing else). Ends when the server's event sender is dropped.
+pub fn start(config: &Notifications, mut events: broadcast::Receiver<Event>) {
+    let Some(sender) = Sender::new(config) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) if e.kind == "request.created" => {
+                    let s = sender.clone();
+                    let body = s.created_message(&e.request);
+                    tokio::spawn(async move { s.deliver(&body).await });
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "webhook fell behind; events not announced");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guestlist_core::model::{IdentityKey, RequestState};
+
+    fn request() -> ApprovalRequest {
+        let claims = json!({"displayName": "Ada Lovelace", "email": "ada@fabrikam.com"});
+        ApprovalRequest {
+            id: uuid::Uuid::from_u128(1),
+            key: IdentityKey {
+                email: "ada@fabrikam.com".into(),
+                issuer: "google.com".into(),
+                issuer_assigned_id: "g-1".into(),
+            },
+            state: RequestState::Pending,
+            version: 1,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            decided_by: None,
+            attempts: 1,
+            claims: claims.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn sender(template: Template) -> Sender {
+        Sender::new(&Notifications {
+            webhook_url: Some(Secret("http://127.0.0.1:9/hook".into())),
+            template,
+            link: Some("https://guestlist.contoso.com".into()),
+            ..Notifications::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn notifications_load_from_toml_and_reject_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        let base = "[connector]\nusername = \"c\"\npassword = \"p\"\n";
+        std::fs::write(
+            &file,
+            format!(
+                "{base}[notifications]\nwebhook_url = \"https://hooks.slack.com/services/T/B/x\"\ntemplate = \"slack\"\nremind_after_hours = 24\n"
+            ),
+        )
+        .unwrap();
+        let c = crate::Config::load(Some(&file)).unwrap();
+        assert_eq!(c.notifications.template, Template::Slack);
+        assert_eq!(c.notifications.remind_after_hours, Some(24));
+        assert_eq!(c.notifications.retries, 5, "defaults fill the rest");
+        std::fs::write(
+            &file,
+            format!("{base}[notifications]\ntemplat = \"teams\"\n"),
+        )
+        .unwrap();
+        let e = crate::Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("templat"), "{e}");
+        std::fs::write(
+            &file,
+            format!("{base}[notifications]\nwebhook_url = \"ftp://x\"\n"),
+        )
+        .unwrap();
+        let e = crate::Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("notifications.webhook_url"), "{e}");
+    }
+
+    #[test]
+    fn templates_shape_the_new_request_message() {
+        let r = request();
+        let j = sender(Template::Json).created_message(&r);
+        assert_eq!(j["type"], "request.created");
+        assert_eq!(j["request"]["email"], "ada@fabrikam.com");
+        assert_eq!(j["request"]["identityProvider"], "google.com");
+        let s = sender(Template::Slack).created_message(&r);
+        let text = s["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("*New guest request: Ada Lovelace*"),
+            "{text}"
+        );
+        assert!(text.contains("@fabrikam.com, google.com"), "{text}");
+        assert!(
+            text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"),
+            "{text}"
+        );
+        let t = sender(Template::Teams).created_message(&r);
+        assert_eq!(t["type"], "message");
+        let card = &t["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert_eq!(
+            card["content"]["body"][2]["facts"][1]["value"],
+            "fabrikam.com"
+        );
+        assert_eq!(
+            card["content"]["body"][3]["actions"][0]["url"],
+            "https://guestlist.contoso.com"
+        );
+        assert!(
+            Sender::new(&Notifications::default()).is_none(),
+            "off by default"
+        );
+        assert_eq!(
+            format!("{:?}", sender(Template::Json).config().webhook_url),
+            "Some([redacted])"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# `make bench`: performance figures of Guestlist, written to bench/RESULTS.md.
+# Benchmarks print figures; they are never timed tests and `make test` does not run them.
+#
+# What it measures (release builds, file-backed SQLite with the shipped durability, WAL +
+# synchronous=FULL):
+#   1. connector load: wrk at 64 connections against guestlist-server — check-approval-status on a
+#      database of 10,000 requests, request-approval with a unique e-mail per request — and the
+#      same generator against a bare axum handler (crates/guestlist-bench, bench-bare) in the same
+#      run, for ratios;
+#   2. store scale: check-approval-status latency with 10, 10,000 and 1,000,000 stored requests;
+#   3. reviewer: guestlist-reviewer's sync of 10,000 pending requests into an empty cache, then an
+#      incremental sync with 10 new ones, against a real guestlist-server process and devtenant
+#      (bench-reviewer);
+#   4. bulk approval of 100 federated sign-ups with 5 ms Graph latency: Graph round trips (counted
+#      by a proxy) and wall time vs one by one, and the same under devtenant throttling (bench-bulk).
+# Not measured here: the app in its window (tests/e2e/measure.mjs) — listed as "not measured".
+#
+# Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
+# BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+started=$(date +%s)
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+RUNS=${BENCH_RUNS:-5}
+SECS=${BENCH_SECONDS:-5}
+SCALE_SECS=${BENCH_SCALE_SECONDS:-3}
+CONNS=${BENCH_CONNECTIONS:-64}
+SCALE_CONNS=${BENCH_SCALE_CONNECTIONS:-8}
+THREADS=2
+
+say() { printf '== %s\n' "$*"; }
+
+# -- tools (idempotent) -------------------------------------------------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+  say "installing wrk (apt)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y wrk >/dev/null 2>&1 || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null; }
+fi
+command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 1; }
+
+# -- builds -------------------------------------------------------------------------------------
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  say "cargo build --release -p guestlist-server -p guestlist-bench"
+  cargo build --release --locked -p guestlist-server -p guestlist-bench
+fi
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+
+# -- work area on disk (not tmpfs: fsync must be real) ------------------------------------------
+WORK=$TARGET_DIR/bench-work
+rm -rf "$WORK"
+mkdir -p "$WORK" "$ROOT/bench"
+RAW=$WORK/raw.txt
+: >"$RAW"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() {
+  # A random high port that nothing listens on (bash's /dev/tcp connect fails).
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+
+wait_http() {
+  local url=$1
+  for _ in $(seq 1 400); do
+    if curl -s -o /dev/null "$url"; then return 0; fi
+    sleep 0.05
+  done
+  echo "bench: $url did not come up" >&2
+  return 1
+}
+
+start_server() { # name db port
+  local name=$1 db=$2 port=$3
+  GUESTLIST_CONNECTOR_USERNAME=entra GUESTLIST_CONNECTOR_PASSWORD=bench \
+    "$BIN/guestlist-server" --listen "127.0.0.1:$port" --database "$db" \
+    >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$port/healthz"
+}
+
+export BENCH_WRK_DIR=$ROOT/bench/wrk
+run_wrk() { # scenario run url script conns secs [env…]
+  local scenario=$1 run=$2 url=$3 script=$4 conns=$5 secs=$6
+  local out
+  out=$(wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency -s "$BENCH_WRK_DIR/$script" "$url" 2>&1) || {
+    echo "$out" >&2
+    return 1
+  }
+  local line
+  line=$(grep '^WRK_RESULT' <<<"$out" | sed 's/^WRK_RESULT //')
+  [ -n "$line" ] || { echo "$out" >&2; return 1; }
+  echo "$scenario $run $line" >>"$RAW"
+  printf '   %-22s run %s: %s\n' "$scenario" "$run" "$line"
+}
+
+# -- databases ----------------------------------------------------------------------------------
+say "populating databases (bulk SQL)"
+"$BIN/bench-populate" "$WORK/rows10.db" 10
+"$BIN/bench-populate" "$WORK/rows10k.db" 10000
+"$BIN/bench-populate" "$WORK/rows1m.db" 1000000
+
+# -- servers ------------------------------------------------------------------------------------
+P_BARE=$(free_port); "$BIN/bench-bare" "127.0.0.1:$P_BARE" >"$WORK/bare.log" 2>&1 & PIDS+=($!)
+wait_http "http://127.0.0.1:$P_BARE/"
+P_10K=$(free_port); start_server check10k "$WORK/rows10k.db" "$P_10K"
+P_REQ=$(free_port); start_server request "$WORK/request.db" "$P_REQ"
+P_10=$(free_port); start_server scale10 "$WORK/rows10.db" "$P_10"
+P_1M=$(free_port); start_server scale1m "$WORK/rows1m.db" "$P_1M"
+
+# Warm-up (page cache, connections, prepared statements): one short run each, not recorded.
+say "warm-up"
+for spec in "$P_BARE check-status.lua 10000 1" "$P_10K check-status.lua 10000 1" "$P_1M check-status.lua 1000000 3"; do
+  set -- $spec
+  BENCH_ROWS=$3 wrk -t"$THREADS" -c"$CONNS" -d"$4"s -s "$BENCH_WRK_DIR/$2" "http://127.0.0.1:$1" >/dev/null 2>&1 || true
+done
+
+# -- 1. connector load, interleaved per run so each run's ratios share the machine's state ------
+say "connector load: $RUNS runs × ${SECS}s, wrk -t$THREADS -c$CONNS"
+for run in $(seq 1 "$RUNS"); do
+  BENCH_ROWS=10000 run_wrk bare "$run" "http://127.0.0.1:$P_BARE" check-status.lua "$CONNS" "$SECS"
+  BENCH_ROWS=10000 run_wrk check "$run" "http://127.0.0.1:$P_10K" check-status.lua "$CONNS" "$SECS"
+  BENCH_NONCE="r$run-$RANDOM" run_wrk request "$run" "http://127.0.0.1:$P_REQ" request-approval.lua "$CONNS" "$SECS"
+done
+# Every answered request-approval must be stored: count the rows.
+stored=$(curl -s "http://127.0.0.1:$P_REQ/metrics" | awk '/^guestlist_requests\{status="pending"\}/ {print $2}')
+echo "   request-approval: ${stored:-?} requests stored in total"
+
+# -- 2. store scale -----------------------------------------------------------------------------
+say "store scale: $RUNS runs × ${SCALE_SECS}s, wrk -t$THREADS -c$SCALE_CONNS"
+for run in $(seq 1 "$RUNS"); do
+  BENCH_ROWS=10 run_wrk scale10 "$run" "http://127.0.0.1:$P_10" check-status.lua "$SCALE_CONNS" "$SCALE_SECS"
+  BENCH_ROWS=10000 run_wrk scale10k "$run" "http://127.0.0.1:$P_10K" check-status.lua "$SCALE_CONNS" "$SCALE_SECS"
+  BENCH_ROWS=1000000 run_wrk scale1m "$run" "http://127.0.0.1:$P_1M" check-status.lua "$SCALE_CONNS" "$SCALE_SECS"
+done
+cleanup
+PIDS=()
+
+# -- 3. reviewer sync ---------------------------------------------------------------------------
+say "reviewer sync: $RUNS runs (10,000 pending, then 10 new)"
+"$BIN/bench-populate" "$WORK/reviewer.db" 10000
+"$BIN/bench-reviewer" "$BIN/guestlist-server" "$WORK/reviewer.db" "$RUNS" | tee -a "$RAW"
+
+# -- 4. bulk approval ----------------------------------------------------------------------------
+say "bulk approval: $RUNS runs (100 at once, 100 one by one, 100 at once throttled)"
+"$BIN/bench-bulk" "$RUNS" | tee -a "$RAW"
+
+# -- report -------------------------------------------------------------------------------------
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then commit="$commit (with uncommitted changes)"; fi
+export BENCH_MACHINE="$(uname -srm), ${cpu:-unknown CPU}, $(nproc) cores, $mem RAM"
+export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+export BENCH_COMMIT=$commit
+export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure)"
+[ -f "$ROOT/bench/NOTES.md" ] && export BENCH_NOTES_FILE=$ROOT/bench/NOTES.md
+"$BIN/bench-report" "$RAW" "$ROOT/bench/RESULTS.md"
+cp "$RAW" "$ROOT/bench/raw.txt"
+say "bench/RESULTS.md written in $(( $(date +%s) - started )) s"
