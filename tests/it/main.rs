@@ -11,3 +11,4 @@ mod live;
 mod notifications;
 mod reviewer;
 mod reviewer_graph;
+mod reviewer_oidc_provider;

@@ -14,6 +14,10 @@
 // - devInteractions disabled: /interaction/:uid finishes login and consent (including
 //   offline_access and the resource scope) immediately for the test account, so the flow runs
 //   without a browser.
+// - OP_IMPLY_CONSENT_PROMPT=1 (off by default): authorization requests without `prompt` get
+//   `prompt=consent`. OIDC Core §11 has the OP ignore offline_access unless prompt=consent, and
+//   oidc-provider does; Entra (and so the desktop app, which never sends prompt) does not. The
+//   reviewer test (tests/it/reviewer_oidc_provider.rs) sets it to run the app's own sign-in.
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -100,7 +104,15 @@ async function autoInteraction(req, res) {
 }
 
 const callback = provider.callback();
+const IMPLY_CONSENT = process.env.OP_IMPLY_CONSENT_PROMPT === '1';
 const server = createServer((req, res) => {
+  if (IMPLY_CONSENT && req.method === 'GET' && (req.url === '/auth' || req.url.startsWith('/auth?'))) {
+    const u = new URL(req.url, issuer);
+    if (!u.searchParams.has('prompt')) {
+      u.searchParams.set('prompt', 'consent');
+      req.url = `${u.pathname}${u.search}`;
+    }
+  }
   if (req.url.startsWith('/interaction/')) {
     autoInteraction(req, res).catch((err) => {
       console.error('interaction failed:', err);
