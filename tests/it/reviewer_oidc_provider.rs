@@ -78,8 +78,9 @@ fn start_op() -> (Op, String) {
         }
     });
     let issuer = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("oidc-provider printed its issuer within 30 s");
+        // Generous: Node loads oidc-provider and makes an RSA key; slow on a loaded 2-core box.
+        .recv_timeout(Duration::from_secs(120))
+        .expect("oidc-provider printed its issuer within 120 s");
     (op, issuer)
 }
 
