@@ -105,7 +105,18 @@ impl Issuer {
 }
 
 async fn start(issuer: Option<&Issuer>, policy: Policy, db: &std::path::Path) -> RunningServer {
-    let config = Config {
+    start_with(issuer, policy, db, |_| {}).await
+}
+
+/// Starts a server on a free port with the test credentials, `issuer` for approvers, and any
+/// further changes `tweak` makes to the config.
+async fn start_with(
+    issuer: Option<&Issuer>,
+    policy: Policy,
+    db: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+) -> RunningServer {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: db.to_path_buf(),
         connector: ConnectorAuth {
@@ -121,6 +132,7 @@ async fn start(issuer: Option<&Issuer>, policy: Policy, db: &std::path::Path) ->
         policy,
         ..Config::default()
     };
+    tweak(&mut config);
     guestlist_server::spawn(config).await.unwrap()
 }
 
@@ -762,21 +774,14 @@ async fn approver_api_fails_closed_without_authority() {
 async fn external_id_extensions_use_the_same_rules() {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: dir.path().join("a.db"),
-        connector: ConnectorAuth {
-            username: USER.into(),
-            password: Secret(PASS.into()),
-        },
-        extension_auth: ExtensionAuth {
+    let s = start_with(None, Policy::default(), &dir.path().join("a.db"), |c| {
+        c.extension_auth = ExtensionAuth {
             issuers: vec![issuer.url.clone()],
             audiences: vec![API_AUD.into()],
             ..ExtensionAuth::default()
-        },
-        ..Config::default()
-    };
-    let s = guestlist_server::spawn(config).await.unwrap();
+        };
+    })
+    .await;
     let c = reqwest::Client::new();
     let mut claims = issuer.claims();
     claims["azp"] = json!(guestlist_core::extension::AUTHENTICATION_EVENTS_APP_ID);

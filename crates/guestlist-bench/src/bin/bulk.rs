@@ -22,10 +22,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use guestlist_core::plan::{ProvisioningSettings, UpnForm};
 use guestlist_devtenant::config::FaultConfig;
 use guestlist_devtenant::{DevTenant, DevTenantConfig, DevTenantHandle, defaults};
-use guestlist_reviewer::{MemoryStore, OpenOptions, Outcome, QueueQuery, Reviewer, Settings};
+use guestlist_reviewer::{MemoryStore, OpenOptions, Outcome, QueueQuery, Reviewer};
 use serde_json::json;
 
 const USER: &str = "entra";
@@ -79,52 +78,6 @@ async fn forward(
         }
     }
     r
-}
-
-fn settings(tenant: &DevTenantHandle, graph_base: String, api: String) -> Settings {
-    Settings {
-        authority: tenant.issuer(),
-        client_id: defaults::DESKTOP_CLIENT_ID.into(),
-        api_base_url: api,
-        api_scope: defaults::API_SCOPE_FULL.into(),
-        graph_base_url: graph_base,
-        graph_scopes: vec![
-            "https://graph.microsoft.com/User.ReadWrite.All".into(),
-            "https://graph.microsoft.com/User.Invite.All".into(),
-        ],
-        provisioning: ProvisioningSettings {
-            tenant_domain: defaults::TENANT_DOMAIN.into(),
-            upn_form: UpnForm::Seed,
-            invite_redirect_url: "https://myapplications.microsoft.com".into(),
-            send_invitation_message: false,
-            extensions_app_id: Some(defaults::EXTENSIONS_APP_ID.into()),
-        },
-        do_not_disturb: false,
-        purge_decided_after_days: 30,
-    }
-}
-
-async fn sign_in(r: &Reviewer) -> anyhow::Result<()> {
-    r.sign_in(Box::new(|url: &str| {
-        let url = format!("{url}&login_hint={}", defaults::ADA_UPN.replace('@', "%40"));
-        tokio::spawn(async move {
-            let Ok(http) = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-            else {
-                return;
-            };
-            if let Ok(resp) = http.get(&url).send().await
-                && let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok())
-            {
-                let _ = http.get(loc).send().await;
-            }
-        });
-        Ok(())
-    }))
-    .await
-    .map_err(|e| anyhow::anyhow!("sign-in: {e:?}"))?;
-    Ok(())
 }
 
 /// Posts `N` federated sign-ups tagged `tag` and syncs them in; returns their request ids.
@@ -222,8 +175,8 @@ async fn main() -> anyhow::Result<()> {
 
     let r = Reviewer::open_with(
         &work.join("reviewer"),
-        Some(settings(
-            &tenant,
+        Some(guestlist_bench::devtenant_settings(
+            tenant.issuer(),
             format!("{proxy_origin}{}", graph.1),
             api.clone(),
         )),
@@ -234,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
-    sign_in(&r).await?;
+    guestlist_bench::sign_in_as_ada(&r).await?;
 
     let latency = FaultConfig {
         latency_ms: 5,

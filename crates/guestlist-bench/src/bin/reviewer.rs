@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use guestlist_core::plan::{ProvisioningSettings, UpnForm};
 use guestlist_devtenant::{DevTenant, DevTenantConfig, defaults};
-use guestlist_reviewer::{MemoryStore, OpenOptions, Reviewer, Settings};
+use guestlist_reviewer::{MemoryStore, OpenOptions, Reviewer};
 use serde_json::json;
 
 const USER: &str = "entra";
@@ -87,54 +86,6 @@ async fn start_server(
     bail!("guestlist-server did not start")
 }
 
-fn settings(issuer: String, graph: String, api: &str) -> Settings {
-    Settings {
-        authority: issuer,
-        client_id: defaults::DESKTOP_CLIENT_ID.into(),
-        api_base_url: api.to_owned(),
-        api_scope: defaults::API_SCOPE_FULL.into(),
-        graph_base_url: graph,
-        graph_scopes: vec![
-            "https://graph.microsoft.com/User.ReadWrite.All".into(),
-            "https://graph.microsoft.com/User.Invite.All".into(),
-        ],
-        provisioning: ProvisioningSettings {
-            tenant_domain: defaults::TENANT_DOMAIN.into(),
-            upn_form: UpnForm::Seed,
-            invite_redirect_url: "https://myapplications.microsoft.com".into(),
-            send_invitation_message: false,
-            extensions_app_id: Some(defaults::EXTENSIONS_APP_ID.into()),
-        },
-        do_not_disturb: false,
-        purge_decided_after_days: 30,
-    }
-}
-
-/// Signs in by following the authorize URL with an HTTP client (devtenant signs `login_hint`
-/// in at once and redirects to the reviewer's loopback listener).
-async fn sign_in(r: &Reviewer) -> anyhow::Result<()> {
-    r.sign_in(Box::new(|url: &str| {
-        let url = format!("{url}&login_hint={}", defaults::ADA_UPN.replace('@', "%40"));
-        tokio::spawn(async move {
-            let Ok(http) = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-            else {
-                return;
-            };
-            if let Ok(resp) = http.get(&url).send().await
-                && let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok())
-            {
-                let _ = http.get(loc).send().await;
-            }
-        });
-        Ok(())
-    }))
-    .await
-    .map_err(|e| anyhow::anyhow!("sign-in: {e:?}"))?;
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -157,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         let r = Reviewer::open_with(
             &dir,
-            Some(settings(tenant.issuer(), tenant.graph_base(), &api)),
+            Some(guestlist_bench::devtenant_settings(
+                tenant.issuer(),
+                tenant.graph_base(),
+                api.clone(),
+            )),
             OpenOptions {
                 token_store: Some(Arc::new(MemoryStore::new())),
                 ..OpenOptions::default()
@@ -165,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
-        sign_in(&r).await?;
+        guestlist_bench::sign_in_as_ada(&r).await?;
         let rss_before = status_kb("VmRSS:");
         let t = Instant::now();
         let full = r.sync().await.map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
