@@ -170,61 +170,47 @@ async fn every_seed_fixture_gets_the_seed_answer() {
     let s = start(None, policy, &dir.path().join("a.db")).await;
     let c = reqwest::Client::new();
     let base = s.base_url();
-    // No earlier request → Continue.
-    assert_eq!(
-        connector(
-            &c,
-            &base,
+    // (connector, request fixture, the seed's answer), in order:
+    let steps = [
+        // No earlier request → Continue.
+        (
             "check-approval-status",
-            &fixture("check-status.request.facebook.json")
-        )
-        .await,
-        (200, seed_answer("response.continue.json"))
-    );
-    // Request approval → stored, REQUESTED.
-    assert_eq!(
-        connector(
-            &c,
-            &base,
+            "check-status.request.facebook.json",
+            "response.continue.json",
+        ),
+        // Request approval → stored, REQUESTED.
+        (
             "request-approval",
-            &fixture("request-approval.request.facebook.json")
-        )
-        .await,
-        (200, seed_answer("response.block.requested.json"))
-    );
-    // The same person checks again → PENDING (check-status sends lastName; same identity key).
-    assert_eq!(
-        connector(
-            &c,
-            &base,
+            "request-approval.request.facebook.json",
+            "response.block.requested.json",
+        ),
+        // The same person checks again → PENDING (check-status sends lastName; same identity key).
+        (
             "check-approval-status",
-            &fixture("check-status.request.facebook.json")
-        )
-        .await,
-        (200, seed_answer("response.block.pending.json"))
-    );
-    // An Entra ID user (no identities) → REQUESTED too.
-    assert_eq!(
-        connector(
-            &c,
-            &base,
+            "check-status.request.facebook.json",
+            "response.block.pending.json",
+        ),
+        // An Entra ID user (no identities) → REQUESTED too.
+        (
             "request-approval",
-            &fixture("request-approval.request.azuread.json")
-        )
-        .await,
-        (200, seed_answer("response.block.requested.json"))
-    );
-    // A policy rule denies outlook.com → AUTO-DENIED, and the next check says DENIED.
-    assert_eq!(
-        connector(
-            &c,
-            &base,
+            "request-approval.request.azuread.json",
+            "response.block.requested.json",
+        ),
+        // A policy rule denies outlook.com → AUTO-DENIED.
+        (
             "request-approval",
-            &fixture("request-approval.request.facebook-minimal.json")
-        )
-        .await,
-        (200, seed_answer("response.block.auto-denied.json"))
-    );
+            "request-approval.request.facebook-minimal.json",
+            "response.block.auto-denied.json",
+        ),
+    ];
+    for (which, request, answer) in steps {
+        assert_eq!(
+            connector(&c, &base, which, &fixture(request)).await,
+            (200, seed_answer(answer)),
+            "{which} with {request}"
+        );
+    }
+    // …and the next check of the auto-denied person says DENIED.
     let mut check = fixture("check-status.request.facebook.json");
     check["email"] = json!("johnsmith@outlook.com");
     assert_eq!(
