@@ -8,7 +8,7 @@ what="${1:-all}"
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-server_pkgs=(build-essential pkg-config curl ca-certificates)
+server_pkgs=(build-essential pkg-config curl ca-certificates libssl-dev)
 desktop_pkgs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libsoup-3.0-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libdbus-1-dev)
 e2e_pkgs=(xvfb xauth webkit2gtk-driver dbus dbus-x11 dbus-user-session gnome-keyring

@@ -554,3 +554,111 @@ async fn sync_of_many_requests_and_bulk_approve_with_batch() {
     assert!(out.iter().all(|o| o.outcome == Outcome::Done), "{out:?}");
     assert_eq!(env.guests().len(), 25);
 }
+
+/// Bulk approval never creates a second account: a person whose e-mail already has an account
+/// (found by the batched `mail in (…)` look-up) and one whose identity already has an account
+/// under another e-mail (refused by the directory's uniqueness of identities, then found by the
+/// one-by-one look-up) both get their existing account; everyone else gets a new guest.
+#[tokio::test]
+async fn bulk_approve_reuses_accounts_found_by_mail_or_refused_as_duplicates() {
+    let env = Env::start().await;
+    let n = 18u32;
+    for i in 0..n {
+        env.request_approval(&facebook(2000 + i)).await;
+    }
+    let token = env
+        .tenant
+        .mint_user_token(
+            defaults::ADA_UPN,
+            defaults::DESKTOP_CLIENT_ID,
+            "https://graph.microsoft.com/User.ReadWrite.All",
+        )
+        .unwrap();
+    let g = guestlist_graph::GraphClient::new(guestlist_graph::GraphConfig::new(
+        env.tenant.graph_base(),
+    ))
+    .unwrap();
+    let existing = |upn: &str, mail: &str, issuer: &str, sub: &str| {
+        json!({
+            "userPrincipalName": upn, "accountEnabled": true, "mail": mail, "userType": "Guest",
+            "displayName": "Existing", "identities": [{"signInType": "federated", "issuer": issuer, "issuerAssignedId": sub}]
+        })
+    };
+    let by_mail = g
+        .create_user(
+            &token,
+            &existing(
+                "older_fabrikam.com#EXT@contoso.onmicrosoft.com",
+                "fb2003@fabrikam.com",
+                "google.com",
+                "g-2003",
+            ),
+        )
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_identity = g
+        .create_user(
+            &token,
+            &existing(
+                "moved_fabrikam.com#EXT@contoso.onmicrosoft.com",
+                "moved-away@fabrikam.com",
+                "facebook.com",
+                "fb-id-2011",
+            ),
+        )
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(env.guests().len(), 2);
+
+    let r = env
+        .reviewer("ada", Arc::new(MemoryStore::new()), Faults::default())
+        .await;
+    sign_in(&r, defaults::ADA_UPN).await;
+    r.sync().await.unwrap();
+    let id_2003 = id_of(&r, "fb2003@fabrikam.com").await;
+    let id_2011 = id_of(&r, "fb2011@fabrikam.com").await;
+    let ids: Vec<String> = r
+        .queue(QueueQuery::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids.len(), n as usize);
+    let out = r.approve(ids).await.unwrap();
+    assert!(out.iter().all(|o| o.outcome == Outcome::Done), "{out:#?}");
+    let of = |id: &str| out.iter().find(|o| o.id == id).unwrap();
+    assert_eq!(of(&id_2003).directory_object_id.as_deref(), Some(&*by_mail));
+    assert_eq!(of(&id_2003).how, Some(ProvisionedBy::ExistingAccount));
+    assert_eq!(
+        of(&id_2011).directory_object_id.as_deref(),
+        Some(&*by_identity)
+    );
+    assert_eq!(of(&id_2011).how, Some(ProvisionedBy::ExistingAccount));
+    assert_eq!(
+        out.iter()
+            .filter(|o| o.how == Some(ProvisionedBy::UserCreated))
+            .count(),
+        n as usize - 2
+    );
+    // Exactly one account per person: 16 new guests and the 2 that existed.
+    let guests = env.guests();
+    assert_eq!(guests.len(), n as usize, "{guests:#?}");
+    for i in 0..n {
+        let sub = format!("fb-id-{}", 2000 + i);
+        let holders = guests
+            .iter()
+            .filter(|u| u["identities"].to_string().contains(&format!("\"{sub}\"")))
+            .count();
+        // fb2003's existing account (found by e-mail) is used as it is: no identity added.
+        let expected = usize::from(i != 3);
+        assert_eq!(holders, expected, "{sub} is on exactly {expected} account");
+    }
+}

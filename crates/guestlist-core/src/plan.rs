@@ -188,6 +188,25 @@ pub fn lookup_by_identity(issuer: &str, issuer_assigned_id: &str) -> GraphCall {
     ))
 }
 
+/// The most values Graph accepts in one `in (…)` list (and in `or` chains) of a directory
+/// `$filter`; more fail with `Request_UnsupportedQuery` ("Too many child clauses …. Max allowed:
+/// 15"). Source: Microsoft Graph known issues, "query parameter limitations".
+pub const FILTER_IN_MAX: usize = 15;
+
+/// `GET /users?$filter=mail in ('…', '…')`: one look-up for up to [`FILTER_IN_MAX`] e-mail
+/// addresses (`mail` supports `in`: Graph user resource, property table). Callers split longer
+/// lists; the response's `mail` of each user says which address it answers.
+pub fn lookup_by_mails(emails: &[&str]) -> GraphCall {
+    let list = emails
+        .iter()
+        .map(|e| odata_string(e.trim()))
+        .collect::<Vec<_>>()
+        .join(",");
+    GraphCall::get(format!(
+        "/users?$filter=mail in ({list})&$select=id,displayName,mail,userPrincipalName,userType,identities,externalUserState"
+    ))
+}
+
 /// `GET /users?$filter=mail eq '…'`.
 pub fn lookup_by_mail(email: &str) -> GraphCall {
     GraphCall::get(format!(
@@ -529,6 +548,14 @@ mod tests {
             "o'brien_x_fabrikam.com#EXT#@contoso.onmicrosoft.com"
         );
         assert_eq!(odata_string("o'brien"), "'o''brien'");
+        let l = lookup_by_mails(&["a@x.com", " o'brien@y.org "]);
+        assert_eq!(l.method, "GET");
+        assert!(
+            l.path
+                .starts_with("/users?$filter=mail in ('a@x.com','o''brien@y.org')&$select=id,"),
+            "{}",
+            l.path
+        );
     }
 
     #[test]

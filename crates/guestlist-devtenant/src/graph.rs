@@ -589,6 +589,8 @@ fn execute(
 pub enum Filter {
     /// `mail eq '…'` or `userPrincipalName eq '…'` (property name as written in Graph).
     Eq(&'static str, String),
+    /// `mail in ('…', '…')` or `userPrincipalName in (…)`: up to [`FILTER_MAX_CLAUSES`] values.
+    In(&'static str, Vec<String>),
     /// `identities/any(c:c/issuerAssignedId eq '…' and c/issuer eq '…')` (either order).
     Identity {
         /// `c/issuer`.
@@ -720,7 +722,36 @@ pub fn parse_filter(f: &str) -> Result<Filter, String> {
         } else {
             return Err(unsupported());
         };
-        if !c.ident().eq_ignore_ascii_case("eq") {
+        let op = c.ident();
+        if op.eq_ignore_ascii_case("in") {
+            if !c.punct('(') {
+                return Err(unsupported());
+            }
+            let mut values = Vec::new();
+            loop {
+                let Some(v) = c.string() else {
+                    return Err(unsupported());
+                };
+                values.push(v);
+                if c.punct(')') {
+                    break;
+                }
+                if !c.punct(',') {
+                    return Err(unsupported());
+                }
+            }
+            if !c.end() {
+                return Err(unsupported());
+            }
+            if values.len() > FILTER_MAX_CLAUSES {
+                return Err(format!(
+                    "Too many child clauses specified in search filter expression containing 'OR' operators: {}. Max allowed: {FILTER_MAX_CLAUSES}.",
+                    values.len()
+                ));
+            }
+            return Ok(Filter::In(prop, values));
+        }
+        if !op.eq_ignore_ascii_case("eq") {
             return Err(unsupported());
         }
         let Some(value) = c.string() else {
@@ -733,12 +764,21 @@ pub fn parse_filter(f: &str) -> Result<Filter, String> {
     }
 }
 
+/// Graph's limit on the values of one `in (…)` list (it counts them as `or` clauses): more
+/// fail with `Request_UnsupportedQuery` (Microsoft Graph known issues, query parameter
+/// limitations).
+pub const FILTER_MAX_CLAUSES: usize = 15;
+
 fn matches_filter(u: &GraphUser, f: &Filter) -> bool {
     match f {
         Filter::Eq(prop, v) => u
             .get(*prop)
             .and_then(Value::as_str)
             .is_some_and(|x| x.eq_ignore_ascii_case(v)),
+        Filter::In(prop, vs) => u
+            .get(*prop)
+            .and_then(Value::as_str)
+            .is_some_and(|x| vs.iter().any(|v| x.eq_ignore_ascii_case(v))),
         Filter::Identity {
             issuer,
             issuer_assigned_id,
@@ -1627,6 +1667,21 @@ mod tests {
         );
         assert!(parse_filter("displayName eq 'x'").is_err());
         assert!(parse_filter("mail eq 'x' or mail eq 'y'").is_err());
+        assert_eq!(
+            parse_filter("mail in ('a@x.com', 'o''b@y.org')"),
+            Ok(Filter::In(
+                "mail",
+                vec!["a@x.com".into(), "o'b@y.org".into()]
+            ))
+        );
+        let sixteen = (0..16)
+            .map(|i| format!("'u{i}@x.com'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let e = parse_filter(&format!("mail in ({sixteen})")).unwrap_err();
+        assert!(e.contains("Max allowed: 15"), "{e}");
+        assert!(parse_filter("mail in ()").is_err());
+        assert!(parse_filter("mail in ('a'").is_err());
         assert!(parse_filter("mail eq 'unterminated").is_err());
         assert!(parse_filter("identities/any(c:c/issuer eq 'a' and c/issuer eq 'b')").is_err());
         assert!(parse_filter("startswith(mail,'a')").is_err());
