@@ -273,15 +273,19 @@ async fn reviewer_signs_in_against_certified_oidc_provider() {
 
     // Known gap (module docs): the Graph token is a refresh by `scope` alone for scopes never
     // requested at authorization, which Entra allows and an OIDC/RFC 8707 OP refuses.
+    // It is reported as a configuration error (`settings.invalid`), not as an expired session.
     let e = auth.graph_token(&settings).await.unwrap_err();
+    assert_eq!(e.code, guestlist_reviewer::codes::SETTINGS, "{e:?}");
     assert!(e.message.contains("invalid_scope"), "{e:?}");
+    assert!(e.message.contains("graph_scopes"), "{e:?}");
     // ... and that refusal leaves the session intact.
     auth.invalidate_api_token().await;
     auth.api_token(&settings).await.unwrap();
 
     // Sign-out deletes the refresh token; a fresh Auth is then not signed in.
+    // (The cache's encryption key stays in the store: the cache was not wiped.)
     reviewer.sign_out(false).await.unwrap();
-    assert!(!store.load_any());
+    assert_eq!(store.load(&key).unwrap(), None);
     let e = Auth::new(store.clone())
         .unwrap()
         .api_token(&settings)

@@ -600,8 +600,10 @@ impl Auth {
     /// A fresh approval API access token (refreshed silently when it expires within
     /// [`REFRESH_MARGIN`]).
     ///
-    /// Errors: `auth.not_signed_in` (no or rejected refresh token), `network.offline`,
-    /// `auth.keyring_unavailable`.
+    /// Errors: `auth.not_signed_in` (no, expired or revoked refresh token: `invalid_grant`,
+    /// `interaction_required`), `settings.invalid` (the authority refuses the request itself:
+    /// `invalid_scope`, `unauthorized_client`, `invalid_client` — signing in again would not
+    /// help), `network.offline`, `auth.keyring_unavailable`.
     pub async fn api_token(&self, settings: &Settings) -> Result<String, ReviewerError> {
         self.token(settings, false).await
     }
@@ -661,6 +663,17 @@ impl Auth {
                     ReviewerError::new(
                         codes::NOT_SIGNED_IN,
                         format!("the session expired; sign in again ({chain})"),
+                    )
+                } else if let Some(what) = refused_configuration(&chain) {
+                    // Signing in again would not help: the settings or the app registration
+                    // must change. The session stays (the other resource may still work).
+                    ReviewerError::new(
+                        codes::SETTINGS,
+                        format!(
+                            "the authority refused the {} token: {what} — check {} in the settings and the app registration ({chain})",
+                            if graph { "Microsoft Graph" } else { "approval API" },
+                            if graph { "graph_scopes" } else { "api_scope and client_id" },
+                        ),
                     )
                 } else {
                     offline_or(codes::NOT_SIGNED_IN, "token refresh", chain)
@@ -722,6 +735,20 @@ impl Auth {
 }
 
 /// An error and its sources, joined (the oauth2 errors hide the server's `error` in sources).
+/// The OAuth 2.0 token error codes (RFC 6749 §5.2) that mean the request itself is wrong for
+/// this client — scopes not granted or not consented, client not allowed — rather than an
+/// expired session: a configuration problem, reported as `settings.invalid`.
+fn refused_configuration(chain: &str) -> Option<&'static str> {
+    [
+        ("invalid_scope", "a requested scope is not granted (invalid_scope)"),
+        ("unauthorized_client", "the client may not use this grant (unauthorized_client)"),
+        ("invalid_client", "the client is not known or not allowed (invalid_client)"),
+    ]
+    .into_iter()
+    .find(|(code, _)| chain.contains(code))
+    .map(|(_, what)| what)
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
