@@ -16,9 +16,7 @@
 //!
 //! Needs `tests/oidc-provider/node_modules` (installed by `scripts/setup.sh`).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,62 +25,16 @@ use guestlist_reviewer::auth::{Auth, account_key};
 use guestlist_reviewer::{Faults, MemoryStore, OpenOptions, Reviewer, Settings, TokenStore};
 use serde_json::Value;
 
+#[path = "../oidc-provider/op.rs"]
+mod op;
+use op::start_op;
+
 const CLIENT_ID: &str = "guestlist-desktop-test";
 const RESOURCE: &str = "urn:guestlist:approvals";
 const RESOURCE_SCOPE: &str = "approvals:readwrite";
 
 /// What the "browser" saw: the loopback redirect's query, or why it stopped.
 type BrowserReport = Arc<Mutex<Option<Result<Vec<(String, String)>, String>>>>;
-
-/// The node process; killed on drop (also when the test panics).
-struct Op(Child);
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_op() -> (Op, String) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").is_dir(),
-        "tests/oidc-provider/node_modules is missing: run `scripts/setup.sh` (or `make setup`; `make test` runs it) to install the certified OpenID Provider used by this test"
-    );
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .arg(free_port().to_string())
-        .env("OP_IMPLY_CONSENT_PROMPT", "1")
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed (scripts/setup.sh installs nodejs)");
-    let stdout = child.stdout.take().unwrap();
-    let op = Op(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(issuer) = line.strip_prefix("issuer: ") {
-                let _ = tx.send(issuer.to_string());
-            }
-        }
-    });
-    let issuer = rx
-        // Generous: Node loads oidc-provider and makes an RSA key; slow on a loaded 2-core box.
-        .recv_timeout(Duration::from_secs(120))
-        .expect("oidc-provider printed its issuer within 120 s");
-    (op, issuer)
-}
 
 fn settings(issuer: &str) -> Settings {
     Settings {
@@ -187,7 +139,10 @@ fn jwt_payload(token: &str) -> Value {
 #[tokio::test]
 async fn reviewer_signs_in_against_certified_oidc_provider() {
     let started = Instant::now();
-    let (_op, issuer) = start_op();
+    let (_op, issuer) = start_op(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider"),
+        &[("OP_IMPLY_CONSENT_PROMPT", "1")],
+    );
     let settings = settings(&issuer);
     let store = Arc::new(MemoryStore::new());
     let dir = tempfile::tempdir().unwrap();

@@ -8,66 +8,20 @@
 
 #[path = "support/oidc_rp.rs"]
 mod oidc_rp;
+#[path = "../../../tests/oidc-provider/op.rs"]
+mod op;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use oidc_rp::{RpConfig, code_pkce_refresh, jwt_payload};
-
-struct Op(Child);
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_op() -> (Op, String) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").is_dir(),
-        "tests/oidc-provider/node_modules is missing: run `scripts/setup.sh` (or `make setup`; `make test` runs it) to install the certified OpenID Provider used by this test"
-    );
-    let port = free_port();
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .arg(port.to_string())
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed (scripts/setup.sh installs nodejs)");
-    let stdout = child.stdout.take().unwrap();
-    let op = Op(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(issuer) = line.strip_prefix("issuer: ") {
-                let _ = tx.send(issuer.to_string());
-            }
-        }
-    });
-    let issuer = rx
-        // Generous: Node loads oidc-provider and makes an RSA key; slow on a loaded 2-core box.
-        .recv_timeout(Duration::from_secs(120))
-        .expect("oidc-provider printed its issuer within 120 s");
-    (op, issuer)
-}
+use op::{free_port, start_op};
 
 #[tokio::test]
 async fn certified_op_code_pkce_refresh() {
-    let (_op, issuer) = start_op();
+    let (_op, issuer) = start_op(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider"),
+        &[],
+    );
     let port = free_port();
     let cfg = RpConfig {
         issuer: issuer.clone(),
