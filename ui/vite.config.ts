@@ -5,6 +5,8 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 // on a fixed port for `tauri dev`.
 export default defineConfig({
   plugins: [svelte()],
+  // Component tests mount Svelte in jsdom: resolve Svelte's browser build there.
+  resolve: process.env.VITEST ? { conditions: ['browser'] } : undefined,
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   build: {
