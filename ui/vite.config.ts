@@ -3,10 +3,10 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 
 // Tauri serves the built files from ui/dist through its custom protocol; `npm run dev` serves them
 // on a fixed port for `tauri dev`.
-export default defineConfig({
+export default defineConfig(({ mode }) => ({
   plugins: [svelte()],
   // Component tests mount Svelte in jsdom: resolve Svelte's browser build there.
-  resolve: process.env.VITEST ? { conditions: ['browser'] } : undefined,
+  resolve: mode === 'test' ? { conditions: ['browser'] } : undefined,
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   build: {
@@ -19,4 +19,4 @@ export default defineConfig({
     include: ['src/**/*.test.ts'],
     environment: 'node',
   },
-});
+}));
