@@ -68,6 +68,18 @@ impl Api {
             token,
         }
     }
+    /// `GET /users?$filter=<filter>` (URL-encoded) with the default token: status and body.
+    async fn users_where(&self, filter: &str) -> (u16, Value) {
+        let (st, _, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/users?$filter={}", urlenc(filter)),
+                None,
+                None,
+            )
+            .await;
+        (st, body)
+    }
     async fn call(
         &self,
         method: reqwest::Method,
@@ -175,30 +187,33 @@ async fn federated_guest_lifecycle_matches_the_schema() {
     for u in list["value"].as_array().unwrap() {
         assert_valid("microsoft.graph.user", u);
     }
-    let (_, _, by_mail) = api
-        .call(
-            reqwest::Method::GET,
-            &format!(
-                "/users?$filter={}",
-                urlenc("mail eq 'JOHNSMITH@outlook.com'")
-            ),
-            None,
-            None,
-        )
-        .await;
+    let (_, by_mail) = api.users_where("mail eq 'JOHNSMITH@outlook.com'").await;
     assert_eq!(by_mail["value"].as_array().unwrap().len(), 1);
-    let (_, _, none) = api
-        .call(
-            reqwest::Method::GET,
-            &format!(
-                "/users?$filter={}",
-                urlenc("mail eq 'o''brien@example.com'")
-            ),
-            None,
-            None,
+    let (_, none) = api.users_where("mail eq 'o''brien@example.com'").await;
+    assert_eq!(none["value"].as_array().unwrap().len(), 0);
+    // `mail in (…)`: one look-up for several people (case-insensitive), at most 15 values.
+    let (st, some) = api
+        .users_where(
+            "mail in ('nobody@example.com', 'johnsmith@OUTLOOK.com', 'o''brien@example.com')",
         )
         .await;
-    assert_eq!(none["value"].as_array().unwrap().len(), 0);
+    assert_eq!(st, 200);
+    assert_eq!(some["value"].as_array().unwrap().len(), 1);
+    assert_eq!(some["value"][0]["mail"], "johnsmith@outlook.com");
+    let sixteen = (0..16)
+        .map(|i| format!("'p{i}@example.com'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (st, err) = api.users_where(&format!("mail in ({sixteen})")).await;
+    assert_eq!(st, 400);
+    assert_odata_error(&err, 400, "Request_UnsupportedQuery");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Max allowed: 15"),
+        "{err}"
+    );
 
     // Duplicates are refused like Graph.
     let (st, _, err) = api
@@ -337,14 +352,7 @@ async fn bad_bodies_name_the_property() {
             .unwrap()
             .contains("mailNickname")
     );
-    let (st, _, err) = api
-        .call(
-            reqwest::Method::GET,
-            &format!("/users?$filter={}", urlenc("startswith(displayName,'a')")),
-            None,
-            None,
-        )
-        .await;
+    let (st, err) = api.users_where("startswith(displayName,'a')").await;
     assert_eq!(st, 400);
     assert_odata_error(&err, 400, "Request_UnsupportedQuery");
     let (st, _, err) = api
