@@ -6,7 +6,11 @@
 # (unlocked gnome-keyring for the refresh token) starts tauri-driver and runs tests/e2e/run.mjs
 # (WebdriverIO 9) against the real window: sign in, approve a Facebook and an Entra ID user,
 # deny one, check devtenant's directory; a sign-up arriving while the app runs must raise an OS
-# notification (the Notify call is recorded by dbus-monitor on the private session bus); then
+# notification with Approve and Open buttons (guestlist-notifyd, tests/testkit/notifyd.rs, is the
+# notification server on the private session bus and records every Notify call; dbus-monitor
+# records them independently); clicking a notification opens its request in the window, its
+# Approve button approves through the window's plan (one new guest, one approval on the server),
+# a burst of sign-ups gets one summary whose click shows the queue; then
 # the network goes away (guestlist-server and devtenant stopped), two approvals and a denial are
 # queued in the window, both come back and the outbox drains to exactly those directory objects
 # and decisions. Artifacts (screenshots, logs, directory dump) go to
@@ -38,6 +42,7 @@ log "building the UI"
 (cd ui && npm run build --silent)
 log "building devtenant, guestlist-server and the app (UI embedded)"
 cargo build -q -p guestlist-devtenant -p guestlist-server --bins
+cargo build -q -p guestlist-tests --bin guestlist-notifyd
 cargo build -q -p guestlist-desktop --features tauri/custom-protocol
 APP="$TARGET/debug/guestlist"
 [ -x "$APP" ] || { echo "e2e.sh: $APP missing" >&2; exit 1; }
@@ -48,6 +53,7 @@ DT_PORT=$(free_port)
 API_PORT=$(free_port)
 WD_PORT=$(free_port)
 NATIVE_PORT=$(free_port)
+NOTIFYD_PORT=$(free_port)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -130,12 +136,22 @@ export E2E_APP="$APP" DEVTENANT_URL ARTIFACTS="$OUT" E2E_MIN_REQUESTS=3 E2E_WD_P
 export GUESTLIST_DATA_DIR="$DATA" GUESTLIST_OPENER=http GUESTLIST_LOGIN_HINT=ada@contoso.onmicrosoft.com
 export GUESTLIST_SYNC_INTERVAL_SECS=3 GUESTLIST_LOG=info
 export OUT WD_PORT NATIVE_PORT DBUS_MONITOR_LOG="$OUT/dbus-monitor.log"
+export NOTIFYD_BIN="$TARGET/debug/guestlist-notifyd" NOTIFYD_LOG="$OUT/notifications.jsonl" NOTIFYD_URL="http://127.0.0.1:$NOTIFYD_PORT"
 set +e
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
   printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
   # Records every org.freedesktop.Notifications call on this private bus (run.mjs reads it).
   dbus-monitor --session "interface=org.freedesktop.Notifications" >"$DBUS_MONITOR_LOG" 2>&1 &
   mon=$!
+  # The notification server: owns org.freedesktop.Notifications before the app starts (so no
+  # other server is D-Bus activated), logs every Notify call, invokes actions on request.
+  "$NOTIFYD_BIN" --log "$NOTIFYD_LOG" --control "127.0.0.1:${NOTIFYD_URL##*:}" 2>"$OUT/notifyd.log" &
+  nd=$!
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$NOTIFYD_URL/notifications" && break
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null "$NOTIFYD_URL/notifications" || { echo "e2e: FAILED: guestlist-notifyd did not start (see notifyd.log)"; exit 1; }
   tauri-driver --port "$WD_PORT" --native-port "$NATIVE_PORT" >"$OUT/tauri-driver.log" 2>&1 &
   td=$!
   for _ in $(seq 1 100); do
@@ -145,16 +161,16 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
   node tests/e2e/run.mjs
   rc=$?
   if [ "$rc" = 0 ]; then
-    # dunst (D-Bus activated by the first Notify) keeps what it showed.
-    dunstctl history >"$OUT/notifications.json" 2>/dev/null || true
-    if grep -qi "guest request" "$OUT/notifications.json"; then
-      echo "e2e: an OS notification announced the new requests"
+    # Independent of run.mjs: the server logged Notify calls with the buttons and an action.
+    if grep -q "\"summary\":\"Guest request: " "$NOTIFYD_LOG" && grep -q "\"approve\",\"Approve\"" "$NOTIFYD_LOG" \
+      && grep -q "\"event\":\"action_invoked\"" "$NOTIFYD_LOG" && grep -q "member=ActionInvoked" "$DBUS_MONITOR_LOG"; then
+      echo "e2e: OS notifications announced the new requests with Approve/Open, and actions were invoked"
     else
-      echo "e2e: FAILED: no OS notification for the new requests (see notifications.json)"
+      echo "e2e: FAILED: no notification with actions in notifications.jsonl / dbus-monitor.log"
       rc=1
     fi
   fi
-  kill -TERM "$td" "$mon" 2>/dev/null
+  kill -TERM "$td" "$mon" "$nd" 2>/dev/null
   wait "$td" 2>/dev/null
   exit $rc
 '

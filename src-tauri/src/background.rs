@@ -1,6 +1,8 @@
 //! The background tasks — the live event stream ([`live`]: the reviewer follows the server's
 //! SSE, falling back to polling) and the periodic sync ([`run`]) — which emit `queue-changed`,
 //! raise OS notifications for new requests, and keep the tray's pending count; and the tray icon.
+//! Which notifications a batch of new requests gets is decided here ([`notes_for`]); their
+//! buttons and what a click does are in [`crate::notify`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +12,6 @@ use guestlist_reviewer::{LiveUpdate, QueueItem, QueueQuery, QueueSort, Reviewer}
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
-use tauri_plugin_notification::NotificationExt;
 use tokio::sync::Notify;
 
 use crate::{AppState, QUEUE_CHANGED};
@@ -95,13 +96,32 @@ async fn announce<R: Runtime>(app: &AppHandle<R>, reviewer: &Reviewer, added: u6
     }
 }
 
-/// One notification's title and body.
+/// One notification's title, body and what it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     /// The title.
     pub title: String,
     /// The body.
     pub body: String,
+    /// What a click and the buttons act on.
+    pub target: NoteTarget,
+}
+
+/// What a notification is about: one request (buttons *Approve* and *Open*; a click opens it) or
+/// the queue (a burst summary, a result: a click shows the queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoteTarget {
+    /// One request.
+    Request {
+        /// The request id.
+        id: String,
+        /// Its e-mail.
+        email: String,
+        /// Its display name.
+        name: String,
+    },
+    /// The queue.
+    Queue,
 }
 
 /// The notifications for `added` new requests, of which `newest` are the newest: one per request
@@ -120,6 +140,11 @@ pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
                     i.email_domain,
                     provider_label(&i.identity_provider)
                 ),
+                target: NoteTarget::Request {
+                    id: i.id.clone(),
+                    email: i.email.clone(),
+                    name: i.display_name.clone(),
+                },
             })
             .collect();
     }
@@ -144,6 +169,7 @@ pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
     vec![Note {
         title: format!("{added} new guest requests"),
         body,
+        target: NoteTarget::Queue,
     }]
 }
 
@@ -160,15 +186,7 @@ pub fn provider_label(p: &str) -> String {
 
 fn notify_new<R: Runtime>(app: &AppHandle<R>, added: u64, newest: &[QueueItem]) {
     for note in notes_for(added, newest) {
-        if let Err(e) = app
-            .notification()
-            .builder()
-            .title(&note.title)
-            .body(&note.body)
-            .show()
-        {
-            tracing::warn!(error = %e, "cannot show a notification");
-        }
+        crate::notify::show(app, &note);
     }
 }
 
@@ -210,7 +228,8 @@ pub fn tray_label(pending: u64) -> String {
     }
 }
 
-fn update_tray<R: Runtime>(app: &AppHandle<R>, pending: u64) {
+/// Sets the tray's tooltip and title to the `pending` count.
+pub(crate) fn update_tray<R: Runtime>(app: &AppHandle<R>, pending: u64) {
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_tooltip(Some(tray_label(pending)));
         let _ = tray.set_title(Some(if pending == 0 {
@@ -263,11 +282,21 @@ mod tests {
             vec![
                 Note {
                     title: "Guest request: Ada".into(),
-                    body: "@fabrikam.com · Facebook".into()
+                    body: "@fabrikam.com · Facebook".into(),
+                    target: NoteTarget::Request {
+                        id: "Ada".into(),
+                        email: "x@fabrikam.com".into(),
+                        name: "Ada".into()
+                    },
                 },
                 Note {
                     title: "Guest request: Bo".into(),
-                    body: "@gmail.com · Entra ID".into()
+                    body: "@gmail.com · Entra ID".into(),
+                    target: NoteTarget::Request {
+                        id: "Bo".into(),
+                        email: "x@gmail.com".into(),
+                        name: "Bo".into()
+                    },
                 },
             ]
         );
@@ -285,6 +314,11 @@ mod tests {
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].title, "5 new guest requests");
         assert_eq!(notes[0].body, "2 Email OTP, 3 Google.");
+        assert_eq!(
+            notes[0].target,
+            NoteTarget::Queue,
+            "a summary has no request buttons"
+        );
         let partial = notes_for(120, &newest);
         assert_eq!(partial[0].title, "120 new guest requests");
         assert_eq!(partial[0].body, "Newest: 2 Email OTP, 3 Google.");

@@ -7,10 +7,13 @@
 //!
 //! - [`commands`]: the `#[tauri::command]`s the UI invokes.
 //! - [`background`]: the sync loop, the `queue-changed` event, notifications, the tray count.
+//! - [`notify`]: the notifications' buttons and clicks (open a request, approve from the
+//!   notification), the `open-request` event.
 //! - [`opener`]: how sign-in opens the authorize URL (system browser, or an HTTP GET in E2E).
 
 pub mod background;
 pub mod commands;
+pub mod notify;
 pub mod opener;
 
 use std::path::{Path, PathBuf};
@@ -165,6 +168,9 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             let _ = state
                 .make_opener
                 .set(Box::new(move || opener::for_app(&opener_handle)));
+            if let Err(e) = notify::register(&handle) {
+                tracing::warn!(error = %e, "notification actions unavailable");
+            }
             if options.tray
                 && let Err(e) = background::create_tray(&handle)
             {

@@ -4,7 +4,8 @@
 //
 // Env: E2E_APP (absolute path of the debug binary), DEVTENANT_URL, ARTIFACTS (dir),
 //      E2E_MIN_REQUESTS (sign-ups played before the run), DBUS_MONITOR_LOG (dbus-monitor's
-//      output on the app's session bus), API_URL + SERVER_* and DEVTENANT_* (to stop and restart
+//      output on the app's session bus), NOTIFYD_URL (guestlist-notifyd's control: the Notify
+//      calls it answered, and invoking an action as a click would), API_URL + SERVER_* and DEVTENANT_* (to stop and restart
 //      guestlist-server and devtenant: the network-off step), GUESTLIST_CONNECTOR_* (sign-ups).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -231,20 +232,26 @@ try {
 
   step('a sign-up arriving while the app runs: the row appears and an OS notification is raised (D-Bus Notify)');
   const basic = 'Basic ' + Buffer.from(`${must('GUESTLIST_CONNECTOR_USERNAME')}:${must('GUESTLIST_CONNECTOR_PASSWORD')}`).toString('base64');
+  const signUp = async (email, displayName, issuer, issuerAssignedId) => {
+    const [givenName, ...rest] = displayName.split(' ');
+    const r = await fetch(`${must('API_URL')}/connectors/request-approval`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: basic },
+      body: JSON.stringify({
+        email,
+        displayName,
+        givenName,
+        surname: rest.join(' '),
+        identities: [{ signInType: 'federated', issuer, issuerAssignedId }],
+      }),
+    });
+    assert.equal(r.status, 200, `request-approval answered for ${email}`);
+  };
   const liveEmail = 'live.arrival@northwind.example';
-  const arrived = await fetch(`${must('API_URL')}/connectors/request-approval`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: basic },
-    body: JSON.stringify({
-      email: liveEmail,
-      displayName: 'Live Arrival',
-      givenName: 'Live',
-      surname: 'Arrival',
-      identities: [{ signInType: 'federated', issuer: 'google.com', issuerAssignedId: 'live-arrival-1' }],
-    }),
-  });
-  assert.equal(arrived.status, 200, 'request-approval answered');
-  await browser.$(`[data-testid="queue-row"][data-email="${liveEmail}"]`).waitForExist({ timeout: 20000, timeoutMsg: 'the new request did not appear in the queue' });
+  await signUp(liveEmail, 'Live Arrival', 'google.com', 'live-arrival-1');
+  const liveRow = await browser.$(`[data-testid="queue-row"][data-email="${liveEmail}"]`);
+  await liveRow.waitForExist({ timeout: 20000, timeoutMsg: 'the new request did not appear in the queue' });
+  const liveId = await liveRow.getAttribute('data-id');
   const monitorLog = must('DBUS_MONITOR_LOG');
   const notifyCalls = () => {
     const text = fs.existsSync(monitorLog) ? fs.readFileSync(monitorLog, 'utf8') : '';
@@ -255,6 +262,80 @@ try {
   const call = notifyCalls().find((b) => b.includes('"Guest request: Live Arrival"'));
   assert.match(call, /northwind\.example/, `the notification body names the e-mail domain: ${call}`);
   assert.match(call, /Google/, `the notification body names the identity provider: ${call}`);
+
+  // guestlist-notifyd is the notification server: what it was asked to show, and clicks on it.
+  const NOTIFYD = must('NOTIFYD_URL');
+  const shownNotes = async () => (await fetch(`${NOTIFYD}/notifications`)).json();
+  const waitNote = async (pred, what, from = 0) => {
+    let found = null;
+    await waitFor(async () => !!(found = (await shownNotes()).slice(from).find(pred)), 20000, `no Notify call for ${what}`);
+    return found;
+  };
+  const click = async (note, action) => {
+    const r = await fetch(`${NOTIFYD}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: note.id, action }) });
+    assert.equal(r.status, 200, `invoking ${action} on notification ${note.id}: ${await r.text()}`);
+  };
+  const keysOf = (note) => note.actions.filter((_, i) => i % 2 === 0);
+  step('the notification offers Approve and Open, and a click (the default action)');
+  const liveNote = await waitNote((n) => n.summary === 'Guest request: Live Arrival', 'Live Arrival');
+  assert.equal(liveNote.body, '@northwind.example · Google', 'body: e-mail domain and identity provider');
+  const pairs = Object.fromEntries(keysOf(liveNote).map((k) => [k, liveNote.actions[liveNote.actions.indexOf(k) + 1]]));
+  assert.equal(pairs.approve, 'Approve', `actions: ${JSON.stringify(liveNote.actions)}`);
+  assert.equal(pairs.open, 'Open', `actions: ${JSON.stringify(liveNote.actions)}`);
+  assert.ok('default' in pairs, `a click is an action too: ${JSON.stringify(liveNote.actions)}`);
+
+  step("clicking the notification opens that request's side-by-side view");
+  await browser.keys('Escape');
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'not back on the queue');
+  await click(liveNote, 'default');
+  await browser.$(`[data-testid="detail"][data-id="${liveId}"]`).waitForExist({ timeout: 10000, timeoutMsg: 'the click did not open the request' });
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 5000, 'the request is not open full width');
+  await shot('notification-opened.png');
+  await browser.keys('Escape');
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'Esc did not go back');
+
+  step("Approve on a new request's notification: the window's plan, one new guest, approved on the server");
+  const usersOf = async () => {
+    const b = await (await fetch(`${DEVTENANT}/_devtenant/users`)).json();
+    return Array.isArray(b) ? b : (b.value ?? b.users ?? []);
+  };
+  const approvedCount = async () => {
+    const m = (await (await fetch(`${must('API_URL')}/metrics`)).text()).match(/guestlist_decisions_total\{status="approved"\} (\d+)/);
+    return m ? Number(m[1]) : 0;
+  };
+  const approvedBefore = await approvedCount();
+  const idsBefore = new Set((await usersOf()).map((u) => u.id));
+  const naEmail = 'notified.approval@tailspin.example';
+  await signUp(naEmail, 'Notified Approval', 'google.com', 'notified-approval-1');
+  const naRow = await browser.$(`[data-testid="queue-row"][data-email="${naEmail}"]`);
+  await naRow.waitForExist({ timeout: 20000, timeoutMsg: 'the request to approve from its notification did not appear' });
+  const naNote = await waitNote((n) => n.summary === 'Guest request: Notified Approval', 'Notified Approval');
+  assert.ok(keysOf(naNote).includes('approve'), 'the notification has Approve');
+  await click(naNote, 'approve');
+  await naRow.waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the request approved from its notification stayed in the queue' });
+  const result = await waitNote((n) => n.id > naNote.id && /Notified Approval/.test(n.summary), 'the result of the approval');
+  assert.equal(result.summary, 'Approved Notified Approval', `result notification: ${JSON.stringify(result)}`);
+  assert.ok(!keysOf(result).includes('approve'), 'a result notification has no Approve button');
+  await browser.pause(1500); // anything sent twice would show up by now
+  const newGuests = (await usersOf()).filter((u) => !idsBefore.has(u.id));
+  assert.deepEqual(newGuests.map((u) => String(u.mail).toLowerCase()), [naEmail], 'exactly one new directory object: the approved guest');
+  assert.equal(newGuests[0].userType, 'Guest');
+  assert.equal(await approvedCount(), approvedBefore + 1, 'the server recorded exactly one more approval');
+
+  step('a burst of sign-ups becomes one summary notification; its click shows the queue');
+  const before = (await shownNotes()).length;
+  await Promise.all(Array.from({ length: 6 }, (_, i) => signUp(`burst.${i}@wingtip.example`, `Burst Person${i}`, i % 2 ? 'facebook.com' : 'google.com', `burst-${i}`)));
+  // (The first sync after sign-in announced the sign-ups played before the run as a summary too.)
+  const summary = await waitNote((n) => /^\d+ new guest requests$/.test(n.summary), 'a summary of the burst', before);
+  assert.deepEqual(keysOf(summary), ['default'], `a summary is only clicked, no Approve/Open: ${JSON.stringify(summary.actions)}`);
+  assert.match(summary.body, /Facebook|Google/, `the summary names the providers: ${summary.body}`);
+  const burstCalls = (await shownNotes()).slice(before);
+  assert.ok(burstCalls.length < 6, `the burst did not get a notification per request (${burstCalls.length} calls)`);
+  await (await browser.$('[data-testid="queue-row"]')).click();
+  await browser.keys('Enter');
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open a request');
+  await click(summary, 'default');
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 10000, "the summary's click did not show the queue");
 
   step("devtenant's directory holds the Facebook guest account and the Entra ID invitation");
   const res = await fetch(`${DEVTENANT}/_devtenant/users`);

@@ -30,6 +30,11 @@ export interface Api {
   history(id: string): Promise<HistoryEntry[]>;
   /** Calls `cb` whenever the background sync changed the queue; resolves to an unsubscribe. */
   onQueueChanged(cb: () => void): Promise<() => void>;
+  /**
+   * Calls `cb` when the shell asks to open a request (a click on its OS notification: the
+   * `open-request` event with the request id) or to show the queue (`null`: a summary's click).
+   */
+  onOpenRequest?(cb: (id: string | null) => void): Promise<() => void>;
 }
 
 /** The real commands. */
@@ -47,6 +52,10 @@ export const tauriApi: Api = {
   history: (id) => invoke<HistoryEntry[]>('history', { id }),
   onQueueChanged: async (cb) => {
     const un: UnlistenFn = await listen('queue-changed', () => cb());
+    return un;
+  },
+  onOpenRequest: async (cb) => {
+    const un: UnlistenFn = await listen<string | null>('open-request', (e) => cb(e.payload ?? null));
     return un;
   },
 };

@@ -1,0 +1,426 @@
+//! OS notifications that act: what each notification offers, what a click or a button does, and
+//! the short result notification of an approval made from a notification.
+//!
+//! The notifications go through tauri-plugin-notification (2.6 and later report actions on
+//! desktop: on Linux and the BSDs it keeps one session-bus connection, subscribes to the
+//! `ActionInvoked` / `NotificationClosed` signals of `org.freedesktop.Notifications` before the
+//! first `Notify`, and sends every notification on that connection). A new request's notification
+//! carries the [`ACTION_TYPE`] buttons *Approve* and *Open* and its request id in the `extra`
+//! payload ([`EXTRA_REQUEST_ID`]); a click on it (the specification's `default` action, reported
+//! as `tap`) opens the request. A click on a summary (a burst) shows the window on the queue.
+//!
+//! Approve from a notification runs [`guestlist_reviewer::Reviewer::approve`], the same call as
+//! the window's `approve` command (plan, look-ups before create, durable outbox, exactly once),
+//! and only for a request still pending in the local cache with no decision queued for it.
+//! Nothing here decides on its own: the pure parts ([`command_for`], [`result_note`]) are
+//! unit-tested, the rest is wiring.
+//!
+//! Specification: Desktop Notifications Specification 1.2, "Actions" and "Signals"
+//! (<https://specifications.freedesktop.org/notification-spec/latest/>).
+
+use guestlist_core::model::ProvisionedBy;
+use guestlist_reviewer::{
+    DecisionOutcome, Outcome, QueueItem, QueueQuery, Reviewer, ReviewerError,
+};
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri_plugin_notification::{Action, ActionPerformed, ActionType, NotificationExt};
+
+use crate::background::{Note, NoteTarget, show_main_window, update_tray};
+use crate::{AppState, QUEUE_CHANGED};
+
+/// The action type of a new request's notification: the buttons [`APPROVE`] and [`OPEN`].
+pub const ACTION_TYPE: &str = "guest-request";
+
+/// The action key of the *Approve* button.
+pub const APPROVE: &str = "approve";
+
+/// The action key of the *Open* button.
+pub const OPEN: &str = "open";
+
+/// What the plugin reports for a click on the notification itself (D-Bus action key `default`).
+pub const TAP: &str = "tap";
+
+/// The `extra` key holding the request id of a request's notification.
+pub const EXTRA_REQUEST_ID: &str = "requestId";
+
+/// The `extra` key holding the request's e-mail (to find it in the cache).
+pub const EXTRA_EMAIL: &str = "email";
+
+/// The `extra` key holding the request's display name (for the result notification).
+pub const EXTRA_NAME: &str = "name";
+
+/// The event the shell emits to the main window to open a request (payload: the request id as
+/// a JSON string) or to go back to the queue (payload `null`). The UI handles it like Enter on
+/// that row (or Esc).
+pub const OPEN_REQUEST: &str = "open-request";
+
+/// What a notification action asks the shell to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Show the window with the request open (its side-by-side view).
+    Open {
+        /// The request id.
+        id: String,
+    },
+    /// Approve the request (the window's plan and outbox), then say how it went.
+    Approve {
+        /// The request id.
+        id: String,
+        /// Its e-mail (cache look-up).
+        email: String,
+        /// Its display name (result notification).
+        name: String,
+    },
+    /// Show the window on the queue.
+    ShowQueue,
+    /// Nothing (an action this app did not offer).
+    Ignore,
+}
+
+/// The command for `action` performed on a notification whose `extra` payload is `extra`.
+///
+/// A request's notification (it has [`EXTRA_REQUEST_ID`]): [`TAP`] and [`OPEN`] open it,
+/// [`APPROVE`] approves it (needs [`EXTRA_EMAIL`] too; without it: open). Any other notification
+/// (a summary, a result): a tap shows the queue. Unknown actions are ignored.
+pub fn command_for(
+    action: &str,
+    extra: &std::collections::HashMap<String, serde_json::Value>,
+) -> Command {
+    let text = |k: &str| {
+        extra
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    match (action, text(EXTRA_REQUEST_ID)) {
+        (TAP | OPEN, Some(id)) => Command::Open { id },
+        (APPROVE, Some(id)) => match text(EXTRA_EMAIL) {
+            Some(email) => Command::Approve {
+                name: text(EXTRA_NAME).unwrap_or_else(|| email.clone()),
+                id,
+                email,
+            },
+            None => Command::Open { id },
+        },
+        (TAP, None) => Command::ShowQueue,
+        _ => Command::Ignore,
+    }
+}
+
+/// Registers the [`ACTION_TYPE`] buttons and the handler of every notification action.
+///
+/// Call once at start, before the first notification: the plugin reports the actions of
+/// notifications shown while a handler exists. Errors: the plugin's (none on desktop).
+pub fn register<R: Runtime>(app: &AppHandle<R>) -> tauri_plugin_notification::Result<()> {
+    let n = app.notification();
+    n.register_action_types(vec![
+        ActionType::builder(ACTION_TYPE)
+            .actions(vec![
+                Action::builder(APPROVE, "Approve").build(),
+                Action::builder(OPEN, "Open").foreground(true).build(),
+            ])
+            .build(),
+    ])?;
+    let handle = app.clone();
+    n.on_action(move |performed: &ActionPerformed| {
+        let empty = std::collections::HashMap::new();
+        let extra = performed
+            .notification()
+            .map(|n| n.extra())
+            .unwrap_or(&empty);
+        let command = command_for(performed.action_id(), extra);
+        tracing::info!(
+            action = performed.action_id(),
+            ?command,
+            "notification action"
+        );
+        // The plugin's signal thread must return quickly.
+        tauri::async_runtime::spawn(run(handle.clone(), command));
+    })
+}
+
+/// Shows `note` (with its buttons and payload when it is about a request).
+pub fn show<R: Runtime>(app: &AppHandle<R>, note: &Note) {
+    let mut b = app
+        .notification()
+        .builder()
+        .title(&note.title)
+        .body(&note.body);
+    if let NoteTarget::Request { id, email, name } = &note.target {
+        b = b
+            .action_type_id(ACTION_TYPE)
+            .extra(EXTRA_REQUEST_ID, id)
+            .extra(EXTRA_EMAIL, email)
+            .extra(EXTRA_NAME, name);
+    }
+    if let Err(e) = b.show() {
+        tracing::warn!(error = %e, "cannot show a notification");
+    }
+}
+
+/// Carries out `command`.
+async fn run<R: Runtime>(app: AppHandle<R>, command: Command) {
+    match command {
+        Command::Open { id } => {
+            show_main_window(&app);
+            let _ = app.emit_to("main", OPEN_REQUEST, Some(id));
+        }
+        Command::ShowQueue => {
+            show_main_window(&app);
+            let _ = app.emit_to("main", OPEN_REQUEST, None::<String>);
+        }
+        Command::Approve { id, email, name } => {
+            let Some(state) = app.try_state::<AppState>() else {
+                return;
+            };
+            let reviewer = match state.reviewer() {
+                Ok(r) => r.clone(),
+                Err(e) => {
+                    tracing::warn!(code = %e.code, "approve from a notification: no reviewer");
+                    return;
+                }
+            };
+            let result = approve_pending(&reviewer, &id, &email).await;
+            if let Some(Ok(_)) = &result {
+                let _ = app.emit(QUEUE_CHANGED, serde_json::json!({ "approved": [id] }));
+            }
+            update_tray(&app, reviewer.status().await.pending_count);
+            if !reviewer.settings().do_not_disturb {
+                show(&app, &result_note(&name, result));
+            }
+        }
+        Command::Ignore => {}
+    }
+}
+
+/// Approves `id` through [`Reviewer::approve`] when it is still pending in the cache with no
+/// decision queued; `None` when it is not (decided in the window, elsewhere, or already queued).
+async fn approve_pending(
+    reviewer: &Reviewer,
+    id: &str,
+    email: &str,
+) -> Option<Result<Vec<DecisionOutcome>, ReviewerError>> {
+    match pending_in_cache(reviewer, id, email).await {
+        Ok(true) => Some(reviewer.approve(vec![id.to_owned()]).await),
+        Ok(false) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Whether request `id` (e-mail `email`) is in the cached pending queue with no outbox item.
+async fn pending_in_cache(
+    reviewer: &Reviewer,
+    id: &str,
+    email: &str,
+) -> Result<bool, ReviewerError> {
+    let view = reviewer
+        .queue(QueueQuery {
+            q: Some(email.to_owned()),
+            limit: Some(1000),
+            ..QueueQuery::default()
+        })
+        .await?;
+    Ok(is_pending(&view.items, id))
+}
+
+/// Whether `id` is among `items` with no decision queued or running for it.
+pub fn is_pending(items: &[QueueItem], id: &str) -> bool {
+    items.iter().any(|i| i.id == id && i.outbox_state.is_none())
+}
+
+/// The short notification after an approval from a notification of `name`: `None` = the request
+/// was no longer pending; otherwise what [`Reviewer::approve`] answered.
+pub fn result_note(
+    name: &str,
+    result: Option<Result<Vec<DecisionOutcome>, ReviewerError>>,
+) -> Note {
+    let note = |title: String, body: String| Note {
+        title,
+        body,
+        target: NoteTarget::Queue,
+    };
+    let line = |e: &ReviewerError| format!("{}: {}", e.code, e.message);
+    let outcome = match result {
+        None => {
+            return note(
+                format!("{name} is no longer pending"),
+                "It was decided in the window or by another approver.".into(),
+            );
+        }
+        Some(Err(e)) => return note(format!("Could not approve {name}"), line(&e)),
+        Some(Ok(outcomes)) => outcomes.into_iter().next(),
+    };
+    let Some(o) = outcome else {
+        return note(format!("Could not approve {name}"), "No outcome.".into());
+    };
+    match o.outcome {
+        Outcome::Done => note(
+            format!("Approved {name}"),
+            match o.how {
+                Some(ProvisionedBy::Invitation) => "Invited as a guest; the decision is recorded.",
+                Some(ProvisionedBy::ExistingAccount) => {
+                    "The existing account was reused; the decision is recorded."
+                }
+                _ => "Guest account created; the decision is recorded.",
+            }
+            .into(),
+        ),
+        Outcome::Queued => note(
+            "Queued — offline".into(),
+            format!("The approval of {name} is sent when the network is back."),
+        ),
+        Outcome::Conflict => note(
+            format!("{name} was already decided"),
+            o.error.as_ref().map(line).unwrap_or_default(),
+        ),
+        Outcome::Failed => note(
+            format!("Could not approve {name}"),
+            o.error.as_ref().map(line).unwrap_or_default(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use guestlist_reviewer::types::OutboxState;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn extra(pairs: &[(&str, &str)]) -> HashMap<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect()
+    }
+
+    #[test]
+    fn actions_of_a_request_note_map_to_commands() {
+        let e = extra(&[
+            (EXTRA_REQUEST_ID, "r1"),
+            (EXTRA_EMAIL, "ada@fabrikam.com"),
+            (EXTRA_NAME, "Ada"),
+        ]);
+        assert_eq!(command_for(TAP, &e), Command::Open { id: "r1".into() });
+        assert_eq!(command_for(OPEN, &e), Command::Open { id: "r1".into() });
+        assert_eq!(
+            command_for(APPROVE, &e),
+            Command::Approve {
+                id: "r1".into(),
+                email: "ada@fabrikam.com".into(),
+                name: "Ada".into()
+            }
+        );
+        assert_eq!(command_for("snooze", &e), Command::Ignore);
+        // Without the e-mail the request cannot be checked in the cache: open it instead.
+        let no_mail = extra(&[(EXTRA_REQUEST_ID, "r1")]);
+        assert_eq!(
+            command_for(APPROVE, &no_mail),
+            Command::Open { id: "r1".into() }
+        );
+    }
+
+    #[test]
+    fn a_summary_or_result_note_shows_the_queue() {
+        assert_eq!(command_for(TAP, &HashMap::new()), Command::ShowQueue);
+        assert_eq!(command_for(APPROVE, &HashMap::new()), Command::Ignore);
+        assert_eq!(command_for(OPEN, &HashMap::new()), Command::Ignore);
+    }
+
+    fn item(id: &str, outbox: Option<OutboxState>) -> QueueItem {
+        QueueItem {
+            id: id.into(),
+            display_name: "Ada".into(),
+            email: "ada@fabrikam.com".into(),
+            email_domain: "fabrikam.com".into(),
+            company: None,
+            identity_provider: "google.com".into(),
+            created_at: "2025-01-01T00:00:00Z".into(),
+            age_hours: 0,
+            attempts: 1,
+            version: 1,
+            outbox_state: outbox,
+            free_mail: false,
+        }
+    }
+
+    #[test]
+    fn only_a_pending_request_with_no_queued_decision_is_approved() {
+        let items = [item("r1", None), item("r2", Some(OutboxState::Queued))];
+        assert!(is_pending(&items, "r1"));
+        assert!(!is_pending(&items, "r2"));
+        assert!(!is_pending(&items, "r3"));
+    }
+
+    fn outcome(
+        o: Outcome,
+        how: Option<ProvisionedBy>,
+        error: Option<ReviewerError>,
+    ) -> DecisionOutcome {
+        DecisionOutcome {
+            id: "r1".into(),
+            outcome: o,
+            state: OutboxState::Reported,
+            directory_object_id: None,
+            how,
+            error,
+            current: None,
+        }
+    }
+
+    #[test]
+    fn the_result_note_says_what_happened() {
+        let done = result_note(
+            "Ada",
+            Some(Ok(vec![outcome(
+                Outcome::Done,
+                Some(ProvisionedBy::UserCreated),
+                None,
+            )])),
+        );
+        assert_eq!(done.title, "Approved Ada");
+        assert_eq!(
+            done.body,
+            "Guest account created; the decision is recorded."
+        );
+        assert_eq!(done.target, NoteTarget::Queue);
+        let invited = result_note(
+            "Bo",
+            Some(Ok(vec![outcome(
+                Outcome::Done,
+                Some(ProvisionedBy::Invitation),
+                None,
+            )])),
+        );
+        assert_eq!(
+            invited.body,
+            "Invited as a guest; the decision is recorded."
+        );
+        let queued = result_note("Ada", Some(Ok(vec![outcome(Outcome::Queued, None, None)])));
+        assert_eq!(queued.title, "Queued — offline");
+        let failed = result_note(
+            "Ada",
+            Some(Ok(vec![outcome(
+                Outcome::Failed,
+                None,
+                Some(ReviewerError::new(
+                    "graph.Authorization_RequestDenied",
+                    "Insufficient privileges",
+                )),
+            )])),
+        );
+        assert_eq!(failed.title, "Could not approve Ada");
+        assert_eq!(
+            failed.body,
+            "graph.Authorization_RequestDenied: Insufficient privileges"
+        );
+        let err = result_note(
+            "Ada",
+            Some(Err(ReviewerError::new("storage.error", "disk full"))),
+        );
+        assert_eq!(err.body, "storage.error: disk full");
+        assert_eq!(result_note("Ada", None).title, "Ada is no longer pending");
+    }
+}
