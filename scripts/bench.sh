@@ -14,10 +14,15 @@
 #      (bench-reviewer);
 #   4. bulk approval of 100 federated sign-ups with 5 ms Graph latency: Graph round trips (counted
 #      by a proxy) and wall time vs one by one, and the same under devtenant throttling (bench-bulk).
-# Not measured here: the app in its window (tests/e2e/measure.mjs) — listed as "not measured".
+#   5. the app in its window (scripts/bench-app.sh + tests/e2e/measure.mjs, under Xvfb through
+#      tauri-driver): cold start to a painted queue of 10,000 cached requests, a search keystroke,
+#      opening the side-by-side view, and the PSS of the app's process tree against a minimal
+#      Tauri 2 app (bench/minimal-app) built the same way, in the same run.
 #
 # Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
-# BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1.
+# BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
+# BENCH_ONLY=app (only section 5; the other figures are carried over from bench/raw.txt, for
+# working on the app section — `make bench` runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,11 +35,15 @@ SCALE_SECS=${BENCH_SCALE_SECONDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 SCALE_CONNS=${BENCH_SCALE_CONNECTIONS:-8}
 THREADS=2
+ONLY=${BENCH_ONLY:-all}
+case "$ONLY" in all|app) ;; *) echo "bench: BENCH_ONLY must be app (or unset)" >&2; exit 2 ;; esac
 
 say() { printf '== %s\n' "$*"; }
 
 # -- tools (idempotent) -------------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
+# apt packages for building and running the desktop app under Xvfb, tauri-driver, ui/node_modules.
+bash scripts/setup.sh e2e
+if [ "$ONLY" = all ] && ! command -v wrk >/dev/null 2>&1; then
   say "installing wrk (apt)"
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -43,9 +52,16 @@ fi
 command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 1; }
 
 # -- builds -------------------------------------------------------------------------------------
+# One release build of everything the bench runs: the desktop app with its UI embedded and the
+# minimal Tauri app share the same profile and tauri features, and shared crates build once.
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  say "cargo build --release -p guestlist-server -p guestlist-bench"
-  cargo build --release --locked -p guestlist-server -p guestlist-bench
+  say "building the UI (npm run build)"
+  (cd ui && npm run build --silent)
+  say "cargo build --release (server, bench tools, devtenant, desktop app, minimal Tauri app)"
+  build_started=$(date +%s)
+  cargo build --release --locked -p guestlist-server -p guestlist-bench -p guestlist-devtenant \
+    -p guestlist-desktop -p guestlist-bench-minimal-app --features tauri/custom-protocol
+  echo "   release build: $(( $(date +%s) - build_started )) s"
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
@@ -106,6 +122,7 @@ run_wrk() { # scenario run url script conns secs [env…]
   printf '   %-22s run %s: %s\n' "$scenario" "$run" "$line"
 }
 
+if [ "$ONLY" = all ]; then
 # -- databases ----------------------------------------------------------------------------------
 say "populating databases (bulk SQL)"
 "$BIN/bench-populate" "$WORK/rows10.db" 10
@@ -156,6 +173,16 @@ say "reviewer sync: $RUNS runs (10,000 pending, then 10 new)"
 # -- 4. bulk approval ----------------------------------------------------------------------------
 say "bulk approval: $RUNS runs (100 at once, 100 one by one, 100 at once throttled)"
 "$BIN/bench-bulk" "$RUNS" | tee -a "$RAW"
+else
+  say "BENCH_ONLY=app: the other figures are carried over from bench/raw.txt"
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(app_|tauri_min_)' "$ROOT/bench/raw.txt" >>"$RAW" || true
+fi
+
+# -- 5. the app in its window -------------------------------------------------------------------
+say "the app in its window: sign-in, then $RUNS cold starts of the app and of a minimal Tauri app"
+app_started=$(date +%s)
+BENCH_RUNS=$RUNS bash scripts/bench-app.sh "$BIN" "$RAW" "$WORK"
+echo "   app section: $(( $(date +%s) - app_started )) s"
 
 # -- report -------------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -165,7 +192,11 @@ if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then commit="$commi
 export BENCH_MACHINE="$(uname -srm), ${cpu:-unknown CPU}, $(nproc) cores, $mem RAM"
 export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export BENCH_COMMIT=$commit
-export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure)"
+app_method="the app (section 5): release builds of the desktop app (UI embedded) and of bench/minimal-app, WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?') under Xvfb 1280×800×24 through tauri-driver, ${BENCH_APP_ROWS:-10000} cached requests, $RUNS runs, each one app launch then one minimal-app launch"
+export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
+if [ "$ONLY" = app ]; then
+  export BENCH_METHOD="BENCH_ONLY=app: only the app figures are from this run, the others are carried over from an earlier full run (see its RESULTS.md for their method); $app_method; load average (1/5/15 min) at the start: $load_at_start"
+fi
 [ -f "$ROOT/bench/NOTES.md" ] && export BENCH_NOTES_FILE=$ROOT/bench/NOTES.md
 "$BIN/bench-report" "$RAW" "$ROOT/bench/RESULTS.md"
 cp "$RAW" "$ROOT/bench/raw.txt"
