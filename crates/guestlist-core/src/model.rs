@@ -337,6 +337,12 @@ pub struct RequestPage {
     /// Pass as `cursor=` to get the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// The high-water mark of the server's change sequence (every insert or update of a request
+    /// takes the next number): pass it as `since=` later to get only what changed after this
+    /// page. Absent from servers without the `since` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub change_seq: Option<u64>,
 }
 
 /// A Server-Sent Event of `GET /api/events`; the SSE `id:` is [`Event::seq`] and the SSE

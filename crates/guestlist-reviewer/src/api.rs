@@ -1,5 +1,5 @@
 //! The approval API client, approver side (bearer token with the `Approver` app role):
-//! `GET /api/requests` (cursor pages), `GET /api/requests/{id}` (+ `ETag`),
+//! `GET /api/requests` (cursor pages; `since=` for what changed after a mark), `GET /api/requests/{id}` (+ `ETag`),
 //! `POST /api/requests/{id}/decision` (`If-Match`, `Idempotency-Key`),
 //! `GET /api/requests/{id}/history`, `GET /api/events` (the open stream). Errors map to [`ApiFailure`], which keeps the current
 //! request of a 409/412 answer.
@@ -179,6 +179,34 @@ impl ApiClient {
             ("status", "pending".to_owned()),
             ("limit", limit.to_string()),
         ];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_owned()));
+        }
+        let resp = self
+            .http
+            .get(format!("{}/api/requests", self.base))
+            .bearer_auth(token)
+            .query(&q)
+            .send()
+            .await
+            .map_err(offline)?;
+        Self::json(resp).await
+    }
+
+    /// One page of `GET /api/requests?since=<mark>` (no status filter): every request whose
+    /// change sequence is above `since` (created, attempted again, decided or expired since),
+    /// in change order. The page's `changeSeq` is the mark to keep for the next call; a server
+    /// without the filter answers without `changeSeq` (the caller then re-lists everything).
+    ///
+    /// Errors: [`ApiFailure`].
+    pub async fn changes_page(
+        &self,
+        token: &str,
+        since: u64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, ApiFailure> {
+        let mut q = vec![("since", since.to_string()), ("limit", limit.to_string())];
         if let Some(c) = cursor {
             q.push(("cursor", c.to_owned()));
         }

@@ -740,9 +740,18 @@ impl Auth {
 /// expired session: a configuration problem, reported as `settings.invalid`.
 fn refused_configuration(chain: &str) -> Option<&'static str> {
     [
-        ("invalid_scope", "a requested scope is not granted (invalid_scope)"),
-        ("unauthorized_client", "the client may not use this grant (unauthorized_client)"),
-        ("invalid_client", "the client is not known or not allowed (invalid_client)"),
+        (
+            "invalid_scope",
+            "a requested scope is not granted (invalid_scope)",
+        ),
+        (
+            "unauthorized_client",
+            "the client may not use this grant (unauthorized_client)",
+        ),
+        (
+            "invalid_client",
+            "the client is not known or not allowed (invalid_client)",
+        ),
     ]
     .into_iter()
     .find(|(code, _)| chain.contains(code))

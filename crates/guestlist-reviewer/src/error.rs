@@ -29,6 +29,18 @@ pub mod codes {
     pub const API: &str = "api.error";
     /// Local storage (SQLite cache/outbox, settings file) failed.
     pub const STORAGE: &str = "storage.error";
+    /// The encrypted cache file does not open with the key given (another key, or not a
+    /// database: SQLCipher's "file is not a database"). The app turns it into
+    /// [`CACHE_KEY_LOST`].
+    pub const CACHE_KEY_MISMATCH: &str = "storage.cache_key_mismatch";
+    /// The cache's key was missing from the keyring (or did not open the file): the old file was
+    /// moved aside (`reviewer.db.unreadable-<unix time>`, never deleted; the message says where)
+    /// and an empty cache with a new key was started.
+    pub const CACHE_KEY_LOST: &str = "storage.cache_key_lost";
+    /// The keyring could not be used to read or store the cache's key: the cache is an empty
+    /// in-memory one until restart and the file on disk is left untouched (nothing is ever
+    /// written unencrypted).
+    pub const CACHE_KEY_UNAVAILABLE: &str = "storage.cache_key_unavailable";
     /// The settings are invalid.
     pub const SETTINGS: &str = "settings.invalid";
     /// The caller passed invalid input (empty deny reason, no ids).

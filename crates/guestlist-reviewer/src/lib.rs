@@ -2,8 +2,9 @@
 //!
 //! Everything the Guestlist desktop app does that is not UI (`shared/design/ARCHITECTURE.md`):
 //! sign-in ([`auth`]: OAuth code + PKCE, loopback redirect, keyring), the approval API client
-//! ([`api`]), the local SQLite cache and outbox ([`cache`]), queue sync, the decision state
-//! machine that provisions guests through Microsoft Graph ([`decide`](crate::Reviewer::approve)),
+//! ([`api`]), the local SQLite cache and outbox, encrypted at rest with SQLCipher ([`cache`]),
+//! queue sync, the decision state machine that provisions guests through Microsoft Graph
+//! ([`decide`](crate::Reviewer::approve)),
 //! the side-by-side request view ([`detail`]), and live updates from the server's event stream
 //! ([`live`]).
 //!
@@ -101,6 +102,21 @@ pub struct Reviewer {
 
 const SESSION_KEY: &str = "session";
 const LAST_SYNC_KEY: &str = "last_sync_at";
+/// Meta key of the change mark of the last sync: `<api base URL> <changeSeq>`.
+const SYNC_MARK_KEY: &str = "sync_mark";
+/// Meta key of the time (RFC 3339) of the last full sync.
+const FULL_SYNC_AT_KEY: &str = "full_sync_at";
+/// A sync is a full re-list again once the last full one is this old.
+const FULL_RECONCILE_AFTER: time::Duration = time::Duration::minutes(15);
+
+/// What a sync fetched: requests, pages, and the server's change mark (`None`: the server has
+/// no change sequence).
+#[derive(Debug, Default)]
+struct Fetched {
+    items: Vec<ApprovalRequest>,
+    pages: u32,
+    mark: Option<u64>,
+}
 
 fn clients(s: &Settings) -> Result<(ApiClient, GraphClient), ReviewerError> {
     Ok((
@@ -225,11 +241,16 @@ impl Inner {
 impl Reviewer {
     /// Opens the app's state in `data_dir` (created if missing): settings (the argument, else
     /// `data_dir/settings.json`, else the file `GUESTLIST_SETTINGS` names, else defaults), the
-    /// SQLite cache `data_dir/reviewer.db` (mode 0600), and the OS keyring token store. A
-    /// session whose refresh token is in the keyring is restored (tokens refresh on first use).
+    /// OS keyring token store, and the SQLCipher-encrypted cache `data_dir/reviewer.db` (mode
+    /// 0600) with its key from that store ([`Cache::open_keyed`](cache::Cache::open_keyed): a
+    /// plaintext cache of an earlier version is encrypted in place, outbox included). A session
+    /// whose refresh token is in the keyring is restored (tokens refresh on first use).
     ///
-    /// Errors: `settings.invalid`, `storage.error`. A keyring failure does not fail `open`: it
-    /// is reported in [`AppStatus::last_error`] (`auth.keyring_unavailable`).
+    /// Errors: `settings.invalid`, `storage.error`. Keyring trouble does not fail `open`; it is
+    /// reported in [`AppStatus::last_error`]: `storage.cache_key_lost` (the cache's key was
+    /// missing or wrong: the old file was moved aside, an empty cache started),
+    /// `storage.cache_key_unavailable` (the keyring cannot be used: the cache is in memory only,
+    /// nothing is written to disk, the file is untouched), `auth.keyring_unavailable`.
     pub async fn open(
         data_dir: &Path,
         settings: Option<Settings>,
@@ -248,17 +269,24 @@ impl Reviewer {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| ReviewerError::storage(format!("{}: {e}", data_dir.display())))?;
         let settings = Settings::load(data_dir, settings)?;
-        let db = data_dir.join("reviewer.db");
-        let cache = tokio::task::spawn_blocking(move || Cache::open(&db))
-            .await
-            .map_err(ReviewerError::storage)??;
+        // The cache key lives in the same store as the refresh token, so the store comes first.
         let store = options
             .token_store
             .unwrap_or_else(|| Arc::new(KeyringStore::new()));
+        let canonical = std::fs::canonicalize(data_dir)
+            .map_err(|e| ReviewerError::storage(format!("{}: {e}", data_dir.display())))?;
+        let account = cache::key_account(&canonical);
+        let db = canonical.join("reviewer.db");
+        let cache_store = store.clone();
+        let (cache, notice) =
+            tokio::task::spawn_blocking(move || Cache::open_keyed(&db, cache_store, &account))
+                .await
+                .map_err(ReviewerError::storage)??;
         let auth = auth::Auth::new(store)?;
         let (api, graph) = clients(&settings)?;
         let mut runtime = Runtime {
             online: true,
+            last_error: notice,
             ..Runtime::default()
         };
         if let Some(s) = cache.meta(SESSION_KEY)? {
@@ -342,7 +370,9 @@ impl Reviewer {
 
     /// Signs out: deletes the refresh token from the keyring, drops the tokens, calls the
     /// end-session endpoint (best effort). `wipe_cache`: also deletes the cached queue and
-    /// finished outbox items (unfinished decisions are kept so none is lost).
+    /// finished outbox items (unfinished decisions are kept so none is lost), and when no
+    /// unsent decision remains, deletes the cache file and its key and starts an empty cache
+    /// under a new key ([`Cache::wipe_and_forget_key`](cache::Cache::wipe_and_forget_key)).
     ///
     /// Errors: `auth.keyring_unavailable`, `storage.error`.
     pub async fn sign_out(&self, wipe_cache: bool) -> Result<(), ReviewerError> {
@@ -350,7 +380,10 @@ impl Reviewer {
         self.inner.rt(|r| r.session = None);
         self.inner.cache.set_meta(SESSION_KEY, None)?;
         if wipe_cache {
-            self.inner.cache.wipe()?;
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.cache.wipe_and_forget_key())
+                .await
+                .map_err(ReviewerError::storage)??;
         }
         self.inner.auth.sign_out(&settings).await
     }
@@ -392,10 +425,20 @@ impl Reviewer {
         self.inner.cache.query(&q, OffsetDateTime::now_utc())
     }
 
-    /// Sends queued decisions (best effort), then pulls every pending request from
-    /// `GET /api/requests?status=pending` (cursor pages of 500) into the cache: new and changed
-    /// requests are written, unchanged ones skipped, requests decided or expired elsewhere
-    /// removed. Purges old finished outbox items.
+    /// Sends queued decisions (best effort), then brings the cache up to date with the server:
+    ///
+    /// - **incremental** when the cache holds a change mark from an earlier sync against the
+    ///   same API (meta `sync_mark`): `GET /api/requests?since=<mark>` (cursor pages of 500)
+    ///   lists only the requests created or changed since, of any status; pending ones are
+    ///   written, the others (decided or expired elsewhere) removed;
+    /// - **full** otherwise, and when the last full sync is older than
+    ///   15 minutes, and when the server's current mark is below ours (its
+    ///   database was reset or replaced): every pending request from
+    ///   `GET /api/requests?status=pending`; new and changed requests are written, unchanged ones
+    ///   skipped, cached requests the server no longer lists as pending removed. The mark kept
+    ///   is the one of the first page, so a change made while paging is fetched again next time.
+    ///
+    /// Purges old finished outbox items.
     ///
     /// Errors: `network.offline` (cache untouched), `auth.not_signed_in`, `auth.forbidden`,
     /// `storage.error`.
@@ -425,9 +468,76 @@ impl Reviewer {
         {
             return Err(e);
         }
-        let mut all: Vec<ApprovalRequest> = Vec::new();
+        let api_base = self.inner.settings().api_base_url;
+        let now = OffsetDateTime::now_utc();
+        if let Some(mark) = self.sync_mark(&api_base, now)?
+            && let Some(changes) = self.fetch_changes(mark).await?
+        {
+            return self.apply_sync(changes, false, api_base, start).await;
+        }
+        let all = self.fetch_all_pending().await?;
+        self.apply_sync(all, true, api_base, start).await
+    }
+
+    /// The change mark to sync from, or `None` when a full sync is due: no mark, a mark from
+    /// another API base URL, or a last full sync older than `FULL_RECONCILE_AFTER` (so that
+    /// anything an incremental sync could miss — e.g. a server database replaced by one that
+    /// already grew past our mark — cannot linger).
+    fn sync_mark(&self, api_base: &str, now: OffsetDateTime) -> Result<Option<u64>, ReviewerError> {
+        let cache = &self.inner.cache;
+        let Some(mark) = cache.meta(SYNC_MARK_KEY)? else {
+            return Ok(None);
+        };
+        let Some((api, seq)) = mark.rsplit_once(' ') else {
+            return Ok(None);
+        };
+        let Ok(seq) = seq.parse::<u64>() else {
+            return Ok(None);
+        };
+        let full_at = cache.meta(FULL_SYNC_AT_KEY)?.and_then(|t| {
+            OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let recent = full_at.is_some_and(|t| now - t < FULL_RECONCILE_AFTER && t <= now);
+        Ok((api == api_base && recent).then_some(seq))
+    }
+
+    /// Pages through `GET /api/requests?since=<mark>`. `None`: the server cannot answer
+    /// incrementally (no `changeSeq`: an older server; or a current mark below ours: its
+    /// database was reset), so a full sync must run.
+    async fn fetch_changes(&self, since: u64) -> Result<Option<Fetched>, ReviewerError> {
+        let mut out = Fetched::default();
         let mut cursor: Option<String> = None;
-        let mut pages = 0u32;
+        loop {
+            let c = cursor.clone();
+            let page = self
+                .inner
+                .with_api(|api, t| {
+                    let c = c.clone();
+                    async move {
+                        api.changes_page(&t, since, c.as_deref(), api::PAGE_LIMIT)
+                            .await
+                    }
+                })
+                .await?;
+            out.pages += 1;
+            match page.change_seq {
+                Some(seq) if seq >= since => out.mark = Some(seq),
+                _ => return Ok(None),
+            }
+            out.items.extend(page.items);
+            match page.next_cursor {
+                Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
+                _ => break,
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Pages through every pending request (`GET /api/requests?status=pending`); the mark is
+    /// the first page's (see [`Reviewer::sync`]).
+    async fn fetch_all_pending(&self) -> Result<Fetched, ReviewerError> {
+        let mut out = Fetched::default();
+        let mut cursor: Option<String> = None;
         loop {
             let c = cursor.clone();
             let page = self
@@ -437,8 +547,11 @@ impl Reviewer {
                     async move { api.pending_page(&t, c.as_deref(), api::PAGE_LIMIT).await }
                 })
                 .await?;
-            pages += 1;
-            all.extend(
+            if out.pages == 0 {
+                out.mark = page.change_seq;
+            }
+            out.pages += 1;
+            out.items.extend(
                 page.items
                     .into_iter()
                     .filter(|r| r.state == RequestState::Pending),
@@ -448,12 +561,44 @@ impl Reviewer {
                 _ => break,
             }
         }
-        let fetched = all.len() as u64;
+        Ok(out)
+    }
+
+    /// Writes what a sync fetched into the cache (one blocking task) and keeps the mark.
+    /// `full`: `fetched.items` are all pending requests (others are removed from the cache);
+    /// otherwise they are the changes since the mark (pending ones written, the rest removed).
+    async fn apply_sync(
+        &self,
+        fetched: Fetched,
+        full: bool,
+        api_base: String,
+        start: Instant,
+    ) -> Result<SyncReport, ReviewerError> {
+        let Fetched { items, pages, mark } = fetched;
+        let count = items.len() as u64;
         let inner = self.inner.clone();
         let (added, updated, removed, pending) = tokio::task::spawn_blocking(move || {
-            let (a, u, r) = inner.cache.store_pending(&all, true)?;
+            let (pending, done): (Vec<ApprovalRequest>, Vec<ApprovalRequest>) = items
+                .into_iter()
+                .partition(|r| r.state == RequestState::Pending);
+            let (a, u, mut r) = inner.cache.store_pending(&pending, full)?;
+            for d in &done {
+                if inner.cache.remove_request(&d.id.to_string())? {
+                    r += 1;
+                }
+            }
             let now = OffsetDateTime::now_utc();
-            inner.cache.set_meta(LAST_SYNC_KEY, Some(&rfc3339(now)))?;
+            let now_text = rfc3339(now);
+            match mark {
+                Some(m) => inner
+                    .cache
+                    .set_meta(SYNC_MARK_KEY, Some(&format!("{api_base} {m}")))?,
+                None => inner.cache.set_meta(SYNC_MARK_KEY, None)?,
+            }
+            if full {
+                inner.cache.set_meta(FULL_SYNC_AT_KEY, Some(&now_text))?;
+            }
+            inner.cache.set_meta(LAST_SYNC_KEY, Some(&now_text))?;
             inner
                 .cache
                 .purge(inner.settings().purge_decided_after_days, now)?;
@@ -462,7 +607,7 @@ impl Reviewer {
         .await
         .map_err(ReviewerError::storage)??;
         Ok(SyncReport {
-            fetched,
+            fetched: count,
             added,
             updated,
             removed,

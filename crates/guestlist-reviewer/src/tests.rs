@@ -40,11 +40,16 @@ fn fb(id: u128) -> Value {
 }
 
 async fn open(dir: &Path) -> Reviewer {
+    open_in(dir, Arc::new(MemoryStore::new())).await
+}
+
+/// Opens a reviewer on `dir` whose refresh token and cache key live in `store`.
+async fn open_in(dir: &Path, store: Arc<dyn TokenStore>) -> Reviewer {
     Reviewer::open_with(
         dir,
         Some(Settings::default()),
         OpenOptions {
-            token_store: Some(Arc::new(MemoryStore::new())),
+            token_store: Some(store),
             faults: Faults::default(),
         },
     )
@@ -167,8 +172,9 @@ async fn queue_search_filters_sort_and_counts() {
 #[tokio::test]
 async fn database_file_is_private_and_outbox_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     {
-        let r = open(dir.path()).await;
+        let r = open_in(dir.path(), store.clone()).await;
         let req = request(7, "x@fabrikam.com", json!({}), 1);
         r.inner
             .cache
@@ -200,7 +206,8 @@ async fn database_file_is_private_and_outbox_survives_reopen() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let r = open(dir.path()).await;
+    let r = open_in(dir.path(), store).await;
+    assert_eq!(r.status().await.last_error, None);
     let st = r.status().await;
     assert_eq!(st.outbox.len(), 1);
     assert_eq!(st.outbox[0].state, OutboxState::Queued);
@@ -214,6 +221,8 @@ async fn database_file_is_private_and_outbox_survives_reopen() {
     assert_eq!(row.reason.as_deref(), Some("unknown"));
     assert!(uuid::Uuid::parse_str(&row.idempotency_key).is_ok());
 }
+
+mod encryption;
 
 #[tokio::test]
 async fn detail_rows_plan_and_risks_offline() {
