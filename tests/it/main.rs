@@ -12,3 +12,4 @@ mod notifications;
 mod reviewer;
 mod reviewer_graph;
 mod reviewer_oidc_provider;
+mod sync;

@@ -2,10 +2,10 @@
 //! `notifications.remind_after_hours` set, a periodic task (every
 //! `notifications.reminder_interval_seconds`) posts one message listing the requests pending
 //! longer than that many hours to the webhook ([`crate::webhook`], same template and retries).
-//! A request is reminded about at most once per `remind_after_hours` per server process. Reads
-//! the store only (`Store::list`); ends when the server's event sender is dropped.
+//! A request is reminded about at most once per `remind_after_hours`, across restarts: when it was
+//! last reminded about is kept in the store (`Store::reminded`, `Store::record_reminded`, table
+//! `reminded`). Ends when the server's event sender is dropped.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,31 +17,25 @@ use uuid::Uuid;
 use crate::store::{Store, StoreError};
 use crate::webhook::{Notifications, Sender};
 
-/// Remembers when each request was last reminded about.
-#[derive(Debug, Default)]
-pub struct Reminded {
-    at: HashMap<Uuid, OffsetDateTime>,
-}
-
 /// The pending requests older than `hours` at `now` that were not reminded about in the last
-/// `hours` (they are then marked as reminded at `now`).
+/// `hours`; they are then recorded as reminded at `now` in the store (table `reminded`), so a
+/// restarted server does not remind about them again before `hours` have passed. Records of
+/// requests that are no longer pending are dropped at the same time.
 ///
 /// Errors: [`StoreError`] on database failure.
 pub fn due(
     store: &Store,
     hours: u64,
     now: OffsetDateTime,
-    reminded: &mut Reminded,
 ) -> Result<Vec<ApprovalRequest>, StoreError> {
     let age = time::Duration::hours(i64::try_from(hours).unwrap_or(i64::MAX / 3600));
+    let reminded = store.reminded()?;
     let mut out = Vec::new();
-    let mut pending = std::collections::HashSet::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = store.list(Some(Status::Pending), None, cursor.as_deref(), 500)?;
         for r in page.items {
-            pending.insert(r.id);
-            if r.created_at + age <= now && reminded.at.get(&r.id).is_none_or(|t| *t + age <= now) {
+            if r.created_at + age <= now && reminded.get(&r.id).is_none_or(|t| *t + age <= now) {
                 out.push(r);
             }
         }
@@ -50,11 +44,8 @@ pub fn due(
             _ => break,
         }
     }
-    // Forget requests that are no longer pending.
-    reminded.at.retain(|id, _| pending.contains(id));
-    for r in &out {
-        reminded.at.insert(r.id, now);
-    }
+    let ids: Vec<Uuid> = out.iter().map(|r| r.id).collect();
+    store.record_reminded(&ids, now)?;
     Ok(out)
 }
 
@@ -65,7 +56,6 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
     };
     let every = Duration::from_secs(config.reminder_interval_seconds.max(1));
     tokio::spawn(async move {
-        let mut reminded = Reminded::default();
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
@@ -77,17 +67,8 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
             }
             let st = store.clone();
             let now = OffsetDateTime::now_utc();
-            let mut r = std::mem::take(&mut reminded);
-            let res = tokio::task::spawn_blocking(move || {
-                let due = due(&st, hours, now, &mut r);
-                (due, r)
-            })
-            .await;
-            let due = match res {
-                Ok((d, r)) => {
-                    reminded = r;
-                    d
-                }
+            let due = match tokio::task::spawn_blocking(move || due(&st, hours, now)).await {
+                Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "reminder check failed");
                     continue;
@@ -123,28 +104,26 @@ mod tests {
     }
 
     #[test]
-    fn requests_pending_too_long_are_reminded_once_per_period() {
+    fn requests_pending_too_long_are_reminded_once_per_period_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let db = dir.path().join("r.db");
+        let mut store = Store::open(&db).unwrap();
         let t0 = OffsetDateTime::now_utc();
         let h = time::Duration::hours(1);
         let a = ask(&store, "a@fabrikam.com", t0);
         let b = ask(&store, "b@fabrikam.com", t0 + h * 10);
-        let mut seen = Reminded::default();
         let ids = |v: Vec<ApprovalRequest>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert!(due(&store, 24, t0 + h * 23, &mut seen).unwrap().is_empty());
-        assert_eq!(
-            ids(due(&store, 24, t0 + h * 25, &mut seen).unwrap()),
-            vec![a]
-        );
+        assert!(due(&store, 24, t0 + h * 23).unwrap().is_empty());
+        assert_eq!(ids(due(&store, 24, t0 + h * 25).unwrap()), vec![a]);
+        // The record is in the database: a new store on the same file (a restarted server)
+        // does not remind about `a` again.
+        drop(store);
+        store = Store::open(&db).unwrap();
         assert!(
-            due(&store, 24, t0 + h * 30, &mut seen).unwrap().is_empty(),
+            due(&store, 24, t0 + h * 30).unwrap().is_empty(),
             "a was reminded 5 h ago; b is 20 h old"
         );
-        assert_eq!(
-            ids(due(&store, 24, t0 + h * 35, &mut seen).unwrap()),
-            vec![b]
-        );
+        assert_eq!(ids(due(&store, 24, t0 + h * 35).unwrap()), vec![b]);
         // Decided requests are never reminded about.
         let current = store.get(a).unwrap();
         store
@@ -166,10 +145,10 @@ mod tests {
                 t0 + h * 40,
             )
             .unwrap();
-        assert!(due(&store, 24, t0 + h * 50, &mut seen).unwrap().is_empty());
-        assert_eq!(
-            ids(due(&store, 24, t0 + h * 60, &mut seen).unwrap()),
-            vec![b]
-        );
+        assert!(due(&store, 24, t0 + h * 50).unwrap().is_empty());
+        assert_eq!(ids(due(&store, 24, t0 + h * 60).unwrap()), vec![b]);
+        // Only pending requests keep a record.
+        let kept: Vec<Uuid> = store.reminded().unwrap().into_keys().collect();
+        assert_eq!(kept, vec![b]);
     }
 }

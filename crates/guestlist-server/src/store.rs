@@ -8,13 +8,15 @@
 //!
 //! Group commit: the writer thread takes every write that is waiting when it becomes free (up to
 //! [`MAX_BATCH`]) and runs them, one after the other, in one SQLite transaction — each inside
-//! its own savepoint, so a failing write is rolled back alone — then commits once (one fsync for
+//! its own savepoint, so a failing write is rolled back alone (a batch of one write needs no
+//! savepoint: a failure rolls back the transaction) — then commits once (one fsync for
 //! the batch under `synchronous=FULL`). Each caller gets its result only after that commit, so no
 //! answered write can be lost; with one caller at a time a batch is one write, as before.
 //!
 //! Owns: the schema and the transactional rules of the approval state machine. Must not know
 //! HTTP.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -85,8 +87,9 @@ impl StoreError {
 
 /// The schema, in order. Never edit a shipped migration: append a new one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
         CREATE TABLE requests (
             id TEXT PRIMARY KEY,
             email TEXT NOT NULL,
@@ -128,7 +131,22 @@ fn migrations() -> Migrations<'static> {
             created_at TEXT NOT NULL
         ) STRICT;
         "#,
-    )])
+        ),
+        // Change sequence (incremental sync, `GET /api/requests?since=`): every insert or update
+        // of a request row takes the next number; existing rows are numbered in insertion
+        // order. And the persistent "already reminded" record of [`crate::reminders`].
+        M::up(
+            r#"
+        ALTER TABLE requests ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE requests SET change_seq = rowid;
+        CREATE INDEX requests_change ON requests(change_seq);
+        CREATE TABLE reminded (
+            request_id TEXT PRIMARY KEY,
+            at_unix INTEGER NOT NULL
+        ) STRICT;
+        "#,
+        ),
+    ])
 }
 
 const READERS: usize = 4;
@@ -158,15 +176,23 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let committed = (|| -> Result<(), rusqlite::Error> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for job in batch.drain(..) {
-                tx.execute_batch("SAVEPOINT write_job")?;
+            // A write alone needs no savepoint: when it fails, the transaction is rolled back.
+            if batch.len() == 1
+                && let Some(job) = batch.pop()
+            {
                 let (ok, reply) = job(&tx);
                 replies.push(reply);
-                if ok {
-                    tx.execute_batch("RELEASE write_job")?;
-                } else {
-                    tx.execute_batch("ROLLBACK TO write_job; RELEASE write_job")?;
+                return if ok { tx.commit() } else { tx.rollback() };
+            }
+            // Cached statements: `execute_batch` would parse these three again for every write.
+            for job in batch.drain(..) {
+                tx.prepare_cached("SAVEPOINT write_job")?.execute([])?;
+                let (ok, reply) = job(&tx);
+                replies.push(reply);
+                if !ok {
+                    tx.prepare_cached("ROLLBACK TO write_job")?.execute([])?;
                 }
+                tx.prepare_cached("RELEASE write_job")?.execute([])?;
             }
             tx.commit()
         })()
@@ -318,6 +344,25 @@ fn decode_cursor(c: &str) -> Option<(String, String)> {
     Some((a.to_owned(), b.to_owned()))
 }
 
+/// Cursor of `GET /api/requests?since=`: `seq:<change_seq>` of the last item, base64url (no
+/// `|`, so [`decode_cursor`] does not take it, nor this one a created-at cursor).
+fn encode_seq_cursor(seq: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("seq:{seq}"))
+}
+
+fn decode_seq_cursor(c: &str) -> Option<u64> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("seq:")?
+        .parse()
+        .ok()
+}
+
 fn get_by_key(conn: &Connection, key: &IdentityKey) -> Result<Option<ApprovalRequest>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND issuer = ?2 AND issuer_assigned_id = ?3"
@@ -345,14 +390,20 @@ fn denied_email(conn: &Connection, email: &str) -> Result<bool, StoreError> {
     Ok(stmt.exists(params![email])?)
 }
 
+/// Inserts or rewrites a request row; either way the row takes the next change sequence
+/// number (`MAX(change_seq) + 1`, one probe of the `requests_change` index). Writes are
+/// serialised on the writer thread and a batch commits as a whole, so readers see the numbers
+/// appear in order: a reader that saw mark `m` never misses a later change numbered below `m`.
 fn upsert(conn: &Connection, r: &ApprovalRequest, search: &str) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+           (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM requests))
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, state_json = excluded.state_json,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by_json = excluded.decided_by_json, attempts = excluded.attempts,
-           claims_json = excluded.claims_json, search = excluded.search",
+           claims_json = excluded.claims_json, search = excluded.search,
+           change_seq = excluded.change_seq",
     )?;
     stmt.execute(params![
         r.id.to_string(),
@@ -422,11 +473,13 @@ fn expired(
 
 /// What check-status found for an identity key.
 enum Found {
-    /// A stored request (only what the answer needs: no claims, no history).
+    /// A stored request: its id, status column and `created_at` column, undecoded (only what
+    /// the answer needs: no state JSON, no claims, no history; the id and time are parsed only
+    /// when an expiry has to be checked).
     Request {
-        id: Uuid,
-        state: RequestState,
-        created_at: OffsetDateTime,
+        id: String,
+        status: Status,
+        created_at: String,
     },
     /// No request under this key, but the e-mail was denied (under another identity provider).
     DeniedEmail,
@@ -434,11 +487,19 @@ enum Found {
     Nothing,
 }
 
+/// What to do with a [`Found`].
+enum CheckAnswer {
+    /// Answer with this block kind (`None`: Continue).
+    Answer(Option<MessageKind>),
+    /// The request is pending past its expiry: mark it expired, then answer as for expired.
+    Expire(Uuid),
+}
+
 /// The lean read of check-status: one indexed lookup on the identity key reading three columns
 /// (and, when absent, one on the e-mail), instead of decoding the whole request.
 fn check_lookup(conn: &Connection, key: &IdentityKey) -> Result<Found, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, state_json, created_at FROM requests WHERE email = ?1 AND issuer = ?2 AND issuer_assigned_id = ?3",
+        "SELECT id, status, created_at FROM requests WHERE email = ?1 AND issuer = ?2 AND issuer_assigned_id = ?3",
     )?;
     let row = stmt
         .query_row(
@@ -446,21 +507,53 @@ fn check_lookup(conn: &Connection, key: &IdentityKey) -> Result<Found, StoreErro
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
+                    r.get_ref(1)?.as_str().map(Status::parse)?,
                     r.get::<_, String>(2)?,
                 ))
             },
         )
         .optional()?;
     match row {
-        Some((id, state, created)) => Ok(Found::Request {
-            id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            state: from_json(&state)?,
-            created_at: parse_ts(&created)?,
+        Some((id, Some(status), created_at)) => Ok(Found::Request {
+            id,
+            status,
+            created_at,
         }),
+        Some((id, None, _)) => Err(StoreError::Corrupt(format!("request {id}: unknown status"))),
         None if denied_email(conn, &key.email)? => Ok(Found::DeniedEmail),
         None => Ok(Found::Nothing),
     }
+}
+
+/// The check-status answer for what [`check_lookup`] found (see [`check_status_block`]).
+fn check_answer(
+    found: Found,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<CheckAnswer, StoreError> {
+    Ok(match found {
+        Found::Request {
+            id,
+            status: Status::Pending,
+            created_at,
+        } if policy.expire_after_days.is_some() => {
+            if expired(&RequestState::Pending, parse_ts(&created_at)?, policy, now) {
+                CheckAnswer::Expire(
+                    Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
+            } else {
+                CheckAnswer::Answer(Some(MessageKind::Pending))
+            }
+        }
+        Found::Request { status, .. } => CheckAnswer::Answer(match status {
+            Status::Pending => Some(MessageKind::Pending),
+            Status::Denied => Some(MessageKind::Denied),
+            Status::Approved => Some(MessageKind::Approved),
+            Status::Expired => check_status_block(&RequestState::Expired, policy),
+        }),
+        Found::DeniedEmail => CheckAnswer::Answer(Some(MessageKind::Denied)),
+        Found::Nothing => CheckAnswer::Answer(None),
+    })
 }
 
 /// The write of [`Store::expire`].
@@ -783,23 +876,18 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
         let key = IdentityKey::of(claims);
-        match self.read(|c| check_lookup(c, &key))? {
-            Found::Request {
-                id,
-                state,
-                created_at,
-            } if expired(&state, created_at, policy, now) => {
+        let found = self.read(|c| check_lookup(c, &key))?;
+        match check_answer(found, policy, now)? {
+            CheckAnswer::Answer(block) => Ok((block, None)),
+            CheckAnswer::Expire(id) => {
                 let event = self.expire(id, now)?;
                 Ok((check_status_block(&RequestState::Expired, policy), event))
             }
-            Found::Request { state, .. } => Ok((check_status_block(&state, policy), None)),
-            Found::DeniedEmail => Ok((Some(MessageKind::Denied), None)),
-            Found::Nothing => Ok((None, None)),
         }
     }
 
     /// [`Store::check_status`] for async callers, without a blocking-thread hand-off: the read
-    /// (one indexed lookup of three columns) is queued to a reader thread and awaited (a read
+    /// (one indexed lookup of three columns, no JSON decoded) is queued to a reader thread and awaited (a read
     /// may wait for the disk: it must not block a runtime worker); the rare expiry write is
     /// queued to the writer thread and awaited.
     ///
@@ -812,18 +900,12 @@ impl Store {
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
         let key = IdentityKey::of(claims);
         let found = self.read_async(move |c| check_lookup(c, &key)).await?;
-        match found {
-            Found::Request {
-                id,
-                state,
-                created_at,
-            } if expired(&state, created_at, policy, now) => {
+        match check_answer(found, policy, now)? {
+            CheckAnswer::Answer(block) => Ok((block, None)),
+            CheckAnswer::Expire(id) => {
                 let event = self.write_async(expire_job(id, now)).await?;
                 Ok((check_status_block(&RequestState::Expired, policy), event))
             }
-            Found::Request { state, .. } => Ok((check_status_block(&state, policy), None)),
-            Found::DeniedEmail => Ok((Some(MessageKind::Denied), None)),
-            Found::Nothing => Ok((None, None)),
         }
     }
 
@@ -876,7 +958,8 @@ impl Store {
 
     /// A page of requests in stable order (`created_at`, then `id`), optionally filtered by
     /// status and a case-insensitive search over e-mail, names and company. `limit` is clamped to
-    /// 1..=500. A cursor that cannot be decoded restarts at the beginning.
+    /// 1..=500. A cursor that cannot be decoded restarts at the beginning. The page's
+    /// `change_seq` is the highest change sequence number stored when the page was read.
     ///
     /// Errors: [`StoreError`] on database failure.
     pub fn list(
@@ -886,12 +969,88 @@ impl Store {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
+        self.list_page(None, status, q, cursor, limit)
+    }
+
+    /// [`Store::list`], or with `since = Some(m)` the requests whose change sequence number is
+    /// above `m` (created or changed after the page that returned mark `m`), of any status
+    /// unless `status` filters, in change order.
+    ///
+    /// The page's `change_seq` is the high-water mark: without `since`, the highest number
+    /// stored before the page was read (a change made while paging has a higher one, so it is
+    /// listed again from this mark); with `since`, the number of the page's last item when more
+    /// follow (`next_cursor` is set), else the highest number stored when the page was read, so
+    /// passing it as the next `since` misses nothing. It is below `m` only when the database
+    /// holds fewer changes than the client has seen (it was reset or replaced): the client must
+    /// then list everything again. A `since` cursor from a page without `since` (or the reverse)
+    /// restarts at the beginning.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn list_page(
+        &self,
+        since: Option<u64>,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
         let limit = limit.clamp(1, 500);
-        let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
         let pattern = q
             .filter(|q| !q.trim().is_empty())
             .map(|q| format!("%{}%", q.trim().to_lowercase().replace(['%', '_'], "")));
+        let fetch = i64::try_from(limit + 1).unwrap_or(501);
+        let status = status.map(Status::as_str);
         self.read(|c| {
+            // Read the mark first: every row the page can return is at or below it.
+            let high: i64 = c
+                .prepare_cached("SELECT COALESCE(MAX(change_seq), 0) FROM requests")?
+                .query_row([], |r| r.get(0))?;
+            let high_u = u64::try_from(high).unwrap_or_default();
+            let mut items = Vec::with_capacity(limit + 1);
+            let mut seqs = Vec::with_capacity(limit + 1);
+            if let Some(since) = since {
+                let after = cursor
+                    .and_then(decode_seq_cursor)
+                    .map_or(since, |c| c.max(since));
+                let sql = format!(
+                    "SELECT {COLUMNS}, change_seq FROM requests
+                     WHERE change_seq > ?1 AND change_seq <= ?2
+                       AND (?3 IS NULL OR status = ?3)
+                       AND (?4 IS NULL OR search LIKE ?4)
+                     ORDER BY change_seq LIMIT ?5"
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
+                    params![
+                        i64::try_from(after).unwrap_or(i64::MAX),
+                        high,
+                        status,
+                        pattern,
+                        fetch
+                    ],
+                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(11)?)),
+                )?;
+                for row in rows {
+                    let (r, seq) = row?;
+                    items.push(r?);
+                    seqs.push(u64::try_from(seq).unwrap_or_default());
+                }
+                if items.len() > limit {
+                    items.truncate(limit);
+                    let last = seqs.get(limit - 1).copied().unwrap_or(after);
+                    return Ok(RequestPage {
+                        items,
+                        next_cursor: Some(encode_seq_cursor(last)),
+                        change_seq: Some(last),
+                    });
+                }
+                return Ok(RequestPage {
+                    items,
+                    next_cursor: None,
+                    change_seq: Some(high_u),
+                });
+            }
+            let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
             let sql = format!(
                 "SELECT {COLUMNS} FROM requests
                  WHERE (?1 IS NULL OR status = ?1)
@@ -901,16 +1060,9 @@ impl Store {
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(
-                params![
-                    status.map(Status::as_str),
-                    pattern,
-                    after_ts,
-                    after_id,
-                    i64::try_from(limit + 1).unwrap_or(501)
-                ],
+                params![status, pattern, after_ts, after_id, fetch],
                 row_to_request,
             )?;
-            let mut items = Vec::with_capacity(limit + 1);
             for row in rows {
                 items.push(row??);
             }
@@ -920,7 +1072,11 @@ impl Store {
             } else {
                 None
             };
-            Ok(RequestPage { items, next_cursor })
+            Ok(RequestPage {
+                items,
+                next_cursor,
+                change_seq: Some(high_u),
+            })
         })
     }
 
@@ -1066,6 +1222,50 @@ impl Store {
                 });
             }
             Ok(out)
+        })
+    }
+
+    /// When each request was last reminded about ([`crate::reminders`]), from the `reminded`
+    /// table: request id → time (whole seconds, UTC).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn reminded(&self) -> Result<HashMap<Uuid, OffsetDateTime>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT request_id, at_unix FROM reminded")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (id, at) = row?;
+                let id = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let at = OffsetDateTime::from_unix_timestamp(at)
+                    .map_err(|e| StoreError::Corrupt(format!("reminded at {at}: {e}")))?;
+                out.insert(id, at);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records that `ids` were reminded about at `now` (kept across restarts), and forgets the
+    /// records of requests that are no longer pending. One committed transaction.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn record_reminded(&self, ids: &[Uuid], now: OffsetDateTime) -> Result<(), StoreError> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let at = now.unix_timestamp();
+        self.write(move |tx| {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO reminded (request_id, at_unix) VALUES (?1, ?2)
+                 ON CONFLICT(request_id) DO UPDATE SET at_unix = excluded.at_unix",
+            )?;
+            for id in &ids {
+                put.execute(params![id, at])?;
+            }
+            tx.prepare_cached(
+                "DELETE FROM reminded WHERE NOT EXISTS (SELECT 1 FROM requests r
+                   WHERE r.id = reminded.request_id AND r.status = 'pending')",
+            )?
+            .execute([])?;
+            Ok(())
         })
     }
 

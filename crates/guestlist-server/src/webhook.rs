@@ -52,7 +52,7 @@ pub struct Notifications {
     /// Remind about requests pending longer than this many hours; `None`: no reminders.
     pub remind_after_hours: Option<u64>,
     /// How often the reminder check runs, in seconds. A request is reminded about at most once
-    /// per `remind_after_hours` (per server process).
+    /// per `remind_after_hours`, also across restarts (the record is in the database).
     pub reminder_interval_seconds: u64,
     /// A link to put in messages (e.g. where approvers get the desktop app).
     pub link: Option<String>,

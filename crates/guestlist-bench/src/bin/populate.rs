@@ -52,12 +52,12 @@ fn main() -> anyhow::Result<()> {
         tx.execute(
             "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?1)
              INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version,
-                created_at, updated_at, decided_by_json, attempts, claims_json, search)
+                created_at, updated_at, decided_by_json, attempts, claims_json, search, change_seq)
              SELECT printf('%08x-0000-7000-8000-%012x', i, i), 'user' || i || '@fabrikam.com', t.issuer,
                 'user' || i || '@fabrikam.com', t.status, t.state_json, t.version,
                 t.created_at, t.updated_at, t.decided_by_json, t.attempts,
                 replace(t.claims_json, 'user0@', 'user' || i || '@'),
-                replace(t.search, 'user0@', 'user' || i || '@')
+                replace(t.search, 'user0@', 'user' || i || '@'), t.change_seq + i
              FROM seq, (SELECT * FROM requests LIMIT 1) AS t",
             [i64::try_from(n - 1)?],
         )?;

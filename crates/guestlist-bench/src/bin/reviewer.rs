@@ -2,7 +2,8 @@
 //! process (release binary `SERVER_BIN`, on the populated database `DB`) and an in-process
 //! devtenant. Each run opens a reviewer on an empty cache, signs in, times a full sync (every
 //! pending request), then posts 10 new requests through the connector and times the
-//! incremental sync. Prints one raw line per figure for `bench-report`:
+//! incremental sync (`GET /api/requests?since=<mark of the full sync>`: only the 10 new ones;
+//! against a server without the `since` filter the reviewer re-lists everything). Prints one raw line per figure for `bench-report`:
 //! `reviewer_full RUN ms=… fetched=… rss_kb=… rss_growth_kb=…` and
 //! `reviewer_incremental RUN ms=… added=…`. RSS is this process's (devtenant + reviewer; the
 //! server runs apart): `VmHWM` after the run and its growth over `VmRSS` before the sync.

@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::connector::{Claims, ConnectorResponse};
 use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
+use guestlist_core::policy::MessageKind;
 
-use crate::AppState;
 use crate::auth::check_basic;
 use crate::error::ApiError;
+use crate::{AppState, Endpoint};
 
 /// Reads a JSON body of at most `limit` bytes, checking `Content-Type`.
 ///
@@ -70,11 +71,19 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: String) -> Res
         .into_response()
 }
 
-fn connector_answer(state: &AppState, endpoint: &str, resp: ConnectorResponse) -> Response {
+/// The connector answer for `block` (`None`: `Continue`), counted for `/metrics`.
+fn connector_answer(
+    state: &AppState,
+    endpoint: Endpoint,
+    block: Option<MessageKind>,
+    ui_locales: Option<&str>,
+) -> Response {
+    state.metrics.connector_answer(endpoint, block);
+    let resp = match block {
+        Some(kind) => state.config.policy.block(kind, ui_locales),
+        None => ConnectorResponse::continue_(),
+    };
     let status = StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::OK);
-    state
-        .metrics
-        .connector_answer(endpoint, resp.code().unwrap_or(resp.action()));
     (status, Json(resp)).into_response()
 }
 
@@ -119,15 +128,15 @@ pub async fn check_approval_status(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let answer = match state.check_status(&claims).await {
-        Ok(Some(kind)) => state
-            .config
-            .policy
-            .block(kind, claims.ui_locales.as_deref()),
-        Ok(None) => ConnectorResponse::continue_(),
-        Err(e) => return e.into_response(),
-    };
-    connector_answer(&state, "check-approval-status", answer)
+    match state.check_status(&claims).await {
+        Ok(block) => connector_answer(
+            &state,
+            Endpoint::CheckApprovalStatus,
+            block,
+            claims.ui_locales.as_deref(),
+        ),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `POST /connectors/request-approval`: stores the request and answers `ShowBlockPage`
@@ -147,16 +156,12 @@ pub async fn request_approval(
         Err(r) => return r,
     };
     match state.request_approval(&claims).await {
-        Ok(block) => {
-            let answer = match block {
-                Some(kind) => state
-                    .config
-                    .policy
-                    .block(kind, claims.ui_locales.as_deref()),
-                None => ConnectorResponse::continue_(),
-            };
-            connector_answer(&state, "request-approval", answer)
-        }
+        Ok(block) => connector_answer(
+            &state,
+            Endpoint::RequestApproval,
+            block,
+            claims.ui_locales.as_deref(),
+        ),
         Err(e) => e.into_response(),
     }
 }
@@ -222,12 +227,10 @@ async fn extension_call(
     };
     state.metrics.connector_answer(
         match expected {
-            ExtensionEvent::Start => "attribute-collection-start",
-            ExtensionEvent::Submit => "attribute-collection-submit",
+            ExtensionEvent::Start => Endpoint::AttributeCollectionStart,
+            ExtensionEvent::Submit => Endpoint::AttributeCollectionSubmit,
         },
-        &block
-            .map(|k| state.config.policy.code(k))
-            .unwrap_or_else(|| "Continue".into()),
+        block,
     );
     (StatusCode::OK, Json(action.to_response(expected))).into_response()
 }

@@ -33,7 +33,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let body = state.metrics.render(&counts);
+    let body = state.metrics.render(&state.config.policy, &counts);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

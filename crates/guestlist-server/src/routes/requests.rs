@@ -1,6 +1,8 @@
 //! The approver API (bearer JWT with the `Approver` app role, CONTRACTS.md §4):
 //!
-//! - `GET /api/requests?status=&q=&cursor=&limit=` → [`RequestPage`] (oldest first, cursor paging)
+//! - `GET /api/requests?status=&q=&cursor=&limit=` → [`RequestPage`] (oldest first, cursor paging);
+//!   with `since=<changeSeq>`: only the requests created or changed after that mark, any status,
+//!   in change order (incremental sync)
 //! - `GET /api/requests/{id}` → [`ApprovalRequest`] with `ETag: "<version>"`
 //! - `POST /api/requests/{id}/decision` → the decided request; `If-Match` required,
 //!   `Idempotency-Key` replays; 409 / 412 when another approver won
@@ -33,6 +35,12 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Page size, 1..=500 (default 100).
     pub limit: Option<usize>,
+    /// A `changeSeq` of an earlier page: list only the requests created or changed after it (of
+    /// any status unless `status` filters: decided and expired ones too, so a client can drop
+    /// them), in change order, each once. Every page carries `changeSeq`, the mark to pass next
+    /// time (see `Store::list_page`); a `changeSeq` below `since` means the server's database
+    /// holds fewer changes than the client saw (reset or replaced): list everything again.
+    pub since: Option<u64>,
 }
 
 pub(crate) async fn approver(
@@ -68,9 +76,12 @@ fn with_etag(r: ApprovalRequest) -> Response {
     resp
 }
 
-/// `GET /api/requests`.
+/// `GET /api/requests`: a [`RequestPage`] of requests, oldest first (or, with `since`, in change
+/// order), filtered by `status` and `q`, paged by `cursor`; every page carries `changeSeq`, the
+/// high-water mark for a later `since=` (incremental sync). Errors: 400 `request.bad_status`, a
+/// non-numeric `since` or `limit` (400), 401/403 from the bearer check.
 #[utoipa::path(get, path = "/api/requests", tag = "approver", params(ListQuery),
-    responses((status = 200, description = "RequestPage", body = Object), (status = 401), (status = 403)),
+    responses((status = 200, description = "RequestPage: {items, nextCursor?, changeSeq}", body = Object), (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -89,7 +100,8 @@ pub async fn list(
     };
     let store = state.store.clone();
     let page = blocking(move || {
-        store.list(
+        store.list_page(
+            q.since,
             status,
             q.q.as_deref(),
             q.cursor.as_deref(),
@@ -216,7 +228,7 @@ pub async fn decide(
     })
     .await?;
     if let Some(e) = event {
-        state.metrics.decision(e.request.state.status().as_str());
+        state.metrics.decision(e.request.state.status());
         state.publish(e);
     }
     Ok(with_etag(request))
