@@ -324,7 +324,8 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
 /// Every answer carries `x-request-id` (the caller's, or a new [`MakeCounterRequestId`]). The
 /// per-request tracing span `http` (method, path, request id) is at DEBUG level, so with the
 /// default filter (`info`) it is never built and costs one cached level check per request; set
-/// `GUESTLIST_LOG=info,guestlist_server=debug,tower_http=debug` to trace requests.
+/// `GUESTLIST_LOG=info,guestlist_server=debug,tower_http=debug` to trace requests. 5xx answers
+/// are logged at ERROR with their request id in any case ([`log_server_errors`]).
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -343,6 +344,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(routes::health::openapi))
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state)
+        .layer(axum::middleware::from_fn(log_server_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req
@@ -358,6 +360,30 @@ pub fn router(state: AppState) -> Router {
             request_id,
             MakeCounterRequestId::default(),
         ))
+}
+
+/// Logs every 5xx answer at ERROR with its `x-request-id`, method, path and status, so an
+/// operator can match a caller's report to the log without the DEBUG `http` span (which the
+/// default `info` filter leaves unbuilt). The handler's own error line says what failed; this
+/// one says which request. Costs two reference-count increments per request otherwise.
+async fn log_server_errors(
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = req.headers().get("x-request-id").cloned();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let res = next.run(req).await;
+    if res.status().is_server_error() {
+        tracing::error!(
+            request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
+            %method,
+            path = uri.path(),
+            status = res.status().as_u16(),
+            "request failed"
+        );
+    }
+    res
 }
 
 /// A server started by [`spawn`].
