@@ -1,6 +1,8 @@
 //! The facade's data types: what the Tauri shell passes to and gets from [`crate::Reviewer`].
 //! All serialise with camelCase keys and derive ts-rs `TS` (bindings in `ui/src/bindings/`,
-//! written by this crate's `export_bindings` test).
+//! written by this crate's `export_bindings` test). Counts, versions and durations are `u64` here
+//! and `number` in TypeScript (`#[ts(type = "number")]`; ts-rs would say `bigint`, which JSON
+//! never carries): they stay far below 2^53.
 
 use guestlist_core::model::{ApprovalRequest, ProvisionedBy};
 use guestlist_core::plan::{ProvisioningPlan, SkippedClaim};
@@ -134,6 +136,7 @@ pub struct AppStatus {
     /// When the last successful sync finished (RFC 3339).
     pub last_sync_at: Option<String>,
     /// Pending requests in the cache.
+    #[ts(type = "number")]
     pub pending_count: u64,
     /// Outbox items not yet reported, plus final ones of the last 24 h.
     pub outbox: Vec<OutboxItem>,
@@ -198,10 +201,12 @@ pub struct QueueItem {
     /// When requested (RFC 3339).
     pub created_at: String,
     /// Age in whole hours.
+    #[ts(type = "number")]
     pub age_hours: u64,
     /// Sign-up attempts the user made.
     pub attempts: u32,
     /// The request's version (ETag).
+    #[ts(type = "number")]
     pub version: u64,
     /// The outbox state when a decision is queued or running for it.
     pub outbox_state: Option<OutboxState>,
@@ -216,6 +221,7 @@ pub struct Count {
     /// The value.
     pub value: String,
     /// Pending requests with it.
+    #[ts(type = "number")]
     pub count: u64,
 }
 
@@ -226,8 +232,10 @@ pub struct QueueView {
     /// The page of matching requests.
     pub items: Vec<QueueItem>,
     /// How many requests match the query (all pages).
+    #[ts(type = "number")]
     pub total_matching: u64,
     /// All pending requests in the cache.
+    #[ts(type = "number")]
     pub total_pending: u64,
     /// Pending requests per identity provider (for the filter chips).
     pub by_provider: Vec<Count>,
@@ -242,18 +250,24 @@ pub struct QueueView {
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
     /// Pending requests the server listed.
+    #[ts(type = "number")]
     pub fetched: u64,
     /// New in the cache.
+    #[ts(type = "number")]
     pub added: u64,
     /// Changed (new version) in the cache.
+    #[ts(type = "number")]
     pub updated: u64,
     /// Removed from the cache (decided or expired elsewhere).
+    #[ts(type = "number")]
     pub removed: u64,
     /// Pages fetched.
     pub pages: u32,
     /// Wall time in milliseconds.
+    #[ts(type = "number")]
     pub duration_ms: u64,
     /// Pending requests in the cache afterwards.
+    #[ts(type = "number")]
     pub pending: u64,
 }
 

@@ -27,7 +27,7 @@ lastSyncAt: string | null,
 /**
  * Pending requests in the cache.
  */
-pendingCount: bigint, 
+pendingCount: number, 
 /**
  * Outbox items not yet reported, plus final ones of the last 24 h.
  */

@@ -11,4 +11,4 @@ value: string,
 /**
  * Pending requests with it.
  */
-count: bigint, };
+count: number, };

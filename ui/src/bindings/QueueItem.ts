@@ -36,7 +36,7 @@ createdAt: string,
 /**
  * Age in whole hours.
  */
-ageHours: bigint, 
+ageHours: number, 
 /**
  * Sign-up attempts the user made.
  */
@@ -44,7 +44,7 @@ attempts: number,
 /**
  * The request's version (ETag).
  */
-version: bigint, 
+version: number, 
 /**
  * The outbox state when a decision is queued or running for it.
  */

@@ -13,11 +13,11 @@ items: Array<QueueItem>,
 /**
  * How many requests match the query (all pages).
  */
-totalMatching: bigint, 
+totalMatching: number, 
 /**
  * All pending requests in the cache.
  */
-totalPending: bigint, 
+totalPending: number, 
 /**
  * Pending requests per identity provider (for the filter chips).
  */

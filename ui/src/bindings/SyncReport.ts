@@ -7,19 +7,19 @@ export type SyncReport = {
 /**
  * Pending requests the server listed.
  */
-fetched: bigint, 
+fetched: number, 
 /**
  * New in the cache.
  */
-added: bigint, 
+added: number, 
 /**
  * Changed (new version) in the cache.
  */
-updated: bigint, 
+updated: number, 
 /**
  * Removed from the cache (decided or expired elsewhere).
  */
-removed: bigint, 
+removed: number, 
 /**
  * Pages fetched.
  */
@@ -27,8 +27,8 @@ pages: number,
 /**
  * Wall time in milliseconds.
  */
-durationMs: bigint, 
+durationMs: number, 
 /**
  * Pending requests in the cache afterwards.
  */
-pending: bigint, };
+pending: number, };

@@ -2,8 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { emptyPages, indexOfId, itemAt, missingPages, withPage } from './paging';
 import type { QueueItem } from './types';
 
-// The JSON carries u64 as numbers; ts-rs types them `bigint`.
-const u64 = (n: number) => n as unknown as bigint;
 const item = (i: number): QueueItem => ({
   id: `id-${i}`,
   displayName: `User ${i}`,
@@ -12,9 +10,9 @@ const item = (i: number): QueueItem => ({
   company: null,
   identityProvider: 'facebook.com',
   createdAt: '2025-01-01T00:00:00Z',
-  ageHours: u64(1),
+  ageHours: 1,
   attempts: 1,
-  version: u64(1),
+  version: 1,
   outboxState: null,
   freeMail: false,
 });
