@@ -35,25 +35,8 @@ if ! curl -fsS -o /dev/null "$API_URL/healthz" 2>/dev/null; then
   echo "demo-app: warning: no approval API at $API_URL (start it with scripts/demo.sh); the app will show offline" >&2
 fi
 mkdir -p "$GUESTLIST_DATA_DIR"
-cat >"$GUESTLIST_DATA_DIR/settings.json" <<JSON
-{
-  "authority": "$DEVTENANT_URL/$TENANT_ID/v2.0",
-  "client_id": "6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11",
-  "api_base_url": "$API_URL",
-  "api_scope": "api://guestlist-approvals/Approvals.ReadWrite",
-  "graph_base_url": "$GRAPH_URL",
-  "graph_scopes": ["https://graph.microsoft.com/User.ReadWrite.All", "https://graph.microsoft.com/User.Invite.All"],
-  "provisioning": {
-    "tenant_domain": "contoso.onmicrosoft.com",
-    "upn_form": "seed",
-    "invite_redirect_url": "https://myapplications.microsoft.com",
-    "send_invitation_message": false,
-    "extensions_app_id": "b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c"
-  },
-  "do_not_disturb": false,
-  "purge_decided_after_days": 30
-}
-JSON
+. scripts/app-settings.sh
+write_app_settings "$GUESTLIST_DATA_DIR/settings.json" "$DEVTENANT_URL/$TENANT_ID/v2.0" "$API_URL" "$GRAPH_URL"
 
 # Sign in at start without a browser: devtenant answers a login_hint at once, so the app fetches
 # the authorize URL itself and follows the redirect to its loopback listener.

@@ -110,25 +110,8 @@ log "playing $SIGNUPS sign-ups"
 # ---- the app's data dir, pre-configured for these ports ----
 DATA="$WORK/app-data"
 mkdir -p "$DATA"
-cat >"$DATA/settings.json" <<EOF
-{
-  "authority": "$ISSUER",
-  "client_id": "6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11",
-  "api_base_url": "$API_URL",
-  "api_scope": "api://guestlist-approvals/Approvals.ReadWrite",
-  "graph_base_url": "$GRAPH_URL",
-  "graph_scopes": ["https://graph.microsoft.com/User.ReadWrite.All", "https://graph.microsoft.com/User.Invite.All"],
-  "provisioning": {
-    "tenant_domain": "contoso.onmicrosoft.com",
-    "upn_form": "seed",
-    "invite_redirect_url": "https://myapplications.microsoft.com",
-    "send_invitation_message": false,
-    "extensions_app_id": "b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c"
-  },
-  "do_not_disturb": false,
-  "purge_decided_after_days": 30
-}
-EOF
+. scripts/app-settings.sh
+write_app_settings "$DATA/settings.json" "$ISSUER" "$API_URL" "$GRAPH_URL"
 
 # ---- the window ----
 log "driving the window under Xvfb (tauri-driver on $WD_PORT)"

@@ -1,0 +1,27 @@
+# Sourced by scripts/demo-app.sh, scripts/e2e.sh and scripts/bench-app.sh: the desktop app's
+# settings.json for devtenant's default tenant (guestlist_devtenant::defaults: the desktop client,
+# the approval API's scope, the extensions app) and the given ports.
+#
+# write_app_settings FILE ISSUER API_URL GRAPH_URL
+write_app_settings() {
+  local file=$1 issuer=$2 api=$3 graph=$4
+  cat >"$file" <<EOF
+{
+  "authority": "$issuer",
+  "client_id": "6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11",
+  "api_base_url": "$api",
+  "api_scope": "api://guestlist-approvals/Approvals.ReadWrite",
+  "graph_base_url": "$graph",
+  "graph_scopes": ["https://graph.microsoft.com/User.ReadWrite.All", "https://graph.microsoft.com/User.Invite.All"],
+  "provisioning": {
+    "tenant_domain": "contoso.onmicrosoft.com",
+    "upn_form": "seed",
+    "invite_redirect_url": "https://myapplications.microsoft.com",
+    "send_invitation_message": false,
+    "extensions_app_id": "b7e5c3a1d9f24e6a8c0b1d2e3f4a5b6c"
+  },
+  "do_not_disturb": false,
+  "purge_decided_after_days": 30
+}
+EOF
+}
