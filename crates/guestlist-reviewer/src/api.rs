@@ -175,22 +175,8 @@ impl ApiClient {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, ApiFailure> {
-        let mut q = vec![
-            ("status", "pending".to_owned()),
-            ("limit", limit.to_string()),
-        ];
-        if let Some(c) = cursor {
-            q.push(("cursor", c.to_owned()));
-        }
-        let resp = self
-            .http
-            .get(format!("{}/api/requests", self.base))
-            .bearer_auth(token)
-            .query(&q)
-            .send()
+        self.list_page(token, ("status", "pending".to_owned()), cursor, limit)
             .await
-            .map_err(offline)?;
-        Self::json(resp).await
     }
 
     /// One page of `GET /api/requests?since=<mark>` (no status filter): every request whose
@@ -206,7 +192,19 @@ impl ApiClient {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, ApiFailure> {
-        let mut q = vec![("since", since.to_string()), ("limit", limit.to_string())];
+        self.list_page(token, ("since", since.to_string()), cursor, limit)
+            .await
+    }
+
+    /// One page of `GET /api/requests?<filter>&limit=<limit>[&cursor=<cursor>]`.
+    async fn list_page(
+        &self,
+        token: &str,
+        filter: (&str, String),
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, ApiFailure> {
+        let mut q = vec![filter, ("limit", limit.to_string())];
         if let Some(c) = cursor {
             q.push(("cursor", c.to_owned()));
         }
