@@ -790,6 +790,27 @@ impl Cache {
             > 0)
     }
 
+    /// Removes the cached requests `ids` (decided or expired elsewhere) in one transaction;
+    /// returns how many were cached. Unknown ids are skipped.
+    ///
+    /// Errors: `storage.error`.
+    pub fn remove_requests(&self, ids: &[String]) -> Result<u64, ReviewerError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        let mut removed = 0;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM requests WHERE id = ?1")?;
+            for id in ids {
+                removed += del.execute([id])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
     /// One cached request.
     ///
     /// Errors: `storage.error` (also for an unreadable stored row).

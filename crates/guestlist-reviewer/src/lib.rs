@@ -471,11 +471,11 @@ impl Reviewer {
         let api_base = self.inner.settings().api_base_url;
         let now = OffsetDateTime::now_utc();
         if let Some(mark) = self.sync_mark(&api_base, now)?
-            && let Some(changes) = self.fetch_changes(mark).await?
+            && let Some(changes) = self.fetch(Some(mark)).await?
         {
             return self.apply_sync(changes, false, api_base, start).await;
         }
-        let all = self.fetch_all_pending().await?;
+        let all = self.fetch(None).await?.unwrap_or_default();
         self.apply_sync(all, true, api_base, start).await
     }
 
@@ -501,10 +501,15 @@ impl Reviewer {
         Ok((api == api_base && recent).then_some(seq))
     }
 
-    /// Pages through `GET /api/requests?since=<mark>`. `None`: the server cannot answer
-    /// incrementally (no `changeSeq`: an older server; or a current mark below ours: its
-    /// database was reset), so a full sync must run.
-    async fn fetch_changes(&self, since: u64) -> Result<Option<Fetched>, ReviewerError> {
+    /// Pages through `GET /api/requests` (cursor pages of [`api::PAGE_LIMIT`]):
+    ///
+    /// - `Some(mark)`: `?since=<mark>`, every request changed since, of any status; the mark kept
+    ///   is the last page's. `None` when the server cannot answer incrementally (no
+    ///   `changeSeq`: an older server; or a current mark below ours: its database was reset), so
+    ///   a full sync must run.
+    /// - `None`: `?status=pending`, every pending request; the mark kept is the first page's
+    ///   (see [`Reviewer::sync`]). Always `Some`.
+    async fn fetch(&self, since: Option<u64>) -> Result<Option<Fetched>, ReviewerError> {
         let mut out = Fetched::default();
         let mut cursor: Option<String> = None;
         loop {
@@ -514,54 +519,33 @@ impl Reviewer {
                 .with_api(|api, t| {
                     let c = c.clone();
                     async move {
-                        api.changes_page(&t, since, c.as_deref(), api::PAGE_LIMIT)
-                            .await
+                        match since {
+                            Some(s) => api.changes_page(&t, s, c.as_deref(), api::PAGE_LIMIT).await,
+                            None => api.pending_page(&t, c.as_deref(), api::PAGE_LIMIT).await,
+                        }
                     }
                 })
                 .await?;
-            out.pages += 1;
-            match page.change_seq {
-                Some(seq) if seq >= since => out.mark = Some(seq),
-                _ => return Ok(None),
-            }
-            out.items.extend(page.items);
-            match page.next_cursor {
-                Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
-                _ => break,
-            }
-        }
-        Ok(Some(out))
-    }
-
-    /// Pages through every pending request (`GET /api/requests?status=pending`); the mark is
-    /// the first page's (see [`Reviewer::sync`]).
-    async fn fetch_all_pending(&self) -> Result<Fetched, ReviewerError> {
-        let mut out = Fetched::default();
-        let mut cursor: Option<String> = None;
-        loop {
-            let c = cursor.clone();
-            let page = self
-                .inner
-                .with_api(|api, t| {
-                    let c = c.clone();
-                    async move { api.pending_page(&t, c.as_deref(), api::PAGE_LIMIT).await }
-                })
-                .await?;
-            if out.pages == 0 {
-                out.mark = page.change_seq;
+            match since {
+                Some(s) => match page.change_seq {
+                    Some(seq) if seq >= s => out.mark = Some(seq),
+                    _ => return Ok(None),
+                },
+                None if out.pages == 0 => out.mark = page.change_seq,
+                None => {}
             }
             out.pages += 1;
             out.items.extend(
                 page.items
                     .into_iter()
-                    .filter(|r| r.state == RequestState::Pending),
+                    .filter(|r| since.is_some() || r.state == RequestState::Pending),
             );
             match page.next_cursor {
                 Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
                 _ => break,
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Writes what a sync fetched into the cache (one blocking task) and keeps the mark.
@@ -581,12 +565,9 @@ impl Reviewer {
             let (pending, done): (Vec<ApprovalRequest>, Vec<ApprovalRequest>) = items
                 .into_iter()
                 .partition(|r| r.state == RequestState::Pending);
-            let (a, u, mut r) = inner.cache.store_pending(&pending, full)?;
-            for d in &done {
-                if inner.cache.remove_request(&d.id.to_string())? {
-                    r += 1;
-                }
-            }
+            let (a, u, r) = inner.cache.store_pending(&pending, full)?;
+            let gone: Vec<String> = done.iter().map(|d| d.id.to_string()).collect();
+            let r = r + inner.cache.remove_requests(&gone)?;
             let now = OffsetDateTime::now_utc();
             let now_text = rfc3339(now);
             match mark {
