@@ -12,6 +12,14 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '\n== %s\n' "$*"; }
 
+# A clean build of everything below takes ~6 GiB in target/; say so plainly rather than fail
+# halfway through a link with "No space left on device".
+free_kib=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${free_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  printf 'warning: only %s MiB free on %s; a clean `make test` needs about 8 GiB (target/ and npm)\n' \
+    "$((free_kib / 1024))" "$(df -P . | awk 'NR==2 {print $6}')" >&2
+fi
+
 step "setup"
 bash scripts/setup.sh all
 step "cargo fmt --check"
