@@ -170,6 +170,10 @@ say "reviewer sync: $RUNS runs (10,000 pending, then 10 new)"
 "$BIN/bench-populate" "$WORK/reviewer.db" 10000
 "$BIN/bench-reviewer" "$BIN/guestlist-server" "$WORK/reviewer.db" "$RUNS" | tee -a "$RAW"
 
+# Reading a connector call's claims: the one-pass typed parse vs a parse through a JSON tree.
+say "claims parse: $RUNS runs"
+"$BIN/bench-claims" "$RUNS" | tee -a "$RAW"
+
 # -- 4. bulk approval ----------------------------------------------------------------------------
 say "bulk approval: $RUNS runs (100 at once, 100 one by one, 100 at once throttled)"
 "$BIN/bench-bulk" "$RUNS" | tee -a "$RAW"

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '\n== %s\n' "$*"; }
 
-# A clean build of everything below takes ~6 GiB in target/; say so plainly rather than fail
+# A clean build of everything below takes ~7 GiB in target/; say so plainly rather than fail
 # halfway through a link with "No space left on device".
 free_kib=$(df -Pk . | awk 'NR==2 {print $4}')
 if [ "${free_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then

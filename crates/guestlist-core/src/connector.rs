@@ -140,73 +140,33 @@ const STRING_CLAIMS: &[&str] = &[
 ];
 
 impl Claims {
-    /// Parses a connector request body (raw bytes).
+    /// Parses a connector request body (raw bytes) in one pass, without building a JSON tree
+    /// for the claims the contract types (strings go straight into their fields; only
+    /// `identities`, extensions and unknown claims become [`Value`]s). Same result as
+    /// [`Claims::from_json`] on the parsed body; when several claims have the wrong type, the
+    /// first one in the body is reported.
     ///
     /// Errors: [`ClaimsError`] for bodies that are not JSON objects, lack `email`, or carry a
     /// typed claim of the wrong JSON type. A `null` claim is treated as absent.
     pub fn from_slice(body: &[u8]) -> Result<Self, ClaimsError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ClaimsError::Malformed(e.to_string()))?;
-        Self::from_json(value)
+        serde_json::from_slice::<Parsed>(body)
+            .map_err(|e| ClaimsError::Malformed(e.to_string()))?
+            .0
     }
 
     /// Builds typed claims from a parsed JSON value (see [`Claims::from_slice`]).
+    ///
+    /// Errors: as [`Claims::from_slice`]; with several wrongly typed claims, the first in name
+    /// order is reported.
     pub fn from_json(value: Value) -> Result<Self, ClaimsError> {
         let Value::Object(map) = value else {
             return Err(ClaimsError::NotAnObject);
         };
-        let mut claims = Claims::default();
+        let mut builder = Builder::default();
         for (name, value) in map {
-            if value.is_null() {
-                continue;
-            }
-            match name.as_str() {
-                "email" => claims.email = string_claim(&name, value)?,
-                "identities" => {
-                    claims.identities =
-                        serde_json::from_value(value).map_err(|_| ClaimsError::WrongType {
-                            claim: name.clone(),
-                            expected: "an array of {signInType, issuer, issuerAssignedId}",
-                        })?
-                }
-                n if STRING_CLAIMS.contains(&n) => {
-                    let s = string_claim(&name, value)?;
-                    let slot = match n {
-                        "displayName" => &mut claims.display_name,
-                        "givenName" => &mut claims.given_name,
-                        "surname" | "lastName" => &mut claims.surname,
-                        "jobTitle" => &mut claims.job_title,
-                        "streetAddress" => &mut claims.street_address,
-                        "city" => &mut claims.city,
-                        "postalCode" => &mut claims.postal_code,
-                        "state" => &mut claims.state,
-                        "country" => &mut claims.country,
-                        "ui_locales" => &mut claims.ui_locales,
-                        "step" => &mut claims.step,
-                        _ => &mut claims.client_id,
-                    };
-                    // `surname` wins over `lastName` when both are sent.
-                    if n != "lastName" || slot.is_none() {
-                        *slot = Some(s);
-                    }
-                }
-                n if n.starts_with("extension_") => {
-                    claims.extensions.insert(name, value);
-                }
-                _ => {
-                    claims.other.insert(name, value);
-                }
-            }
+            builder.value(name, value)?;
         }
-        let email = claims.email.trim();
-        if email.is_empty() {
-            return Err(ClaimsError::MissingEmail);
-        }
-        if !is_plausible_email(email) {
-            return Err(ClaimsError::InvalidEmail(claims.email));
-        }
-        claims.email = email.to_owned();
-        Ok(claims)
+        builder.finish()
     }
 
     /// The claims as a JSON object, with well-known claims under their Graph names (`surname`,
@@ -301,6 +261,247 @@ fn is_plausible_email(email: &str) -> bool {
                 && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
+    }
+}
+
+/// Fills [`Claims`] claim by claim; shared by [`Claims::from_json`] and [`Claims::from_slice`].
+#[derive(Default)]
+struct Builder {
+    claims: Claims,
+}
+
+impl Builder {
+    /// Sets a string claim: `email` or one of [`STRING_CLAIMS`].
+    fn string(&mut self, name: &str, s: String) {
+        let slot = match name {
+            "email" => {
+                self.claims.email = s;
+                return;
+            }
+            "displayName" => &mut self.claims.display_name,
+            "givenName" => &mut self.claims.given_name,
+            "surname" | "lastName" => &mut self.claims.surname,
+            "jobTitle" => &mut self.claims.job_title,
+            "streetAddress" => &mut self.claims.street_address,
+            "city" => &mut self.claims.city,
+            "postalCode" => &mut self.claims.postal_code,
+            "state" => &mut self.claims.state,
+            "country" => &mut self.claims.country,
+            "ui_locales" => &mut self.claims.ui_locales,
+            "step" => &mut self.claims.step,
+            _ => &mut self.claims.client_id,
+        };
+        // `surname` wins over `lastName` when both are sent.
+        if name != "lastName" || slot.is_none() {
+            *slot = Some(s);
+        }
+    }
+
+    /// Sets any claim from its JSON value; `null` is absent.
+    fn value(&mut self, name: String, value: Value) -> Result<(), ClaimsError> {
+        if value.is_null() {
+            return Ok(());
+        }
+        match name.as_str() {
+            n if n == "email" || STRING_CLAIMS.contains(&n) => {
+                let s = string_claim(n, value)?;
+                self.string(n, s);
+            }
+            "identities" => {
+                self.claims.identities =
+                    serde_json::from_value(value).map_err(|_| ClaimsError::WrongType {
+                        claim: name.clone(),
+                        expected: "an array of {signInType, issuer, issuerAssignedId}",
+                    })?
+            }
+            n if n.starts_with("extension_") => {
+                self.claims.extensions.insert(name, value);
+            }
+            _ => {
+                self.claims.other.insert(name, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `email` (required, plausible) and returns the claims.
+    fn finish(mut self) -> Result<Claims, ClaimsError> {
+        let email = self.claims.email.trim();
+        if email.is_empty() {
+            return Err(ClaimsError::MissingEmail);
+        }
+        if !is_plausible_email(email) {
+            return Err(ClaimsError::InvalidEmail(self.claims.email));
+        }
+        self.claims.email = email.to_owned();
+        Ok(self.claims)
+    }
+}
+
+/// A whole body read by [`Claims::from_slice`]: JSON syntax errors are serde errors, everything
+/// else (not an object, wrong types, e-mail) is the inner [`ClaimsError`].
+struct Parsed(Result<Claims, ClaimsError>);
+
+impl<'de> Deserialize<'de> for Parsed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BodyVisitor).map(Parsed)
+    }
+}
+
+/// Visits the body: a map of claims, or any other JSON value (→ [`ClaimsError::NotAnObject`]).
+struct BodyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+    type Value = Result<Claims, ClaimsError>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut builder = Builder::default();
+        let mut first_error = None;
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            let outcome = if name == "email" || STRING_CLAIMS.contains(&name.as_ref()) {
+                match map.next_value::<StrClaim>()? {
+                    StrClaim::Str(s) => {
+                        builder.string(&name, s);
+                        Ok(())
+                    }
+                    StrClaim::Null => Ok(()),
+                    StrClaim::Wrong => Err(ClaimsError::WrongType {
+                        claim: name.into_owned(),
+                        expected: "a string",
+                    }),
+                }
+            } else {
+                let value = map.next_value::<Value>()?;
+                builder.value(name.into_owned(), value)
+            };
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        Ok(match first_error {
+            Some(e) => Err(e),
+            None => builder.finish(),
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(ClaimsError::NotAnObject))
+    }
+}
+
+/// A claim name, borrowed from the body when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The value of a string claim: a string, `null` (absent), or anything else (a type error,
+/// reported after the whole body is known to be JSON).
+enum StrClaim {
+    Str(String),
+    Null,
+    Wrong,
+}
+
+impl<'de> Deserialize<'de> for StrClaim {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrClaim;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string claim")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StrClaim, E> {
+                Ok(StrClaim::Str(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StrClaim, E> {
+                Ok(StrClaim::Str(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<StrClaim, E> {
+                Ok(StrClaim::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<StrClaim, E> {
+                Ok(StrClaim::Null)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<StrClaim, E> {
+                Ok(StrClaim::Wrong)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<StrClaim, E> {
+                Ok(StrClaim::Wrong)
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<StrClaim, E> {
+                Ok(StrClaim::Wrong)
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<StrClaim, E> {
+                Ok(StrClaim::Wrong)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<StrClaim, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(StrClaim::Wrong)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<StrClaim, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(StrClaim::Wrong)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -474,6 +675,65 @@ mod tests {
             }
         );
         assert!(Claims::from_slice(br#"{"email":"a@b.c","identities":"x"}"#).is_err());
+    }
+
+    /// `from_slice` (one pass, typed) and `from_json` (via a JSON tree) agree on every body:
+    /// the fixtures, escapes in names and values, nulls, duplicates, `lastName`/`surname` in
+    /// both orders, nested unknown claims, and every kind of error.
+    #[test]
+    fn one_pass_parse_agrees_with_the_tree_parse() {
+        let dir = format!(
+            "{}/../../tests/fixtures/connector",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut bodies: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert!(bodies.len() >= 3, "fixtures in {dir}");
+        for b in [
+            r#"{"email":"a@b.example","surname":"S","lastName":"L"}"#,
+            r#"{"lastName":"L","email":"a@b.example","surname":"S"}"#,
+            r#"{"email":"a@b.example","lastName":"L"}"#,
+            r#"{"email":"a@b.example","city":null,"displayName":"D","displayName":"E"}"#,
+            r#"{"em\u0061il":"  A@B.example ","display\u004eame":"Zo\u00eb \"Z\""}"#,
+            r#"{"email":"a@b.example","identities":[{"signInType":"federated","issuer":"google.com","issuerAssignedId":"1"}],"extension_0123_Sponsor":{"x":[1,{"y":null}]},"companyName":"F","objectId":7}"#,
+            r#"{"email":"a@b.example","identities":null,"ui_locales":"fr-FR sv-SE","step":"PostAttributeCollection","client_id":"c"}"#,
+            r#"{"email":"a@b.example","city":5}"#,
+            r#"{"email":"a@b.example","city":[1,[2]]}"#,
+            r#"{"email":"a@b.example","city":{"a":{"b":1}}}"#,
+            r#"{"email":"a@b.example","city":true}"#,
+            r#"{"email":"a@b.example","identities":"x"}"#,
+            r#"{"email":7}"#,
+            r#"{"email":"nope"}"#,
+            r#"{"email":"   "}"#,
+            r#"{"displayName":"x"}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"[1,{"email":"a@b.example"}]"#,
+            r#""email""#,
+            r#"null"#,
+            r#"true"#,
+            r#"4.5"#,
+            r#"{"email":"a@b.example",}"#,
+            r#"{"email":"a@b.example"} x"#,
+            r#"{"email":"a@b.example","city":5"#,
+            r#""#,
+        ] {
+            bodies.push(b.as_bytes().to_vec());
+        }
+        for body in &bodies {
+            let text = String::from_utf8_lossy(body);
+            let one_pass = Claims::from_slice(body);
+            let tree = serde_json::from_slice::<Value>(body)
+                .map_err(|e| ClaimsError::Malformed(e.to_string()))
+                .and_then(Claims::from_json);
+            match (&one_pass, &tree) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{text}: {a} vs {b}"),
+                _ => panic!("{text}: one pass {one_pass:?}, tree {tree:?}"),
+            }
+        }
     }
 
     #[test]

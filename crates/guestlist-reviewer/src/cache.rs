@@ -243,6 +243,12 @@ pub fn open_connection(path: &Path, key: &CacheKey) -> Result<Connection, Review
     let conn = Connection::open(path)?;
     // Must be the first statement on the connection (SQLCipher API, `PRAGMA key`).
     conn.pragma_update(None, "key", key.raw())?;
+    // SQLCipher's own log (process-wide; stderr at WARN from the first key on) would print
+    // "ERROR CORE sqlite3Codec: error decrypting page 1" for a wrong key, which this function
+    // reports itself as `storage.cache_key_mismatch`. Set after the first `PRAGMA key`: that is
+    // when SQLCipher installs its default level.
+    let _ =
+        conn.pragma_update_and_check(None, "cipher_log_level", "NONE", |r| r.get::<_, String>(0));
     let cipher: Option<String> = conn
         .query_row("PRAGMA cipher_version", [], |r| r.get(0))
         .optional()?;

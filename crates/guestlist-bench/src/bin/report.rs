@@ -99,6 +99,8 @@ enum Unit {
     Count,
     /// Kilobytes shown as MiB.
     KbAsMib,
+    /// Nanoseconds.
+    Ns,
 }
 
 fn fmt(v: f64, u: Unit) -> String {
@@ -110,6 +112,7 @@ fn fmt(v: f64, u: Unit) -> String {
         Unit::Percent => format!("{:.0} %", v * 100.0),
         Unit::Count => format!("{v:.0}"),
         Unit::KbAsMib => format!("{:.0} MiB", v / 1024.0),
+        Unit::Ns => format!("{v:.0} ns"),
     }
 }
 
@@ -314,6 +317,7 @@ fn main() -> anyhow::Result<()> {
         "kb" => Unit::KbAsMib,
         k if k.ends_with("_ms") => Unit::Ms,
         k if k.ends_with("_kb") => Unit::KbAsMib,
+        k if k.ends_with("_ns") => Unit::Ns,
         _ => Unit::Count,
     };
     for (scenario, runs) in &raw {
@@ -332,6 +336,18 @@ fn main() -> anyhow::Result<()> {
         if let Some(s) = stat(paired(&raw, (a, "rps"), (b, "rps"), |x, y| x / y)) {
             writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Percent))?;
         }
+    }
+    if let Some(s) = stat(paired(
+        &raw,
+        ("claims", "tree_ns"),
+        ("claims", "one_pass_ns"),
+        |x, y| x / y,
+    )) {
+        writeln!(
+            md,
+            "| ratio | claims parse: through a JSON tree ÷ one pass | {} |",
+            fmt_stat(s, Unit::Times)
+        )?;
     }
     for (name, key) in [
         ("app ÷ minimal Tauri app, PSS of the process tree", "kb"),
