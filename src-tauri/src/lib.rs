@@ -211,13 +211,56 @@ pub fn main() {
     let app =
         run_app(tauri::Builder::default(), Options::from_env()).build(tauri::generate_context!());
     match app {
-        Ok(app) => app.run(|_, _| {}),
+        Ok(app) => app.run(|handle, event| {
+            if let tauri::RunEvent::Ready = event {
+                software_rendering(handle);
+            }
+        }),
         Err(e) => {
             tracing::error!(error = %e, "cannot start Guestlist");
             std::process::exit(1);
         }
     }
 }
+
+/// Makes the main window's WebKitGTK webview paint without GPU compositing
+/// (`WEBKIT_HARDWARE_ACCELERATION_POLICY_NEVER`,
+/// <https://webkitgtk.org/reference/webkit2gtk/stable/method.Settings.set_hardware_acceleration_policy.html>;
+/// the WebKitGTK 2.50 default here is `ALWAYS`).
+///
+/// The UI is a list and forms: no 3D transforms, video, WebGL or animation beyond a sync
+/// spinner. In compositing mode the web process keeps OpenGL textures for the layers' tiles, the
+/// glyph atlases and a scrolling layer per scrollable area; without a GPU (virtual machines,
+/// remote desktops: Mesa's llvmpipe) all of that is process memory, about 80 MiB of the web
+/// process's PSS with 10,000 cached requests (bench/NOTES.md, "Memory of the window").
+///
+/// Called on [`tauri::RunEvent::Ready`], which Tauri sends on the main thread right after it
+/// built the config's window: the page has been requested but not yet loaded, so its first frame
+/// is already painted this way. One effect outside the app: WebKitWebDriver's screenshot waits
+/// for the page's next paint (tests/e2e/snapshot.mjs). No-op off Linux, and with
+/// `GUESTLIST_GPU_COMPOSITING=1` (keeps WebKitGTK's own policy, e.g. on a machine whose GPU makes
+/// compositing cheap).
+#[cfg(target_os = "linux")]
+fn software_rendering(app: &tauri::AppHandle) {
+    use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+    if std::env::var("GUESTLIST_GPU_COMPOSITING").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let Some(window) = app.get_webview_window("main") else {
+        return;
+    };
+    let set = window.with_webview(|webview| {
+        if let Some(settings) = webview.inner().settings() {
+            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+        }
+    });
+    if let Err(e) = set {
+        tracing::warn!(error = %e, "cannot set the webview's rendering policy");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn software_rendering(_app: &tauri::AppHandle) {}
 
 #[cfg(test)]
 mod tests;

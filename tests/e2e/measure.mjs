@@ -4,8 +4,10 @@
 // 1. Sign-in run: the app starts with GUESTLIST_AUTO_SIGN_IN=1, signs in as Ada at devtenant and
 //    syncs BENCH_APP_ROWS pending requests into its cache; then it quits. One warm-up launch of the
 //    minimal Tauri 2 app follows (fontconfig and WebKit caches, page cache), not recorded.
-// 2. BENCH_RUNS measured runs, each one launch of the app and then one of the minimal app (new
-//    processes, session restored from the keyring, cache warm on disk):
+// 2. BENCH_RUNS measured runs, each one launch of the app, then one of the minimal app as Tauri
+//    makes it, then one of the minimal app with `--software-rendering` (painting the way the app
+//    does; scenarios `tauri_min_sw_*`) (new processes, session restored from the keyring, cache
+//    warm on disk):
 //    - cold start: from the app process's start (/proc/<pid>/stat starttime, the kernel's record
 //      of the fork, so no WebDriver set-up is counted) to the page's `guestlist:first-rows-painted`
 //      mark (ui/src/components/QueueList.svelte: the task after the frame that showed the first
@@ -31,6 +33,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Key, remote } from 'webdriverio';
+import { saveWindowShot } from './snapshot.mjs';
 
 const need = (k) => {
   const v = process.env[k];
@@ -135,13 +138,13 @@ async function waitGone(pid, ms = 8000) {
 }
 
 // ---- sessions -------------------------------------------------------------------------------
-async function launch(exe) {
+async function launch(exe, args = []) {
   const requested = Date.now();
   const browser = await remote({
     hostname: '127.0.0.1',
     port: WD_PORT,
     logLevel: 'warn',
-    capabilities: { browserName: 'wry', 'wdio:enforceWebDriverClassic': true, 'tauri:options': { application: exe } },
+    capabilities: { browserName: 'wry', 'wdio:enforceWebDriverClassic': true, 'tauri:options': { application: exe, args } },
   });
   const proc = findApp(exe);
   if (!proc) throw new Error(`no ${exe} process under tauri-driver (pid ${TD_PID})`);
@@ -268,7 +271,7 @@ async function appRun(run, shots) {
     raw('app_pss', run, { kb: m.pss, rss_kb: m.rss, procs: m.procs, ...m.parts });
     if (shots) {
       log(`app process tree: ${m.names.join(', ')}`);
-      await browser.saveScreenshot(path.join(OUT, 'app-queue.png'));
+      await saveWindowShot(browser, path.join(OUT, 'app-queue.png'));
     }
     await installHarness(browser);
     const search = await searchKeystrokes(browser);
@@ -281,10 +284,10 @@ async function appRun(run, shots) {
       await browser.keys(['j', Key.Enter]);
       await browser.waitUntil(() => browser.execute(() => document.querySelector('[data-testid="reviewer"]')?.getAttribute('data-mode') === 'open'), { timeout: 5000 });
       await sleep(500);
-      await browser.saveScreenshot(path.join(OUT, 'app-side-by-side.png'));
+      await saveWindowShot(browser, path.join(OUT, 'app-side-by-side.png'));
     }
   } catch (e) {
-    await browser.saveScreenshot(path.join(OUT, `failure-app-${run}.png`)).catch(() => {});
+    await saveWindowShot(browser, path.join(OUT, `failure-app-${run}.png`)).catch(() => {});
     const state = await browser.execute(() => ({ bench: window.__bench, mode: document.querySelector('[data-testid="reviewer"]')?.getAttribute('data-mode'), detail: document.querySelector('[data-testid="detail"]')?.getAttribute('data-id'), active: document.activeElement?.outerHTML.slice(0, 120) })).catch(() => null);
     console.error(`measure.mjs: page state at the failure: ${JSON.stringify(state)}`);
     throw e;
@@ -293,8 +296,10 @@ async function appRun(run, shots) {
   }
 }
 
-async function minimalRun(run) {
-  const s = await launch(MIN_APP);
+/** One launch of the minimal app; `software`: with `--software-rendering` (scenarios `tauri_min_sw_*`). */
+async function minimalRun(run, software = false) {
+  const s = await launch(MIN_APP, software ? ['--software-rendering'] : []);
+  const scenario = software ? 'tauri_min_sw' : 'tauri_min';
   const { browser, requested, proc } = s;
   try {
     await browser.waitUntil(() => browser.execute(() => document.readyState === 'complete'), { timeout: 30000, interval: 25 });
@@ -309,8 +314,8 @@ async function minimalRun(run) {
       log(`minimal app process tree: ${m.names.join(', ')}`);
       return;
     }
-    raw('tauri_min_start', run, { ms: page.origin + page.load - startMs, session_ms: page.origin + page.load - requested });
-    raw('tauri_min_pss', run, { kb: m.pss, rss_kb: m.rss, procs: m.procs, ...m.parts });
+    raw(`${scenario}_start`, run, { ms: page.origin + page.load - startMs, session_ms: page.origin + page.load - requested });
+    raw(`${scenario}_pss`, run, { kb: m.pss, rss_kb: m.rss, procs: m.procs, ...m.parts });
   } finally {
     await quit(s);
   }
@@ -331,7 +336,7 @@ fs.mkdirSync(OUT, { recursive: true });
     log(`signed in, ${ROWS} requests cached in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     await sleep(1000); // let the cache writes settle
   } catch (e) {
-    await s.browser.saveScreenshot(path.join(OUT, 'failure-sign-in.png')).catch(() => {});
+    await saveWindowShot(s.browser, path.join(OUT, 'failure-sign-in.png')).catch(() => {});
     throw e;
   } finally {
     await quit(s);
@@ -344,4 +349,5 @@ await minimalRun(0);
 for (let run = 1; run <= RUNS; run++) {
   await appRun(run, run === 1);
   await minimalRun(run);
+  await minimalRun(run, true);
 }

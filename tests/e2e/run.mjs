@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { remote } from 'webdriverio';
+import { saveWindowShot } from './snapshot.mjs';
 
 const APP = must('E2E_APP');
 const DEVTENANT = must('DEVTENANT_URL');
@@ -47,7 +48,7 @@ const t = (id, extra = '') => browser.$(`[data-testid="${id}"]${extra}`);
 const attr = async (id, name) => (await t(id)).getAttribute(name);
 const shot = async (name) => {
   await browser.pause(400); // a screenshot can lag the DOM by a frame
-  await browser.saveScreenshot(path.join(OUT, name));
+  await saveWindowShot(browser, path.join(OUT, name));
 };
 const waitFor = (fn, timeout, timeoutMsg) => browser.waitUntil(fn, { timeout, interval: 150, timeoutMsg });
 
@@ -458,7 +459,7 @@ try {
 } catch (e) {
   failed = e;
   try {
-    await browser.saveScreenshot(path.join(OUT, 'failure.png'));
+    await saveWindowShot(browser, path.join(OUT, 'failure.png'));
     fs.writeFileSync(path.join(OUT, 'failure.html'), await browser.getPageSource());
   } catch {
     /* the window may be gone */

@@ -2,6 +2,7 @@
 // the sign-in screen), and saves a screenshot. Used by scripts/demo-app.sh when there is no
 // display. Env: E2E_APP, SCREENSHOT (path), E2E_WD_PORT, HOLD_SECS (keep the window open).
 import { remote } from 'webdriverio';
+import { saveWindowShot } from './snapshot.mjs';
 
 const out = process.env.SCREENSHOT ?? 'artifacts/demo/guestlist.png';
 const browser = await remote({
@@ -20,7 +21,7 @@ try {
     { timeout: 30000, interval: 200 },
   ).catch(() => {});
   await browser.pause(500);
-  await browser.saveScreenshot(out);
+  await saveWindowShot(browser, out);
   console.log(`screenshot: ${out}`);
   const hold = Number(process.env.HOLD_SECS ?? '0');
   if (hold > 0) await browser.pause(hold * 1000);

@@ -374,6 +374,25 @@ fn main() -> anyhow::Result<()> {
             writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Times))?;
         }
     }
+    for (name, key) in [
+        (
+            "app ÷ minimal Tauri app painting the same way (--software-rendering), PSS of the process tree",
+            "kb",
+        ),
+        (
+            "app ÷ minimal Tauri app painting the same way, PSS of WebKitWebProcess",
+            "web_kb",
+        ),
+    ] {
+        if let Some(s) = stat(paired(
+            &raw,
+            ("app_pss", key),
+            ("tauri_min_sw_pss", key),
+            |x, y| x / y,
+        )) {
+            writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Times))?;
+        }
+    }
     if let Some(extra) = std::env::var("BENCH_NOTES_FILE")
         .ok()
         .and_then(|p| std::fs::read_to_string(p).ok())
