@@ -4,7 +4,8 @@
 //! Every write commits before the caller answers, so a request that was answered survives a
 //! `kill -9` of the process. One writer thread owns the only writer connection and serialises
 //! writes (which is what makes a burst of identical connector calls create exactly one request);
-//! reads use a small pool of reader connections so check-status never waits for a write.
+//! reads use a small pool of reader connections, and check-status reads no connection at all
+//! (the check index below), so neither waits for a write.
 //!
 //! Group commit: the writer thread takes every write that is waiting when it becomes free (up to
 //! [`MAX_BATCH`]) and runs them, one after the other, in one SQLite transaction — each inside
@@ -12,6 +13,15 @@
 //! savepoint: a failure rolls back the transaction) — then commits once (one fsync for
 //! the batch under `synchronous=FULL`). Each caller gets its result only after that commit, so no
 //! answered write can be lost; with one caller at a time a batch is one write, as before.
+//!
+//! Check index: check-status answers from [`CheckIndex`], an in-memory map from each stored
+//! request's identity key to its id, status and creation time (plus a count of denied requests
+//! per e-mail), loaded from the table when the store opens and updated by the writer thread
+//! right after each commit, before the writes' callers are answered. Every write of a request row
+//! goes through [`upsert`] on the writer thread, which records the change for the index; a write
+//! rolled back (its savepoint or its batch) records nothing. So a check-status answer is what a
+//! read of the committed table would give, without a hand-off to a reader thread or a page read.
+//! One process owns a database: [`Store::open`] takes an exclusive lock on `<database>.lock`.
 //!
 //! Owns: the schema and the transactional rules of the approval state machine. Must not know
 //! HTTP.
@@ -69,6 +79,10 @@ pub enum StoreError {
     /// A background task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(String),
+    /// Another process has the database open (its `<database>.lock` is held), or the lock file
+    /// cannot be created.
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl StoreError {
@@ -76,6 +90,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::Db(_) | StoreError::Migration(_) | StoreError::Task(_) => "store.failure",
+            StoreError::Locked(_) => "store.locked",
             StoreError::Corrupt(_) => "store.corrupt",
             StoreError::NotFound(_) => "request.not_found",
             StoreError::VersionMismatch { .. } => "request.version_mismatch",
@@ -164,7 +179,7 @@ type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 /// The writer thread: batches waiting writes into one transaction (see the module docs). Ends
 /// when the [`Store`] (the only sender) is dropped.
-fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
+fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, index: Arc<CheckIndex>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -182,14 +197,21 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
             {
                 let (ok, reply) = job(&tx);
                 replies.push(reply);
-                return if ok { tx.commit() } else { tx.rollback() };
+                return if ok {
+                    tx.commit()
+                } else {
+                    truncate_index_changes(0);
+                    tx.rollback()
+                };
             }
             // Cached statements: `execute_batch` would parse these three again for every write.
             for job in batch.drain(..) {
                 tx.prepare_cached("SAVEPOINT write_job")?.execute([])?;
+                let mark = index_changes_len();
                 let (ok, reply) = job(&tx);
                 replies.push(reply);
                 if !ok {
+                    truncate_index_changes(mark);
                     tx.prepare_cached("ROLLBACK TO write_job")?.execute([])?;
                 }
                 tx.prepare_cached("RELEASE write_job")?.execute([])?;
@@ -197,6 +219,11 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
             tx.commit()
         })()
         .map_err(|e| e.to_string());
+        // The index follows what was committed, before any caller hears of it.
+        let changes = INDEX_CHANGES.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        if committed.is_ok() {
+            index.apply(changes);
+        }
         // Jobs of the batch that never ran drop their reply channel: their callers get an error.
         drop(batch);
         for reply in replies {
@@ -205,17 +232,232 @@ fn writer_loop(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
     }
 }
 
-/// One read for a reader thread (the job answers its caller itself).
-type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+/// One change of a request row for the [`CheckIndex`], recorded by [`upsert`].
+struct IndexChange {
+    key: u128,
+    email: u128,
+    entry: IndexEntry,
+}
 
-/// A reader thread: runs the reads queued to it on its reader connection, so async callers
-/// neither block a runtime worker on disk I/O nor hand each read to a new blocking thread.
-/// Ends when the [`Store`] is dropped.
-fn reader_loop(conn: Arc<Mutex<Connection>>, jobs: mpsc::Receiver<ReadJob>) {
-    while let Ok(job) = jobs.recv() {
-        // A poisoned connection drops the job: its caller gets an error.
-        if let Ok(c) = conn.lock() {
-            job(&c);
+thread_local! {
+    /// The changes of the writer thread's current batch, applied to the [`CheckIndex`] once the
+    /// batch has committed (cleared, unapplied, when it did not).
+    static INDEX_CHANGES: std::cell::RefCell<Vec<IndexChange>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn record_index_change(r: &ApprovalRequest) {
+    let change = IndexChange {
+        key: CheckIndex::hash_key(&r.key),
+        email: CheckIndex::hash_email(&r.key.email),
+        entry: IndexEntry {
+            id: r.id,
+            status: r.state.status(),
+            created_at: r.created_at,
+        },
+    };
+    INDEX_CHANGES.with(|c| c.borrow_mut().push(change));
+}
+
+fn index_changes_len() -> usize {
+    INDEX_CHANGES.with(|c| c.borrow().len())
+}
+
+fn truncate_index_changes(len: usize) {
+    INDEX_CHANGES.with(|c| c.borrow_mut().truncate(len));
+}
+
+/// What check-status needs of one stored request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct IndexEntry {
+    id: Uuid,
+    status: Status,
+    created_at: OffsetDateTime,
+}
+
+/// The check index (see the module docs): identity key → the request stored under it, and
+/// e-mail → how many of its requests are denied. Keys are 128-bit SipHash-1-3 digests with
+/// random per-process keys (std's `RandomState`, twice), so memory is ~60 bytes per request
+/// whatever the length of the e-mail; a collision between two of n keys has odds of about
+/// n²/2¹²⁹ (10⁻²⁷ for a million), and its keys are unknown to callers, who cannot aim at one.
+struct CheckIndex {
+    inner: std::sync::RwLock<IndexMaps>,
+}
+
+#[derive(Default)]
+struct IndexMaps {
+    by_key: HashMap<u128, IndexEntry>,
+    denied_by_email: HashMap<u128, u32>,
+}
+
+/// The two random SipHash keys of this process's [`CheckIndex`] digests.
+static INDEX_HASHERS: std::sync::LazyLock<[std::hash::RandomState; 2]> =
+    std::sync::LazyLock::new(|| [std::hash::RandomState::new(), std::hash::RandomState::new()]);
+
+impl CheckIndex {
+    fn digest(value: &impl std::hash::Hash) -> u128 {
+        use std::hash::BuildHasher;
+        let [a, b] = &*INDEX_HASHERS;
+        (u128::from(a.hash_one(value)) << 64) | u128::from(b.hash_one(value))
+    }
+
+    fn hash_key(key: &IdentityKey) -> u128 {
+        Self::digest(&(&key.email, &key.issuer, &key.issuer_assigned_id))
+    }
+
+    fn hash_email(email: &str) -> u128 {
+        Self::digest(&email)
+    }
+
+    /// Loads every stored request (one scan of the table, at open).
+    fn load(conn: &Connection) -> Result<CheckIndex, StoreError> {
+        let mut maps = IndexMaps::default();
+        let mut stmt = conn.prepare(
+            "SELECT id, email, issuer, issuer_assigned_id, status, created_at FROM requests",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut changes = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let key = IdentityKey {
+                email: row.get(1)?,
+                issuer: row.get(2)?,
+                issuer_assigned_id: row.get(3)?,
+            };
+            let status = row
+                .get_ref(4)?
+                .as_str()
+                .ok()
+                .and_then(Status::parse)
+                .ok_or_else(|| StoreError::Corrupt(format!("request {id}: unknown status")))?;
+            changes.push(IndexChange {
+                key: Self::hash_key(&key),
+                email: Self::hash_email(&key.email),
+                entry: IndexEntry {
+                    id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    status,
+                    created_at: parse_ts(&row.get::<_, String>(5)?)?,
+                },
+            });
+            if changes.len() >= 4096 {
+                maps.apply(std::mem::take(&mut changes));
+            }
+        }
+        maps.apply(changes);
+        Ok(CheckIndex {
+            inner: std::sync::RwLock::new(maps),
+        })
+    }
+
+    fn apply(&self, changes: Vec<IndexChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        // A poisoned lock still holds consistent maps: `apply` cannot panic half-way.
+        let mut maps = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        maps.apply(changes);
+    }
+
+    /// What a read of the committed table would find for `key` ([`check_lookup`]).
+    fn lookup(&self, key: &IdentityKey) -> Found {
+        let k = Self::hash_key(key);
+        let maps = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match maps.by_key.get(&k) {
+            Some(e) => Found::Request {
+                id: e.id,
+                status: e.status,
+                created_at: e.created_at,
+            },
+            None if maps
+                .denied_by_email
+                .get(&Self::hash_email(&key.email))
+                .is_some_and(|n| *n > 0) =>
+            {
+                Found::DeniedEmail
+            }
+            None => Found::Nothing,
+        }
+    }
+
+    /// Requests in the index.
+    fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_key
+            .len()
+    }
+}
+
+impl IndexMaps {
+    fn apply(&mut self, changes: Vec<IndexChange>) {
+        for c in changes {
+            let old = self.by_key.insert(c.key, c.entry);
+            if old.is_some_and(|o| o.status == Status::Denied)
+                && let Some(n) = self.denied_by_email.get_mut(&c.email)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.denied_by_email.remove(&c.email);
+                }
+            }
+            if c.entry.status == Status::Denied {
+                *self.denied_by_email.entry(c.email).or_insert(0) += 1;
+            }
+        }
+    }
+}
+
+/// How long [`Store::open`] waits for another process to release the database (a server being
+/// restarted may still be exiting).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes the exclusive lock on `<database>.lock` (created if missing, never deleted; an advisory
+/// `flock`, released by the OS when the process ends, even by `kill -9`), waiting up to
+/// `wait` ([`LOCK_WAIT`] from [`Store::open`]) for another process to let go.
+///
+/// Errors: [`StoreError::Locked`] when another process keeps it, or the file cannot be opened.
+fn lock_database(path: &Path, wait: std::time::Duration) -> Result<std::fs::File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StoreError::Locked(format!(
+                "cannot open the lock file {}: {e}",
+                lock_path.display()
+            ))
+        })?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(format!(
+                    "the database {} is in use by another guestlist-server process (its lock {} \
+                     is held); stop that process or give this one another --database",
+                    path.display(),
+                    lock_path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Locked(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )));
+            }
         }
     }
 }
@@ -223,8 +465,10 @@ fn reader_loop(conn: Arc<Mutex<Connection>>, jobs: mpsc::Receiver<ReadJob>) {
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct Store {
     writer: mpsc::Sender<WriteJob>,
+    index: Arc<CheckIndex>,
+    /// Held for the store's life: the exclusive lock on `<database>.lock`.
+    _lock: std::fs::File,
     readers: Vec<Arc<Mutex<Connection>>>,
-    read_jobs: Vec<mpsc::Sender<ReadJob>>,
     next_reader: AtomicUsize,
 }
 
@@ -238,8 +482,8 @@ pub struct RequestApprovalOutcome {
 }
 
 /// Page cache of each reader connection, in KiB (`PRAGMA cache_size` takes a negative number
-/// for KiB): SQLite's default 2 MiB makes check-status re-read index and row pages with `pread`
-/// once the database is a few MiB. Not memory-mapped I/O: with a large database, first touches of
+/// for KiB): with SQLite's default 2 MiB, lookups re-read index and row pages with `pread` once
+/// the database is a few MiB. Not memory-mapped I/O: with a large database, first touches of
 /// mapped pages (a page fault per page and per connection) made lookups 2× slower at 1,000,000
 /// requests than at 10 in `make bench`, where `pread` keeps them flat.
 const READER_CACHE_KIB: i64 = 16 * 1024;
@@ -395,6 +639,7 @@ fn denied_email(conn: &Connection, email: &str) -> Result<bool, StoreError> {
 /// serialised on the writer thread and a batch commits as a whole, so readers see the numbers
 /// appear in order: a reader that saw mark `m` never misses a later change numbered below `m`.
 fn upsert(conn: &Connection, r: &ApprovalRequest, search: &str) -> Result<(), StoreError> {
+    record_index_change(r);
     let mut stmt = conn.prepare_cached(
         "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, change_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
@@ -472,14 +717,14 @@ fn expired(
 }
 
 /// What check-status found for an identity key.
+#[derive(Debug, PartialEq)]
 enum Found {
-    /// A stored request: its id, status column and `created_at` column, undecoded (only what
-    /// the answer needs: no state JSON, no claims, no history; the id and time are parsed only
-    /// when an expiry has to be checked).
+    /// A stored request: its id, status and creation time (only what the answer needs: no
+    /// state JSON, no claims, no history).
     Request {
-        id: String,
+        id: Uuid,
         status: Status,
-        created_at: String,
+        created_at: OffsetDateTime,
     },
     /// No request under this key, but the e-mail was denied (under another identity provider).
     DeniedEmail,
@@ -495,7 +740,8 @@ enum CheckAnswer {
     Expire(Uuid),
 }
 
-/// The lean read of check-status: one indexed lookup on the identity key reading three columns
+/// The check-status read from the table (what [`CheckIndex::lookup`] answers from memory; the
+/// tests compare the two): one indexed lookup on the identity key reading three columns
 /// (and, when absent, one on the e-mail), instead of decoding the whole request.
 fn check_lookup(conn: &Connection, key: &IdentityKey) -> Result<Found, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -515,9 +761,9 @@ fn check_lookup(conn: &Connection, key: &IdentityKey) -> Result<Found, StoreErro
         .optional()?;
     match row {
         Some((id, Some(status), created_at)) => Ok(Found::Request {
-            id,
+            id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             status,
-            created_at,
+            created_at: parse_ts(&created_at)?,
         }),
         Some((id, None, _)) => Err(StoreError::Corrupt(format!("request {id}: unknown status"))),
         None if denied_email(conn, &key.email)? => Ok(Found::DeniedEmail),
@@ -537,10 +783,8 @@ fn check_answer(
             status: Status::Pending,
             created_at,
         } if policy.expire_after_days.is_some() => {
-            if expired(&RequestState::Pending, parse_ts(&created_at)?, policy, now) {
-                CheckAnswer::Expire(
-                    Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                )
+            if expired(&RequestState::Pending, created_at, policy, now) {
+                CheckAnswer::Expire(id)
             } else {
                 CheckAnswer::Answer(Some(MessageKind::Pending))
             }
@@ -740,8 +984,10 @@ impl Store {
                 StoreError::Db(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
             })?;
         }
+        let lock = lock_database(path, LOCK_WAIT)?;
         let mut writer = open_conn(path)?;
         migrations().to_latest(&mut writer)?;
+        let index = Arc::new(CheckIndex::load(&writer)?);
         let readers = (0..READERS)
             .map(|_| {
                 let c = open_conn(path)?;
@@ -749,28 +995,19 @@ impl Store {
                 Ok(Arc::new(Mutex::new(c)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let read_jobs = readers
-            .iter()
-            .enumerate()
-            .map(|(i, conn)| {
-                let (tx, rx) = mpsc::channel::<ReadJob>();
-                let conn = conn.clone();
-                std::thread::Builder::new()
-                    .name(format!("guestlist-store-reader-{i}"))
-                    .spawn(move || reader_loop(conn, rx))
-                    .map(|_| tx)
-                    .map_err(|e| StoreError::Task(format!("cannot start a reader thread: {e}")))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
         let (jobs, rx) = mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("guestlist-store-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn({
+                let index = index.clone();
+                move || writer_loop(writer, rx, index)
+            })
             .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer: jobs,
+            index,
+            _lock: lock,
             readers,
-            read_jobs,
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -784,26 +1021,6 @@ impl Store {
             .lock()
             .map_err(|_| StoreError::Task("reader lock poisoned".into()))?;
         f(&conn)
-    }
-
-    /// Runs `f` on a reader thread and awaits its result (see [`reader_loop`]).
-    async fn read_async<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
-        let job: ReadJob = Box::new(move |c: &Connection| {
-            let _ = reply_tx.send(f(c));
-        });
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.read_jobs.len().max(1);
-        self.read_jobs
-            .get(i)
-            .ok_or_else(|| StoreError::Task("no reader thread".into()))?
-            .send(job)
-            .map_err(|_| StoreError::Task("the reader thread has stopped".into()))?;
-        reply_rx
-            .await
-            .map_err(|_| StoreError::Task("the read did not run".into()))?
     }
 
     /// Queues `f` to the writer thread; `deliver` gets its result once the transaction that ran
@@ -860,13 +1077,56 @@ impl Store {
             .map_err(|_| StoreError::Task("the write was not committed".into()))?
     }
 
+    /// Compares the check index with a read of the table for every stored identity key and for
+    /// `extra` keys (e.g. never stored): returns each key whose answers differ, with both (empty:
+    /// consistent), and the number of requests in the index. For tests and `make bench`'s
+    /// sanity check; reads the whole table.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn verify_check_index(
+        &self,
+        extra: &[IdentityKey],
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        let mut keys = self.read(|c| {
+            let mut stmt = c.prepare("SELECT email, issuer, issuer_assigned_id FROM requests")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(IdentityKey {
+                    email: r.get(0)?,
+                    issuer: r.get(1)?,
+                    issuer_assigned_id: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })?;
+        let stored = keys.len();
+        keys.extend_from_slice(extra);
+        let mut differing = Vec::new();
+        for key in keys {
+            let from_table = self.read(|c| check_lookup(c, &key))?;
+            let from_index = self.index.lookup(&key);
+            if from_table != from_index {
+                differing.push(format!(
+                    "{key:?}: table {from_table:?}, index {from_index:?}"
+                ));
+            }
+        }
+        let indexed = self.index.len();
+        if indexed != stored {
+            differing.push(format!(
+                "{indexed} requests in the index, {stored} in the table"
+            ));
+        }
+        Ok((differing, indexed))
+    }
+
     /// Whether the database answers (`SELECT 1`), for `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
     }
 
     /// The "check approval status" decision (seed `002_*`): the block kind for this sign-up, or
-    /// `None` for Continue. A pending request past its expiry is marked expired first (a write).
+    /// `None` for Continue, from the check index (module docs). A pending request past its expiry
+    /// is marked expired first (a write).
     ///
     /// Errors: [`StoreError`] on database failure.
     pub fn check_status(
@@ -875,8 +1135,7 @@ impl Store {
         policy: &Policy,
         now: OffsetDateTime,
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
-        let key = IdentityKey::of(claims);
-        let found = self.read(|c| check_lookup(c, &key))?;
+        let found = self.index.lookup(&IdentityKey::of(claims));
         match check_answer(found, policy, now)? {
             CheckAnswer::Answer(block) => Ok((block, None)),
             CheckAnswer::Expire(id) => {
@@ -886,10 +1145,9 @@ impl Store {
         }
     }
 
-    /// [`Store::check_status`] for async callers, without a blocking-thread hand-off: the read
-    /// (one indexed lookup of three columns, no JSON decoded) is queued to a reader thread and awaited (a read
-    /// may wait for the disk: it must not block a runtime worker); the rare expiry write is
-    /// queued to the writer thread and awaited.
+    /// [`Store::check_status`] for async callers: the answer comes from the in-memory check
+    /// index (module docs) on the calling task, with no hand-off and no disk read; the rare
+    /// expiry write is queued to the writer thread and awaited.
     ///
     /// Errors: [`StoreError`] on database failure.
     pub async fn check_status_async(
@@ -898,8 +1156,7 @@ impl Store {
         policy: &Policy,
         now: OffsetDateTime,
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
-        let key = IdentityKey::of(claims);
-        let found = self.read_async(move |c| check_lookup(c, &key)).await?;
+        let found = self.index.lookup(&IdentityKey::of(claims));
         match check_answer(found, policy, now)? {
             CheckAnswer::Answer(block) => Ok((block, None)),
             CheckAnswer::Expire(id) => {
@@ -1483,5 +1740,120 @@ mod tests {
             .unwrap();
         assert_eq!(out.block, Some(MessageKind::Requested));
         assert_eq!(out.event.unwrap().request.state, RequestState::Pending);
+    }
+
+    /// The check index answers what a read of the table answers, after every kind of write:
+    /// new requests, Entra's retries, re-attempts, approvals, denials (the denied e-mail under
+    /// another identity provider too), expiry and re-request, and writes rolled back inside a
+    /// shared batch; and again after the store is reopened (loaded from the table).
+    #[test]
+    fn check_index_follows_every_committed_write_and_no_rolled_back_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let store = std::sync::Arc::new(Store::open(&path).unwrap());
+        let policy = Policy {
+            expire_after_days: Some(7),
+            expired: ExpiredBehaviour::AllowReRequest,
+            ..Policy::default()
+        };
+        let now = OffsetDateTime::now_utc();
+        let w = time::Duration::seconds(120);
+        // Concurrent new requests and failing writes share batches.
+        let threads: Vec<_> = (0..60)
+            .map(|i| {
+                let (store, policy) = (store.clone(), policy.clone());
+                std::thread::spawn(move || {
+                    if i % 4 == 3 {
+                        let deny = Decision::Deny { reason: "x".into() };
+                        assert!(
+                            store
+                                .decide(Uuid::now_v7(), &deny, &Actor::policy("t"), None, None, now)
+                                .is_err()
+                        );
+                    } else {
+                        let c = claims(&format!("u{}@x.example", i % 20));
+                        store.request_approval(&c, &policy, now, w).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let actor = Actor::policy("test");
+        let stored: Vec<(Uuid, String)> = store
+            .list(None, None, None, 500)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| (r.id, r.key.email))
+            .collect();
+        assert_eq!(stored.len(), 15, "u3, u7, … are never requested");
+        let denied_email = stored[0].1.clone();
+        for (n, (id, _)) in stored.iter().enumerate() {
+            let decision = match n % 4 {
+                0 => Decision::Deny {
+                    reason: "no".into(),
+                },
+                1 => Decision::Approve {
+                    directory_object_id: format!("obj-{n}"),
+                    how: ProvisionedBy::UserCreated,
+                },
+                _ => continue,
+            };
+            store
+                .decide(*id, &decision, &actor, None, None, now)
+                .unwrap();
+        }
+        // A pending request past its expiry is expired by check-status, then requested again.
+        let late = claims("late@x.example");
+        let t0 = now - time::Duration::days(8);
+        store.request_approval(&late, &policy, t0, w).unwrap();
+        assert_eq!(store.check_status(&late, &policy, now).unwrap().0, None);
+        store.request_approval(&late, &policy, now, w).unwrap();
+        let extra = [
+            IdentityKey::of(&claims("never@x.example")),
+            // A denied e-mail with no identity provider is blocked too.
+            IdentityKey::of(
+                &Claims::from_json(json!({"email": denied_email.to_uppercase()})).unwrap(),
+            ),
+        ];
+        let (differing, indexed) = store.verify_check_index(&extra).unwrap();
+        assert!(differing.is_empty(), "{differing:#?}");
+        assert_eq!(indexed, 16);
+        assert_eq!(
+            store
+                .check_status(
+                    &Claims::from_json(json!({"email": denied_email})).unwrap(),
+                    &policy,
+                    now
+                )
+                .unwrap()
+                .0,
+            Some(MessageKind::Denied)
+        );
+        drop(store);
+        let reopened = Store::open(&path).unwrap();
+        let (differing, indexed) = reopened.verify_check_index(&extra).unwrap();
+        assert!(differing.is_empty(), "{differing:#?}");
+        assert_eq!(indexed, 16);
+    }
+
+    /// One process owns a database: a second opener is refused with a clear error, and gets it
+    /// once the first has let go.
+    #[test]
+    fn a_database_has_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let first = Store::open(&path).unwrap();
+        let err = lock_database(&path, std::time::Duration::from_millis(100)).unwrap_err();
+        assert_eq!(err.code(), "store.locked");
+        assert!(
+            err.to_string()
+                .contains("in use by another guestlist-server"),
+            "{err}"
+        );
+        drop(first);
+        assert!(lock_database(&path, std::time::Duration::ZERO).is_ok());
     }
 }
