@@ -21,8 +21,8 @@
 #
 # Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
 # BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
-# BENCH_ONLY=app (only section 5; the other figures are carried over from bench/raw.txt, for
-# working on the app section — `make bench` runs everything).
+# BENCH_ONLY=app (only section 5) or BENCH_ONLY=server (only sections 1–2); the other figures are
+# carried over from bench/raw.txt, for working on one part — `make bench` runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,14 +36,14 @@ CONNS=${BENCH_CONNECTIONS:-64}
 SCALE_CONNS=${BENCH_SCALE_CONNECTIONS:-8}
 THREADS=2
 ONLY=${BENCH_ONLY:-all}
-case "$ONLY" in all|app) ;; *) echo "bench: BENCH_ONLY must be app (or unset)" >&2; exit 2 ;; esac
+case "$ONLY" in all|app|server) ;; *) echo "bench: BENCH_ONLY must be app or server (or unset)" >&2; exit 2 ;; esac
 
 say() { printf '== %s\n' "$*"; }
 
 # -- tools (idempotent) -------------------------------------------------------------------------
 # apt packages for building and running the desktop app under Xvfb, tauri-driver, ui/node_modules.
 bash scripts/setup.sh e2e
-if [ "$ONLY" = all ] && ! command -v wrk >/dev/null 2>&1; then
+if [ "$ONLY" != app ] && ! command -v wrk >/dev/null 2>&1; then
   say "installing wrk (apt)"
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -122,7 +122,7 @@ run_wrk() { # scenario run url script conns secs [env…]
   printf '   %-22s run %s: %s\n' "$scenario" "$run" "$line"
 }
 
-if [ "$ONLY" = all ]; then
+if [ "$ONLY" != app ]; then
 # -- databases ----------------------------------------------------------------------------------
 say "populating databases (bulk SQL)"
 "$BIN/bench-populate" "$WORK/rows10.db" 10
@@ -164,7 +164,9 @@ for run in $(seq 1 "$RUNS"); do
 done
 cleanup
 PIDS=()
+fi
 
+if [ "$ONLY" = all ]; then
 # -- 3. reviewer sync ---------------------------------------------------------------------------
 say "reviewer sync: $RUNS runs (10,000 pending, then 10 new)"
 "$BIN/bench-populate" "$WORK/reviewer.db" 10000
@@ -177,16 +179,21 @@ say "claims parse: $RUNS runs"
 # -- 4. bulk approval ----------------------------------------------------------------------------
 say "bulk approval: $RUNS runs (100 at once, 100 one by one, 100 at once throttled)"
 "$BIN/bench-bulk" "$RUNS" | tee -a "$RAW"
-else
+elif [ "$ONLY" = app ]; then
   say "BENCH_ONLY=app: the other figures are carried over from bench/raw.txt"
   [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(app_|tauri_min_)' "$ROOT/bench/raw.txt" >>"$RAW" || true
+else
+  say "BENCH_ONLY=server: the other figures are carried over from bench/raw.txt"
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
 fi
 
 # -- 5. the app in its window -------------------------------------------------------------------
+if [ "$ONLY" != server ]; then
 say "the app in its window: sign-in, then $RUNS cold starts of the app and of a minimal Tauri app"
 app_started=$(date +%s)
 BENCH_RUNS=$RUNS bash scripts/bench-app.sh "$BIN" "$RAW" "$WORK"
 echo "   app section: $(( $(date +%s) - app_started )) s"
+fi
 
 # -- report -------------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -198,6 +205,9 @@ export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export BENCH_COMMIT=$commit
 app_method="the app (section 5): release builds of the desktop app (UI embedded) and of bench/minimal-app, WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?') under Xvfb 1280×800×24 through tauri-driver, ${BENCH_APP_ROWS:-10000} cached requests, $RUNS runs, each one app launch then one minimal-app launch"
 export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
+if [ "$ONLY" = server ]; then
+  export BENCH_METHOD="BENCH_ONLY=server: only the connector and store figures (sections 1–2) are from this run, the others are carried over from an earlier full run; $BENCH_METHOD"
+fi
 if [ "$ONLY" = app ]; then
   export BENCH_METHOD="BENCH_ONLY=app: only the app figures are from this run, the others are carried over from an earlier full run (see its RESULTS.md for their method); $app_method; load average (1/5/15 min) at the start: $load_at_start"
 fi

@@ -223,6 +223,8 @@ pub struct AppState {
     pub extension_auth: Arc<ExtensionVerifier>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Rendered connector answers.
+    pub answers: Arc<routes::connectors::AnswerCache>,
 }
 
 impl AppState {
@@ -243,6 +245,7 @@ impl AppState {
             store: Arc::new(store),
             events,
             metrics: Arc::new(Metrics::default()),
+            answers: Arc::default(),
         })
     }
 
@@ -256,7 +259,7 @@ impl AppState {
     ///
     /// Errors: [`ApiError::Store`] on database failure.
     pub async fn check_status(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
-        // An indexed read on one of the store's reader threads; see the store.
+        // From the store's in-memory check index (no database read); see the store.
         let (block, event) = self
             .store
             .check_status_async(claims, &self.config.policy, OffsetDateTime::now_utc())

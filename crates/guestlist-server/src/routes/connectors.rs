@@ -8,6 +8,8 @@
 //!
 //! Answers come from local state only (no outbound call), after the write is committed.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -71,7 +73,8 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: String) -> Res
         .into_response()
 }
 
-/// The connector answer for `block` (`None`: `Continue`), counted for `/metrics`.
+/// The connector answer for `block` (`None`: `Continue`), counted for `/metrics`; its body is
+/// rendered once per kind and `ui_locales` ([`AnswerCache`]).
 fn connector_answer(
     state: &AppState,
     endpoint: Endpoint,
@@ -79,12 +82,74 @@ fn connector_answer(
     ui_locales: Option<&str>,
 ) -> Response {
     state.metrics.connector_answer(endpoint, block);
-    let resp = match block {
-        Some(kind) => state.config.policy.block(kind, ui_locales),
-        None => ConnectorResponse::continue_(),
-    };
-    let status = StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::OK);
-    (status, Json(resp)).into_response()
+    let (status, body) = state.answers.get_or_render(block, ui_locales, || {
+        let resp = match block {
+            Some(kind) => state.config.policy.block(kind, ui_locales),
+            None => ConnectorResponse::continue_(),
+        };
+        let status = StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::OK);
+        // Serialising these enums cannot fail (string keys, no maps of non-strings).
+        let body = serde_json::to_vec(&resp).unwrap_or_default();
+        (status, axum::body::Bytes::from(body))
+    });
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The rendered bodies of connector answers (`Continue`, or `ShowBlockPage` of a kind with its
+/// localised `userMessage` and code), by kind and by `ui_locales` as sent, so a call costs a map
+/// look-up instead of choosing a language, formatting and serialising. The policy is fixed for
+/// the process's life, so an entry never goes stale. `ui_locales` comes from the caller: past
+/// [`AnswerCache::MAX_LOCALES`] distinct values per kind, answers are rendered each time instead
+/// of growing the map.
+#[derive(Default)]
+pub struct AnswerCache {
+    by_kind: std::sync::RwLock<HashMap<Option<MessageKind>, RenderedByLocales>>,
+}
+
+/// Rendered answers of one kind, by `ui_locales` as sent.
+type RenderedByLocales = HashMap<Box<str>, (StatusCode, axum::body::Bytes)>;
+
+impl AnswerCache {
+    /// Distinct `ui_locales` values kept per answer kind.
+    pub const MAX_LOCALES: usize = 64;
+
+    /// The status and body of the answer for `block` in `ui_locales` (`None` is the empty
+    /// string), rendering and keeping it with `render` the first time.
+    pub fn get_or_render(
+        &self,
+        block: Option<MessageKind>,
+        ui_locales: Option<&str>,
+        render: impl FnOnce() -> (StatusCode, axum::body::Bytes),
+    ) -> (StatusCode, axum::body::Bytes) {
+        let locales = ui_locales.unwrap_or_default();
+        if let Some(hit) = self
+            .by_kind
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&block)
+            .and_then(|m| m.get(locales))
+        {
+            return hit.clone();
+        }
+        let rendered = render();
+        let mut map = self
+            .by_kind
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_kind = map.entry(block).or_default();
+        if per_kind.len() < Self::MAX_LOCALES {
+            per_kind.insert(locales.into(), rendered.clone());
+        }
+        rendered
+    }
 }
 
 async fn parse_connector_call(
