@@ -276,9 +276,11 @@ struct IndexEntry {
 
 /// The check index (see the module docs): identity key → the request stored under it, and
 /// e-mail → how many of its requests are denied. Keys are 128-bit SipHash-1-3 digests with
-/// random per-process keys (std's `RandomState`, twice), so memory is ~60 bytes per request
-/// whatever the length of the e-mail; a collision between two of n keys has odds of about
-/// n²/2¹²⁹ (10⁻²⁷ for a million), and its keys are unknown to callers, who cannot aim at one.
+/// random per-process keys (std's `RandomState`, twice), so memory does not grow with the length
+/// of the e-mail: measured in release, a server on 1,000,000 requests has 148 MB RSS against
+/// 12.5 MB on 10, and opens in 1.1 s (the load scan) against 10–50 ms. A collision between two
+/// of n keys has odds of about n²/2¹²⁹ (10⁻²⁷ for a million), and its keys are unknown to
+/// callers, who cannot aim at one.
 struct CheckIndex {
     inner: std::sync::RwLock<IndexMaps>,
 }
@@ -634,12 +636,12 @@ fn denied_email(conn: &Connection, email: &str) -> Result<bool, StoreError> {
     Ok(stmt.exists(params![email])?)
 }
 
-/// Inserts or rewrites a request row; either way the row takes the next change sequence
+/// Inserts or rewrites a request row (on the writer thread only: it records the change for the
+/// [`CheckIndex`] in that thread's batch); either way the row takes the next change sequence
 /// number (`MAX(change_seq) + 1`, one probe of the `requests_change` index). Writes are
 /// serialised on the writer thread and a batch commits as a whole, so readers see the numbers
 /// appear in order: a reader that saw mark `m` never misses a later change numbered below `m`.
 fn upsert(conn: &Connection, r: &ApprovalRequest, search: &str) -> Result<(), StoreError> {
-    record_index_change(r);
     let mut stmt = conn.prepare_cached(
         "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, change_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
@@ -665,6 +667,8 @@ fn upsert(conn: &Connection, r: &ApprovalRequest, search: &str) -> Result<(), St
         to_json(&r.claims)?,
         search,
     ])?;
+    // Only a row actually written is recorded; the writer thread applies it after the commit.
+    record_index_change(r);
     Ok(())
 }
 
