@@ -1,7 +1,23 @@
-# Sourced by scripts/demo-app.sh, scripts/e2e.sh and scripts/bench-app.sh: the desktop app's
-# settings.json for devtenant's default tenant (guestlist_devtenant::defaults: the desktop client,
-# the approval API's scope, the extensions app) and the given ports.
-#
+# Sourced by scripts/demo.sh, scripts/demo-app.sh, scripts/e2e.sh and scripts/bench-app.sh: the
+# configuration of guestlist-server and the desktop app's settings.json for devtenant's default
+# tenant (guestlist_devtenant::defaults: the desktop client, the approval API's scope and app id
+# URI, the extensions app) and the given ports.
+
+# write_server_config FILE LISTEN DATABASE ISSUER [EXTRA_TOML]: guestlist-server's TOML config,
+# approvers signed in by devtenant's tenant; EXTRA_TOML is appended (e.g. a [policy] table).
+write_server_config() {
+  local file=$1 listen=$2 db=$3 issuer=$4 extra=${5:-}
+  cat >"$file" <<EOF
+listen = "$listen"
+database = "$db"
+
+[approver_auth]
+issuer = "$issuer"
+audiences = ["9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f", "api://guestlist-approvals"]
+EOF
+  if [ -n "$extra" ]; then printf '\n%s\n' "$extra" >>"$file"; fi
+}
+
 # write_app_settings FILE ISSUER API_URL GRAPH_URL
 write_app_settings() {
   local file=$1 issuer=$2 api=$3 graph=$4

@@ -63,14 +63,8 @@ wait_http "$ISSUER/.well-known/openid-configuration"
 GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["graph"])')
 
 "$BIN/bench-populate" "$WORK/server.db" "$ROWS" | sed 's/^/   /'
-cat >"$WORK/server.toml" <<EOF
-listen = "127.0.0.1:$API_PORT"
-database = "$WORK/server.db"
-
-[approver_auth]
-issuer = "$ISSUER"
-audiences = ["9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f", "api://guestlist-approvals"]
-EOF
+. scripts/app-settings.sh
+write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER"
 GUESTLIST_CONNECTOR_USERNAME=entra GUESTLIST_CONNECTOR_PASSWORD=bench \
   "$BIN/guestlist-server" --config "$WORK/server.toml" >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
@@ -79,7 +73,6 @@ wait_http "$API_URL/healthz"
 # The app's data dir, pre-configured for these ports (as scripts/e2e.sh does).
 DATA="$WORK/app-data"
 mkdir -p "$DATA"
-. scripts/app-settings.sh
 write_app_settings "$DATA/settings.json" "$ISSUER" "$API_URL" "$GRAPH_URL"
 
 # Private XDG dirs: the keyring file, WebKit's and fontconfig's caches of this run only (the

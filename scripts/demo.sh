@@ -51,17 +51,9 @@ wait_http "$ISSUER/.well-known/openid-configuration" devtenant "$DEMO/devtenant.
 # A fresh queue each run.
 rm -f "$DEMO/guestlist.db" "$DEMO/guestlist.db-wal" "$DEMO/guestlist.db-shm"
 rm -rf "$DEMO/app-data"
-cat >"$DEMO/server.toml" <<TOML
-listen = "127.0.0.1:$API_PORT"
-database = "$DEMO/guestlist.db"
-
-[approver_auth]
-issuer = "$ISSUER"
-audiences = ["9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f", "api://guestlist-approvals"]
-
-[policy]
-code_prefix = "CONTOSO"
-TOML
+. scripts/app-settings.sh
+write_server_config "$DEMO/server.toml" "127.0.0.1:$API_PORT" "$DEMO/guestlist.db" "$ISSUER" \
+  $'[policy]\ncode_prefix = "CONTOSO"'
 GUESTLIST_CONNECTOR_USERNAME=$CONNECTOR_USER GUESTLIST_CONNECTOR_PASSWORD=$CONNECTOR_PASSWORD \
   "$TARGET/debug/guestlist-server" --config "$DEMO/server.toml" >"$DEMO/server.log" 2>&1 &
 PIDS+=($!)

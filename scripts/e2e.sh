@@ -88,14 +88,8 @@ wait_http "$ISSUER/.well-known/openid-configuration" devtenant
 GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["graph"])')
 
 log "guestlist-server on $API_URL"
-cat >"$WORK/server.toml" <<EOF
-listen = "127.0.0.1:$API_PORT"
-database = "$WORK/server.db"
-
-[approver_auth]
-issuer = "$ISSUER"
-audiences = ["9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f", "api://guestlist-approvals"]
-EOF
+. scripts/app-settings.sh
+write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER"
 export GUESTLIST_CONNECTOR_USERNAME=connector GUESTLIST_CONNECTOR_PASSWORD=e2e-connector-secret
 "$TARGET/debug/guestlist-server" --config "$WORK/server.toml" >"$OUT/server.log" 2>&1 &
 echo $! >"$WORK/server.pid"
@@ -110,7 +104,6 @@ log "playing $SIGNUPS sign-ups"
 # ---- the app's data dir, pre-configured for these ports ----
 DATA="$WORK/app-data"
 mkdir -p "$DATA"
-. scripts/app-settings.sh
 write_app_settings "$DATA/settings.json" "$ISSUER" "$API_URL" "$GRAPH_URL"
 
 # ---- the window ----

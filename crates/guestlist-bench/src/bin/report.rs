@@ -126,6 +126,10 @@ fn fmt_stat(s: Stat, u: Unit) -> String {
     )
 }
 
+/// A ratio of one figure of two scenarios, taken within each run: name, numerator
+/// (scenario, key), denominator (scenario, key), unit.
+type Ratio<'a> = (&'a str, (&'a str, &'a str), (&'a str, &'a str), Unit);
+
 /// A target row: the median must be `<=` (`at_most`) or `>=` the bound.
 struct Target<'a> {
     figure: &'a str,
@@ -329,68 +333,71 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    for (name, a, b) in [
-        ("check-status ÷ bare throughput", "check", "bare"),
-        ("request-approval ÷ bare throughput", "request", "bare"),
-    ] {
-        if let Some(s) = stat(paired(&raw, (a, "rps"), (b, "rps"), |x, y| x / y)) {
-            writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Percent))?;
-        }
-    }
-    if let Some(s) = stat(paired(
-        &raw,
-        ("claims", "tree_ns"),
-        ("claims", "one_pass_ns"),
-        |x, y| x / y,
-    )) {
-        writeln!(
-            md,
-            "| ratio | claims parse: through a JSON tree ÷ one pass | {} |",
-            fmt_stat(s, Unit::Times)
-        )?;
-    }
-    for (name, key) in [
-        ("app ÷ minimal Tauri app, PSS of the process tree", "kb"),
+    let ratios: &[Ratio] = &[
+        (
+            "check-status ÷ bare throughput",
+            ("check", "rps"),
+            ("bare", "rps"),
+            Unit::Percent,
+        ),
+        (
+            "request-approval ÷ bare throughput",
+            ("request", "rps"),
+            ("bare", "rps"),
+            Unit::Percent,
+        ),
+        (
+            "claims parse: through a JSON tree ÷ one pass",
+            ("claims", "tree_ns"),
+            ("claims", "one_pass_ns"),
+            Unit::Times,
+        ),
+        (
+            "app ÷ minimal Tauri app, PSS of the process tree",
+            ("app_pss", "kb"),
+            ("tauri_min_pss", "kb"),
+            Unit::Times,
+        ),
         (
             "app ÷ minimal Tauri app, PSS of the app process itself",
-            "main_kb",
+            ("app_pss", "main_kb"),
+            ("tauri_min_pss", "main_kb"),
+            Unit::Times,
         ),
-        ("app ÷ minimal Tauri app, PSS of WebKitWebProcess", "web_kb"),
+        (
+            "app ÷ minimal Tauri app, PSS of WebKitWebProcess",
+            ("app_pss", "web_kb"),
+            ("tauri_min_pss", "web_kb"),
+            Unit::Times,
+        ),
         (
             "app ÷ minimal Tauri app, PSS of WebKitNetworkProcess",
-            "network_kb",
+            ("app_pss", "network_kb"),
+            ("tauri_min_pss", "network_kb"),
+            Unit::Times,
         ),
         (
             "app ÷ minimal Tauri app, summed RSS of the process tree",
-            "rss_kb",
+            ("app_pss", "rss_kb"),
+            ("tauri_min_pss", "rss_kb"),
+            Unit::Times,
         ),
-    ] {
-        if let Some(s) = stat(paired(
-            &raw,
-            ("app_pss", key),
-            ("tauri_min_pss", key),
-            |x, y| x / y,
-        )) {
-            writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Times))?;
-        }
-    }
-    for (name, key) in [
         (
             "app ÷ minimal Tauri app painting the same way (--software-rendering), PSS of the process tree",
-            "kb",
+            ("app_pss", "kb"),
+            ("tauri_min_sw_pss", "kb"),
+            Unit::Times,
         ),
         (
             "app ÷ minimal Tauri app painting the same way, PSS of WebKitWebProcess",
-            "web_kb",
+            ("app_pss", "web_kb"),
+            ("tauri_min_sw_pss", "web_kb"),
+            Unit::Times,
         ),
-    ] {
-        if let Some(s) = stat(paired(
-            &raw,
-            ("app_pss", key),
-            ("tauri_min_sw_pss", key),
-            |x, y| x / y,
-        )) {
-            writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, Unit::Times))?;
+    ];
+    for (name, a, b, unit) in ratios {
+        if let Some(s) = stat(paired(&raw, *a, *b, |x, y| x / y)) {
+            writeln!(md, "| ratio | {name} | {} |", fmt_stat(s, *unit))?;
         }
     }
     if let Some(extra) = std::env::var("BENCH_NOTES_FILE")
