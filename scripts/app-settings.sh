@@ -10,6 +10,7 @@ write_server_config() {
   cat >"$file" <<EOF
 listen = "$listen"
 database = "$db"
+admin_listen = "${ADMIN_LISTEN:-off}"
 
 [approver_auth]
 issuer = "$issuer"

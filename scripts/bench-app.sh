@@ -65,7 +65,7 @@ GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import js
 "$BIN/bench-populate" "$WORK/server.db" "$ROWS" | sed 's/^/   /'
 . scripts/app-settings.sh
 write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER"
-GUESTLIST_CONNECTOR_USERNAME=entra GUESTLIST_CONNECTOR_PASSWORD=bench \
+GUESTLIST_CONNECTOR_USERNAME=entra GUESTLIST_CONNECTOR_PASSWORD=bench-connector-secret GUESTLIST_ADMIN_LISTEN=off \
   "$BIN/guestlist-server" --config "$WORK/server.toml" >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 wait_http "$API_URL/healthz"

@@ -98,9 +98,11 @@ wait_http() {
   return 1
 }
 
-start_server() { # name db port
-  local name=$1 db=$2 port=$3
-  GUESTLIST_CONNECTOR_USERNAME=entra GUESTLIST_CONNECTOR_PASSWORD=bench \
+start_server() { # name db port [admin_port]
+  local name=$1 db=$2 port=$3 admin=off
+  if [ -n "${4:-}" ]; then admin="127.0.0.1:$4"; fi
+  GUESTLIST_CONNECTOR_USERNAME=entra GUESTLIST_CONNECTOR_PASSWORD=bench-connector-secret \
+    GUESTLIST_ADMIN_LISTEN=$admin \
     "$BIN/guestlist-server" --listen "127.0.0.1:$port" --database "$db" \
     >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
@@ -133,7 +135,7 @@ say "populating databases (bulk SQL)"
 P_BARE=$(free_port); "$BIN/bench-bare" "127.0.0.1:$P_BARE" >"$WORK/bare.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:$P_BARE/"
 P_10K=$(free_port); start_server check10k "$WORK/rows10k.db" "$P_10K"
-P_REQ=$(free_port); start_server request "$WORK/request.db" "$P_REQ"
+P_REQ=$(free_port); P_REQ_ADMIN=$(free_port); start_server request "$WORK/request.db" "$P_REQ" "$P_REQ_ADMIN"
 P_10=$(free_port); start_server scale10 "$WORK/rows10.db" "$P_10"
 P_1M=$(free_port); start_server scale1m "$WORK/rows1m.db" "$P_1M"
 
@@ -152,7 +154,7 @@ for run in $(seq 1 "$RUNS"); do
   BENCH_NONCE="r$run-$RANDOM" run_wrk request "$run" "http://127.0.0.1:$P_REQ" request-approval.lua "$CONNS" "$SECS"
 done
 # Every answered request-approval must be stored: count the rows.
-stored=$(curl -s "http://127.0.0.1:$P_REQ/metrics" | awk '/^guestlist_requests\{status="pending"\}/ {print $2}')
+stored=$(curl -s "http://127.0.0.1:$P_REQ_ADMIN/metrics" | awk '/^guestlist_requests\{status="pending"\}/ {print $2}')
 echo "   request-approval: ${stored:-?} requests stored in total"
 
 # -- 2. store scale -----------------------------------------------------------------------------

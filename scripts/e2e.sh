@@ -76,6 +76,8 @@ wait_http() { # url, name
 
 DEVTENANT_URL="http://127.0.0.1:$DT_PORT"
 API_URL="http://127.0.0.1:$API_PORT"
+ADMIN_PORT=$(free_port)
+ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
 ISSUER="$DEVTENANT_URL/$TENANT_ID/v2.0"
 
 log "devtenant on $DEVTENANT_URL"
@@ -89,13 +91,13 @@ GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import js
 
 log "guestlist-server on $API_URL"
 . scripts/app-settings.sh
-write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER"
+ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER"
 export GUESTLIST_CONNECTOR_USERNAME=connector GUESTLIST_CONNECTOR_PASSWORD=e2e-connector-secret
 "$TARGET/debug/guestlist-server" --config "$WORK/server.toml" >"$OUT/server.log" 2>&1 &
 echo $! >"$WORK/server.pid"
 wait_http "$API_URL/healthz" guestlist-server
 # run.mjs stops and restarts the server (offline step); it keeps its pid in server.pid.
-export SERVER_BIN="$TARGET/debug/guestlist-server" SERVER_CONFIG="$WORK/server.toml" SERVER_PID_FILE="$WORK/server.pid" API_URL
+export SERVER_BIN="$TARGET/debug/guestlist-server" SERVER_CONFIG="$WORK/server.toml" SERVER_PID_FILE="$WORK/server.pid" API_URL ADMIN_URL
 
 log "playing $SIGNUPS sign-ups"
 "$TARGET/debug/devtenant" signup --api "$API_URL" --count "$SIGNUPS" \

@@ -3,10 +3,10 @@
 local M = {}
 
 function M.headers()
-  -- "entra:bench" base64-encoded (the credentials bench.sh starts the server with).
+  -- "entra:bench-connector-secret" base64-encoded (the credentials bench.sh starts the server with).
   return {
     ["Content-Type"] = "application/json",
-    ["Authorization"] = "Basic ZW50cmE6YmVuY2g=",
+    ["Authorization"] = "Basic ZW50cmE6YmVuY2gtY29ubmVjdG9yLXNlY3JldA==",
   }
 end
 

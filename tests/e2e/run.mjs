@@ -301,7 +301,7 @@ try {
     return Array.isArray(b) ? b : (b.value ?? b.users ?? []);
   };
   const approvedCount = async () => {
-    const m = (await (await fetch(`${must('API_URL')}/metrics`)).text()).match(/guestlist_decisions_total\{status="approved"\} (\d+)/);
+    const m = (await (await fetch(`${must('ADMIN_URL')}/metrics`)).text()).match(/guestlist_decisions_total\{status="approved"\} (\d+)/);
     return m ? Number(m[1]) : 0;
   };
   const approvedBefore = await approvedCount();
@@ -444,7 +444,7 @@ try {
   assert.deepEqual(created.map(mailOf).sort(), [ap1.email, ap2.email].sort(), 'one new account per offline approval, none for the denial');
   assert.ok(created.every((u) => u.userType === 'Guest'), 'the new accounts are guests');
   // The restarted server's counters saw exactly these decisions.
-  const metrics = await (await fetch(`${must('API_URL')}/metrics`)).text();
+  const metrics = await (await fetch(`${must('ADMIN_URL')}/metrics`)).text();
   fs.writeFileSync(path.join(OUT, 'metrics-after-offline.txt'), metrics);
   assert.match(metrics, /guestlist_decisions_total\{status="approved"\} 2\n/, 'two approvals reported');
   assert.match(metrics, /guestlist_decisions_total\{status="denied"\} 1\n/, 'one denial reported');

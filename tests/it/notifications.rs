@@ -61,6 +61,7 @@ async fn server(dir: &tempfile::TempDir, n: Notifications) -> guestlist_server::
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
+            ..ConnectorAuth::default()
         },
         notifications: n,
         ..Config::default()

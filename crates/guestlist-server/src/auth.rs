@@ -344,6 +344,7 @@ mod tests {
         let cfg = ConnectorAuth {
             username: "entra".into(),
             password: Secret("s3cret:with:colons".into()),
+            ..ConnectorAuth::default()
         };
         let enc = |s: &str| {
             format!(

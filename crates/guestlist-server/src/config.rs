@@ -6,7 +6,18 @@
 //! | `listen` | `GUESTLIST_LISTEN` | `127.0.0.1:8080` | address to bind |
 //! | `database` | `GUESTLIST_DATABASE` | `guestlist.db` | SQLite file (WAL) |
 //! | `connector.username` | `GUESTLIST_CONNECTOR_USERNAME` (or `_FILE`) | — (required) | HTTP Basic user of the API connectors |
-//! | `connector.password` | `GUESTLIST_CONNECTOR_PASSWORD` (or `_FILE`) | — (required) | HTTP Basic password |
+//! | `connector.password` | `GUESTLIST_CONNECTOR_PASSWORD` (or `_FILE`) | — (required) | HTTP Basic password, at least 16 characters ([`MIN_CONNECTOR_PASSWORD_CHARS`]) |
+//! | `connector.auth` | `GUESTLIST_CONNECTOR__AUTH` | `basic` | `basic`, `certificate` (client certificate only; no username/password needed) or `both` (either passes) |
+//! | `connector.client_ca_file` | `…__CLIENT_CA_FILE` | — | PEM bundle: client certificates chaining to one of these CAs are accepted |
+//! | `connector.client_cert_sha256` | `…__CLIENT_CERT_SHA256` | `[]` | SHA-256 thumbprints (hex, `:` allowed) of accepted client certificates |
+//! | `tls.cert_file`, `tls.key_file` | `GUESTLIST_TLS__CERT_FILE`, `…__KEY_FILE` | — (plain HTTP) | PEM certificate chain and key: serve HTTPS (TLS 1.2+) directly ([`crate::edge::tls`]) |
+//! | `tls.reload_interval_seconds` | `…__RELOAD_INTERVAL_SECONDS` | `5` | how often the files' modification times are checked (`SIGHUP` reloads at once) |
+//! | `trusted_proxies` | `GUESTLIST_TRUSTED_PROXIES` | `[]` | addresses/CIDRs of TLS-terminating proxies whose forwarded client certificate and `X-Forwarded-For` are believed |
+//! | `admin_listen` | `GUESTLIST_ADMIN_LISTEN` | `127.0.0.1:9464` | where `/metrics` and `/openapi.json` are served; `off` for nowhere. The default is best effort (a warning if taken); an address you set must bind |
+//! | `limits.header_read_timeout_ms` | `GUESTLIST_LIMITS__HEADER_READ_TIMEOUT_MS` | `10000` | time to send a whole request head or finish the TLS handshake; also the idle keep-alive timeout ([`crate::edge`]) |
+//! | `limits.body_read_timeout_ms` | `…__BODY_READ_TIMEOUT_MS` | `10000` | time for a request body to arrive whole (408 after) |
+//! | `limits.max_connections` | `…__MAX_CONNECTIONS` | `4096` | open connections at once (lowered to fit the file-descriptor limit) |
+//! | `limits.max_connections_per_ip` | `…__MAX_CONNECTIONS_PER_IP` | `256` | open connections at once per source address (IPv6 /64; `trusted_proxies` exempt) |
 //! | `approver_auth.issuer` | `GUESTLIST_APPROVER_AUTH__ISSUER` | — (fail closed) | OIDC issuer of approvers' tokens |
 //! | `approver_auth.audiences` | `GUESTLIST_APPROVER_AUTH__AUDIENCES` | — | accepted `aud` values (API client id, app id URI) |
 //! | `approver_auth.required_role` | `…__REQUIRED_ROLE` | `Approver` | app role the `roles` claim must hold |
@@ -56,6 +67,47 @@ pub struct ConnectorAuth {
     pub username: String,
     /// The connector's password.
     pub password: Secret,
+    /// Which credentials a connector call may present (issue 10 §5).
+    #[serde(default)]
+    pub auth: ConnectorAuthMode,
+    /// PEM bundle of CAs that client certificates may chain to.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// SHA-256 thumbprints of accepted client certificates (64 hex digits, `:` allowed).
+    #[serde(default)]
+    pub client_cert_sha256: Vec<String>,
+}
+
+/// The shortest connector password accepted at start-up (characters).
+pub const MIN_CONNECTOR_PASSWORD_CHARS: usize = 16;
+
+/// `connector.auth`: how Entra's API connectors authenticate (the connector's "Authentication
+/// type" in the Entra admin center).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorAuthMode {
+    /// HTTP Basic only.
+    #[default]
+    Basic,
+    /// A client certificate only.
+    Certificate,
+    /// Either (for switching a connector from one to the other without downtime).
+    Both,
+}
+
+impl ConnectorAuthMode {
+    /// Whether Basic credentials are accepted.
+    pub fn accepts_basic(self) -> bool {
+        matches!(self, ConnectorAuthMode::Basic | ConnectorAuthMode::Both)
+    }
+
+    /// Whether a client certificate is accepted.
+    pub fn accepts_certificate(self) -> bool {
+        matches!(
+            self,
+            ConnectorAuthMode::Certificate | ConnectorAuthMode::Both
+        )
+    }
 }
 
 /// How approvers' bearer tokens are checked (CONTRACTS.md §4). With no `issuer` the approver API
@@ -140,6 +192,15 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Webhook and reminders (`[notifications]`).
     pub notifications: crate::webhook::Notifications,
+    /// Timeouts and connection caps of the public listener (`[limits]`).
+    pub limits: crate::edge::Limits,
+    /// Where `/metrics` and `/openapi.json` are served; unset: [`crate::edge::AdminListen::DEFAULT`]
+    /// if free.
+    pub admin_listen: Option<crate::edge::AdminListen>,
+    /// HTTPS served directly (`[tls]`).
+    pub tls: crate::edge::tls::TlsFiles,
+    /// TLS-terminating proxies (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -154,6 +215,10 @@ impl Default for Config {
             retry_window_seconds: 120,
             body_limit_bytes: 64 * 1024,
             notifications: crate::webhook::Notifications::default(),
+            limits: crate::edge::Limits::default(),
+            admin_listen: None,
+            tls: crate::edge::tls::TlsFiles::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -169,6 +234,10 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "retry_window_seconds",
     "body_limit_bytes",
     "notifications",
+    "limits",
+    "admin_listen",
+    "tls",
+    "trusted_proxies",
 ];
 
 /// Why a configuration could not be loaded.
@@ -240,15 +309,50 @@ impl Config {
         Ok(config)
     }
 
+    /// The edge's settings (issue 10): password strength, client certificates, TLS files,
+    /// proxies, limits.
+    fn validate_edge(&self) -> Result<(), ConfigError> {
+        let c = &self.connector;
+        if c.auth.accepts_basic() && c.password.0.chars().count() < MIN_CONNECTOR_PASSWORD_CHARS {
+            return Err(ConfigError::Invalid(format!(
+                "connector.password is too weak: use at least {MIN_CONNECTOR_PASSWORD_CHARS} characters (a random secret, e.g. `openssl rand -base64 24`)"
+            )));
+        }
+        let tls = self.tls.files().map_err(ConfigError::Invalid)?;
+        crate::edge::client_cert::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(ConfigError::Invalid)?;
+        let certs = crate::edge::client_cert::ClientCertPolicy::load(
+            c.client_ca_file.as_deref(),
+            &c.client_cert_sha256,
+        )
+        .map_err(ConfigError::Invalid)?;
+        if c.auth.accepts_certificate() {
+            if !certs.is_configured() {
+                return Err(ConfigError::Invalid(
+                    "connector.auth accepts client certificates: set connector.client_ca_file and/or connector.client_cert_sha256".into(),
+                ));
+            }
+            if tls.is_none() && self.trusted_proxies.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "connector.auth accepts client certificates, which arrive only over HTTPS: set tls.cert_file and tls.key_file, or trusted_proxies for a TLS-terminating proxy".into(),
+                ));
+            }
+        }
+        self.limits.validate().map_err(ConfigError::Invalid)
+    }
+
     /// Checks the settings that would otherwise fail at the first request.
     ///
     /// Errors: [`ConfigError::Invalid`] naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.connector.username.is_empty() || self.connector.password.0.is_empty() {
+        if self.connector.auth.accepts_basic()
+            && (self.connector.username.is_empty() || self.connector.password.0.is_empty())
+        {
             return Err(ConfigError::Invalid(
                 "connector.username and connector.password are required (GUESTLIST_CONNECTOR_USERNAME / GUESTLIST_CONNECTOR_PASSWORD, or their _FILE variants)".into(),
             ));
         }
+        self.validate_edge()?;
         if self.connector.username.contains(':') {
             return Err(ConfigError::Invalid(
                 "connector.username must not contain ':' (HTTP Basic, RFC 7617)".into(),

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod reminders;
 pub mod routes;
@@ -225,6 +226,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Rendered connector answers.
     pub answers: Arc<routes::connectors::AnswerCache>,
+    /// Connection counters, the Basic throttle and client-certificate checks ([`edge`]).
+    pub edge: Arc<edge::EdgeState>,
 }
 
 impl AppState {
@@ -246,6 +249,7 @@ impl AppState {
             events,
             metrics: Arc::new(Metrics::default()),
             answers: Arc::default(),
+            edge: Arc::default(),
         })
     }
 
@@ -343,8 +347,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(routes::events::events))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/openapi.json", get(routes::health::openapi))
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state)
         .layer(axum::middleware::from_fn(log_server_errors))
@@ -389,10 +391,25 @@ async fn log_server_errors(
     res
 }
 
+/// The admin listener's router (`admin_listen`, issue 10 §7): `/metrics`, `/openapi.json`,
+/// and `/healthz`, `/readyz` for probes that only reach loopback. Not served on the public
+/// listener.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::health::metrics))
+        .route("/openapi.json", get(routes::health::openapi))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(state)
+}
+
 /// A server started by [`spawn`].
 pub struct RunningServer {
     addr: SocketAddr,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+    admin_addr: Option<SocketAddr>,
+    tls: bool,
+    shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The state, for tests that inspect the store.
     pub state: AppState,
@@ -404,15 +421,26 @@ impl RunningServer {
         self.addr
     }
 
-    /// `http://<addr>` with no trailing slash.
+    /// `http://<addr>` (`https://` when TLS is served) with no trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The admin listener's address (`/metrics`, `/openapi.json`), `None` when off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// `http://<admin addr>`, `None` when the admin listener is off.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_addr.map(|a| format!("http://{a}"))
     }
 
     /// Stops accepting, gives in-flight requests up to 5 s to finish (open event streams never
     /// finish on their own), then drops what is left. Committed writes are already on disk.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
         if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task)
             .await
             .is_err()
@@ -429,28 +457,122 @@ impl RunningServer {
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     config.validate()?;
     let listen = config.listen;
-    let state = AppState::new(config)?;
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let mut state = AppState::new(config)?;
+    state.edge = Arc::new(edge::EdgeState::load(&state.config).map_err(anyhow::Error::msg)?);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (listener, admin, conf) = edge_listeners(&state, listen, &rx).await?;
     let addr = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_addr = admin.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+    let tls = conf.tls.is_some();
     let app = router(state.clone());
+    if let Some((admin_listener, admin_conf)) = admin {
+        tokio::spawn(edge::serve(
+            admin_listener,
+            admin_router(state.clone()),
+            admin_conf,
+            rx.clone(),
+        ));
+    }
     webhook::start(&state.config.notifications, state.events.subscribe());
     reminders::start(
         &state.config.notifications,
         state.store.clone(),
         state.events.subscribe(),
     );
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(edge::serve(listener, app, conf, rx));
     Ok(RunningServer {
         addr,
+        admin_addr,
+        tls,
         shutdown: tx,
         task,
         state,
     })
+}
+
+/// The public listener (bound to `listen`, with the limits, TLS and connection caps of
+/// `state.config`) and the admin listener (issue 10 §1, §5, §7). Raises `RLIMIT_NOFILE` first.
+///
+/// Errors: a bind failure of `listen` or of an `admin_listen` that was set, or unreadable TLS
+/// files.
+async fn edge_listeners(
+    state: &AppState,
+    listen: SocketAddr,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    Option<(tokio::net::TcpListener, Arc<edge::ListenerConf>)>,
+    Arc<edge::ListenerConf>,
+)> {
+    let config = &state.config;
+    let nofile = edge::raise_nofile_limit();
+    let max_connections = edge::effective_max_connections(config.limits.max_connections, nofile);
+    if max_connections < config.limits.max_connections {
+        tracing::warn!(
+            configured = config.limits.max_connections,
+            in_force = max_connections,
+            "limits.max_connections lowered to fit the file-descriptor limit (RLIMIT_NOFILE {})",
+            nofile.unwrap_or_default()
+        );
+    }
+    let tls = match config.tls.files().map_err(anyhow::Error::msg)? {
+        Some((cert, key)) => {
+            let reloader = Arc::new(
+                edge::tls::TlsReloader::load(
+                    cert,
+                    key,
+                    edge::tls::client_verifier(&config.connector),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+            reloader.clone().watch(
+                std::time::Duration::from_secs(config.tls.reload_interval_seconds),
+                stop.clone(),
+            );
+            Some(reloader)
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let conf = Arc::new(edge::ListenerConf {
+        limits: config.limits.clone(),
+        max_connections,
+        trusted_proxies: state.edge.trusted_proxies.clone(),
+        tls,
+        metrics: state.edge.metrics.clone(),
+    });
+    let admin_addr = match config.admin_listen {
+        Some(edge::AdminListen::Off) => None,
+        Some(edge::AdminListen::At(a)) => Some((a, true)),
+        None => Some((edge::AdminListen::DEFAULT, false)),
+    };
+    let admin = match admin_addr {
+        None => None,
+        Some((a, required)) => match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => Some(l),
+            Err(e) if !required => {
+                tracing::warn!(
+                    "admin listener not started: cannot bind the default admin_listen {a} ({e}); \
+                     /metrics and /openapi.json are unavailable (set admin_listen)"
+                );
+                None
+            }
+            Err(e) => return Err(anyhow::anyhow!("admin_listen {a}: {e}")),
+        },
+    };
+    let admin = admin.map(|l| {
+        let admin_conf = Arc::new(edge::ListenerConf {
+            limits: edge::Limits {
+                max_connections: 64,
+                max_connections_per_ip: 64,
+                ..config.limits.clone()
+            },
+            max_connections: 64,
+            trusted_proxies: Arc::default(),
+            tls: None,
+            metrics: Arc::default(),
+        });
+        (l, admin_conf)
+    });
+    Ok((listener, admin, conf))
 }

@@ -348,7 +348,7 @@ mod tests {
     fn notifications_load_from_toml_and_reject_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.toml");
-        let base = "[connector]\nusername = \"c\"\npassword = \"p\"\n";
+        let base = "[connector]\nusername = \"c\"\npassword = \"p-long-enough-secret\"\n";
         std::fs::write(
             &file,
             format!(

@@ -122,6 +122,7 @@ async fn start_with(
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
+            ..ConnectorAuth::default()
         },
         approver_auth: ApproverAuth {
             issuer: issuer.map(|i| i.url.clone()),
@@ -130,6 +131,9 @@ async fn start_with(
         },
         extension_auth: ExtensionAuth::default(),
         policy,
+        admin_listen: Some(guestlist_server::edge::AdminListen::At(
+            "127.0.0.1:0".parse().unwrap(),
+        )),
         ..Config::default()
     };
     tweak(&mut config);
@@ -406,7 +410,7 @@ async fn the_wire_edges_get_clear_json_errors() {
         200
     );
     let m = c
-        .get(format!("{}/metrics", s.base_url()))
+        .get(format!("{}/metrics", s.admin_url().unwrap()))
         .send()
         .await
         .unwrap()
@@ -415,7 +419,7 @@ async fn the_wire_edges_get_clear_json_errors() {
         .unwrap();
     assert!(m.contains("# TYPE guestlist_connector_answers_total counter"));
     let o: Value = c
-        .get(format!("{}/openapi.json", s.base_url()))
+        .get(format!("{}/openapi.json", s.admin_url().unwrap()))
         .send()
         .await
         .unwrap()
@@ -423,6 +427,15 @@ async fn the_wire_edges_get_clear_json_errors() {
         .await
         .unwrap();
     assert!(o["paths"]["/connectors/request-approval"]["post"].is_object());
+    // Not on the public listener (issue 10 §7).
+    for path in ["/metrics", "/openapi.json"] {
+        let r = c
+            .get(format!("{}{path}", s.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} on the public listener");
+    }
     assert!(o["paths"]["/api/requests/{id}/decision"]["post"].is_object());
     s.shutdown().await;
 }
@@ -956,7 +969,7 @@ async fn changed_since_lists_new_changed_and_decided_requests_in_change_order() 
         .unwrap();
     assert_eq!(bad.status(), 400);
     let doc: Value = c
-        .get(format!("{base}/openapi.json"))
+        .get(format!("{}/openapi.json", s.admin_url().unwrap()))
         .send()
         .await
         .unwrap()
@@ -1076,7 +1089,7 @@ async fn request_ids_and_metrics_labels() {
     connector(&c, &base, "check-approval-status", &google(1, "Guest")).await;
     connector(&c, &base, "check-approval-status", &google(2, "Guest")).await;
     let m = c
-        .get(format!("{base}/metrics"))
+        .get(format!("{}/metrics", s.admin_url().unwrap()))
         .send()
         .await
         .unwrap()

@@ -29,6 +29,7 @@ async fn start(db: &std::path::Path, port: u16, password_file: &std::path::Path)
         .env("GUESTLIST_CONNECTOR_USERNAME", "entra")
         .env("GUESTLIST_CONNECTOR_PASSWORD_FILE", password_file)
         .env("GUESTLIST_POLICY__CODE_PREFIX", "CONTOSO")
+        .env("GUESTLIST_ADMIN_LISTEN", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -50,7 +51,7 @@ async fn kill_9_loses_no_answered_request() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("guestlist.db");
     let pw = dir.path().join("password");
-    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::write(&pw, "s3cret-long-enough\n").unwrap();
     let port = free_port();
     let mut server = start(&db, port, &pw).await;
     let client = reqwest::Client::new();
@@ -64,7 +65,7 @@ async fn kill_9_loses_no_answered_request() {
                 let email = format!("w{w}-{i}@fabrikam.com");
                 let body = json!({"email": email, "displayName": "Åsa Bergström",
                     "identities": [{"signInType":"federated","issuer":"google.com","issuerAssignedId": email}]});
-                let r = client.post(format!("{base}/connectors/request-approval")).basic_auth("entra", Some("s3cret")).json(&body).send().await;
+                let r = client.post(format!("{base}/connectors/request-approval")).basic_auth("entra", Some("s3cret-long-enough")).json(&body).send().await;
                 match r {
                     Ok(r) if r.status() == 200 => {
                         let v: Value = match r.json().await { Ok(v) => v, Err(_) => break };
@@ -95,7 +96,7 @@ async fn kill_9_loses_no_answered_request() {
         let body = json!({"email": email, "identities": [{"signInType":"federated","issuer":"google.com","issuerAssignedId": email}]});
         let v: Value = client
             .post(format!("{}/connectors/check-approval-status", server.base))
-            .basic_auth("entra", Some("s3cret"))
+            .basic_auth("entra", Some("s3cret-long-enough"))
             .json(&body)
             .send()
             .await
@@ -124,4 +125,20 @@ fn missing_credentials_is_a_clear_startup_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("GUESTLIST_CONNECTOR_USERNAME"), "{err}");
+}
+
+#[test]
+fn a_weak_connector_password_is_a_clear_startup_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_guestlist-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("GUESTLIST_CONNECTOR_USERNAME", "entra")
+        .env("GUESTLIST_CONNECTOR_PASSWORD", "s3cret")
+        .env("GUESTLIST_ADMIN_LISTEN", "off")
+        .env_remove("GUESTLIST_CONNECTOR_PASSWORD_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connector.password is too weak"), "{err}");
+    assert!(!err.contains("s3cret"), "the password is not echoed: {err}");
 }

@@ -28,7 +28,7 @@ use guestlist_reviewer::{MemoryStore, OpenOptions, Outcome, QueueQuery, Reviewer
 use serde_json::json;
 
 const USER: &str = "entra";
-const PASS: &str = "bench";
+const PASS: &str = "bench-connector-secret";
 const N: usize = 100;
 
 /// The counting Graph proxy's state.
@@ -158,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
         connector: guestlist_server::config::ConnectorAuth {
             username: USER.into(),
             password: guestlist_server::config::Secret(PASS.into()),
+            ..Default::default()
         },
         approver_auth: guestlist_server::config::ApproverAuth {
             issuer: Some(tenant.issuer()),

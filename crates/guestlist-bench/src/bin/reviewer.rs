@@ -19,7 +19,7 @@ use guestlist_reviewer::{MemoryStore, OpenOptions, Reviewer};
 use serde_json::json;
 
 const USER: &str = "entra";
-const PASS: &str = "bench";
+const PASS: &str = "bench-connector-secret";
 
 /// Kills the server child when dropped.
 struct ServerProcess(Child);

@@ -19,17 +19,24 @@ use guestlist_core::connector::{Claims, ConnectorResponse};
 use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
 use guestlist_core::policy::MessageKind;
 
-use crate::auth::check_basic;
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+
+use crate::edge::PeerCertificates;
 use crate::error::ApiError;
 use crate::{AppState, Endpoint};
 
-/// Reads a JSON body of at most `limit` bytes, checking `Content-Type`.
+/// Reads a JSON body of at most `limit` bytes arriving whole within `deadline`
+/// (`limits.body_read_timeout_ms`), checking `Content-Type`.
 ///
-/// Errors: 415 without `application/json`, 413 above the limit, 400 on I/O.
+/// Errors: 415 without `application/json`, 413 above the limit, 408 past the deadline, 400 on
+/// I/O.
 pub(crate) async fn read_json_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    deadline: std::time::Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -45,7 +52,14 @@ pub(crate) async fn read_json_body(
             message: format!("Content-Type must be application/json, got {ct:?}"),
         });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let Ok(read) = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await else {
+        return Err(ApiError::Status {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "request.body_timeout",
+            message: format!("the body did not arrive within {} ms", deadline.as_millis()),
+        });
+    };
+    read.map_err(|e| {
         // http-body-util's LengthLimitError, wrapped by axum::Error.
         let mut too_large = false;
         let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -152,27 +166,49 @@ impl AnswerCache {
     }
 }
 
+/// What the accept loop tells a connector handler about the connection: the TCP peer and the
+/// TLS client's certificates ([`crate::edge`]). Both optional, so the router also serves
+/// callers that did not come through it (e.g. `Router::oneshot` in tests).
+#[derive(Clone, Default)]
+pub struct Connection {
+    /// The TCP peer.
+    pub peer: Option<SocketAddr>,
+    /// The chain the TLS client presented.
+    pub certs: Option<PeerCertificates>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Connection {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Connection {
+            peer: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+            certs: parts.extensions.get::<PeerCertificates>().cloned(),
+        })
+    }
+}
+
 async fn parse_connector_call(
     state: &AppState,
+    conn: &Connection,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Claims, Response> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(e) = check_basic(auth, &state.config.connector) {
-        let mut r = json_error(StatusCode::UNAUTHORIZED, "auth.unauthorized", e.to_string());
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static(
-                "Basic realm=\"guestlist-connectors\", charset=\"UTF-8\"",
-            ),
-        );
-        return Err(r);
-    }
-    let bytes = read_json_body(headers, body, state.config.body_limit_bytes)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    crate::edge::connector::authenticate(state, headers, conn.peer, conn.certs.as_ref())?;
+    let bytes = read_json_body(
+        headers,
+        body,
+        state.config.body_limit_bytes,
+        state.config.limits.body_read_timeout(),
+    )
+    .await
+    .map_err(IntoResponse::into_response)?;
     Claims::from_slice(&bytes)
         .map_err(|e| json_error(StatusCode::BAD_REQUEST, e.code(), e.to_string()))
 }
@@ -186,10 +222,11 @@ async fn parse_connector_call(
               (status = 413, description = "Body over the limit"), (status = 415, description = "Not JSON")))]
 pub async fn check_approval_status(
     State(state): State<AppState>,
+    conn: Connection,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let claims = match parse_connector_call(&state, &headers, body).await {
+    let claims = match parse_connector_call(&state, &conn, &headers, body).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -213,10 +250,11 @@ pub async fn check_approval_status(
               (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials")))]
 pub async fn request_approval(
     State(state): State<AppState>,
+    conn: Connection,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let claims = match parse_connector_call(&state, &headers, body).await {
+    let claims = match parse_connector_call(&state, &conn, &headers, body).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -243,7 +281,14 @@ async fn extension_call(
     if let Err(e) = state.extension_auth.verify(auth).await {
         return ApiError::from(e).into_response();
     }
-    let bytes = match read_json_body(headers, body, state.config.body_limit_bytes).await {
+    let bytes = match read_json_body(
+        headers,
+        body,
+        state.config.body_limit_bytes,
+        state.config.limits.body_read_timeout(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

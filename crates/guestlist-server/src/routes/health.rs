@@ -24,20 +24,23 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: connector answers by endpoint and code, decisions, requests by status.
+/// `GET /metrics` (admin listener only): connector answers by endpoint and code, decisions,
+/// requests by status (from the store's in-memory index: the cost does not grow with the
+/// number of rows), connections and connector authentication failures ([`crate::edge`]).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    let counts = tokio::task::spawn_blocking(move || store.counts())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let body = state.metrics.render(&state.config.policy, &counts);
+    let counts: Vec<(String, u64)> = state
+        .store
+        .status_counts()
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), *n))
+        .collect();
+    let mut body = state.metrics.render(&state.config.policy, &counts);
+    state.edge.metrics.render(&mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// `GET /openapi.json`: the OpenAPI 3.1 description of this API.
+/// `GET /openapi.json` (admin listener only): the OpenAPI 3.1 description of this API.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::api_doc())
 }

@@ -167,7 +167,13 @@ pub async fn decide(
             "Idempotency-Key is longer than 200 characters",
         ));
     }
-    let bytes = read_json_body(&headers, body, state.config.body_limit_bytes).await?;
+    let bytes = read_json_body(
+        &headers,
+        body,
+        state.config.body_limit_bytes,
+        state.config.limits.body_read_timeout(),
+    )
+    .await?;
     let decision: Decision = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("decision.malformed", e.to_string()))?;
     match &decision {
