@@ -411,6 +411,7 @@ pub struct RunningServer {
     tls: bool,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The state, for tests that inspect the store.
     pub state: AppState,
 }
@@ -441,11 +442,17 @@ impl RunningServer {
     /// finish on their own), then drops what is left. Committed writes are already on disk.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task)
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        if tokio::time::timeout_at(deadline, &mut self.task)
             .await
             .is_err()
         {
             self.task.abort();
+        }
+        if let Some(mut admin) = self.admin_task.take()
+            && tokio::time::timeout_at(deadline, &mut admin).await.is_err()
+        {
+            admin.abort();
         }
     }
 }
@@ -465,14 +472,14 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     let admin_addr = admin.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
     let tls = conf.tls.is_some();
     let app = router(state.clone());
-    if let Some((admin_listener, admin_conf)) = admin {
+    let admin_task = admin.map(|(admin_listener, admin_conf)| {
         tokio::spawn(edge::serve(
             admin_listener,
             admin_router(state.clone()),
             admin_conf,
             rx.clone(),
-        ));
-    }
+        ))
+    });
     webhook::start(&state.config.notifications, state.events.subscribe());
     reminders::start(
         &state.config.notifications,
@@ -484,6 +491,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
         addr,
         admin_addr,
         tls,
+        admin_task,
         shutdown: tx,
         task,
         state,
