@@ -4,6 +4,8 @@
 //! test time with rcgen) and certificates forwarded by a TLS-terminating proxy. Every wait is
 //! bounded; nothing here asserts a speed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -17,14 +17,14 @@ use crate::routes::connectors::json_error;
 /// `certs` the chain our TLS listener received. A forwarded certificate header is read only
 /// when `peer` is in `trusted_proxies`, and ignored otherwise.
 ///
-/// Errors: the response to send: 401 (with `WWW-Authenticate: Basic` when Basic is accepted)
+/// Errors: the response to send (boxed: it is large and the success path is hot): 401 (with `WWW-Authenticate: Basic` when Basic is accepted)
 /// or 429 with `Retry-After` while the caller's address is throttled.
 pub fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     certs: Option<&PeerCertificates>,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let edge = &state.edge;
     let mode = state.config.connector.auth;
     let peer_ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip());
@@ -59,11 +59,11 @@ pub fn authenticate(
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %client, "connector call without a client certificate");
         }
-        return Err(json_error(
+        return Err(Box::new(json_error(
             StatusCode::UNAUTHORIZED,
             "auth.unauthorized",
             cert_error.unwrap_or_else(|| "a client certificate is required".into()),
-        ));
+        )));
     }
     if let Err(wait) = edge.throttle.check(client) {
         edge.metrics.basic_throttled.fetch_add(1, Ordering::Relaxed);
@@ -75,7 +75,7 @@ pub fn authenticate(
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        return Err(r);
+        return Err(Box::new(r));
     }
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -100,7 +100,7 @@ pub fn authenticate(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"guestlist-connectors\", charset=\"UTF-8\""),
             );
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }

@@ -200,7 +200,8 @@ async fn parse_connector_call(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Claims, Response> {
-    crate::edge::connector::authenticate(state, headers, conn.peer, conn.certs.as_ref())?;
+    crate::edge::connector::authenticate(state, headers, conn.peer, conn.certs.as_ref())
+        .map_err(|r| *r)?;
     let bytes = read_json_body(
         headers,
         body,
