@@ -10,6 +10,7 @@
 //! | `connector.auth` | `GUESTLIST_CONNECTOR__AUTH` | `basic` | `basic`, `certificate` (client certificate only; no username/password needed) or `both` (either passes) |
 //! | `connector.client_ca_file` | `…__CLIENT_CA_FILE` | — | PEM bundle: client certificates chaining to one of these CAs are accepted |
 //! | `connector.client_cert_sha256` | `…__CLIENT_CERT_SHA256` | `[]` | SHA-256 thumbprints (hex, `:` allowed) of accepted client certificates |
+//! | `connector.forwarded_cert_header` | `…__FORWARDED_CERT_HEADER` | — (any of the three) | `x-arr-clientcert`, `x-forwarded-client-cert` or `x-ssl-client-cert`: the only header read from `trusted_proxies` |
 //! | `tls.cert_file`, `tls.key_file` | `GUESTLIST_TLS__CERT_FILE`, `…__KEY_FILE` | — (plain HTTP) | PEM certificate chain and key: serve HTTPS (TLS 1.2+) directly ([`crate::edge::tls`]) |
 //! | `tls.reload_interval_seconds` | `…__RELOAD_INTERVAL_SECONDS` | `5` | how often the files' modification times are checked (`SIGHUP` reloads at once) |
 //! | `trusted_proxies` | `GUESTLIST_TRUSTED_PROXIES` | `[]` | addresses/CIDRs of TLS-terminating proxies whose forwarded client certificate and `X-Forwarded-For` are believed |
@@ -76,6 +77,10 @@ pub struct ConnectorAuth {
     /// SHA-256 thumbprints of accepted client certificates (64 hex digits, `:` allowed).
     #[serde(default)]
     pub client_cert_sha256: Vec<String>,
+    /// The one header a trusted proxy forwards the client certificate in; unset: any of the
+    /// three (the proxy must then set or remove all three).
+    #[serde(default)]
+    pub forwarded_cert_header: Option<crate::edge::client_cert::ForwardedCertHeader>,
 }
 
 /// The shortest connector password accepted at start-up (characters).

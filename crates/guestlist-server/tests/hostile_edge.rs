@@ -16,6 +16,7 @@ use guestlist_core::model::{Actor, Decision, ProvisionedBy};
 use guestlist_core::policy::{ExpiredBehaviour, Policy};
 use guestlist_server::config::{ConnectorAuth, ConnectorAuthMode, Secret};
 use guestlist_server::edge::AdminListen;
+use guestlist_server::edge::client_cert::ForwardedCertHeader;
 use guestlist_server::{Config, RunningServer};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use serde_json::{Value, json};
@@ -706,5 +707,38 @@ async fn forwarded_client_certificates_only_from_trusted_proxies() {
         call(OTHER, "x-ssl-client-cert", escaped(&foreign.cert_pem)).await,
         401
     );
+    s.shutdown().await;
+
+    // With `forwarded_cert_header` set, the other headers are not read even from the proxy.
+    let d = dir.path().to_path_buf();
+    let s = start(&dir.path().join("g2.db"), move |c| {
+        c.trusted_proxies = vec!["127.0.0.2".into()];
+        c.connector = ConnectorAuth {
+            auth: ConnectorAuthMode::Certificate,
+            client_ca_file: Some(d.join("client-ca.pem")),
+            forwarded_cert_header: Some(ForwardedCertHeader::SslClientCert),
+            ..ConnectorAuth::default()
+        };
+    })
+    .await;
+    let url = format!("{}/connectors/check-approval-status", s.base_url());
+    let proxy = client_from(OTHER);
+    let arr = base64::engine::general_purpose::STANDARD.encode(&valid.der);
+    let r = proxy
+        .post(&url)
+        .header("x-arr-clientcert", arr)
+        .json(&claims(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "X-ARR-ClientCert is not read");
+    let r = proxy
+        .post(&url)
+        .header("x-ssl-client-cert", escaped(&valid.cert_pem))
+        .json(&claims(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     s.shutdown().await;
 }

@@ -190,23 +190,44 @@ impl ClientCertPolicy {
     }
 }
 
-/// The client certificate a TLS-terminating proxy forwarded, read from the first header present
-/// of: `X-ARR-ClientCert` (Azure App Service: base64 DER), `X-Forwarded-Client-Cert` (Envoy: the
-/// `Cert="…"` URL-encoded PEM of the last element, with its `Chain` when given), `X-SSL-Client-Cert`
-/// (nginx `$ssl_client_escaped_cert`: URL-encoded PEM). Call it only for a peer in
-/// `trusted_proxies`.
+/// A header in which a TLS-terminating proxy forwards the client certificate
+/// (`connector.forwarded_cert_header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ForwardedCertHeader {
+    /// `X-ARR-ClientCert`: Azure App Service, base64 DER.
+    #[serde(rename = "x-arr-clientcert")]
+    ArrClientCert,
+    /// `X-Forwarded-Client-Cert`: Envoy, `Cert="<URL-encoded PEM>"` (and `Chain`).
+    #[serde(rename = "x-forwarded-client-cert")]
+    ForwardedClientCert,
+    /// `X-SSL-Client-Cert`: nginx `$ssl_client_escaped_cert`, URL-encoded PEM.
+    #[serde(rename = "x-ssl-client-cert")]
+    SslClientCert,
+}
+
+/// The client certificate a TLS-terminating proxy forwarded, read from `only` or, when `None`,
+/// from the first header present of: `X-ARR-ClientCert` (Azure App Service: base64 DER),
+/// `X-Forwarded-Client-Cert` (Envoy: the `Cert="…"` URL-encoded PEM of the last element, with
+/// its `Chain` when given), `X-SSL-Client-Cert` (nginx `$ssl_client_escaped_cert`: URL-encoded
+/// PEM). Call it only for a peer in `trusted_proxies`.
 ///
 /// Errors: a header is present but cannot be decoded.
 pub fn forwarded_chain(
     headers: &HeaderMap,
+    only: Option<ForwardedCertHeader>,
 ) -> Result<Option<Vec<CertificateDer<'static>>>, String> {
-    if let Some(v) = headers.get("x-arr-clientcert") {
+    let read = |h: ForwardedCertHeader| only.is_none_or(|o| o == h);
+    if read(ForwardedCertHeader::ArrClientCert)
+        && let Some(v) = headers.get("x-arr-clientcert")
+    {
         let der = base64::engine::general_purpose::STANDARD
             .decode(v.as_bytes().trim_ascii())
             .map_err(|_| "X-ARR-ClientCert is not base64".to_owned())?;
         return Ok(Some(vec![CertificateDer::from(der)]));
     }
-    if let Some(v) = headers.get("x-forwarded-client-cert") {
+    if read(ForwardedCertHeader::ForwardedClientCert)
+        && let Some(v) = headers.get("x-forwarded-client-cert")
+    {
         let v = v
             .to_str()
             .map_err(|_| "X-Forwarded-Client-Cert is not ASCII".to_owned())?;
@@ -241,7 +262,9 @@ pub fn forwarded_chain(
         }
         return Ok(Some(out));
     }
-    if let Some(v) = headers.get("x-ssl-client-cert") {
+    if read(ForwardedCertHeader::SslClientCert)
+        && let Some(v) = headers.get("x-ssl-client-cert")
+    {
         let v = v
             .to_str()
             .map_err(|_| "X-SSL-Client-Cert is not ASCII".to_owned())?;

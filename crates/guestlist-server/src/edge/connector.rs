@@ -34,7 +34,10 @@ pub fn authenticate(
     if mode.accepts_certificate() {
         let chain = match certs {
             Some(c) => Ok(Some(c.0.as_ref().clone())),
-            None if trusted_peer => super::client_cert::forwarded_chain(headers),
+            None if trusted_peer => super::client_cert::forwarded_chain(
+                headers,
+                state.config.connector.forwarded_cert_header,
+            ),
             None => Ok(None),
         };
         match chain {
