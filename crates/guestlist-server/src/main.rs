@@ -88,6 +88,10 @@ async fn run(args: Args) -> std::process::ExitCode {
         server.base_url(),
         database.display()
     );
+    match server.admin_url() {
+        Some(admin) => println!("guestlist-server admin (/metrics, /openapi.json) on {admin}"),
+        None => println!("guestlist-server admin listener off"),
+    }
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
     server.shutdown().await;
