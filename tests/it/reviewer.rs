@@ -35,6 +35,7 @@ pub(crate) fn server_config(
     c.database = db.to_owned();
     c.connector.username = USER.into();
     c.connector.password = guestlist_server::config::Secret(PASS.into());
+    c.admin_listen = Some(guestlist_server::edge::AdminListen::Off);
     c.approver_auth.issuer = Some(tenant.issuer());
     c.approver_auth.audiences = vec![
         defaults::API_CLIENT_ID.into(),
