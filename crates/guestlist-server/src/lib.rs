@@ -8,8 +8,9 @@
 //!
 //! Layout: [`config`] (layered settings), [`store`] (SQLite, the state machine's transactions),
 //! [`auth`] (Basic for connectors, JWT for approvers and extensions), [`routes`] (HTTP),
-//! [`error`] (one error → response mapping), and the optional webhook and reminders
-//! ([`webhook`], [`reminders`]). Owns no Graph calls: provisioning happens in the
+//! [`error`] (one error → response mapping), [`edge`] (the accept loop and its limits, the
+//! admin listener, HTTPS, client certificates, the Basic throttle), and the optional webhook
+//! and reminders ([`webhook`], [`reminders`]). Owns no Graph calls: provisioning happens in the
 //! approver's app with the approver's own token.
 
 pub mod auth;
