@@ -5,12 +5,13 @@
 
 # write_server_config FILE LISTEN DATABASE ISSUER [EXTRA_TOML]: guestlist-server's TOML config,
 # approvers signed in by devtenant's tenant; EXTRA_TOML is appended (e.g. a [policy] table).
+# ADMIN_LISTEN (env, optional) sets admin_listen (/metrics, /openapi.json; "off" for none).
 write_server_config() {
   local file=$1 listen=$2 db=$3 issuer=$4 extra=${5:-}
   cat >"$file" <<EOF
 listen = "$listen"
 database = "$db"
-admin_listen = "${ADMIN_LISTEN:-off}"
+${ADMIN_LISTEN:+admin_listen = "$ADMIN_LISTEN"}
 
 [approver_auth]
 issuer = "$issuer"

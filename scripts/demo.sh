@@ -70,6 +70,7 @@ demo: running
   devtenant (emulated Entra tenant)  $DEVTENANT_URL   issuer $ISSUER
   guestlist-server (approval API)    $API_URL          connectors: Basic $CONNECTOR_USER / $CONNECTOR_PASSWORD
   guest accounts and invitations     curl -s $DEVTENANT_URL/_devtenant/users | python3 -m json.tool
+  metrics (admin listener)           curl -s http://127.0.0.1:9464/metrics (when port 9464 was free)
   logs                               $DEMO/*.log
 
 MSG
