@@ -8,10 +8,12 @@
 # ADMIN_LISTEN (env, optional) sets admin_listen (/metrics, /openapi.json; "off" for none).
 write_server_config() {
   local file=$1 listen=$2 db=$3 issuer=$4 extra=${5:-}
+  local admin=""
+  if [ -n "${ADMIN_LISTEN:-}" ]; then admin="admin_listen = \"$ADMIN_LISTEN\""; fi
   cat >"$file" <<EOF
 listen = "$listen"
 database = "$db"
-${ADMIN_LISTEN:+admin_listen = "$ADMIN_LISTEN"}
+$admin
 
 [approver_auth]
 issuer = "$issuer"
