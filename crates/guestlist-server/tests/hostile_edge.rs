@@ -152,6 +152,30 @@ async fn slow_header_clients_are_closed_and_do_not_block_check_status() {
     s.shutdown().await;
 }
 
+/// A kept-alive connection that sends nothing after its answer is closed after
+/// `header_read_timeout_ms` (the idle keep-alive timeout). (The old server kept it forever.)
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("g.db"), |c| {
+        c.limits.header_read_timeout_ms = 500;
+    })
+    .await;
+    let mut conn = connect_from(LOCAL, s.addr()).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let rest = closed_within(&mut conn, Duration::from_secs(5)).await;
+    assert!(rest.is_some(), "the idle connection was closed");
+    s.shutdown().await;
+}
+
 /// A body that trickles in is cut at `body_read_timeout_ms` with 408, and the connection
 /// closes. (The old server waited for the body forever.)
 #[tokio::test]
