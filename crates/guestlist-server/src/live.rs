@@ -117,6 +117,8 @@ pub struct StreamStats {
     pub published_seq: u64,
     /// `resync` events sent since start.
     pub resyncs: u64,
+    /// Streams opened since start.
+    pub opened: u64,
 }
 
 #[derive(Default)]
@@ -137,6 +139,7 @@ pub struct EventHub {
     counts: Mutex<Counts>,
     buffered: AtomicUsize,
     resyncs: AtomicU64,
+    opened: AtomicU64,
 }
 
 /// A stream's place under the caps, given back on drop.
@@ -192,15 +195,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The pump: on every notification, broadcasts the frames of the events committed after the
-/// last one sent, in order. Ends when the server's event sender is dropped.
+/// last one sent, in order. Ends when the server's event sender or its store is dropped (it
+/// holds the store weakly, so a stopped server's database closes at once).
 async fn pump(
     mut rx: broadcast::Receiver<Event>,
-    store: Arc<Store>,
+    store: std::sync::Weak<Store>,
     frames: broadcast::Sender<Arc<Frame>>,
     published: Arc<AtomicU64>,
     page_size: usize,
 ) {
-    let st = store.clone();
+    let Some(st) = store.upgrade() else { return };
     let mut latest = match blocking(move || st.latest_event_seq()).await {
         Ok(s) => s,
         Err(e) => {
@@ -217,7 +221,7 @@ async fn pump(
         // Coalesce the notifications already queued: one read covers them.
         while rx.try_recv().is_ok() {}
         loop {
-            let st = store.clone();
+            let Some(st) = store.upgrade() else { return };
             let after = latest;
             let events = match blocking(move || st.events_after(after, page_size)).await {
                 Ok(v) => v,
@@ -259,6 +263,7 @@ impl EventHub {
             counts: Mutex::new(Counts::default()),
             buffered: AtomicUsize::new(0),
             resyncs: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
         })
     }
 
@@ -272,6 +277,7 @@ impl EventHub {
             queued_live_frames: self.frames.len(),
             published_seq: self.published.load(Ordering::Relaxed),
             resyncs: self.resyncs.load(Ordering::Relaxed),
+            opened: self.opened.load(Ordering::Relaxed),
         }
     }
 
@@ -279,7 +285,7 @@ impl EventHub {
         self.started.get_or_init(|| {
             tokio::spawn(pump(
                 self.notify.subscribe(),
-                self.store.clone(),
+                Arc::downgrade(&self.store),
                 self.frames.clone(),
                 self.published.clone(),
                 self.config.page_size.max(1),
@@ -314,6 +320,7 @@ impl EventHub {
         }
         c.total += 1;
         *c.per.entry(principal.to_owned()).or_default() += 1;
+        self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(Permit {
             hub: self.clone(),
             principal: principal.to_owned(),
