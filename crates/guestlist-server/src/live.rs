@@ -89,7 +89,11 @@ pub struct Frame {
 /// of line breaks anyway. `None` when the event cannot be serialised.
 pub fn render(e: &Event) -> Option<Bytes> {
     let data = serde_json::to_string(e).ok()?;
-    let kind: String = e.kind.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    let kind: String = e
+        .kind
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .collect();
     Some(Bytes::from(format!(
         "id: {}\nevent: {kind}\ndata: {data}\n\n",
         e.seq
@@ -182,7 +186,9 @@ struct StreamState {
 
 impl Drop for StreamState {
     fn drop(&mut self) {
-        self.hub.buffered.fetch_sub(self.page.len(), Ordering::Relaxed);
+        self.hub
+            .buffered
+            .fetch_sub(self.page.len(), Ordering::Relaxed);
     }
 }
 

@@ -101,8 +101,8 @@ mod tests {
     use guestlist_core::connector::Claims;
     use guestlist_core::model::{Actor, Decision, ProvisionedBy};
     use guestlist_core::policy::Policy;
-    use uuid::Uuid;
     use serde_json::json;
+    use uuid::Uuid;
 
     fn ask(store: &Store, email: &str, at: OffsetDateTime) -> Uuid {
         let c = Claims::from_json(json!({"email": email, "displayName": email})).unwrap();

@@ -71,7 +71,8 @@ async fn an_issuer_outage_answers_503_without_the_upstream_url_and_backs_off() {
     for _ in 0..20 {
         assert_eq!(get(&s.base_url(), &token).await.0, 503);
     }
-    let hits = issuer.discovery_hits.load(Ordering::SeqCst) + issuer.jwks_hits.load(Ordering::SeqCst);
+    let hits =
+        issuer.discovery_hits.load(Ordering::SeqCst) + issuer.jwks_hits.load(Ordering::SeqCst);
     assert!(hits <= 2, "{hits} fetches during the outage");
     // The issuer is back: after the backoff (1 s first) the keys are fetched again.
     issuer.down.store(false, Ordering::SeqCst);
@@ -94,12 +95,19 @@ async fn tokens_without_the_scope_or_from_another_client_are_refused() {
     let (status, body) = get(&base, &with(&|c| c["scp"] = json!("User.Read"))).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("auth.scope_missing"), "{body}");
-    let (status, body) = get(&base, &with(&|c| {
-        c.as_object_mut().unwrap().remove("scp");
-    }))
+    let (status, body) = get(
+        &base,
+        &with(&|c| {
+            c.as_object_mut().unwrap().remove("scp");
+        }),
+    )
     .await;
     assert_eq!(status, 403, "app-only token: {body}");
-    let (status, body) = get(&base, &with(&|c| c["azp"] = json!("11111111-2222-3333-4444-555555555555"))).await;
+    let (status, body) = get(
+        &base,
+        &with(&|c| c["azp"] = json!("11111111-2222-3333-4444-555555555555")),
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("auth.client_not_allowed"), "{body}");
     // A v1 token names its client in `appid`.

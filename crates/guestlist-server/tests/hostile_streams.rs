@@ -20,7 +20,10 @@ async fn a_stream_without_last_event_id_gets_no_backlog() {
         sign_up(&s, &format!("old{n}@fabrikam.com"), 0).await;
     }
     let mut sock = open_stream(&s, &issuer.token("ada"), None, None).await;
-    eventually("the stream is open", || s.state.hub.stats().open_streams == 1).await;
+    eventually("the stream is open", || {
+        s.state.hub.stats().open_streams == 1
+    })
+    .await;
     sign_up(&s, "new@fabrikam.com", 0).await;
     let mut text = String::new();
     assert!(read_until(&mut sock, &mut text, "id: 4\n", 10).await);
@@ -56,7 +59,10 @@ async fn idle_streams_that_never_read_hold_at_most_a_page_each() {
         assert!(st.buffered_frames <= st.max_buffered_frames, "{st:?}");
         assert!(st.queued_live_frames <= 64, "{st:?}");
     }
-    eventually("the pump caught up", || s.state.hub.stats().published_seq == 500).await;
+    eventually("the pump caught up", || {
+        s.state.hub.stats().published_seq == 500
+    })
+    .await;
     let st = s.state.hub.stats();
     assert_eq!(st.max_buffered_frames, 30 * 20);
     assert!(
@@ -92,13 +98,20 @@ async fn caps_refuse_streams_per_principal_with_429_and_in_total_with_503() {
         c.events.max_streams = 3;
     })
     .await;
-    let (ada, bob, eve) = (issuer.token("ada"), issuer.token("bob"), issuer.token("eve"));
+    let (ada, bob, eve) = (
+        issuer.token("ada"),
+        issuer.token("bob"),
+        issuer.token("eve"),
+    );
     let a1 = open_stream(&s, &ada, None, None).await;
     let _a2 = open_stream(&s, &ada, None, None).await;
     eventually("2 streams", || s.state.hub.stats().open_streams == 2).await;
     let (status, body) = refused(&s, &ada).await;
     assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "events.too_many_streams_for_principal");
+    assert_eq!(
+        body["error"]["code"],
+        "events.too_many_streams_for_principal"
+    );
     let _b1 = open_stream(&s, &bob, None, None).await;
     eventually("3 streams", || s.state.hub.stats().open_streams == 3).await;
     let (status, body) = refused(&s, &eve).await;
@@ -129,7 +142,10 @@ async fn a_stream_ends_at_its_tokens_expiry() {
     // whichever is seen first: both mean the stream ended. The old server never ended it.
     read_until(&mut sock, &mut text, "\r\n0\r\n\r\n", 20).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    eventually("the stream is closed", || s.state.hub.stats().open_streams == 0).await;
+    eventually("the stream is closed", || {
+        s.state.hub.stats().open_streams == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -154,7 +170,10 @@ async fn a_last_event_id_ahead_of_a_restored_store_gets_a_resync_event() {
 async fn a_last_event_id_too_far_behind_gets_a_resync_event() {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let s = start(&issuer, &dir.path().join("g.db"), |c| c.events.max_backlog = 10).await;
+    let s = start(&issuer, &dir.path().join("g.db"), |c| {
+        c.events.max_backlog = 10
+    })
+    .await;
     for n in 0..30 {
         sign_up(&s, &format!("b{n}@fabrikam.com"), 0).await;
     }
@@ -167,7 +186,10 @@ async fn a_last_event_id_too_far_behind_gets_a_resync_event() {
     let mut sock = open_stream(&s, &issuer.token("bob"), Some("25"), None).await;
     let mut text = String::new();
     assert!(read_until(&mut sock, &mut text, "id: 30\n", 10).await);
-    assert!(!text.contains("id: 25\n") && text.contains("id: 26\n"), "{text}");
+    assert!(
+        !text.contains("id: 25\n") && text.contains("id: 26\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +201,10 @@ async fn a_client_that_falls_behind_the_live_events_gets_a_resync_event() {
     })
     .await;
     let mut sock = open_stream(&s, &issuer.token("ada"), None, Some(4096)).await;
-    eventually("the stream is open", || s.state.hub.stats().open_streams == 1).await;
+    eventually("the stream is open", || {
+        s.state.hub.stats().open_streams == 1
+    })
+    .await;
     // ~6.4 MB of events while the client reads nothing: far more than the socket buffers and
     // hyper's write buffer hold, so the stream falls more than 8 events behind.
     for n in 0..400 {

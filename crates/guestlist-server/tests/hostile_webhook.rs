@@ -53,23 +53,36 @@ fn sender(template: Template, url: &str) -> Sender {
 #[test]
 fn a_hostile_display_name_is_inert_in_slack_and_teams() {
     let r = request(EVIL);
-    let slack = sender(Template::Slack, "https://hooks.slack.com/services/T/B/x").created_message(&r);
+    let slack =
+        sender(Template::Slack, "https://hooks.slack.com/services/T/B/x").created_message(&r);
     let text = slack["text"].as_str().unwrap();
     assert!(text.contains("&lt;!channel&gt;"), "{text}");
     // The only link (`<…|…>`) and the only `<` is the configured one, at the end.
     assert_eq!(text.matches('<').count(), 1, "{text}");
-    assert!(text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"), "{text}");
-    assert!(!text.contains("evil.example"), "a claim's domain could be auto-linked: {text}");
+    assert!(
+        text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("evil.example"),
+        "a claim's domain could be auto-linked: {text}"
+    );
     assert!(!text.contains("https://evil"), "{text}");
     assert!(text.contains("&amp;amp;"), "`&` escaped: {text}");
 
     let teams = sender(Template::Teams, "https://contoso.webhook.office.com/x").created_message(&r);
     let card = teams.to_string();
     assert!(!card.contains("evil.example"), "{card}");
-    assert!(!card.contains("](") && !card.contains("**"), "markdown link or emphasis: {card}");
+    assert!(
+        !card.contains("](") && !card.contains("**"),
+        "markdown link or emphasis: {card}"
+    );
     assert!(!card.contains("<!channel>"), "{card}");
     let name_fact = &teams["attachments"][0]["content"]["body"][2]["facts"][0]["value"];
-    assert!(name_fact.as_str().unwrap().contains("\\[Open Guestlist\\]"), "{name_fact}");
+    assert!(
+        name_fact.as_str().unwrap().contains("\\[Open Guestlist\\]"),
+        "{name_fact}"
+    );
     // The configured link is the card's only action.
     assert_eq!(
         teams["attachments"][0]["content"]["body"][3]["actions"][0]["url"],
@@ -81,7 +94,9 @@ fn a_hostile_display_name_is_inert_in_slack_and_teams() {
 fn long_fields_are_cut() {
     let r = request(&"A".repeat(10_000));
     for t in [Template::Json, Template::Slack, Template::Teams] {
-        let body = sender(t, "https://hooks.example/x").created_message(&r).to_string();
+        let body = sender(t, "https://hooks.example/x")
+            .created_message(&r)
+            .to_string();
         assert!(body.len() < 3_000, "{t:?}: {} bytes", body.len());
         assert!(body.contains('…'), "{t:?}");
     }

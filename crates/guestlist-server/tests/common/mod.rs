@@ -51,9 +51,15 @@ impl Issuer {
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}/tenant/v2.0");
         let disco = json!({"issuer": url, "jwks_uri": format!("http://{addr}/tenant/keys")});
-        let (discovery_hits, jwks_hits) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (discovery_hits, jwks_hits) =
+            (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let down = Arc::new(AtomicBool::new(false));
-        let (dh, jh, d1, d2) = (discovery_hits.clone(), jwks_hits.clone(), down.clone(), down.clone());
+        let (dh, jh, d1, d2) = (
+            discovery_hits.clone(),
+            jwks_hits.clone(),
+            down.clone(),
+            down.clone(),
+        );
         let app = axum::Router::new()
             .route(
                 "/tenant/v2.0/.well-known/openid-configuration",
@@ -207,7 +213,9 @@ pub async fn read_until(sock: &mut TcpStream, text: &mut String, pat: &str, secs
 /// The last 2,000 characters of `text`, for assertion messages.
 pub fn tail(text: &str) -> &str {
     let start = text.len().saturating_sub(2000);
-    let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
     &text[start..]
 }
 
