@@ -200,32 +200,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
-/// The pump: on every notification, broadcasts the frames of the events committed after the
-/// last one sent, in order. Ends when the server's event sender or its store is dropped (it
-/// holds the store weakly, so a stopped server's database closes at once).
+/// The pump: broadcasts the frames of the events committed after `latest`, in order, then
+/// again on every notification. Ends when the server's event sender or its store is dropped
+/// (it holds the store weakly, so a stopped server's database closes at once).
 async fn pump(
     mut rx: broadcast::Receiver<Event>,
     store: std::sync::Weak<Store>,
     frames: broadcast::Sender<Arc<Frame>>,
     published: Arc<AtomicU64>,
     page_size: usize,
+    mut latest: u64,
 ) {
-    let Some(st) = store.upgrade() else { return };
-    let mut latest = match blocking(move || st.latest_event_seq()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "event pump cannot read the store; live events are off");
-            return;
-        }
-    };
-    published.store(latest, Ordering::Relaxed);
     loop {
-        match rx.recv().await {
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-        // Coalesce the notifications already queued: one read covers them.
-        while rx.try_recv().is_ok() {}
         loop {
             let Some(st) = store.upgrade() else { return };
             let after = latest;
@@ -248,6 +234,12 @@ async fn pump(
                 break;
             }
         }
+        match rx.recv().await {
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        // Coalesce the notifications already queued: one read covers them.
+        while rx.try_recv().is_ok() {}
     }
 }
 
@@ -287,16 +279,25 @@ impl EventHub {
         }
     }
 
-    fn ensure_started(&self) {
+    /// Starts the pump (once) from the store's latest event, read now.
+    async fn ensure_started(&self) -> Result<(), StoreError> {
+        if self.started.get().is_some() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let latest = blocking(move || store.latest_event_seq()).await?;
         self.started.get_or_init(|| {
+            self.published.store(latest, Ordering::Relaxed);
             tokio::spawn(pump(
                 self.notify.subscribe(),
                 Arc::downgrade(&self.store),
                 self.frames.clone(),
                 self.published.clone(),
                 self.config.page_size.max(1),
+                latest,
             ));
         });
+        Ok(())
     }
 
     fn acquire(self: &Arc<Self>, principal: &str) -> Result<Permit, ApiError> {
@@ -343,10 +344,11 @@ impl EventHub {
         last_event_id: Option<&str>,
         deadline: Instant,
     ) -> Result<Response, ApiError> {
-        let permit = self.acquire(principal)?;
-        self.ensure_started();
-        // Subscribe before reading the store, so nothing falls between the replay and live.
+        self.ensure_started().await?;
+        // Subscribe before reading the store, so nothing falls between the replay and live;
+        // and before the stream is counted, so a counted stream gets every later event.
         let rx = self.frames.subscribe();
+        let permit = self.acquire(principal)?;
         let (phase, last_sent) = match last_event_id.map(|s| s.trim().parse::<u64>()) {
             None => (Phase::Live, 0),
             Some(Err(_)) => (Phase::Resync("bad_last_event_id"), 0),
@@ -405,10 +407,6 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
                 return Some((Ok(resync_frame(reason, latest)), st));
             }
             Phase::Replay => {
-                if st.replayed >= st.hub.config.max_backlog {
-                    st.phase = Phase::Resync("too_far_behind");
-                    continue;
-                }
                 let page_size = st.hub.config.page_size.max(1);
                 let store = st.hub.store.clone();
                 let after = st.last_sent;
@@ -419,6 +417,11 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
                         return None;
                     }
                 };
+                // More arrived during the replay than the bound allows: resync instead.
+                if st.replayed + events.len() as u64 > st.hub.config.max_backlog {
+                    st.phase = Phase::Resync("too_far_behind");
+                    continue;
+                }
                 if events.len() < page_size {
                     st.phase = Phase::Live;
                 }

@@ -182,14 +182,17 @@ async fn a_last_event_id_too_far_behind_gets_a_resync_event() {
     assert!(read_until(&mut sock, &mut text, "event: resync\n", 10).await);
     assert!(text.contains("\"reason\":\"too_far_behind\""), "{text}");
     assert!(!text.contains("event: request.created"), "{text}");
-    // Within the bound, the backlog is replayed in order.
-    let mut sock = open_stream(&s, &issuer.token("bob"), Some("25"), None).await;
+    // Exactly at the bound (10 behind), the backlog is replayed in order, then live events.
+    let mut sock = open_stream(&s, &issuer.token("bob"), Some("20"), None).await;
     let mut text = String::new();
     assert!(read_until(&mut sock, &mut text, "id: 30\n", 10).await);
     assert!(
-        !text.contains("id: 25\n") && text.contains("id: 26\n"),
+        !text.contains("id: 20\n") && text.contains("id: 21\n"),
         "{text}"
     );
+    sign_up(&s, "after@fabrikam.com", 0).await;
+    assert!(read_until(&mut sock, &mut text, "id: 31\n", 10).await);
+    assert!(!text.contains("event: resync"), "{text}");
 }
 
 #[tokio::test]
