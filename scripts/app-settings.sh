@@ -18,6 +18,8 @@ $admin
 [approver_auth]
 issuer = "$issuer"
 audiences = ["9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f", "api://guestlist-approvals"]
+required_scope = "Approvals.ReadWrite"
+allowed_client_ids = ["6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11"]
 EOF
   if [ -n "$extra" ]; then printf '\n%s\n' "$extra" >>"$file"; fi
 }

@@ -63,6 +63,18 @@ async fn update(
     .expect("no such live update within 20 s")
 }
 
+/// Waits (10 s at most) until the reviewer synced after `before` (its `last_sync_at`): a stream
+/// opened without `Last-Event-ID` is followed by a catch-up sync.
+async fn synced_after(r: &Reviewer, before: Option<String>) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while r.status().await.last_sync_at == before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("no sync within 10 s");
+}
+
 async fn cached(r: &Reviewer, email: &str) -> bool {
     r.queue(QueueQuery {
         q: Some(email.into()),
@@ -83,8 +95,10 @@ async fn sse_updates_the_cache_live_and_resumes_after_a_server_restart() {
         .reviewer("bob", Arc::new(MemoryStore::new()), Faults::default())
         .await;
     sign_in(&bob, defaults::ADA_UPN).await;
+    let before = r.status().await.last_sync_at;
     let (mut rx, task) = follow(&r);
     proxy.event_streams(1).await;
+    synced_after(&r, before).await;
 
     env.request_approval(&facebook(60)).await;
     let u = update(&mut rx, |u| u.added == 1).await;
@@ -194,4 +208,47 @@ async fn network_cut_mid_drain_then_back_drains_exactly_once() {
             "{h:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_restored_server_database_makes_the_stream_resync_and_start_from_now() {
+    let mut env = Env::start().await;
+    let proxy = Proxy::start(env.server_addr).await.unwrap();
+    let r = behind(&env, &proxy, "restored").await;
+    let (mut rx, task) = follow(&r);
+    proxy.event_streams(1).await;
+    for n in 62..65 {
+        env.request_approval(&facebook(n)).await;
+    }
+    update(&mut rx, |u| u.last_event_id == Some(3)).await;
+
+    // The server comes back with an older backup of its database (here: an empty one), whose
+    // latest event is behind the reviewer's Last-Event-ID.
+    proxy.set_up(false);
+    env.stop_server().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(env.dir.path().join(format!("server.db{suffix}")));
+    }
+    env.restart_server().await;
+    proxy.set_up(true);
+    // The resumed stream gets a `resync` event; the reviewer syncs and reconnects from now.
+    let hub = env.server.as_ref().unwrap().state.hub.clone();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let st = hub.stats();
+            if st.resyncs >= 1 && st.opened >= 2 && st.open_streams == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no resync then a new stream: {:?}", hub.stats()));
+    let ids = proxy.last_event_ids();
+    assert!(ids.contains(&"3".to_string()), "resumed with 3: {ids:?}");
+    env.request_approval(&facebook(66)).await;
+    let u = update(&mut rx, |u| u.added == 1 && u.source == LiveSource::Sse).await;
+    assert_eq!(u.last_event_id, Some(1), "{u:?}");
+    assert!(cached(&r, "fb66@fabrikam.com").await);
+    task.abort();
 }

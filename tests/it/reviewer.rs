@@ -20,7 +20,7 @@ const PASS: &str = "s3cret-connector";
 
 pub(crate) struct Env {
     pub(crate) tenant: DevTenantHandle,
-    server: Option<guestlist_server::RunningServer>,
+    pub(crate) server: Option<guestlist_server::RunningServer>,
     pub(crate) server_addr: std::net::SocketAddr,
     pub(crate) dir: tempfile::TempDir,
 }
@@ -41,6 +41,8 @@ pub(crate) fn server_config(
         defaults::API_CLIENT_ID.into(),
         defaults::API_APP_ID_URI.into(),
     ];
+    c.approver_auth.required_scope = defaults::API_SCOPE.into();
+    c.approver_auth.allowed_client_ids = vec![defaults::DESKTOP_CLIENT_ID.into()];
     c
 }
 

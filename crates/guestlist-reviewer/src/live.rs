@@ -5,8 +5,13 @@
 //! the last event id so that a reconnection, even after an app or server restart, resumes with
 //! `Last-Event-ID`. When the stream cannot be opened or breaks, it reconnects with exponential
 //! backoff ([`MIN_BACKOFF`] … [`MAX_BACKOFF`]) and polls with [`Reviewer::sync`] at every
-//! attempt meanwhile, so the queue stays current when SSE is unavailable. Must not depend on
-//! tauri: the shell passes a callback.
+//! attempt meanwhile, so the queue stays current when SSE is unavailable. A stream opened
+//! without `Last-Event-ID` starts from now: the app syncs right after it is open, so nothing
+//! falls between the two. A `resync` event (the client fell too far behind, or its last
+//! event id is ahead of a restored server database) forgets the stored event id; the stream
+//! ends, the changed-since sync ([`Reviewer::sync`], `GET /api/requests?since=`) catches up,
+//! and the next stream starts from now. The server also ends a stream when its token expires:
+//! the reconnection takes a fresh one. Must not depend on tauri: the shell passes a callback.
 
 use std::time::Duration;
 
@@ -139,11 +144,14 @@ impl Inner {
             .and_then(|s| s.parse().ok())
     }
 
-    /// Applies one stream event to the cache. `Err` for a `resync` event (reconnect).
+    /// Applies one stream event to the cache. `Err` for a `resync` event: the stored event id
+    /// is forgotten, so the caller's sync catches up and the next stream starts from now.
     fn apply(&self, ev: &SseEvent, batch: &mut Batch) -> Result<(), ReviewerError> {
         if ev.event == "resync" {
+            self.cache.set_meta(LAST_EVENT_KEY, None)?;
+            tracing::info!(data = %ev.data, "the event stream asks for a resync");
             return Err(ReviewerError::offline(
-                "the event stream dropped events; reconnecting",
+                "the event stream asked for a resync; syncing, then reconnecting",
             ));
         }
         let Ok(e) = serde_json::from_str::<Event>(&ev.data) else {
@@ -190,8 +198,9 @@ impl Inner {
 impl Reviewer {
     /// Follows the approval API's event stream until the returned future is dropped (run it
     /// in a task; see the module docs): applies events to the cache and calls `on_update` for
-    /// each batch of changes. Waits while signed out. On the very first connection (no event
-    /// id stored yet) it syncs first, so the replayed history announces nothing old.
+    /// each batch of changes. Waits while signed out. Without a stored event id (first
+    /// connection, or after a `resync` event) it syncs once the stream is open (see the module
+    /// docs).
     pub async fn follow_events(&self, on_update: impl Fn(LiveUpdate) + Send + Sync) {
         let mut backoff = MIN_BACKOFF;
         loop {
@@ -234,13 +243,7 @@ impl Reviewer {
         on_update: &(impl Fn(LiveUpdate) + Send + Sync),
     ) -> (bool, Option<ReviewerError>) {
         let inner = &self.inner;
-        let mut last = inner.last_event_id();
-        if last.is_none() {
-            if let Err(e) = self.poll(on_update).await {
-                return (false, Some(e));
-            }
-            last = inner.last_event_id();
-        }
+        let last = inner.last_event_id();
         let mut resp = match inner
             .with_api(|api, t| async move { api.events(&t, last).await })
             .await
@@ -248,6 +251,13 @@ impl Reviewer {
             Ok(r) => r,
             Err(f) => return (false, Some(f.to_error())),
         };
+        // A stream without `Last-Event-ID` starts from now: what happened before it opened
+        // comes from a changed-since sync, made once it is open so nothing falls between.
+        if last.is_none()
+            && let Err(e) = self.poll(on_update).await
+        {
+            return (true, Some(e));
+        }
         let mut parser = SseParser::default();
         let mut batch = Batch::default();
         loop {

@@ -17,7 +17,6 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tokio::sync::RwLock;
 
 use crate::config::{ApproverAuth, ConnectorAuth, ExtensionAuth};
 
@@ -33,6 +32,19 @@ pub enum AuthError {
     /// The server has no authority configured for this kind of caller: fail closed (503).
     #[error("{0}")]
     NotConfigured(String),
+    /// The issuer's discovery document or JWKS cannot be fetched and no keys are cached (503
+    /// `auth.issuer_unavailable`). The message never names the upstream URL (it is logged).
+    #[error("{0}")]
+    IssuerUnavailable(String),
+    /// A valid token refused with a specific code (403): `auth.scope_missing` (no required
+    /// `scp`), `auth.client_not_allowed` (`azp`/`appid` not in the allow-list).
+    #[error("{message}")]
+    Refused {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable message.
+        message: String,
+    },
 }
 
 /// Checks an `Authorization` header value against the connector's Basic credentials in constant
@@ -97,6 +109,34 @@ pub struct TokenClaims {
     /// Tenant id.
     #[serde(default)]
     pub tid: Option<String>,
+    /// Expiry (seconds since the Unix epoch); checked by the signature verification.
+    #[serde(default)]
+    pub exp: Option<i64>,
+    /// RFC 9068 scopes, space separated (read when `scp` is absent).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// RFC 9068 client id (read when `azp` and `appid` are absent).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+impl TokenClaims {
+    /// The calling client: `azp` (v2), else `appid` (v1), else `client_id` (RFC 9068).
+    pub fn party(&self) -> Option<&str> {
+        self.azp
+            .as_deref()
+            .or(self.appid.as_deref())
+            .or(self.client_id.as_deref())
+    }
+
+    /// The delegated scopes: `scp` (Entra), else `scope` (RFC 9068).
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scp
+            .as_deref()
+            .or(self.scope.as_deref())
+            .unwrap_or_default()
+            .split_whitespace()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,101 +144,210 @@ struct Discovery {
     jwks_uri: String,
 }
 
-/// A JWKS fetched from a URL (or discovered from an issuer), cached, and refreshed at most once
-/// per `min_refresh` when a token names a `kid` the cache lacks.
+/// The default of [`JwksCache`]'s refetch bound for an unknown `kid` (5 minutes).
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+
+/// The first delay after a failed fetch; doubled after each further failure, up to the
+/// refetch bound.
+const FIRST_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What the cache knows, behind a short synchronous lock (never held across an await).
+#[derive(Default)]
+struct KeyState {
+    keys: Option<JwkSet>,
+    /// The JWKS URL found by discovery.
+    discovered: Option<String>,
+    /// When the last fetch (success or failure) finished.
+    fetched_at: Option<Instant>,
+    /// The backoff in force after a failure (`None` after a success).
+    failure: Option<Duration>,
+    /// Bumped after every fetch, so waiters of the single flight see that one happened.
+    generation: u64,
+}
+
+/// A JWKS fetched from a URL (or discovered from an issuer) and cached (issue 10 §3):
+///
+/// - **Single flight.** At most one fetch runs at a time; callers that wait for it use its
+///   result instead of fetching again.
+/// - **Bounded refetch.** A token naming a `kid` the cached set lacks refetches it at most once
+///   per `min_refresh` (default [`DEFAULT_JWKS_REFRESH`]); until then such tokens are refused
+///   (401) at once.
+/// - **Failures back off.** A failed fetch is remembered: for 1 s, then 2 s, 4 s, … (capped at
+///   `min_refresh`) every caller gets the failure without a fetch. With no keys at all that is
+///   [`AuthError::IssuerUnavailable`] (503); the discovery and JWKS URLs and the upstream error
+///   go to the log (WARN), never to the caller.
 pub struct JwksCache {
     http: reqwest::Client,
     issuer: Option<String>,
-    jwks_uri: RwLock<Option<String>>,
-    keys: RwLock<Option<(JwkSet, Instant)>>,
+    jwks_uri: Option<String>,
+    state: std::sync::Mutex<KeyState>,
+    flight: tokio::sync::Mutex<()>,
     min_refresh: Duration,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+enum Cached {
+    Key(Result<DecodingKey, AuthError>),
+    Fetch,
 }
 
 impl JwksCache {
-    /// A cache for `jwks_uri`, or for the JWKS discovered from `issuer` when `jwks_uri` is `None`.
-    pub fn new(http: reqwest::Client, issuer: Option<String>, jwks_uri: Option<String>) -> Self {
+    /// A cache for `jwks_uri`, or for the JWKS discovered from `issuer` when `jwks_uri` is
+    /// `None`, refetched for an unknown `kid` at most once per `min_refresh`.
+    pub fn new(
+        http: reqwest::Client,
+        issuer: Option<String>,
+        jwks_uri: Option<String>,
+        min_refresh: Duration,
+    ) -> Self {
         JwksCache {
             http,
             issuer,
-            jwks_uri: RwLock::new(jwks_uri),
-            keys: RwLock::new(None),
-            min_refresh: Duration::from_secs(1),
+            jwks_uri,
+            state: std::sync::Mutex::new(KeyState::default()),
+            flight: tokio::sync::Mutex::new(()),
+            min_refresh,
+            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    async fn uri(&self) -> Result<String, AuthError> {
-        if let Some(u) = self.jwks_uri.read().await.clone() {
-            return Ok(u);
-        }
-        let issuer = self
-            .issuer
-            .as_deref()
-            .ok_or_else(|| AuthError::NotConfigured("no issuer configured".into()))?;
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let d: Discovery = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| {
-                AuthError::Unauthorized(format!(
-                    "cannot reach the issuer's discovery document: {e}"
-                ))
-            })?
-            .json()
-            .await
-            .map_err(|e| AuthError::Unauthorized(format!("bad discovery document: {e}")))?;
-        *self.jwks_uri.write().await = Some(d.jwks_uri.clone());
-        Ok(d.jwks_uri)
+    /// Fetches started so far (discovery included), for tests and operators.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn fetch(&self) -> Result<JwkSet, AuthError> {
-        let uri = self.uri().await?;
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, KeyState>, AuthError> {
+        self.state
+            .lock()
+            .map_err(|_| AuthError::IssuerUnavailable("the key cache is unusable".into()))
+    }
+
+    /// What the cache can answer for `kid` without a fetch, or `Fetch`. `since_gen`: a fetch
+    /// finished after this generation was seen counts as "just fetched".
+    fn cached(&self, kid: &str, since_gen: Option<u64>) -> Result<(Cached, u64), AuthError> {
+        let st = self.lock()?;
+        if let Some(jwk) = st.keys.as_ref().and_then(|s| s.find(kid)) {
+            let key = DecodingKey::from_jwk(jwk)
+                .map_err(|e| AuthError::Unauthorized(format!("unusable key {kid}: {e}")));
+            return Ok((Cached::Key(key), st.generation));
+        }
+        let refused = || {
+            if st.keys.is_some() {
+                AuthError::Unauthorized(format!("unknown signing key {kid:?}"))
+            } else {
+                unavailable()
+            }
+        };
+        if since_gen.is_some_and(|g| g != st.generation) {
+            return Ok((Cached::Key(Err(refused())), st.generation));
+        }
+        if let Some(at) = st.fetched_at {
+            let wait = match st.failure {
+                Some(backoff) => backoff,
+                None => self.min_refresh,
+            };
+            if at.elapsed() < wait {
+                return Ok((Cached::Key(Err(refused())), st.generation));
+            }
+        }
+        Ok((Cached::Fetch, st.generation))
+    }
+
+    async fn get(&self, url: &str, what: &str) -> Result<reqwest::Response, ()> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.http
-            .get(&uri)
+            .get(url)
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::Unauthorized(format!("cannot fetch the signing keys: {e}")))?
+            .map_err(|e| tracing::warn!(url, error = %e, "cannot fetch the issuer's {what}"))
+    }
+
+    async fn fetch(&self) -> Result<(JwkSet, Option<String>), ()> {
+        let known = match &self.jwks_uri {
+            Some(u) => Some(u.clone()),
+            None => self.lock().ok().and_then(|s| s.discovered.clone()),
+        };
+        let (uri, discovered) = match known {
+            Some(u) => (u, None),
+            None => {
+                let Some(issuer) = self.issuer.as_deref() else {
+                    tracing::warn!("no issuer configured to discover the signing keys from");
+                    return Err(());
+                };
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let d: Discovery = self
+                    .get(&url, "discovery document")
+                    .await?
+                    .json()
+                    .await
+                    .map_err(|e| tracing::warn!(url, error = %e, "bad discovery document"))?;
+                (d.jwks_uri.clone(), Some(d.jwks_uri))
+            }
+        };
+        let set = self
+            .get(&uri, "signing keys (JWKS)")
+            .await?
             .json::<JwkSet>()
             .await
-            .map_err(|e| AuthError::Unauthorized(format!("bad JWKS: {e}")))
+            .map_err(|e| tracing::warn!(url = uri, error = %e, "bad JWKS"))?;
+        Ok((set, discovered))
     }
 
-    /// The decoding key for `kid`, fetching or refreshing the JWKS when needed.
+    /// The decoding key for `kid`, fetching or refreshing the JWKS when needed (see the type's
+    /// docs).
     ///
-    /// Errors: [`AuthError::Unauthorized`] when the key is unknown after a refresh or the JWKS
-    /// cannot be fetched.
+    /// Errors: [`AuthError::Unauthorized`] when the key is unknown (after a refresh, or while a
+    /// refresh is not due); [`AuthError::IssuerUnavailable`] when no keys could be fetched.
     pub async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+        let (c, seen) = self.cached(kid, None)?;
+        if let Cached::Key(k) = c {
+            return k;
+        }
+        let _flight = self.flight.lock().await;
+        // Someone else's fetch may have finished while we waited: use it.
+        if let (Cached::Key(k), _) = self.cached(kid, Some(seen))? {
+            return k;
+        }
+        let fetched = self.fetch().await;
         {
-            let keys = self.keys.read().await;
-            if let Some((set, fetched)) = keys.as_ref() {
-                if let Some(jwk) = set.find(kid) {
-                    return DecodingKey::from_jwk(jwk)
-                        .map_err(|e| AuthError::Unauthorized(format!("unusable key {kid}: {e}")));
+            let mut st = self.lock()?;
+            st.generation += 1;
+            st.fetched_at = Some(Instant::now());
+            match fetched {
+                Ok((set, discovered)) => {
+                    st.keys = Some(set);
+                    if discovered.is_some() {
+                        st.discovered = discovered;
+                    }
+                    st.failure = None;
                 }
-                if fetched.elapsed() < self.min_refresh {
-                    return Err(AuthError::Unauthorized(format!(
-                        "unknown signing key {kid:?}"
-                    )));
+                Err(()) => {
+                    let next = st
+                        .failure
+                        .map_or(FIRST_FAILURE_BACKOFF, |b| b * 2)
+                        .min(self.min_refresh.max(FIRST_FAILURE_BACKOFF));
+                    st.failure = Some(next);
+                    // A discovered URL may be what broke: discover again next time.
+                    st.discovered = None;
                 }
             }
         }
-        let set = self.fetch().await?;
-        let found = set.find(kid).map(DecodingKey::from_jwk);
-        *self.keys.write().await = Some((set, Instant::now()));
-        match found {
-            Some(Ok(k)) => Ok(k),
-            Some(Err(e)) => Err(AuthError::Unauthorized(format!("unusable key {kid}: {e}"))),
-            None => Err(AuthError::Unauthorized(format!(
-                "unknown signing key {kid:?}"
-            ))),
+        match self.cached(kid, Some(u64::MAX))? {
+            (Cached::Key(k), _) => k,
+            (Cached::Fetch, _) => Err(unavailable()),
         }
     }
+}
+
+fn unavailable() -> AuthError {
+    AuthError::IssuerUnavailable(
+        "the token issuer's signing keys cannot be fetched now; retry later".into(),
+    )
 }
 
 /// What a bearer token must satisfy.
@@ -248,16 +397,36 @@ pub struct ApproverVerifier {
 
 impl ApproverVerifier {
     /// A verifier for `config`; with no issuer every call fails closed.
+    ///
+    /// Warns (once, at construction: server start-up) when any client may call
+    /// (`approver_auth.allowed_client_ids` empty) or no scope is required.
     pub fn new(http: reqwest::Client, config: ApproverAuth) -> Arc<Self> {
+        let refresh = Duration::from_secs(config.jwks_refresh_seconds.max(1));
         let jwks = config
             .issuer
             .as_ref()
-            .map(|i| JwksCache::new(http, Some(i.clone()), config.jwks_uri.clone()));
+            .map(|i| JwksCache::new(http, Some(i.clone()), config.jwks_uri.clone(), refresh));
+        if jwks.is_some() && config.allowed_client_ids.is_empty() {
+            tracing::warn!(
+                "approver_auth.allowed_client_ids is empty: tokens from any client of the tenant are accepted; list the desktop app's client id"
+            );
+        }
+        if jwks.is_some() && config.required_scope.trim().is_empty() {
+            tracing::warn!(
+                "approver_auth.required_scope is empty: the delegated scope of tokens is not checked"
+            );
+        }
         Arc::new(ApproverVerifier { config, jwks })
     }
 
-    /// Verifies an `Authorization: Bearer` header: signature, `iss`, `aud`, `exp`/`nbf`, and the
-    /// required app role in `roles`.
+    /// The JWKS cache (`None` when no issuer is configured), for its fetch counter.
+    pub fn jwks(&self) -> Option<&JwksCache> {
+        self.jwks.as_ref()
+    }
+
+    /// Verifies an `Authorization: Bearer` header: signature, `iss`, `aud`, `exp`/`nbf`, the
+    /// required delegated scope in `scp`, the calling client (`azp`/`appid`) in the allow-list,
+    /// and the required app role in `roles`.
     ///
     /// Errors: 401 / 403 / 503 as [`AuthError`].
     pub async fn verify(&self, header: Option<&str>) -> Result<TokenClaims, AuthError> {
@@ -273,6 +442,24 @@ impl ApproverVerifier {
             leeway: self.config.leeway_seconds,
         };
         let claims = verify(token, jwks, &rules).await?;
+        let scope = self.config.required_scope.trim();
+        if !scope.is_empty() && !claims.scopes().any(|s| s == scope) {
+            return Err(AuthError::Refused {
+                code: "auth.scope_missing",
+                message: format!("the token lacks the delegated scope {scope:?} (scp)"),
+            });
+        }
+        if !self.config.allowed_client_ids.is_empty() {
+            let party = claims.party().unwrap_or_default();
+            if !self.config.allowed_client_ids.iter().any(|c| c == party) {
+                return Err(AuthError::Refused {
+                    code: "auth.client_not_allowed",
+                    message: format!(
+                        "the token was issued to client {party:?}, which is not in approver_auth.allowed_client_ids"
+                    ),
+                });
+            }
+        }
         if !claims.roles.iter().any(|r| r == &self.config.required_role) {
             return Err(AuthError::Forbidden(format!(
                 "the token lacks the app role {:?}",
@@ -297,6 +484,7 @@ impl ExtensionVerifier {
                 http,
                 config.issuers.first().cloned(),
                 config.jwks_uri.clone(),
+                DEFAULT_JWKS_REFRESH,
             )
         });
         Arc::new(ExtensionVerifier { config, jwks })

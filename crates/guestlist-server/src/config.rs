@@ -22,7 +22,10 @@
 //! | `approver_auth.issuer` | `GUESTLIST_APPROVER_AUTH__ISSUER` | — (fail closed) | OIDC issuer of approvers' tokens |
 //! | `approver_auth.audiences` | `GUESTLIST_APPROVER_AUTH__AUDIENCES` | — | accepted `aud` values (API client id, app id URI) |
 //! | `approver_auth.required_role` | `…__REQUIRED_ROLE` | `Approver` | app role the `roles` claim must hold |
-//! | `approver_auth.leeway_seconds` | `…__LEEWAY_SECONDS` | `60` | clock skew allowed on `exp`/`nbf` |
+//! | `approver_auth.leeway_seconds` | `…__LEEWAY_SECONDS` | `60` | clock skew allowed on `exp`/`nbf` (an event stream also ends at `exp` + this) |
+//! | `approver_auth.required_scope` | `…__REQUIRED_SCOPE` | `Approvals.ReadWrite` | delegated scope the `scp` claim must hold (empty: not checked) |
+//! | `approver_auth.allowed_client_ids` | `…__ALLOWED_CLIENT_IDS` | — (any, warned at start) | client ids (`azp`, v1 `appid`) allowed to call: the desktop app's |
+//! | `approver_auth.jwks_refresh_seconds` | `…__JWKS_REFRESH_SECONDS` | `300` | an unknown `kid` refetches the JWKS at most this often |
 //! | `extension_auth.issuers` | `GUESTLIST_EXTENSION_AUTH__ISSUERS` | — (fail closed) | accepted `iss` of custom-extension tokens |
 //! | `extension_auth.jwks_uri` | `…__JWKS_URI` | — | tenant JWKS |
 //! | `extension_auth.audiences` | `…__AUDIENCES` | — | the API's app id URI / client id |
@@ -38,6 +41,12 @@
 //! | `notifications.remind_after_hours` | `…__REMIND_AFTER_HOURS` | — (off) | remind about requests pending longer than this ([`crate::reminders`]) |
 //! | `notifications.reminder_interval_seconds` | `…__REMINDER_INTERVAL_SECONDS` | `900` | how often reminders are checked |
 //! | `notifications.link` | `…__LINK` | — | link put in the messages |
+//! | `events.max_streams` | `GUESTLIST_EVENTS__MAX_STREAMS` | `1024` | open `/api/events` streams in total (503 `events.too_many_streams` above) |
+//! | `events.max_streams_per_principal` | `…__MAX_STREAMS_PER_PRINCIPAL` | `8` | open streams per approver (`oid`/`sub`; 429 `events.too_many_streams_for_principal` above) |
+//! | `events.max_backlog` | `…__MAX_BACKLOG` | `1000` | most events replayed after `Last-Event-ID`; further behind gets a `resync` event |
+//! | `events.page_size` | `…__PAGE_SIZE` | `100` | events read from the store at a time for a replay |
+//! | `events.broadcast_capacity` | `…__BROADCAST_CAPACITY` | `1024` | live events a stream may fall behind before it gets a `resync` event |
+//! | `events.keepalive_seconds` | `…__KEEPALIVE_SECONDS` | `15` | comment sent on an idle stream |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).
 
@@ -131,6 +140,15 @@ pub struct ApproverAuth {
     pub required_role: String,
     /// Allowed clock skew in seconds for `exp` and `nbf`.
     pub leeway_seconds: u64,
+    /// The delegated scope the token's `scp` claim (space separated; RFC 9068 `scope` when
+    /// `scp` is absent) must contain, e.g. `Approvals.ReadWrite`. Empty: not checked.
+    pub required_scope: String,
+    /// Client ids allowed to call the approver API: the token's `azp` (v2), `appid` (v1) or
+    /// `client_id` (RFC 9068) must be one of them. Empty: any client (warned at start-up).
+    pub allowed_client_ids: Vec<String>,
+    /// A token naming a `kid` the cached JWKS lacks refetches it at most once per this many
+    /// seconds (single-flight; failures back off up to the same bound).
+    pub jwks_refresh_seconds: u64,
 }
 
 impl Default for ApproverAuth {
@@ -141,6 +159,9 @@ impl Default for ApproverAuth {
             audiences: Vec::new(),
             required_role: "Approver".into(),
             leeway_seconds: 60,
+            required_scope: "Approvals.ReadWrite".into(),
+            allowed_client_ids: Vec::new(),
+            jwks_refresh_seconds: 300,
         }
     }
 }
@@ -206,6 +227,8 @@ pub struct Config {
     pub tls: crate::edge::tls::TlsFiles,
     /// TLS-terminating proxies (addresses or CIDR blocks).
     pub trusted_proxies: Vec<String>,
+    /// Limits of `GET /api/events` (`[events]`).
+    pub events: crate::live::EventsConfig,
 }
 
 impl Default for Config {
@@ -224,6 +247,7 @@ impl Default for Config {
             admin_listen: None,
             tls: crate::edge::tls::TlsFiles::default(),
             trusted_proxies: Vec::new(),
+            events: crate::live::EventsConfig::default(),
         }
     }
 }
@@ -243,6 +267,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "admin_listen",
     "tls",
     "trusted_proxies",
+    "events",
 ];
 
 /// Why a configuration could not be loaded.

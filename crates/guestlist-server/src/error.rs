@@ -98,6 +98,16 @@ impl IntoResponse for ApiError {
             ApiError::Auth(AuthError::NotConfigured(m)) => {
                 body(StatusCode::SERVICE_UNAVAILABLE, "auth.not_configured", m)
             }
+            ApiError::Auth(AuthError::IssuerUnavailable(m)) => body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth.issuer_unavailable",
+                m,
+            ),
+            ApiError::Auth(AuthError::Refused { code, message }) => www_authenticate(
+                body(StatusCode::FORBIDDEN, code, message.clone()),
+                "insufficient_scope",
+                &message,
+            ),
             ApiError::PreconditionRequired => body(
                 StatusCode::PRECONDITION_REQUIRED,
                 "request.precondition_required",

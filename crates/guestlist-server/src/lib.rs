@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod live;
 pub mod reminders;
 pub mod routes;
 pub mod store;
@@ -229,6 +230,8 @@ pub struct AppState {
     pub answers: Arc<routes::connectors::AnswerCache>,
     /// Connection counters, the Basic throttle and client-certificate checks ([`edge`]).
     pub edge: Arc<edge::EdgeState>,
+    /// The `/api/events` streams: one store read per event, shared ([`live`]).
+    pub hub: Arc<live::EventHub>,
 }
 
 impl AppState {
@@ -236,17 +239,19 @@ impl AppState {
     ///
     /// Errors: [`StoreError`] when the database cannot be opened or migrated.
     pub fn new(config: Config) -> Result<AppState, StoreError> {
-        let store = Store::open(&config.database)?;
+        let store = Arc::new(Store::open(&config.database)?);
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
         let (events, _) = broadcast::channel(1024);
+        let hub = live::EventHub::new(config.events.clone(), store.clone(), events.clone());
         Ok(AppState {
+            hub,
             approver_auth: ApproverVerifier::new(http.clone(), config.approver_auth.clone()),
             extension_auth: ExtensionVerifier::new(http, config.extension_auth.clone()),
             config: Arc::new(config),
-            store: Arc::new(store),
+            store,
             events,
             metrics: Arc::new(Metrics::default()),
             answers: Arc::default(),
@@ -254,7 +259,8 @@ impl AppState {
         })
     }
 
-    /// Publishes a stored event to live subscribers (no subscriber is fine).
+    /// Publishes a stored event to live subscribers (no subscriber is fine): the webhook, the
+    /// reminders, and the event pump of [`live`], which reads it back once for every stream.
     pub fn publish(&self, e: Event) {
         let _ = self.events.send(e);
     }

@@ -9,44 +9,52 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use guestlist_core::model::{ApprovalRequest, Event, Status};
+use guestlist_core::model::{ApprovalRequest, Event};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
-use uuid::Uuid;
 
 use crate::store::{Store, StoreError};
 use crate::webhook::{Notifications, Sender};
 
+/// Most requests listed by name in one reminder; the rest are counted.
+pub const LISTED: usize = 10;
+
+/// A reminder's content: how many requests are due, and the oldest [`LISTED`] of them.
+#[derive(Debug, Clone, Default)]
+pub struct Due {
+    /// Pending requests older than the period and not reminded about within it.
+    pub count: u64,
+    /// The oldest of them, at most [`LISTED`] (or the `limit` given to [`due_with_limit`]).
+    pub oldest: Vec<ApprovalRequest>,
+}
+
 /// The pending requests older than `hours` at `now` that were not reminded about in the last
-/// `hours`; they are then recorded as reminded at `now` in the store (table `reminded`), so a
-/// restarted server does not remind about them again before `hours` have passed. Records of
-/// requests that are no longer pending are dropped at the same time.
+/// `hours`: their number and the oldest [`LISTED`]. They are all then recorded as reminded at
+/// `now` in the store (table `reminded`), so a restarted server does not remind about them
+/// again before `hours` have passed; records of requests that are no longer pending are
+/// dropped at the same time. Memory and the message are bounded whatever the number of pending
+/// requests: a `COUNT`, a `LIMIT` query and one set-based update ([`Store::pending_due`],
+/// [`Store::record_reminded_due`]).
 ///
 /// Errors: [`StoreError`] on database failure.
-pub fn due(
+pub fn due(store: &Store, hours: u64, now: OffsetDateTime) -> Result<Due, StoreError> {
+    due_with_limit(store, hours, now, LISTED)
+}
+
+/// [`due`] listing at most `limit` requests.
+///
+/// Errors: [`StoreError`] on database failure.
+pub fn due_with_limit(
     store: &Store,
     hours: u64,
     now: OffsetDateTime,
-) -> Result<Vec<ApprovalRequest>, StoreError> {
-    let age = time::Duration::hours(i64::try_from(hours).unwrap_or(i64::MAX / 3600));
-    let reminded = store.reminded()?;
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store.list(Some(Status::Pending), None, cursor.as_deref(), 500)?;
-        for r in page.items {
-            if r.created_at + age <= now && reminded.get(&r.id).is_none_or(|t| *t + age <= now) {
-                out.push(r);
-            }
-        }
-        match page.next_cursor {
-            Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
-            _ => break,
-        }
-    }
-    let ids: Vec<Uuid> = out.iter().map(|r| r.id).collect();
-    store.record_reminded(&ids, now)?;
-    Ok(out)
+    limit: usize,
+) -> Result<Due, StoreError> {
+    let age = i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX);
+    let cut = now.unix_timestamp().saturating_sub(age);
+    let (count, oldest) = store.pending_due(cut, cut, limit)?;
+    store.record_reminded_due(cut, cut, now.unix_timestamp())?;
+    Ok(Due { count, oldest })
 }
 
 /// Starts the reminder task when a webhook and `remind_after_hours` are configured.
@@ -75,8 +83,8 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
                 }
             };
             match due {
-                Ok(d) if !d.is_empty() => {
-                    let body = sender.reminder_message(&d, hours);
+                Ok(d) if d.count > 0 => {
+                    let body = sender.reminder_message(d.count, &d.oldest, hours);
                     let s = sender.clone();
                     tokio::spawn(async move { s.deliver(&body).await });
                 }
@@ -94,6 +102,7 @@ mod tests {
     use guestlist_core::model::{Actor, Decision, ProvisionedBy};
     use guestlist_core::policy::Policy;
     use serde_json::json;
+    use uuid::Uuid;
 
     fn ask(store: &Store, email: &str, at: OffsetDateTime) -> Uuid {
         let c = Claims::from_json(json!({"email": email, "displayName": email})).unwrap();
@@ -112,15 +121,15 @@ mod tests {
         let h = time::Duration::hours(1);
         let a = ask(&store, "a@fabrikam.com", t0);
         let b = ask(&store, "b@fabrikam.com", t0 + h * 10);
-        let ids = |v: Vec<ApprovalRequest>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert!(due(&store, 24, t0 + h * 23).unwrap().is_empty());
+        let ids = |v: Due| v.oldest.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert!(due(&store, 24, t0 + h * 23).unwrap().oldest.is_empty());
         assert_eq!(ids(due(&store, 24, t0 + h * 25).unwrap()), vec![a]);
         // The record is in the database: a new store on the same file (a restarted server)
         // does not remind about `a` again.
         drop(store);
         store = Store::open(&db).unwrap();
         assert!(
-            due(&store, 24, t0 + h * 30).unwrap().is_empty(),
+            due(&store, 24, t0 + h * 30).unwrap().oldest.is_empty(),
             "a was reminded 5 h ago; b is 20 h old"
         );
         assert_eq!(ids(due(&store, 24, t0 + h * 35).unwrap()), vec![b]);
@@ -145,7 +154,7 @@ mod tests {
                 t0 + h * 40,
             )
             .unwrap();
-        assert!(due(&store, 24, t0 + h * 50).unwrap().is_empty());
+        assert!(due(&store, 24, t0 + h * 50).unwrap().oldest.is_empty());
         assert_eq!(ids(due(&store, 24, t0 + h * 60).unwrap()), vec![b]);
         // Only pending requests keep a record.
         let kept: Vec<Uuid> = store.reminded().unwrap().into_keys().collect();

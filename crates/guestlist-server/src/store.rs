@@ -1583,6 +1583,90 @@ impl Store {
         self.index.status_counts()
     }
 
+    /// The sequence number of the latest stored event (0 when there is none): where a new
+    /// event stream starts, and the bound a `Last-Event-ID` is checked against
+    /// ([`crate::live`]).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn latest_event_seq(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let seq: i64 = c
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            Ok(u64::try_from(seq).unwrap_or_default())
+        })
+    }
+
+    /// Reminders ([`crate::reminders`]): how many pending requests were created at or before
+    /// `created_by` (Unix seconds) and were not reminded about after `reminded_by` (Unix seconds),
+    /// and the `limit` oldest of them. One `COUNT` and one `LIMIT` query: memory is bounded by
+    /// `limit` whatever the number of pending requests.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn pending_due(
+        &self,
+        created_by: i64,
+        reminded_by: i64,
+        limit: usize,
+    ) -> Result<(u64, Vec<ApprovalRequest>), StoreError> {
+        const DUE: &str = "FROM requests r WHERE r.status = 'pending' AND unixepoch(r.created_at) <= ?1
+               AND NOT EXISTS (SELECT 1 FROM reminded m WHERE m.request_id = r.id AND m.at_unix > ?2)";
+        self.read(|c| {
+            let count: i64 = c
+                .prepare_cached(&format!("SELECT COUNT(*) {DUE}"))?
+                .query_row(params![created_by, reminded_by], |r| r.get(0))?;
+            let cols = COLUMNS
+                .split(", ")
+                .map(|col| format!("r.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {cols} {DUE} ORDER BY r.created_at, r.id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    created_by,
+                    reminded_by,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                row_to_request,
+            )?;
+            let mut oldest = Vec::new();
+            for row in rows {
+                oldest.push(row??);
+            }
+            Ok((u64::try_from(count).unwrap_or_default(), oldest))
+        })
+    }
+
+    /// Records every request [`Store::pending_due`] counts for the same bounds as reminded at
+    /// `now` (Unix seconds), and forgets the records of requests no longer pending. One
+    /// set-based statement each, in one committed transaction.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn record_reminded_due(
+        &self,
+        created_by: i64,
+        reminded_by: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO reminded (request_id, at_unix)
+                 SELECT r.id, ?3 FROM requests r WHERE r.status = 'pending' AND unixepoch(r.created_at) <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM reminded m WHERE m.request_id = r.id AND m.at_unix > ?2)
+                 ON CONFLICT(request_id) DO UPDATE SET at_unix = excluded.at_unix",
+            )?
+            .execute(params![created_by, reminded_by, now])?;
+            tx.prepare_cached(
+                "DELETE FROM reminded WHERE NOT EXISTS (SELECT 1 FROM requests r
+                   WHERE r.id = reminded.request_id AND r.status = 'pending')",
+            )?
+            .execute([])?;
+            Ok(())
+        })
+    }
+
     /// Counts of requests per status, read from the table (one `GROUP BY` scan); tests compare
     /// it with [`Store::status_counts`].
     ///

@@ -10,6 +10,16 @@
 //! never waits for them; a failed delivery (network, 408, 429, 5xx) is retried with exponential
 //! backoff (`Retry-After` honoured, capped), other 4xx answers are not. Reminders of requests
 //! pending too long use the same sender ([`crate::reminders`]). Owns no database writes.
+//!
+//! Text that comes from a sign-up's claims (name, e-mail domain, identity provider) is
+//! untrusted (issue 10 §4): control characters become spaces, it is cut to [`MAX_FIELD_CHARS`]
+//! characters (with `…`), and escaped for the target format. Slack mrkdwn gets `&`, `<`, `>` as
+//! entities (so no `<!channel>`, `<@user>` or `<url|text>`); Teams Adaptive Card markdown gets
+//! its link, emphasis, list and heading characters backslash-escaped; both get every `.` as
+//! `․` (U+2024 ONE DOT LEADER) and `:` as `∶` (U+2236 RATIO), so no domain or URL in a claim is
+//! ever auto-linked. The `json` template is structured data and carries the values as they
+//! are (cut to the same length). Only the configured `notifications.link` is rendered as a
+//! link. The webhook URL (a secret) is never logged: errors are logged without their URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,40 +86,119 @@ impl Default for Notifications {
 /// The longest retry delay.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
+/// Longest text taken from a claim into a message, in characters (longer is cut, with `…`).
+pub const MAX_FIELD_CHARS: usize = 100;
+
 /// Sends webhook messages (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Sender {
     http: reqwest::Client,
-    url: String,
+    url: Secret,
     config: Arc<Notifications>,
 }
 
-fn name(r: &ApprovalRequest) -> String {
+/// `s` with control characters as spaces, cut to [`MAX_FIELD_CHARS`] characters.
+pub fn clip(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_FIELD_CHARS + 1)
+        .collect();
+    if out.chars().count() > MAX_FIELD_CHARS {
+        out = out.chars().take(MAX_FIELD_CHARS - 1).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// No auto-link: `.` and `:` as look-alikes that no linkifier takes for a URL or domain.
+fn defang(c: char, out: &mut String) -> bool {
+    match c {
+        '.' => out.push('\u{2024}'),
+        ':' => out.push('\u{2236}'),
+        _ => return false,
+    }
+    true
+}
+
+/// Untrusted text for Slack mrkdwn (<https://api.slack.com/reference/surfaces/formatting#escaping>).
+pub fn slack_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in clip(s).chars() {
+        if defang(c, &mut out) {
+            continue;
+        }
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Untrusted text for Adaptive Card `TextBlock`/`FactSet` markdown
+/// (<https://learn.microsoft.com/adaptive-cards/authoring-cards/text-features>): the characters
+/// of links, emphasis, lists and headings are backslash-escaped.
+pub fn teams_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in clip(s).chars() {
+        if defang(c, &mut out) {
+            continue;
+        }
+        if matches!(
+            c,
+            '\\' | '['
+                | ']'
+                | '('
+                | ')'
+                | '*'
+                | '_'
+                | '~'
+                | '`'
+                | '#'
+                | '+'
+                | '-'
+                | '!'
+                | '<'
+                | '>'
+                | '|'
+                | '{'
+                | '}'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn raw_name(r: &ApprovalRequest) -> &str {
     r.claims
         .get("displayName")
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| r.key.email.clone())
+        .unwrap_or(&r.key.email)
 }
 
-fn domain(r: &ApprovalRequest) -> &str {
+fn raw_domain(r: &ApprovalRequest) -> &str {
     r.key.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
-fn provider(r: &ApprovalRequest) -> String {
+fn raw_provider(r: &ApprovalRequest) -> &str {
     match r.identity_provider() {
-        "" => "Entra ID / email".into(),
-        p => p.to_owned(),
+        "" => "Entra ID / email",
+        p => p,
     }
 }
 
 fn summary(r: &ApprovalRequest) -> Value {
     json!({
         "id": r.id,
-        "displayName": name(r),
-        "email": r.key.email,
-        "identityProvider": r.identity_provider(),
+        "displayName": clip(raw_name(r)),
+        "email": clip(&r.key.email),
+        "identityProvider": clip(r.identity_provider()),
         "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "attempts": r.attempts,
     })
@@ -118,7 +207,7 @@ fn summary(r: &ApprovalRequest) -> Value {
 impl Sender {
     /// A sender for `config`, or `None` when no webhook is configured.
     pub fn new(config: &Notifications) -> Option<Sender> {
-        let url = config.webhook_url.as_ref()?.0.clone();
+        let url = config.webhook_url.clone()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
             .user_agent(concat!("guestlist-server/", env!("CARGO_PKG_VERSION")))
@@ -136,19 +225,30 @@ impl Sender {
         &self.config
     }
 
+    /// Untrusted text for the configured template (see the module docs).
+    fn esc(&self, s: &str) -> String {
+        match self.config.template {
+            Template::Json => clip(s),
+            Template::Slack => slack_text(s),
+            Template::Teams => teams_text(s),
+        }
+    }
+
     /// The message for a new request, in the configured template.
     pub fn created_message(&self, r: &ApprovalRequest) -> Value {
-        let title = format!("New guest request: {}", name(r));
+        let (name, domain, provider) = (
+            self.esc(raw_name(r)),
+            self.esc(raw_domain(r)),
+            self.esc(raw_provider(r)),
+        );
+        let title = format!("New guest request: {name}");
         let text = format!(
-            "{} (@{}, {}) asks to join as a guest and waits for approval in Guestlist.",
-            name(r),
-            domain(r),
-            provider(r)
+            "{name} (@{domain}, {provider}) asks to join as a guest and waits for approval in Guestlist."
         );
         let facts = vec![
-            ("Name", name(r)),
-            ("E-mail domain", domain(r).to_owned()),
-            ("Identity provider", provider(r)),
+            ("Name", name),
+            ("E-mail domain", domain),
+            ("Identity provider", provider),
             ("Sign-up attempts", r.attempts.to_string()),
         ];
         self.message(
@@ -160,26 +260,32 @@ impl Sender {
         )
     }
 
-    /// The reminder of `requests` pending longer than `hours` hours, in the configured template.
-    pub fn reminder_message(&self, requests: &[ApprovalRequest], hours: u64) -> Value {
-        let title = match requests.len() {
+    /// The reminder that `count` requests are pending longer than `hours` hours, listing
+    /// `oldest` (the oldest few of them, [`crate::reminders::LISTED`] at most), in the
+    /// configured template. Its size is bounded by the length of `oldest`, whatever `count`.
+    pub fn reminder_message(&self, count: u64, oldest: &[ApprovalRequest], hours: u64) -> Value {
+        let title = match count {
             1 => format!("1 guest request pending for more than {hours} h"),
             n => format!("{n} guest requests pending for more than {hours} h"),
         };
-        let names: Vec<String> = requests.iter().take(10).map(name).collect();
-        let more = requests.len().saturating_sub(names.len());
+        let names: Vec<String> = oldest.iter().map(|r| self.esc(raw_name(r))).collect();
+        let more = count.saturating_sub(names.len() as u64);
         let text = if more > 0 {
             format!("Waiting: {} and {more} more.", names.join(", "))
         } else {
             format!("Waiting: {}.", names.join(", "))
         };
-        let facts: Vec<(&str, String)> = requests
+        let facts: Vec<(&str, String)> = oldest
             .iter()
-            .take(10)
             .map(|r| {
                 (
                     "Waiting",
-                    format!("{} (@{}, {})", name(r), domain(r), provider(r)),
+                    format!(
+                        "{} (@{}, {})",
+                        self.esc(raw_name(r)),
+                        self.esc(raw_domain(r)),
+                        self.esc(raw_provider(r))
+                    ),
                 )
             })
             .collect();
@@ -190,8 +296,8 @@ impl Sender {
             &facts,
             json!({
                 "pendingLongerThanHours": hours,
-                "count": requests.len(),
-                "requests": requests.iter().map(summary).collect::<Vec<_>>(),
+                "count": count,
+                "requests": oldest.iter().map(summary).collect::<Vec<_>>(),
             }),
         )
     }
@@ -249,7 +355,7 @@ impl Sender {
     pub async fn deliver(&self, body: &Value) -> bool {
         let mut delay = Duration::from_millis(self.config.retry_initial_ms);
         for attempt in 0..=self.config.retries {
-            let wait = match self.http.post(&self.url).json(body).send().await {
+            let wait = match self.http.post(&self.url.0).json(body).send().await {
                 Ok(resp) if resp.status().is_success() => return true,
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -267,6 +373,8 @@ impl Sender {
                     after.unwrap_or(delay)
                 }
                 Err(e) => {
+                    // The URL embeds the webhook's secret: never log it.
+                    let e = e.without_url();
                     tracing::info!(error = %e, attempt, "webhook unreachable; will retry");
                     delay
                 }
@@ -389,7 +497,10 @@ mod tests {
             text.starts_with("*New guest request: Ada Lovelace*"),
             "{text}"
         );
-        assert!(text.contains("@fabrikam.com, google.com"), "{text}");
+        assert!(
+            text.contains("@fabrikam\u{2024}com, google\u{2024}com"),
+            "{text}"
+        );
         assert!(
             text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"),
             "{text}"
@@ -404,7 +515,7 @@ mod tests {
         assert_eq!(card["content"]["type"], "AdaptiveCard");
         assert_eq!(
             card["content"]["body"][2]["facts"][1]["value"],
-            "fabrikam.com"
+            "fabrikam\u{2024}com"
         );
         assert_eq!(
             card["content"]["body"][3]["actions"][0]["url"],

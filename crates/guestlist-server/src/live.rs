@@ -1,0 +1,460 @@
+//! The event hub behind `GET /api/events` (CONTRACTS.md §4, issue 10 §2): one store read per
+//! new event, shared by every open stream, and bounded memory per stream whatever the client
+//! does.
+//!
+//! - **One pump.** [`AppState::publish`](crate::AppState::publish) only wakes the pump task.
+//!   It reads the events committed after the last one it sent (in pages of
+//!   `events.page_size`, in sequence order), renders each one SSE frame once
+//!   (`id: <seq>`, `event: <kind>`, `data: <json>`), and broadcasts the frame as shared
+//!   [`Bytes`]. Streams never read the store for live events.
+//! - **Bounded streams.** A stream holds at most one page of replayed frames
+//!   ([`StreamStats::buffered_frames`]); live frames sit once in the broadcast ring of
+//!   `events.broadcast_capacity` frames, shared by all streams. A client that does not read
+//!   makes hyper stop polling its body, so nothing more is produced for it.
+//! - **Resync.** A stream opened without `Last-Event-ID` starts from now (no backlog). With
+//!   `Last-Event-ID: <seq>` it first replays the stored events after `seq`, a page at a time.
+//!   When the client is too far behind (more than `events.max_backlog` events to replay, or
+//!   more than `events.broadcast_capacity` live events unread), when `seq` is ahead of the
+//!   store's latest event (a restored database) or not a number, the stream sends one
+//!   `resync` event and ends: the client re-reads what changed with
+//!   `GET /api/requests?since=<changeSeq>` and reconnects without `Last-Event-ID`. Its data is
+//!   `{"reason": "too_far_behind" | "lagged" | "ahead_of_store" | "bad_last_event_id",
+//!   "latestSeq": <seq>}`.
+//! - **Caps.** At most `events.max_streams_per_principal` streams per approver (token `oid`,
+//!   else `sub`; 429 `events.too_many_streams_for_principal`) and `events.max_streams` in total
+//!   (503 `events.too_many_streams`).
+//! - **Expiry.** A stream ends at its token's `exp` plus `approver_auth.leeway_seconds`; the
+//!   client reconnects with a fresh token (and so a fresh role check).
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use guestlist_core::model::Event;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+
+/// `[events]`: limits of `GET /api/events` (see the module docs and [`crate::config`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Open streams in total; one more is refused with 503.
+    pub max_streams: usize,
+    /// Open streams per approver (`oid`, else `sub`); one more is refused with 429.
+    pub max_streams_per_principal: usize,
+    /// Most events replayed after a `Last-Event-ID`; further behind gets a `resync` event.
+    pub max_backlog: u64,
+    /// Events read from the store at a time (replay and pump); a stream holds at most this
+    /// many frames of its own.
+    pub page_size: usize,
+    /// Live frames kept in the shared broadcast ring: a stream that falls further behind gets
+    /// a `resync` event.
+    pub broadcast_capacity: usize,
+    /// Seconds between keep-alive comments on an idle stream.
+    pub keepalive_seconds: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            max_streams: 1024,
+            max_streams_per_principal: 8,
+            max_backlog: 1000,
+            page_size: 100,
+            broadcast_capacity: 1024,
+            keepalive_seconds: 15,
+        }
+    }
+}
+
+/// One event rendered once as an SSE frame, shared by every stream.
+#[derive(Debug)]
+pub struct Frame {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// `id: …\nevent: …\ndata: …\n\n`.
+    pub bytes: Bytes,
+}
+
+/// Renders `e` as one SSE frame. The JSON is compact (no newline); the kind is ours, stripped
+/// of line breaks anyway. `None` when the event cannot be serialised.
+pub fn render(e: &Event) -> Option<Bytes> {
+    let data = serde_json::to_string(e).ok()?;
+    let kind: String = e
+        .kind
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .collect();
+    Some(Bytes::from(format!(
+        "id: {}\nevent: {kind}\ndata: {data}\n\n",
+        e.seq
+    )))
+}
+
+fn resync_frame(reason: &str, latest: u64) -> Bytes {
+    Bytes::from(format!(
+        "event: resync\ndata: {{\"reason\":\"{reason}\",\"latestSeq\":{latest}}}\n\n"
+    ))
+}
+
+/// Counters of the hub, for tests and operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Streams open now.
+    pub open_streams: usize,
+    /// Replayed frames held by all streams together (each holds at most one page).
+    pub buffered_frames: usize,
+    /// The bound of `buffered_frames`: `open_streams × events.page_size`.
+    pub max_buffered_frames: usize,
+    /// Live frames in the shared broadcast ring (at most `events.broadcast_capacity`).
+    pub queued_live_frames: usize,
+    /// The sequence number of the last frame broadcast.
+    pub published_seq: u64,
+    /// `resync` events sent since start.
+    pub resyncs: u64,
+    /// Streams opened since start.
+    pub opened: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per: HashMap<String, usize>,
+}
+
+/// The hub: the pump's broadcast of rendered frames, the stream caps and the counters. Made by
+/// [`crate::AppState::new`]; the pump starts with the first stream.
+pub struct EventHub {
+    config: EventsConfig,
+    store: Arc<Store>,
+    notify: broadcast::Sender<Event>,
+    frames: broadcast::Sender<Arc<Frame>>,
+    started: OnceLock<()>,
+    published: Arc<AtomicU64>,
+    counts: Mutex<Counts>,
+    buffered: AtomicUsize,
+    resyncs: AtomicU64,
+    opened: AtomicU64,
+}
+
+/// A stream's place under the caps, given back on drop.
+struct Permit {
+    hub: Arc<EventHub>,
+    principal: String,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.hub.counts.lock() {
+            c.total = c.total.saturating_sub(1);
+            if let Some(n) = c.per.get_mut(&self.principal) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.per.remove(&self.principal);
+                }
+            }
+        }
+    }
+}
+
+enum Phase {
+    Replay,
+    Live,
+    Resync(&'static str),
+}
+
+struct StreamState {
+    hub: Arc<EventHub>,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    phase: Phase,
+    page: VecDeque<Bytes>,
+    last_sent: u64,
+    replayed: u64,
+    deadline: Instant,
+    done: bool,
+    _permit: Permit,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        self.hub
+            .buffered
+            .fetch_sub(self.page.len(), Ordering::Relaxed);
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// The pump: broadcasts the frames of the events committed after `latest`, in order, then
+/// again on every notification. Ends when the server's event sender or its store is dropped
+/// (it holds the store weakly, so a stopped server's database closes at once).
+async fn pump(
+    mut rx: broadcast::Receiver<Event>,
+    store: std::sync::Weak<Store>,
+    frames: broadcast::Sender<Arc<Frame>>,
+    published: Arc<AtomicU64>,
+    page_size: usize,
+    mut latest: u64,
+) {
+    loop {
+        loop {
+            let Some(st) = store.upgrade() else { return };
+            let after = latest;
+            let events = match blocking(move || st.events_after(after, page_size)).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event pump: store read failed");
+                    break;
+                }
+            };
+            let n = events.len();
+            for e in events {
+                latest = latest.max(e.seq);
+                if let Some(bytes) = render(&e) {
+                    let _ = frames.send(Arc::new(Frame { seq: e.seq, bytes }));
+                }
+            }
+            published.store(latest, Ordering::Relaxed);
+            if n < page_size.max(1) {
+                break;
+            }
+        }
+        match rx.recv().await {
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        // Coalesce the notifications already queued: one read covers them.
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+impl EventHub {
+    /// A hub over `store`, woken by `notify` (the server's event sender).
+    pub fn new(
+        config: EventsConfig,
+        store: Arc<Store>,
+        notify: broadcast::Sender<Event>,
+    ) -> Arc<EventHub> {
+        let (frames, _) = broadcast::channel(config.broadcast_capacity.max(1));
+        Arc::new(EventHub {
+            config,
+            store,
+            notify,
+            frames,
+            started: OnceLock::new(),
+            published: Arc::new(AtomicU64::new(0)),
+            counts: Mutex::new(Counts::default()),
+            buffered: AtomicUsize::new(0),
+            resyncs: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+        })
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> StreamStats {
+        let open = self.counts.lock().map(|c| c.total).unwrap_or_default();
+        StreamStats {
+            open_streams: open,
+            buffered_frames: self.buffered.load(Ordering::Relaxed),
+            max_buffered_frames: open * self.config.page_size.max(1),
+            queued_live_frames: self.frames.len(),
+            published_seq: self.published.load(Ordering::Relaxed),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+            opened: self.opened.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts the pump (once) from the store's latest event, read now.
+    async fn ensure_started(&self) -> Result<(), StoreError> {
+        if self.started.get().is_some() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let latest = blocking(move || store.latest_event_seq()).await?;
+        self.started.get_or_init(|| {
+            self.published.store(latest, Ordering::Relaxed);
+            tokio::spawn(pump(
+                self.notify.subscribe(),
+                Arc::downgrade(&self.store),
+                self.frames.clone(),
+                self.published.clone(),
+                self.config.page_size.max(1),
+                latest,
+            ));
+        });
+        Ok(())
+    }
+
+    fn acquire(self: &Arc<Self>, principal: &str) -> Result<Permit, ApiError> {
+        let mut c = self
+            .counts
+            .lock()
+            .map_err(|_| ApiError::Store(StoreError::Task("stream counts poisoned".into())))?;
+        if c.total >= self.config.max_streams {
+            return Err(ApiError::Status {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "events.too_many_streams",
+                message: format!(
+                    "the server has {} event streams open, its limit (events.max_streams); retry later or poll GET /api/requests",
+                    self.config.max_streams
+                ),
+            });
+        }
+        let mine = c.per.get(principal).copied().unwrap_or_default();
+        if mine >= self.config.max_streams_per_principal {
+            return Err(ApiError::Status {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "events.too_many_streams_for_principal",
+                message: format!(
+                    "this approver already has {mine} event streams open, the limit (events.max_streams_per_principal); close one first"
+                ),
+            });
+        }
+        c.total += 1;
+        *c.per.entry(principal.to_owned()).or_default() += 1;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(Permit {
+            hub: self.clone(),
+            principal: principal.to_owned(),
+        })
+    }
+
+    /// Opens a stream for `principal` resuming after `last_event_id` (the raw header, if any),
+    /// ending at `deadline`. The response is `text/event-stream` (see the module docs).
+    ///
+    /// Errors: 429 / 503 past the caps; [`ApiError::Store`] when the store cannot be read.
+    pub async fn open(
+        self: &Arc<Self>,
+        principal: &str,
+        last_event_id: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Response, ApiError> {
+        self.ensure_started().await?;
+        // Subscribe before reading the store, so nothing falls between the replay and live;
+        // and before the stream is counted, so a counted stream gets every later event.
+        let rx = self.frames.subscribe();
+        let permit = self.acquire(principal)?;
+        let (phase, last_sent) = match last_event_id.map(|s| s.trim().parse::<u64>()) {
+            None => (Phase::Live, 0),
+            Some(Err(_)) => (Phase::Resync("bad_last_event_id"), 0),
+            Some(Ok(after)) => {
+                let store = self.store.clone();
+                let latest = blocking(move || store.latest_event_seq()).await?;
+                if after > latest {
+                    (Phase::Resync("ahead_of_store"), 0)
+                } else if latest - after > self.config.max_backlog {
+                    (Phase::Resync("too_far_behind"), 0)
+                } else {
+                    (Phase::Replay, after)
+                }
+            }
+        };
+        let state = StreamState {
+            hub: self.clone(),
+            rx,
+            phase,
+            page: VecDeque::new(),
+            last_sent,
+            replayed: 0,
+            deadline,
+            done: false,
+            _permit: permit,
+        };
+        let body = Body::from_stream(futures::stream::unfold(state, next));
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header("x-accel-buffering", "no")
+            .body(body)
+            .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))
+    }
+}
+
+/// The next chunk of a stream (see the module docs); `None` ends it.
+async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamState)> {
+    let keepalive = Duration::from_secs(st.hub.config.keepalive_seconds.max(1));
+    loop {
+        if st.done || Instant::now() >= st.deadline {
+            return None;
+        }
+        if let Some(f) = st.page.pop_front() {
+            st.hub.buffered.fetch_sub(1, Ordering::Relaxed);
+            return Some((Ok(f), st));
+        }
+        match st.phase {
+            Phase::Resync(reason) => {
+                st.done = true;
+                st.hub.resyncs.fetch_add(1, Ordering::Relaxed);
+                let store = st.hub.store.clone();
+                let latest = blocking(move || store.latest_event_seq())
+                    .await
+                    .unwrap_or_else(|_| st.hub.published.load(Ordering::Relaxed));
+                return Some((Ok(resync_frame(reason, latest)), st));
+            }
+            Phase::Replay => {
+                let page_size = st.hub.config.page_size.max(1);
+                let store = st.hub.store.clone();
+                let after = st.last_sent;
+                let events = match blocking(move || store.events_after(after, page_size)).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream: replay read failed; ending it");
+                        return None;
+                    }
+                };
+                // More arrived during the replay than the bound allows: resync instead.
+                if st.replayed + events.len() as u64 > st.hub.config.max_backlog {
+                    st.phase = Phase::Resync("too_far_behind");
+                    continue;
+                }
+                if events.len() < page_size {
+                    st.phase = Phase::Live;
+                }
+                for e in events {
+                    st.last_sent = st.last_sent.max(e.seq);
+                    st.replayed += 1;
+                    if let Some(b) = render(&e) {
+                        st.page.push_back(b);
+                    }
+                }
+                st.hub.buffered.fetch_add(st.page.len(), Ordering::Relaxed);
+            }
+            Phase::Live => {
+                tokio::select! {
+                    biased;
+                    _ = tokio::time::sleep_until(st.deadline) => return None,
+                    r = st.rx.recv() => match r {
+                        Ok(f) if f.seq > st.last_sent => {
+                            st.last_sent = f.seq;
+                            let bytes = f.bytes.clone();
+                            return Some((Ok(bytes), st));
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            st.phase = Phase::Resync("lagged");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = tokio::time::sleep(keepalive) => {
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
+                    }
+                }
+            }
+        }
+    }
+}
