@@ -265,6 +265,10 @@ pub fn result_note(
             }
             .into(),
         ),
+        Outcome::Queued if o.undo_until.is_some() => note(
+            format!("Approving {name}"),
+            "Sent in a few seconds: open Guestlist to undo.".into(),
+        ),
         Outcome::Queued => note(
             "Queued — offline".into(),
             format!("The approval of {name} is sent when the network is back."),
@@ -367,6 +371,8 @@ mod tests {
             how,
             error,
             current: None,
+            label: "Ada".into(),
+            undo_until: None,
         }
     }
 

@@ -47,10 +47,14 @@ async fn open(dir: &Path) -> Reviewer {
 async fn open_in(dir: &Path, store: Arc<dyn TokenStore>) -> Reviewer {
     Reviewer::open_with(
         dir,
-        Some(Settings::default()),
+        Some(Settings {
+            undo_seconds: 0,
+            ..Settings::default()
+        }),
         OpenOptions {
             token_store: Some(store),
             faults: Faults::default(),
+            outbox_worker: false,
         },
     )
     .await
@@ -353,6 +357,7 @@ fn export_bindings() {
     RequestDetail::export_all_to(&dir).unwrap();
     DecisionOutcome::export_all_to(&dir).unwrap();
     OutboxItem::export_all_to(&dir).unwrap();
+    UndoOutcome::export_all_to(&dir).unwrap();
     HistoryEntry::export_all_to(&dir).unwrap();
     for f in [
         "Settings.ts",
