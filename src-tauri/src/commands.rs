@@ -100,6 +100,14 @@ pub async fn undo(
     state.reviewer()?.undo(ids).await
 }
 
+/// The approver's directory roles and which approvals they can complete.
+#[tauri::command]
+pub async fn approver_rights(
+    state: State<'_, AppState>,
+) -> Result<guestlist_reviewer::rights::ApproverRights, ReviewerError> {
+    state.reviewer()?.approver_rights().await
+}
+
 /// The audit trail of one request.
 #[tauri::command]
 pub async fn history(

@@ -134,6 +134,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::approve,
             commands::deny,
             commands::undo,
+            commands::approver_rights,
             commands::history,
         ])
         .on_window_event(move |window, event| {

@@ -531,3 +531,29 @@ async fn a_partial_failure_is_recorded_and_retry_never_invites_twice() {
     assert_eq!(env.guests().len(), 1);
     assert_eq!(env.tenant.user(&invited).unwrap()["city"], "Redmond");
 }
+
+#[tokio::test]
+async fn the_approver_s_rights_are_known_before_approve() {
+    let env = Env::start().await;
+    let ada = open(&env, "ada", Arc::new(MemoryStore::new()), 0).await;
+    sign_in(&ada, defaults::ADA_UPN).await;
+    let r = ada.approver_rights().await.unwrap();
+    assert_eq!(
+        r.source, "token",
+        "read from the wids claim devtenant emits"
+    );
+    assert!(r.can_create_users && r.can_update_users, "{r:?}");
+    assert_eq!(r.roles, ["User Administrator"]);
+    let grace = open(&env, "grace", Arc::new(MemoryStore::new()), 0).await;
+    sign_in(&grace, defaults::GRACE_UPN).await;
+    let r = grace.approver_rights().await.unwrap();
+    assert!(
+        !r.can_create_users && !r.can_update_users && r.can_invite,
+        "{r:?}"
+    );
+    assert!(
+        r.summary.contains("need User Administrator"),
+        "{}",
+        r.summary
+    );
+}

@@ -19,6 +19,7 @@ mod decide;
 pub mod detail;
 pub mod error;
 pub mod live;
+pub mod rights;
 pub mod settings;
 pub mod types;
 
@@ -373,6 +374,29 @@ impl Reviewer {
             spawn_outbox_worker(&inner);
         }
         Ok(Reviewer { inner })
+    }
+
+    /// The signed-in approver's directory roles and what they can complete ([`rights`]): from
+    /// the Graph access token's `wids` claim, else Graph `GET /me/memberOf`.
+    ///
+    /// Errors: `auth.not_signed_in`, `network.offline` (no token could be had). A failed
+    /// `memberOf` look-up gives `source: "unknown"`, not an error.
+    pub async fn approver_rights(&self) -> Result<rights::ApproverRights, ReviewerError> {
+        let settings = self.settings();
+        let token = self.inner.auth.graph_token(&settings).await?;
+        if let Some(w) = rights::wids_of_token(&token) {
+            return Ok(rights::rights(&w, "token"));
+        }
+        let call = guestlist_core::plan::GraphCall {
+            method: "GET".into(),
+            path: "/me/memberOf?$select=id,roleTemplateId".into(),
+            body: None,
+            schema: None,
+        };
+        Ok(match self.inner.graph_client().call(&token, &call).await {
+            Ok(body) => rights::rights(&rights::roles_of_member_of(&body), "memberOf"),
+            Err(e) => rights::unknown(&ReviewerError::from(e).code),
+        })
     }
 
     /// A receiver whose value changes whenever the outbox drain decided requests (they left the

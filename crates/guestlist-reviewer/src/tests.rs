@@ -358,6 +358,7 @@ fn export_bindings() {
     DecisionOutcome::export_all_to(&dir).unwrap();
     OutboxItem::export_all_to(&dir).unwrap();
     UndoOutcome::export_all_to(&dir).unwrap();
+    crate::rights::ApproverRights::export_all_to(&dir).unwrap();
     HistoryEntry::export_all_to(&dir).unwrap();
     for f in [
         "Settings.ts",

@@ -36,3 +36,4 @@ export type { SyncReport } from '../bindings/SyncReport';
 export type { UpnForm } from '../bindings/UpnForm';
 export type { UndoOutcome } from '../bindings/UndoOutcome';
 export type { InvitationBlock } from '../bindings/InvitationBlock';
+export type { ApproverRights } from '../bindings/ApproverRights';
