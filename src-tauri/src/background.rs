@@ -274,6 +274,9 @@ mod tests {
             version: 1,
             outbox_state: None,
             free_mail: false,
+            same_person: 1,
+            person_attempts: 1,
+            person_providers: 1,
         }
     }
 

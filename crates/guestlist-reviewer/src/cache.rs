@@ -82,7 +82,20 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // The undo window: nothing of a decision is sent before this time (Unix milliseconds).
     M::up("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;"),
+    // Requests of the same person (see `group_key`), whatever the identity provider.
+    M::up(
+        "ALTER TABLE requests ADD COLUMN group_key TEXT NOT NULL DEFAULT '';
+         UPDATE requests SET group_key = lower(trim(email));
+         CREATE INDEX requests_group ON requests(group_key);",
+    ),
 ];
+
+/// The key requests of the same person are grouped by (sign-ups through several identity
+/// providers, repeated attempts): the e-mail, trimmed and lower-cased. The one place to switch
+/// to a canonical e-mail (provider-specific folding) once `guestlist-core` has one.
+pub fn group_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
 
 /// The first 16 bytes of every plaintext SQLite 3 database file
 /// (<https://www.sqlite.org/fileformat.html#the_database_header>).
@@ -756,8 +769,8 @@ impl Cache {
             let mut get = tx.prepare_cached("SELECT version FROM requests WHERE id = ?1")?;
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO requests
-                 (id, version, created_unix, created_at, display_name, email, email_domain, company, provider, search, attempts, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 (id, version, created_unix, created_at, display_name, email, email_domain, company, provider, search, attempts, json, group_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for r in requests {
                 let id = r.id.to_string();
@@ -799,6 +812,7 @@ impl Cache {
                     search,
                     r.attempts,
                     serde_json::to_string(r)?,
+                    group_key(&email),
                 ])?;
             }
         }
@@ -930,7 +944,10 @@ impl Cache {
         )?;
         let sql = format!(
             "SELECT r.id, r.display_name, r.email, r.email_domain, r.company, r.provider, r.created_at,
-                    r.created_unix, r.attempts, r.version, o.state
+                    r.created_unix, r.attempts, r.version, o.state,
+                    (SELECT count(*) FROM requests g WHERE g.group_key = r.group_key),
+                    (SELECT coalesce(sum(g.attempts), 0) FROM requests g WHERE g.group_key = r.group_key),
+                    (SELECT count(DISTINCT g.provider) FROM requests g WHERE g.group_key = r.group_key)
              FROM requests r LEFT JOIN outbox o ON o.request_id = r.id
              {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
@@ -954,6 +971,9 @@ impl Cache {
                     attempts: row.get(8)?,
                     version: version as u64,
                     outbox_state: state.as_deref().and_then(OutboxState::parse),
+                    same_person: row.get(11)?,
+                    person_attempts: row.get(12)?,
+                    person_providers: row.get(13)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

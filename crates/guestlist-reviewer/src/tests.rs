@@ -372,3 +372,46 @@ fn export_bindings() {
         assert!(text.contains("export type"), "{f}");
     }
 }
+
+#[tokio::test]
+async fn the_same_person_through_two_providers_is_grouped_with_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path()).await;
+    let mut google = request(
+        11,
+        "Linnea@Hotmail.com",
+        json!({"identities":[{"signInType":"federated","issuer":"google.com","issuerAssignedId":"g"}]}),
+        3,
+    );
+    google.attempts = 2;
+    let msa = request(
+        12,
+        "linnea@hotmail.com",
+        json!({"displayName": "Linnéa Öberg"}),
+        1,
+    );
+    let other = request(13, "someone@fabrikam.com", json!({}), 2);
+    r.inner
+        .cache
+        .store_pending(&[google, msa, other], true)
+        .unwrap();
+    let v = r.queue(QueueQuery::default()).await.unwrap();
+    let by_id = |n: u128| {
+        v.items
+            .iter()
+            .find(|i| i.id == uuid::Uuid::from_u128(n).to_string())
+            .unwrap()
+    };
+    for n in [11, 12] {
+        let i = by_id(n);
+        assert_eq!(
+            (i.same_person, i.person_attempts, i.person_providers),
+            (2, 3, 2),
+            "{i:?}"
+        );
+    }
+    assert_eq!(by_id(12).identity_provider, "microsoftaccount");
+    let o = by_id(13);
+    assert_eq!((o.same_person, o.person_attempts), (1, 1));
+    assert_eq!(o.identity_provider, "entra");
+}

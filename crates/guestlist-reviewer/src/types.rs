@@ -221,6 +221,13 @@ pub struct QueueItem {
     pub outbox_state: Option<OutboxState>,
     /// The e-mail domain is a free-mail provider.
     pub free_mail: bool,
+    /// Pending requests of the same person ([`crate::cache::group_key`] of the e-mail), this
+    /// one included: sign-ups through several identity providers.
+    pub same_person: u32,
+    /// Sign-up attempts of that person over all those requests.
+    pub person_attempts: u32,
+    /// Identity providers among them.
+    pub person_providers: u32,
 }
 
 /// A count per value (identity provider or e-mail domain).
