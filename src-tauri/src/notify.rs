@@ -347,6 +347,9 @@ mod tests {
             version: 1,
             outbox_state: outbox,
             free_mail: false,
+            same_person: 1,
+            person_attempts: 1,
+            person_providers: 1,
         }
     }
 
