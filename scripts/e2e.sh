@@ -159,6 +159,7 @@ if [ "$rc" = 0 ]; then
   mkdir -p docs/screenshots
   cp "$OUT/queue.png" docs/screenshots/queue.png
   cp "$OUT/side-by-side.png" docs/screenshots/side-by-side.png
+  cp "$OUT/existing-account.png" docs/screenshots/existing-account.png
   log "passed; screenshots in $OUT and docs/screenshots/"
 else
   log "FAILED (rc=$rc); see $OUT (failure.png, failure.html, *.log)"

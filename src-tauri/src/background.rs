@@ -79,6 +79,18 @@ pub async fn live<R: Runtime>(app: AppHandle<R>, reviewer: Reviewer) {
     tokio::join!(follow, handle);
 }
 
+/// Emits [`QUEUE_CHANGED`] (and updates the tray) whenever the outbox drain decided requests or
+/// changed an outbox item ([`Reviewer::subscribe_changes`]): a decision sent after its undo
+/// window, or queued offline and sent when the network came back, leaves the window's list at
+/// once instead of at the next sync. Runs forever.
+pub async fn outbox_changes<R: Runtime>(app: AppHandle<R>, reviewer: Reviewer) {
+    let mut rx = reviewer.subscribe_changes();
+    while rx.changed().await.is_ok() {
+        let _ = app.emit(QUEUE_CHANGED, "outbox");
+        update_tray(&app, reviewer.status().await.pending_count);
+    }
+}
+
 /// Notifies `added` new requests (the newest ones in the cache), unless do-not-disturb is on.
 async fn announce<R: Runtime>(app: &AppHandle<R>, reviewer: &Reviewer, added: u64) {
     if added == 0 || reviewer.settings().do_not_disturb {
@@ -173,15 +185,10 @@ pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
     }]
 }
 
-/// A human name for an identity provider short name.
+/// A human name for an identity provider short name: the one label function of
+/// [`guestlist_core::provider::provider_label`].
 pub fn provider_label(p: &str) -> String {
-    match p {
-        "facebook.com" => "Facebook".into(),
-        "google.com" => "Google".into(),
-        "mail" => "Email OTP".into(),
-        "entra" | "" => "Entra ID".into(),
-        other => other.into(),
-    }
+    guestlist_core::provider::provider_label(p)
 }
 
 fn notify_new<R: Runtime>(app: &AppHandle<R>, added: u64, newest: &[QueueItem]) {
@@ -267,6 +274,9 @@ mod tests {
             version: 1,
             outbox_state: None,
             free_mail: false,
+            same_person: 1,
+            person_attempts: 1,
+            person_providers: 1,
         }
     }
 

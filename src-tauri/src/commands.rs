@@ -7,7 +7,7 @@
 use guestlist_core::model::HistoryEntry;
 use guestlist_reviewer::{
     AppStatus, DecisionOutcome, QueueQuery, QueueView, RequestDetail, ReviewerError, SessionInfo,
-    Settings, SyncReport,
+    Settings, SyncReport, UndoOutcome,
 };
 use tauri::State;
 
@@ -89,6 +89,23 @@ pub async fn deny(
     reason: String,
 ) -> Result<Vec<DecisionOutcome>, ReviewerError> {
     state.reviewer()?.deny(ids, reason).await
+}
+
+/// Undo: cancels decisions nothing was sent for yet (in their undo window, or held offline).
+#[tauri::command]
+pub async fn undo(
+    state: State<'_, AppState>,
+    ids: Vec<String>,
+) -> Result<Vec<UndoOutcome>, ReviewerError> {
+    state.reviewer()?.undo(ids).await
+}
+
+/// The approver's directory roles and which approvals they can complete.
+#[tauri::command]
+pub async fn approver_rights(
+    state: State<'_, AppState>,
+) -> Result<guestlist_reviewer::rights::ApproverRights, ReviewerError> {
+    state.reviewer()?.approver_rights().await
 }
 
 /// The audit trail of one request.

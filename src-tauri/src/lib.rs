@@ -133,6 +133,8 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::detail,
             commands::approve,
             commands::deny,
+            commands::undo,
+            commands::approver_rights,
             commands::history,
         ])
         .on_window_event(move |window, event| {
@@ -184,6 +186,10 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                     state.wake.clone(),
                 ));
                 tauri::async_runtime::spawn(background::live(handle.clone(), reviewer.clone()));
+                tauri::async_runtime::spawn(background::outbox_changes(
+                    handle.clone(),
+                    reviewer.clone(),
+                ));
             }
             Ok(())
         })

@@ -265,6 +265,10 @@ pub fn result_note(
             }
             .into(),
         ),
+        Outcome::Queued if o.undo_until.is_some() => note(
+            format!("Approving {name}"),
+            "Sent in a few seconds: open Guestlist to undo.".into(),
+        ),
         Outcome::Queued => note(
             "Queued — offline".into(),
             format!("The approval of {name} is sent when the network is back."),
@@ -343,6 +347,9 @@ mod tests {
             version: 1,
             outbox_state: outbox,
             free_mail: false,
+            same_person: 1,
+            person_attempts: 1,
+            person_providers: 1,
         }
     }
 
@@ -367,6 +374,8 @@ mod tests {
             how,
             error,
             current: None,
+            label: "Ada".into(),
+            undo_until: None,
         }
     }
 

@@ -51,6 +51,39 @@ const shot = async (name) => {
   await saveWindowShot(browser, path.join(OUT, name));
 };
 const waitFor = (fn, timeout, timeoutMsg) => browser.waitUntil(fn, { timeout, interval: 150, timeoutMsg });
+const usersOf = async () => {
+  const b = await (await fetch(`${DEVTENANT}/_devtenant/users`)).json();
+  return Array.isArray(b) ? b : (b.value ?? b.users ?? []);
+};
+const approvedCount = async () => {
+  const m = (await (await fetch(`${must('ADMIN_URL')}/metrics`)).text()).match(/guestlist_decisions_total\{status="approved"\} (\d+)/);
+  return m ? Number(m[1]) : 0;
+};
+// devtenant records every Graph call it receives (GET/DELETE /_devtenant/graph-calls).
+const graphCalls = async () => (await (await fetch(`${DEVTENANT}/_devtenant/graph-calls`)).json()).value;
+const forgetGraphCalls = async () => fetch(`${DEVTENANT}/_devtenant/graph-calls`, { method: 'DELETE' });
+const rowIds = async () => {
+  const ids = [];
+  for (const r of await browser.$$('[data-testid="queue-row"]')) ids.push(await r.getAttribute('data-id'));
+  return ids;
+};
+// Approve is enabled again (the guard after a decision is over) on the detail of `id`.
+const approveReady = async (id) =>
+  waitFor(
+    async () => {
+      const d = await browser.$(`[data-testid="detail"][data-id="${id}"]`);
+      if (!(await d.isExisting())) return false;
+      const b = await t('approve-button');
+      return (await b.isExisting()) && (await b.isEnabled());
+    },
+    10000,
+    `Approve of ${id} did not become available`,
+  );
+const stillPending = async (id, what) => {
+  const row = await browser.$(`[data-testid="queue-row"][data-id="${id}"]`);
+  assert.ok(await row.isExisting(), `${what} is still in the queue`);
+  assert.equal(await row.$('[data-testid="queue-row-outbox"]').isExisting(), false, `${what} has no decision`);
+};
 
 let failed = null;
 try {
@@ -131,17 +164,50 @@ try {
   await browser.keys('Escape');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'Esc did not go back');
 
-  step('approve it with `a`');
-  await browser.keys('a');
+  step('the button says whom it approves; a double-click on Approve decides exactly one person');
+  await approveReady(fbId);
+  const fbName = await (await t('detail-name')).getText();
+  assert.equal((await (await t('approve-button')).getText()).replace(/\s+a$/, ''), `Approve ${fbName}`);
+  const order = await rowIds();
+  const nextId = order[order.indexOf(fbId) + 1];
+  const afterNextId = order[order.indexOf(fbId) + 2];
+  assert.ok(nextId && afterNextId, 'two more requests after the Facebook one');
+  let approvedBase = await approvedCount();
+  let guestBase = (await usersOf()).length;
+  // Two clicks 150 ms apart at the same spot: the pointer stays where the next person's
+  // Approve button appears.
+  await browser.action('pointer').move({ origin: await t('approve-button') }).down().up().pause(150).down().up().perform();
+  await waitFor(async () => (await t('toast').isExisting()) && /^Approving .+ in \d+ s/.test(await (await t('toast')).getText()), 5000, 'no "Approving … in N s" toast with Undo');
+  assert.ok(await t('undo-button').isExisting(), 'the toast offers Undo');
   await browser.$(`[data-testid="queue-row"][data-id="${fbId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the approved request stayed in the queue' });
-  const toast1 = await (await t('toast')).getText();
-  assert.match(toast1, /Approved 1 request/, `toast: ${toast1}`);
+  await waitFor(async () => (await t('toast').isExisting()) && /Approved .+: (guest created|linked to an existing account)/.test(await (await t('toast')).getText()), 10000, 'no toast naming the approved person and the outcome');
+  await browser.pause(1500); // a second decision would have been sent by now
+  assert.equal(await approvedCount(), approvedBase + 1, 'exactly one approval after a double-click');
+  assert.equal((await usersOf()).length, guestBase + 1, 'exactly one new guest after a double-click');
+  await stillPending(nextId, 'the request that came under the pointer');
+
+  step('`a a` 150 ms apart decides exactly one person');
+  await approveReady(nextId);
+  approvedBase = await approvedCount();
+  guestBase = (await usersOf()).length;
+  const nextKind = await attr('if-approved', 'data-kind');
+  await browser.keys('a');
+  await browser.pause(150);
+  await browser.keys('a');
+  await browser.$(`[data-testid="queue-row"][data-id="${nextId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the request approved with `a` stayed in the queue' });
+  await browser.pause(1500);
+  assert.equal(await approvedCount(), approvedBase + 1, 'exactly one approval after `a a`');
+  // One new guest, or none when the approval linked an account that exists by then (the same
+  // person signed up through two providers: the first approval made the account).
+  const grown = (await usersOf()).length - guestBase;
+  assert.ok(grown === 1 || (grown === 0 && nextKind !== undefined), `at most the one guest of that approval (got ${grown})`);
+  await stillPending(afterNextId, 'the request after it');
 
   // ---- approve an Entra ID user ----
   step('open an Entra ID request: invitation plan (POST /invitations + PATCH)');
   // Not one sharing the Facebook guest's e-mail: approving that one reuses the account (by design).
   let enRow = null;
-  for (const r of await browser.$$('[data-testid="queue-row"][data-provider="entra"]')) {
+  for (const r of await browser.$$('[data-testid="queue-row"][data-provider="entra"], [data-testid="queue-row"][data-provider="microsoftaccount"]')) {
     if ((await r.getAttribute('data-email')) !== fbEmail) {
       enRow = r;
       break;
@@ -156,6 +222,7 @@ try {
   assert.match(enCalls, /POST \/invitations/);
   assert.match(enCalls, /PATCH \/users\//);
   step('approve it with the button');
+  await approveReady(enId);
   await (await t('approve-button')).click();
   await browser.$(`[data-testid="queue-row"][data-id="${enId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the approved Entra request stayed in the queue' });
 
@@ -166,17 +233,15 @@ try {
   const denyId = await denyRow.getAttribute('data-id');
   await denyRow.click();
   await browser.$(`[data-testid="detail"][data-id="${denyId}"]`).waitForExist({ timeout: 10000 });
+  await approveReady(denyId);
   await browser.keys('d');
   await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
   assert.equal(await (await t('deny-confirm')).isEnabled(), false, 'a reason is required');
   await (await t('deny-reason')).setValue('Unknown company (e2e)');
   await browser.keys('Enter');
   await browser.$(`[data-testid="queue-row"][data-id="${denyId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the denied request stayed in the queue' });
-  const toast3 = await (await t('toast')).getText();
-  assert.match(toast3, /Denied 1 request/, `toast: ${toast3}`);
-
-  step('the counts went down by three');
-  await waitFor(async () => Number(await attr('count-shown', 'data-count')) === total - 3, 10000, 'the count did not drop by 3');
+  step('the counts went down by four');
+  await waitFor(async () => Number(await attr('count-shown', 'data-count')) === total - 4, 10000, 'the count did not drop by 4');
 
   step('the status bar shows the decisions as reported');
   await waitFor(async () => {
@@ -296,14 +361,6 @@ try {
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'Esc did not go back');
 
   step("Approve on a new request's notification: the window's plan, one new guest, approved on the server");
-  const usersOf = async () => {
-    const b = await (await fetch(`${DEVTENANT}/_devtenant/users`)).json();
-    return Array.isArray(b) ? b : (b.value ?? b.users ?? []);
-  };
-  const approvedCount = async () => {
-    const m = (await (await fetch(`${must('ADMIN_URL')}/metrics`)).text()).match(/guestlist_decisions_total\{status="approved"\} (\d+)/);
-    return m ? Number(m[1]) : 0;
-  };
   const approvedBefore = await approvedCount();
   const idsBefore = new Set((await usersOf()).map((u) => u.id));
   const naEmail = 'notified.approval@tailspin.example';
@@ -315,13 +372,64 @@ try {
   await click(naNote, 'approve');
   await naRow.waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the request approved from its notification stayed in the queue' });
   const result = await waitNote((n) => n.id > naNote.id && /Notified Approval/.test(n.summary), 'the result of the approval');
-  assert.equal(result.summary, 'Approved Notified Approval', `result notification: ${JSON.stringify(result)}`);
+  assert.match(result.summary, /^(Approved|Approving) Notified Approval$/, `result notification: ${JSON.stringify(result)}`);
   assert.ok(!keysOf(result).includes('approve'), 'a result notification has no Approve button');
   await browser.pause(1500); // anything sent twice would show up by now
   const newGuests = (await usersOf()).filter((u) => !idsBefore.has(u.id));
   assert.deepEqual(newGuests.map((u) => String(u.mail).toLowerCase()), [naEmail], 'exactly one new directory object: the approved guest');
   assert.equal(newGuests[0].userType, 'Guest');
   assert.equal(await approvedCount(), approvedBefore + 1, 'the server recorded exactly one more approval');
+
+  step('an existing-account request: the plan links it, "Will be written" is empty, approving writes nothing to Graph');
+  const exEmail = 'already.there@northwind.example';
+  const pre = await fetch(`${DEVTENANT}/_devtenant/signups`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: exEmail, displayName: 'Already There', identities: [{ signInType: 'federated', issuer: 'facebook.com', issuerAssignedId: 'already-there-fb' }] }),
+  });
+  assert.equal(pre.status, 201, 'devtenant made the existing account');
+  await signUp(exEmail, 'Already There', 'google.com', 'already-there-google');
+  const exRow = await browser.$(`[data-testid="queue-row"][data-email="${exEmail}"]`);
+  await exRow.waitForExist({ timeout: 20000, timeoutMsg: 'the existing-account request did not appear' });
+  const exId = await exRow.getAttribute('data-id');
+  await exRow.click();
+  await approveReady(exId);
+  await waitFor(async () => (await attr('if-approved', 'data-kind')) === 'existingAccount', 10000, 'the plan does not link the existing account');
+  assert.match(await (await t('if-approved')).getText(), /Links the existing account .* nothing is written/);
+  for (const r of await browser.$$('[data-testid="attribute-row"] td.write')) {
+    assert.equal((await r.getText()).trim(), '—', '"Will be written" is empty');
+  }
+  const exCalls = await (await t('graph-calls')).getText();
+  assert.doesNotMatch(exCalls, /POST|PATCH/, 'no write in the plan shown');
+  await browser.keys('Enter');
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open the request');
+  await shot('existing-account.png');
+  await browser.keys('Escape');
+  await forgetGraphCalls();
+  await (await t('approve-button')).click();
+  await exRow.waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the existing-account request stayed in the queue' });
+  const exWrites = (await graphCalls()).filter((c) => c.method !== 'GET');
+  assert.deepEqual(exWrites, [], 'no Graph write when approving an existing account');
+
+  step('Undo: nothing is written and the request is pending again');
+  const unEmail = 'undo.me@litware.example';
+  await signUp(unEmail, 'Undo Me', 'google.com', 'undo-me-1');
+  const unRow = await browser.$(`[data-testid="queue-row"][data-email="${unEmail}"]`);
+  await unRow.waitForExist({ timeout: 20000, timeoutMsg: 'the request to undo did not appear' });
+  const unId = await unRow.getAttribute('data-id');
+  await unRow.click();
+  await approveReady(unId);
+  await forgetGraphCalls();
+  const unApprovedBefore = await approvedCount();
+  await (await t('approve-button')).click();
+  await (await t('undo-button')).waitForDisplayed({ timeout: 5000, timeoutMsg: 'no Undo in the toast' });
+  await (await t('undo-button')).click();
+  await waitFor(async () => (await t('toast').isExisting()) && /Undone/.test(await (await t('toast')).getText()), 5000, 'no "Undone" toast');
+  await browser.pause(7000); // past the undo window
+  assert.deepEqual((await graphCalls()).filter((c) => c.method !== 'GET'), [], 'nothing was written');
+  assert.equal((await usersOf()).filter((u) => String(u.mail).toLowerCase() === unEmail).length, 0, 'no account for the undone approval');
+  assert.equal(await approvedCount(), unApprovedBefore, 'no approval reported');
+  await stillPending(unId, 'the undone request');
 
   step('a burst of sign-ups becomes one summary notification; its click shows the queue');
   const before = (await shownNotes()).length;
@@ -366,7 +474,7 @@ try {
     candidates.push({ id: await r.getAttribute('data-id'), email: String(await r.getAttribute('data-email')).toLowerCase() });
   }
   for (const c of candidates) {
-    if (knownMails.has(c.email) || picked.some((p) => p.email === c.email)) continue;
+    if (knownMails.has(c.email) || picked.some((p) => p.email === c.email) || c.email === 'undo.me@litware.example') continue;
     await (await browser.$(`[data-testid="queue-row"][data-id="${c.id}"]`)).click();
     await browser.$(`[data-testid="detail"][data-id="${c.id}"]`).waitForExist({ timeout: 10000 });
     let check = '';
@@ -402,10 +510,12 @@ try {
   };
   for (const p of [ap1, ap2]) {
     await openRow(p.id);
+    await approveReady(p.id);
     await (await t('approve-button')).click();
     await queuedToast(`the approval of ${p.email}`);
   }
   await openRow(den.id);
+  await approveReady(den.id);
   await browser.keys('d');
   await (await t('deny-reason')).waitForDisplayed({ timeout: 3000 });
   await (await t('deny-reason')).setValue('Decided offline (e2e)');

@@ -89,6 +89,7 @@ impl Trials {
             OpenOptions {
                 token_store: Some(Arc::new(FileStore::new(&self.tokens))),
                 faults: Faults::default(),
+                outbox_worker: false,
             },
         )
         .await

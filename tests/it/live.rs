@@ -26,6 +26,7 @@ async fn behind(env: &Env, proxy: &Proxy, name: &str) -> Reviewer {
         OpenOptions {
             token_store: Some(Arc::new(MemoryStore::new())),
             faults: Faults::default(),
+            outbox_worker: false,
         },
     )
     .await

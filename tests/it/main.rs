@@ -10,6 +10,7 @@ mod crash_trials;
 mod live;
 mod notifications;
 mod reviewer;
+mod reviewer_approve;
 mod reviewer_graph;
 mod reviewer_oidc_provider;
 mod sync;

@@ -54,6 +54,7 @@ fn settings(issuer: &str) -> Settings {
         },
         do_not_disturb: false,
         purge_decided_after_days: 30,
+        undo_seconds: 0,
     }
 }
 
@@ -152,6 +153,7 @@ async fn reviewer_signs_in_against_certified_oidc_provider() {
         OpenOptions {
             token_store: Some(store.clone()),
             faults: Faults::default(),
+            outbox_worker: false,
         },
     )
     .await

@@ -39,6 +39,7 @@ async fn run() -> Result<(), String> {
         OpenOptions {
             token_store: Some(Arc::new(FileStore::new(Path::new(tokens)))),
             faults,
+            outbox_worker: false,
         },
     )
     .await

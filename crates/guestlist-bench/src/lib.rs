@@ -41,6 +41,7 @@ pub fn devtenant_settings(issuer: String, graph: String, api: String) -> Setting
         },
         do_not_disturb: false,
         purge_decided_after_days: 30,
+        undo_seconds: 0,
     }
 }
 

@@ -13,6 +13,7 @@
 //!   `userMessage` texts.
 //! - [`plan`]: the provisioning plan — the exact Microsoft Graph calls that create the guest
 //!   account of an approved request (CONTRACTS.md §3).
+//! - [`provider`]: identity provider keys and the one label every surface shows.
 //!
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
@@ -21,6 +22,7 @@ pub mod extension;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod provider;
 
 pub use connector::{Claims, ClaimsError, ConnectorResponse, ObjectIdentity};
 pub use model::{ApprovalRequest, IdentityKey, RequestState};

@@ -120,6 +120,29 @@ pub struct ProvisioningPlan {
     pub writes: Vec<GraphCall>,
     /// Claims that are not written, with the reason (shown to the approver).
     pub skipped: Vec<SkippedClaim>,
+    /// After the look-ups ([`resolve`]): the id of the existing account approval links to
+    /// (then `kind` is `existingAccount` and `writes` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_account: Option<String>,
+}
+
+/// The plan as approval runs it once its look-ups answered: `found[k]` is the id of the first
+/// user look-up `k` returned (`None`: nothing found; look-ups not run yet are absent). Approval
+/// runs the look-ups in order and stops at the first that finds someone; that account is
+/// linked and nothing is written. So the result keeps the look-ups up to that one, has no
+/// writes, `kind` [`ProvisionedBy::ExistingAccount`] and `existing_account` set. With nothing
+/// found the plan is unchanged.
+///
+/// The desktop app shows this result after its directory check, and the outbox drain decides
+/// with the same function whether to write: what is shown is what runs.
+pub fn resolve(mut plan: ProvisioningPlan, found: &[Option<String>]) -> ProvisioningPlan {
+    if let Some(k) = found.iter().position(Option::is_some) {
+        plan.lookups.truncate(k + 1);
+        plan.writes.clear();
+        plan.kind = ProvisionedBy::ExistingAccount;
+        plan.existing_account = found[k].clone();
+    }
+    plan
 }
 
 /// Why no plan can be made for a request.
@@ -348,6 +371,7 @@ pub fn plan(
                 "strict.microsoft.graph.user",
             )],
             skipped,
+            existing_account: None,
         })
     } else {
         if settings.invite_redirect_url.trim().is_empty() {
@@ -383,6 +407,7 @@ pub fn plan(
                 GraphCall::with_body("PATCH", "/users/{id}", attrs, "strict.microsoft.graph.user"),
             ],
             skipped,
+            existing_account: None,
         })
     }
 }
@@ -556,6 +581,25 @@ mod tests {
             "{}",
             l.path
         );
+    }
+
+    #[test]
+    fn a_found_account_means_no_writes_and_no_further_lookups() {
+        let claims = Claims::from_json(fixture(
+            "connector",
+            "request-approval.request.facebook-minimal.json",
+        ))
+        .unwrap();
+        let p = plan(&claims, &settings()).unwrap();
+        assert_eq!(resolve(p.clone(), &[None, None]), p);
+        let by_identity = resolve(p.clone(), &[Some("u1".into())]);
+        assert_eq!(by_identity.kind, ProvisionedBy::ExistingAccount);
+        assert!(by_identity.writes.is_empty());
+        assert_eq!(by_identity.lookups, p.lookups[..1]);
+        assert_eq!(by_identity.existing_account.as_deref(), Some("u1"));
+        let by_mail = resolve(p.clone(), &[None, Some("u2".into())]);
+        assert_eq!(by_mail.lookups, p.lookups);
+        assert!(by_mail.writes.is_empty());
     }
 
     #[test]

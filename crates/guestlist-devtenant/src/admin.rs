@@ -8,6 +8,7 @@
 //! | `POST /_devtenant/signups` | a self-service sign-up's final claims → the user Entra creates (201), see [`create_signup_user`] |
 //! | `GET, POST /_devtenant/faults` | [`crate::FaultConfig`] JSON; 400 with `{"error"}` on a bad body |
 //! | `POST /_devtenant/keys/rotate` | adds and activates a new signing key: `{"kid"}` |
+//! | `GET, DELETE /_devtenant/graph-calls` | the last Graph calls received, oldest first: `{"value":[{"method","path","body","status"}]}` (path percent-decoded, relative to `/v1.0`); `DELETE` forgets them (204) |
 
 use std::sync::Arc;
 
@@ -22,6 +23,16 @@ use serde_json::{Map, Value, json};
 use crate::config::FaultConfig;
 use crate::state::{GraphUser, Shared, now_graph};
 
+async fn graph_calls(State(s): State<Arc<Shared>>) -> Response {
+    let calls: Vec<_> = s.lock().calls.iter().cloned().collect();
+    axum::Json(json!({ "value": calls })).into_response()
+}
+
+async fn forget_graph_calls(State(s): State<Arc<Shared>>) -> StatusCode {
+    s.lock().calls.clear();
+    StatusCode::NO_CONTENT
+}
+
 /// Routes of the admin API and the landing page.
 pub fn router() -> Router<Arc<Shared>> {
     Router::new()
@@ -31,6 +42,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/_devtenant/signups", post(signup))
         .route("/_devtenant/faults", get(get_faults).post(set_faults))
         .route("/_devtenant/keys/rotate", post(rotate))
+        .route(
+            "/_devtenant/graph-calls",
+            get(graph_calls).delete(forget_graph_calls),
+        )
 }
 
 async fn index(State(s): State<Arc<Shared>>) -> Html<String> {

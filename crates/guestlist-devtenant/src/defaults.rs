@@ -64,6 +64,9 @@ pub const LISTEN: &str = "127.0.0.1:8900";
 pub const ROLE_USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
 /// Directory role template ID of *Guest Inviter* (may invite guests only).
 pub const ROLE_GUEST_INVITER: &str = "95e79109-95c0-4d8e-aee3-d01accf2d47b";
+/// Template ID of the default *User* role every member holds; Entra lists it in `wids` next
+/// to the assigned directory roles.
+pub const ROLE_DEFAULT_USER: &str = "b79fbf4d-3ef9-4689-8143-76b194e85509";
 
 /// Ada Lovelace: holds the approval API's `Approver` app role and the User Administrator
 /// directory role, so her Graph tokens can create users and invitations.

@@ -447,6 +447,7 @@ async fn entry(
         Ok(p) => p,
         Err(r) => return r.into_http(&ctx),
     };
+    let recorded_body = serde_json::from_slice::<Value>(&body).ok();
     let resp = if path == "/$batch" || path == "/%24batch" {
         if method == Method::POST {
             batch(&s, &ctx, &principal, &body)
@@ -464,8 +465,32 @@ async fn entry(
             Err(_) => bad_json(&ctx),
         }
     };
+    record_call(&s, &method, &uri, recorded_body, resp.status.as_u16());
     tracing::info!(%method, path = %path, status = resp.status.as_u16(), request_id = %ctx.request_id, "graph");
     resp.into_http(&ctx)
+}
+
+/// Keeps one authenticated Graph call for `GET /_devtenant/graph-calls` (the last
+/// [`crate::state::RECORDED_CALLS_MAX`]).
+fn record_call(s: &Shared, method: &Method, uri: &Uri, body: Option<Value>, status: u16) {
+    let raw = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(uri.path());
+    let raw = raw.strip_prefix("/v1.0").unwrap_or(raw);
+    let path = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned();
+    let mut inner = s.lock();
+    if inner.calls.len() >= crate::state::RECORDED_CALLS_MAX {
+        inner.calls.pop_front();
+    }
+    inner.calls.push_back(crate::state::RecordedCall {
+        method: method.as_str().to_owned(),
+        path,
+        body,
+        status,
+    });
 }
 
 fn bad_json(ctx: &Ctx) -> GraphResponse {

@@ -86,6 +86,24 @@ pub struct Inner {
     pub faults: FaultConfig,
     /// RNG for fault injection, seeded from `faults.seed`.
     pub rng: StdRng,
+    /// The last [`RECORDED_CALLS_MAX`] Graph calls, oldest first (`GET /_devtenant/graph-calls`).
+    pub calls: std::collections::VecDeque<RecordedCall>,
+}
+
+/// How many Graph calls devtenant keeps for `GET /_devtenant/graph-calls`.
+pub const RECORDED_CALLS_MAX: usize = 2000;
+
+/// One Graph HTTP call as devtenant received it (tests compare it with the plan the app showed).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecordedCall {
+    /// `GET`, `POST`, `PATCH`, ….
+    pub method: String,
+    /// Path and query relative to `/v1.0`, percent-decoded (`/users?$filter=mail eq 'a@b.c'`).
+    pub path: String,
+    /// The JSON body, if any.
+    pub body: Option<serde_json::Value>,
+    /// The HTTP status devtenant answered.
+    pub status: u16,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -188,6 +206,7 @@ impl Shared {
                 buckets: HashMap::new(),
                 faults,
                 rng,
+                calls: std::collections::VecDeque::new(),
             }),
         };
         shared.persist()?;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{ResourceConfig, UserConfig};
+use crate::defaults as d;
 use crate::state::Shared;
 
 /// The OpenID Connect scopes that do not name a resource.
@@ -214,10 +215,19 @@ pub fn user_access_claims(
     m.insert("tid".into(), json!(shared.cfg.tenant_id));
     m.insert("uti".into(), json!(uti()));
     m.insert("ver".into(), json!("2.0"));
-    if !user.directory_roles.is_empty() {
-        m.insert("wids".into(), json!(user.directory_roles));
-    }
+    m.insert("wids".into(), wids(user));
     Value::Object(m)
+}
+
+/// The `wids` claim as Entra emits it when the app registration's `groupMembershipClaims`
+/// includes `DirectoryRole` (or `All`): the template IDs of the user's directory roles, plus
+/// the default *User* role every member holds ([`d::ROLE_DEFAULT_USER`]).
+pub fn wids(user: &UserConfig) -> Value {
+    let mut w: Vec<&str> = user.directory_roles.iter().map(String::as_str).collect();
+    if !w.contains(&d::ROLE_DEFAULT_USER) {
+        w.push(d::ROLE_DEFAULT_USER);
+    }
+    json!(w)
 }
 
 /// Claims of an app-only (client credentials) v2.0 access token: no `scp`, `roles` = the
@@ -257,7 +267,7 @@ pub fn app_access_claims(
 
 /// Claims of a v2.0 ID token: `aud` (the client), `iss`, `iat`, `nbf`, `exp`, `name` and
 /// `preferred_username` (with `profile`), `email` (with `email`), `nonce` (when sent), `oid`,
-/// `rh`, `sub` (pairwise), `tid`, `uti`, `ver: "2.0"`.
+/// `rh`, `sub` (pairwise), `tid`, `uti`, `ver: "2.0"`, `wids` ([`wids`]).
 pub fn id_token_claims(
     shared: &Shared,
     user: &UserConfig,
@@ -294,6 +304,7 @@ pub fn id_token_claims(
     m.insert("tid".into(), json!(shared.cfg.tenant_id));
     m.insert("uti".into(), json!(uti()));
     m.insert("ver".into(), json!("2.0"));
+    m.insert("wids".into(), wids(user));
     Value::Object(m)
 }
 

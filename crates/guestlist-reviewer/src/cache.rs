@@ -41,8 +41,9 @@ use crate::types::{
     Count, DecisionKind, OutboxItem, OutboxState, QueueItem, QueueQuery, QueueSort, QueueView,
 };
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE requests (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE requests (
         id TEXT PRIMARY KEY,
         version INTEGER NOT NULL,
         created_unix INTEGER NOT NULL,
@@ -78,7 +79,23 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         updated_unix INTEGER NOT NULL
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-)];
+    ),
+    // The undo window: nothing of a decision is sent before this time (Unix milliseconds).
+    M::up("ALTER TABLE outbox ADD COLUMN not_before_ms INTEGER NOT NULL DEFAULT 0;"),
+    // Requests of the same person (see `group_key`), whatever the identity provider.
+    M::up(
+        "ALTER TABLE requests ADD COLUMN group_key TEXT NOT NULL DEFAULT '';
+         UPDATE requests SET group_key = lower(trim(email));
+         CREATE INDEX requests_group ON requests(group_key);",
+    ),
+];
+
+/// The key requests of the same person are grouped by (sign-ups through several identity
+/// providers, repeated attempts): the e-mail, trimmed and lower-cased. The one place to switch
+/// to a canonical e-mail (provider-specific folding) once `guestlist-core` has one.
+pub fn group_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
 
 /// The first 16 bytes of every plaintext SQLite 3 database file
 /// (<https://www.sqlite.org/fileformat.html#the_database_header>).
@@ -435,6 +452,10 @@ pub struct OutboxRow {
     pub current: Option<ApprovalRequest>,
     /// When queued (RFC 3339).
     pub queued_at: String,
+    /// Nothing is sent before this time (the undo window; Unix milliseconds, 0: no wait).
+    pub not_before_ms: i64,
+    /// When the row last changed (Unix seconds).
+    pub updated_unix: i64,
 }
 
 impl OutboxRow {
@@ -448,9 +469,37 @@ impl OutboxRow {
             queued_at: self.queued_at.clone(),
             attempts: self.attempts,
             directory_object_id: self.directory_object_id.clone(),
+            how: self.how,
+            write_started: self.write_started,
+            undo_until: self.undo_until(),
+            updated_at: OffsetDateTime::from_unix_timestamp(self.updated_unix)
+                .map(rfc3339)
+                .unwrap_or_else(|_| self.queued_at.clone()),
             last_error: self.last_error.clone(),
         }
     }
+
+    /// When the undo window of a decision nothing was sent for yet ends (RFC 3339 with
+    /// milliseconds); `None` once it is running, finished, or had no window.
+    pub fn undo_until(&self) -> Option<String> {
+        if self.state != OutboxState::Queued || self.not_before_ms <= 0 {
+            return None;
+        }
+        let t =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.not_before_ms) * 1_000_000)
+                .ok()?;
+        Some(rfc3339(t))
+    }
+
+    /// `true` while the undo window is open at `now`.
+    pub fn waiting(&self, now: OffsetDateTime) -> bool {
+        self.state == OutboxState::Queued && self.not_before_ms > unix_ms(now)
+    }
+}
+
+/// `t` in Unix milliseconds.
+pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
@@ -720,8 +769,8 @@ impl Cache {
             let mut get = tx.prepare_cached("SELECT version FROM requests WHERE id = ?1")?;
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO requests
-                 (id, version, created_unix, created_at, display_name, email, email_domain, company, provider, search, attempts, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 (id, version, created_unix, created_at, display_name, email, email_domain, company, provider, search, attempts, json, group_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for r in requests {
                 let id = r.id.to_string();
@@ -759,10 +808,11 @@ impl Cache {
                     email,
                     email_domain(&email),
                     company,
-                    r.identity_provider(),
+                    guestlist_core::provider::provider_key(&r.key.issuer, &r.key.email),
                     search,
                     r.attempts,
                     serde_json::to_string(r)?,
+                    group_key(&email),
                 ])?;
             }
         }
@@ -894,7 +944,10 @@ impl Cache {
         )?;
         let sql = format!(
             "SELECT r.id, r.display_name, r.email, r.email_domain, r.company, r.provider, r.created_at,
-                    r.created_unix, r.attempts, r.version, o.state
+                    r.created_unix, r.attempts, r.version, o.state,
+                    (SELECT count(*) FROM requests g WHERE g.group_key = r.group_key),
+                    (SELECT coalesce(sum(g.attempts), 0) FROM requests g WHERE g.group_key = r.group_key),
+                    (SELECT count(DISTINCT g.provider) FROM requests g WHERE g.group_key = r.group_key)
              FROM requests r LEFT JOIN outbox o ON o.request_id = r.id
              {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
@@ -918,6 +971,9 @@ impl Cache {
                     attempts: row.get(8)?,
                     version: version as u64,
                     outbox_state: state.as_deref().and_then(OutboxState::parse),
+                    same_person: row.get(11)?,
+                    person_attempts: row.get(12)?,
+                    person_providers: row.get(13)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -971,6 +1027,23 @@ impl Cache {
         reason: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<OutboxRow, ReviewerError> {
+        self.enqueue_after(request, kind, reason, now, now)
+    }
+
+    /// [`Cache::enqueue`] with an undo window: nothing of the decision is sent before
+    /// `not_before` (persisted, so the window survives a restart). A failed item decided again
+    /// keeps what its earlier attempt recorded (the account it created or invited, and that a
+    /// write started), so a retry resumes and never creates or invites twice.
+    ///
+    /// Errors: `storage.error`.
+    pub fn enqueue_after(
+        &self,
+        request: &ApprovalRequest,
+        kind: DecisionKind,
+        reason: Option<&str>,
+        now: OffsetDateTime,
+        not_before: OffsetDateTime,
+    ) -> Result<OutboxRow, ReviewerError> {
         let id = request.id.to_string();
         if let Some(existing) = self.outbox(&id)?
             && (!existing.state.is_final() || existing.state == OutboxState::Reported)
@@ -981,11 +1054,23 @@ impl Cache {
             DecisionKind::Approve => "approve",
             DecisionKind::Deny => "deny",
         };
+        // A retried failed approval keeps the account its earlier attempt created or invited.
+        let (object_id, write_started) = match self.outbox(&id)? {
+            Some(old)
+                if old.state == OutboxState::Failed
+                    && old.kind == DecisionKind::Approve
+                    && kind == DecisionKind::Approve =>
+            {
+                (old.directory_object_id, old.write_started)
+            }
+            _ => (None, false),
+        };
         self.conn()?.execute(
             "INSERT OR REPLACE INTO outbox
              (request_id, kind, reason, state, label, idempotency_key, expected_version, request_json,
-              directory_object_id, how, write_started, attempts, last_error, current_json, queued_at, updated_unix)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, NULL, NULL, 0, 0, NULL, NULL, ?8, ?9)",
+              directory_object_id, how, write_started, attempts, last_error, current_json, queued_at, updated_unix,
+              not_before_ms)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?10, NULL, ?11, 0, NULL, NULL, ?8, ?9, ?12)",
             params![
                 id,
                 kind_s,
@@ -996,10 +1081,26 @@ impl Cache {
                 serde_json::to_string(request)?,
                 rfc3339(now),
                 now.unix_timestamp(),
+                object_id,
+                write_started,
+                unix_ms(not_before),
             ],
         )?;
         self.outbox(&id)?
             .ok_or_else(|| ReviewerError::storage("outbox row vanished after insert"))
+    }
+
+    /// Undo: deletes the decision of request `id` if nothing of it was sent yet (still
+    /// `queued`). `Ok(true)` when it was deleted; `Ok(false)` when there is no such decision or
+    /// it is already running or finished.
+    ///
+    /// Errors: `storage.error`.
+    pub fn cancel_queued(&self, id: &str) -> Result<bool, ReviewerError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM outbox WHERE request_id = ?1 AND state = 'queued'",
+            [id],
+        )?;
+        Ok(n == 1)
     }
 
     fn read_outbox(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawOutbox> {
@@ -1019,12 +1120,15 @@ impl Cache {
             last_error: row.get(12)?,
             current_json: row.get(13)?,
             queued_at: row.get(14)?,
+            not_before_ms: row.get(15)?,
+            updated_unix: row.get(16)?,
         })
     }
 
     const OUTBOX_COLUMNS: &'static str =
         "request_id, kind, reason, state, label, idempotency_key, expected_version, request_json,
-        directory_object_id, how, write_started, attempts, last_error, current_json, queued_at";
+        directory_object_id, how, write_started, attempts, last_error, current_json, queued_at,
+        not_before_ms, updated_unix";
 
     /// One outbox row.
     ///
@@ -1191,6 +1295,8 @@ struct RawOutbox {
     last_error: Option<String>,
     current_json: Option<String>,
     queued_at: String,
+    not_before_ms: i64,
+    updated_unix: i64,
 }
 
 impl RawOutbox {
@@ -1230,6 +1336,8 @@ impl RawOutbox {
             write_started: self.write_started,
             attempts: self.attempts,
             queued_at: self.queued_at,
+            not_before_ms: self.not_before_ms,
+            updated_unix: self.updated_unix,
         })
     }
 }

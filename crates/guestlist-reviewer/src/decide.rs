@@ -22,7 +22,7 @@
 use guestlist_core::model::{Decision, ProvisionedBy, RequestState};
 use std::collections::HashMap;
 
-use guestlist_core::plan::{FILTER_IN_MAX, ProvisioningPlan, lookup_by_mails, plan};
+use guestlist_core::plan::{FILTER_IN_MAX, ProvisioningPlan, lookup_by_mails, plan, resolve};
 use guestlist_graph::{BatchItem, GraphError};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -62,6 +62,8 @@ pub(crate) fn outcome(row: &OutboxRow) -> DecisionOutcome {
         how: row.how,
         error: row.last_error.clone(),
         current: row.current.clone(),
+        label: row.label.clone(),
+        undo_until: row.undo_until(),
     }
 }
 
@@ -74,8 +76,15 @@ fn graph_is_transient(e: &guestlist_graph::Error) -> bool {
 }
 
 impl Inner {
-    fn save(&self, row: &OutboxRow) -> Result<(), Stop> {
-        self.cache.save_outbox(row, now()).map_err(Stop::Blocked)?;
+    /// Persists `row`. When that fails (storage trouble, or the row is gone: undone while it
+    /// was still queued) the row is dropped from this drain, so nothing is sent for it: every
+    /// network call that writes (Graph, the decision report) comes after a successful save.
+    fn save(&self, row: &mut OutboxRow) -> Result<(), Stop> {
+        if let Err(e) = self.cache.save_outbox(row, now()) {
+            row.state = OutboxState::Failed;
+            row.last_error = Some(e.clone());
+            return Err(Stop::Blocked(e));
+        }
         if self.crash_after_write(row.state) {
             return Err(Stop::Crash);
         }
@@ -117,11 +126,12 @@ impl Inner {
         ids: Option<&[String]>,
     ) -> Result<Vec<OutboxRow>, ReviewerError> {
         let _guard = self.drain_lock.lock().await;
+        let started = now();
         let mut rows: Vec<OutboxRow> = self
             .cache
-            .outbox_rows(0, now())?
+            .outbox_rows(0, started)?
             .into_iter()
-            .filter(|r| !r.state.is_final())
+            .filter(|r| !r.state.is_final() && !r.waiting(started))
             .filter(|r| ids.is_none_or(|ids| ids.contains(&r.request_id)))
             .collect();
         for r in rows.iter_mut() {
@@ -142,6 +152,9 @@ impl Inner {
             if let Err(Stop::Crash) = self.run(row).await {
                 return Err(crash());
             }
+        }
+        if !rows.is_empty() {
+            self.changed();
         }
         Ok(rows)
     }
@@ -258,16 +271,16 @@ impl Inner {
         }
     }
 
-    /// Records an account found by a look-up.
-    fn found(&self, row: &mut OutboxRow, p: &ProvisioningPlan, id: String) -> Result<Stop, Stop> {
+    /// Records an account found by a look-up; `planned` is how the plan would have created it.
+    fn found(&self, row: &mut OutboxRow, planned: ProvisionedBy, id: String) -> Result<Stop, Stop> {
         row.directory_object_id = Some(id);
-        if row.write_started && p.kind == ProvisionedBy::Invitation {
+        if row.write_started && planned == ProvisionedBy::Invitation {
             // Our own invitation from before a crash: the PATCH may still be missing.
             row.how = Some(ProvisionedBy::Invitation);
             row.state = OutboxState::Invited;
         } else {
             row.how = Some(if row.write_started {
-                p.kind
+                planned
             } else {
                 ProvisionedBy::ExistingAccount
             });
@@ -286,19 +299,30 @@ impl Inner {
         };
         let token = self.graph_token(row).await?;
         let graph = self.graph_client();
+        // The look-ups in order, up to the first that finds someone; `resolve` (the same
+        // function the detail view shows the plan with) says what follows.
+        let mut found_ids: Vec<Option<String>> = Vec::with_capacity(p.lookups.len());
         for lookup in &p.lookups {
             match graph.find_users(&token, lookup).await {
                 Ok(users) => {
-                    if let Some(id) = users
+                    let id = users
                         .first()
                         .and_then(|u| u.get("id"))
                         .and_then(Value::as_str)
-                    {
-                        return self.found(row, &p, id.to_owned());
+                        .map(str::to_owned);
+                    let hit = id.is_some();
+                    found_ids.push(id);
+                    if hit {
+                        break;
                     }
                 }
                 Err(e) => return self.graph_failure(row, e),
             }
+        }
+        let planned = p.kind;
+        let p = resolve(p, &found_ids);
+        if let Some(id) = p.existing_account.clone() {
+            return self.found(row, planned, id);
         }
         self.set_online(true);
         // Nothing found: record that a write starts BEFORE sending it.
@@ -580,7 +604,7 @@ impl Inner {
             match looked_up.get(mail) {
                 None => {} // its look-up failed: settled one by one
                 Some(Some(id)) => {
-                    self.found(&mut rows[*i], p, id.clone())?;
+                    self.found(&mut rows[*i], p.kind, id.clone())?;
                 }
                 Some(None) => create.push((*i, p.clone())),
             }
@@ -594,7 +618,7 @@ impl Inner {
         let mut items = Vec::new();
         for (n, (i, p)) in create.iter().enumerate() {
             rows[*i].write_started = true;
-            self.save(&rows[*i])?;
+            self.save(&mut rows[*i])?;
             let w = &p.writes[0];
             items.push(BatchItem {
                 id: n.to_string(),

@@ -5,11 +5,13 @@
 
 use guestlist_core::connector::{Claims, email_domain};
 use guestlist_core::model::ApprovalRequest;
-use guestlist_core::plan::{ProvisioningPlan, ProvisioningSettings, plan};
+use guestlist_core::model::ProvisionedBy;
+use guestlist_core::plan::{ProvisioningPlan, ProvisioningSettings, plan, resolve};
 use serde_json::{Map, Value};
 
 use crate::types::{
-    AttributeRow, DirectoryCheck, IdentityBlock, OutboxItem, RequestDetail, Risk, RiskKind,
+    AttributeRow, DirectoryCheck, IdentityBlock, InvitationBlock, OutboxItem, RequestDetail, Risk,
+    RiskKind,
 };
 
 /// Free-mail domains (exact) flagged as a risk.
@@ -106,18 +108,41 @@ pub fn build(
     outbox: Option<OutboxItem>,
 ) -> RequestDetail {
     let claims = request.typed_claims();
+    // Our own earlier attempt (a failed or interrupted approval that created or invited the
+    // account): what the look-ups find is that account, not someone else's.
+    let ours = outbox
+        .as_ref()
+        .filter(|o| o.write_started)
+        .and_then(|o| o.directory_object_id.clone());
     let (plan_result, plan_error): (Option<ProvisioningPlan>, Option<String>) = match &claims {
         Ok(c) => match plan(c, provisioning) {
+            Ok(p) if directory.checked && ours.is_none() => {
+                let found = found_by_lookup(&p, &directory);
+                (Some(resolve(p, &found)), None)
+            }
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e.to_string())),
         },
         Err(e) => (None, Some(format!("the stored claims are invalid: {e}"))),
     };
+    // "Will be written": the user properties of the writes (the invitation's own parameters
+    // are not the person's attributes; they are shown in their own block).
     let written: Map<String, Value> = plan_result
         .as_ref()
         .map(|p| {
             let mut m = Map::new();
             for w in &p.writes {
+                if w.path == "/invitations" {
+                    if let Some(mail) = w
+                        .body
+                        .as_ref()
+                        .and_then(|b| b.get("invitedUserEmailAddress"))
+                    {
+                        // Graph sets the invited user's `mail` from the invitation.
+                        m.insert("mail".into(), mail.clone());
+                    }
+                    continue;
+                }
                 if let Some(Value::Object(b)) = &w.body {
                     for (k, v) in b {
                         m.entry(k.clone()).or_insert_with(|| v.clone());
@@ -127,6 +152,26 @@ pub fn build(
             m
         })
         .unwrap_or_default();
+    let invitation = plan_result.as_ref().and_then(|p| {
+        let b = p
+            .writes
+            .iter()
+            .find(|w| w.path == "/invitations")?
+            .body
+            .as_ref()?;
+        Some(InvitationBlock {
+            redirect_url: b.get("inviteRedirectUrl")?.as_str()?.to_owned(),
+            send_invitation_message: b
+                .get("sendInvitationMessage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            invited_user_type: b
+                .get("invitedUserType")
+                .and_then(Value::as_str)
+                .unwrap_or("Guest")
+                .to_owned(),
+        })
+    });
     let existing = directory.matches.first().map(|m| &m.user);
     let mut rows = Vec::new();
     let mut used_props = std::collections::BTreeSet::new();
@@ -192,22 +237,30 @@ pub fn build(
         .ok()
         .and_then(Claims::primary_identity)
         .cloned();
+    let provider = guestlist_core::provider::provider_key(&request.key.issuer, &request.key.email);
     let identity = IdentityBlock {
-        provider: request.identity_provider().to_owned(),
+        label: guestlist_core::provider::provider_label(&provider),
+        provider,
         issuer: ident.as_ref().map(|i| i.issuer.clone()),
         issuer_assigned_id: ident.as_ref().map(|i| i.issuer_assigned_id.clone()),
         sign_in_type: ident.as_ref().map(|i| i.sign_in_type.clone()),
     };
     let mut risks = Vec::new();
     for m in &directory.matches {
+        let id = m.user.get("id").and_then(Value::as_str);
+        if ours.is_some() && id == ours.as_deref() {
+            // The account this request's own earlier attempt created or invited.
+            continue;
+        }
         risks.push(Risk {
             kind: RiskKind::ExistingAccount,
             message: format!(
-                "An account already exists (found by {}): {} — approving reuses it and creates nothing.",
+                "An account already exists (found by {}): {} — approving links it and writes nothing.",
                 m.found_by,
-                m.user.get("userPrincipalName").and_then(Value::as_str).unwrap_or_else(|| {
-                    m.user.get("id").and_then(Value::as_str).unwrap_or("?")
-                })
+                m.user
+                    .get("userPrincipalName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| id.unwrap_or("?"))
             ),
         });
     }
@@ -239,7 +292,22 @@ pub fn build(
         .as_ref()
         .map(|p| p.skipped.clone())
         .unwrap_or_default();
+    let sponsor = claim_by_short_name(&request, &["sponsoremail", "sponsor"]);
+    let reason = claim_by_short_name(&request, &["reason", "justification"]);
+    let name = crate::cache::display_name(&request);
+    let if_approved = if_approved_sentence(
+        &name,
+        &identity.label,
+        plan_result.as_ref(),
+        &directory,
+        ours.as_deref(),
+        sponsor.as_deref(),
+    );
     RequestDetail {
+        if_approved,
+        sponsor,
+        reason,
+        invitation,
         request,
         rows,
         identity,
@@ -249,6 +317,119 @@ pub fn build(
         directory,
         risks,
         outbox,
+    }
+}
+
+/// For each look-up of `p`, the id of the first user the directory check found with it
+/// (look-ups by identity and by mail, told apart by their `$filter`), as [`resolve`] wants.
+fn found_by_lookup(p: &ProvisioningPlan, directory: &DirectoryCheck) -> Vec<Option<String>> {
+    p.lookups
+        .iter()
+        .map(|l| {
+            let by = if l.path.contains("identities/any") {
+                "identity"
+            } else {
+                "mail"
+            };
+            directory
+                .matches
+                .iter()
+                .find(|m| m.found_by == by)
+                .and_then(|m| m.user.get("id").and_then(Value::as_str))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The value of the first claim whose (extension short) name, lower-cased, is one of `names`.
+fn claim_by_short_name(request: &ApprovalRequest, names: &[&str]) -> Option<String> {
+    request
+        .claims
+        .iter()
+        .find(|(k, _)| names.contains(&extension_short_name(k).to_ascii_lowercase().as_str()))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_owned)
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The "If you approve" sentence: what approval will do, in the order it does it.
+fn if_approved_sentence(
+    name: &str,
+    provider_label: &str,
+    plan: Option<&ProvisioningPlan>,
+    directory: &DirectoryCheck,
+    ours: Option<&str>,
+    sponsor: Option<&str>,
+) -> String {
+    let Some(p) = plan else {
+        return "Approval would fail: no provisioning plan can be made (see below).".into();
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(id) = ours {
+        parts.push(format!(
+            "Resumes the earlier attempt: the account {id} it created exists"
+        ));
+    }
+    let attrs = p
+        .writes
+        .iter()
+        .filter(|w| w.path != "/invitations")
+        .filter_map(|w| w.body.as_ref().and_then(Value::as_object))
+        .map(|b| b.len())
+        .sum::<usize>();
+    match p.kind {
+        ProvisionedBy::ExistingAccount => {
+            let who = directory
+                .matches
+                .first()
+                .and_then(|m| {
+                    m.user
+                        .get("userPrincipalName")
+                        .or_else(|| m.user.get("mail"))
+                        .and_then(Value::as_str)
+                })
+                .or(p.existing_account.as_deref())
+                .unwrap_or("?");
+            parts.push(format!(
+                "Links the existing account {who} · nothing is written in the directory"
+            ));
+        }
+        ProvisionedBy::UserCreated if ours.is_none() => {
+            parts.push(format!(
+                "Creates guest {name} ({provider_label} sign-in) · writes {attrs} properties"
+            ));
+        }
+        ProvisionedBy::Invitation if ours.is_none() => {
+            let mail = p
+                .writes
+                .first()
+                .and_then(|w| w.body.as_ref())
+                .and_then(|b| b.get("sendInvitationMessage"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            parts.push(format!(
+                "Invites {name} as a guest ({provider_label}) · {} · then sets {attrs} properties",
+                if mail {
+                    "sends the invitation e-mail"
+                } else {
+                    "no invitation e-mail"
+                }
+            ));
+        }
+        ProvisionedBy::Invitation => parts.push(format!("sets {attrs} properties")),
+        ProvisionedBy::UserCreated | ProvisionedBy::UserFlow => {}
+    }
+    if let Some(s) = sponsor {
+        parts.push(format!("sponsor {s}"));
+    }
+    parts.push("then approved on the server".into());
+    let sentence = parts.join(" · ");
+    if directory.checked || p.kind == ProvisionedBy::ExistingAccount {
+        sentence
+    } else {
+        format!(
+            "Directory not checked yet: approval looks the person up first and links an existing account if there is one. Otherwise: {sentence}"
+        )
     }
 }
 

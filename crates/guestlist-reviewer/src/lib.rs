@@ -19,6 +19,7 @@ mod decide;
 pub mod detail;
 pub mod error;
 pub mod live;
+pub mod rights;
 pub mod settings;
 pub mod types;
 
@@ -68,6 +69,11 @@ pub struct OpenOptions {
     pub token_store: Option<Arc<dyn TokenStore>>,
     /// Fault injection (tests).
     pub faults: Faults,
+    /// Run the outbox worker: decisions are sent when their undo window ends, and unfinished
+    /// ones as soon as the app is online again (a call succeeds, the event stream reconnects,
+    /// sign-in). [`Reviewer::open`] turns it on; without it the outbox drains only on
+    /// [`Reviewer::sync`], [`Reviewer::drain`] and decisions without an undo window.
+    pub outbox_worker: bool,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +98,11 @@ struct Inner {
     faults: Faults,
     /// Outbox writes persisted by this process (fault injection counts them).
     writes: AtomicU32,
+    /// Wakes the outbox worker (a decision waits, the app came back online, an undo).
+    kick: Arc<tokio::sync::Notify>,
+    /// Bumped whenever the outbox drain changed the queue or an outbox item
+    /// ([`Reviewer::subscribe_changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The facade the Tauri shell calls. Cheap to clone (`Arc` inside); `Send + Sync`.
@@ -178,8 +189,47 @@ impl Inner {
         }
     }
 
+    /// Records online/offline; going from offline to online wakes the outbox worker, so that
+    /// queued decisions are sent at once rather than at the next sync.
     fn set_online(&self, online: bool) {
-        self.rt(|r| r.online = online);
+        let was = self.rt(|r| std::mem::replace(&mut r.online, online));
+        if online && !was {
+            self.kick.notify_one();
+        }
+    }
+
+    /// Tells subscribers ([`Reviewer::subscribe_changes`]) that the queue or the outbox changed.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// One round of the outbox worker: drains what is due (signed in only) and says how long to
+    /// sleep until the next undo window ends (`None`: until woken).
+    async fn outbox_tick(&self) -> Option<std::time::Duration> {
+        let now = OffsetDateTime::now_utc();
+        let rows = match self.cache.outbox_rows(0, now) {
+            Ok(r) => r,
+            Err(e) => {
+                self.note_error(&e);
+                return Some(std::time::Duration::from_secs(30));
+            }
+        };
+        let due = rows.iter().any(|r| !r.state.is_final() && !r.waiting(now));
+        if due
+            && self.rt(|r| r.session.is_some())
+            && let Err(e) = self.drain(None).await
+        {
+            self.note_error(&e);
+        }
+        let now_ms = cache::unix_ms(OffsetDateTime::now_utc());
+        self.cache
+            .outbox_rows(0, OffsetDateTime::now_utc())
+            .ok()?
+            .iter()
+            .filter(|r| r.state == OutboxState::Queued && r.not_before_ms > now_ms)
+            .map(|r| r.not_before_ms - now_ms)
+            .min()
+            .map(|ms| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0) + 5))
     }
 
     fn note_error(&self, e: &ReviewerError) {
@@ -255,7 +305,15 @@ impl Reviewer {
         data_dir: &Path,
         settings: Option<Settings>,
     ) -> Result<Reviewer, ReviewerError> {
-        Self::open_with(data_dir, settings, OpenOptions::default()).await
+        Self::open_with(
+            data_dir,
+            settings,
+            OpenOptions {
+                outbox_worker: true,
+                ..OpenOptions::default()
+            },
+        )
+        .await
     }
 
     /// [`Reviewer::open`] with a token store of your choice and fault injection (tests).
@@ -308,10 +366,68 @@ impl Reviewer {
             sync_lock: tokio::sync::Mutex::new(()),
             faults: options.faults,
             writes: AtomicU32::new(0),
+            kick: Arc::new(tokio::sync::Notify::new()),
+            changes: tokio::sync::watch::channel(0).0,
         };
-        Ok(Reviewer {
-            inner: Arc::new(inner),
+        let inner = Arc::new(inner);
+        if options.outbox_worker {
+            spawn_outbox_worker(&inner);
+        }
+        Ok(Reviewer { inner })
+    }
+
+    /// The signed-in approver's directory roles and what they can complete ([`rights`]): from
+    /// the Graph access token's `wids` claim, else Graph `GET /me/memberOf`.
+    ///
+    /// Errors: `auth.not_signed_in`, `network.offline` (no token could be had). A failed
+    /// `memberOf` look-up gives `source: "unknown"`, not an error.
+    pub async fn approver_rights(&self) -> Result<rights::ApproverRights, ReviewerError> {
+        let settings = self.settings();
+        let token = self.inner.auth.graph_token(&settings).await?;
+        if let Some(w) = rights::wids_of_token(&token) {
+            return Ok(rights::rights(&w, "token"));
+        }
+        let call = guestlist_core::plan::GraphCall {
+            method: "GET".into(),
+            path: "/me/memberOf?$select=id,roleTemplateId".into(),
+            body: None,
+            schema: None,
+        };
+        Ok(match self.inner.graph_client().call(&token, &call).await {
+            Ok(body) => rights::rights(&rights::roles_of_member_of(&body), "memberOf"),
+            Err(e) => rights::unknown(&ReviewerError::from(e).code),
         })
+    }
+
+    /// A receiver whose value changes whenever the outbox drain decided requests (they left the
+    /// queue) or changed an outbox item: the shell reloads the window's queue on it.
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Undo: cancels the decisions of `ids` that nothing was sent for yet (still `queued`: in
+    /// their undo window, or held offline). A cancelled request is pending again in the queue.
+    /// A decision that already started (claimed, provisioning, reported) cannot be undone; its
+    /// outcome says so.
+    ///
+    /// Errors: `storage.error`.
+    pub async fn undo(&self, ids: Vec<String>) -> Result<Vec<UndoOutcome>, ReviewerError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Safe against a drain running this row: the drain's first write of a queued row
+            // (queued → claimed) fails once the row is gone, and it sends nothing after a failed
+            // write (see `decide.rs`).
+            let undone = self.inner.cache.cancel_queued(&id)?;
+            let state = if undone {
+                None
+            } else {
+                self.inner.cache.outbox(&id)?.map(|r| r.state)
+            };
+            out.push(UndoOutcome { id, undone, state });
+        }
+        self.inner.kick.notify_one();
+        self.inner.changed();
+        Ok(out)
     }
 
     /// The current settings.
@@ -365,6 +481,7 @@ impl Reviewer {
             r.online = true;
             r.last_error = None;
         });
+        self.inner.kick.notify_one();
         Ok(info)
     }
 
@@ -734,6 +851,8 @@ impl Reviewer {
             return Err(ReviewerError::new(codes::INVALID_INPUT, "no request ids"));
         }
         let now = OffsetDateTime::now_utc();
+        let delay = self.settings().undo_seconds;
+        let not_before = now + time::Duration::seconds(i64::from(delay));
         let mut outcomes: Vec<Option<DecisionOutcome>> = vec![None; ids.len()];
         let mut queued = Vec::new();
         for (n, id) in ids.iter().enumerate() {
@@ -763,6 +882,8 @@ impl Reviewer {
                                 how: None,
                                 error: Some(f.to_error()),
                                 current: None,
+                                label: id.clone(),
+                                undo_until: None,
                             });
                             continue;
                         }
@@ -772,13 +893,19 @@ impl Reviewer {
             // Durable before anything else: the UI may say "queued" from here on.
             self.inner
                 .cache
-                .enqueue(&request, kind, reason.as_deref(), now)?;
+                .enqueue_after(&request, kind, reason.as_deref(), now, not_before)?;
             queued.push(id.clone());
             if self.inner.crash_after_write(OutboxState::Queued) {
                 return Err(decide::crash());
             }
         }
-        let drained = self.inner.drain(Some(&queued)).await;
+        // With an undo window the outbox worker sends them when it ends; without, now.
+        let drained = if delay == 0 {
+            self.inner.drain(Some(&queued)).await
+        } else {
+            self.inner.kick.notify_one();
+            Ok(vec![])
+        };
         if let Err(e) = &drained {
             self.inner.note_error(e);
         }
@@ -802,6 +929,9 @@ impl Reviewer {
 
     /// Approves requests: each goes into the durable outbox first, then the outbox is drained
     /// (look-ups, `POST /users` or `POST /invitations` + `PATCH`, then the decision report).
+    /// With [`Settings::undo_seconds`] > 0 nothing is sent before the undo window ends
+    /// (outcome `queued` with `undoUntil`; [`Reviewer::undo`] cancels); the outbox worker sends
+    /// it then.
     /// Offline → outcome `queued` (sent by the next [`Reviewer::sync`] or [`Reviewer::drain`]).
     /// Several federated requests share `$batch` calls.
     ///
@@ -855,6 +985,30 @@ impl Reviewer {
             .await
             .map_err(|f| f.to_error())
     }
+}
+
+/// Starts the outbox worker of `inner` (see [`OpenOptions::outbox_worker`]). It holds only a
+/// weak reference: it ends once the reviewer is dropped and it next wakes.
+fn spawn_outbox_worker(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    let kick = inner.kick.clone();
+    tokio::spawn(async move {
+        loop {
+            let wait = {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.outbox_tick().await
+            };
+            match wait {
+                Some(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = kick.notified() => {}
+                    }
+                }
+                None => kick.notified().await,
+            }
+        }
+    });
 }
 
 #[cfg(test)]

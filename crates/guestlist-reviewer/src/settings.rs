@@ -42,10 +42,22 @@ pub struct Settings {
     /// days after the decision (default 30).
     #[serde(default = "default_purge")]
     pub purge_decided_after_days: u32,
+    /// Seconds a decision waits in the outbox before anything is sent (Graph or the approval
+    /// API), so that Undo can cancel it (default 5; 0: sent at once). The wait is persisted
+    /// with the outbox row and survives a restart of the app.
+    #[serde(default = "default_undo_seconds")]
+    pub undo_seconds: u32,
 }
 
 fn default_purge() -> u32 {
     30
+}
+
+/// The default of [`Settings::undo_seconds`].
+pub const DEFAULT_UNDO_SECONDS: u32 = 5;
+
+fn default_undo_seconds() -> u32 {
+    DEFAULT_UNDO_SECONDS
 }
 
 /// devtenant's default tenant id.
@@ -73,6 +85,7 @@ impl Default for Settings {
             },
             do_not_disturb: false,
             purge_decided_after_days: default_purge(),
+            undo_seconds: DEFAULT_UNDO_SECONDS,
         }
     }
 }

@@ -47,10 +47,14 @@ async fn open(dir: &Path) -> Reviewer {
 async fn open_in(dir: &Path, store: Arc<dyn TokenStore>) -> Reviewer {
     Reviewer::open_with(
         dir,
-        Some(Settings::default()),
+        Some(Settings {
+            undo_seconds: 0,
+            ..Settings::default()
+        }),
         OpenOptions {
             token_store: Some(store),
             faults: Faults::default(),
+            outbox_worker: false,
         },
     )
     .await
@@ -353,6 +357,8 @@ fn export_bindings() {
     RequestDetail::export_all_to(&dir).unwrap();
     DecisionOutcome::export_all_to(&dir).unwrap();
     OutboxItem::export_all_to(&dir).unwrap();
+    UndoOutcome::export_all_to(&dir).unwrap();
+    crate::rights::ApproverRights::export_all_to(&dir).unwrap();
     HistoryEntry::export_all_to(&dir).unwrap();
     for f in [
         "Settings.ts",
@@ -365,4 +371,47 @@ fn export_bindings() {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(text.contains("export type"), "{f}");
     }
+}
+
+#[tokio::test]
+async fn the_same_person_through_two_providers_is_grouped_with_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path()).await;
+    let mut google = request(
+        11,
+        "Linnea@Hotmail.com",
+        json!({"identities":[{"signInType":"federated","issuer":"google.com","issuerAssignedId":"g"}]}),
+        3,
+    );
+    google.attempts = 2;
+    let msa = request(
+        12,
+        "linnea@hotmail.com",
+        json!({"displayName": "Linnéa Öberg"}),
+        1,
+    );
+    let other = request(13, "someone@fabrikam.com", json!({}), 2);
+    r.inner
+        .cache
+        .store_pending(&[google, msa, other], true)
+        .unwrap();
+    let v = r.queue(QueueQuery::default()).await.unwrap();
+    let by_id = |n: u128| {
+        v.items
+            .iter()
+            .find(|i| i.id == uuid::Uuid::from_u128(n).to_string())
+            .unwrap()
+    };
+    for n in [11, 12] {
+        let i = by_id(n);
+        assert_eq!(
+            (i.same_person, i.person_attempts, i.person_providers),
+            (2, 3, 2),
+            "{i:?}"
+        );
+    }
+    assert_eq!(by_id(12).identity_provider, "microsoftaccount");
+    let o = by_id(13);
+    assert_eq!((o.same_person, o.person_attempts), (1, 1));
+    assert_eq!(o.identity_provider, "entra");
 }

@@ -118,6 +118,15 @@ pub struct OutboxItem {
     pub attempts: u32,
     /// The created or reused account, once provisioned.
     pub directory_object_id: Option<String>,
+    /// How the account came to exist (created, invited, or an existing account linked).
+    pub how: Option<ProvisionedBy>,
+    /// A Graph write of this decision was started (an account it created may exist).
+    pub write_started: bool,
+    /// While nothing was sent yet: when the undo window ends (RFC 3339). `Reviewer::undo`
+    /// cancels the decision until it starts running.
+    pub undo_until: Option<String>,
+    /// When it last changed (RFC 3339): when it finished, for a final item.
+    pub updated_at: String,
     /// The last error (offline, Graph, conflict).
     pub last_error: Option<ReviewerError>,
 }
@@ -212,6 +221,13 @@ pub struct QueueItem {
     pub outbox_state: Option<OutboxState>,
     /// The e-mail domain is a free-mail provider.
     pub free_mail: bool,
+    /// Pending requests of the same person ([`crate::cache::group_key`] of the e-mail), this
+    /// one included: sign-ups through several identity providers.
+    pub same_person: u32,
+    /// Sign-up attempts of that person over all those requests.
+    pub person_attempts: u32,
+    /// Identity providers among them.
+    pub person_providers: u32,
 }
 
 /// A count per value (identity provider or e-mail domain).
@@ -296,8 +312,11 @@ pub struct AttributeRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityBlock {
-    /// Short name: `facebook.com`, `google.com`, `mail`, or `entra`.
+    /// Short name: `facebook.com`, `google.com`, `mail`, `entra` or `microsoftaccount`
+    /// ([`guestlist_core::provider::provider_key`]).
     pub provider: String,
+    /// Its label ([`guestlist_core::provider::provider_label`]): `Google`, `Microsoft account`, ….
+    pub label: String,
     /// `identities[0].issuer` (absent for Entra ID / Microsoft account users).
     pub issuer: Option<String>,
     /// `identities[0].issuerAssignedId`.
@@ -353,17 +372,41 @@ pub struct Risk {
     pub message: String,
 }
 
+/// The invitation's own parameters (Entra ID and Microsoft account users): not attributes of
+/// the person, so shown apart from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationBlock {
+    /// `inviteRedirectUrl`: where the guest lands after redeeming.
+    pub redirect_url: String,
+    /// `sendInvitationMessage`: whether Microsoft sends the invitation e-mail.
+    pub send_invitation_message: bool,
+    /// `invitedUserType` (`Guest`).
+    pub invited_user_type: String,
+}
+
 /// The side-by-side view of one request (`Reviewer::detail`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestDetail {
+    /// "If you approve": one sentence saying what approval will do, from the same plan the
+    /// outbox runs (after the directory look-ups, when they ran).
+    pub if_approved: String,
+    /// The sponsor the requester named (an `extension_*_SponsorEmail`/`Sponsor` claim).
+    pub sponsor: Option<String>,
+    /// The requester's reason (an `extension_*_Reason`/`Justification` claim).
+    pub reason: Option<String>,
+    /// The invitation's parameters, when approval sends one.
+    pub invitation: Option<InvitationBlock>,
     /// The request in full (from the cache, refreshed from the server when online).
     pub request: ApprovalRequest,
     /// One row per attribute: Submitted / Will be written / Already in the directory.
     pub rows: Vec<AttributeRow>,
     /// The identity provider block.
     pub identity: IdentityBlock,
-    /// The full plan (exact Graph calls and bodies), when one can be made.
+    /// The full plan (exact Graph calls and bodies, in order), when one can be made: after the
+    /// directory look-ups ran, exactly the calls approval makes (`resolve`d: an existing
+    /// account means the look-ups up to the one that found it and no writes).
     pub plan: Option<ProvisioningPlan>,
     /// Why no plan can be made.
     pub plan_error: Option<String>,
@@ -410,4 +453,21 @@ pub struct DecisionOutcome {
     pub error: Option<ReviewerError>,
     /// The request as the server now has it (after the decision, or the winner's on conflict).
     pub current: Option<ApprovalRequest>,
+    /// The display name and e-mail of the request (`Name <mail>`), for the toast.
+    pub label: String,
+    /// When the undo window ends (RFC 3339), while the decision waits in the outbox.
+    pub undo_until: Option<String>,
+}
+
+/// What `Reviewer::undo` did for one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct UndoOutcome {
+    /// The request id.
+    pub id: String,
+    /// `true`: the decision was cancelled before anything was sent; the request is pending
+    /// again. `false`: too late (already running or finished) or no decision; see `state`.
+    pub undone: bool,
+    /// The outbox state when it could not be undone.
+    pub state: Option<OutboxState>,
 }

@@ -36,4 +36,12 @@ error: ReviewerError | null,
 /**
  * The request as the server now has it (after the decision, or the winner's on conflict).
  */
-current: ApprovalRequest | null, };
+current: ApprovalRequest | null, 
+/**
+ * The display name and e-mail of the request (`Name <mail>`), for the toast.
+ */
+label: string, 
+/**
+ * When the undo window ends (RFC 3339), while the decision waits in the outbox.
+ */
+undoUntil: string | null, };

@@ -5,9 +5,14 @@
  */
 export type IdentityBlock = { 
 /**
- * Short name: `facebook.com`, `google.com`, `mail`, or `entra`.
+ * Short name: `facebook.com`, `google.com`, `mail`, `entra` or `microsoftaccount`
+ * ([`guestlist_core::provider::provider_key`]).
  */
 provider: string, 
+/**
+ * Its label ([`guestlist_core::provider::provider_label`]): `Google`, `Microsoft account`, ….
+ */
+label: string, 
 /**
  * `identities[0].issuer` (absent for Entra ID / Microsoft account users).
  */

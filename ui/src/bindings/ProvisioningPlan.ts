@@ -23,4 +23,9 @@ writes: Array<GraphCall>,
 /**
  * Claims that are not written, with the reason (shown to the approver).
  */
-skipped: Array<SkippedClaim>, };
+skipped: Array<SkippedClaim>, 
+/**
+ * After the look-ups ([`resolve`]): the id of the existing account approval links to
+ * (then `kind` is `existingAccount` and `writes` is empty).
+ */
+existingAccount?: string | null, };

@@ -52,4 +52,17 @@ outboxState: OutboxState | null,
 /**
  * The e-mail domain is a free-mail provider.
  */
-freeMail: boolean, };
+freeMail: boolean, 
+/**
+ * Pending requests of the same person ([`crate::cache::group_key`] of the e-mail), this
+ * one included: sign-ups through several identity providers.
+ */
+samePerson: number, 
+/**
+ * Sign-up attempts of that person over all those requests.
+ */
+personAttempts: number, 
+/**
+ * Identity providers among them.
+ */
+personProviders: number, };

@@ -3,6 +3,7 @@ import type { ApprovalRequest } from "./ApprovalRequest";
 import type { AttributeRow } from "./AttributeRow";
 import type { DirectoryCheck } from "./DirectoryCheck";
 import type { IdentityBlock } from "./IdentityBlock";
+import type { InvitationBlock } from "./InvitationBlock";
 import type { OutboxItem } from "./OutboxItem";
 import type { ProvisioningPlan } from "./ProvisioningPlan";
 import type { Risk } from "./Risk";
@@ -12,6 +13,23 @@ import type { SkippedClaim } from "./SkippedClaim";
  * The side-by-side view of one request (`Reviewer::detail`).
  */
 export type RequestDetail = { 
+/**
+ * "If you approve": one sentence saying what approval will do, from the same plan the
+ * outbox runs (after the directory look-ups, when they ran).
+ */
+ifApproved: string, 
+/**
+ * The sponsor the requester named (an `extension_*_SponsorEmail`/`Sponsor` claim).
+ */
+sponsor: string | null, 
+/**
+ * The requester's reason (an `extension_*_Reason`/`Justification` claim).
+ */
+reason: string | null, 
+/**
+ * The invitation's parameters, when approval sends one.
+ */
+invitation: InvitationBlock | null, 
 /**
  * The request in full (from the cache, refreshed from the server when online).
  */
@@ -25,7 +43,9 @@ rows: Array<AttributeRow>,
  */
 identity: IdentityBlock, 
 /**
- * The full plan (exact Graph calls and bodies), when one can be made.
+ * The full plan (exact Graph calls and bodies, in order), when one can be made: after the
+ * directory look-ups ran, exactly the calls approval makes (`resolve`d: an existing
+ * account means the look-ups up to the one that found it and no writes).
  */
 plan: ProvisioningPlan | null, 
 /**

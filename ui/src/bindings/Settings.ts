@@ -45,4 +45,10 @@ do_not_disturb: boolean,
  * Decided requests and finished outbox items are purged from the local database this many
  * days after the decision (default 30).
  */
-purge_decided_after_days: number, };
+purge_decided_after_days: number, 
+/**
+ * Seconds a decision waits in the outbox before anything is sent (Graph or the approval
+ * API), so that Undo can cancel it (default 5; 0: sent at once). The wait is persisted
+ * with the outbox row and survives a restart of the app.
+ */
+undo_seconds: number, };

@@ -13,6 +13,8 @@ import type {
   SessionInfo,
   Settings,
   SyncReport,
+  UndoOutcome,
+  ApproverRights,
 } from './types';
 
 /** What the UI can ask the app. Every call rejects with `{code, message}`. */
@@ -27,6 +29,10 @@ export interface Api {
   detail(id: string): Promise<RequestDetail>;
   approve(ids: string[]): Promise<DecisionOutcome[]>;
   deny(ids: string[], reason: string): Promise<DecisionOutcome[]>;
+  /** Cancels decisions nothing was sent for yet (their undo window, or held offline). */
+  undo(ids: string[]): Promise<UndoOutcome[]>;
+  /** The approver's directory roles and which approvals they can complete. */
+  approverRights?(): Promise<ApproverRights>;
   history(id: string): Promise<HistoryEntry[]>;
   /** Calls `cb` whenever the background sync changed the queue; resolves to an unsubscribe. */
   onQueueChanged(cb: () => void): Promise<() => void>;
@@ -49,6 +55,8 @@ export const tauriApi: Api = {
   detail: (id) => invoke<RequestDetail>('detail', { id }),
   approve: (ids) => invoke<DecisionOutcome[]>('approve', { ids }),
   deny: (ids, reason) => invoke<DecisionOutcome[]>('deny', { ids, reason }),
+  undo: (ids) => invoke<UndoOutcome[]>('undo', { ids }),
+  approverRights: () => invoke<ApproverRights>('approver_rights'),
   history: (id) => invoke<HistoryEntry[]>('history', { id }),
   onQueueChanged: async (cb) => {
     const un: UnlistenFn = await listen('queue-changed', () => cb());

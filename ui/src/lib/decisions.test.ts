@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decisionTargets, summarise, unfinishedCount } from './decisions';
+import { approveLabel, decisionTargets, doneToday, finishedText, personName, secondsLeft, summarise, unfinishedCount } from './decisions';
+import { errorDetails, remedy } from './format';
 import type { DecisionOutcome, OutboxItem } from './types';
 
 const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutcome['error'] = null): DecisionOutcome => ({
@@ -10,6 +11,8 @@ const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutco
   how: null,
   error,
   current: null,
+  label: `Person ${id} <p${id}@x.example>`,
+  undoUntil: null,
 });
 
 describe('decisions', () => {
@@ -19,10 +22,27 @@ describe('decisions', () => {
     expect(decisionTargets([], null)).toEqual([]);
   });
 
-  it('summarise a clean batch', () => {
-    const s = summarise('Approved', [outcome('1', 'done'), outcome('2', 'done')]);
-    expect(s.text).toBe('Approved 2 requests');
+  it('summarise names the people and what happened to each', () => {
+    const one = summarise('Approved', [{ ...outcome('1', 'done'), how: 'userCreated', label: 'Linnéa Öberg <linnea@x.se>' }]);
+    expect(one.text).toBe('Linnéa Öberg: guest created');
+    expect(one.tone).toBe('ok');
+    const linked = summarise('Approved', [{ ...outcome('1', 'done'), how: 'existingAccount' }]);
+    expect(linked.text).toBe('Person 1: linked to an existing account');
+    const invited = summarise('Approved', [{ ...outcome('1', 'done'), how: 'invitation' }]);
+    expect(invited.text).toBe('Person 1: invited');
+    const two = summarise('Approved', [outcome('1', 'done'), outcome('2', 'done')]);
+    expect(two.text).toBe('Approved Person 1, Person 2');
+  });
+
+  it('a decision in its undo window offers Undo', () => {
+    const until = new Date(Date.now() + 4500).toISOString();
+    const s = summarise('Approved', [{ ...outcome('1', 'queued'), undoUntil: until, label: 'Linnéa Öberg <l@x.se>' }]);
+    expect(s.undoable).toEqual(['1']);
+    expect(s.text).toBe('Approving Linnéa Öberg in 5 s');
     expect(s.tone).toBe('ok');
+    const offline = summarise('Approved', [{ ...outcome('1', 'queued'), undoUntil: until }], false);
+    expect(offline.text).toContain('queued — sent when back online');
+    expect(offline.tone).toBe('warn');
   });
 
   it('say when decisions are queued offline', () => {
@@ -30,22 +50,51 @@ describe('decisions', () => {
     expect(s.queued).toBe(1);
     expect(s.tone).toBe('warn');
     expect(s.text).toContain('queued');
+    expect(s.undoable).toEqual([]);
   });
 
-  it('show the first failure with its code and request-id', () => {
+  it('show each failure with a plain sentence', () => {
     const s = summarise('Approved', [
       outcome('1', 'done'),
       outcome('2', 'failed', {
         code: 'graph.Authorization_RequestDenied',
-        message: 'Insufficient privileges',
-        graph: { status: 403, code: 'Authorization_RequestDenied', message: 'Insufficient privileges', requestId: 'r-123456789', date: null },
+        message: 'Insufficient privileges (request-id r-123456789)',
       }),
       outcome('3', 'conflict', { code: 'request.already_decided', message: 'already approved' }),
     ]);
     expect(s).toMatchObject({ done: 1, failed: 1, conflicts: 1, tone: 'error' });
-    expect(s.text).toBe(
-      'Approved 1 request · 1 already decided by someone else · 1 failed · graph.Authorization_RequestDenied: Insufficient privileges (request-id r-123456789)',
+    expect(s.text).toContain('Approved Person 1');
+    expect(s.text).toContain('Person 3: already decided by someone else');
+    expect(s.text).toContain('Person 2: failed');
+    expect(s.text).toContain('User Administrator role');
+  });
+
+  it('the button says who it approves', () => {
+    expect(approveLabel(0, 'Linnéa Öberg')).toBe('Approve Linnéa Öberg');
+    expect(approveLabel(4, 'Linnéa Öberg')).toBe('Approve 4 selected');
+    expect(personName('Ada Lovelace <ada@x.example>')).toBe('Ada Lovelace');
+    expect(personName('ada@x.example')).toBe('ada@x.example');
+    expect(secondsLeft(new Date(1000 + 4200).toISOString(), 1000)).toBe(5);
+    expect(secondsLeft(null)).toBe(0);
+  });
+});
+
+describe('errors a person can act on', () => {
+  it('map codes to a sentence and a next step', () => {
+    const role = remedy({ code: 'graph.Authorization_RequestDenied', message: 'Insufficient privileges' });
+    expect(role.sentence).toMatch(/User Administrator role/);
+    expect(role.sentence).toMatch(/Guest Inviter is enough for Entra ID/);
+    expect(remedy({ code: 'network.offline', message: 'error sending request for url (http://127.0.0.1:1)' }).sentence).toBe(
+      "Guestlist can't reach the approval API or Microsoft Graph: your decisions are kept and will be sent when it's back.",
     );
+    expect(remedy({ code: 'request.version_mismatch', message: 'x' }).next).toMatch(/Review/);
+    expect(remedy({ code: 'weird.code', message: 'boom' }).sentence).toBe('boom');
+  });
+  it('copy details carries the code, request-id and time', () => {
+    const t = errorDetails({ code: 'graph.X', message: 'no (request-id 0123abcd-ef)' }, new Date('2026-01-02T03:04:05Z'));
+    expect(t).toContain('code: graph.X');
+    expect(t).toContain('request-id: 0123abcd-ef');
+    expect(t).toContain('time: 2026-01-02T03:04:05.000Z');
   });
 });
 
@@ -58,11 +107,47 @@ describe('sign-out', () => {
     queuedAt: '2026-01-01T00:00:00Z',
     attempts: 1,
     directoryObjectId: null,
+    how: null,
+    writeStarted: false,
+    undoUntil: null,
+    updatedAt: '2026-01-01T00:00:05Z',
     lastError: null,
   });
   it('counts the decisions a wipe keeps (not sent yet)', () => {
     const all = (['queued', 'claimed', 'invited', 'provisioned', 'reported', 'conflict', 'failed'] as const).map(item);
     expect(unfinishedCount(all)).toBe(4);
     expect(unfinishedCount([])).toBe(0);
+  });
+});
+
+describe('done today', () => {
+  const item = (id: string, state: OutboxItem['state'], updatedAt: string, how: OutboxItem['how'] = 'userCreated'): OutboxItem => ({
+    requestId: id,
+    kind: 'approve',
+    state,
+    label: `P${id} <p${id}@x.example>`,
+    queuedAt: updatedAt,
+    attempts: 1,
+    directoryObjectId: 'u',
+    how,
+    writeStarted: true,
+    undoUntil: null,
+    updatedAt,
+    lastError: null,
+  });
+  it("lists today's finished decisions, newest first", () => {
+    const now = new Date('2026-03-04T15:00:00');
+    const list = doneToday(
+      [
+        item('1', 'reported', new Date('2026-03-04T09:00:00').toISOString()),
+        item('2', 'queued', new Date('2026-03-04T10:00:00').toISOString()),
+        item('3', 'reported', new Date('2026-03-03T10:00:00').toISOString()),
+        item('4', 'failed', new Date('2026-03-04T11:00:00').toISOString()),
+      ],
+      now,
+    );
+    expect(list.map((i) => i.requestId)).toEqual(['4', '1']);
+    expect(finishedText(list[1]).text).toBe('Approved P1: guest created');
+    expect(finishedText(item('5', 'reported', '', 'invitation')).text).toBe('Approved P5: invited');
   });
 });

@@ -15,6 +15,9 @@ const item = (i: number): QueueItem => ({
   version: 1,
   outboxState: null,
   freeMail: false,
+  samePerson: 1,
+  personAttempts: 1,
+  personProviders: 1,
 });
 const page = (n: number, size: number, total: number) =>
   Array.from({ length: Math.min(size, total - n * size) }, (_, i) => item(n * size + i));

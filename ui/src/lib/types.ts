@@ -34,3 +34,6 @@ export type { Settings } from '../bindings/Settings';
 export type { SkippedClaim } from '../bindings/SkippedClaim';
 export type { SyncReport } from '../bindings/SyncReport';
 export type { UpnForm } from '../bindings/UpnForm';
+export type { UndoOutcome } from '../bindings/UndoOutcome';
+export type { InvitationBlock } from '../bindings/InvitationBlock';
+export type { ApproverRights } from '../bindings/ApproverRights';
