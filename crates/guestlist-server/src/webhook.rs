@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guestlist_core::model::{ApprovalRequest, Event};
+use guestlist_core::provider::{provider_key, provider_label};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -186,11 +187,10 @@ fn raw_domain(r: &ApprovalRequest) -> &str {
     r.key.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
-fn raw_provider(r: &ApprovalRequest) -> &str {
-    match r.identity_provider() {
-        "" => "Entra ID / email",
-        p => p,
-    }
+/// The provider's one human label ([`guestlist_core::provider`]): the same words the desktop
+/// app and its notifications use, so a Microsoft account is never shown as "Entra ID".
+fn raw_provider(r: &ApprovalRequest) -> String {
+    provider_label(&provider_key(&r.key.issuer, &r.key.email))
 }
 
 fn summary(r: &ApprovalRequest) -> Value {
@@ -198,7 +198,7 @@ fn summary(r: &ApprovalRequest) -> Value {
         "id": r.id,
         "displayName": clip(raw_name(r)),
         "email": clip(&r.key.email),
-        "identityProvider": clip(r.identity_provider()),
+        "identityProvider": clip(&provider_key(&r.key.issuer, &r.key.email)),
         "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "attempts": r.attempts,
     })
@@ -239,7 +239,7 @@ impl Sender {
         let (name, domain, provider) = (
             self.esc(raw_name(r)),
             self.esc(raw_domain(r)),
-            self.esc(raw_provider(r)),
+            self.esc(&raw_provider(r)),
         );
         let title = format!("New guest request: {name}");
         let text = format!(
@@ -284,7 +284,7 @@ impl Sender {
                         "{} (@{}, {})",
                         self.esc(raw_name(r)),
                         self.esc(raw_domain(r)),
-                        self.esc(raw_provider(r))
+                        self.esc(&raw_provider(r))
                     ),
                 )
             })
@@ -498,7 +498,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("@fabrikam\u{2024}com, google\u{2024}com"),
+            text.contains("@fabrikam\u{2024}com, Google)"),
             "{text}"
         );
         assert!(
@@ -525,6 +525,16 @@ mod tests {
             Sender::new(&Notifications::default()).is_none(),
             "off by default"
         );
+        // A personal Microsoft account (no `identities`, hotmail) is labelled as such, as in
+        // the desktop app, never as a managed "Entra ID" account.
+        let mut msa = request();
+        msa.key.email = "linnea@hotmail.com".into();
+        msa.key.issuer = String::new();
+        let j = sender(Template::Json).created_message(&msa);
+        assert_eq!(j["request"]["identityProvider"], "microsoftaccount");
+        let s = sender(Template::Slack).created_message(&msa);
+        let text = s["text"].as_str().unwrap();
+        assert!(text.contains(", Microsoft account)"), "{text}");
         assert_eq!(
             format!("{:?}", sender(Template::Json).config().webhook_url),
             "Some([redacted])"
