@@ -14,11 +14,16 @@
 //! - [`plan`]: the provisioning plan — the exact Microsoft Graph calls that create the guest
 //!   account of an approved request (CONTRACTS.md §3).
 //!
+//! - [`openapi`] (feature `openapi`): OpenAPI schemas of the bodies whose serde form is
+//!   hand-written (connector claims and answers, extension answers, conflict bodies).
+//!
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
 pub mod connector;
 pub mod extension;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod plan;
 pub mod policy;
 

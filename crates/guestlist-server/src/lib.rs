@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod openapi;
 pub mod reminders;
 pub mod routes;
 pub mod store;
@@ -42,6 +43,7 @@ pub use config::Config;
 
 use crate::auth::{ApproverVerifier, ExtensionVerifier};
 use crate::error::ApiError;
+use crate::openapi::SecuritySchemes;
 use crate::store::{Store, StoreError};
 
 /// A connector endpoint, for the counters of `/metrics`.
@@ -313,7 +315,9 @@ impl AppState {
         routes::health::healthz,
         routes::health::readyz,
         routes::health::metrics,
-    )
+        routes::health::openapi,
+    ),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 

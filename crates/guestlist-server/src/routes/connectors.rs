@@ -19,6 +19,9 @@ use guestlist_core::connector::{Claims, ConnectorResponse};
 use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
 use guestlist_core::policy::MessageKind;
 
+use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::openapi::{ConnectorAnswer, ConnectorClaims, ExtensionResponse};
+
 use crate::auth::check_basic;
 use crate::error::ApiError;
 use crate::{AppState, Endpoint};
@@ -180,10 +183,14 @@ async fn parse_connector_call(
 /// `POST /connectors/check-approval-status`: `Continue` when the user has no request,
 /// `ShowBlockPage` `…-APPROVAL-PENDING` / `…-DENIED` / `…-APPROVED` / `…-EXPIRED` otherwise.
 #[utoipa::path(post, path = "/connectors/check-approval-status", tag = "connectors",
-    request_body(content = Object, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
-    responses((status = 200, description = "Continue or ShowBlockPage", body = Object),
-              (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials"),
-              (status = 413, description = "Body over the limit"), (status = 415, description = "Not JSON")))]
+    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
+    responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
+              (status = 400, description = "Malformed claims", body = ErrorBody),
+              (status = 401, description = "Bad Basic credentials", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
+    security(("basic" = [])))]
 pub async fn check_approval_status(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -208,9 +215,14 @@ pub async fn check_approval_status(
 /// `…-APPROVAL-REQUESTED`; `Continue` when a policy rule auto-approves; `…-AUTO-DENIED` when one
 /// denies. Idempotent per identity key.
 #[utoipa::path(post, path = "/connectors/request-approval", tag = "connectors",
-    request_body(content = Object, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
-    responses((status = 200, description = "Continue or ShowBlockPage", body = Object),
-              (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials")))]
+    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
+    responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
+              (status = 400, description = "Malformed claims", body = ErrorBody),
+              (status = 401, description = "Bad Basic credentials", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
+    security(("basic" = [])))]
 pub async fn request_approval(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -302,8 +314,16 @@ async fn extension_call(
 
 /// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
 /// `showBlockPage` for pending/denied users, else `continueWithDefaultBehavior`.
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "connectors",
-    request_body(content = Object), responses((status = 200, body = Object), (status = 401), (status = 403)))]
+#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "extensions",
+    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)"),
+    responses((status = 200, description = "One action", body = ExtensionResponse),
+              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
+              (status = 401, description = "Bad bearer token", body = ErrorBody),
+              (status = 403, description = "Token of another caller", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+    security(("extensionBearer" = [])))]
 pub async fn attribute_collection_start(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -314,8 +334,16 @@ pub async fn attribute_collection_start(
 
 /// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
 /// the request-approval rules, answered as extension actions.
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "connectors",
-    request_body(content = Object), responses((status = 200, body = Object), (status = 401), (status = 403)))]
+#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "extensions",
+    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)"),
+    responses((status = 200, description = "One action", body = ExtensionResponse),
+              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
+              (status = 401, description = "Bad bearer token", body = ErrorBody),
+              (status = 403, description = "Token of another caller", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+    security(("extensionBearer" = [])))]
 pub async fn attribute_collection_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
