@@ -183,7 +183,8 @@ async fn parse_connector_call(
 /// `POST /connectors/check-approval-status`: `Continue` when the user has no request,
 /// `ShowBlockPage` `…-APPROVAL-PENDING` / `…-DENIED` / `…-APPROVED` / `…-EXPIRED` otherwise.
 #[utoipa::path(post, path = "/connectors/check-approval-status", tag = "connectors",
-    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
+    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
+        example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
     responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
               (status = 400, description = "Malformed claims", body = ErrorBody),
               (status = 401, description = "Bad Basic credentials", body = ErrorBody),
@@ -215,7 +216,8 @@ pub async fn check_approval_status(
 /// `…-APPROVAL-REQUESTED`; `Continue` when a policy rule auto-approves; `…-AUTO-DENIED` when one
 /// denies. Idempotent per identity key.
 #[utoipa::path(post, path = "/connectors/request-approval", tag = "connectors",
-    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
+    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
+        example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
     responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
               (status = 400, description = "Malformed claims", body = ErrorBody),
               (status = 401, description = "Bad Basic credentials", body = ErrorBody),
@@ -315,7 +317,13 @@ async fn extension_call(
 /// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
 /// `showBlockPage` for pending/denied users, else `continueWithDefaultBehavior`.
 #[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "extensions",
-    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)"),
+    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
+        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionStart", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
+            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionStartCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
+                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
+                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
+                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
+                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
     responses((status = 200, description = "One action", body = ExtensionResponse),
               (status = 400, description = "Malformed or wrong event", body = ErrorBody),
               (status = 401, description = "Bad bearer token", body = ErrorBody),
@@ -335,7 +343,13 @@ pub async fn attribute_collection_start(
 /// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
 /// the request-approval rules, answered as extension actions.
 #[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "extensions",
-    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)"),
+    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
+        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionSubmit", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
+            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionSubmitCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
+                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
+                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
+                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
+                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
     responses((status = 200, description = "One action", body = ExtensionResponse),
               (status = 400, description = "Malformed or wrong event", body = ErrorBody),
               (status = 401, description = "Bad bearer token", body = ErrorBody),
