@@ -65,10 +65,8 @@ mod tests {
     /// Initiative (`schemas/openapi-3.1.schema.json`, id `https://spec.openapis.org/oas/3.1/schema/2022-10-07`).
     #[test]
     fn the_document_is_valid_openapi_3_1() {
-        let schema: Value = serde_json::from_str(include_str!(
-            "../../../schemas/openapi-3.1.schema.json"
-        ))
-        .unwrap();
+        let schema: Value =
+            serde_json::from_str(include_str!("../../../schemas/openapi-3.1.schema.json")).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         let doc = doc();
         let errors: Vec<String> = validator
@@ -115,11 +113,13 @@ mod tests {
                     for (mime, media) in content.as_object().unwrap() {
                         bodies += 1;
                         let schema = &media["schema"];
-                        let named = schema.get("$ref").is_some()
-                            || schema["items"].get("$ref").is_some();
+                        let named =
+                            schema.get("$ref").is_some() || schema["items"].get("$ref").is_some();
                         let json = mime.contains("json") || mime == "text/event-stream";
                         if json && path != "/openapi.json" && !named {
-                            problems.push(format!("{at} {what} {mime}: {schema} is not a named schema"));
+                            problems.push(format!(
+                                "{at} {what} {mime}: {schema} is not a named schema"
+                            ));
                         }
                         if schema.is_null() {
                             problems.push(format!("{at} {what} {mime}: no schema"));
