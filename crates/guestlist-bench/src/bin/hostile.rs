@@ -3,7 +3,8 @@
 //! Starts the release `SERVER_BIN` (soft `RLIMIT_NOFILE` set to `BENCH_HOSTILE_NOFILE`, default
 //! 1,024, the common default, before exec: a server that needs more must raise it itself) on a
 //! database of 10,000 stored requests (`bench-populate`, next to this binary) plus
-//! `BENCH_HOSTILE_EVENTS` (500) stored events, approvers' tokens checked against a JWKS this
+//! `BENCH_HOSTILE_EVENTS` (2,000) stored events (a stream opened without `Last-Event-ID` is
+//! sent what is stored), approvers' tokens checked against a JWKS this
 //! process serves on 127.0.0.1 and counts. Then, per run (a fresh server each run):
 //!
 //! 1. **calm**: check-approval-status load (`BENCH_HOSTILE_CONNECTIONS`, 32, keep-alive
@@ -15,7 +16,8 @@
 //!    reconnecting when the server closes them); reads the server's RSS (`VmRSS` from /proc);
 //! 3. **loaded**: the same check-status load with all of that open;
 //! 4. **JWKS**: 1,000 approver calls (100 at a time), each token naming a random `kid`; counts
-//!    the JWKS fetches they cause.
+//!    the JWKS fetches they cause (the JWKS answers after `BENCH_HOSTILE_JWKS_DELAY_MS`, 50 ms,
+//!    a network round trip to a real issuer).
 //!
 //! A failed or timed-out check-status call (5 s) counts as an error and with its elapsed time in
 //! the latencies, so a server that stops answering shows in the p99. Stream opening stops early
@@ -23,7 +25,7 @@
 //! `bench-report` (latencies in ms):
 //! `hostile_calm RUN rps=… p50_ms=… p99_ms=… errors=…`,
 //! `hostile_loaded RUN rps=… p50_ms=… p99_ms=… errors=… streams=… slow=… slow_reconnects=…`,
-//! `hostile_rss RUN kb=… calm_kb=… streams=…`, `hostile_jwks RUN fetches=… requests=… refused=…`.
+//! `hostile_rss RUN kb=… calm_kb=… streams=…`, `hostile_jwks RUN fetches=… requests=… unauthorized=…` (answered 401).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -114,6 +116,7 @@ impl Issuer {
         let discovery = json!({"issuer": url, "jwks_uri": format!("http://{addr}/hostile/keys")});
         let fetches = Arc::new(AtomicU64::new(0));
         let counter = fetches.clone();
+        let jwks_delay = Duration::from_millis(knob("BENCH_HOSTILE_JWKS_DELAY_MS", 50));
         let app = axum::Router::new()
             .route(
                 "/hostile/v2.0/.well-known/openid-configuration",
@@ -127,7 +130,11 @@ impl Issuer {
                 get(move || {
                     counter.fetch_add(1, Ordering::Relaxed);
                     let j = jwks.clone();
-                    async move { Json(j) }
+                    async move {
+                        // A real issuer is a network round trip away.
+                        tokio::time::sleep(jwks_delay).await;
+                        Json(j)
+                    }
                 }),
             );
         tokio::spawn(async move {
@@ -427,9 +434,11 @@ fn slow_clients(addr: &str, n: u64) -> (Vec<tokio::task::JoinHandle<()>>, Arc<At
     (tasks, reconnects)
 }
 
-/// 1,000 approver calls with tokens naming random `kid`s, 100 at a time; returns the JWKS
-/// fetches they caused and how many were refused (all should be: the key is unknown).
+/// 1,000 approver calls with tokens naming random `kid`s, 100 at a time, starting once the
+/// keys fetched earlier are a few seconds old; returns the JWKS fetches they caused and how
+/// many the server answered 401 (all should be: the key is unknown).
 async fn jwks_storm(base: &str, issuer: &Issuer, n: u64) -> anyhow::Result<(u64, u64)> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()?;
@@ -441,23 +450,23 @@ async fn jwks_storm(base: &str, issuer: &Issuer, n: u64) -> anyhow::Result<(u64,
         })
         .collect::<anyhow::Result<_>>()?;
     let before = issuer.fetches.load(Ordering::SeqCst);
-    let refused: u64 = futures::stream::iter(tokens)
+    let unauthorized: u64 = futures::stream::iter(tokens)
         .map(|token| {
             let (client, url) = (client.clone(), url.clone());
             async move {
-                let ok = client
+                let refused = client
                     .get(&url)
                     .bearer_auth(token)
                     .send()
                     .await
-                    .is_ok_and(|r| r.status().is_success());
-                u64::from(!ok)
+                    .is_ok_and(|r| r.status() == reqwest::StatusCode::UNAUTHORIZED);
+                u64::from(refused)
             }
         })
         .buffer_unordered(100)
         .fold(0, |a, b| async move { a + b })
         .await;
-    Ok((issuer.fetches.load(Ordering::SeqCst) - before, refused))
+    Ok((issuer.fetches.load(Ordering::SeqCst) - before, unauthorized))
 }
 
 #[tokio::main]
@@ -471,7 +480,7 @@ async fn main() -> anyhow::Result<()> {
     let conns = knob("BENCH_HOSTILE_CONNECTIONS", 32);
     let n_streams = knob("BENCH_HOSTILE_STREAMS", 1000);
     let n_slow = knob("BENCH_HOSTILE_SLOW", 500);
-    let n_events = knob("BENCH_HOSTILE_EVENTS", 500);
+    let n_events = knob("BENCH_HOSTILE_EVENTS", 2000);
     std::fs::create_dir_all(&work)?;
 
     let db = work.join("hostile.db");
@@ -535,8 +544,8 @@ async fn main() -> anyhow::Result<()> {
         }
         drop(streams);
 
-        let (fetches, refused) = jwks_storm(&base, &issuer, 1000).await?;
-        println!("hostile_jwks {run} fetches={fetches} requests=1000 refused={refused}");
+        let (fetches, unauthorized) = jwks_storm(&base, &issuer, 1000).await?;
+        println!("hostile_jwks {run} fetches={fetches} requests=1000 unauthorized={unauthorized}");
         drop(server);
     }
     Ok(())
