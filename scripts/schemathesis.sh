@@ -102,11 +102,12 @@ run() { # title, then schemathesis options
   local title=$1
   shift
   printf -- '-- schemathesis: %s\n' "$title"
-  "$ST" run "$SCHEMA_URL" --url "$API" \
+  # From the work directory: schemathesis keeps a crash cache (.schemathesis/) in the current one.
+  (cd "$WORK" && "$ST" run "$SCHEMA_URL" --url "$API" \
     --checks not_a_server_error,response_schema_conformance \
     --max-examples "$EXAMPLES" --seed "$SEED" --workers 2 --request-timeout 10 \
     --phases examples,coverage,fuzzing --no-color --warnings off \
-    --generation-with-security-parameters false --generation-database none "$@"
+    --generation-with-security-parameters false --generation-database none "$@")
 }
 
 status=0
