@@ -13,7 +13,9 @@
 //! 2. opens `BENCH_HOSTILE_STREAMS` (1,000) idle `GET /api/events` streams, each with its own
 //!    approver (distinct `oid`/`sub`, so a per-principal cap does not refuse them) and never
 //!    read, and `BENCH_HOSTILE_SLOW` (500) slow-header clients (one header byte a second,
-//!    reconnecting when the server closes them); reads the server's RSS (`VmRSS` from /proc);
+//!    reconnecting when the server closes them), ten per loopback source address (streams from
+//!    127.0.1.x, slow clients from 127.0.2.x, the load from 127.0.0.1, so per-address limits
+//!    apply as they would to distinct callers); reads the server's RSS (`VmRSS` from /proc);
 //! 3. **loaded**: the same check-status load with all of that open;
 //! 4. **JWKS**: 1,000 approver calls (100 at a time), each token naming a random `kid`; counts
 //!    the JWKS fetches they cause (the JWKS answers after `BENCH_HOSTILE_JWKS_DELAY_MS`, 50 ms,
@@ -355,20 +357,27 @@ async fn open_streams(
     n: u64,
     server_pid: u32,
 ) -> anyhow::Result<(Vec<reqwest::Response>, u64)> {
-    let client = reqwest::Client::builder()
-        .http1_only()
-        .pool_max_idle_per_host(0)
-        .connect_timeout(Duration::from_secs(5))
-        .build()?;
+    // Ten approvers per source address (127.0.1.x), as approvers sit behind many addresses:
+    // a per-address connection cap is not what refuses them.
+    let clients: Vec<reqwest::Client> = (0..n.div_ceil(10))
+        .map(|a| {
+            reqwest::Client::builder()
+                .http1_only()
+                .pool_max_idle_per_host(0)
+                .connect_timeout(Duration::from_secs(5))
+                .local_address(source_address(1, a))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
     let url = format!("{base}/api/events");
     let tokens: Vec<String> = (0..n)
         .map(|i| issuer.token(i, &issuer.kid))
         .collect::<anyhow::Result<_>>()?;
     let mut open = Vec::new();
     let mut refused = 0;
-    let mut batches = futures::stream::iter(tokens)
-        .map(|token| {
-            let (client, url) = (client.clone(), url.clone());
+    let mut batches = futures::stream::iter(tokens.into_iter().enumerate())
+        .map(|(i, token)| {
+            let (client, url) = (clients[i / 10].clone(), url.clone());
             async move {
                 tokio::time::timeout(
                     Duration::from_secs(10),
@@ -395,14 +404,22 @@ async fn open_streams(
     Ok((open, refused))
 }
 
-/// `n` slow-header clients: each sends a request line and then one header byte a second,
-/// never finishing; reconnects when the server closes it. Returns the tasks and a counter of
-/// reconnects.
+/// The loopback address `127.0.<net>.<host + 1>` (hosts past 254 wrap): the load generator
+/// uses 127.0.0.1, streams 127.0.1.x and slow clients 127.0.2.x, so per-address limits see
+/// them as the different callers they stand for.
+fn source_address(net: u8, host: u64) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, net, (host % 254 + 1) as u8))
+}
+
+/// `n` slow-header clients, ten per source address (127.0.2.x): each sends a request line and
+/// then one header byte a second, never finishing; reconnects when the server closes it.
+/// Returns the tasks and a counter of reconnects.
 fn slow_clients(addr: &str, n: u64) -> (Vec<tokio::task::JoinHandle<()>>, Arc<AtomicU64>) {
     let reconnects = Arc::new(AtomicU64::new(0));
     let tasks = (0..n)
-        .map(|_| {
+        .map(|i| {
             let (addr, reconnects) = (addr.to_owned(), reconnects.clone());
+            let local = std::net::SocketAddr::new(source_address(2, i / 10), 0);
             tokio::spawn(async move {
                 let mut first = true;
                 loop {
@@ -411,7 +428,16 @@ fn slow_clients(addr: &str, n: u64) -> (Vec<tokio::task::JoinHandle<()>>, Arc<At
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     first = false;
-                    let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+                    let Ok(remote) = addr.parse::<std::net::SocketAddr>() else {
+                        return;
+                    };
+                    let connected = match tokio::net::TcpSocket::new_v4()
+                        .and_then(|sock| sock.bind(local).map(|()| sock))
+                    {
+                        Ok(sock) => sock.connect(remote).await,
+                        Err(e) => Err(e),
+                    };
+                    let Ok(mut s) = connected else {
                         continue;
                     };
                     if s
