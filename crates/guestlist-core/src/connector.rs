@@ -29,6 +29,7 @@ pub const CONNECTOR_VERSION: &str = "1.0.0";
 /// (`mail`) users; absent for Entra ID and Microsoft account users (CONTRACTS.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectIdentity {
     /// `federated` for social and OTP identities, `emailAddress`/`userName` for local accounts.

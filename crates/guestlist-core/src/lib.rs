@@ -15,11 +15,16 @@
 //!   account of an approved request (CONTRACTS.md §3).
 //! - [`provider`]: identity provider keys and the one label every surface shows.
 //!
+//! - [`openapi`] (feature `openapi`): OpenAPI schemas of the bodies whose serde form is
+//!   hand-written (connector claims and answers, extension answers, conflict bodies).
+//!
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
 pub mod connector;
 pub mod extension;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod plan;
 pub mod policy;
 pub mod provider;

@@ -26,6 +26,7 @@ use crate::connector::{Claims, ENTRA_PROVIDER};
 /// store keys requests on this triple so a retry never makes a second request (CONTRACTS.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityKey {
     /// The e-mail, trimmed and lower-cased.
@@ -54,6 +55,7 @@ impl IdentityKey {
 /// How an approved request's account came to exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum ProvisionedBy {
     /// `POST /users` of a federated guest (Google, Facebook, e-mail OTP).
@@ -70,6 +72,7 @@ pub enum ProvisionedBy {
 /// `{"status":"approved","directoryObjectId":"…","how":"userCreated"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(
     tag = "status",
     rename_all = "camelCase",
@@ -81,6 +84,8 @@ pub enum RequestState {
     /// Approved; the guest account exists (or the user flow creates it).
     Approved {
         /// The Graph `id` of the created or reused user; `None` when the user flow creates it.
+        // Explicit for utoipa, which does not read `rename_all_fields`.
+        #[serde(rename = "directoryObjectId")]
         directory_object_id: Option<String>,
         /// How the account was provisioned.
         how: ProvisionedBy,
@@ -109,6 +114,7 @@ impl RequestState {
 /// A request's status, for filters and storage (`pending`, `approved`, `denied`, `expired`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Status {
     /// Waiting for an approver.
@@ -147,6 +153,7 @@ impl Status {
 /// Who acted on a request: an approver (from their access token), the policy, or the user flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Actor {
     /// `user`, `policy` or `userFlow`.
@@ -190,6 +197,7 @@ impl Actor {
 /// One approval request as the approver API returns it (`GET /api/requests/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequest {
     /// Server-assigned id (UUID v7: time-ordered).
@@ -217,6 +225,7 @@ pub struct ApprovalRequest {
     pub attempts: u32,
     /// The claims exactly as the last "request approval" call sent them.
     #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub claims: Map<String, Value>,
 }
 
@@ -284,6 +293,7 @@ pub enum TransitionError {
 /// then reports the approval with the created object's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(
     tag = "decision",
     rename_all = "camelCase",
@@ -293,6 +303,8 @@ pub enum Decision {
     /// The account exists: record the approval.
     Approve {
         /// The Graph `id` of the created (or reused) user.
+        // Explicit for utoipa, which does not read `rename_all_fields`.
+        #[serde(rename = "directoryObjectId")]
         directory_object_id: String,
         /// How it was provisioned.
         how: ProvisionedBy,
@@ -307,6 +319,7 @@ pub enum Decision {
 /// One entry of a request's audit trail (`GET /api/requests/{id}/history`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// When (RFC 3339).
@@ -330,6 +343,7 @@ pub struct HistoryEntry {
 /// cursor for the next page (absent on the last page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RequestPage {
     /// The requests of this page.
@@ -349,6 +363,7 @@ pub struct RequestPage {
 /// `event:` is [`Event::kind`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Monotonic sequence number; resume with `Last-Event-ID: <seq>`.
@@ -365,6 +380,7 @@ pub struct Event {
 /// `{"error":{"code":"…","message":"…"}}`, with a stable `code` such as `request.not_found`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// The error.
     pub error: ApiErrorBody,
@@ -373,6 +389,7 @@ pub struct ApiError {
 /// See [`ApiError`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     /// Stable, greppable code.
     pub code: String,

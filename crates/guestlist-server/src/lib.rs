@@ -18,6 +18,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod live;
+pub mod openapi;
 pub mod reminders;
 pub mod routes;
 pub mod store;
@@ -45,6 +46,7 @@ pub use config::Config;
 
 use crate::auth::{ApproverVerifier, ExtensionVerifier};
 use crate::error::ApiError;
+use crate::openapi::SecuritySchemes;
 use crate::store::{Store, StoreError};
 
 /// A connector endpoint, for the counters of `/metrics`.
@@ -323,8 +325,8 @@ impl AppState {
         routes::events::events,
         routes::health::healthz,
         routes::health::readyz,
-        routes::health::metrics,
-    )
+    ),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 

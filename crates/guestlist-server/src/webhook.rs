@@ -497,10 +497,7 @@ mod tests {
             text.starts_with("*New guest request: Ada Lovelace*"),
             "{text}"
         );
-        assert!(
-            text.contains("@fabrikam\u{2024}com, Google)"),
-            "{text}"
-        );
+        assert!(text.contains("@fabrikam\u{2024}com, Google)"), "{text}");
         assert!(
             text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"),
             "{text}"
