@@ -224,9 +224,14 @@ impl Claims {
         self.identities.first().filter(|i| !i.issuer.is_empty())
     }
 
-    /// The e-mail's domain, lower-cased (`fabrikam.com` for `John@Fabrikam.com`).
+    /// The e-mail's canonical domain ([`crate::email::canonical_domain`]: NFKC, then IDNA UTS #46
+    /// to lower-case ASCII), e.g. `fabrikam.com` for `John@Ｆａｂｒｉｋａｍ.com` and
+    /// `xn--bcher-kva.example` for `a@Bücher.example`. An address with no canonical form
+    /// (invisible characters, an invalid domain) falls back to [`email_domain`].
     pub fn email_domain(&self) -> String {
-        email_domain(&self.email)
+        crate::email::canonical(&self.email)
+            .map(|c| crate::email::domain_of(&c).to_owned())
+            .unwrap_or_else(|_| email_domain(&self.email))
     }
 
     /// The identity provider as a short name: the first identity's issuer (`facebook.com`,
