@@ -256,7 +256,14 @@ pub fn email_domain(email: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `local@domain` with no white space or control character, as sent or after NFKC (so a
+/// fullwidth `＠` counts). Invisible characters pass here: the connector refuses them with a
+/// block page ([`crate::email`]).
 fn is_plausible_email(email: &str) -> bool {
+    is_plausible_as_sent(email) || is_plausible_as_sent(&crate::email::nfkc(email))
+}
+
+fn is_plausible_as_sent(email: &str) -> bool {
     match email.rsplit_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -75,7 +75,8 @@ fn check_visible(s: &str) -> Result<(), EmailError> {
     }
 }
 
-fn nfkc(s: &str) -> Cow<'_, str> {
+/// `s` in Unicode Normalization Form KC.
+pub fn nfkc(s: &str) -> Cow<'_, str> {
     ComposingNormalizerBorrowed::new_nfkc().normalize(s)
 }
 

@@ -100,13 +100,13 @@ impl MessageKind {
                 "Your access request has expired because it was not reviewed in time. Please sign up again."
             }
             ("en", EmailRefused) => {
-                "Your e-mail address contains invisible or text-direction characters, so it cannot be accepted. Please sign up with a plain e-mail address or contact an administrator."
+                "Your e-mail address cannot be accepted: it contains invisible or text-direction characters, or its domain is not valid. Please sign up with a plain e-mail address or contact an administrator."
             }
             ("fr", EmailRefused) => {
-                "Votre adresse e-mail contient des caractères invisibles ou de direction du texte : elle ne peut pas être acceptée. Inscrivez-vous avec une adresse simple ou contactez un administrateur."
+                "Votre adresse e-mail ne peut pas être acceptée : elle contient des caractères invisibles ou de direction du texte, ou son domaine n’est pas valide. Inscrivez-vous avec une adresse simple ou contactez un administrateur."
             }
             ("sv", EmailRefused) => {
-                "Din e-postadress innehåller osynliga tecken eller textriktningstecken och kan inte godtas. Registrera dig med en vanlig e-postadress eller kontakta en administratör."
+                "Din e-postadress kan inte godtas: den innehåller osynliga tecken eller textriktningstecken, eller så är domänen ogiltig. Registrera dig med en vanlig e-postadress eller kontakta en administratör."
             }
             ("fr", Requested) => {
                 "Votre compte est maintenant en attente d’approbation. Vous serez averti lorsque votre demande aura été approuvée."

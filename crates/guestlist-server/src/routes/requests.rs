@@ -216,8 +216,9 @@ pub async fn decide(
         ),
     };
     let store = state.store.clone();
-    let (request, event) = blocking(move || {
-        store.decide(
+    // A denial also denies the person's other pending requests: one event each.
+    let (request, events) = blocking(move || {
+        store.decide_all(
             id,
             &decision,
             &actor,
@@ -227,7 +228,7 @@ pub async fn decide(
         )
     })
     .await?;
-    if let Some(e) = event {
+    for e in events {
         state.metrics.decision(e.request.state.status());
         state.publish(e);
     }
