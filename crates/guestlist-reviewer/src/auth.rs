@@ -313,7 +313,10 @@ const LOOPBACK_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// ([`SIGN_IN_TIMEOUT`] in [`Auth::sign_in`]).
 ///
 /// Errors: `auth.sign_in_failed` when the listener itself fails.
-pub async fn await_redirect(listener: &TcpListener, state: &str) -> Result<Redirect, ReviewerError> {
+pub async fn await_redirect(
+    listener: &TcpListener,
+    state: &str,
+) -> Result<Redirect, ReviewerError> {
     let state: Arc<str> = Arc::from(state);
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -556,13 +559,13 @@ impl Auth {
         })?;
         let redirect =
             tokio::time::timeout(SIGN_IN_TIMEOUT, await_redirect(&listener, state.secret()))
-            .await
-            .map_err(|_| {
-                ReviewerError::new(
-                    codes::SIGN_IN_FAILED,
-                    "the browser did not come back within 5 minutes",
-                )
-            })??;
+                .await
+                .map_err(|_| {
+                    ReviewerError::new(
+                        codes::SIGN_IN_FAILED,
+                        "the browser did not come back within 5 minutes",
+                    )
+                })??;
         drop(listener);
         let issuer = provider.metadata.issuer().as_str().to_owned();
         let code = check_redirect(&redirect, state.secret(), &issuer)?;
@@ -870,7 +873,9 @@ mod tests {
         // Connections that send nothing, or half a request head, and stay open.
         let mut idle = Vec::new();
         for i in 0..(MAX_LOOPBACK_CONNECTIONS / 2) {
-            let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
             if i % 2 == 0 {
                 c.write_all(b"GET /callback?code=slow&state=the-state HTTP/1.1\r\nHo")
                     .await
@@ -886,7 +891,12 @@ mod tests {
         ] {
             let r = get(port, path).await;
             assert_eq!(r.status(), 400, "{path}");
-            assert!(r.text().await.unwrap().contains("not the sign-in in progress"));
+            assert!(
+                r.text()
+                    .await
+                    .unwrap()
+                    .contains("not the sign-in in progress")
+            );
             assert!(!task.is_finished(), "{path} ended the wait");
         }
         // The real redirect, while the idle connections are still open (well within their
@@ -910,7 +920,11 @@ mod tests {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move { await_redirect(&listener, "s1").await });
-        let page = get(port, "/callback?error=access_denied&error_description=no&state=s1").await;
+        let page = get(
+            port,
+            "/callback?error=access_denied&error_description=no&state=s1",
+        )
+        .await;
         assert_eq!(page.status(), 200);
         assert!(page.text().await.unwrap().contains("did not complete"));
         let r = task.await.unwrap().unwrap();
