@@ -138,12 +138,19 @@ impl Settings {
     pub fn from_file(path: &Path) -> Result<Settings, ReviewerError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ReviewerError::new(codes::SETTINGS, format!("{}: {e}", path.display())))?;
-        let parsed = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| e.to_string())
+        Self::parse(&text, path.extension().is_some_and(|e| e == "toml"))
+            .map_err(|e| ReviewerError::new(codes::SETTINGS, format!("{}: {e}", path.display())))
+    }
+
+    /// Parses settings text: TOML when `toml`, else JSON. Does not [`Settings::validate`].
+    ///
+    /// Errors: the parser's message (unknown keys, wrong types, syntax).
+    pub fn parse(text: &str, toml: bool) -> Result<Settings, String> {
+        if toml {
+            toml::from_str(text).map_err(|e| e.to_string())
         } else {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|e| ReviewerError::new(codes::SETTINGS, format!("{}: {e}", path.display())))
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        }
     }
 
     /// Resolves the settings for `data_dir` (see the module docs) and writes `settings.json`
