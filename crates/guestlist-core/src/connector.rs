@@ -280,6 +280,8 @@ fn is_plausible_as_sent(email: &str) -> bool {
 #[derive(Default)]
 struct Builder {
     claims: Claims,
+    /// Whether `surname` itself was sent (it wins over `lastName`, in any order).
+    has_surname: bool,
 }
 
 impl Builder {
@@ -303,8 +305,12 @@ impl Builder {
             "step" => &mut self.claims.step,
             _ => &mut self.claims.client_id,
         };
-        // `surname` wins over `lastName` when both are sent.
-        if name != "lastName" || slot.is_none() {
+        // `surname` wins over `lastName` when both are sent; among repeats of one claim the
+        // last wins (as in a JSON tree of the body).
+        if name == "surname" {
+            self.has_surname = true;
+        }
+        if name != "lastName" || !self.has_surname {
             *slot = Some(s);
         }
     }
@@ -707,6 +713,9 @@ mod tests {
             r#"{"email":"a@b.example","surname":"S","lastName":"L"}"#,
             r#"{"lastName":"L","email":"a@b.example","surname":"S"}"#,
             r#"{"email":"a@b.example","lastName":"L"}"#,
+            // Found by `make fuzz` (connector_claims): a repeated `lastName`, last one wins.
+            r#"{"email":"a@b.example","lastName":"S}ith","ui_lo%cales":"x","lastName":"Smith"}"#,
+            r#"{"email":"a@b.example","lastName":"A","surname":"S","lastName":"B"}"#,
             r#"{"email":"a@b.example","city":null,"displayName":"D","displayName":"E"}"#,
             r#"{"em\u0061il":"  A@B.example ","display\u004eame":"Zo\u00eb \"Z\""}"#,
             r#"{"email":"a@b.example","identities":[{"signInType":"federated","issuer":"google.com","issuerAssignedId":"1"}],"extension_0123_Sponsor":{"x":[1,{"y":null}]},"companyName":"F","objectId":7}"#,
