@@ -149,7 +149,11 @@ impl Claims {
     /// Errors: [`ClaimsError`] for bodies that are not JSON objects, lack `email`, or carry a
     /// typed claim of the wrong JSON type. A `null` claim is treated as absent.
     pub fn from_slice(body: &[u8]) -> Result<Self, ClaimsError> {
-        serde_json::from_slice::<Parsed>(body)
+        // The whole body must be UTF-8 (RFC 8259 §8.1): serde_json does not check the strings
+        // it skips (the contents of a wrongly typed claim), so check first.
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ClaimsError::Malformed(format!("the body is not UTF-8: {e}")))?;
+        serde_json::from_str::<Parsed>(text)
             .map_err(|e| ClaimsError::Malformed(e.to_string()))?
             .0
     }
@@ -743,6 +747,10 @@ mod tests {
         ] {
             bodies.push(b.as_bytes().to_vec());
         }
+        // Found by `make fuzz` (connector_claims): invalid UTF-8 inside a wrongly typed claim,
+        // which the one-pass parse skips, is still a malformed body.
+        bodies.push(b"{\"email\":\"a@b.example\",\"ui_locales\":[{\"x\xff\xfc\":1}]}".to_vec());
+        bodies.push(b"{\"email\":\"a@b.example\",\"city\":{\"\xc3\":\"\xff\"}}".to_vec());
         for body in &bodies {
             let text = String::from_utf8_lossy(body);
             let one_pass = Claims::from_slice(body);
