@@ -1,6 +1,6 @@
 # Guestlist — the two commands a newcomer needs: `make demo` and `make test`.
 # Targets are thin: the work is in scripts/.
-.PHONY: demo test bench e2e bindings fmt lint setup
+.PHONY: demo test bench e2e bindings fmt lint setup fuzz
 
 demo:
 	bash scripts/demo.sh
@@ -13,6 +13,10 @@ bench:
 
 e2e:
 	bash scripts/e2e.sh
+
+# Fuzz every parser of untrusted bytes, FUZZ_SECONDS (default 60) each; not part of `make test`.
+fuzz:
+	bash scripts/fuzz.sh
 
 bindings:
 	bash scripts/check-bindings.sh

@@ -5,6 +5,8 @@
 //! - [`connector`]: the self-service sign-up (SSSU) API connector contract — the claims Entra's
 //!   user flow sends and the `Continue` / `ShowBlockPage` / `ValidationError` answers
 //!   (`shared/spec/CONTRACTS.md` §1).
+//! - [`email`]: the canonical e-mail address (NFKC, full case folding, IDNA domain; invisible
+//!   characters refused): what counts as the same address.
 //! - [`extension`]: the Entra External ID custom authentication extension contract for
 //!   `OnAttributeCollectionStart` / `OnAttributeCollectionSubmit` (CONTRACTS.md §2).
 //! - [`model`]: the approval request, its identity key and its state machine, plus the approver
@@ -21,6 +23,7 @@
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
 pub mod connector;
+pub mod email;
 pub mod extension;
 pub mod model;
 #[cfg(feature = "openapi")]

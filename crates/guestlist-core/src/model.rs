@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use crate::connector::{Claims, ENTRA_PROVIDER};
 
-/// What identifies one person's sign-up: the lower-cased e-mail plus the first identity's issuer
-/// and issuerAssignedId (both empty for Entra ID / Microsoft account users).
+/// What identifies one person's sign-up: the canonical e-mail ([`crate::email::canonical`]:
+/// NFKC, full case folding, IDNA domain) plus the first identity's issuer and issuerAssignedId
+/// (both empty for Entra ID / Microsoft account users).
 ///
 /// Entra retries a connector call once after 20 s, so the same sign-up can arrive twice; the
 /// store keys requests on this triple so a retry never makes a second request (CONTRACTS.md §1).
@@ -29,7 +30,7 @@ use crate::connector::{Claims, ENTRA_PROVIDER};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityKey {
-    /// The e-mail, trimmed and lower-cased.
+    /// The canonical e-mail ([`crate::email::canonical`]).
     pub email: String,
     /// The identity provider (`facebook.com`, …), lower-cased; empty without `identities`.
     pub issuer: String,
@@ -38,14 +39,31 @@ pub struct IdentityKey {
 }
 
 impl IdentityKey {
-    /// The key of a connector call's claims.
+    /// The key of a connector call's claims, or why its e-mail has no canonical form.
+    ///
+    /// Errors: [`crate::email::EmailError`] (invisible characters, not `local@domain`, an
+    /// invalid domain): the connector refuses such a sign-up.
+    pub fn try_of(claims: &Claims) -> Result<Self, crate::email::EmailError> {
+        let email = crate::email::canonical(&claims.email)?;
+        Ok(Self::with_email(claims, email))
+    }
+
+    /// The key of a connector call's claims ([`IdentityKey::try_of`]); an e-mail with no
+    /// canonical form (which the connector refuses before storing anything) is keyed on its
+    /// trimmed, lower-cased text.
     pub fn of(claims: &Claims) -> Self {
+        let email = crate::email::canonical(&claims.email)
+            .unwrap_or_else(|_| claims.email.trim().to_lowercase());
+        Self::with_email(claims, email)
+    }
+
+    fn with_email(claims: &Claims, email: String) -> Self {
         let (issuer, issuer_assigned_id) = claims
             .primary_identity()
             .map(|i| (i.issuer.to_ascii_lowercase(), i.issuer_assigned_id.clone()))
             .unwrap_or_default();
         IdentityKey {
-            email: claims.email.trim().to_lowercase(),
+            email,
             issuer,
             issuer_assigned_id,
         }

@@ -241,6 +241,10 @@ impl AppState {
     ///
     /// Errors: [`StoreError`] when the database cannot be opened or migrated.
     pub fn new(config: Config) -> Result<AppState, StoreError> {
+        // E.g. auto-approve rules that could match Entra ID users (never auto-approved).
+        for warning in config.policy.warnings() {
+            tracing::warn!("{warning}");
+        }
         let store = Arc::new(Store::open(&config.database)?);
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))

@@ -250,8 +250,9 @@ pub async fn decide(
         ),
     };
     let store = state.store.clone();
-    let (request, event) = blocking(move || {
-        store.decide(
+    // A denial also denies the person's other pending requests: one event each.
+    let (request, events) = blocking(move || {
+        store.decide_all(
             id,
             &decision,
             &actor,
@@ -261,7 +262,7 @@ pub async fn decide(
         )
     })
     .await?;
-    if let Some(e) = event {
+    for e in events {
         state.metrics.decision(e.request.state.status());
         state.publish(e);
     }
