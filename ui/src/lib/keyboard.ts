@@ -74,6 +74,7 @@ export const SHORTCUTS: ShortcutHelp[] = [
   { keys: ['k', '↑'], what: 'Previous request' },
   { keys: ['g', 'G'], what: 'First / last request' },
   { keys: ['Enter'], what: 'Open the request full width' },
+  { keys: ['PgDn', 'PgUp'], what: 'Scroll the request shown' },
   { keys: ['a'], what: 'Approve (the selection, if any)' },
   { keys: ['d'], what: 'Deny with a reason (the selection, if any)' },
   { keys: ['x'], what: 'Select / unselect' },
