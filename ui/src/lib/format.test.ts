@@ -5,15 +5,15 @@ const now = new Date('2025-03-14T12:00:00Z');
 
 describe('format', () => {
   it('shortens ages', () => {
-    expect(shortAge('2025-03-14T11:59:30Z', now)).toBe('now');
-    expect(shortAge('2025-03-14T11:48:00Z', now)).toBe('12m');
-    expect(shortAge('2025-03-14T07:00:00Z', now)).toBe('5h');
-    expect(shortAge('2025-03-11T12:00:00Z', now)).toBe('3d');
-    expect(shortAge('2025-01-31T12:00:00Z', now)).toBe('6w');
+    expect(shortAge('2025-03-14T11:59:30Z', now, 'en')).toBe('just now');
+    expect(shortAge('2025-03-14T11:48:00Z', now, 'en')).toBe('12 min');
+    expect(shortAge('2025-03-14T07:00:00Z', now, 'en')).toBe('5 hr');
+    expect(shortAge('2025-03-11T12:00:00Z', now, 'en')).toBe('3 days');
+    expect(shortAge('2025-01-31T12:00:00Z', now, 'en')).toBe('6 wks');
     expect(shortAge('garbage', now)).toBe('');
     expect(sinceText(null, now)).toBe('never');
     expect(sinceText('2025-03-14T11:59:59Z', now)).toBe('just now');
-    expect(sinceText('2025-03-14T11:00:00Z', now)).toBe('1h ago');
+    expect(sinceText('2025-03-14T11:00:00Z', now, 'en')).toBe('1 hour ago');
   });
 
   it('extracts e-mail domains and names providers', () => {
