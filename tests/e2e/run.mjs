@@ -124,6 +124,13 @@ let failed = null;
 try {
   step('the window starts on the sign-in screen');
   await (await t('app')).waitForExist({ timeout: 20000 });
+  // A language left chosen by an earlier run (the webview keeps it): back to the system's.
+  if (await browser.execute(() => localStorage.getItem('guestlist.language') !== null)) {
+    await browser.execute(() => { localStorage.removeItem('guestlist.language'); location.reload(); });
+    await browser.pause(1000);
+    await (await t('app')).waitForExist({ timeout: 20000 });
+  }
+  assert.equal(await browser.execute(() => document.documentElement.lang), 'en', 'the document language is English (the system is)');
   await waitFor(async () => (await t('signin-screen').isExisting()) || (await t('reviewer').isExisting()), 20000, 'neither sign-in nor queue appeared');
   assert.equal(await (await t('status-bar')).isExisting(), true, 'the status bar is always shown');
 
@@ -330,6 +337,7 @@ try {
   await (await t('deny-dialog')).waitForExist({ reverse: true, timeout: 3000, timeoutMsg: 'Esc after Tab did not close the deny dialog' });
   await browser.keys('d');
   await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
+  await shot('deny.png');
   await (await t('deny-reason')).setValue('Unknown company (e2e)');
   await browser.keys('Enter');
   await browser.$(`[data-testid="queue-row"][data-id="${denyId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the denied request stayed in the queue' });
@@ -663,6 +671,48 @@ try {
   await (await t('signout-confirm')).click();
   await (await t('signin-screen')).waitForExist({ timeout: 10000, timeoutMsg: 'sign-out did not return to the sign-in screen' });
   await axeCheck('signed out');
+
+  // ---- the main path once in French ----
+  step('French: chosen in settings, it applies at once and is kept on Save');
+  await (await t('open-settings')).click();
+  await (await t('settings-screen')).waitForExist({ timeout: 5000 });
+  await (await t('setting-language')).selectByAttribute('value', 'fr');
+  await waitFor(async () => (await browser.execute(() => document.documentElement.lang)) === 'fr', 3000, 'the document language did not become fr');
+  assert.equal(await (await browser.$('[data-testid="settings-screen"] h1')).getText(), 'Paramètres');
+  await axeCheck('settings (fr)');
+  await (await t('settings-save')).click();
+  await (await t('signin-screen')).waitForExist({ timeout: 5000 });
+  assert.equal(await (await t('signin-button')).getText(), 'Se connecter avec Microsoft');
+  await shot('signin-fr.png');
+  await axeCheck('sign-in (fr)');
+  step('French: sign in, the queue, the status bar and a request in French');
+  await (await t('signin-button')).click();
+  await (await t('reviewer')).waitForExist({ timeout: 30000, timeoutMsg: 'sign-in (fr) did not complete' });
+  await waitFor(async () => (await t('count-shown').isExisting()) && Number(await attr('count-shown', 'data-count')) > 0, 30000, 'the queue (fr) did not fill');
+  assert.match(await (await t('count-shown')).getText(), /^\d+ demandes?$/, 'the count is in French');
+  await waitFor(async () => (await (await t('status-online')).getText()).includes('En ligne'), 15000, 'the status bar is not in French');
+  await (await browser.$('[data-testid="queue-row"]')).click();
+  await (await t('detail')).waitForExist({ timeout: 10000 });
+  await waitFor(async () => (await t('approve-button').isExisting()) && (await (await t('approve-button')).isEnabled()), 10000, 'Approve (fr) did not become available');
+  await shot('queue-fr.png');
+  await axeCheck('queue and detail (fr)');
+  step('French: the deny dialog names the person and says what they will see');
+  const frName = await (await t('detail-name')).getText();
+  await browser.keys('d');
+  await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
+  assert.equal(await (await browser.$('#deny-dialog-title')).getText(), `Refuser ${frName}`);
+  assert.match(await (await t('deny-sees')).getText(), new RegExp(`${frName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} verra une page`));
+  await shot('deny-fr.png');
+  await axeCheck('deny dialog (fr)');
+  await browser.keys('Escape');
+  await (await t('deny-dialog')).waitForExist({ reverse: true, timeout: 3000 });
+  await browser.keys('?');
+  await (await t('help-overlay')).waitForDisplayed({ timeout: 3000 });
+  assert.equal(await (await browser.$('#help-overlay-title')).getText(), 'Raccourcis clavier');
+  await axeCheck('help (fr)');
+  await browser.keys('Escape');
+  await (await t('help-overlay')).waitForExist({ reverse: true, timeout: 3000 });
+  await browser.execute(() => localStorage.removeItem('guestlist.language'));
   step('done');
 } catch (e) {
   failed = e;
