@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cellText, emailDomain, errorLine, plural, providerLabel, shortAge, sinceText, toAppError } from './format';
+import { cellText, emailBreaks, emailDomain, errorLine, plural, providerLabel, shortAge, sinceText, toAppError } from './format';
 
 const now = new Date('2025-03-14T12:00:00Z');
 
@@ -51,5 +51,12 @@ describe('format', () => {
     expect(cellText([{ issuer: 'facebook.com' }])).toBe('[{"issuer":"facebook.com"}]');
     expect(plural(1, 'request')).toBe('1 request');
     expect(plural(10000, 'request')).toBe('10,000 requests');
+  });
+
+  it('cuts e-mail addresses only after the @ and before a dot', () => {
+    expect(emailBreaks('ada.lovelace@contoso.example.com')).toEqual(['ada', '.lovelace@', 'contoso', '.example', '.com']);
+    expect(emailBreaks('x@y')).toEqual(['x@', 'y']);
+    expect(emailBreaks('').length).toBe(0);
+    expect(emailBreaks('ada.lovelace@contoso.com').join('')).toBe('ada.lovelace@contoso.com');
   });
 });

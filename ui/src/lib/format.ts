@@ -202,3 +202,12 @@ export function errorDetails(e: AppError, at: Date = new Date()): string {
   const rid = e.requestId ?? extractRequestId(e.message);
   return [`code: ${e.code}`, `message: ${e.message}`, `request-id: ${rid ?? '—'}`, `time: ${at.toISOString()}`].join('\n');
 }
+
+/**
+ * An e-mail address cut where a line may break: after the `@` and before each `.`
+ * (`ada.lovelace@contoso.com` → `ada`, `.lovelace@`, `contoso`, `.com`); rendered with `<wbr>`
+ * between the parts (components/Email.svelte) so an address never breaks mid-word.
+ */
+export function emailBreaks(email: string): string[] {
+  return email.split(/(?<=@)|(?=\.)/).filter((p) => p !== '');
+}
