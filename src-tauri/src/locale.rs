@@ -24,7 +24,10 @@ mod tests {
     #[test]
     fn os_locales_are_bcp47_tags_without_the_c_locale() {
         for l in os_locales() {
-            assert!(!l.contains('_') && !l.contains('.'), "not a BCP 47 tag: {l}");
+            assert!(
+                !l.contains('_') && !l.contains('.'),
+                "not a BCP 47 tag: {l}"
+            );
             assert_ne!(l, "C");
         }
     }
