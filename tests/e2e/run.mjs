@@ -202,8 +202,10 @@ try {
   if (canScroll) {
     await browser.keys('PageDown');
     await waitFor(async () => (await scrolled()) > 0, 3000, 'PageDown did not scroll the focused detail');
+    await browser.pause(300);
+    const down = await scrolled();
     await browser.keys('PageUp');
-    await waitFor(async () => (await scrolled()) === 0, 3000, 'PageUp did not scroll the detail back');
+    await waitFor(async () => (await scrolled()) < down, 3000, `PageUp did not scroll the detail back (at ${down})`);
   }
 
   step('keyboard: j/k move the cursor, ? shows the help, Esc closes it');
