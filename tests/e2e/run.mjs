@@ -269,7 +269,7 @@ try {
   // Approve button appears.
   await browser.action('pointer').move({ origin: await t('approve-button') }).down().up().pause(150).down().up().perform();
   await waitFor(async () => (await t('toast').isExisting()) && /^Approving .+ in \d+ s/.test(await (await t('toast')).getText()), 5000, 'no "Approving … in N s" toast with Undo');
-  assert.match(await (await t('announcer')).getText(), /Approving/, 'the decision is announced (live region)');
+  assert.match(await (await t('announcer')).getProperty('textContent'), /Approving/, 'the decision is announced (live region)');
   assert.ok(await t('undo-button').isExisting(), 'the toast offers Undo');
   await browser.$(`[data-testid="queue-row"][data-id="${fbId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the approved request stayed in the queue' });
   await waitFor(async () => (await t('toast').isExisting()) && /Approved .+: (guest created|linked to an existing account)/.test(await (await t('toast')).getText()), 10000, 'no toast naming the approved person and the outcome');
