@@ -21,14 +21,52 @@ pub fn os_locales() -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// Run in a child process with the locale variables it sets (the parent's are left alone).
+    const CHILD: &str = "GUESTLIST_LOCALE_TEST_CHILD";
+
     #[test]
-    fn os_locales_are_bcp47_tags_without_the_c_locale() {
-        for l in os_locales() {
-            assert!(
-                !l.contains('_') && !l.contains('.'),
-                "not a BCP 47 tag: {l}"
-            );
-            assert_ne!(l, "C");
+    fn os_locales_follow_the_unix_locale_variables_as_bcp47_tags() {
+        if cfg!(not(target_os = "linux")) {
+            return; // Windows and macOS read the user's settings, not the environment
         }
+        if std::env::var_os(CHILD).is_some() {
+            let got = os_locales();
+            assert_eq!(got.first().map(String::as_str), Some("sv-SE"), "{got:?}");
+            return;
+        }
+        let run = |vars: &[(&str, &str)]| {
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            cmd.args([
+                "--exact",
+                "locale::tests::os_locales_follow_the_unix_locale_variables_as_bcp47_tags",
+            ])
+            .env(CHILD, "1")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANG");
+            for (k, v) in vars {
+                cmd.env(k, v);
+            }
+            cmd.output().unwrap()
+        };
+        // LANG alone, and LC_ALL winning over LANG.
+        for vars in [
+            &[("LANG", "sv_SE.UTF-8")][..],
+            &[("LANG", "fr_FR.UTF-8"), ("LC_ALL", "sv_SE.UTF-8")][..],
+        ] {
+            let out = run(vars);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains("1 passed"),
+                "{vars:?}: the child ran no test: {stdout}"
+            );
+            assert!(
+                out.status.success(),
+                "{vars:?}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        // The C locale names no language: the UI falls back to the webview's, then English.
+        assert!(os_locales().iter().all(|l| l != "C" && l != "POSIX"));
     }
 }
