@@ -700,6 +700,7 @@ try {
   await axeCheck('queue and detail (fr)');
   step('French: the deny dialog names the person and says what they will see');
   const frName = await (await t('detail-name')).getText();
+  assert.equal((await (await t('approve-button')).getText()).replace(/\s+a$/, ''), `Approuver ${frName}`, 'the button is in French');
   await browser.keys('d');
   await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
   assert.equal(await (await browser.$('#deny-dialog-title')).getText(), `Refuser ${frName}`);
