@@ -160,6 +160,8 @@ if [ "$rc" = 0 ]; then
   cp "$OUT/queue.png" docs/screenshots/queue.png
   cp "$OUT/side-by-side.png" docs/screenshots/side-by-side.png
   cp "$OUT/existing-account.png" docs/screenshots/existing-account.png
+  # Languages and accessibility (issue 15): the deny dialog in English, the French pass.
+  for f in deny.png signin-fr.png queue-fr.png deny-fr.png; do cp "$OUT/$f" "docs/screenshots/$f"; done
   log "passed; screenshots in $OUT and docs/screenshots/"
 else
   log "FAILED (rc=$rc); see $OUT (failure.png, failure.html, *.log)"

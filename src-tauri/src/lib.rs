@@ -13,6 +13,7 @@
 
 pub mod background;
 pub mod commands;
+pub mod locale;
 pub mod notify;
 pub mod opener;
 
@@ -136,6 +137,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::undo,
             commands::approver_rights,
             commands::history,
+            locale::os_locales,
         ])
         .on_window_event(move |window, event| {
             // With a tray icon, closing the window keeps the app running in the tray.

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { remote } from 'webdriverio';
 import { saveWindowShot } from './snapshot.mjs';
 
@@ -25,6 +26,40 @@ function must(name) {
   if (!v) throw new Error(`${name} is not set`);
   return v;
 }
+
+// axe-core (WCAG 2.0–2.2 A/AA rules and best practices) is injected into the page through
+// WebDriver: the app's CSP never sees a <script> element. Every screen the run reaches is checked;
+// a serious or critical violation fails the run. The full results go to ARTIFACTS/axe.json.
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const axeReport = {};
+async function axeCheck(screen) {
+  await browser.pause(300); // let transitions and live regions settle
+  await browser.execute(`if (!window.axe) { ${AXE_SOURCE}\n } return true;`);
+  const out = await browser.executeAsync((done) => {
+    window.axe
+      .run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } })
+      .then(
+        (r) => done(JSON.stringify(r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, summary: n.failureSummary })) })))),
+        (e) => done(JSON.stringify({ error: String(e) })),
+      );
+  });
+  const violations = JSON.parse(out);
+  if (!Array.isArray(violations)) throw new Error(`axe-core did not run on ${screen}: ${violations.error}`);
+  axeReport[screen] = violations;
+  fs.writeFileSync(path.join(OUT, 'axe.json'), JSON.stringify(axeReport, null, 2));
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const lines = bad.map((v) => `${v.impact} ${v.id} (${v.help}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  console.log(`e2e: axe on ${screen}: ${violations.length} violation(s), ${bad.length} serious/critical`);
+  assert.equal(bad.length, 0, `axe-core on the ${screen} screen:\n  ${lines.join('\n  ')}`);
+}
+// What has focus, described by test id / tag (keyboard checks).
+const focused = () =>
+  browser.execute(() => {
+    const a = document.activeElement;
+    if (!a) return '';
+    const d = a.closest('dialog');
+    return `${a.getAttribute('data-testid') ?? a.tagName.toLowerCase()}${d ? ` in ${d.getAttribute('data-testid')}` : ''}`;
+  });
 
 const steps = [];
 function step(name) {
@@ -89,11 +124,26 @@ let failed = null;
 try {
   step('the window starts on the sign-in screen');
   await (await t('app')).waitForExist({ timeout: 20000 });
+  // A language left chosen by an earlier run (the webview keeps it): back to the system's.
+  if (await browser.execute(() => localStorage.getItem('guestlist.language') !== null)) {
+    await browser.execute(() => { localStorage.removeItem('guestlist.language'); location.reload(); });
+    await browser.pause(1000);
+    await (await t('app')).waitForExist({ timeout: 20000 });
+  }
+  assert.equal(await browser.execute(() => document.documentElement.lang), 'en', 'the document language is English (the system is)');
   await waitFor(async () => (await t('signin-screen').isExisting()) || (await t('reviewer').isExisting()), 20000, 'neither sign-in nor queue appeared');
   assert.equal(await (await t('status-bar')).isExisting(), true, 'the status bar is always shown');
 
   if (await t('signin-screen').isExisting()) {
     await shot('signin.png');
+    await axeCheck('sign-in');
+    step('settings from the sign-in screen (axe), Cancel goes back');
+    await (await t('open-settings')).click();
+    await (await t('settings-screen')).waitForExist({ timeout: 5000 });
+    await shot('settings.png');
+    await axeCheck('settings');
+    await (await t('settings-cancel')).click();
+    await (await t('signin-screen')).waitForExist({ timeout: 5000 });
     step('sign in through devtenant (login_hint, loopback redirect, PKCE)');
     await (await t('signin-button')).click();
   }
@@ -125,6 +175,38 @@ try {
   // The cursor starts on the first row and the side-by-side view follows it.
   await (await t('detail')).waitForExist({ timeout: 10000 });
   await shot('queue.png');
+  await axeCheck('queue and detail');
+
+  step('keyboard: Tab reaches the list (one stop, the cursor row as active descendant) and the detail; PageDown scrolls it');
+  await browser.execute(() => document.activeElement?.blur());
+  let reachedList = false;
+  for (let i = 0; i < 25 && !reachedList; i++) {
+    await browser.keys('Tab');
+    reachedList = (await focused()) === 'queue-list';
+  }
+  assert.ok(reachedList, 'Tab never reaches the queue list');
+  const active = await attr('queue-list', 'aria-activedescendant');
+  assert.ok(active, 'the list names its cursor row (aria-activedescendant)');
+  assert.equal(await browser.$(`#${active}`).getAttribute('data-id'), await attr('detail', 'data-id'), 'the active descendant is the row shown');
+  await browser.keys('Tab');
+  const afterList = await focused();
+  assert.ok(!afterList.startsWith('queue-row'), `Tab leaves the list in one stop (went to ${afterList})`);
+  let reachedDetail = afterList === 'detail-scroll';
+  for (let i = 0; i < 25 && !reachedDetail; i++) {
+    await browser.keys('Tab');
+    reachedDetail = (await focused()) === 'detail-scroll';
+  }
+  assert.ok(reachedDetail, 'Tab never reaches the detail');
+  const scrolled = () => browser.execute(() => document.querySelector('[data-testid="detail-scroll"]')?.scrollTop ?? 0);
+  const canScroll = await browser.execute(() => { const e = document.querySelector('[data-testid="detail-scroll"]'); return !!e && e.scrollHeight > e.clientHeight + 4; });
+  if (canScroll) {
+    await browser.keys('PageDown');
+    await waitFor(async () => (await scrolled()) > 0, 3000, 'PageDown did not scroll the focused detail');
+    await browser.pause(300);
+    const down = await scrolled();
+    await browser.keys('PageUp');
+    await waitFor(async () => (await scrolled()) < down, 3000, `PageUp did not scroll the detail back (at ${down})`);
+  }
 
   step('keyboard: j/k move the cursor, ? shows the help, Esc closes it');
   const firstId = await (await t('detail')).getAttribute('data-id');
@@ -132,10 +214,18 @@ try {
   await waitFor(async () => (await (await t('detail')).getAttribute('data-id')) !== firstId, 5000, 'j did not move the cursor');
   await browser.keys('k');
   await waitFor(async () => (await (await t('detail')).getAttribute('data-id')) === firstId, 5000, 'k did not move back');
+  await browser.execute(() => document.querySelector('[data-testid="queue-list"]')?.focus());
   await browser.keys('?');
   await (await t('help-overlay')).waitForDisplayed({ timeout: 3000 });
+  await axeCheck('help');
+  for (let i = 0; i < 4; i++) {
+    await browser.keys('Tab');
+    // (With one control in it, Tab may leave to the document itself; never to the page behind.)
+    assert.match(await focused(), / in help-overlay$|^body$/, 'Tab stays in the help dialog');
+  }
   await browser.keys('Escape');
   await (await t('help-overlay')).waitForExist({ reverse: true, timeout: 3000 });
+  assert.equal(await focused(), 'queue-list', 'closing the help gives focus back to the list');
 
   // ---- approve a Facebook user ----
   step('open a Facebook request: identity block, attribute rows, POST /users plan');
@@ -156,6 +246,7 @@ try {
   await browser.keys('Enter');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open the request');
   await shot('side-by-side.png');
+  await axeCheck('open request');
   await browser.execute(() => {
     const el = document.querySelector('[data-testid="graph-calls"]');
     if (el) el.scrollIntoView({ block: 'start' });
@@ -178,6 +269,7 @@ try {
   // Approve button appears.
   await browser.action('pointer').move({ origin: await t('approve-button') }).down().up().pause(150).down().up().perform();
   await waitFor(async () => (await t('toast').isExisting()) && /^Approving .+ in \d+ s/.test(await (await t('toast')).getText()), 5000, 'no "Approving … in N s" toast with Undo');
+  assert.match(await (await t('announcer')).getProperty('textContent'), /Approving/, 'the decision is announced (live region)');
   assert.ok(await t('undo-button').isExisting(), 'the toast offers Undo');
   await browser.$(`[data-testid="queue-row"][data-id="${fbId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the approved request stayed in the queue' });
   await waitFor(async () => (await t('toast').isExisting()) && /Approved .+: (guest created|linked to an existing account)/.test(await (await t('toast')).getText()), 10000, 'no toast naming the approved person and the outcome');
@@ -237,6 +329,17 @@ try {
   await browser.keys('d');
   await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
   assert.equal(await (await t('deny-confirm')).isEnabled(), false, 'a reason is required');
+  await axeCheck('deny dialog');
+  assert.equal(await focused(), 'deny-reason in deny-dialog', 'the deny dialog focuses the reason');
+  for (let i = 0; i < 8; i++) {
+    await browser.keys('Tab');
+    assert.match(await focused(), / in deny-dialog$|^body$/, 'Tab stays in the deny dialog (focus trap)');
+  }
+  await browser.keys('Escape');
+  await (await t('deny-dialog')).waitForExist({ reverse: true, timeout: 3000, timeoutMsg: 'Esc after Tab did not close the deny dialog' });
+  await browser.keys('d');
+  await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
+  await shot('deny.png');
   await (await t('deny-reason')).setValue('Unknown company (e2e)');
   await browser.keys('Enter');
   await browser.$(`[data-testid="queue-row"][data-id="${denyId}"]`).waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the denied request stayed in the queue' });
@@ -257,6 +360,7 @@ try {
     await browser.keys('h');
     await (await t('history-panel')).waitForExist({ timeout: 3000 });
     await (await t('history-entry')).waitForExist({ timeout: 10000, timeoutMsg: 'no history entries' });
+    await axeCheck('history');
     await browser.keys('h');
   }
 
@@ -292,6 +396,7 @@ try {
     await (await t('compare-view')).waitForExist({ timeout: 10000 });
     assert.equal((await browser.$$('[data-testid="compare-column"]')).length, 2);
     await shot('compare.png');
+    await axeCheck('compare');
     await browser.keys('Escape');
     await browser.keys('Escape');
   }
@@ -523,6 +628,7 @@ try {
   await queuedToast(`the denial of ${den.email}`);
   await waitFor(async () => (await t('status-queued').isExisting()) && /^3 queued/.test(await (await t('status-queued')).getText()), 10000, 'the status bar does not count 3 queued decisions');
   await shot('offline.png');
+  await axeCheck('offline');
 
   step('network back: devtenant and guestlist-server restart (same state); the outbox drains');
   const restart = (bin, args, pidFile, log, env) => {
@@ -562,9 +668,54 @@ try {
   step('sign out offers to wipe the cached requests');
   await (await t('signout-button')).click();
   await (await t('signout-dialog')).waitForDisplayed({ timeout: 3000 });
+  await axeCheck('sign-out dialog');
   assert.equal(await (await t('signout-wipe')).isSelected(), true, 'wiping is proposed by default');
   await (await t('signout-confirm')).click();
   await (await t('signin-screen')).waitForExist({ timeout: 10000, timeoutMsg: 'sign-out did not return to the sign-in screen' });
+  await axeCheck('signed out');
+
+  // ---- the main path once in French ----
+  step('French: chosen in settings, it applies at once and is kept on Save');
+  await (await t('open-settings')).click();
+  await (await t('settings-screen')).waitForExist({ timeout: 5000 });
+  await (await t('setting-language')).selectByAttribute('value', 'fr');
+  await waitFor(async () => (await browser.execute(() => document.documentElement.lang)) === 'fr', 3000, 'the document language did not become fr');
+  assert.equal(await (await browser.$('[data-testid="settings-screen"] h1')).getText(), 'Paramètres');
+  await axeCheck('settings (fr)');
+  await (await t('settings-save')).click();
+  await (await t('signin-screen')).waitForExist({ timeout: 5000 });
+  assert.equal(await (await t('signin-button')).getText(), 'Se connecter avec Microsoft');
+  await shot('signin-fr.png');
+  await axeCheck('sign-in (fr)');
+  step('French: sign in, the queue, the status bar and a request in French');
+  await (await t('signin-button')).click();
+  await (await t('reviewer')).waitForExist({ timeout: 30000, timeoutMsg: 'sign-in (fr) did not complete' });
+  await waitFor(async () => (await t('count-shown').isExisting()) && Number(await attr('count-shown', 'data-count')) > 0, 30000, 'the queue (fr) did not fill');
+  assert.match(await (await t('count-shown')).getText(), /^\d+ demandes?$/, 'the count is in French');
+  await waitFor(async () => (await (await t('status-online')).getText()).includes('En ligne'), 15000, 'the status bar is not in French');
+  await (await browser.$('[data-testid="queue-row"]')).click();
+  await (await t('detail')).waitForExist({ timeout: 10000 });
+  await waitFor(async () => (await t('approve-button').isExisting()) && (await (await t('approve-button')).isEnabled()), 10000, 'Approve (fr) did not become available');
+  await shot('queue-fr.png');
+  await axeCheck('queue and detail (fr)');
+  step('French: the deny dialog names the person and says what they will see');
+  const frName = await (await t('detail-name')).getText();
+  assert.equal((await (await t('approve-button')).getText()).replace(/\s+a$/, ''), `Approuver ${frName}`, 'the button is in French');
+  await browser.keys('d');
+  await (await t('deny-dialog')).waitForDisplayed({ timeout: 3000 });
+  assert.equal(await (await browser.$('#deny-dialog-title')).getText(), `Refuser ${frName}`);
+  assert.match(await (await t('deny-sees')).getText(), new RegExp(`${frName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} verra une page`));
+  await shot('deny-fr.png');
+  await axeCheck('deny dialog (fr)');
+  await browser.keys('Escape');
+  await (await t('deny-dialog')).waitForExist({ reverse: true, timeout: 3000 });
+  await browser.keys('?');
+  await (await t('help-overlay')).waitForDisplayed({ timeout: 3000 });
+  assert.equal(await (await browser.$('#help-overlay-title')).getText(), 'Raccourcis clavier');
+  await axeCheck('help (fr)');
+  await browser.keys('Escape');
+  await (await t('help-overlay')).waitForExist({ reverse: true, timeout: 3000 });
+  await browser.execute(() => localStorage.removeItem('guestlist.language'));
   step('done');
 } catch (e) {
   failed = e;

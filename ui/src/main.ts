@@ -1,8 +1,13 @@
 import { mount } from 'svelte';
+import { invoke } from '@tauri-apps/api/core';
 import './app.css';
 import App from './App.svelte';
+import { startI18n } from './lib/i18n';
 
 const target = document.getElementById('app');
 if (!target) throw new Error('#app is missing from index.html');
+
+// The language: the approver's choice, else the OS's (the `os_locales` command, src-tauri/src/locale.rs).
+startI18n(() => invoke<string[]>('os_locales'));
 
 export default mount(App, { target });

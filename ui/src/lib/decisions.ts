@@ -1,6 +1,7 @@
 // Approve / deny: which requests a key press acts on, and what to tell the approver afterwards.
 
 import { remedy, toAppError, type AppError } from './format';
+import { t } from './i18n';
 import type { DecisionOutcome, OutboxItem } from './types';
 
 /** The requests a decision acts on: the selection if there is one, else the request under the cursor. */
@@ -24,12 +25,12 @@ export function personName(label: string): string {
 
 /** What the Approve button says: exactly who it approves. */
 export function approveLabel(selected: number, name: string): string {
-  return selected > 0 ? `Approve ${selected} selected` : `Approve ${name}`;
+  return selected > 0 ? t('counts.approveSelected', { count: selected }) : t('detail.approve', { name });
 }
 
 /** What the Deny button says. */
 export function denyLabel(selected: number, name: string): string {
-  return selected > 0 ? `Deny ${selected} selected…` : `Deny ${name}…`;
+  return selected > 0 ? t('counts.denySelected', { count: selected }) : t('detail.deny', { name });
 }
 
 /** Seconds left in an undo window (`undoUntil`, RFC 3339), at least 0. */

@@ -18,11 +18,12 @@ export interface FilterState {
 export const NO_FILTER: FilterState = { search: '', provider: '', domain: '', age: 'any', newestFirst: false };
 
 /** The age choices for the select box. */
+/** The age filter's choices; `label` is a message key (src/locales). */
 export const AGE_CHOICES: Array<{ value: AgeFilter; label: string }> = [
-  { value: 'any', label: 'Any age' },
-  { value: 'today', label: 'Last 24 h' },
-  { value: 'week', label: 'Last 7 days' },
-  { value: 'older', label: 'Older than 7 days' },
+  { value: 'any', label: 'filters.anyAge' },
+  { value: 'today', label: 'filters.today' },
+  { value: 'week', label: 'filters.week' },
+  { value: 'older', label: 'filters.older' },
 ];
 
 /** The age filter as an hour range (either end may be open). */

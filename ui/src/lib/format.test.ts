@@ -1,19 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { cellText, emailDomain, errorLine, plural, providerLabel, shortAge, sinceText, toAppError } from './format';
+import { cellText, emailBreaks, emailDomain, errorLine, plural, providerLabel, shortAge, sinceText, toAppError } from './format';
 
 const now = new Date('2025-03-14T12:00:00Z');
 
 describe('format', () => {
   it('shortens ages', () => {
-    expect(shortAge('2025-03-14T11:59:30Z', now)).toBe('now');
-    expect(shortAge('2025-03-14T11:48:00Z', now)).toBe('12m');
-    expect(shortAge('2025-03-14T07:00:00Z', now)).toBe('5h');
-    expect(shortAge('2025-03-11T12:00:00Z', now)).toBe('3d');
-    expect(shortAge('2025-01-31T12:00:00Z', now)).toBe('6w');
+    expect(shortAge('2025-03-14T11:59:30Z', now, 'en')).toBe('just now');
+    expect(shortAge('2025-03-14T11:48:00Z', now, 'en')).toBe('12 min');
+    expect(shortAge('2025-03-14T07:00:00Z', now, 'en')).toBe('5 hr');
+    expect(shortAge('2025-03-11T12:00:00Z', now, 'en')).toBe('3 days');
+    expect(shortAge('2025-01-31T12:00:00Z', now, 'en')).toBe('6 wks');
     expect(shortAge('garbage', now)).toBe('');
     expect(sinceText(null, now)).toBe('never');
     expect(sinceText('2025-03-14T11:59:59Z', now)).toBe('just now');
-    expect(sinceText('2025-03-14T11:00:00Z', now)).toBe('1h ago');
+    expect(sinceText('2025-03-14T11:00:00Z', now, 'en')).toBe('1 hour ago');
   });
 
   it('extracts e-mail domains and names providers', () => {
@@ -51,5 +51,12 @@ describe('format', () => {
     expect(cellText([{ issuer: 'facebook.com' }])).toBe('[{"issuer":"facebook.com"}]');
     expect(plural(1, 'request')).toBe('1 request');
     expect(plural(10000, 'request')).toBe('10,000 requests');
+  });
+
+  it('cuts e-mail addresses only after the @ and before a dot', () => {
+    expect(emailBreaks('ada.lovelace@contoso.example.com')).toEqual(['ada', '.lovelace@', 'contoso', '.example', '.com']);
+    expect(emailBreaks('x@y')).toEqual(['x@', 'y']);
+    expect(emailBreaks('').length).toBe(0);
+    expect(emailBreaks('ada.lovelace@contoso.com').join('')).toBe('ada.lovelace@contoso.com');
   });
 });

@@ -1,36 +1,59 @@
-// Formatting helpers: ages, identity providers, e-mail domains, errors.
+// Formatting helpers: ages, identity providers, e-mail domains, errors. Ages, dates and numbers
+// go through `Intl` in the UI's language (lib/i18n.ts).
+import { currentLanguage, num, t } from './i18n';
 
-/** An age as a short label: `now`, `12m`, `5h`, `3d`, `6w`. */
-export function shortAge(iso: string | null | undefined, now: Date = new Date()): string {
-  if (!iso) return '';
+/** Whole seconds from `iso` to `now` (at least 0), or `null` when `iso` is not a time. */
+function ageSeconds(iso: string | null | undefined, now: Date): number | null {
+  if (!iso) return null;
   const t = Date.parse(iso);
-  if (Number.isNaN(t)) return '';
-  const s = Math.max(0, Math.floor((now.getTime() - t) / 1000));
-  if (s < 60) return 'now';
+  if (Number.isNaN(t)) return null;
+  return Math.max(0, Math.floor((now.getTime() - t) / 1000));
+}
+
+/** The largest whole unit of an age in seconds: `[6, 'minute']`, `[3, 'day']` (weeks from 14 days). */
+function ageUnit(s: number): [number, 'minute' | 'hour' | 'day' | 'week'] {
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
+  if (m < 60) return [m, 'minute'];
   const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h`;
+  if (h < 48) return [h, 'hour'];
   const d = Math.floor(h / 24);
-  if (d < 14) return `${d}d`;
-  return `${Math.floor(d / 7)}w`;
+  if (d < 14) return [d, 'day'];
+  return [Math.floor(d / 7), 'week'];
 }
 
-/** "3 minutes ago"-style text for the status bar; `never` without a time. */
-export function sinceText(iso: string | null | undefined, now: Date = new Date()): string {
-  if (!iso) return 'never';
-  const age = shortAge(iso, now);
-  if (age === '') return 'never';
-  return age === 'now' ? 'just now' : `${age} ago`;
+/**
+ * An age as a short label in `lang` through `Intl.NumberFormat` units: `just now`, `6 min`,
+ * `5 hr`, `3 days`, `6 wks` (French `à l’instant`, `6 min`, `5 h`; Swedish `nyss`, `6 min`,
+ * `5 tim`). Empty when `iso` is not a time.
+ */
+export function shortAge(iso: string | null | undefined, now: Date = new Date(), lang: string = currentLanguage()): string {
+  const s = ageSeconds(iso, now);
+  if (s === null) return '';
+  if (s < 60) return t('age.justNow');
+  const [n, unit] = ageUnit(s);
+  return new Intl.NumberFormat(lang, { style: 'unit', unit, unitDisplay: 'short' }).format(n);
 }
 
-/** A local date and time, `2025-03-14 09:26`. */
-export function dateTime(iso: string | null | undefined): string {
+/** An age as a relative time in `lang` (`Intl.RelativeTimeFormat`): `just now`, `6 minutes ago`, `il y a 3 jours`. */
+export function relativeAge(iso: string | null | undefined, now: Date = new Date(), lang: string = currentLanguage()): string {
+  const s = ageSeconds(iso, now);
+  if (s === null) return '';
+  if (s < 60) return t('age.justNow');
+  const [n, unit] = ageUnit(s);
+  return new Intl.RelativeTimeFormat(lang, { numeric: 'auto' }).format(-n, unit);
+}
+
+/** When something last happened, for the status bar: a relative time, or `never`. */
+export function sinceText(iso: string | null | undefined, now: Date = new Date(), lang: string = currentLanguage()): string {
+  return relativeAge(iso, now, lang) || t('status.never');
+}
+
+/** A local date and time in `lang` (`Intl.DateTimeFormat`, medium date, short time): `14 Mar 2025, 09:26`. */
+export function dateTime(iso: string | null | undefined, lang: string = currentLanguage()): string {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(d);
 }
 
 /** The domain of an e-mail address, lower-cased; empty if there is none. */
@@ -112,7 +135,7 @@ export function errorLine(e: AppError): string {
 
 /** `1 request` / `3 requests`. */
 export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+  return `${num(n)} ${n === 1 ? one : many}`;
 }
 
 /** Pretty JSON for the Graph request code blocks. */
@@ -178,4 +201,13 @@ export function remedy(e: AppError): Remedy {
 export function errorDetails(e: AppError, at: Date = new Date()): string {
   const rid = e.requestId ?? extractRequestId(e.message);
   return [`code: ${e.code}`, `message: ${e.message}`, `request-id: ${rid ?? '—'}`, `time: ${at.toISOString()}`].join('\n');
+}
+
+/**
+ * An e-mail address cut where a line may break: after the `@` and before each `.`
+ * (`ada.lovelace@contoso.com` → `ada`, `.lovelace@`, `contoso`, `.com`); rendered with `<wbr>`
+ * between the parts (components/Email.svelte) so an address never breaks mid-word.
+ */
+export function emailBreaks(email: string): string[] {
+  return email.split(/(?<=@)|(?=\.)/).filter((p) => p !== '');
 }

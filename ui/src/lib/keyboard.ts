@@ -70,19 +70,20 @@ export interface ShortcutHelp {
 
 /** The shortcut help overlay's content, in display order. */
 export const SHORTCUTS: ShortcutHelp[] = [
-  { keys: ['j', '↓'], what: 'Next request' },
-  { keys: ['k', '↑'], what: 'Previous request' },
-  { keys: ['g', 'G'], what: 'First / last request' },
-  { keys: ['Enter'], what: 'Open the request full width' },
-  { keys: ['a'], what: 'Approve (the selection, if any)' },
-  { keys: ['d'], what: 'Deny with a reason (the selection, if any)' },
-  { keys: ['x'], what: 'Select / unselect' },
-  { keys: ['c'], what: 'Compare 2–4 selected requests' },
-  { keys: ['h'], what: 'Show / hide the history' },
-  { keys: ['/'], what: 'Search' },
-  { keys: ['r'], what: 'Sync now' },
-  { keys: ['?'], what: 'This help' },
-  { keys: ['Esc'], what: 'Back / close' },
+  { keys: ['j', '↓'], what: 'help.next' },
+  { keys: ['k', '↑'], what: 'help.previous' },
+  { keys: ['g', 'G'], what: 'help.firstLast' },
+  { keys: ['Enter'], what: 'help.open' },
+  { keys: ['PgDn', 'PgUp'], what: 'help.scroll' },
+  { keys: ['a'], what: 'help.approve' },
+  { keys: ['d'], what: 'help.deny' },
+  { keys: ['x'], what: 'help.select' },
+  { keys: ['c'], what: 'help.compare' },
+  { keys: ['h'], what: 'help.history' },
+  { keys: ['/'], what: 'help.search' },
+  { keys: ['r'], what: 'help.sync' },
+  { keys: ['?'], what: 'help.help' },
+  { keys: ['Esc'], what: 'help.back' },
 ];
 
 /** True when the event's target is a text input, so single-letter shortcuts must not fire. */

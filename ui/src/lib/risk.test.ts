@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { differingAttributes, riskLabel, riskSeverity, rowMark, worstSeverity } from './risk';
+import { differingAttributes, sharedAttributes, riskLabel, riskSeverity, rowMark, worstSeverity } from './risk';
 
 const row = (submitted: unknown, willBeWritten: unknown, inDirectory: unknown = null) => ({ submitted, willBeWritten, inDirectory });
 
@@ -39,5 +39,14 @@ describe('side-by-side highlighting', () => {
       { city: 'Oslo', country: 'NO', jobTitle: 'CTO' },
     ]);
     expect([...d].sort()).toEqual(['country', 'jobTitle']);
+  });
+
+  it('finds the values at least two compared requests share (not what differs between people)', () => {
+    const s = sharedAttributes([
+      { mail: 'Ada@Contoso.com', sponsor: 'bo@x.se', city: 'Oslo', jobTitle: '' },
+      { mail: 'ada@contoso.com', sponsor: 'eve@x.se', city: 'Bergen', jobTitle: '' },
+      { mail: 'zed@contoso.com', sponsor: 'eve@x.se', city: null },
+    ]);
+    expect([...s].sort()).toEqual(['mail', 'sponsor']);
   });
 });

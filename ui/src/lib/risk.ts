@@ -85,3 +85,27 @@ export function differingAttributes(columns: Array<Record<string, unknown>>): Se
   }
   return out;
 }
+
+/**
+ * For compare mode: the attribute names for which at least two of the compared requests hold the
+ * same non-empty value, ignoring case (the same e-mail, the same sponsor, the same company): what ties the
+ * requests together, which is what comparing is for.
+ */
+export function sharedAttributes(columns: Array<Record<string, unknown>>): Set<string> {
+  const names = new Set<string>();
+  for (const c of columns) for (const k of Object.keys(c)) names.add(k);
+  const out = new Set<string>();
+  for (const n of names) {
+    const seen = new Set<string>();
+    for (const c of columns) {
+      const v = norm(c[n])?.toLowerCase() ?? null; // e-mail addresses differ only in case
+      if (v === null) continue;
+      if (seen.has(v)) {
+        out.add(n);
+        break;
+      }
+      seen.add(v);
+    }
+  }
+  return out;
+}
