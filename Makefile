@@ -1,6 +1,6 @@
 # Guestlist — the two commands a newcomer needs: `make demo` and `make test`.
 # Targets are thin: the work is in scripts/.
-.PHONY: demo test bench e2e bindings fmt lint setup
+.PHONY: demo test bench e2e bindings fmt lint setup package
 
 demo:
 	bash scripts/demo.sh
@@ -13,6 +13,10 @@ bench:
 
 e2e:
 	bash scripts/e2e.sh
+
+# The desktop app's .deb and .rpm (PROFILE=release for an optimised build).
+package:
+	bash scripts/package.sh
 
 bindings:
 	bash scripts/check-bindings.sh

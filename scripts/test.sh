@@ -7,6 +7,7 @@
 #   5. cargo test --workspace: unit, API, kill -9, OIDC conformance (devtenant and npm
 #      oidc-provider), reviewer flows against devtenant + guestlist-server, crash trials
 #   6. the window E2E under Xvfb (scripts/e2e.sh)
+#   7. the installers: `make package` (.deb, .rpm) and the .deb smoke test (scripts/deb-smoke.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -34,3 +35,6 @@ step "cargo test"
 cargo test --workspace --locked
 step "window E2E"
 bash scripts/e2e.sh
+step "installers: .deb and .rpm, the unpacked .deb starts and takes deep links"
+bash scripts/package.sh
+bash scripts/deb-smoke.sh

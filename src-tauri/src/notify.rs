@@ -129,11 +129,9 @@ pub fn register<R: Runtime>(app: &AppHandle<R>) -> tauri_plugin_notification::Re
             .map(|n| n.extra())
             .unwrap_or(&empty);
         let command = command_for(performed.action_id(), extra);
-        tracing::info!(
-            action = performed.action_id(),
-            ?command,
-            "notification action"
-        );
+        // The command carries the person's e-mail and name: debug only.
+        tracing::info!(action = performed.action_id(), "notification action");
+        tracing::debug!(?command, "notification action");
         // The plugin's signal thread must return quickly.
         tauri::async_runtime::spawn(run(handle.clone(), command));
     })

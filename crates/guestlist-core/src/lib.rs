@@ -14,10 +14,12 @@
 //! - [`plan`]: the provisioning plan — the exact Microsoft Graph calls that create the guest
 //!   account of an approved request (CONTRACTS.md §3).
 //! - [`provider`]: identity provider keys and the one label every surface shows.
+//! - [`deeplink`]: the desktop app's `guestlist://request/<id>` link.
 //!
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
 pub mod connector;
+pub mod deeplink;
 pub mod extension;
 pub mod model;
 pub mod plan;
