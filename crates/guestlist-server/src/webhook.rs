@@ -350,10 +350,14 @@ impl Sender {
                 ];
                 let mut actions = Vec::new();
                 if let Some(d) = deep_link {
-                    actions.push(json!({"type": "Action.OpenUrl", "title": "Open in the app", "url": d}));
+                    actions.push(
+                        json!({"type": "Action.OpenUrl", "title": "Open in the app", "url": d}),
+                    );
                 }
                 if let Some(l) = link {
-                    actions.push(json!({"type": "Action.OpenUrl", "title": "Open Guestlist", "url": l}));
+                    actions.push(
+                        json!({"type": "Action.OpenUrl", "title": "Open Guestlist", "url": l}),
+                    );
                 }
                 if !actions.is_empty() {
                     body.push(json!({"type": "ActionSet", "actions": actions}));
@@ -521,10 +525,7 @@ mod tests {
             text.starts_with("*New guest request: Ada Lovelace*"),
             "{text}"
         );
-        assert!(
-            text.contains("@fabrikam\u{2024}com, Google)"),
-            "{text}"
-        );
+        assert!(text.contains("@fabrikam\u{2024}com, Google)"), "{text}");
         assert!(
             text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"),
             "{text}"
