@@ -543,7 +543,7 @@ mod tests {
             "fabrikam\u{2024}com"
         );
         assert_eq!(
-            card["content"]["body"][3]["actions"][0]["url"],
+            card["content"]["body"][3]["actions"][1]["url"],
             "https://guestlist.contoso.com"
         );
         assert!(
