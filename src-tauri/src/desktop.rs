@@ -41,13 +41,18 @@ pub const AUTOSTART_ARG: &str = "--autostart";
 /// Error code of the start-at-login commands (the message says why).
 pub const AUTOSTART_ERROR: &str = "autostart.unavailable";
 
+/// Targets quieted to `warn` unless `GUESTLIST_LOG` names them: zbus (the D-Bus of the keyring,
+/// notifications and single instance) logs every handshake and call at `info` through its
+/// spans, which `tracing`'s `log` bridge reports under `tracing::span`.
+pub const QUIET_TARGETS: [&str; 2] = ["zbus", "tracing::span"];
+
 /// The default level and per-target levels of a `GUESTLIST_LOG` value: comma-separated
 /// `level` or `target=level` items (`off`, `error`, `warn`, `info`, `debug`, `trace`; a target
 /// is a module path prefix such as `guestlist_reviewer::sync`). Items that do not parse are
-/// skipped; no default level given: `info`.
+/// skipped; no default level given: `info`. [`QUIET_TARGETS`] not named get `warn`.
 pub fn log_levels(spec: &str) -> (LevelFilter, Vec<(String, LevelFilter)>) {
     let mut level = LevelFilter::Info;
-    let mut targets = Vec::new();
+    let mut targets: Vec<(String, LevelFilter)> = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item.split_once('=') {
             Some((target, l)) => {
@@ -60,6 +65,11 @@ pub fn log_levels(spec: &str) -> (LevelFilter, Vec<(String, LevelFilter)>) {
                     level = l;
                 }
             }
+        }
+    }
+    for quiet in QUIET_TARGETS {
+        if !targets.iter().any(|(t, _)| t == quiet) {
+            targets.push((quiet.to_owned(), LevelFilter::Warn));
         }
     }
     (level, targets)
@@ -153,15 +163,23 @@ mod tests {
 
     #[test]
     fn guestlist_log_sets_the_default_and_per_target_levels() {
-        assert_eq!(log_levels(""), (LevelFilter::Info, vec![]));
-        assert_eq!(log_levels("debug"), (LevelFilter::Debug, vec![]));
+        let quiet = |t: &str| (t.to_owned(), LevelFilter::Warn);
         assert_eq!(
-            log_levels("warn, guestlist_reviewer::sync=trace,tao=off,=debug,x=loud,nonsense"),
+            log_levels(""),
+            (
+                LevelFilter::Info,
+                vec![quiet("zbus"), quiet("tracing::span")]
+            )
+        );
+        assert_eq!(log_levels("debug").0, LevelFilter::Debug);
+        assert_eq!(
+            log_levels("warn, guestlist_reviewer::sync=trace,zbus=debug,=debug,x=loud,nonsense"),
             (
                 LevelFilter::Warn,
                 vec![
                     ("guestlist_reviewer::sync".into(), LevelFilter::Trace),
-                    ("tao".into(), LevelFilter::Off)
+                    ("zbus".into(), LevelFilter::Debug),
+                    quiet("tracing::span"),
                 ]
             )
         );
