@@ -4,8 +4,9 @@
 #   - the package holds the binary, the icons and a .desktop entry that registers the
 #     guestlist:// scheme (MimeType=x-scheme-handler/guestlist), and its control file lists
 #     the runtime libraries; the .rpm starts with the RPM lead;
-#   - under Xvfb and a private D-Bus session, starts the *unpacked* binary and waits for its
-#     "Guestlist" top-level window (xwininfo);
+#   - under Xvfb and a private D-Bus session, starts the *unpacked* binary (with a deep link as
+#     its argument, as the desktop does for a click on one) and waits for its "Guestlist"
+#     top-level window (xwininfo); the log file says it kept that link for the UI;
 #   - launches it a second time with guestlist://request/<id>: the second process hands the
 #     link to the first (single instance) and exits, and the first one's log file (rotated
 #     log in <data dir>/logs) says it opened a request; a hostile link is ignored.
@@ -44,7 +45,8 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
   fail() { echo "deb-smoke: FAILED: $*" >&2; exit 1; }
   # The app keeps its cache key in the Secret Service: an unlocked keyring, as on a desktop.
   printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-  "$BIN" >"$DATA/stderr.log" 2>&1 &
+  # Started by a link (the app was not running): it keeps the request for the UI.
+  "$BIN" guestlist://request/0192f0c4-7b1a-7c3e-9f00-0000000000aa >"$DATA/stderr.log" 2>&1 &
   app=$!
   trap "kill $app 2>/dev/null; wait $app 2>/dev/null" EXIT
   start=$(date +%s%N)
@@ -65,6 +67,7 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
   done
   grep -q "deep link: opening a request" "$LOGF" || { cat "$LOGF" >&2; fail "the running app did not open the deep link (log: $LOGF)"; }
   grep -q "ignored a link that is not guestlist://request/<id>" "$LOGF" || fail "the hostile link was not reported as ignored"
+  grep -q "started by a deep link to a request" "$LOGF" || fail "the link the app was started with was not kept"
   [ "$(grep -c "deep link: opening a request" "$LOGF")" = 1 ] || fail "a hostile link opened something"
   kill -0 "$app" 2>/dev/null || fail "the first instance died"
   [ "$(xwininfo -root -tree | grep -c "\"Guestlist\"")" -ge 1 ] || fail "the window is gone"
