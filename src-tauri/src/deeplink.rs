@@ -123,6 +123,21 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_and_installers_are_configured() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../tauri.conf.json")).unwrap();
+        assert_eq!(
+            conf["plugins"]["deep-link"]["desktop"]["schemes"],
+            serde_json::json!([guestlist_core::deeplink::SCHEME]),
+            "the scheme the bundler registers is the one the links use"
+        );
+        assert_eq!(
+            conf["bundle"]["targets"],
+            serde_json::json!(["deb", "rpm", "appimage", "msi", "nsis", "dmg"])
+        );
+    }
+
+    #[test]
     fn the_pending_link_is_taken_once() {
         let p = Pending::default();
         assert_eq!(p.take(), None);
