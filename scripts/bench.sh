@@ -18,10 +18,14 @@
 #      tauri-driver): cold start to a painted queue of 10,000 cached requests, a search keystroke,
 #      opening the side-by-side view, and the PSS of the app's process tree against a minimal
 #      Tauri 2 app (bench/minimal-app) built the same way, in the same run.
+#   6. hostile traffic (bench-hostile): check-status p99 and throughput calm vs with 1,000 idle
+#      event streams and 500 slow-header clients open, the server's RSS with the streams open,
+#      and the JWKS fetches 1,000 random-`kid` approver calls cause (a counting JWKS server).
 #
 # Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
 # BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
-# BENCH_ONLY=app (only section 5) or BENCH_ONLY=server (only sections 1–2); the other figures are
+# BENCH_ONLY=app (only section 5), BENCH_ONLY=server (only sections 1–2) or BENCH_ONLY=hostile
+# (only section 6; its knobs BENCH_HOSTILE_* are in crates/guestlist-bench/src/bin/hostile.rs); the other figures are
 # carried over from bench/raw.txt, for working on one part — `make bench` runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,14 +40,14 @@ CONNS=${BENCH_CONNECTIONS:-64}
 SCALE_CONNS=${BENCH_SCALE_CONNECTIONS:-8}
 THREADS=2
 ONLY=${BENCH_ONLY:-all}
-case "$ONLY" in all|app|server) ;; *) echo "bench: BENCH_ONLY must be app or server (or unset)" >&2; exit 2 ;; esac
+case "$ONLY" in all|app|server|hostile) ;; *) echo "bench: BENCH_ONLY must be app, server or hostile (or unset)" >&2; exit 2 ;; esac
 
 say() { printf '== %s\n' "$*"; }
 
 # -- tools (idempotent) -------------------------------------------------------------------------
 # apt packages for building and running the desktop app under Xvfb, tauri-driver, ui/node_modules.
 bash scripts/setup.sh e2e
-if [ "$ONLY" != app ] && ! command -v wrk >/dev/null 2>&1; then
+if { [ "$ONLY" = all ] || [ "$ONLY" = server ]; } && ! command -v wrk >/dev/null 2>&1; then
   say "installing wrk (apt)"
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -54,6 +58,11 @@ command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 1; }
 # -- builds -------------------------------------------------------------------------------------
 # One release build of everything the bench runs: the desktop app with its UI embedded and the
 # minimal Tauri app share the same profile and tauri features, and shared crates build once.
+if [ "$ONLY" = hostile ] && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  say "cargo build --release (server, bench tools)"
+  cargo build --release --locked -p guestlist-server -p guestlist-bench
+  BENCH_SKIP_BUILD=1
+fi
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   say "building the UI (npm run build)"
   (cd ui && npm run build --silent)
@@ -124,7 +133,7 @@ run_wrk() { # scenario run url script conns secs [env…]
   printf '   %-22s run %s: %s\n' "$scenario" "$run" "$line"
 }
 
-if [ "$ONLY" != app ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = server ]; then
 # -- databases ----------------------------------------------------------------------------------
 say "populating databases (bulk SQL)"
 "$BIN/bench-populate" "$WORK/rows10.db" 10
@@ -181,6 +190,9 @@ say "claims parse: $RUNS runs"
 # -- 4. bulk approval ----------------------------------------------------------------------------
 say "bulk approval: $RUNS runs (100 at once, 100 one by one, 100 at once throttled)"
 "$BIN/bench-bulk" "$RUNS" | tee -a "$RAW"
+elif [ "$ONLY" = hostile ]; then
+  say "BENCH_ONLY=hostile: the other figures are carried over from bench/raw.txt"
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^hostile_' "$ROOT/bench/raw.txt" >>"$RAW" || true
 elif [ "$ONLY" = app ]; then
   say "BENCH_ONLY=app: the other figures are carried over from bench/raw.txt"
   [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(app_|tauri_min_)' "$ROOT/bench/raw.txt" >>"$RAW" || true
@@ -190,11 +202,21 @@ else
 fi
 
 # -- 5. the app in its window -------------------------------------------------------------------
-if [ "$ONLY" != server ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = app ]; then
 say "the app in its window: sign-in, then $RUNS cold starts of the app and of a minimal Tauri app"
 app_started=$(date +%s)
 BENCH_RUNS=$RUNS bash scripts/bench-app.sh "$BIN" "$RAW" "$WORK"
 echo "   app section: $(( $(date +%s) - app_started )) s"
+fi
+
+# -- 6. hostile traffic ---------------------------------------------------------------------------
+if [ "$ONLY" = all ] || [ "$ONLY" = hostile ]; then
+say "hostile traffic: $RUNS runs (calm vs 1,000 idle event streams + 500 slow-header clients; JWKS storm)"
+hostile_started=$(date +%s)
+# The bench itself holds ~1,600 sockets; the server it starts gets a soft limit of 1,024 again.
+( ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  "$BIN/bench-hostile" "$BIN/guestlist-server" "$WORK/hostile" "$RUNS" ) | tee -a "$RAW"
+echo "   hostile section: $(( $(date +%s) - hostile_started )) s"
 fi
 
 # -- report -------------------------------------------------------------------------------------
@@ -207,8 +229,12 @@ export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export BENCH_COMMIT=$commit
 app_method="the app (section 5): release builds of the desktop app (UI embedded) and of bench/minimal-app, WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?') under Xvfb 1280×800×24 through tauri-driver, ${BENCH_APP_ROWS:-10000} cached requests, $RUNS runs, each one app launch then one minimal-app launch"
 export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
+export BENCH_METHOD="$BENCH_METHOD; hostile traffic (section 6, bench-hostile): release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, an in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, a fresh server per run"
 if [ "$ONLY" = server ]; then
   export BENCH_METHOD="BENCH_ONLY=server: only the connector and store figures (sections 1–2) are from this run, the others are carried over from an earlier full run; $BENCH_METHOD"
+fi
+if [ "$ONLY" = hostile ]; then
+  export BENCH_METHOD="BENCH_ONLY=hostile: only the hostile-traffic figures (bench-hostile: release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, $RUNS runs) are from this run, the others are carried over from an earlier full run; load average (1/5/15 min) at the start: $load_at_start"
 fi
 if [ "$ONLY" = app ]; then
   export BENCH_METHOD="BENCH_ONLY=app: only the app figures are from this run, the others are carried over from an earlier full run (see its RESULTS.md for their method); $app_method; load average (1/5/15 min) at the start: $load_at_start"

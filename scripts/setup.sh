@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup: installs only what is missing (apt packages, npm packages, tauri-driver).
-# Usage: scripts/setup.sh [server|desktop|e2e|all]   (default: all)
+# Usage: scripts/setup.sh [server|desktop|e2e|schemathesis|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -13,6 +13,24 @@ desktop_pkgs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev 
   libsoup-3.0-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libdbus-1-dev)
 e2e_pkgs=(xvfb xauth webkit2gtk-driver dbus dbus-x11 dbus-user-session gnome-keyring
   libsecret-tools dunst libnotify-bin nodejs npm)
+
+# schemathesis (PyPI), pinned, in its own venv outside the repo (scripts/schemathesis.sh runs it
+# in `make test`). Idempotent: nothing happens when the pinned version is already there.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/guestlist/schemathesis-$SCHEMATHESIS_VERSION}
+install_schemathesis() {
+  if [ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then return 0; fi
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION (PyPI) in $SCHEMATHESIS_VENV"
+  if ! python3 -m venv "$SCHEMATHESIS_VENV" 2>/dev/null; then
+    rm -rf "$SCHEMATHESIS_VENV"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$SCHEMATHESIS_VENV"
+  fi
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+    || { rm -rf "$SCHEMATHESIS_VENV"; echo "setup: schemathesis install failed" >&2; exit 1; }
+}
+if [ "$what" = schemathesis ]; then install_schemathesis; exit 0; fi
 
 want=()
 case "$what" in
@@ -57,3 +75,5 @@ if [ "$what" != server ] && [ -f tests/oidc-provider/package.json ]; then
     (cd tests/oidc-provider && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
   fi
 fi
+
+if [ "$what" = all ]; then install_schemathesis; fi

@@ -36,7 +36,9 @@ pub async fn run<R: Runtime>(
     {
         let opener = app.state::<AppState>().opener();
         if let Err(e) = reviewer.sign_in(opener).await {
-            tracing::warn!(code = %e.code, message = %e.message, "automatic sign-in failed");
+            // The message can name the account (AADSTS errors quote the UPN): DEBUG only.
+            tracing::warn!(code = %e.code, "automatic sign-in failed");
+            tracing::debug!(code = %e.code, message = %e.message, "automatic sign-in failed");
         }
     }
     loop {
@@ -49,7 +51,9 @@ pub async fn run<R: Runtime>(
                     announce(&app, &reviewer, report.added).await;
                 }
                 Err(e) => {
-                    tracing::info!(code = %e.code, message = %e.message, "background sync failed")
+                    // The message can quote a request's data: DEBUG only.
+                    tracing::info!(code = %e.code, "background sync failed");
+                    tracing::debug!(code = %e.code, message = %e.message, "background sync failed");
                 }
             }
         }

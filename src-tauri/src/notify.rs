@@ -54,8 +54,9 @@ pub const EXTRA_NAME: &str = "name";
 /// that row (or Esc).
 pub const OPEN_REQUEST: &str = "open-request";
 
-/// What a notification action asks the shell to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a notification action asks the shell to do. Its `Debug` form leaves out the
+/// requester's e-mail and name (it is logged).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Command {
     /// Show the window with the request open (its side-by-side view).
     Open {
@@ -75,6 +76,28 @@ pub enum Command {
     ShowQueue,
     /// Nothing (an action this app did not offer).
     Ignore,
+}
+
+impl std::fmt::Debug for Command {
+    /// The variant and the request id; never the requester's e-mail or name (personal data
+    /// stays out of the app's log, issue 10 §8).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Open { id } => f.debug_struct("Open").field("id", id).finish(),
+            Command::Approve { id, .. } => f
+                .debug_struct("Approve")
+                .field("id", id)
+                .finish_non_exhaustive(),
+            Command::ShowQueue => f.write_str("ShowQueue"),
+            Command::Ignore => f.write_str("Ignore"),
+        }
+    }
+}
+
+/// Logs a notification action at INFO: the action and the command (no personal data: see
+/// [`Command`]'s `Debug`).
+fn log_action(action: &str, command: &Command) {
+    tracing::info!(action, ?command, "notification action");
 }
 
 /// The command for `action` performed on a notification whose `extra` payload is `extra`.
@@ -129,9 +152,7 @@ pub fn register<R: Runtime>(app: &AppHandle<R>) -> tauri_plugin_notification::Re
             .map(|n| n.extra())
             .unwrap_or(&empty);
         let command = command_for(performed.action_id(), extra);
-        // The command carries the person's e-mail and name: debug only.
-        tracing::info!(action = performed.action_id(), "notification action");
-        tracing::debug!(?command, "notification action");
+        log_action(performed.action_id(), &command);
         // The plugin's signal thread must return quickly.
         tauri::async_runtime::spawn(run(handle.clone(), command));
     })
@@ -322,6 +343,49 @@ mod tests {
             command_for(APPROVE, &no_mail),
             Command::Open { id: "r1".into() }
         );
+    }
+
+    /// Approving from a notification logs the action and the request id at INFO, never the
+    /// requester's e-mail or name.
+    #[test]
+    fn notification_actions_are_logged_without_personal_data() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let command = command_for(
+            APPROVE,
+            &extra(&[
+                (EXTRA_REQUEST_ID, "r-42"),
+                (EXTRA_EMAIL, "zoe@fabrikam.example"),
+                (EXTRA_NAME, "Zoë Müller"),
+            ]),
+        );
+        assert!(matches!(command, Command::Approve { .. }));
+        tracing::subscriber::with_default(subscriber, || log_action(APPROVE, &command));
+        let log = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+        assert!(
+            log.contains("notification action") && log.contains("r-42"),
+            "{log}"
+        );
+        for pii in ["zoe@fabrikam.example", "Zoë", "Müller"] {
+            assert!(!log.contains(pii), "{pii} in the INFO log: {log}");
+            assert!(!format!("{command:?}").contains(pii));
+        }
     }
 
     #[test]

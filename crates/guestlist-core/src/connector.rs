@@ -29,6 +29,7 @@ pub const CONNECTOR_VERSION: &str = "1.0.0";
 /// (`mail`) users; absent for Entra ID and Microsoft account users (CONTRACTS.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectIdentity {
     /// `federated` for social and OTP identities, `emailAddress`/`userName` for local accounts.
@@ -149,7 +150,11 @@ impl Claims {
     /// Errors: [`ClaimsError`] for bodies that are not JSON objects, lack `email`, or carry a
     /// typed claim of the wrong JSON type. A `null` claim is treated as absent.
     pub fn from_slice(body: &[u8]) -> Result<Self, ClaimsError> {
-        serde_json::from_slice::<Parsed>(body)
+        // The whole body must be UTF-8 (RFC 8259 §8.1): serde_json does not check the strings
+        // it skips (the contents of a wrongly typed claim), so check first.
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ClaimsError::Malformed(format!("the body is not UTF-8: {e}")))?;
+        serde_json::from_str::<Parsed>(text)
             .map_err(|e| ClaimsError::Malformed(e.to_string()))?
             .0
     }
@@ -224,9 +229,14 @@ impl Claims {
         self.identities.first().filter(|i| !i.issuer.is_empty())
     }
 
-    /// The e-mail's domain, lower-cased (`fabrikam.com` for `John@Fabrikam.com`).
+    /// The e-mail's canonical domain ([`crate::email::canonical_domain`]: NFKC, then IDNA UTS #46
+    /// to lower-case ASCII), e.g. `fabrikam.com` for `John@Ｆａｂｒｉｋａｍ.com` and
+    /// `xn--bcher-kva.example` for `a@Bücher.example`. An address with no canonical form
+    /// (invisible characters, an invalid domain) falls back to [`email_domain`].
     pub fn email_domain(&self) -> String {
-        email_domain(&self.email)
+        crate::email::canonical(&self.email)
+            .map(|c| crate::email::domain_of(&c).to_owned())
+            .unwrap_or_else(|_| email_domain(&self.email))
     }
 
     /// The identity provider as a short name: the first identity's issuer (`facebook.com`,
@@ -251,7 +261,14 @@ pub fn email_domain(email: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `local@domain` with no white space or control character, as sent or after NFKC (so a
+/// fullwidth `＠` counts). Invisible characters pass here: the connector refuses them with a
+/// block page ([`crate::email`]).
 fn is_plausible_email(email: &str) -> bool {
+    is_plausible_as_sent(email) || is_plausible_as_sent(&crate::email::nfkc(email))
+}
+
+fn is_plausible_as_sent(email: &str) -> bool {
     match email.rsplit_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -268,6 +285,8 @@ fn is_plausible_email(email: &str) -> bool {
 #[derive(Default)]
 struct Builder {
     claims: Claims,
+    /// Whether `surname` itself was sent (it wins over `lastName`, in any order).
+    has_surname: bool,
 }
 
 impl Builder {
@@ -291,8 +310,12 @@ impl Builder {
             "step" => &mut self.claims.step,
             _ => &mut self.claims.client_id,
         };
-        // `surname` wins over `lastName` when both are sent.
-        if name != "lastName" || slot.is_none() {
+        // `surname` wins over `lastName` when both are sent; among repeats of one claim the
+        // last wins (as in a JSON tree of the body).
+        if name == "surname" {
+            self.has_surname = true;
+        }
+        if name != "lastName" || !self.has_surname {
             *slot = Some(s);
         }
     }
@@ -695,6 +718,9 @@ mod tests {
             r#"{"email":"a@b.example","surname":"S","lastName":"L"}"#,
             r#"{"lastName":"L","email":"a@b.example","surname":"S"}"#,
             r#"{"email":"a@b.example","lastName":"L"}"#,
+            // Found by `make fuzz` (connector_claims): a repeated `lastName`, last one wins.
+            r#"{"email":"a@b.example","lastName":"S}ith","ui_lo%cales":"x","lastName":"Smith"}"#,
+            r#"{"email":"a@b.example","lastName":"A","surname":"S","lastName":"B"}"#,
             r#"{"email":"a@b.example","city":null,"displayName":"D","displayName":"E"}"#,
             r#"{"em\u0061il":"  A@B.example ","display\u004eame":"Zo\u00eb \"Z\""}"#,
             r#"{"email":"a@b.example","identities":[{"signInType":"federated","issuer":"google.com","issuerAssignedId":"1"}],"extension_0123_Sponsor":{"x":[1,{"y":null}]},"companyName":"F","objectId":7}"#,
@@ -722,6 +748,10 @@ mod tests {
         ] {
             bodies.push(b.as_bytes().to_vec());
         }
+        // Found by `make fuzz` (connector_claims): invalid UTF-8 inside a wrongly typed claim,
+        // which the one-pass parse skips, is still a malformed body.
+        bodies.push(b"{\"email\":\"a@b.example\",\"ui_locales\":[{\"x\xff\xfc\":1}]}".to_vec());
+        bodies.push(b"{\"email\":\"a@b.example\",\"city\":{\"\xc3\":\"\xff\"}}".to_vec());
         for body in &bodies {
             let text = String::from_utf8_lossy(body);
             let one_pass = Claims::from_slice(body);

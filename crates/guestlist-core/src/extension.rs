@@ -24,6 +24,7 @@ pub const AUTHENTICATION_EVENTS_APP_ID: &str = "99045fe1-7639-4a75-9d4a-577b6ca3
 
 /// The event envelope Entra POSTs to a custom authentication extension.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionRequest {
     /// e.g. `microsoft.graph.authenticationEvent.attributeCollectionSubmit`.
@@ -38,6 +39,7 @@ pub struct ExtensionRequest {
 
 /// `data` of an [`ExtensionRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionData {
     /// `microsoft.graph.onAttributeCollectionStartCalloutData` or `…SubmitCalloutData`.
@@ -62,6 +64,7 @@ pub struct ExtensionData {
 
 /// `userSignUpInfo`: attributes and identities.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserSignUpInfo {
     /// Attribute name → typed value.
@@ -75,6 +78,7 @@ pub struct UserSignUpInfo {
 /// One attribute value: `{"@odata.type":"microsoft.graph.stringDirectoryAttributeValue",
 /// "value":"…","attributeType":"builtIn"|"directorySchemaExtension"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeValue {
     /// The value's type.

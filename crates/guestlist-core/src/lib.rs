@@ -5,6 +5,8 @@
 //! - [`connector`]: the self-service sign-up (SSSU) API connector contract — the claims Entra's
 //!   user flow sends and the `Continue` / `ShowBlockPage` / `ValidationError` answers
 //!   (`shared/spec/CONTRACTS.md` §1).
+//! - [`email`]: the canonical e-mail address (NFKC, full case folding, IDNA domain; invisible
+//!   characters refused): what counts as the same address.
 //! - [`extension`]: the Entra External ID custom authentication extension contract for
 //!   `OnAttributeCollectionStart` / `OnAttributeCollectionSubmit` (CONTRACTS.md §2).
 //! - [`model`]: the approval request, its identity key and its state machine, plus the approver
@@ -16,12 +18,18 @@
 //! - [`provider`]: identity provider keys and the one label every surface shows.
 //! - [`deeplink`]: the desktop app's `guestlist://request/<id>` link.
 //!
+//! - [`openapi`] (feature `openapi`): OpenAPI schemas of the bodies whose serde form is
+//!   hand-written (connector claims and answers, extension answers, conflict bodies).
+//!
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
 pub mod connector;
 pub mod deeplink;
+pub mod email;
 pub mod extension;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod plan;
 pub mod policy;
 pub mod provider;

@@ -19,16 +19,18 @@ use uuid::Uuid;
 
 use crate::connector::{Claims, ENTRA_PROVIDER};
 
-/// What identifies one person's sign-up: the lower-cased e-mail plus the first identity's issuer
-/// and issuerAssignedId (both empty for Entra ID / Microsoft account users).
+/// What identifies one person's sign-up: the canonical e-mail ([`crate::email::canonical`]:
+/// NFKC, full case folding, IDNA domain) plus the first identity's issuer and issuerAssignedId
+/// (both empty for Entra ID / Microsoft account users).
 ///
 /// Entra retries a connector call once after 20 s, so the same sign-up can arrive twice; the
 /// store keys requests on this triple so a retry never makes a second request (CONTRACTS.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityKey {
-    /// The e-mail, trimmed and lower-cased.
+    /// The canonical e-mail ([`crate::email::canonical`]).
     pub email: String,
     /// The identity provider (`facebook.com`, …), lower-cased; empty without `identities`.
     pub issuer: String,
@@ -37,14 +39,31 @@ pub struct IdentityKey {
 }
 
 impl IdentityKey {
-    /// The key of a connector call's claims.
+    /// The key of a connector call's claims, or why its e-mail has no canonical form.
+    ///
+    /// Errors: [`crate::email::EmailError`] (invisible characters, not `local@domain`, an
+    /// invalid domain): the connector refuses such a sign-up.
+    pub fn try_of(claims: &Claims) -> Result<Self, crate::email::EmailError> {
+        let email = crate::email::canonical(&claims.email)?;
+        Ok(Self::with_email(claims, email))
+    }
+
+    /// The key of a connector call's claims ([`IdentityKey::try_of`]); an e-mail with no
+    /// canonical form (which the connector refuses before storing anything) is keyed on its
+    /// trimmed, lower-cased text.
     pub fn of(claims: &Claims) -> Self {
+        let email = crate::email::canonical(&claims.email)
+            .unwrap_or_else(|_| claims.email.trim().to_lowercase());
+        Self::with_email(claims, email)
+    }
+
+    fn with_email(claims: &Claims, email: String) -> Self {
         let (issuer, issuer_assigned_id) = claims
             .primary_identity()
             .map(|i| (i.issuer.to_ascii_lowercase(), i.issuer_assigned_id.clone()))
             .unwrap_or_default();
         IdentityKey {
-            email: claims.email.trim().to_lowercase(),
+            email,
             issuer,
             issuer_assigned_id,
         }
@@ -54,6 +73,7 @@ impl IdentityKey {
 /// How an approved request's account came to exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum ProvisionedBy {
     /// `POST /users` of a federated guest (Google, Facebook, e-mail OTP).
@@ -70,6 +90,7 @@ pub enum ProvisionedBy {
 /// `{"status":"approved","directoryObjectId":"…","how":"userCreated"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(
     tag = "status",
     rename_all = "camelCase",
@@ -81,6 +102,8 @@ pub enum RequestState {
     /// Approved; the guest account exists (or the user flow creates it).
     Approved {
         /// The Graph `id` of the created or reused user; `None` when the user flow creates it.
+        // Explicit for utoipa, which does not read `rename_all_fields`.
+        #[serde(rename = "directoryObjectId")]
         directory_object_id: Option<String>,
         /// How the account was provisioned.
         how: ProvisionedBy,
@@ -109,6 +132,7 @@ impl RequestState {
 /// A request's status, for filters and storage (`pending`, `approved`, `denied`, `expired`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Status {
     /// Waiting for an approver.
@@ -147,6 +171,7 @@ impl Status {
 /// Who acted on a request: an approver (from their access token), the policy, or the user flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Actor {
     /// `user`, `policy` or `userFlow`.
@@ -190,6 +215,7 @@ impl Actor {
 /// One approval request as the approver API returns it (`GET /api/requests/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequest {
     /// Server-assigned id (UUID v7: time-ordered).
@@ -217,6 +243,7 @@ pub struct ApprovalRequest {
     pub attempts: u32,
     /// The claims exactly as the last "request approval" call sent them.
     #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub claims: Map<String, Value>,
 }
 
@@ -284,6 +311,7 @@ pub enum TransitionError {
 /// then reports the approval with the created object's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(
     tag = "decision",
     rename_all = "camelCase",
@@ -293,6 +321,8 @@ pub enum Decision {
     /// The account exists: record the approval.
     Approve {
         /// The Graph `id` of the created (or reused) user.
+        // Explicit for utoipa, which does not read `rename_all_fields`.
+        #[serde(rename = "directoryObjectId")]
         directory_object_id: String,
         /// How it was provisioned.
         how: ProvisionedBy,
@@ -307,6 +337,7 @@ pub enum Decision {
 /// One entry of a request's audit trail (`GET /api/requests/{id}/history`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// When (RFC 3339).
@@ -330,6 +361,7 @@ pub struct HistoryEntry {
 /// cursor for the next page (absent on the last page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RequestPage {
     /// The requests of this page.
@@ -349,6 +381,7 @@ pub struct RequestPage {
 /// `event:` is [`Event::kind`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Monotonic sequence number; resume with `Last-Event-ID: <seq>`.
@@ -365,6 +398,7 @@ pub struct Event {
 /// `{"error":{"code":"…","message":"…"}}`, with a stable `code` such as `request.not_found`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// The error.
     pub error: ApiErrorBody,
@@ -373,6 +407,7 @@ pub struct ApiError {
 /// See [`ApiError`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     /// Stable, greppable code.
     pub code: String,

@@ -13,7 +13,15 @@
 //!
 //! Guestlist adds two codes the seed leaves open: `<PREFIX>-APPROVAL-APPROVED` (an approved user
 //! signs up again instead of signing in or redeeming the invitation: a second account must not be
-//! made) and `<PREFIX>-APPROVAL-EXPIRED` (nobody decided in time; configurable).
+//! made) and `<PREFIX>-APPROVAL-EXPIRED` (nobody decided in time; configurable). And
+//! `<PREFIX>-APPROVAL-EMAIL-REFUSED` at both steps: the e-mail has no canonical form
+//! ([`crate::email`]: invisible or text-direction characters, an invalid domain), so nothing is
+//! looked up or stored for it.
+//!
+//! Auto-approve needs a federated identity provider: its rules never match a user who arrives
+//! without `identities` (Entra ID and Microsoft account users, whose `mail` attribute the admin
+//! of any tenant can set) nor one whose issuer is an Entra ID authority; see
+//! [`is_entra_provider`] and [`Policy::warnings`].
 
 use std::collections::BTreeMap;
 
@@ -41,17 +49,21 @@ pub enum MessageKind {
     Approved,
     /// Nobody decided in time (`-APPROVAL-EXPIRED`).
     Expired,
+    /// The e-mail address has no canonical form: invisible or text-direction characters, or an
+    /// invalid domain (`-APPROVAL-EMAIL-REFUSED`; [`crate::email`]).
+    EmailRefused,
 }
 
 impl MessageKind {
     /// All kinds, in a fixed order.
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Requested,
         MessageKind::Pending,
         MessageKind::Denied,
         MessageKind::AutoDenied,
         MessageKind::Approved,
         MessageKind::Expired,
+        MessageKind::EmailRefused,
     ];
 
     /// The code suffix, e.g. `APPROVAL-PENDING`.
@@ -63,6 +75,7 @@ impl MessageKind {
             MessageKind::AutoDenied => "APPROVAL-AUTO-DENIED",
             MessageKind::Approved => "APPROVAL-APPROVED",
             MessageKind::Expired => "APPROVAL-EXPIRED",
+            MessageKind::EmailRefused => "APPROVAL-EMAIL-REFUSED",
         }
     }
 
@@ -85,6 +98,15 @@ impl MessageKind {
             }
             ("en", Expired) => {
                 "Your access request has expired because it was not reviewed in time. Please sign up again."
+            }
+            ("en", EmailRefused) => {
+                "Your e-mail address cannot be accepted: it contains invisible or text-direction characters, or its domain is not valid. Please sign up with a plain e-mail address or contact an administrator."
+            }
+            ("fr", EmailRefused) => {
+                "Votre adresse e-mail ne peut pas être acceptée : elle contient des caractères invisibles ou de direction du texte, ou son domaine n’est pas valide. Inscrivez-vous avec une adresse simple ou contactez un administrateur."
+            }
+            ("sv", EmailRefused) => {
+                "Din e-postadress kan inte godtas: den innehåller osynliga tecken eller textriktningstecken, eller så är domänen ogiltig. Registrera dig med en vanlig e-postadress eller kontakta en administratör."
             }
             ("fr", Requested) => {
                 "Votre compte est maintenant en attente d’approbation. Vous serez averti lorsque votre demande aura été approuvée."
@@ -152,7 +174,10 @@ pub struct Rule {
     /// A name for the audit trail.
     #[serde(default)]
     pub name: String,
-    /// E-mail domains, case-insensitive; `*.example.com` matches subdomains only.
+    /// E-mail domains, compared in canonical form (NFKC, then IDNA UTS #46 to ASCII:
+    /// [`crate::email::canonical_domain`]), so `Bücher.example` and `xn--bcher-kva.example` are
+    /// one, and a fullwidth domain in a sign-up matches its plain form; `*.example.com` matches
+    /// subdomains only.
     #[serde(default)]
     pub email_domains: Vec<String>,
     /// Identity providers (issuer or `entra`), case-insensitive.
@@ -182,12 +207,52 @@ impl Rule {
     }
 }
 
+/// Whether a rule's domain pattern matches a sign-up's canonical domain. Both sides are in
+/// canonical ASCII form; a pattern with no canonical form matches nothing.
 fn domain_matches(pattern: &str, domain: &str) -> bool {
-    let pattern = pattern.trim().to_ascii_lowercase();
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => domain.len() > suffix.len() && domain.ends_with(&format!(".{suffix}")),
-        None => pattern == domain,
+    let pattern = pattern.trim();
+    let (wildcard, name) = match pattern.strip_prefix("*.") {
+        Some(suffix) => (true, suffix),
+        None => (false, pattern),
+    };
+    let Ok(name) = crate::email::canonical_domain(name) else {
+        return false;
+    };
+    if wildcard {
+        domain.len() > name.len()
+            && domain.ends_with(&name)
+            && domain[..domain.len() - name.len()].ends_with('.')
+    } else {
+        name == domain
     }
+}
+
+/// Whether an identity provider (as [`Claims::identity_provider`] names it) is Entra ID: `entra`
+/// (no `identities` claim: Entra ID and Microsoft account users) or an issuer on an Entra ID /
+/// Microsoft account authority (`login.microsoftonline.com`, `sts.windows.net`,
+/// `login.microsoft.com`, `login.live.com` and the national clouds' `login.microsoftonline.us`,
+/// `login.partner.microsoftonline.cn`). Such a user's `mail` is set by the admin of whatever
+/// tenant they come from, so it proves nothing: auto-approve never matches them.
+pub fn is_entra_provider(provider: &str) -> bool {
+    let p = provider.trim().to_ascii_lowercase();
+    if p == crate::connector::ENTRA_PROVIDER {
+        return true;
+    }
+    let host = p
+        .strip_prefix("https://")
+        .or_else(|| p.strip_prefix("http://"))
+        .unwrap_or(&p);
+    let host = host.split(['/', ':']).next().unwrap_or_default();
+    [
+        "login.microsoftonline.com",
+        "sts.windows.net",
+        "login.microsoft.com",
+        "login.live.com",
+        "login.microsoftonline.us",
+        "login.partner.microsoftonline.cn",
+    ]
+    .iter()
+    .any(|a| host == *a || host.ends_with(&format!(".{a}")))
 }
 
 /// What to do when a user whose request expired signs up again.
@@ -257,6 +322,10 @@ impl Policy {
             .find(|(_, r)| r.matches(claims))
         {
             return RuleOutcome::AutoDeny(rule_name(r, "auto_deny", i));
+        }
+        // Auto-approve needs a federated identity provider (module docs).
+        if is_entra_provider(&claims.identity_provider()) {
+            return RuleOutcome::Manual;
         }
         if let Some((i, r)) = self
             .auto_approve
@@ -328,6 +397,44 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Start-up warnings about the rules (the server logs each at WARN): every auto-approve rule
+    /// that could match an Entra ID user (no `identity_providers` list, or one naming `entra`
+    /// or an Entra ID authority). Guestlist never auto-approves those users (their `mail` can be
+    /// set by any tenant's admin); such a rule sends them to manual approval instead. Also every
+    /// domain that has no canonical form (it can never match).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, r) in self.auto_approve.iter().enumerate() {
+            let name = rule_name(r, "auto_approve", i);
+            if r.identity_providers.is_empty()
+                || r.identity_providers.iter().any(|p| is_entra_provider(p))
+            {
+                out.push(format!(
+                    "policy.auto_approve rule {name:?} could match Entra ID and Microsoft account users, whose e-mail any tenant admin can set: Guestlist never auto-approves them (they wait for an approver); list federated identity_providers (google.com, facebook.com, mail) to make this explicit"
+                ));
+            }
+        }
+        for (list, rules) in [
+            ("auto_approve", &self.auto_approve),
+            ("auto_deny", &self.auto_deny),
+        ] {
+            for (i, r) in rules.iter().enumerate() {
+                for d in &r.email_domains {
+                    let name = d.trim().strip_prefix("*.").unwrap_or(d.trim());
+                    if crate::email::canonical_domain(name).is_err() {
+                        out.push(format!(
+                            "policy.{list} rule {:?}: the domain {d:?} is not a valid domain name and never matches",
+                            rule_name(r, list, i)
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 fn rule_name(rule: &Rule, list: &str, index: usize) -> String {
     if rule.name.is_empty() {
         format!("{list}[{index}]")
@@ -369,11 +476,15 @@ mod tests {
             RuleOutcome::AutoApprove("partners".into())
         );
         assert_eq!(
-            p.evaluate(&claims("a@eu.contoso.com", None)),
+            p.evaluate(&claims("a@eu.contoso.com", Some("mail"))),
             RuleOutcome::AutoApprove("partners".into())
         );
         assert_eq!(
-            p.evaluate(&claims("a@contoso.com", None)),
+            p.evaluate(&claims("a@contoso.com", Some("mail"))),
+            RuleOutcome::Manual
+        );
+        assert_eq!(
+            p.evaluate(&claims("a@xcontoso.com", Some("mail"))),
             RuleOutcome::Manual
         );
         assert_eq!(
@@ -388,6 +499,94 @@ mod tests {
         assert!(by_provider.matches(&claims("x@y.z", Some("Facebook.com"))));
         assert!(by_provider.matches(&claims("x@y.z", None)));
         assert!(!by_provider.matches(&claims("x@y.z", Some("google.com"))));
+    }
+
+    #[test]
+    fn rules_match_the_canonical_domain() {
+        let p = Policy {
+            auto_approve: vec![Rule {
+                name: "books".into(),
+                email_domains: vec!["Bücher.example".into()],
+                identity_providers: vec!["google.com".into()],
+            }],
+            auto_deny: vec![Rule {
+                name: "spam".into(),
+                email_domains: vec!["spam.example".into(), "*.Spam.Example".into()],
+                identity_providers: vec![],
+            }],
+            ..Policy::default()
+        };
+        for email in [
+            "x@ｓｐａｍ．ｅｘａｍｐｌｅ",
+            "x@SPAM.example",
+            "x@ｅｕ.spam.example",
+            "x@spam\u{FF0E}example",
+        ] {
+            assert_eq!(
+                p.evaluate(&claims(email, Some("google.com"))),
+                RuleOutcome::AutoDeny("spam".into()),
+                "{email:?}"
+            );
+        }
+        assert_eq!(
+            p.evaluate(&claims("x@xn--bcher-kva.example", Some("google.com"))),
+            RuleOutcome::AutoApprove("books".into())
+        );
+        assert_eq!(
+            p.evaluate(&claims("x@ＢÜＣＨＥＲ.example", Some("google.com"))),
+            RuleOutcome::AutoApprove("books".into())
+        );
+    }
+
+    #[test]
+    fn auto_approve_never_matches_entra_id_users() {
+        let p = Policy {
+            auto_approve: vec![
+                Rule {
+                    name: "partners".into(),
+                    email_domains: vec!["fabrikam.com".into()],
+                    identity_providers: vec![],
+                },
+                Rule {
+                    name: "entra".into(),
+                    email_domains: vec![],
+                    identity_providers: vec!["entra".into()],
+                },
+            ],
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.evaluate(&claims("a@fabrikam.com", None)),
+            RuleOutcome::Manual
+        );
+        assert_eq!(
+            p.evaluate(&claims(
+                "a@fabrikam.com",
+                Some("https://login.microsoftonline.com/0000/v2.0")
+            )),
+            RuleOutcome::Manual
+        );
+        assert_eq!(
+            p.evaluate(&claims("a@fabrikam.com", Some("mail"))),
+            RuleOutcome::AutoApprove("partners".into())
+        );
+        let warnings = p.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("\"partners\"") && warnings[0].contains("Entra ID"));
+        let federated = Policy {
+            auto_approve: vec![Rule {
+                name: "google".into(),
+                email_domains: vec!["fabrikam.com".into()],
+                identity_providers: vec!["google.com".into()],
+            }],
+            ..Policy::default()
+        };
+        assert!(federated.warnings().is_empty());
+        assert!(is_entra_provider("https://sts.windows.net/abc/"));
+        assert!(!is_entra_provider("google.com"));
+        assert!(!is_entra_provider(
+            "https://evil.example/login.microsoftonline.com"
+        ));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! with PKCE (S256) for a public native client, RFC 8252 loopback redirect, RFC 9207 `iss` check.
 //!
 //! - Discovery: `<authority>/.well-known/openid-configuration` (`openidconnect`).
-//! - The redirect: a listener of our own on `127.0.0.1:<free port>` reads the one redirect
-//!   request (`GET /callback?code&state[&iss]`), answers a "you can close this tab" page, and
-//!   ignores anything else (favicon requests, probes).
+//! - The redirect: a listener of our own on `127.0.0.1:<free port>` serves connections
+//!   concurrently until the redirect request of this sign-in (`GET /callback?code&state[&iss]`
+//!   with its `state`) arrives, answers it a "you can close this tab" page, and answers and
+//!   ignores anything else (favicon requests, probes, callbacks with another `state`).
 //! - Tokens: Entra issues one resource per access token, so the code exchange gets the approval
 //!   API token (scope `api_scope openid profile offline_access`), and the refresh token is then
 //!   redeemed separately for the Graph scopes. Access tokens stay in memory and are refreshed
@@ -289,80 +290,116 @@ const ERROR_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><ti
 <body style=\"font-family:system-ui,sans-serif;margin:4em auto;max-width:32em;text-align:center\">\
 <h1>Sign-in did not complete</h1><p>Return to the Guestlist app for details. You can close this tab.</p></body></html>";
 
-/// Reads HTTP requests on `listener` until one for [`REDIRECT_PATH`] arrives; answers it with a
-/// friendly page and returns its query. Other paths get 404 and the listener keeps waiting.
+const WRONG_STATE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Guestlist</title></head>\
+<body style=\"font-family:system-ui,sans-serif;margin:4em auto;max-width:32em;text-align:center\">\
+<h1>This is not the sign-in in progress</h1><p>This response does not belong to the Guestlist sign-in \
+that is waiting. Finish signing in in the tab Guestlist opened, or start again from the app.</p></body></html>";
+
+/// Most connections the loopback listener serves at once; further ones wait in the backlog.
+pub const MAX_LOOPBACK_CONNECTIONS: usize = 32;
+
+/// How long one loopback connection may take to send its request head.
+const LOOPBACK_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP requests on `listener`, many connections at once (up to
+/// [`MAX_LOOPBACK_CONNECTIONS`]; a slow or idle one holds nobody up), until the redirect of this
+/// sign-in arrives: a `GET` [`REDIRECT_PATH`] whose `state` equals `state`. It is answered with a
+/// friendly page and its query is returned (`check_redirect` then checks `iss` and reads the
+/// code or the authority's error).
 ///
-/// Errors: `auth.sign_in_failed` on I/O errors.
-pub async fn await_redirect(listener: &TcpListener) -> Result<Redirect, ReviewerError> {
+/// Anything else is answered and ignored, and the wait goes on (RFC 8252 §8.1: any local process
+/// can reach the port): other paths get 404; a callback with a missing or different `state` gets
+/// 400 and a "not the sign-in in progress" page. The caller bounds the whole wait
+/// ([`SIGN_IN_TIMEOUT`] in [`Auth::sign_in`]).
+///
+/// Errors: `auth.sign_in_failed` when the listener itself fails.
+pub async fn await_redirect(
+    listener: &TcpListener,
+    state: &str,
+) -> Result<Redirect, ReviewerError> {
+    let state: Arc<str> = Arc::from(state);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (mut sock, _) = listener.accept().await.map_err(|e| {
-            ReviewerError::new(codes::SIGN_IN_FAILED, format!("loopback listener: {e}"))
-        })?;
-        let mut buf = Vec::with_capacity(2048);
-        let mut chunk = [0u8; 1024];
-        let head_ok = loop {
-            match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break false,
-                Ok(Ok(n)) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break true;
-                    }
-                    if buf.len() > 16 * 1024 {
-                        break false;
-                    }
+        tokio::select! {
+            accepted = listener.accept(), if connections.len() < MAX_LOOPBACK_CONNECTIONS => {
+                let (sock, _) = accepted.map_err(|e| {
+                    ReviewerError::new(codes::SIGN_IN_FAILED, format!("loopback listener: {e}"))
+                })?;
+                connections.spawn(serve_loopback(sock, state.clone()));
+            }
+            Some(done) = connections.join_next() => {
+                if let Ok(Some(redirect)) = done {
+                    return Ok(redirect);
                 }
             }
-        };
-        if !head_ok {
-            continue;
         }
-        let head = String::from_utf8_lossy(&buf);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| {
-                let mut parts = l.split_whitespace();
-                (parts.next() == Some("GET"))
-                    .then(|| parts.next())
-                    .flatten()
-            })
-            .unwrap_or("")
-            .to_owned();
-        let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
-        if path != REDIRECT_PATH {
-            let _ = sock
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
-            continue;
-        }
-        let mut r = Redirect::default();
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            let slot = match k.as_ref() {
-                "code" => &mut r.code,
-                "state" => &mut r.state,
-                "iss" => &mut r.iss,
-                "error" => &mut r.error,
-                "error_description" => &mut r.error_description,
-                _ => continue,
-            };
-            *slot = Some(v.into_owned());
-        }
-        let page = if r.code.is_some() && r.error.is_none() {
-            DONE_PAGE
-        } else {
-            ERROR_PAGE
-        };
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-            page.len()
-        );
-        let _ = sock.write_all(resp.as_bytes()).await;
-        let _ = sock.shutdown().await;
-        return Ok(r);
     }
+}
+
+/// Answers one loopback connection; `Some` when it carried this sign-in's redirect.
+async fn serve_loopback(mut sock: tokio::net::TcpStream, state: Arc<str>) -> Option<Redirect> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(LOOPBACK_READ_TIMEOUT, sock.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+                if buf.len() > 16 * 1024 {
+                    return None;
+                }
+            }
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next() == Some("GET"))
+                .then(|| parts.next())
+                .flatten()
+        })
+        .unwrap_or("")
+        .to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+    if path != REDIRECT_PATH {
+        let _ = sock
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        return None;
+    }
+    let mut r = Redirect::default();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match k.as_ref() {
+            "code" => &mut r.code,
+            "state" => &mut r.state,
+            "iss" => &mut r.iss,
+            "error" => &mut r.error,
+            "error_description" => &mut r.error_description,
+            _ => continue,
+        };
+        *slot = Some(v.into_owned());
+    }
+    let ours = r.state.as_deref() == Some(&*state);
+    let (status, page) = if !ours {
+        ("400 Bad Request", WRONG_STATE_PAGE)
+    } else if r.code.is_some() && r.error.is_none() {
+        ("200 OK", DONE_PAGE)
+    } else {
+        ("200 OK", ERROR_PAGE)
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+        page.len()
+    );
+    let _ = sock.write_all(resp.as_bytes()).await;
+    let _ = sock.shutdown().await;
+    ours.then_some(r)
 }
 
 /// Checks a redirect against the expected `state` and issuer (RFC 9207: `iss`, when present,
@@ -520,14 +557,15 @@ impl Auth {
         open_url(url.as_str()).map_err(|e| {
             ReviewerError::new(codes::BROWSER, format!("cannot open the browser: {e}"))
         })?;
-        let redirect = tokio::time::timeout(SIGN_IN_TIMEOUT, await_redirect(&listener))
-            .await
-            .map_err(|_| {
-                ReviewerError::new(
-                    codes::SIGN_IN_FAILED,
-                    "the browser did not come back within 5 minutes",
-                )
-            })??;
+        let redirect =
+            tokio::time::timeout(SIGN_IN_TIMEOUT, await_redirect(&listener, state.secret()))
+                .await
+                .map_err(|_| {
+                    ReviewerError::new(
+                        codes::SIGN_IN_FAILED,
+                        "the browser did not come back within 5 minutes",
+                    )
+                })??;
         drop(listener);
         let issuer = provider.metadata.issuer().as_str().to_owned();
         let code = check_redirect(&redirect, state.secret(), &issuer)?;
@@ -801,31 +839,97 @@ mod tests {
         assert!(e.message.contains("user cancelled"));
     }
 
+    async fn get(port: u16, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn loopback_listener_ignores_other_paths_and_reads_the_redirect() {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move { await_redirect(&listener).await });
-        let http = reqwest::Client::new();
-        let fav = http
-            .get(format!("http://127.0.0.1:{port}/favicon.ico"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(fav.status(), 404);
-        let page = http
-            .get(format!(
-                "http://127.0.0.1:{port}/callback?code=abc&state=xyz&iss=https%3A%2F%2Fi"
-            ))
-            .send()
-            .await
-            .unwrap();
+        let task = tokio::spawn(async move { await_redirect(&listener, "xyz").await });
+        assert_eq!(get(port, "/favicon.ico").await.status(), 404);
+        let page = get(port, "/callback?code=abc&state=xyz&iss=https%3A%2F%2Fi").await;
         assert_eq!(page.status(), 200);
         assert!(page.text().await.unwrap().contains("close this tab"));
         let r = task.await.unwrap().unwrap();
         assert_eq!(r.code.as_deref(), Some("abc"));
         assert_eq!(r.state.as_deref(), Some("xyz"));
         assert_eq!(r.iss.as_deref(), Some("https://i"));
+    }
+
+    /// A local process that knows the port cannot end the sign-in: callbacks with a wrong or
+    /// missing `state` (even the authority's `error` form) are answered 400 and ignored; idle
+    /// and half-sent connections held open do not delay the real redirect.
+    #[tokio::test]
+    async fn loopback_listener_ignores_wrong_state_and_serves_connections_concurrently() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move { await_redirect(&listener, "the-state").await });
+        // Connections that send nothing, or half a request head, and stay open.
+        let mut idle = Vec::new();
+        for i in 0..(MAX_LOOPBACK_CONNECTIONS / 2) {
+            let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            if i % 2 == 0 {
+                c.write_all(b"GET /callback?code=slow&state=the-state HTTP/1.1\r\nHo")
+                    .await
+                    .unwrap();
+            }
+            idle.push(c);
+        }
+        for path in [
+            "/callback?code=evil&state=other",
+            "/callback?code=evil",
+            "/callback?error=access_denied&state=the-stat",
+            "/callback?code=evil&state=the-state-",
+        ] {
+            let r = get(port, path).await;
+            assert_eq!(r.status(), 400, "{path}");
+            assert!(
+                r.text()
+                    .await
+                    .unwrap()
+                    .contains("not the sign-in in progress")
+            );
+            assert!(!task.is_finished(), "{path} ended the wait");
+        }
+        // The real redirect, while the idle connections are still open (well within their
+        // 10 s read timeout, which the old one-at-a-time loop waited out first).
+        let page = tokio::time::timeout(
+            Duration::from_secs(5),
+            get(port, "/callback?code=real&state=the-state"),
+        )
+        .await
+        .expect("the real redirect was not served while other connections were open");
+        assert_eq!(page.status(), 200);
+        let r = task.await.unwrap().unwrap();
+        assert_eq!(r.code.as_deref(), Some("real"));
+        drop(idle);
+    }
+
+    /// The authority's own error redirect (with this sign-in's `state`) ends the wait, and
+    /// `check_redirect` reports it.
+    #[tokio::test]
+    async fn loopback_listener_returns_the_authoritys_error_redirect() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move { await_redirect(&listener, "s1").await });
+        let page = get(
+            port,
+            "/callback?error=access_denied&error_description=no&state=s1",
+        )
+        .await;
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("did not complete"));
+        let r = task.await.unwrap().unwrap();
+        let e = check_redirect(&r, "s1", "https://i").unwrap_err();
+        assert!(e.message.contains("access_denied"));
     }
 
     #[test]

@@ -91,10 +91,11 @@ const MIGRATIONS: &[M<'static>] = &[
 ];
 
 /// The key requests of the same person are grouped by (sign-ups through several identity
-/// providers, repeated attempts): the e-mail, trimmed and lower-cased. The one place to switch
-/// to a canonical e-mail (provider-specific folding) once `guestlist-core` has one.
+/// providers, repeated attempts): the canonical e-mail of [`guestlist_core::email::canonical`]
+/// (NFKC, case folding, UTS-46 domain), the server's own rule for "the same address". An
+/// address it refuses (the server stores none) falls back to trimmed and lower-cased.
 pub fn group_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    guestlist_core::email::canonical(email).unwrap_or_else(|_| email.trim().to_lowercase())
 }
 
 /// The first 16 bytes of every plaintext SQLite 3 database file

@@ -195,6 +195,17 @@ impl Inner {
     }
 }
 
+/// Logs why the event stream ended: the error's code at INFO, its message (which can quote
+/// requests' data: names, e-mails) only at DEBUG. The app's log holds no personal data at INFO
+/// (issue 10 §8).
+fn log_stream_end(err: Option<&ReviewerError>) {
+    let code = err.map(|e| e.code.as_str());
+    tracing::info!(code, "event stream ended; polling, then reconnecting");
+    if let Some(e) = err {
+        tracing::debug!(code = %e.code, message = %e.message, "event stream error");
+    }
+}
+
 impl Reviewer {
     /// Follows the approval API's event stream until the returned future is dropped (run it
     /// in a task; see the module docs): applies events to the cache and calls `on_update` for
@@ -212,7 +223,7 @@ impl Reviewer {
             if connected {
                 backoff = MIN_BACKOFF;
             }
-            tracing::info!(error = ?err, "event stream ended; polling, then reconnecting");
+            log_stream_end(err.as_ref());
             let _ = self.poll(&on_update).await;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -300,6 +311,49 @@ impl Reviewer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Everything logged at `level` and above on this thread while `f` runs, as text.
+    fn logged(level: tracing::Level, f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned()
+    }
+
+    /// A stream that ends on an error quoting a request (a cache write failing on an event's
+    /// data) leaves its code in the INFO log and the personal data only at DEBUG.
+    #[test]
+    fn a_stream_error_is_logged_without_personal_data_at_info() {
+        let err = ReviewerError::storage(
+            "local data: invalid type: string \"Zoë Müller <zoe@fabrikam.example>\", expected u64",
+        );
+        let info = logged(tracing::Level::INFO, || log_stream_end(Some(&err)));
+        assert!(info.contains("event stream ended"), "{info}");
+        assert!(info.contains(&err.code), "{info}");
+        for pii in ["zoe@fabrikam.example", "Zoë", "Müller"] {
+            assert!(!info.contains(pii), "{pii} in the INFO log: {info}");
+        }
+        let debug = logged(tracing::Level::DEBUG, || log_stream_end(Some(&err)));
+        assert!(debug.contains("zoe@fabrikam.example"), "{debug}");
+        let none = logged(tracing::Level::INFO, || log_stream_end(None));
+        assert!(none.contains("event stream ended"), "{none}");
+    }
 
     #[test]
     fn parser_handles_split_chunks_comments_and_multiline_data() {

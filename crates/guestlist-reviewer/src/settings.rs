@@ -90,8 +90,20 @@ impl Default for Settings {
     }
 }
 
+/// Whether `u`'s host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`.
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 impl Settings {
-    /// Checks URLs and required values.
+    /// Checks URLs and required values: `authority`, `api_base_url` and `graph_base_url` must
+    /// be `https://`, or `http://` on a loopback host (`127.0.0.0/8`, `[::1]`, `localhost`: the
+    /// local devtenant and approval API of `make demo`).
     ///
     /// Errors: `settings.invalid` naming the first bad field.
     pub fn validate(&self) -> Result<(), ReviewerError> {
@@ -107,8 +119,15 @@ impl Settings {
             ("graph_base_url", &self.graph_base_url),
         ] {
             match url::Url::parse(v) {
-                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-                _ => return bad(field, "must be an http(s) URL"),
+                Ok(u) if u.scheme() == "https" => {}
+                Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+                Ok(u) if u.scheme() == "http" => {
+                    return bad(
+                        field,
+                        "must be an https:// URL: plain http:// would send access tokens and guests' personal data unencrypted (it is accepted only for a loopback host: 127.0.0.1, [::1] or localhost)",
+                    );
+                }
+                _ => return bad(field, "must be an https:// URL"),
             }
         }
         if self.client_id.trim().is_empty() {
@@ -132,12 +151,19 @@ impl Settings {
     pub fn from_file(path: &Path) -> Result<Settings, ReviewerError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ReviewerError::new(codes::SETTINGS, format!("{}: {e}", path.display())))?;
-        let parsed = if path.extension().is_some_and(|e| e == "toml") {
-            toml::from_str(&text).map_err(|e| e.to_string())
+        Self::parse(&text, path.extension().is_some_and(|e| e == "toml"))
+            .map_err(|e| ReviewerError::new(codes::SETTINGS, format!("{}: {e}", path.display())))
+    }
+
+    /// Parses settings text: TOML when `toml`, else JSON. Does not [`Settings::validate`].
+    ///
+    /// Errors: the parser's message (unknown keys, wrong types, syntax).
+    pub fn parse(text: &str, toml: bool) -> Result<Settings, String> {
+        if toml {
+            toml::from_str(text).map_err(|e| e.to_string())
         } else {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|e| ReviewerError::new(codes::SETTINGS, format!("{}: {e}", path.display())))
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        }
     }
 
     /// Resolves the settings for `data_dir` (see the module docs) and writes `settings.json`
@@ -194,5 +220,49 @@ mod tests {
         let mut bad = s.clone();
         bad.api_base_url = "not a url".into();
         assert!(bad.validate().unwrap_err().message.contains("api_base_url"));
+    }
+
+    #[test]
+    fn remote_urls_must_be_https_and_loopback_http_is_allowed() {
+        let ok = Settings::default();
+        ok.validate().unwrap();
+        for field in ["authority", "api_base_url", "graph_base_url"] {
+            for (url, allowed) in [
+                ("https://approvals.contoso.com", true),
+                ("http://127.0.0.1:8080", true),
+                ("http://127.10.0.1:8080", true),
+                ("http://[::1]:8080", true),
+                ("http://localhost:8080", true),
+                ("http://LOCALHOST", true),
+                ("http://approvals.contoso.com", false),
+                ("http://10.0.0.5:8080", false),
+                ("http://localhost.evil.example", false),
+                ("http://127.0.0.1.nip.io", false),
+                ("ftp://approvals.contoso.com", false),
+                ("file:///etc/passwd", false),
+            ] {
+                let mut s = ok.clone();
+                match field {
+                    "authority" => s.authority = url.into(),
+                    "api_base_url" => s.api_base_url = url.into(),
+                    _ => s.graph_base_url = url.into(),
+                }
+                match s.validate() {
+                    Ok(()) => assert!(allowed, "{field} = {url} was accepted"),
+                    Err(e) => {
+                        assert!(!allowed, "{field} = {url}: {}", e.message);
+                        assert_eq!(e.code, codes::SETTINGS);
+                        assert!(e.message.contains(field) && e.message.contains("https://"));
+                    }
+                }
+            }
+        }
+        // Loading a settings file with a remote http:// API is a settings error.
+        let dir = tempfile::tempdir().unwrap();
+        let mut remote = ok.clone();
+        remote.graph_base_url = "http://graph.microsoft.com/v1.0".into();
+        let e = Settings::load(dir.path(), Some(remote)).unwrap_err();
+        assert_eq!(e.code, codes::SETTINGS);
+        assert!(!dir.path().join("settings.json").exists());
     }
 }

@@ -415,3 +415,13 @@ async fn the_same_person_through_two_providers_is_grouped_with_attempts() {
     assert_eq!((o.same_person, o.person_attempts), (1, 1));
     assert_eq!(o.identity_provider, "entra");
 }
+
+/// The queue groups a person's requests by the server's canonical e-mail: fullwidth,
+/// upper-case and Kelvin-sign spellings of one address are one person.
+#[test]
+fn group_key_is_the_canonical_email() {
+    let k = cache::group_key("kim@fabrikam.com");
+    assert_eq!(cache::group_key("ＫＩＭ＠ＦＡＢＲＩＫＡＭ．ＣＯＭ"), k);
+    assert_eq!(cache::group_key(" \u{212A}im@Fabrikam.com"), k);
+    assert_ne!(cache::group_key("kim@fabrikam.se"), k);
+}

@@ -18,6 +18,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod live;
+pub mod openapi;
 pub mod reminders;
 pub mod routes;
 pub mod store;
@@ -45,6 +46,7 @@ pub use config::Config;
 
 use crate::auth::{ApproverVerifier, ExtensionVerifier};
 use crate::error::ApiError;
+use crate::openapi::SecuritySchemes;
 use crate::store::{Store, StoreError};
 
 /// A connector endpoint, for the counters of `/metrics`.
@@ -239,6 +241,10 @@ impl AppState {
     ///
     /// Errors: [`StoreError`] when the database cannot be opened or migrated.
     pub fn new(config: Config) -> Result<AppState, StoreError> {
+        // E.g. auto-approve rules that could match Entra ID users (never auto-approved).
+        for warning in config.policy.warnings() {
+            tracing::warn!("{warning}");
+        }
         let store = Arc::new(Store::open(&config.database)?);
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -323,8 +329,8 @@ impl AppState {
         routes::events::events,
         routes::health::healthz,
         routes::health::readyz,
-        routes::health::metrics,
-    )
+    ),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 

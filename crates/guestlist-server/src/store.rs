@@ -33,6 +33,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use guestlist_core::connector::Claims;
+use guestlist_core::email;
 use guestlist_core::model::{
     Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, ProvisionedBy, RequestPage,
     RequestState, Status, TransitionError,
@@ -161,7 +162,143 @@ fn migrations() -> Migrations<'static> {
         ) STRICT;
         "#,
         ),
+        // One canonical e-mail (issue 10 §6): keys and search text recomputed in Rust.
+        M::up_with_hook(
+            "DROP INDEX requests_key;",
+            |tx: &rusqlite::Transaction| -> rusqlite_migration::HookResult {
+                canonicalise_stored_keys(tx, OffsetDateTime::now_utc())
+                    .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
+            },
+        ),
     ])
+}
+
+/// Migration 3: rewrites every stored key's e-mail in canonical form
+/// ([`guestlist_core::email::canonical`] of the claims' `email`; a row whose e-mail has none
+/// keeps its key, which no new call can reach since such calls are refused) and its search
+/// text, then restores the unique key index. Rows whose keys become equal (the same person
+/// stored twice under variants of one address and the same identity provider) are merged: the
+/// one that decides check-status keeps the key — denied first, then approved, pending, expired,
+/// oldest first — and the others keep their rows and history with
+/// `#merged-<their id>` appended to their `issuer_assigned_id`. Finally every pending request
+/// of a canonical e-mail with a denied request is denied, as a denial now does
+/// ([`deny_same_person`]), by the actor `policy`/`canonical-email-migration`, with history and
+/// a new change sequence number (approvers' clients see them through `since=`; no live event).
+fn canonicalise_stored_keys(
+    tx: &rusqlite::Transaction,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    struct Row {
+        id: String,
+        key: IdentityKey,
+        rank: u8,
+        created_at: String,
+        search: Option<String>,
+    }
+    let mut rows = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT id, email, issuer, issuer_assigned_id, status, created_at, claims_json FROM requests ORDER BY created_at, id",
+        )?;
+        let mut q = stmt.query([])?;
+        while let Some(row) = q.next()? {
+            let stored_email: String = row.get(1)?;
+            let status: String = row.get(4)?;
+            let claims_json: String = row.get(6)?;
+            let claims = serde_json::from_str::<Value>(&claims_json)
+                .ok()
+                .and_then(|v| Claims::from_json(v).ok());
+            let raw = claims
+                .as_ref()
+                .map_or(stored_email.as_str(), |c| c.email.as_str());
+            let email = email::canonical(raw).unwrap_or(stored_email.clone());
+            rows.push(Row {
+                id: row.get(0)?,
+                key: IdentityKey {
+                    email,
+                    issuer: row.get(2)?,
+                    issuer_assigned_id: row.get(3)?,
+                },
+                rank: match status.as_str() {
+                    "denied" => 0,
+                    "approved" => 1,
+                    "pending" => 2,
+                    _ => 3,
+                },
+                created_at: row.get(5)?,
+                search: claims.as_ref().map(search_text),
+            });
+        }
+    }
+    // The winner of each key: lowest rank, then oldest (rows are in created order).
+    let mut winner: HashMap<&IdentityKey, usize> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let w = winner.entry(&r.key).or_insert(i);
+        if r.rank < rows[*w].rank || (r.rank == rows[*w].rank && r.created_at < rows[*w].created_at)
+        {
+            *w = i;
+        }
+    }
+    let winners: std::collections::HashSet<usize> = winner.into_values().collect();
+    {
+        let mut update = tx.prepare(
+            "UPDATE requests SET email = ?1, issuer_assigned_id = ?2, search = COALESCE(?3, search) WHERE id = ?4",
+        )?;
+        for (i, r) in rows.iter().enumerate() {
+            let iaid = if winners.contains(&i) {
+                r.key.issuer_assigned_id.clone()
+            } else {
+                format!("{}#merged-{}", r.key.issuer_assigned_id, r.id)
+            };
+            update.execute(params![r.key.email, iaid, r.search, r.id])?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE UNIQUE INDEX requests_key ON requests(email, issuer, issuer_assigned_id);",
+    )?;
+    // Pending requests of a denied person are denied, as a denial now does.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
+    );
+    let pending = tx
+        .prepare(&sql)?
+        .query_map([], row_to_request)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let actor = Actor::policy("canonical-email-migration");
+    for r in pending {
+        let mut r = r?;
+        let deny = Decision::Deny {
+            reason: "denied: the same e-mail address was denied (canonical e-mail migration)"
+                .into(),
+        };
+        if r.apply(&deny, actor.clone(), now).is_err() {
+            continue;
+        }
+        let search = r
+            .typed_claims()
+            .map(|c| search_text(&c))
+            .unwrap_or_default();
+        tx.execute(
+            "UPDATE requests SET status = 'denied', state_json = ?1, version = ?2, updated_at = ?3, decided_by_json = ?4, search = ?5,
+               change_seq = (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM requests) WHERE id = ?6",
+            params![
+                to_json(&r.state)?,
+                i64::try_from(r.version).unwrap_or(i64::MAX),
+                ts(r.updated_at),
+                to_json(&actor)?,
+                search,
+                r.id.to_string()
+            ],
+        )?;
+        add_history(
+            tx,
+            &r,
+            "denied",
+            &actor,
+            serde_json::to_value(&deny).unwrap_or_default(),
+        )?;
+    }
+    Ok(())
 }
 
 const READERS: usize = 4;
@@ -398,6 +535,11 @@ impl CheckIndex {
             .inner
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let email_denied = || {
+            maps.denied_by_email
+                .get(&Self::hash_email(&key.email))
+                .is_some_and(|n| *n > 0)
+        };
         match maps.by_key.get(&k) {
             Some(e) => Found::Request {
                 id: e.id,
@@ -406,14 +548,9 @@ impl CheckIndex {
                     e.created_unix_ns,
                 ))
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                email_denied: email_denied(),
             },
-            None if maps
-                .denied_by_email
-                .get(&Self::hash_email(&key.email))
-                .is_some_and(|n| *n > 0) =>
-            {
-                Found::DeniedEmail
-            }
+            None if email_denied() => Found::DeniedEmail,
             None => Found::Nothing,
         }
     }
@@ -529,6 +666,16 @@ pub struct RequestApprovalOutcome {
     pub event: Option<Event>,
 }
 
+impl RequestApprovalOutcome {
+    /// The answer for an e-mail with no canonical form: refused, nothing stored.
+    fn email_refused() -> Self {
+        RequestApprovalOutcome {
+            block: Some(MessageKind::EmailRefused),
+            event: None,
+        }
+    }
+}
+
 /// Page cache of each reader connection, in KiB (`PRAGMA cache_size` takes a negative number
 /// for KiB): with SQLite's default 2 MiB, lookups re-read index and row pages with `pread` once
 /// the database is a few MiB. Not memory-mapped I/O: with a large database, first touches of
@@ -599,21 +746,25 @@ fn row_to_request(
     })())
 }
 
+/// The searchable text of a request: the e-mail as sent and in canonical form, the names and
+/// the company, folded by [`guestlist_core::email::fold_text`] (NFKC, full case folding), as the
+/// search term is, so `ＡＤＡ`, `Ada` and `ada` find each other.
 fn search_text(claims: &Claims) -> String {
     let company = claims
         .other
         .get("companyName")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    format!(
-        "{} {} {} {} {}",
+    let canonical = email::canonical(&claims.email).unwrap_or_default();
+    email::fold_text(&format!(
+        "{} {} {} {} {} {}",
         claims.email,
+        canonical,
         claims.display_name.as_deref().unwrap_or_default(),
         claims.given_name.as_deref().unwrap_or_default(),
         claims.surname.as_deref().unwrap_or_default(),
         company
-    )
-    .to_lowercase()
+    ))
 }
 
 /// Cursor of `GET /api/requests`: `created_at|id` of the last item, base64url.
@@ -775,6 +926,9 @@ enum Found {
         id: Uuid,
         status: Status,
         created_at: OffsetDateTime,
+        /// Whether a request of the same canonical e-mail (this one or another identity
+        /// provider's) is denied: a denial outlives expiry (issue 10 §6).
+        email_denied: bool,
     },
     /// No request under this key, but the e-mail was denied (under another identity provider).
     DeniedEmail,
@@ -814,6 +968,7 @@ fn check_lookup(conn: &Connection, key: &IdentityKey) -> Result<Found, StoreErro
             id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             status,
             created_at: parse_ts(&created_at)?,
+            email_denied: denied_email(conn, &key.email)?,
         }),
         Some((id, None, _)) => Err(StoreError::Corrupt(format!("request {id}: unknown status"))),
         None if denied_email(conn, &key.email)? => Ok(Found::DeniedEmail),
@@ -828,10 +983,18 @@ fn check_answer(
     now: OffsetDateTime,
 ) -> Result<CheckAnswer, StoreError> {
     Ok(match found {
+        // A denial sticks to the person (the canonical e-mail): their other requests, pending or
+        // expired, answer denied too, and expiry never re-opens them.
+        Found::Request {
+            status: Status::Pending | Status::Expired,
+            email_denied: true,
+            ..
+        } => CheckAnswer::Answer(Some(MessageKind::Denied)),
         Found::Request {
             id,
             status: Status::Pending,
             created_at,
+            ..
         } if policy.expire_after_days.is_some() => {
             if expired(&RequestState::Pending, created_at, policy, now) {
                 CheckAnswer::Expire(id)
@@ -848,6 +1011,47 @@ fn check_answer(
         Found::DeniedEmail => CheckAnswer::Answer(Some(MessageKind::Denied)),
         Found::Nothing => CheckAnswer::Answer(None),
     })
+}
+
+/// Denies every other pending request of `denied`'s canonical e-mail (the same person through
+/// another identity provider), by `actor`, in the caller's transaction; returns their events.
+fn deny_same_person(
+    tx: &Connection,
+    denied: &ApprovalRequest,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> Result<Vec<Event>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND status = 'pending' AND id != ?2"
+    );
+    let others = tx
+        .prepare_cached(&sql)?
+        .query_map(
+            params![denied.key.email, denied.id.to_string()],
+            row_to_request,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::with_capacity(others.len());
+    for other in others {
+        let mut r = other?;
+        let deny = Decision::Deny {
+            reason: format!("denied with request {} (same e-mail address)", denied.id),
+        };
+        if r.apply(&deny, actor.clone(), now).is_err() {
+            continue;
+        }
+        let claims = r
+            .typed_claims()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        upsert(tx, &r, &search_text(&claims))?;
+        let mut detail = serde_json::to_value(&deny).unwrap_or_default();
+        if let Value::Object(m) = &mut detail {
+            m.insert("deniedWith".into(), json!(denied.id));
+        }
+        add_history(tx, &r, "denied", actor, detail)?;
+        events.push(add_event(tx, "request.decided", &r)?);
+    }
+    Ok(events)
 }
 
 /// The write of [`Store::expire`].
@@ -904,6 +1108,16 @@ fn request_approval_job(
     move |tx: &Connection| {
         let policy = &policy;
         if let Some(mut r) = get_by_key(tx, &key)? {
+            // The same person was denied under another identity provider (or by a denial that
+            // this open request predates): it stays denied, through expiry too.
+            if matches!(r.state, RequestState::Pending | RequestState::Expired)
+                && denied_email(tx, &key.email)?
+            {
+                return Ok(RequestApprovalOutcome {
+                    block: Some(MessageKind::Denied),
+                    event: None,
+                });
+            }
             if is_expired(&r, policy, now) {
                 r.state = RequestState::Expired;
                 r.version += 1;
@@ -1185,7 +1399,10 @@ impl Store {
         policy: &Policy,
         now: OffsetDateTime,
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
-        let found = self.index.lookup(&IdentityKey::of(claims));
+        let Ok(key) = IdentityKey::try_of(claims) else {
+            return Ok((Some(MessageKind::EmailRefused), None));
+        };
+        let found = self.index.lookup(&key);
         match check_answer(found, policy, now)? {
             CheckAnswer::Answer(block) => Ok((block, None)),
             CheckAnswer::Expire(id) => {
@@ -1206,7 +1423,10 @@ impl Store {
         policy: &Policy,
         now: OffsetDateTime,
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
-        let found = self.index.lookup(&IdentityKey::of(claims));
+        let Ok(key) = IdentityKey::try_of(claims) else {
+            return Ok((Some(MessageKind::EmailRefused), None));
+        };
+        let found = self.index.lookup(&key);
         match check_answer(found, policy, now)? {
             CheckAnswer::Answer(block) => Ok((block, None)),
             CheckAnswer::Expire(id) => {
@@ -1236,6 +1456,9 @@ impl Store {
         now: OffsetDateTime,
         retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError> {
+        if IdentityKey::try_of(claims).is_err() {
+            return Ok(RequestApprovalOutcome::email_refused());
+        }
         self.write(request_approval_job(claims, policy, now, retry_window))
     }
 
@@ -1251,6 +1474,9 @@ impl Store {
         now: OffsetDateTime,
         retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError> {
+        if IdentityKey::try_of(claims).is_err() {
+            return Ok(RequestApprovalOutcome::email_refused());
+        }
         self.write_async(request_approval_job(claims, policy, now, retry_window))
             .await
     }
@@ -1304,7 +1530,7 @@ impl Store {
         let limit = limit.clamp(1, 500);
         let pattern = q
             .filter(|q| !q.trim().is_empty())
-            .map(|q| format!("%{}%", q.trim().to_lowercase().replace(['%', '_'], "")));
+            .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")));
         let fetch = i64::try_from(limit + 1).unwrap_or(501);
         let status = status.map(Status::as_str);
         self.read(|c| {
@@ -1394,7 +1620,9 @@ impl Store {
     /// - `if_match` ≠ current version → [`StoreError::VersionMismatch`].
     /// - not pending → [`StoreError::AlreadyDecided`].
     ///
-    /// Returns the request after the decision and, when it changed, the event to publish.
+    /// Returns the request after the decision and, when it changed, the event to publish. A
+    /// denial also denies the person's other pending requests ([`Store::decide_all`]); their
+    /// events are stored, but only [`Store::decide_all`] returns them.
     pub fn decide(
         &self,
         id: Uuid,
@@ -1404,6 +1632,26 @@ impl Store {
         idempotency_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Option<Event>), StoreError> {
+        let (r, events) = self.decide_all(id, decision, actor, if_match, idempotency_key, now)?;
+        Ok((r, events.into_iter().next()))
+    }
+
+    /// [`Store::decide`], returning every event to publish: the decided request's first, then,
+    /// for a denial, one per other pending request of the same canonical e-mail (the same
+    /// person through another identity provider), which the same transaction denies too, by the
+    /// same actor, with the reason "denied with request <id> (same e-mail address)" and a
+    /// `denied` history entry whose detail names `deniedWith` (issue 10 §6).
+    ///
+    /// Errors: as [`Store::decide`].
+    pub fn decide_all(
+        &self,
+        id: Uuid,
+        decision: &Decision,
+        actor: &Actor,
+        if_match: Option<u64>,
+        idempotency_key: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
         let fingerprint = format!("{id}:{}", to_json(decision)?);
         let decision = decision.clone();
         let actor = actor.clone();
@@ -1422,7 +1670,7 @@ impl Store {
                     if fp != fingerprint {
                         return Err(StoreError::IdempotencyKeyReused);
                     }
-                    return Ok((from_json(&response)?, None));
+                    return Ok((from_json(&response)?, Vec::new()));
                 }
             }
             let mut r = get_by_id(tx, id)?.ok_or(StoreError::NotFound(id))?;
@@ -1452,14 +1700,17 @@ impl Store {
                 Decision::Deny { .. } => "denied",
             };
             add_history(tx, &r, action, actor, serde_json::to_value(decision).unwrap_or_default())?;
-            let event = add_event(tx, "request.decided", &r)?;
+            let mut events = vec![add_event(tx, "request.decided", &r)?];
+            if matches!(decision, Decision::Deny { .. }) {
+                events.extend(deny_same_person(tx, &r, actor, now)?);
+            }
             if let Some(key) = idempotency_key {
                 tx.prepare_cached(
                     "INSERT INTO idempotency (key, request_id, fingerprint, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
                 .execute(params![key, id.to_string(), fingerprint, to_json(&r)?, ts(now)])?;
             }
-            Ok((r, Some(event)))
+            Ok((r, events))
         })
     }
 

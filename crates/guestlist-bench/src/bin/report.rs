@@ -4,7 +4,9 @@
 //! `ms` and `*_ms` milliseconds, `kb` and `*_kb` kilobytes). The app-in-its-window scenarios come
 //! from tests/e2e/measure.mjs: `app_cold_start`, `app_search`, `app_side_by_side` (`ms`, each
 //! run's value the median of its keystrokes or openings), `app_pss` and `tauri_min_pss` (`kb`,
-//! PSS summed over the process tree; their ratio is taken within one run). Each figure is the median of the runs with min–max;
+//! PSS summed over the process tree; their ratio is taken within one run). `hostile_*` come
+//! from `bench-hostile` (calm vs loaded check-status, server RSS with open streams, JWKS
+//! fetches). Each figure is the median of the runs with min–max;
 //! ratios are computed within one run (same run index) before taking the median, because the
 //! machine is noisy. Machine, date and commit come from the environment (`BENCH_MACHINE`,
 //! `BENCH_DATE`, `BENCH_COMMIT`, `BENCH_METHOD`).
@@ -268,6 +270,50 @@ fn main() -> anyhow::Result<()> {
             }),
             unit: Unit::Times,
             bound: 1.3,
+            at_most: true,
+        },
+        // Hostile traffic (bench-hostile, issue 10).
+        Target {
+            figure: "check-status p99 with 1,000 idle event streams and 500 slow-header clients open ÷ calm p99 (same run)",
+            target: "≤ 2×",
+            sample: paired(
+                &raw,
+                ("hostile_loaded", "p99_ms"),
+                ("hostile_calm", "p99_ms"),
+                |a, b| a / b,
+            ),
+            unit: Unit::Times,
+            bound: 2.0,
+            at_most: true,
+        },
+        Target {
+            figure: "check-status throughput under that load ÷ calm throughput (same run)",
+            target: "≥ 70 %",
+            sample: paired(
+                &raw,
+                ("hostile_loaded", "rps"),
+                ("hostile_calm", "rps"),
+                |a, b| a / b,
+            ),
+            unit: Unit::Percent,
+            bound: 0.7,
+            at_most: false,
+        },
+        Target {
+            figure: "server RSS with 1,000 open event streams",
+            target: "≤ 200 MB",
+            sample: values(&raw, "hostile_rss", "kb"),
+            unit: Unit::KbAsMib,
+            // 200 MB in KiB.
+            bound: 200_000_000.0 / 1024.0,
+            at_most: true,
+        },
+        Target {
+            figure: "JWKS fetches per 1,000 approver calls with random `kid`s",
+            target: "≤ 2",
+            sample: values(&raw, "hostile_jwks", "fetches"),
+            unit: Unit::Count,
+            bound: 2.0,
             at_most: true,
         },
     ];

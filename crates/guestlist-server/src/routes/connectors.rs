@@ -24,6 +24,9 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 
 use crate::edge::PeerCertificates;
+use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::openapi::{ConnectorAnswer, ConnectorClaims, ExtensionResponse};
+
 use crate::error::ApiError;
 use crate::{AppState, Endpoint};
 
@@ -217,10 +220,15 @@ async fn parse_connector_call(
 /// `POST /connectors/check-approval-status`: `Continue` when the user has no request,
 /// `ShowBlockPage` `…-APPROVAL-PENDING` / `…-DENIED` / `…-APPROVED` / `…-EXPIRED` otherwise.
 #[utoipa::path(post, path = "/connectors/check-approval-status", tag = "connectors",
-    request_body(content = Object, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
-    responses((status = 200, description = "Continue or ShowBlockPage", body = Object),
-              (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials"),
-              (status = 413, description = "Body over the limit"), (status = 415, description = "Not JSON")))]
+    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
+        example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
+    responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
+              (status = 400, description = "Malformed claims", body = ErrorBody),
+              (status = 401, description = "Bad Basic credentials", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
+    security(("basic" = [])))]
 pub async fn check_approval_status(
     State(state): State<AppState>,
     conn: Connection,
@@ -246,9 +254,15 @@ pub async fn check_approval_status(
 /// `…-APPROVAL-REQUESTED`; `Continue` when a policy rule auto-approves; `…-AUTO-DENIED` when one
 /// denies. Idempotent per identity key.
 #[utoipa::path(post, path = "/connectors/request-approval", tag = "connectors",
-    request_body(content = Object, description = "Claims sent by the user flow (CONTRACTS.md §1)"),
-    responses((status = 200, description = "Continue or ShowBlockPage", body = Object),
-              (status = 400, description = "Malformed claims"), (status = 401, description = "Bad Basic credentials")))]
+    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
+        example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
+    responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
+              (status = 400, description = "Malformed claims", body = ErrorBody),
+              (status = 401, description = "Bad Basic credentials", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
+    security(("basic" = [])))]
 pub async fn request_approval(
     State(state): State<AppState>,
     conn: Connection,
@@ -348,8 +362,22 @@ async fn extension_call(
 
 /// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
 /// `showBlockPage` for pending/denied users, else `continueWithDefaultBehavior`.
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "connectors",
-    request_body(content = Object), responses((status = 200, body = Object), (status = 401), (status = 403)))]
+#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "extensions",
+    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
+        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionStart", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
+            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionStartCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
+                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
+                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
+                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
+                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
+    responses((status = 200, description = "One action", body = ExtensionResponse),
+              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
+              (status = 401, description = "Bad bearer token", body = ErrorBody),
+              (status = 403, description = "Token of another caller", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+    security(("extensionBearer" = [])))]
 pub async fn attribute_collection_start(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -360,8 +388,22 @@ pub async fn attribute_collection_start(
 
 /// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
 /// the request-approval rules, answered as extension actions.
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "connectors",
-    request_body(content = Object), responses((status = 200, body = Object), (status = 401), (status = 403)))]
+#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "extensions",
+    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
+        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionSubmit", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
+            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionSubmitCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
+                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
+                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
+                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
+                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
+    responses((status = 200, description = "One action", body = ExtensionResponse),
+              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
+              (status = 401, description = "Bad bearer token", body = ErrorBody),
+              (status = 403, description = "Token of another caller", body = ErrorBody),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+    security(("extensionBearer" = [])))]
 pub async fn attribute_collection_submit(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,13 +9,15 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 
 /// `GET /healthz`: 200 `ok` while the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok")))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// `GET /readyz`: 200 when the database answers, else 503.
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+              (status = 503, description = "`database unavailable`", body = String, content_type = "text/plain")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.ping()).await {
@@ -27,7 +29,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics` (admin listener only): connector answers by endpoint and code, decisions,
 /// requests by status (from the store's in-memory index: the cost does not grow with the
 /// number of rows), connections and connector authentication failures ([`crate::edge`]).
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let counts: Vec<(String, u64)> = state
         .store
@@ -40,7 +41,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// `GET /openapi.json` (admin listener only): the OpenAPI 3.1 description of this API.
+/// `GET /openapi.json` (admin listener only): the OpenAPI 3.1 description of the public
+/// listener's API. The admin listener's own two routes are not in it: they are not served
+/// where the document's paths are.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::api_doc())
 }

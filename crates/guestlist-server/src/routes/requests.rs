@@ -13,7 +13,9 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use guestlist_core::model::ApiError as ErrorBody;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision, HistoryEntry, RequestPage, Status};
+use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -81,7 +83,11 @@ fn with_etag(r: ApprovalRequest) -> Response {
 /// high-water mark for a later `since=` (incremental sync). Errors: 400 `request.bad_status`, a
 /// non-numeric `since` or `limit` (400), 401/403 from the bearer check.
 #[utoipa::path(get, path = "/api/requests", tag = "approver", params(ListQuery),
-    responses((status = 200, description = "RequestPage: {items, nextCursor?, changeSeq}", body = Object), (status = 400), (status = 401), (status = 403)),
+    responses((status = 200, description = "A page of requests", body = RequestPage),
+              (status = 400, description = "Bad `status`, `since` or `limit`", body = ErrorBody),
+              (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -114,7 +120,14 @@ pub async fn list(
 
 /// `GET /api/requests/{id}`.
 #[utoipa::path(get, path = "/api/requests/{id}", tag = "approver",
-    responses((status = 200, description = "ApprovalRequest with ETag", body = Object), (status = 404)),
+    params(("id" = Uuid, Path, description = "The request's id")),
+    responses((status = 200, description = "The request, with `ETag: \"<version>\"`", body = ApprovalRequest,
+               headers(("ETag" = String, description = "The request's version, quoted"))),
+              (status = 400, description = "Not a request id", body = ErrorBody),
+              (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 404, description = "No such request", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -129,9 +142,24 @@ pub async fn get_one(
 
 /// `POST /api/requests/{id}/decision` with a [`Decision`] body.
 #[utoipa::path(post, path = "/api/requests/{id}/decision", tag = "approver",
-    request_body(content = Object, description = r#"{"decision":"approve","directoryObjectId":"…","how":"userCreated"} or {"decision":"deny","reason":"…"}"#),
-    responses((status = 200, description = "The decided request", body = Object), (status = 404), (status = 409, description = "Another decision won"),
-              (status = 412, description = "Stale If-Match"), (status = 428, description = "If-Match missing")),
+    params(("id" = Uuid, Path, description = "The request's id"),
+           ("If-Match" = String, Header, description = "The request's ETag (its version, quoted)"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key (at most 200 characters)")),
+    request_body(content = Decision, description = r#"{"decision":"approve","directoryObjectId":"…","how":"userCreated"} or {"decision":"deny","reason":"…"}"#,
+        example = json!({"decision": "deny", "reason": "Not a partner of ours"})),
+    responses((status = 200, description = "The decided request", body = ApprovalRequest,
+               headers(("ETag" = String, description = "The request's new version, quoted"))),
+              (status = 400, description = "Malformed decision, id, If-Match or Idempotency-Key", body = ErrorBody),
+              (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 404, description = "No such request", body = ErrorBody),
+              (status = 409, description = "Another decision won", body = DecisionConflict),
+              (status = 412, description = "Stale If-Match", body = DecisionConflict),
+              (status = 413, description = "Body over the limit", body = ErrorBody),
+              (status = 415, description = "Not JSON", body = ErrorBody),
+              (status = 422, description = "Idempotency-Key reused for another decision", body = ErrorBody),
+              (status = 428, description = "If-Match missing", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn decide(
     State(state): State<AppState>,
@@ -222,8 +250,9 @@ pub async fn decide(
         ),
     };
     let store = state.store.clone();
-    let (request, event) = blocking(move || {
-        store.decide(
+    // A denial also denies the person's other pending requests: one event each.
+    let (request, events) = blocking(move || {
+        store.decide_all(
             id,
             &decision,
             &actor,
@@ -233,7 +262,7 @@ pub async fn decide(
         )
     })
     .await?;
-    if let Some(e) = event {
+    for e in events {
         state.metrics.decision(e.request.state.status());
         state.publish(e);
     }
@@ -242,7 +271,13 @@ pub async fn decide(
 
 /// `GET /api/requests/{id}/history`.
 #[utoipa::path(get, path = "/api/requests/{id}/history", tag = "approver",
-    responses((status = 200, description = "HistoryEntry[] oldest first", body = Object), (status = 404)),
+    params(("id" = Uuid, Path, description = "The request's id")),
+    responses((status = 200, description = "The audit trail, oldest first", body = Vec<HistoryEntry>),
+              (status = 400, description = "Not a request id", body = ErrorBody),
+              (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 404, description = "No such request", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
