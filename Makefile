@@ -1,6 +1,6 @@
 # Guestlist — the two commands a newcomer needs: `make demo` and `make test`.
 # Targets are thin: the work is in scripts/.
-.PHONY: demo test bench e2e bindings fmt lint setup fuzz
+.PHONY: demo test bench e2e bindings fmt lint setup fuzz package
 
 demo:
 	bash scripts/demo.sh
@@ -13,6 +13,10 @@ bench:
 
 e2e:
 	bash scripts/e2e.sh
+
+# The desktop app's .deb and .rpm (PROFILE=release for an optimised build).
+package:
+	bash scripts/package.sh
 
 # Fuzz every parser of untrusted bytes, FUZZ_SECONDS (default 60) each; not part of `make test`.
 fuzz:

@@ -155,6 +155,22 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
 rc=$?
 set -e
 
+# The app's own log file (tauri-plugin-log, <data dir>/logs): written, and no e-mail address in
+# it at the INFO level the run uses (names and addresses are logged at debug only).
+APPLOG="$DATA/logs/guestlist.log"
+if [ "$rc" = 0 ]; then
+  cp "$APPLOG" "$OUT/app.log" 2>/dev/null || true
+  if [ ! -s "$APPLOG" ]; then
+    log "FAILED: the app wrote no log file at $APPLOG"
+    rc=1
+  elif grep -nE '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+' "$APPLOG" | head -5 | grep .; then
+    log "FAILED: e-mail addresses in the app's INFO log (above; artifacts/e2e/app.log)"
+    rc=1
+  else
+    log "the app's log file has $(wc -l <"$APPLOG") lines and no e-mail address"
+  fi
+fi
+
 if [ "$rc" = 0 ]; then
   mkdir -p docs/screenshots
   cp "$OUT/queue.png" docs/screenshots/queue.png

@@ -9,6 +9,7 @@
 #   6. schemathesis against a live guestlist-server + devtenant: no 5xx, every response matches
 #      its OpenAPI schema (scripts/schemathesis.sh)
 #   7. the window E2E under Xvfb (scripts/e2e.sh)
+#   8. the installers: `make package` (.deb, .rpm) and the .deb smoke test (scripts/deb-smoke.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -38,3 +39,6 @@ step "schemathesis: the live API against its OpenAPI document"
 bash scripts/schemathesis.sh
 step "window E2E"
 bash scripts/e2e.sh
+step "installers: .deb and .rpm, the unpacked .deb starts and takes deep links"
+bash scripts/package.sh
+bash scripts/deb-smoke.sh

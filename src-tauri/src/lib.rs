@@ -10,10 +10,14 @@
 //! - [`notify`]: the notifications' buttons and clicks (open a request, approve from the
 //!   notification), the `open-request` event.
 //! - [`opener`]: how sign-in opens the authorize URL (system browser, or an HTTP GET in E2E).
+//! - [`deeplink`]: `guestlist://request/<id>` opens that request (also from a second launch).
+//! - [`desktop`]: the rotated log file, the remembered window, the opt-in start at login.
 
 pub mod background;
 pub mod commands;
 pub mod locale;
+pub mod deeplink;
+pub mod desktop;
 pub mod notify;
 pub mod opener;
 
@@ -113,7 +117,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             .reviewer
             .set(tauri::async_runtime::block_on(open_reviewer(dir)));
     }
-    let mut builder = builder.manage(state);
+    let mut builder = builder.manage(state).manage(deeplink::Pending::default());
     if options.single_instance {
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             background::show_main_window(app);
@@ -121,6 +125,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
     }
     let tray = options.tray;
     builder
+        .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(tauri::generate_handler![
@@ -138,6 +143,9 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::approver_rights,
             commands::history,
             locale::os_locales,
+            deeplink::take_opened_request,
+            desktop::autostart_enabled,
+            desktop::set_autostart,
         ])
         .on_window_event(move |window, event| {
             // With a tray icon, closing the window keeps the app running in the tray.
@@ -172,6 +180,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             let _ = state
                 .make_opener
                 .set(Box::new(move || opener::for_app(&opener_handle)));
+            deeplink::register(&handle);
             if let Err(e) = notify::register(&handle) {
                 tracing::warn!(error = %e, "notification actions unavailable");
             }
@@ -179,6 +188,14 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                 && let Err(e) = background::create_tray(&handle)
             {
                 tracing::warn!(error = %e, "no tray icon");
+            }
+            // Started by the login entry: stay in the tray until the approver opens the window.
+            if options.tray
+                && desktop::started_at_login()
+                && handle.tray_by_id(background::TRAY_ID).is_some()
+                && let Some(w) = handle.get_webview_window("main")
+            {
+                let _ = w.hide();
             }
             if let (Ok(reviewer), Some(every)) = (state.reviewer(), options.sync_interval) {
                 tauri::async_runtime::spawn(background::run(
@@ -209,15 +226,20 @@ async fn open_reviewer(dir: &Path) -> Result<Reviewer, ReviewerError> {
 }
 
 /// Starts the real app (the `guestlist` binary's `main`).
+///
+/// Besides [`run_app`]'s plugins it registers the ones that hold process-wide or per-user state
+/// (the `log` logger, the window-state file, the login entry), which unit tests leave out:
+/// [`desktop`] describes them.
 pub fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GUESTLIST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let app =
-        run_app(tauri::Builder::default(), Options::from_env()).build(tauri::generate_context!());
+    let options = Options::from_env();
+    let spec = std::env::var("GUESTLIST_LOG").unwrap_or_default();
+    let data_dir = options.data_dir.clone();
+    // The single-instance plugin must come first: a second launch exits before the others.
+    let app = run_app(tauri::Builder::default(), options)
+        .plugin(desktop::log_plugin(data_dir.as_deref(), &spec))
+        .plugin(desktop::window_state_plugin(data_dir.as_deref()))
+        .plugin(desktop::autostart_plugin())
+        .build(tauri::generate_context!());
     match app {
         Ok(app) => app.run(|handle, event| {
             if let tauri::RunEvent::Ready = event {

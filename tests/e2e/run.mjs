@@ -465,6 +465,23 @@ try {
   await browser.keys('Escape');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'Esc did not go back');
 
+  step('guestlist://request/<id> from a second launch opens that request here (single instance); hostile links are ignored');
+  // What the desktop does for a click on the link: start the app with the URL as its only argument.
+  const launch = (arg) => new Promise((resolve) => {
+    const p = spawn(APP, [arg], { env: process.env, stdio: 'ignore' });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30000);
+    p.on('exit', (code) => (clearTimeout(timer), resolve(code)));
+  });
+  for (const hostile of [`guestlist://request/${liveId}/approve`, `https://evil.example/request/${liveId}`, `guestlist://request/${liveId}?approve=1`]) {
+    assert.equal(await launch(hostile), 0, `the second launch with ${hostile} hands over and exits`);
+  }
+  assert.equal(await launch(`guestlist://request/${liveId}`), 0, 'the second launch hands the link over and exits');
+  await browser.$(`[data-testid="detail"][data-id="${liveId}"]`).waitForExist({ timeout: 10000, timeoutMsg: 'the deep link did not open the request' });
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 5000, 'the deep link did not open the request full width');
+  await browser.keys('Escape');
+  await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'Esc did not go back');
+  await browser.$(`[data-testid="queue-row"][data-id="${liveId}"]`).waitForExist({ timeout: 3000, timeoutMsg: 'a hostile link decided the request' });
+
   step("Approve on a new request's notification: the window's plan, one new guest, approved on the server");
   const approvedBefore = await approvedCount();
   const idsBefore = new Set((await usersOf()).map((u) => u.id));

@@ -16,6 +16,7 @@
 //! - [`plan`]: the provisioning plan — the exact Microsoft Graph calls that create the guest
 //!   account of an approved request (CONTRACTS.md §3).
 //! - [`provider`]: identity provider keys and the one label every surface shows.
+//! - [`deeplink`]: the desktop app's `guestlist://request/<id>` link.
 //!
 //! - [`openapi`] (feature `openapi`): OpenAPI schemas of the bodies whose serde form is
 //!   hand-written (connector claims and answers, extension answers, conflict bodies).
@@ -23,6 +24,7 @@
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
 pub mod connector;
+pub mod deeplink;
 pub mod email;
 pub mod extension;
 pub mod model;

@@ -20,10 +20,17 @@
 //! ever auto-linked. The `json` template is structured data and carries the values as they
 //! are (cut to the same length). Only the configured `notifications.link` is rendered as a
 //! link. The webhook URL (a secret) is never logged: errors are logged without their URL.
+//!
+//! A new request's message also carries the desktop app's deep link to that request,
+//! `guestlist://request/<id>` ([`guestlist_core::deeplink`]), next to `notifications.link`:
+//! Slack's "Open in the app" link, a Teams `Action.OpenUrl` button, and `deepLink` in the JSON
+//! (also on every request summary, reminders included). The id is the server's UUID, never
+//! claim text.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use guestlist_core::deeplink::request_link;
 use guestlist_core::model::{ApprovalRequest, Event};
 use guestlist_core::provider::{provider_key, provider_label};
 use serde::{Deserialize, Serialize};
@@ -201,6 +208,7 @@ fn summary(r: &ApprovalRequest) -> Value {
         "identityProvider": clip(&provider_key(&r.key.issuer, &r.key.email)),
         "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "attempts": r.attempts,
+        "deepLink": request_link(r.id),
     })
 }
 
@@ -256,6 +264,7 @@ impl Sender {
             &title,
             &text,
             &facts,
+            Some(request_link(r.id)),
             json!({ "request": summary(r) }),
         )
     }
@@ -294,6 +303,7 @@ impl Sender {
             &title,
             &text,
             &facts,
+            None,
             json!({
                 "pendingLongerThanHours": hours,
                 "count": count,
@@ -308,21 +318,28 @@ impl Sender {
         title: &str,
         text: &str,
         facts: &[(&str, String)],
+        deep_link: Option<String>,
         extra: Value,
     ) -> Value {
         let link = self.config.link.clone();
         match self.config.template {
             Template::Json => {
                 let mut v = json!({ "type": kind, "title": title, "text": text, "link": link });
+                if let (Some(o), Some(d)) = (v.as_object_mut(), &deep_link) {
+                    o.insert("deepLink".into(), json!(d));
+                }
                 if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
                     o.extend(e);
                 }
                 v
             }
             Template::Slack => {
-                let tail = link
-                    .map(|l| format!(" <{l}|Open Guestlist>"))
+                let mut tail = deep_link
+                    .map(|d| format!(" <{d}|Open in the app>"))
                     .unwrap_or_default();
+                if let Some(l) = link {
+                    tail.push_str(&format!(" <{l}|Open Guestlist>"));
+                }
                 json!({ "text": format!("*{title}*\n{text}{tail}") })
             }
             Template::Teams => {
@@ -331,8 +348,19 @@ impl Sender {
                     json!({"type": "TextBlock", "text": text, "wrap": true}),
                     json!({"type": "FactSet", "facts": facts.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}),
                 ];
+                let mut actions = Vec::new();
+                if let Some(d) = deep_link {
+                    actions.push(
+                        json!({"type": "Action.OpenUrl", "title": "Open in the app", "url": d}),
+                    );
+                }
                 if let Some(l) = link {
-                    body.push(json!({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": "Open Guestlist", "url": l}]}));
+                    actions.push(
+                        json!({"type": "Action.OpenUrl", "title": "Open Guestlist", "url": l}),
+                    );
+                }
+                if !actions.is_empty() {
+                    body.push(json!({"type": "ActionSet", "actions": actions}));
                 }
                 json!({
                     "type": "message",
@@ -515,7 +543,7 @@ mod tests {
             "fabrikam\u{2024}com"
         );
         assert_eq!(
-            card["content"]["body"][3]["actions"][0]["url"],
+            card["content"]["body"][3]["actions"][1]["url"],
             "https://guestlist.contoso.com"
         );
         assert!(
@@ -536,5 +564,49 @@ mod tests {
             format!("{:?}", sender(Template::Json).config().webhook_url),
             "Some([redacted])"
         );
+    }
+
+    #[test]
+    fn every_template_links_the_request_in_the_desktop_app() {
+        let r = request();
+        let deep = "guestlist://request/00000000-0000-0000-0000-000000000001";
+        assert_eq!(
+            guestlist_core::deeplink::parse_request_link(deep),
+            Some(r.id),
+            "the desktop app accepts the link the server writes"
+        );
+        let j = sender(Template::Json).created_message(&r);
+        assert_eq!(j["deepLink"], deep);
+        assert_eq!(j["request"]["deepLink"], deep);
+        assert_eq!(j["link"], "https://guestlist.contoso.com");
+        let s = sender(Template::Slack).created_message(&r);
+        let text = s["text"].as_str().unwrap();
+        assert!(
+            text.ends_with(&format!(
+                " <{deep}|Open in the app> <https://guestlist.contoso.com|Open Guestlist>"
+            )),
+            "{text}"
+        );
+        let t = sender(Template::Teams).created_message(&r);
+        let actions = &t["attachments"][0]["content"]["body"][3]["actions"];
+        assert_eq!(actions[0]["type"], "Action.OpenUrl");
+        assert_eq!(actions[0]["url"], deep);
+        assert_eq!(actions[1]["url"], "https://guestlist.contoso.com");
+        // Without `notifications.link` the deep link is still there, alone.
+        let bare = Sender::new(&Notifications {
+            webhook_url: Some(Secret("http://127.0.0.1:9/hook".into())),
+            template: Template::Teams,
+            ..Notifications::default()
+        })
+        .unwrap()
+        .created_message(&r);
+        let actions = &bare["attachments"][0]["content"]["body"][3]["actions"];
+        assert_eq!(actions.as_array().map(Vec::len), Some(1));
+        assert_eq!(actions[0]["url"], deep);
+        // A reminder lists several requests: each summary carries its own link, and the
+        // message as a whole has none.
+        let rem = sender(Template::Json).reminder_message(1, &[r], 24);
+        assert_eq!(rem["requests"][0]["deepLink"], deep);
+        assert!(rem.get("deepLink").is_none());
     }
 }

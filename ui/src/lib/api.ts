@@ -41,7 +41,21 @@ export interface Api {
    * `open-request` event with the request id) or to show the queue (`null`: a summary's click).
    */
   onOpenRequest?(cb: (id: string | null) => void): Promise<() => void>;
+  /** The request a `guestlist://request/<id>` link started the app with, once (else `null`). */
+  takeOpenedRequest?(): Promise<string | null>;
 }
+
+/** The OS login entry (off until the approver turns it on); rejects with `{code, message}`. */
+export interface Autostart {
+  enabled(): Promise<boolean>;
+  set(enabled: boolean): Promise<void>;
+}
+
+/** Start at login, through the shell's commands (src-tauri/src/desktop.rs). */
+export const tauriAutostart: Autostart = {
+  enabled: () => invoke<boolean>('autostart_enabled'),
+  set: (enabled) => invoke<void>('set_autostart', { enabled }),
+};
 
 /** The real commands. */
 export const tauriApi: Api = {
@@ -66,4 +80,5 @@ export const tauriApi: Api = {
     const un: UnlistenFn = await listen<string | null>('open-request', (e) => cb(e.payload ?? null));
     return un;
   },
+  takeOpenedRequest: () => invoke<string | null>('take_opened_request'),
 };
