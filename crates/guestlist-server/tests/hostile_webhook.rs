@@ -57,10 +57,14 @@ fn a_hostile_display_name_is_inert_in_slack_and_teams() {
         sender(Template::Slack, "https://hooks.slack.com/services/T/B/x").created_message(&r);
     let text = slack["text"].as_str().unwrap();
     assert!(text.contains("&lt;!channel&gt;"), "{text}");
-    // The only link (`<…|…>`) and the only `<` is the configured one, at the end.
-    assert_eq!(text.matches('<').count(), 1, "{text}");
+    // The only links (`<…|…>`) and the only `<`s are the two Guestlist makes itself, at the
+    // end: the request's deep link into the app, then the configured web link.
+    assert_eq!(text.matches('<').count(), 2, "{text}");
     assert!(
-        text.ends_with("<https://guestlist.contoso.com|Open Guestlist>"),
+        text.ends_with(
+            "<guestlist://request/00000000-0000-0000-0000-000000000007|Open in the app> \
+             <https://guestlist.contoso.com|Open Guestlist>"
+        ),
         "{text}"
     );
     assert!(
