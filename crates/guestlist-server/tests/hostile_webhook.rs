@@ -87,10 +87,17 @@ fn a_hostile_display_name_is_inert_in_slack_and_teams() {
         name_fact.as_str().unwrap().contains("\\[Open Guestlist\\]"),
         "{name_fact}"
     );
-    // The configured link is the card's only action.
+    // The card's only actions are Guestlist's own links: the deep link, then the configured one.
+    let actions = teams["attachments"][0]["content"]["body"][3]["actions"]
+        .as_array()
+        .unwrap();
+    let urls: Vec<&str> = actions.iter().map(|a| a["url"].as_str().unwrap()).collect();
     assert_eq!(
-        teams["attachments"][0]["content"]["body"][3]["actions"][0]["url"],
-        "https://guestlist.contoso.com"
+        urls,
+        [
+            "guestlist://request/00000000-0000-0000-0000-000000000007",
+            "https://guestlist.contoso.com"
+        ]
     );
 }
 
