@@ -72,9 +72,10 @@ const PROVIDERS: Record<string, string> = {
   microsoftaccount: 'Microsoft account',
 };
 
-/** A human name for an identity provider (`facebook.com` → `Facebook`). */
+/** A human name for an identity provider (`facebook.com` → `Facebook`; e-mail OTP and Microsoft account in the UI's language). */
 export function providerLabel(provider: string | null | undefined): string {
   const p = (provider ?? '').toLowerCase();
+  if (p === 'mail' || p === 'microsoftaccount') return t(`provider.${p}`);
   return PROVIDERS[p] ?? provider ?? 'Entra ID';
 }
 
