@@ -466,6 +466,7 @@ fn if_approved_sentence(f: &IfApprovedFacts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guestlist_core::plan::GraphCall;
 
     #[test]
     fn free_mail_and_company_checks() {
@@ -477,6 +478,56 @@ mod tests {
         assert!(domain_matches_company("fabrikam.com", "Fabrikam, Inc."));
         assert!(domain_matches_company("mail.contoso.co.uk", "Contoso"));
         assert!(!domain_matches_company("woodgrove.com", "Fabrikam"));
+    }
+
+    #[test]
+    fn if_approved_facts_of_an_invitation_and_their_english_sentence() {
+        let call = |path: &str, body: Value| GraphCall {
+            method: "POST".into(),
+            path: path.into(),
+            body: Some(body),
+            schema: None,
+        };
+        let plan = ProvisioningPlan {
+            kind: ProvisionedBy::Invitation,
+            lookups: Vec::new(),
+            writes: vec![
+                call(
+                    "/invitations",
+                    serde_json::json!({ "sendInvitationMessage": true, "invitedUserEmailAddress": "a@x.se" }),
+                ),
+                call(
+                    "/users/{id}",
+                    serde_json::json!({ "city": "Lund", "country": "SE" }),
+                ),
+            ],
+            skipped: Vec::new(),
+            existing_account: None,
+        };
+        let directory = DirectoryCheck {
+            checked: false,
+            matches: Vec::new(),
+            error: None,
+        };
+        let f = if_approved_facts(
+            "Ada",
+            "Entra ID",
+            Some(&plan),
+            &directory,
+            None,
+            Some("s@x.se"),
+        );
+        assert_eq!(f.kind, Some(ProvisionedBy::Invitation));
+        assert_eq!(f.properties, 2, "the invitation's own body is not counted");
+        assert!(f.sends_invitation);
+        assert!(!f.directory_checked);
+        assert_eq!(
+            if_approved_sentence(&f),
+            "Directory not checked yet: approval looks the person up first and links an existing account if there is one. Otherwise: Invites Ada as a guest (Entra ID) · sends the invitation e-mail · then sets 2 properties · sponsor s@x.se · then approved on the server"
+        );
+        let none = if_approved_facts("Ada", "Google", None, &directory, None, None);
+        assert_eq!(none.kind, None);
+        assert!(if_approved_sentence(&none).starts_with("Approval would fail"));
     }
 
     #[test]
