@@ -15,9 +15,9 @@
 
 pub mod background;
 pub mod commands;
-pub mod locale;
 pub mod deeplink;
 pub mod desktop;
+pub mod locale;
 pub mod notify;
 pub mod opener;
 
