@@ -10,8 +10,8 @@ use guestlist_core::plan::{ProvisioningPlan, ProvisioningSettings, plan, resolve
 use serde_json::{Map, Value};
 
 use crate::types::{
-    AttributeRow, DirectoryCheck, IdentityBlock, InvitationBlock, OutboxItem, RequestDetail, Risk,
-    RiskKind,
+    AttributeRow, DirectoryCheck, IdentityBlock, IfApprovedFacts, InvitationBlock, OutboxItem,
+    RequestDetail, Risk, RiskKind,
 };
 
 /// Free-mail domains (exact) flagged as a risk.
@@ -295,7 +295,7 @@ pub fn build(
     let sponsor = claim_by_short_name(&request, &["sponsoremail", "sponsor"]);
     let reason = claim_by_short_name(&request, &["reason", "justification"]);
     let name = crate::cache::display_name(&request);
-    let if_approved = if_approved_sentence(
+    let if_approved_facts = if_approved_facts(
         &name,
         &identity.label,
         plan_result.as_ref(),
@@ -304,7 +304,8 @@ pub fn build(
         sponsor.as_deref(),
     );
     RequestDetail {
-        if_approved,
+        if_approved: if_approved_sentence(&if_approved_facts),
+        if_approved_facts,
         sponsor,
         reason,
         invitation,
@@ -352,24 +353,30 @@ fn claim_by_short_name(request: &ApprovalRequest, names: &[&str]) -> Option<Stri
         .filter(|v| !v.trim().is_empty())
 }
 
-/// The "If you approve" sentence: what approval will do, in the order it does it.
-fn if_approved_sentence(
+/// What approval will do (the facts of the "If you approve" sentence), from the plan and the
+/// directory check.
+fn if_approved_facts(
     name: &str,
     provider_label: &str,
     plan: Option<&ProvisioningPlan>,
     directory: &DirectoryCheck,
     ours: Option<&str>,
     sponsor: Option<&str>,
-) -> String {
-    let Some(p) = plan else {
-        return "Approval would fail: no provisioning plan can be made (see below).".into();
+) -> IfApprovedFacts {
+    let mut facts = IfApprovedFacts {
+        kind: plan.map(|p| p.kind),
+        name: name.to_owned(),
+        provider_label: provider_label.to_owned(),
+        resumes_account: ours.map(str::to_owned),
+        existing_account: None,
+        properties: 0,
+        sends_invitation: false,
+        sponsor: sponsor.map(str::to_owned),
+        directory_checked: directory.checked,
     };
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(id) = ours {
-        parts.push(format!(
-            "Resumes the earlier attempt: the account {id} it created exists"
-        ));
-    }
+    let Some(p) = plan else {
+        return facts;
+    };
     let attrs = p
         .writes
         .iter()
@@ -377,19 +384,49 @@ fn if_approved_sentence(
         .filter_map(|w| w.body.as_ref().and_then(Value::as_object))
         .map(|b| b.len())
         .sum::<usize>();
-    match p.kind {
+    facts.properties = u32::try_from(attrs).unwrap_or(u32::MAX);
+    if p.kind == ProvisionedBy::ExistingAccount {
+        facts.existing_account = directory
+            .matches
+            .first()
+            .and_then(|m| {
+                m.user
+                    .get("userPrincipalName")
+                    .or_else(|| m.user.get("mail"))
+                    .and_then(Value::as_str)
+            })
+            .or(p.existing_account.as_deref())
+            .map(str::to_owned);
+    }
+    if p.kind == ProvisionedBy::Invitation {
+        facts.sends_invitation = p
+            .writes
+            .first()
+            .and_then(|w| w.body.as_ref())
+            .and_then(|b| b.get("sendInvitationMessage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    }
+    facts
+}
+
+/// The "If you approve" sentence in English: what approval will do, in the order it does it
+/// (the UI words the same facts in the approver's language, `ui/src/lib/plan.ts`).
+fn if_approved_sentence(f: &IfApprovedFacts) -> String {
+    let Some(kind) = f.kind else {
+        return "Approval would fail: no provisioning plan can be made (see below).".into();
+    };
+    let (name, provider_label, attrs) = (&f.name, &f.provider_label, f.properties);
+    let ours = f.resumes_account.as_deref();
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(id) = ours {
+        parts.push(format!(
+            "Resumes the earlier attempt: the account {id} it created exists"
+        ));
+    }
+    match kind {
         ProvisionedBy::ExistingAccount => {
-            let who = directory
-                .matches
-                .first()
-                .and_then(|m| {
-                    m.user
-                        .get("userPrincipalName")
-                        .or_else(|| m.user.get("mail"))
-                        .and_then(Value::as_str)
-                })
-                .or(p.existing_account.as_deref())
-                .unwrap_or("?");
+            let who = f.existing_account.as_deref().unwrap_or("?");
             parts.push(format!(
                 "Links the existing account {who} · nothing is written in the directory"
             ));
@@ -400,16 +437,9 @@ fn if_approved_sentence(
             ));
         }
         ProvisionedBy::Invitation if ours.is_none() => {
-            let mail = p
-                .writes
-                .first()
-                .and_then(|w| w.body.as_ref())
-                .and_then(|b| b.get("sendInvitationMessage"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
             parts.push(format!(
                 "Invites {name} as a guest ({provider_label}) · {} · then sets {attrs} properties",
-                if mail {
+                if f.sends_invitation {
                     "sends the invitation e-mail"
                 } else {
                     "no invitation e-mail"
@@ -419,12 +449,12 @@ fn if_approved_sentence(
         ProvisionedBy::Invitation => parts.push(format!("sets {attrs} properties")),
         ProvisionedBy::UserCreated | ProvisionedBy::UserFlow => {}
     }
-    if let Some(s) = sponsor {
+    if let Some(s) = &f.sponsor {
         parts.push(format!("sponsor {s}"));
     }
     parts.push("then approved on the server".into());
     let sentence = parts.join(" · ");
-    if directory.checked || p.kind == ProvisionedBy::ExistingAccount {
+    if f.directory_checked || kind == ProvisionedBy::ExistingAccount {
         sentence
     } else {
         format!(
@@ -436,6 +466,7 @@ fn if_approved_sentence(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guestlist_core::plan::GraphCall;
 
     #[test]
     fn free_mail_and_company_checks() {
@@ -447,6 +478,56 @@ mod tests {
         assert!(domain_matches_company("fabrikam.com", "Fabrikam, Inc."));
         assert!(domain_matches_company("mail.contoso.co.uk", "Contoso"));
         assert!(!domain_matches_company("woodgrove.com", "Fabrikam"));
+    }
+
+    #[test]
+    fn if_approved_facts_of_an_invitation_and_their_english_sentence() {
+        let call = |path: &str, body: Value| GraphCall {
+            method: "POST".into(),
+            path: path.into(),
+            body: Some(body),
+            schema: None,
+        };
+        let plan = ProvisioningPlan {
+            kind: ProvisionedBy::Invitation,
+            lookups: Vec::new(),
+            writes: vec![
+                call(
+                    "/invitations",
+                    serde_json::json!({ "sendInvitationMessage": true, "invitedUserEmailAddress": "a@x.se" }),
+                ),
+                call(
+                    "/users/{id}",
+                    serde_json::json!({ "city": "Lund", "country": "SE" }),
+                ),
+            ],
+            skipped: Vec::new(),
+            existing_account: None,
+        };
+        let directory = DirectoryCheck {
+            checked: false,
+            matches: Vec::new(),
+            error: None,
+        };
+        let f = if_approved_facts(
+            "Ada",
+            "Entra ID",
+            Some(&plan),
+            &directory,
+            None,
+            Some("s@x.se"),
+        );
+        assert_eq!(f.kind, Some(ProvisionedBy::Invitation));
+        assert_eq!(f.properties, 2, "the invitation's own body is not counted");
+        assert!(f.sends_invitation);
+        assert!(!f.directory_checked);
+        assert_eq!(
+            if_approved_sentence(&f),
+            "Directory not checked yet: approval looks the person up first and links an existing account if there is one. Otherwise: Invites Ada as a guest (Entra ID) · sends the invitation e-mail · then sets 2 properties · sponsor s@x.se · then approved on the server"
+        );
+        let none = if_approved_facts("Ada", "Google", None, &directory, None, None);
+        assert_eq!(none.kind, None);
+        assert!(if_approved_sentence(&none).starts_with("Approval would fail"));
     }
 
     #[test]

@@ -385,6 +385,33 @@ pub struct InvitationBlock {
     pub invited_user_type: String,
 }
 
+/// What approval of one request will do, as facts rather than words: the UI composes the
+/// "If you approve" sentence from them in the approver's language (`ui/src/lib/plan.ts`);
+/// `RequestDetail::if_approved` is the same sentence in English.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IfApprovedFacts {
+    /// How approval provisions; `None` when no plan can be made (approval would fail).
+    pub kind: Option<ProvisionedBy>,
+    /// The person's display name.
+    pub name: String,
+    /// The identity provider's label (`Google`, `Entra ID`).
+    pub provider_label: String,
+    /// The account an earlier, half-finished attempt created: approval resumes it.
+    pub resumes_account: Option<String>,
+    /// The existing account approval links (its UPN or mail), for `existingAccount`.
+    pub existing_account: Option<String>,
+    /// How many properties approval writes (for an invitation: after it).
+    pub properties: u32,
+    /// Whether Microsoft sends the invitation e-mail (invitations).
+    pub sends_invitation: bool,
+    /// The sponsor approval records, if the requester named one.
+    pub sponsor: Option<String>,
+    /// Whether the directory was looked up; if not, approval looks first and links an
+    /// existing account if there is one.
+    pub directory_checked: bool,
+}
+
 /// The side-by-side view of one request (`Reviewer::detail`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -392,6 +419,9 @@ pub struct RequestDetail {
     /// "If you approve": one sentence saying what approval will do, from the same plan the
     /// outbox runs (after the directory look-ups, when they ran).
     pub if_approved: String,
+    /// The facts `if_approved` is worded from, for the UI to word them in the approver's
+    /// language (issue 15 §1).
+    pub if_approved_facts: IfApprovedFacts,
     /// The sponsor the requester named (an `extension_*_SponsorEmail`/`Sponsor` claim).
     pub sponsor: Option<String>,
     /// The requester's reason (an `extension_*_Reason`/`Justification` claim).

@@ -3,6 +3,7 @@ import type { ApprovalRequest } from "./ApprovalRequest";
 import type { AttributeRow } from "./AttributeRow";
 import type { DirectoryCheck } from "./DirectoryCheck";
 import type { IdentityBlock } from "./IdentityBlock";
+import type { IfApprovedFacts } from "./IfApprovedFacts";
 import type { InvitationBlock } from "./InvitationBlock";
 import type { OutboxItem } from "./OutboxItem";
 import type { ProvisioningPlan } from "./ProvisioningPlan";
@@ -18,6 +19,11 @@ export type RequestDetail = {
  * outbox runs (after the directory look-ups, when they ran).
  */
 ifApproved: string, 
+/**
+ * The facts `if_approved` is worded from, for the UI to word them in the approver's
+ * language (issue 15 §1).
+ */
+ifApprovedFacts: IfApprovedFacts, 
 /**
  * The sponsor the requester named (an `extension_*_SponsorEmail`/`Sponsor` claim).
  */

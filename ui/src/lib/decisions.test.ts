@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { approveLabel, decisionTargets, doneToday, finishedText, personName, secondsLeft, summarise, unfinishedCount } from './decisions';
 import { errorDetails, remedy } from './format';
+import { setLanguageOverride } from './i18n';
 import type { DecisionOutcome, OutboxItem } from './types';
 
 const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutcome['error'] = null): DecisionOutcome => ({
@@ -76,6 +77,50 @@ describe('decisions', () => {
     expect(personName('ada@x.example')).toBe('ada@x.example');
     expect(secondsLeft(new Date(1000 + 4200).toISOString(), 1000)).toBe(5);
     expect(secondsLeft(null)).toBe(0);
+  });
+});
+
+describe('toasts and remedies in the UI language', () => {
+  const outboxItem: OutboxItem = {
+    requestId: 'r1',
+    kind: 'approve',
+    state: 'reported',
+    label: 'Ada <ada@x.example>',
+    queuedAt: '2026-01-01T00:00:00Z',
+    attempts: 1,
+    directoryObjectId: 'u',
+    how: 'userCreated',
+    writeStarted: true,
+    undoUntil: null,
+    updatedAt: '2026-01-01T00:00:05Z',
+    lastError: null,
+  };
+  it('French and Swedish toasts name the people and what happened', () => {
+    try {
+      setLanguageOverride('fr');
+      const one = summarise('Approved', [{ ...outcome('1', 'done'), how: 'userCreated', label: 'Linnéa Öberg <linnea@x.se>' }]);
+      expect(one.text).toBe('Linnéa Öberg : invité créé');
+      const until = new Date(Date.now() + 4500).toISOString();
+      expect(summarise('Denied', [{ ...outcome('1', 'queued'), undoUntil: until }]).text).toBe('Refus de Person 1 dans 5 s');
+      const many = summarise('Approved', [
+        outcome('1', 'done'),
+        outcome('2', 'done'),
+        outcome('3', 'done'),
+        outcome('4', 'done'),
+        outcome('5', 'conflict', { code: 'request.already_decided', message: 'already approved' }),
+      ]);
+      expect(many.text).toBe(
+        'Approuvé : Person 1, Person 2, Person 3 et 1 autre · Person 5 : déjà traité par quelqu’un d’autre · Quelqu’un d’autre a traité cette demande avant vous.',
+      );
+      const off = remedy({ code: 'network.offline', message: 'x' });
+      expect(off.next).toBe('Vérifiez votre réseau ou votre VPN. Rien à faire dans Guestlist : il réessaie dès le retour de la connexion.');
+      expect(remedy({ code: 'graph.Request_BadRequest', message: 'bad mail' }).sentence).toBe('Microsoft Graph a refusé la modification : bad mail');
+      setLanguageOverride('sv');
+      expect(remedy({ code: 'request.not_found', message: 'x' }).next).toBe('Synkronisera för att uppdatera kön.');
+      expect(finishedText({ ...outboxItem, state: 'reported', how: 'invitation' }).text).toBe('Godkände Ada: inbjuden');
+    } finally {
+      setLanguageOverride(null);
+    }
   });
 });
 

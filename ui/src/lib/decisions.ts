@@ -47,16 +47,16 @@ export function whatHappened(
 ): string {
   switch (o.outcome) {
     case 'done':
-      if (kind === 'deny') return 'denied';
-      if (o.how === 'invitation') return 'invited';
-      if (o.how === 'existingAccount') return 'linked to an existing account';
-      return 'guest created';
+      if (kind === 'deny') return t('decision.denied');
+      if (o.how === 'invitation') return t('decision.invited');
+      if (o.how === 'existingAccount') return t('decision.linked');
+      return t('decision.created');
     case 'queued':
-      return o.undoUntil ? 'waiting — you can undo' : 'queued — sent when back online';
+      return o.undoUntil ? t('decision.waitingUndo') : t('decision.queuedOffline');
     case 'conflict':
-      return `already decided${o.error ? ` (${remedy(toAppError(o.error)).sentence})` : ''}`;
+      return o.error ? t('decision.alreadyDecidedWhy', { why: remedy(toAppError(o.error)).sentence }) : t('decision.alreadyDecided');
     default:
-      return `failed${o.error ? `: ${remedy(toAppError(o.error)).sentence}` : ''}`;
+      return o.error ? t('decision.failedWhy', { why: remedy(toAppError(o.error)).sentence }) : t('decision.failed');
   }
 }
 
@@ -73,7 +73,7 @@ export interface DecisionSummary {
   undoable: string[];
 }
 
-/** Summarises the outcomes of `approve` / `deny` into one line that names the people. */
+/** Summarises the outcomes of `approve` / `deny` into one line that names the people, in the UI's language. */
 export function summarise(verb: 'Approved' | 'Denied', outcomes: DecisionOutcome[], online = true): DecisionSummary {
   let done = 0;
   let queued = 0;
@@ -91,30 +91,30 @@ export function summarise(verb: 'Approved' | 'Denied', outcomes: DecisionOutcome
     if (o.outcome !== 'done' && o.error && !(o.outcome === 'queued' && o.undoUntil)) errors.push(toAppError(o.error));
   }
   const named = (list: DecisionOutcome[], max = 3) => {
-    const names = list.slice(0, max).map((o) => personName(o.label || o.id));
-    return list.length > max ? `${names.join(', ')} and ${list.length - max} more` : names.join(', ');
+    const names = list.slice(0, max).map((o) => personName(o.label || o.id)).join(', ');
+    return list.length > max ? t('toast.namesMore', { names, count: list.length - max }) : names;
   };
   let text: string;
   if (undoable.length === outcomes.length && outcomes.length > 0) {
     const secs = Math.max(...outcomes.map((o) => secondsLeft(o.undoUntil)));
-    const what = verb === 'Approved' ? 'Approving' : 'Denying';
-    text = `${what} ${named(outcomes)} in ${secs} s${online ? '' : ' · queued — sent when back online'}`;
+    text = t(kind === 'approve' ? 'toast.approving' : 'toast.denying', { names: named(outcomes), secs });
+    if (!online) text += ` · ${t('decision.queuedOffline')}`;
   } else if (outcomes.length === 1) {
     const o = outcomes[0];
-    text = `${personName(o.label || o.id)}: ${whatHappened(o, kind)}`;
+    text = t('toast.personWhat', { name: personName(o.label || o.id), what: whatHappened(o, kind) });
   } else {
     const parts: string[] = [];
     const by = (f: (o: DecisionOutcome) => boolean) => outcomes.filter(f);
     const d = by((o) => o.outcome === 'done');
-    if (d.length) parts.push(`${verb} ${named(d)}`);
+    if (d.length) parts.push(t(kind === 'approve' ? 'toast.approvedNames' : 'toast.deniedNames', { names: named(d) }));
     const q = by((o) => o.outcome === 'queued');
-    if (q.length) parts.push(`${named(q)}: queued — sent when back online`);
+    if (q.length) parts.push(t('toast.queuedNames', { names: named(q) }));
     const c = by((o) => o.outcome === 'conflict');
-    if (c.length) parts.push(`${named(c)}: already decided by someone else`);
+    if (c.length) parts.push(t('toast.conflictNames', { names: named(c) }));
     const f = by((o) => o.outcome === 'failed');
-    if (f.length) parts.push(`${named(f)}: failed`);
+    if (f.length) parts.push(t('toast.failedNames', { names: named(f) }));
     if (errors.length && (failed || conflicts)) parts.push(remedy(errors[0]).sentence);
-    text = parts.join(' · ') || 'Nothing to do';
+    text = parts.join(' · ') || t('toast.nothing');
   }
   return {
     done,
@@ -133,9 +133,12 @@ export function finishedText(item: OutboxItem): { text: string; tone: 'ok' | 'wa
   const name = personName(item.label);
   const outcome = item.state === 'reported' ? 'done' : item.state === 'conflict' ? 'conflict' : item.state === 'failed' ? 'failed' : 'queued';
   const tone = outcome === 'done' ? 'ok' : outcome === 'failed' ? 'error' : 'warn';
-  const verb = item.kind === 'approve' ? 'Approved' : 'Denied';
   const what = whatHappened({ outcome, how: item.how, error: item.lastError, undoUntil: null }, item.kind);
-  return { text: outcome === 'done' ? `${verb} ${name}: ${what}` : `${name}: ${what}`, tone };
+  const text =
+    outcome === 'done'
+      ? t(item.kind === 'approve' ? 'toast.approvedWhat' : 'toast.deniedWhat', { name, what })
+      : t('toast.personWhat', { name, what });
+  return { text, tone };
 }
 
 /** Decisions finished today (local time), newest first: the "Done today" list. */

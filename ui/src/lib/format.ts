@@ -72,9 +72,10 @@ const PROVIDERS: Record<string, string> = {
   microsoftaccount: 'Microsoft account',
 };
 
-/** A human name for an identity provider (`facebook.com` → `Facebook`). */
+/** A human name for an identity provider (`facebook.com` → `Facebook`; e-mail OTP and Microsoft account in the UI's language). */
 export function providerLabel(provider: string | null | undefined): string {
   const p = (provider ?? '').toLowerCase();
+  if (p === 'mail' || p === 'microsoftaccount') return t(`provider.${p}`);
   return PROVIDERS[p] ?? provider ?? 'Entra ID';
 }
 
@@ -152,49 +153,29 @@ export interface Remedy {
 }
 
 /**
- * Maps an error code (and Graph's own code) to a plain sentence and a next step. Unknown codes
- * keep their message and point at "Copy details".
+ * Maps an error code (and Graph's own code) to a plain sentence and a next step in the UI's
+ * language (the `error.*` catalogue messages). Unknown codes keep their message and point at
+ * "Copy details".
  */
 export function remedy(e: AppError): Remedy {
   const code = e.code;
+  const r = (key: string, values?: Record<string, string>): Remedy => ({
+    sentence: t(`error.${key}.sentence`, values),
+    next: t(`error.${key}.next`, values),
+  });
   if (code === 'graph.Authorization_RequestDenied' || code === 'auth.forbidden' || /Insufficient privileges/i.test(e.message)) {
-    return {
-      sentence:
-        'You need the User Administrator role to create guest accounts for Facebook, Google and e-mail one-time-passcode users. Guest Inviter is enough for Entra ID and Microsoft account users (invitations) — but not to update their profile.',
-      next: 'Ask a Global Administrator for the User Administrator role, then Retry. Nothing already created is created again.',
-    };
+    return r('role');
   }
-  if (code === 'network.offline') {
-    return {
-      sentence: "Guestlist can't reach the approval API or Microsoft Graph: your decisions are kept and will be sent when it's back.",
-      next: 'Check your network or VPN. Nothing to do in Guestlist: it retries as soon as the connection is back.',
-    };
-  }
-  if (code === 'auth.not_signed_in' || code === 'auth.sign_in_failed') {
-    return { sentence: 'You are signed out, so nothing can be sent.', next: 'Sign in again; queued decisions are then sent.' };
-  }
-  if (code === 'request.already_decided') {
-    return { sentence: 'Someone else decided this request first.', next: 'Nothing to do: their decision stands. Check the history for who and when.' };
-  }
-  if (code === 'request.version_mismatch') {
-    return { sentence: 'The person signed up again after you opened the request, so it changed.', next: 'Review the request again, then decide.' };
-  }
-  if (code === 'request.not_found') {
-    return { sentence: 'The request no longer exists on the server (it expired or was removed).', next: 'Sync to refresh the queue.' };
-  }
-  if (code === 'graph.TooManyRequests' || code === 'graph.serviceNotAvailable') {
-    return { sentence: 'Microsoft Graph is busy and asked Guestlist to slow down.', next: 'Nothing to do: Guestlist retries automatically.' };
-  }
-  if (code === 'plan.error' || code === 'settings.invalid') {
-    return { sentence: `Guestlist cannot plan this approval: ${e.message}.`, next: 'Fix the provisioning settings (⚙), then Retry.' };
-  }
-  if (code.startsWith('graph.')) {
-    return { sentence: `Microsoft Graph refused the change: ${e.message}`, next: 'Copy the details (they include the request-id) and send them to your Entra administrator.' };
-  }
-  if (code.startsWith('storage.')) {
-    return { sentence: `Guestlist's local database has a problem: ${e.message}`, next: 'Restart Guestlist; if it persists, copy the details for support.' };
-  }
-  return { sentence: e.message, next: 'Copy the details and send them to your administrator.' };
+  if (code === 'network.offline') return r('offline');
+  if (code === 'auth.not_signed_in' || code === 'auth.sign_in_failed') return r('signedOut');
+  if (code === 'request.already_decided') return r('alreadyDecided');
+  if (code === 'request.version_mismatch') return r('versionMismatch');
+  if (code === 'request.not_found') return r('notFound');
+  if (code === 'graph.TooManyRequests' || code === 'graph.serviceNotAvailable') return r('throttled');
+  if (code === 'plan.error' || code === 'settings.invalid') return r('plan', { message: e.message });
+  if (code.startsWith('graph.')) return r('graph', { message: e.message });
+  if (code.startsWith('storage.')) return r('storage', { message: e.message });
+  return { sentence: e.message, next: t('error.unknown.next') };
 }
 
 /** "Copy details": the code, the request-id and the time, for a support ticket. */

@@ -1,6 +1,7 @@
 // Differences and risks: which cells of the side-by-side view to highlight, and how loud.
 
 import { cellText } from './format';
+import { t } from './i18n';
 
 /** How a row of the side-by-side view differs between its three columns. */
 export type RowMark = 'same' | 'changed' | 'skipped' | 'conflict' | 'new';
@@ -47,20 +48,12 @@ export function riskSeverity(kind: string): Severity {
   }
 }
 
-/** A short label for a risk chip. */
+/** The risk kinds with a label in the catalogues (`risk.<kind>`). */
+const RISK_KINDS = ['existingAccount', 'domainMismatch', 'freeMail', 'noPlan'];
+
+/** A short label for a risk chip, in the UI's language (unknown kinds as they are). */
 export function riskLabel(kind: string): string {
-  switch (kind) {
-    case 'existingAccount':
-      return 'Existing account';
-    case 'domainMismatch':
-      return 'Domain ≠ company';
-    case 'freeMail':
-      return 'Free-mail';
-    case 'noPlan':
-      return 'Cannot provision';
-    default:
-      return kind;
-  }
+  return RISK_KINDS.includes(kind) ? t(`risk.${kind}`) : kind;
 }
 
 /** The loudest severity among risk kinds, or `null` for none. */

@@ -25,6 +25,7 @@ export type { QueueQuery } from '../bindings/QueueQuery';
 export type { QueueSort } from '../bindings/QueueSort';
 export type { QueueView } from '../bindings/QueueView';
 export type { RequestDetail } from '../bindings/RequestDetail';
+export type { IfApprovedFacts } from '../bindings/IfApprovedFacts';
 export type { RequestState } from '../bindings/RequestState';
 export type { ReviewerError } from '../bindings/ReviewerError';
 export type { Risk } from '../bindings/Risk';

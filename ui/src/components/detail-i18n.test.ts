@@ -1,0 +1,120 @@
+// @vitest-environment jsdom
+// The detail is in the UI's language, down to the lines that used to be English literals: the
+// partial-state line and its remedy, the directory check, the invitation block, risk chips and
+// the outbox state. Mounted for real (Detail.svelte) with a request whose approval half-failed.
+import { flushSync, mount, unmount } from 'svelte';
+import { afterEach, describe, expect, it } from 'vitest';
+import Detail from './Detail.svelte';
+import { setLanguageOverride } from '../lib/i18n';
+import type { QueueItem, RequestDetail } from '../lib/types';
+
+let mounted: Record<string, unknown> | null = null;
+afterEach(() => {
+  if (mounted) unmount(mounted);
+  mounted = null;
+  document.body.innerHTML = '';
+  setLanguageOverride(null);
+});
+
+const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement;
+const text = (id: string) => ($(id).textContent ?? '').replace(/\s+/g, ' ').trim();
+
+const item: QueueItem = {
+  id: 'r1',
+  displayName: 'Linnéa Öberg',
+  email: 'linnea@contoso.example',
+  emailDomain: 'contoso.example',
+  company: null,
+  identityProvider: 'entra',
+  createdAt: '2026-01-01T00:00:00Z',
+  ageHours: 1,
+  attempts: 1,
+  version: 1,
+  outboxState: 'failed',
+  freeMail: false,
+  samePerson: 1,
+  personAttempts: 1,
+  personProviders: 1,
+};
+
+const detail = (matches: { foundBy: string; user: Record<string, unknown> }[]) =>
+  ({
+    request: { id: 'r1', state: { status: 'pending' }, claims: {} },
+    rows: [],
+    identity: { provider: 'entra', label: 'Entra ID', issuer: null, issuerAssignedId: null, signInType: null },
+    plan: { kind: 'invitation', lookups: [], writes: [], skipped: [] },
+    planError: null,
+    skipped: [],
+    directory: { checked: true, matches, error: null },
+    risks: [{ kind: 'domainMismatch', message: 'x' }],
+    outbox: {
+      requestId: 'r1',
+      kind: 'approve',
+      state: 'failed',
+      label: 'Linnéa Öberg <linnea@contoso.example>',
+      queuedAt: '2026-01-01T00:00:00Z',
+      attempts: 2,
+      directoryObjectId: 'u-42',
+      how: 'invitation',
+      writeStarted: true,
+      undoUntil: null,
+      updatedAt: '2026-01-01T00:00:05Z',
+      lastError: { code: 'graph.Authorization_RequestDenied', message: 'Insufficient privileges' },
+    },
+    ifApproved: 'Invites linnea@contoso.example',
+    sponsor: null,
+    reason: null,
+    invitation: { sendInvitationMessage: true, redirectUrl: 'https://myapps.example', invitedUserType: 'Guest' },
+  }) as unknown as RequestDetail;
+
+function show(d: RequestDetail) {
+  mounted = mount(Detail, {
+    target: document.body,
+    props: {
+      detail: d,
+      item,
+      now: new Date('2026-01-01T01:00:00Z'),
+      busy: false,
+      approveText: 'a',
+      denyText: 'd',
+      history: null,
+      historyOpen: false,
+      historyError: null,
+      onapprove: () => {},
+      ondeny: () => {},
+      onretry: () => {},
+      ontogglehistory: () => {},
+    },
+  });
+  flushSync();
+}
+
+describe('Detail in the UI language', () => {
+  it('English stays as it was', () => {
+    setLanguageOverride('en');
+    show(detail([]));
+    expect(text('partial-state')).toBe('Invited (account u-42), then a later step was refused: nothing is created twice when you Retry.');
+    expect(text('directory-check')).toBe('No existing account for this identity or e-mail.');
+    expect(text('invitation-email')).toBe('Microsoft sends the invitation e-mail');
+  });
+
+  it('French: partial state, remedy, directory check, invitation, risk and outbox state', () => {
+    setLanguageOverride('fr');
+    show(detail([{ foundBy: 'identity', user: {} }, { foundBy: 'mail', user: {} }]));
+    expect(text('partial-state')).toBe(
+      'Invité (compte u-42), puis une étape suivante a été refusée : rien n’est créé deux fois quand vous réessayez.',
+    );
+    expect(text('outbox-error')).toContain('Il vous faut le rôle Administrateur d’utilisateurs');
+    expect(text('directory-check')).toBe('Compte existant trouvé par identité et e-mail.');
+    expect(text('invitation-email')).toBe('Microsoft envoie l’e-mail d’invitation');
+    expect(text('detail-risk')).toContain('Domaine ≠ société');
+    expect(text('detail-outbox')).toBe('approbation : échec');
+  });
+
+  it('Swedish: directory check and partial state', () => {
+    setLanguageOverride('sv');
+    show(detail([]));
+    expect(text('directory-check')).toBe('Inget befintligt konto för den här identiteten eller e-postadressen.');
+    expect(text('partial-state')).toMatch(/^Inbjuden \(konto u-42\), sedan nekades ett senare steg/);
+  });
+});

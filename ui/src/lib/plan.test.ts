@@ -1,0 +1,47 @@
+// The "If you approve" sentence is composed from the plan's facts in the UI's language; in
+// English it reads as the reviewer crate's own sentence (detail.rs `if_approved_sentence`).
+import { afterEach, describe, expect, it } from 'vitest';
+import { setLanguageOverride } from './i18n';
+import { ifApprovedText } from './plan';
+import type { IfApprovedFacts } from './types';
+
+const facts = (over: Partial<IfApprovedFacts> = {}): IfApprovedFacts => ({
+  kind: 'userCreated',
+  name: 'Linnéa Öberg',
+  providerLabel: 'Google',
+  resumesAccount: null,
+  existingAccount: null,
+  properties: 6,
+  sendsInvitation: false,
+  sponsor: null,
+  directoryChecked: true,
+  ...over,
+});
+
+afterEach(() => setLanguageOverride(null));
+
+describe('the If you approve sentence', () => {
+  it('English matches the crate’s sentence', () => {
+    setLanguageOverride('en');
+    expect(ifApprovedText(facts())).toBe('Creates guest Linnéa Öberg (Google sign-in) · writes 6 properties · then approved on the server');
+    expect(ifApprovedText(facts({ kind: 'existingAccount', existingAccount: 'l@x.se', directoryChecked: false }))).toBe(
+      'Links the existing account l@x.se · nothing is written in the directory · then approved on the server',
+    );
+    expect(ifApprovedText(facts({ kind: 'invitation', providerLabel: 'Entra ID', sendsInvitation: true, sponsor: 's@x.se', directoryChecked: false }))).toBe(
+      'Directory not checked yet: approval looks the person up first and links an existing account if there is one. Otherwise: Invites Linnéa Öberg as a guest (Entra ID) · sends the invitation e-mail · then sets 6 properties · sponsor s@x.se · then approved on the server',
+    );
+    expect(ifApprovedText(facts({ kind: 'invitation', resumesAccount: 'u-1', properties: 1 }))).toBe(
+      'Resumes the earlier attempt: the account u-1 it created exists · sets 1 property · then approved on the server',
+    );
+    expect(ifApprovedText(facts({ kind: null }))).toBe('Approval would fail: no provisioning plan can be made (see below).');
+  });
+
+  it('French and Swedish', () => {
+    setLanguageOverride('fr');
+    expect(ifApprovedText(facts())).toBe('Crée l’invité Linnéa Öberg (connexion Google) · écrit 6 propriétés · puis approuvée sur le serveur');
+    setLanguageOverride('sv');
+    expect(ifApprovedText(facts({ kind: 'invitation', properties: 1 }))).toBe(
+      'Bjuder in Linnéa Öberg som gäst (Google) · inget inbjudningsmejl · sätter sedan 1 egenskap · sedan godkänd på servern',
+    );
+  });
+});
