@@ -416,7 +416,11 @@ fn if_approved_sentence(f: &IfApprovedFacts) -> String {
     let Some(kind) = f.kind else {
         return "Approval would fail: no provisioning plan can be made (see below).".into();
     };
-    let (name, provider_label, attrs) = (&f.name, &f.provider_label, f.properties);
+    let (name, provider_label) = (&f.name, &f.provider_label);
+    let attrs = match f.properties {
+        1 => "1 property".to_owned(),
+        n => format!("{n} properties"),
+    };
     let ours = f.resumes_account.as_deref();
     let mut parts: Vec<String> = Vec::new();
     if let Some(id) = ours {
@@ -433,12 +437,12 @@ fn if_approved_sentence(f: &IfApprovedFacts) -> String {
         }
         ProvisionedBy::UserCreated if ours.is_none() => {
             parts.push(format!(
-                "Creates guest {name} ({provider_label} sign-in) · writes {attrs} properties"
+                "Creates guest {name} ({provider_label} sign-in) · writes {attrs}"
             ));
         }
         ProvisionedBy::Invitation if ours.is_none() => {
             parts.push(format!(
-                "Invites {name} as a guest ({provider_label}) · {} · then sets {attrs} properties",
+                "Invites {name} as a guest ({provider_label}) · {} · then sets {attrs}",
                 if f.sends_invitation {
                     "sends the invitation e-mail"
                 } else {
@@ -446,7 +450,7 @@ fn if_approved_sentence(f: &IfApprovedFacts) -> String {
                 }
             ));
         }
-        ProvisionedBy::Invitation => parts.push(format!("sets {attrs} properties")),
+        ProvisionedBy::Invitation => parts.push(format!("sets {attrs}")),
         ProvisionedBy::UserCreated | ProvisionedBy::UserFlow => {}
     }
     if let Some(s) = &f.sponsor {
