@@ -375,6 +375,10 @@ pub struct RequestPage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub change_seq: Option<u64>,
+    /// Only with `since=`: ids of requests whose personal data was erased (retention or an
+    /// erasure on request) after `since`. A client drops them from its cache (issue 12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<Uuid>,
 }
 
 /// A Server-Sent Event of `GET /api/events`; the SSE `id:` is [`Event::seq`] and the SSE
@@ -387,12 +391,42 @@ pub struct Event {
     /// Monotonic sequence number; resume with `Last-Event-ID: <seq>`.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
-    /// `request.created` or `request.decided`.
+    /// `request.created`, `request.decided`, `request.reopened` or `request.erased`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The request after the change.
-    pub request: ApprovalRequest,
+    /// The request's id (also for `request.erased`, which carries no request).
+    pub request_id: Uuid,
+    /// The request after the change; absent for `request.erased`: its personal data is gone
+    /// and every cache must drop the request with [`Event::request_id`] (issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ApprovalRequest>,
 }
+
+impl Event {
+    /// An event that carries the request after the change.
+    pub fn with_request(seq: u64, kind: impl Into<String>, request: ApprovalRequest) -> Event {
+        Event {
+            seq,
+            kind: kind.into(),
+            request_id: request.id,
+            request: Some(request),
+        }
+    }
+
+    /// A `request.erased` event: the request's personal data was erased (retention or an
+    /// erasure on request); caches drop the request.
+    pub fn erased(seq: u64, request_id: Uuid) -> Event {
+        Event {
+            seq,
+            kind: EVENT_REQUEST_ERASED.into(),
+            request_id,
+            request: None,
+        }
+    }
+}
+
+/// The [`Event::kind`] of an erasure: the request's personal data is gone.
+pub const EVENT_REQUEST_ERASED: &str = "request.erased";
 
 /// The error body of every non-connector error of the approval API:
 /// `{"error":{"code":"…","message":"…"}}`, with a stable `code` such as `request.not_found`.

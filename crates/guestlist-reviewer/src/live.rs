@@ -158,11 +158,15 @@ impl Inner {
             tracing::warn!(event = %ev.event, "unreadable event ignored");
             return Ok(());
         };
-        let id = e.request.id.to_string();
-        if e.request.state == RequestState::Pending {
+        let id = e.request_id.to_string();
+        let pending = e
+            .request
+            .as_ref()
+            .filter(|r| r.state == RequestState::Pending);
+        if let Some(request) = pending {
             let (a, u, _) = self
                 .cache
-                .store_pending(std::slice::from_ref(&e.request), false)?;
+                .store_pending(std::slice::from_ref(request), false)?;
             if a > 0 {
                 batch.added.push(id);
             }

@@ -426,10 +426,22 @@ impl ApproverVerifier {
 
     /// Verifies an `Authorization: Bearer` header: signature, `iss`, `aud`, `exp`/`nbf`, the
     /// required delegated scope in `scp`, the calling client (`azp`/`appid`) in the allow-list,
-    /// and the required app role in `roles`.
+    /// and the approver app role (`approver_auth.required_role`) in `roles`.
     ///
     /// Errors: 401 / 403 / 503 as [`AuthError`].
     pub async fn verify(&self, header: Option<&str>) -> Result<TokenClaims, AuthError> {
+        self.verify_for(header, Need::Approver).await
+    }
+
+    /// As [`ApproverVerifier::verify`], with the app role `need` asks for instead of the
+    /// approver role (issue 12 "Roles").
+    ///
+    /// Errors: 401 / 403 / 503 as [`AuthError`]; 403 names the missing role.
+    pub async fn verify_for(
+        &self,
+        header: Option<&str>,
+        need: Need,
+    ) -> Result<TokenClaims, AuthError> {
         let (Some(jwks), Some(issuer)) = (&self.jwks, &self.config.issuer) else {
             return Err(AuthError::NotConfigured(
                 "approver authentication is not configured (approver_auth.issuer)".into(),
@@ -460,14 +472,31 @@ impl ApproverVerifier {
                 });
             }
         }
-        if !claims.roles.iter().any(|r| r == &self.config.required_role) {
-            return Err(AuthError::Forbidden(format!(
-                "the token lacks the app role {:?}",
-                self.config.required_role
-            )));
+        let accepted: &[&str] = match need {
+            Need::Approver => &[&self.config.required_role],
+            Need::Admin => &[&self.config.admin_role],
+            Need::AuditReader => &[&self.config.admin_role, &self.config.auditor_role],
+        };
+        if !claims.roles.iter().any(|r| accepted.contains(&r.as_str())) {
+            return Err(AuthError::Forbidden(match accepted {
+                [one] => format!("the token lacks the app role {one:?}"),
+                many => format!("the token holds none of the app roles {many:?}"),
+            }));
         }
         Ok(claims)
     }
+}
+
+/// The app role a call of the approver API needs (issue 12 "Roles"; config
+/// `approver_auth.required_role`, `admin_role`, `auditor_role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The queue and decisions: `approver_auth.required_role` (default `Approver`).
+    Approver,
+    /// Privacy operations and reopening a denial: `approver_auth.admin_role` (default `Admin`).
+    Admin,
+    /// Reading the audit: `admin_role` or `auditor_role` (default `Auditor`).
+    AuditReader,
 }
 
 /// Checks tokens of Entra's custom authentication extension calls (CONTRACTS.md §2).

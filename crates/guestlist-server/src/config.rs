@@ -22,6 +22,8 @@
 //! | `approver_auth.issuer` | `GUESTLIST_APPROVER_AUTH__ISSUER` | — (fail closed) | OIDC issuer of approvers' tokens |
 //! | `approver_auth.audiences` | `GUESTLIST_APPROVER_AUTH__AUDIENCES` | — | accepted `aud` values (API client id, app id URI) |
 //! | `approver_auth.required_role` | `…__REQUIRED_ROLE` | `Approver` | app role the `roles` claim must hold |
+//! | `approver_auth.admin_role` | `…__ADMIN_ROLE` | `Admin` | app role for erasure, access export, reopen and the audit |
+//! | `approver_auth.auditor_role` | `…__AUDITOR_ROLE` | `Auditor` | app role that may read the audit only |
 //! | `approver_auth.leeway_seconds` | `…__LEEWAY_SECONDS` | `60` | clock skew allowed on `exp`/`nbf` (an event stream also ends at `exp` + this) |
 //! | `approver_auth.required_scope` | `…__REQUIRED_SCOPE` | `Approvals.ReadWrite` | delegated scope the `scp` claim must hold (empty: not checked) |
 //! | `approver_auth.allowed_client_ids` | `…__ALLOWED_CLIENT_IDS` | — (any, warned at start) | client ids (`azp`, v1 `appid`) allowed to call: the desktop app's |
@@ -138,6 +140,13 @@ pub struct ApproverAuth {
     pub audiences: Vec<String>,
     /// The app role the token's `roles` claim must contain.
     pub required_role: String,
+    /// The app role for privacy and audit operations (erasure, access export, reopening a
+    /// denial, the audit export): `POST /api/privacy/erase`, `GET /api/privacy/export`,
+    /// `POST /api/requests/{id}/reopen` (issue 12 "Roles").
+    pub admin_role: String,
+    /// The app role that may read the audit (`GET /api/audit`) and nothing else; holders of
+    /// [`ApproverAuth::admin_role`] may read it too.
+    pub auditor_role: String,
     /// Allowed clock skew in seconds for `exp` and `nbf`.
     pub leeway_seconds: u64,
     /// The delegated scope the token's `scp` claim (space separated; RFC 9068 `scope` when
@@ -158,6 +167,8 @@ impl Default for ApproverAuth {
             jwks_uri: None,
             audiences: Vec::new(),
             required_role: "Approver".into(),
+            admin_role: "Admin".into(),
+            auditor_role: "Auditor".into(),
             leeway_seconds: 60,
             required_scope: "Approvals.ReadWrite".into(),
             allowed_client_ids: Vec::new(),

@@ -45,6 +45,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod audit;
+
 /// Errors of the store. Each has a stable code (see [`StoreError::code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -170,6 +172,9 @@ fn migrations() -> Migrations<'static> {
                     .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
             },
         ),
+        // The audit of operations that are not decisions (issue 12): erasures, access exports,
+        // reopened denials, retention runs. Decisions stay in `history`. See [`audit`].
+        M::up(audit::MIGRATION),
     ])
 }
 
@@ -894,11 +899,11 @@ fn add_event(conn: &Connection, kind: &str, r: &ApprovalRequest) -> Result<Event
     let mut stmt =
         conn.prepare_cached("INSERT INTO events (kind, request_json) VALUES (?1, ?2)")?;
     stmt.execute(params![kind, to_json(r)?])?;
-    Ok(Event {
-        seq: u64::try_from(conn.last_insert_rowid()).unwrap_or_default(),
-        kind: kind.to_owned(),
-        request: r.clone(),
-    })
+    Ok(Event::with_request(
+        u64::try_from(conn.last_insert_rowid()).unwrap_or_default(),
+        kind,
+        r.clone(),
+    ))
 }
 
 fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
@@ -1575,12 +1580,14 @@ impl Store {
                         items,
                         next_cursor: Some(encode_seq_cursor(last)),
                         change_seq: Some(last),
+                        erased: Vec::new(),
                     });
                 }
                 return Ok(RequestPage {
                     items,
                     next_cursor: None,
                     change_seq: Some(high_u),
+                    erased: Vec::new(),
                 });
             }
             let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
@@ -1609,6 +1616,7 @@ impl Store {
                 items,
                 next_cursor,
                 change_seq: Some(high_u),
+                erased: Vec::new(),
             })
         })
     }
@@ -1773,11 +1781,11 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (seq, kind, request) = row?;
-                out.push(Event {
-                    seq: u64::try_from(seq).unwrap_or_default(),
+                out.push(Event::with_request(
+                    u64::try_from(seq).unwrap_or_default(),
                     kind,
-                    request: from_json(&request)?,
-                });
+                    from_json(&request)?,
+                ));
             }
             Ok(out)
         })
@@ -1958,7 +1966,7 @@ mod tests {
         assert_eq!(store.check_status(&c, &policy, now).unwrap().0, None);
         let out = store.request_approval(&c, &policy, now, w).unwrap();
         assert_eq!(out.block, Some(MessageKind::Requested));
-        let created = out.event.unwrap().request;
+        let created = out.event.unwrap().request.unwrap();
         // Entra's retry: same answer, nothing new.
         let again = store.request_approval(&c, &policy, now, w).unwrap();
         assert_eq!(again.block, Some(MessageKind::Requested));
@@ -2132,7 +2140,10 @@ mod tests {
             .request_approval(&c, &policy, t8, time::Duration::ZERO)
             .unwrap();
         assert_eq!(out.block, Some(MessageKind::Requested));
-        assert_eq!(out.event.unwrap().request.state, RequestState::Pending);
+        assert_eq!(
+            out.event.unwrap().request.unwrap().state,
+            RequestState::Pending
+        );
     }
 
     /// The check index answers what a read of the table answers, after every kind of write:

@@ -431,9 +431,13 @@ pub fn start(config: &Notifications, mut events: broadcast::Receiver<Event>) {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(e) if e.kind == "request.created" => {
+                Ok(Event {
+                    kind,
+                    request: Some(request),
+                    ..
+                }) if kind == "request.created" => {
                     let s = sender.clone();
-                    let body = s.created_message(&e.request);
+                    let body = s.created_message(&request);
                     tokio::spawn(async move { s.deliver(&body).await });
                 }
                 Ok(_) => {}

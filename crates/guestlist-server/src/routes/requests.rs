@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::TokenClaims;
+use crate::auth::{Need, TokenClaims};
 use crate::error::ApiError;
 use crate::routes::connectors::read_json_body;
 use crate::store::StoreError;
@@ -49,10 +49,20 @@ pub(crate) async fn approver(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<TokenClaims, ApiError> {
+    authorized(state, headers, Need::Approver).await
+}
+
+/// The caller's verified claims if its token holds the app role `need` asks for (401/403/503
+/// otherwise, see [`crate::auth::AuthError`]).
+pub(crate) async fn authorized(
+    state: &AppState,
+    headers: &HeaderMap,
+    need: Need,
+) -> Result<TokenClaims, ApiError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    Ok(state.approver_auth.verify(auth).await?)
+    Ok(state.approver_auth.verify_for(auth, need).await?)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -263,7 +273,9 @@ pub async fn decide(
     })
     .await?;
     for e in events {
-        state.metrics.decision(e.request.state.status());
+        if let Some(r) = &e.request {
+            state.metrics.decision(r.state.status());
+        }
         state.publish(e);
     }
     Ok(with_etag(request))
