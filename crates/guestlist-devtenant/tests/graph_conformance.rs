@@ -498,7 +498,10 @@ async fn tokens_and_permissions_401_403() {
         .call(reqwest::Method::GET, "/users", None, Some(&grace))
         .await;
     assert_eq!(st, 200);
-    assert_eq!(list["value"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        list["value"].as_array().unwrap().len(),
+        DevTenantConfig::default().users.len()
+    );
     // A User.Read token cannot list users.
     let basic = api
         .t
@@ -750,7 +753,7 @@ async fn state_file_keeps_keys_and_users_across_restarts() {
     let t2 = DevTenant::start_with(DevTenantConfig::default(), opts)
         .await
         .unwrap();
-    assert_eq!(t2.users().len(), 4);
+    assert_eq!(t2.users().len(), DevTenantConfig::default().users.len() + 1);
     // The old token still verifies: same key, same issuer path (port differs, so mint anew for iss).
     let tok2 = t2
         .mint_user_token(
