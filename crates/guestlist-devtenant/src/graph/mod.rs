@@ -50,7 +50,6 @@ pub use users::{DEFAULT_USER_PROPERTIES, READ_ONLY_USER_PROPERTIES};
 use auth::{Need, authenticate, authorized, forbidden};
 use batch::batch;
 use invitations::{create_invitation, redeem};
-use throttle::{retry_after, take_token};
 use users::{create_user, delete_user, get_user, list_users, patch_user};
 
 /// Routes of the Graph emulation (`/v1.0/{*path}`).
@@ -253,46 +252,8 @@ fn execute(
     query: &str,
     body: Option<Value>,
 ) -> GraphResponse {
-    let write = *method != Method::GET;
-    if let Err(secs) = take_token(s, p, write) {
-        return retry_after(
-            odata_error(
-                ctx,
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Please retry again later.",
-            ),
-            secs,
-        );
-    }
-    let (throttle, unavailable, after) = {
-        let mut inner = s.lock();
-        let f = inner.faults.clone();
-        let t = f.throttle_rate > 0.0 && inner.rng.gen_bool(f.throttle_rate.min(1.0));
-        let u = !t && f.unavailable_rate > 0.0 && inner.rng.gen_bool(f.unavailable_rate.min(1.0));
-        (t, u, f.retry_after_secs)
-    };
-    if throttle {
-        return retry_after(
-            odata_error(
-                ctx,
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Please retry again later.",
-            ),
-            after,
-        );
-    }
-    if unavailable {
-        return retry_after(
-            odata_error(
-                ctx,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "serviceNotAvailable",
-                "The service is temporarily unavailable. Please retry later.",
-            ),
-            after,
-        );
+    if let Err(r) = throttle::admit(s, ctx, p, *method != Method::GET) {
+        return r;
     }
     let segments: Vec<String> = path
         .trim_matches('/')
