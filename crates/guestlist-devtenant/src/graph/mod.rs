@@ -16,9 +16,9 @@
 //! answer carries `request-id` and `client-request-id` headers. Throttling ("Microsoft Graph
 //! throttling guidance") and injected faults answer 429/503 with `Retry-After`.
 //!
-//! Layers: [`auth`] (bearer tokens, permissions), [`throttle`] (per-app buckets), [`odata`]
-//! (`$filter`, `$select`), [`users`], [`invitations`] and [`batch`]; this module holds the
-//! shared request context, the ODataError shape and the dispatcher.
+//! Layers: `auth` (bearer tokens, permissions), `throttle` (per-app buckets, injected
+//! 429/503), `odata` (`$filter`, `$select`), `users`, `invitations` and `batch`; this module
+//! holds the shared request context, the ODataError shape and the dispatcher.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,8 +13,8 @@
 //! `timestamp`, `trace_id`, `correlation_id`). The authorize endpoint redirects errors to a valid
 //! `redirect_uri` (RFC 6749 §4.1.2.1) and otherwise renders an HTML error page.
 //!
-//! Layers: [`authorize`] (the authorize endpoint and its account picker), [`token`] (the token
-//! endpoint's grants) and [`page`] (HTML pages and redirects); this module holds the routes,
+//! Layers: `authorize` (the authorize endpoint and its account picker), `token` (the token
+//! endpoint's grants) and `page` (HTML pages and redirects); this module holds the routes,
 //! discovery, the JWKS, sign-out and Entra's JSON error shape.
 
 use std::collections::HashMap;

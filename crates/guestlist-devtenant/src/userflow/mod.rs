@@ -17,8 +17,8 @@
 //!
 //! [`generate`] makes realistic, reproducible sign-ups from a seed.
 //!
-//! Layers: [`answer`] (the strict connector answer parser), [`player`] (one sign-up through
-//! both connector steps and the directory) and [`people`] (who signs up: the docs' fixtures and
+//! Layers: `answer` (the strict connector answer parser), `player` (one sign-up through
+//! both connector steps and the directory) and `people` (who signs up: the docs' fixtures and
 //! the seeded generator).
 
 mod answer;
