@@ -239,7 +239,7 @@ impl Default for DevTenantConfig {
                     "Ada Lovelace",
                     "Ada",
                     "Lovelace",
-                    &[d::APPROVER_ROLE],
+                    &[d::APPROVER_ROLE, d::ADMIN_ROLE],
                     &[d::ROLE_USER_ADMINISTRATOR],
                 ),
                 user(
@@ -258,6 +258,15 @@ impl Default for DevTenantConfig {
                     "Bob",
                     "Observer",
                     &[],
+                    &[],
+                ),
+                user(
+                    d::KATHERINE_UPN,
+                    d::KATHERINE_OID,
+                    "Katherine Johnson",
+                    "Katherine",
+                    "Johnson",
+                    &[d::AUDITOR_ROLE],
                     &[],
                 ),
             ],
@@ -282,7 +291,7 @@ impl Default for DevTenantConfig {
                     identifiers: vec![d::API_APP_ID_URI.into(), d::API_CLIENT_ID.into()],
                     audience: d::API_CLIENT_ID.into(),
                     scopes: vec![d::API_SCOPE.into()],
-                    app_roles: vec![d::APPROVER_ROLE.into()],
+                    app_roles: d::API_APP_ROLES.iter().map(|s| s.to_string()).collect(),
                     short_scope_names: false,
                 },
                 ResourceConfig {

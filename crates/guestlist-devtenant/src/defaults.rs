@@ -32,6 +32,15 @@ pub const API_SCOPE: &str = "Approvals.ReadWrite";
 pub const API_SCOPE_FULL: &str = "api://guestlist-approvals/Approvals.ReadWrite";
 /// The API's app role held by approvers (the `roles` claim value).
 pub const APPROVER_ROLE: &str = "Approver";
+/// The API's app role for privacy and audit operations (erasure, access export, reopening a
+/// denial; issue 12 "Roles", guestlist-server's `approver_auth.admin_role` default).
+pub const ADMIN_ROLE: &str = "Admin";
+/// The API's app role that may only read the audit export (issue 12 "Roles",
+/// guestlist-server's `approver_auth.auditor_role`).
+pub const AUDITOR_ROLE: &str = "Auditor";
+/// Every app role the approval API defines, as its app registration's `appRoles` lists them:
+/// a role assigned to a user reaches the `roles` claim only when the resource defines it.
+pub const API_APP_ROLES: &[&str] = &[APPROVER_ROLE, ADMIN_ROLE, AUDITOR_ROLE];
 
 /// Resource identifier of Microsoft Graph; Graph access tokens carry it as `aud`.
 pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
@@ -68,8 +77,8 @@ pub const ROLE_GUEST_INVITER: &str = "95e79109-95c0-4d8e-aee3-d01accf2d47b";
 /// to the assigned directory roles.
 pub const ROLE_DEFAULT_USER: &str = "b79fbf4d-3ef9-4689-8143-76b194e85509";
 
-/// Ada Lovelace: holds the approval API's `Approver` app role and the User Administrator
-/// directory role, so her Graph tokens can create users and invitations.
+/// Ada Lovelace: holds the approval API's `Approver` and `Admin` app roles and the User
+/// Administrator directory role, so her Graph tokens can create users and invitations.
 pub const ADA_UPN: &str = "ada@contoso.onmicrosoft.com";
 /// Ada's object ID (`oid` claim, Graph `id`).
 pub const ADA_OID: &str = "a0a0a0a0-0001-4000-8000-00000000ada1";
@@ -81,6 +90,11 @@ pub const GRACE_OID: &str = "a0a0a0a0-0002-4000-8000-000000006ace";
 pub const BOB_UPN: &str = "bob@contoso.onmicrosoft.com";
 /// Bob's object ID.
 pub const BOB_OID: &str = "a0a0a0a0-0003-4000-8000-000000000b0b";
+/// Katherine Johnson: holds only the approval API's `Auditor` app role (reads the audit
+/// export; may not decide, erase or reopen) and no directory role.
+pub const KATHERINE_UPN: &str = "katherine@contoso.onmicrosoft.com";
+/// Katherine's object ID.
+pub const KATHERINE_OID: &str = "a0a0a0a0-0004-4000-8000-0000000a0d17";
 
 /// Graph write throttling: writes allowed per window per app (`azp`) and tenant
 /// ("identity and access service limits": 3,000 requests per 2 min 30 s).

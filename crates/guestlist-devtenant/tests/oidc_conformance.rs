@@ -100,7 +100,10 @@ async fn code_pkce_id_token_refresh_and_second_resource() {
     )
     .await;
     assert_eq!(api["scp"], d::API_SCOPE);
-    assert_eq!(api["roles"], serde_json::json!([d::APPROVER_ROLE]));
+    assert_eq!(
+        api["roles"],
+        serde_json::json!([d::APPROVER_ROLE, d::ADMIN_ROLE])
+    );
     assert_eq!(api["tid"], d::TENANT_ID);
     assert_eq!(api["oid"], d::ADA_OID);
     assert_eq!(api["azp"], d::DESKTOP_CLIENT_ID);
@@ -592,6 +595,92 @@ async fn client_credentials_for_the_authentication_events_app_and_roles_per_user
     let c = verify(&t.jwks_uri(), &tok, d::API_CLIENT_ID, &t.issuer()).await;
     assert!(c.get("roles").is_none());
     assert_eq!(c["preferred_username"], d::BOB_UPN);
+    t.shutdown().await;
+}
+
+/// Issue 12 "Roles": Ada holds `Approver` and `Admin`, Katherine only `Auditor`. As in Entra, the
+/// app roles assigned to a user for the API's service principal reach the `roles` claim of
+/// tokens for that API (through the real authorize and token endpoints), and never of tokens
+/// for a resource that does not define them (Graph).
+#[tokio::test]
+async fn admin_and_auditor_app_roles_reach_api_tokens_only() {
+    let t = DevTenant::start(DevTenantConfig::default()).await.unwrap();
+    let graph_scopes: &[&str] = &["https://graph.microsoft.com/User.Read.All"];
+    for (upn, name, roles) in [
+        (
+            d::ADA_UPN,
+            "Ada Lovelace",
+            serde_json::json!([d::APPROVER_ROLE, d::ADMIN_ROLE]),
+        ),
+        (
+            d::KATHERINE_UPN,
+            "Katherine Johnson",
+            serde_json::json!([d::AUDITOR_ROLE]),
+        ),
+    ] {
+        let cfg = rp(
+            &t.issuer(),
+            &["profile", "offline_access", d::API_SCOPE_FULL],
+            Some(graph_scopes),
+            upn,
+        );
+        let r = code_pkce_refresh(&cfg).await.unwrap();
+        assert_eq!(r.preferred_username.as_deref(), Some(upn));
+        let api = verify(
+            &t.jwks_uri(),
+            &r.access_token,
+            d::API_CLIENT_ID,
+            &t.issuer(),
+        )
+        .await;
+        assert_eq!(api["roles"], roles, "{upn}");
+        assert_eq!(api["name"], name);
+        assert_eq!(api["scp"], d::API_SCOPE);
+        let graph = verify(
+            &t.jwks_uri(),
+            &r.refreshed_access_token,
+            d::GRAPH_RESOURCE,
+            &t.issuer(),
+        )
+        .await;
+        assert!(graph.get("roles").is_none(), "{upn}: {graph}");
+        // The library helper mints the same roles as the token endpoint.
+        let minted = t
+            .mint_user_token(upn, d::DESKTOP_CLIENT_ID, d::API_SCOPE_FULL)
+            .unwrap();
+        let c = verify(&t.jwks_uri(), &minted, d::API_CLIENT_ID, &t.issuer()).await;
+        assert_eq!(c["roles"], roles, "{upn}");
+    }
+    let katherine = t
+        .user(d::KATHERINE_UPN)
+        .expect("Katherine in the directory");
+    assert_eq!(katherine["id"], d::KATHERINE_OID);
+    assert_eq!(katherine["displayName"], "Katherine Johnson");
+    // She is on the account picker, like the other people.
+    let page = oidc_rp::http()
+        .get(format!(
+            "{}/{}/oauth2/v2.0/authorize",
+            t.base_url(),
+            d::TENANT_ID
+        ))
+        .query(&[
+            ("client_id", d::DESKTOP_CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", &loopback_redirect()),
+            ("scope", d::API_SCOPE_FULL),
+            ("code_challenge", &s256("v")),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Katherine Johnson") && page.contains(d::KATHERINE_UPN),
+        "{page}"
+    );
     t.shutdown().await;
 }
 
