@@ -142,6 +142,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::undo,
             commands::approver_rights,
             commands::history,
+            commands::reopen,
             locale::os_locales,
             deeplink::take_opened_request,
             desktop::autostart_enabled,

@@ -1210,6 +1210,18 @@ impl Cache {
         Ok(())
     }
 
+    /// Deletes the finished decision (a final outbox row: reported, conflict, failed) of request
+    /// `id`, if any: a reopened denial (`crate::reopen`) is pending again and its old decision
+    /// must neither show in the queue nor block a new one. Unfinished rows are kept.
+    ///
+    /// Errors: `storage.error`.
+    pub fn forget_finished(&self, id: &str) -> Result<bool, ReviewerError> {
+        Ok(self.conn()?.execute(
+            "DELETE FROM outbox WHERE request_id = ?1 AND state IN ('reported', 'conflict', 'failed')",
+            [id],
+        )? > 0)
+    }
+
     /// Deletes final outbox rows older than `days` days. Returns how many.
     ///
     /// Errors: `storage.error`.
