@@ -2,7 +2,9 @@
 // Admin app role), on what (a denied request), and the dialog's state. Reopen needs the network:
 // unlike a decision it is never kept in the outbox for later.
 import type { Api } from './api';
-import type { ApprovalRequest, RequestDetail, SessionInfo } from './types';
+import type { ApprovalRequest, HistoryEntry, QueueItem, RequestDetail, SessionInfo } from './types';
+import { personName } from './decisions';
+import { emailDomain } from './format';
 import { remedy, toAppError, type AppError, type Remedy } from './format';
 import { t } from './i18n';
 
@@ -81,5 +83,73 @@ export class ReopenFlow {
     } finally {
       this.busy = false;
     }
+  }
+}
+
+/**
+ * The queue-row fields a decided request's header shows (it is no longer in the pending queue):
+ * from its detail, and from its outbox `label` (`Name <e-mail>`) when its claims have no name.
+ */
+export function decidedRow(d: RequestDetail, label: string): QueueItem {
+  const claims = d.request.claims;
+  const str = (k: string) => (typeof claims[k] === 'string' ? (claims[k] as string) : '');
+  const email = d.request.key.email;
+  return {
+    id: d.request.id,
+    displayName: str('displayName') || `${str('givenName')} ${str('surname')}`.trim() || personName(label),
+    email,
+    emailDomain: emailDomain(email),
+    company: str('companyName') || null,
+    identityProvider: d.identity.provider,
+    createdAt: d.request.createdAt,
+    ageHours: 0,
+    attempts: d.request.attempts,
+    version: d.request.version,
+    outboxState: d.outbox?.state ?? null,
+    freeMail: false,
+    samePerson: 1,
+    personAttempts: d.request.attempts,
+    personProviders: 1,
+  };
+}
+
+/**
+ * A request decided today opened from "Done today": its detail and its history (where an admin
+ * may reopen a denial), apart from the queue's own detail (reactive fields).
+ */
+export class DecidedView {
+  detail = $state<RequestDetail | null>(null);
+  label = $state('');
+  history = $state<HistoryEntry[] | null>(null);
+  historyError = $state<AppError | null>(null);
+  /** Its queue-row fields, for the header. */
+  row = $derived(this.detail ? decidedRow(this.detail, this.label) : null);
+
+  #api: Api;
+
+  constructor(api: Api) {
+    this.#api = api;
+  }
+
+  /** Loads request `id` (outbox `label`) and then its history. Rejects with the detail's error. */
+  async open(id: string, label: string) {
+    const d = await this.#api.detail(id);
+    this.detail = d;
+    this.label = label;
+    this.history = null;
+    this.historyError = null;
+    try {
+      const h = await this.#api.history(id);
+      if (this.detail?.request.id === id) this.history = h;
+    } catch (e) {
+      if (this.detail?.request.id === id) this.historyError = toAppError(e);
+    }
+  }
+
+  /** Forgets it. */
+  close() {
+    this.detail = null;
+    this.history = null;
+    this.historyError = null;
   }
 }

@@ -17,7 +17,7 @@ export function toastMs(t: Toast): number {
 
 /** The toast shown now (`current`, reactive), replaced by the next one, gone after [`toastMs`]. */
 export class Toasts {
-  current = $state<Toast | null>(null);
+  current = $state.raw<Toast | null>(null);
 
   /** Shows a toast; it goes away after its time unless another replaced it first. */
   show(text: string, tone: Tone, undo?: string[]) {
