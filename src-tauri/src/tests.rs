@@ -174,5 +174,8 @@ fn the_status_event_carries_each_change_once() {
     assert_eq!(changed["syncing"], false);
     // Unchanged: nothing more, although the status was looked at twice meanwhile.
     let quiet = crate::background::STATUS_CHECK_EVERY * 2 + Duration::from_millis(300);
-    assert!(rx.recv_timeout(quiet).is_err(), "an unchanged status is not sent again");
+    assert!(
+        rx.recv_timeout(quiet).is_err(),
+        "an unchanged status is not sent again"
+    );
 }
