@@ -98,4 +98,16 @@ mod tests {
         assert_eq!(provider_label("mail"), "Email OTP");
         assert_eq!(provider_label("github.com"), "github.com");
     }
+
+    #[test]
+    fn the_ui_table_is_the_label_function() {
+        let ts = labels_ts();
+        for key in LABELLED {
+            assert!(
+                ts.contains(&format!("  {key:?}: {:?},\n", provider_label(key))),
+                "{key} missing from {ts}"
+            );
+        }
+        assert!(ts.contains("export const PROVIDER_LABELS"));
+    }
 }
