@@ -303,4 +303,72 @@ mod tests {
         let view = r.queue(crate::QueueQuery::default()).await.unwrap();
         assert_eq!(view.items[0].outbox_state, None, "listed as undecided");
     }
+
+    /// Another admin reopened it: the sync or the event stream brings the request back, pending
+    /// at a later version, and this app's reported denial of it is dropped so it can be decided
+    /// again. A failed approval of a request attempted again is kept (its retry resumes).
+    #[tokio::test]
+    async fn a_denial_reopened_elsewhere_does_not_block_a_new_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Reviewer::open_with(
+            dir.path(),
+            None,
+            OpenOptions {
+                token_store: Some(Arc::new(MemoryStore::new())),
+                outbox_worker: false,
+                ..OpenOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let cache = &r.inner.cache;
+        let now = OffsetDateTime::now_utc();
+        let (denied, failed) = (uuid::Uuid::from_u128(7), uuid::Uuid::from_u128(8));
+        for (id, kind, state) in [
+            (denied, DecisionKind::Deny, OutboxState::Reported),
+            (failed, DecisionKind::Approve, OutboxState::Failed),
+        ] {
+            let mut row = cache
+                .enqueue_after(
+                    &request(id, RequestState::Pending, 3),
+                    kind,
+                    Some("x"),
+                    now,
+                    now,
+                )
+                .unwrap();
+            row.state = state;
+            cache.save_outbox(&row, now).unwrap();
+        }
+        // The same version again (a sync of the decision's own snapshot) changes nothing.
+        cache
+            .store_pending(&[request(denied, RequestState::Pending, 3)], false)
+            .unwrap();
+        assert!(cache.outbox(&denied.to_string()).unwrap().is_some());
+
+        cache
+            .store_pending(
+                &[
+                    request(denied, RequestState::Pending, 4),
+                    request(failed, RequestState::Pending, 4),
+                ],
+                false,
+            )
+            .unwrap();
+        assert!(cache.outbox(&denied.to_string()).unwrap().is_none());
+        assert!(cache.outbox(&failed.to_string()).unwrap().is_some());
+        let again = cache
+            .enqueue_after(
+                &request(denied, RequestState::Pending, 4),
+                DecisionKind::Approve,
+                None,
+                now,
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            (again.kind, again.state),
+            (DecisionKind::Approve, OutboxState::Queued)
+        );
+    }
 }
