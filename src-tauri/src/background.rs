@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use guestlist_reviewer::{LiveUpdate, QueueItem, QueueQuery, QueueSort, Reviewer};
+use guestlist_reviewer::{AppStatus, LiveUpdate, QueueItem, QueueQuery, QueueSort, Reviewer};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tauri::{AppHandle, Emitter, Listener, Manager, Runtime};
 use tokio::sync::Notify;
 
 use crate::{AppState, QUEUE_CHANGED};
@@ -93,6 +93,59 @@ pub async fn outbox_changes<R: Runtime>(app: AppHandle<R>, reviewer: Reviewer) {
         let _ = app.emit(QUEUE_CHANGED, "outbox");
         update_tray(&app, reviewer.status().await.pending_count);
     }
+}
+
+/// The event that carries the app's status ([`AppStatus`], the status bar's data) to the window
+/// each time it changes; the window reads `status` once at start and then follows this event
+/// instead of polling.
+pub const STATUS_CHANGED: &str = "status-changed";
+
+/// How long the status may go without a look when nothing woke [`status_changes`]: changes of
+/// the reviewer's own state (online, syncing, last error, session) have no signal of their own.
+/// An in-process read of the cache (no IPC, nothing rendered when nothing changed).
+pub const STATUS_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Remembers the last status sent, so that only a changed one is emitted.
+#[derive(Debug, Default)]
+pub struct StatusDedup {
+    last: Option<AppStatus>,
+}
+
+impl StatusDedup {
+    /// `Some(status)` when it differs from the last one given (the first one always does).
+    pub fn changed(&mut self, status: AppStatus) -> Option<&AppStatus> {
+        if self.last.as_ref() == Some(&status) {
+            return None;
+        }
+        self.last = Some(status);
+        self.last.as_ref()
+    }
+}
+
+/// Emits [`STATUS_CHANGED`] with the status whenever it changed: looked at once at start, at
+/// once on every outbox change ([`Reviewer::subscribe_changes`]) and every [`QUEUE_CHANGED`]
+/// (sync, live event), and otherwise every [`STATUS_CHECK_EVERY`]. Runs forever.
+pub async fn status_changes<R: Runtime>(app: AppHandle<R>, reviewer: Reviewer) {
+    let wake = Arc::new(Notify::new());
+    let on_queue = wake.clone();
+    let listener = app.listen_any(QUEUE_CHANGED, move |_| on_queue.notify_one());
+    let mut outbox = reviewer.subscribe_changes();
+    let mut dedup = StatusDedup::default();
+    loop {
+        if let Some(s) = dedup.changed(reviewer.status().await) {
+            let _ = app.emit(STATUS_CHANGED, s);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STATUS_CHECK_EVERY) => {}
+            _ = wake.notified() => {}
+            r = outbox.changed() => {
+                if r.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    app.unlisten(listener);
 }
 
 /// Notifies `added` new requests (the newest ones in the cache), unless do-not-disturb is on.
@@ -336,6 +389,27 @@ mod tests {
         let partial = notes_for(120, &newest);
         assert_eq!(partial[0].title, "120 new guest requests");
         assert_eq!(partial[0].body, "Newest: 2 Email OTP, 3 Google.");
+    }
+
+    fn status(pending: u64) -> AppStatus {
+        AppStatus {
+            session: None,
+            online: true,
+            syncing: false,
+            last_sync_at: None,
+            pending_count: pending,
+            outbox: vec![],
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn only_a_changed_status_is_sent() {
+        let mut d = StatusDedup::default();
+        assert_eq!(d.changed(status(1)), Some(&status(1)), "the first one");
+        assert_eq!(d.changed(status(1)), None);
+        assert_eq!(d.changed(status(2)), Some(&status(2)));
+        assert_eq!(d.changed(status(2)), None);
     }
 
     #[test]

@@ -116,3 +116,16 @@ pub async fn history(
 ) -> Result<Vec<HistoryEntry>, ReviewerError> {
     state.reviewer()?.history(id).await
 }
+
+/// Reopens a denied request (Admin app role; network only, no outbox): `version` is the
+/// request's version as the approver saw it (sent as `If-Match`), `reason` is required and
+/// audited. Answers the request, pending again. See `guestlist_reviewer::reopen`.
+#[tauri::command]
+pub async fn reopen(
+    state: State<'_, AppState>,
+    id: String,
+    version: u64,
+    reason: String,
+) -> Result<guestlist_core::model::ApprovalRequest, ReviewerError> {
+    state.reviewer()?.reopen(id, version, reason).await
+}

@@ -6,7 +6,8 @@
 //! this crate must not grow business logic, talk to Graph or the approval API, or touch SQLite.
 //!
 //! - [`commands`]: the `#[tauri::command]`s the UI invokes.
-//! - [`background`]: the sync loop, the `queue-changed` event, notifications, the tray count.
+//! - [`background`]: the sync loop, the `queue-changed` and `status-changed` events,
+//!   notifications, the tray count.
 //! - [`notify`]: the notifications' buttons and clicks (open a request, approve from the
 //!   notification), the `open-request` event.
 //! - [`opener`]: how sign-in opens the authorize URL (system browser, or an HTTP GET in E2E).
@@ -142,6 +143,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::undo,
             commands::approver_rights,
             commands::history,
+            commands::reopen,
             locale::os_locales,
             deeplink::take_opened_request,
             desktop::autostart_enabled,
@@ -206,6 +208,10 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                 ));
                 tauri::async_runtime::spawn(background::live(handle.clone(), reviewer.clone()));
                 tauri::async_runtime::spawn(background::outbox_changes(
+                    handle.clone(),
+                    reviewer.clone(),
+                ));
+                tauri::async_runtime::spawn(background::status_changes(
                     handle.clone(),
                     reviewer.clone(),
                 ));

@@ -131,3 +131,51 @@ fn csp_and_capabilities_are_strict() {
         json!(["core:event:allow-listen", "core:event:allow-unlisten"])
     );
 }
+
+/// The status event (issue 16, "Modules by layer"): one at start, one when the status changed
+/// (here a sync that failed signed out records its error), none while it stays the
+/// same.
+#[test]
+fn the_status_event_carries_each_change_once() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use tauri::{Listener, Manager};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _webview) = app(dir.path());
+    let reviewer = app
+        .state::<crate::AppState>()
+        .reviewer()
+        .expect("reviewer")
+        .clone();
+    let (tx, rx) = mpsc::channel::<Value>();
+    app.listen_any(crate::background::STATUS_CHANGED, move |e| {
+        let _ = tx.send(serde_json::from_str(e.payload()).expect("json status"));
+    });
+    tauri::async_runtime::spawn(crate::background::status_changes(
+        app.handle().clone(),
+        reviewer.clone(),
+    ));
+    let wait = Duration::from_secs(10);
+    let first = rx.recv_timeout(wait).expect("a status at start");
+    assert_eq!(first["session"], Value::Null);
+
+    // Signed out, a sync fails (`auth.not_signed_in`, or `auth.keyring_unavailable` where no
+    // keyring runs) and records that as the last error.
+    let e = tauri::async_runtime::block_on(reviewer.sync()).expect_err("signed out");
+    assert!(e.code.starts_with("auth."), "{e:?}");
+    assert_ne!(first["lastError"]["code"], e.code.as_str());
+    let changed = loop {
+        let s = rx.recv_timeout(wait).expect("the change is emitted");
+        if s["lastError"]["code"] == e.code.as_str() {
+            break s;
+        }
+    };
+    assert_eq!(changed["syncing"], false);
+    // Unchanged: nothing more, although the status was looked at twice meanwhile.
+    let quiet = crate::background::STATUS_CHECK_EVERY * 2 + Duration::from_millis(300);
+    assert!(
+        rx.recv_timeout(quiet).is_err(),
+        "an unchanged status is not sent again"
+    );
+}

@@ -79,14 +79,14 @@ impl From<ApiFailure> for ReviewerError {
 /// The client (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// For `GET /api/events`: no total timeout (the stream stays open), but a read timeout
     /// three times the server's 15 s keep-alive, so a dead connection is noticed.
     stream: reqwest::Client,
-    base: String,
+    pub(crate) base: String,
 }
 
-fn offline(e: reqwest::Error) -> ApiFailure {
+pub(crate) fn offline(e: reqwest::Error) -> ApiFailure {
     ApiFailure::Offline(format!("cannot reach the approval API: {e}"))
 }
 
@@ -114,7 +114,7 @@ impl ApiClient {
         })
     }
 
-    async fn failure(resp: reqwest::Response) -> ApiFailure {
+    pub(crate) async fn failure(resp: reqwest::Response) -> ApiFailure {
         let status = resp.status();
         let www = resp
             .headers()
@@ -152,7 +152,7 @@ impl ApiClient {
         }
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(
         resp: reqwest::Response,
     ) -> Result<T, ApiFailure> {
         if !resp.status().is_success() {

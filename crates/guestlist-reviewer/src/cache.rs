@@ -773,10 +773,18 @@ impl Cache {
                  (id, version, created_unix, created_at, display_name, email, email_domain, company, provider, search, attempts, json, group_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
+            // A denial this app reported, of a request pending again at a later version: it was
+            // reopened (`crate::reopen`, here or by another admin). The old decision must
+            // neither show in the queue nor block a new one (enqueueing keeps a reported row).
+            let mut reopened = tx.prepare_cached(
+                "DELETE FROM outbox WHERE request_id = ?1 AND kind = 'deny' AND state = 'reported'
+                 AND expected_version < ?2",
+            )?;
             for r in requests {
                 let id = r.id.to_string();
                 let old: Option<i64> = get.query_row([&id], |row| row.get(0)).optional()?;
                 let version = i64::try_from(r.version).unwrap_or(i64::MAX);
+                reopened.execute(params![id, version])?;
                 match old {
                     Some(v) if v == version => continue,
                     Some(_) => updated += 1,
@@ -1208,6 +1216,18 @@ impl Cache {
             )));
         }
         Ok(())
+    }
+
+    /// Deletes the finished decision (a final outbox row: reported, conflict, failed) of request
+    /// `id`, if any: a reopened denial (`crate::reopen`) is pending again and its old decision
+    /// must neither show in the queue nor block a new one. Unfinished rows are kept.
+    ///
+    /// Errors: `storage.error`.
+    pub fn forget_finished(&self, id: &str) -> Result<bool, ReviewerError> {
+        Ok(self.conn()?.execute(
+            "DELETE FROM outbox WHERE request_id = ?1 AND state IN ('reported', 'conflict', 'failed')",
+            [id],
+        )? > 0)
     }
 
     /// Deletes final outbox rows older than `days` days. Returns how many.

@@ -25,6 +25,11 @@ pub mod codes {
     pub const VERSION_MISMATCH: &str = "request.version_mismatch";
     /// No such request (HTTP 404, or not in the cache).
     pub const NOT_FOUND: &str = "request.not_found";
+    /// Reopen refused: the request is not denied (HTTP 409 on `POST /api/requests/{id}/reopen`:
+    /// it is pending, approved or expired).
+    pub const NOT_DENIED: &str = "request.not_denied";
+    /// Reopen refused: the approver's token lacks the Admin app role (HTTP 403).
+    pub const NOT_ADMIN: &str = "auth.not_admin";
     /// The approval API answered something unexpected.
     pub const API: &str = "api.error";
     /// Local storage (SQLite cache/outbox, settings file) failed.

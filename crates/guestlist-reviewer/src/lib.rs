@@ -19,6 +19,7 @@ mod decide;
 pub mod detail;
 pub mod error;
 pub mod live;
+pub mod reopen;
 pub mod rights;
 pub mod settings;
 pub mod types;

@@ -348,6 +348,11 @@ async fn settings_are_persisted_and_validated() {
 fn export_bindings() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings");
     Settings::export_all_to(&dir).unwrap();
+    std::fs::write(
+        dir.join("providerLabels.ts"),
+        guestlist_core::provider::labels_ts(),
+    )
+    .unwrap();
     ReviewerError::export_all_to(&dir).unwrap();
     SessionInfo::export_all_to(&dir).unwrap();
     AppStatus::export_all_to(&dir).unwrap();

@@ -4,6 +4,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
+  ApprovalRequest,
   AppStatus,
   DecisionOutcome,
   HistoryEntry,
@@ -34,6 +35,13 @@ export interface Api {
   /** The approver's directory roles and which approvals they can complete. */
   approverRights?(): Promise<ApproverRights>;
   history(id: string): Promise<HistoryEntry[]>;
+  /**
+   * Reopens the denied request `id` seen at `version` (its ETag, sent as `If-Match`) with a
+   * required `reason`; Admin app role, network only. Resolves to the request, pending again.
+   */
+  reopen(id: string, version: number, reason: string): Promise<ApprovalRequest>;
+  /** Calls `cb` with the app's status each time it changes (the `status-changed` event); resolves to an unsubscribe. */
+  onStatusChanged(cb: (status: AppStatus) => void): Promise<() => void>;
   /** Calls `cb` whenever the background sync changed the queue; resolves to an unsubscribe. */
   onQueueChanged(cb: () => void): Promise<() => void>;
   /**
@@ -72,6 +80,11 @@ export const tauriApi: Api = {
   undo: (ids) => invoke<UndoOutcome[]>('undo', { ids }),
   approverRights: () => invoke<ApproverRights>('approver_rights'),
   history: (id) => invoke<HistoryEntry[]>('history', { id }),
+  reopen: (id, version, reason) => invoke<ApprovalRequest>('reopen', { id, version, reason }),
+  onStatusChanged: async (cb) => {
+    const un: UnlistenFn = await listen<AppStatus>('status-changed', (e) => cb(e.payload));
+    return un;
+  },
   onQueueChanged: async (cb) => {
     const un: UnlistenFn = await listen('queue-changed', () => cb());
     return un;

@@ -136,7 +136,8 @@ describe('errors a person can act on', () => {
     expect(remedy({ code: 'weird.code', message: 'boom' }).sentence).toBe('boom');
   });
   it('copy details carries the code, request-id and time', () => {
-    const t = errorDetails({ code: 'graph.X', message: 'no (request-id 0123abcd-ef)' }, new Date('2026-01-02T03:04:05Z'));
+    const graph = { status: 503, code: 'X', message: 'no', requestId: '0123abcd-ef', date: null };
+    const t = errorDetails({ code: 'graph.X', message: 'no', graph }, new Date('2026-01-02T03:04:05Z'));
     expect(t).toContain('code: graph.X');
     expect(t).toContain('request-id: 0123abcd-ef');
     expect(t).toContain('time: 2026-01-02T03:04:05.000Z');

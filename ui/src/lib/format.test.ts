@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { cellText, emailBreaks, emailDomain, errorLine, plural, providerLabel, shortAge, sinceText, toAppError } from './format';
+import { cellText, emailBreaks, emailDomain, errorLine, plural, providerLabel, requestIdOf, shortAge, sinceText, toAppError } from './format';
+import { PROVIDER_LABELS } from '../bindings/providerLabels';
+import { CATALOGUES, setLanguageOverride } from './i18n';
 
 const now = new Date('2025-03-14T12:00:00Z');
 
@@ -25,23 +27,45 @@ describe('format', () => {
     expect(providerLabel('example.org')).toBe('example.org');
   });
 
-  it('keeps the code and the Graph request-id of errors', () => {
-    const e = toAppError({
-      code: 'graph.Request_BadRequest',
-      message: 'Invalid value',
-      graph: { status: 400, code: 'Request_BadRequest', message: 'Invalid value', requestId: 'abcd-1234-ef', date: null },
-    });
-    expect(e).toEqual({ code: 'graph.Request_BadRequest', message: 'Invalid value', requestId: 'abcd-1234-ef' });
+  it('keeps the ReviewerError binding as it is, its Graph request-id a typed field', () => {
+    const graph = { status: 400, code: 'Request_BadRequest', message: 'Invalid value', requestId: 'abcd-1234-ef', date: null };
+    const e = toAppError({ code: 'graph.Request_BadRequest', message: 'Invalid value', graph });
+    expect(e).toEqual({ code: 'graph.Request_BadRequest', message: 'Invalid value', graph });
+    expect(requestIdOf(e)).toBe('abcd-1234-ef');
     expect(errorLine(e)).toBe('graph.Request_BadRequest: Invalid value (request-id abcd-1234-ef)');
     expect(errorLine(toAppError({ code: 'network.offline', message: 'no route' }))).toBe('network.offline: no route');
     expect(toAppError('boom')).toEqual({ code: 'ui.error', message: 'boom' });
     expect(toAppError(new Error('x')).message).toBe('x');
   });
 
-  it('does not repeat a request-id the message already quotes', () => {
-    const e = toAppError({ code: 'graph.X', message: 'failed (request-id 0123abcd-9)' });
-    expect(e.requestId).toBe('0123abcd-9');
-    expect(errorLine(e)).toBe('graph.X: failed (request-id 0123abcd-9)');
+  it('never reads a request-id out of a message, and does not repeat one the message quotes', () => {
+    const bare = toAppError({ code: 'api.error', message: 'failed (request-id 0123abcd-9)' });
+    expect(requestIdOf(bare)).toBeNull();
+    expect(errorLine(bare)).toBe('api.error: failed (request-id 0123abcd-9)');
+    const quoted = toAppError({
+      code: 'graph.X',
+      message: 'failed (request-id 0123abcd-9)',
+      graph: { status: 500, code: 'X', message: 'failed', requestId: '0123abcd-9', date: null },
+    });
+    expect(errorLine(quoted)).toBe('graph.X: failed (request-id 0123abcd-9)');
+  });
+
+  it('labels providers from the generated Rust table, translating only through the catalogue', () => {
+    // The English catalogue says what Rust says: no second wording to drift.
+    for (const [key, label] of Object.entries(PROVIDER_LABELS)) {
+      const msg = (CATALOGUES.en as Record<string, string>)[`provider.${key}`];
+      if (msg !== undefined) expect(msg).toBe(label);
+      expect(providerLabel(key)).toBe(label);
+    }
+    expect(providerLabel(null)).toBe('Entra ID');
+    expect(providerLabel('Google.com')).toBe('Google');
+    try {
+      setLanguageOverride('fr');
+      expect(providerLabel('mail')).toBe('Code à usage unique par e-mail');
+      expect(providerLabel('facebook.com')).toBe('Facebook');
+    } finally {
+      setLanguageOverride(null);
+    }
   });
 
   it('renders cells and plurals', () => {

@@ -1,6 +1,8 @@
 // Formatting helpers: ages, identity providers, e-mail domains, errors. Ages, dates and numbers
 // go through `Intl` in the UI's language (lib/i18n.ts).
-import { currentLanguage, num, t } from './i18n';
+import { CATALOGUES, currentLanguage, num, t } from './i18n';
+import { PROVIDER_LABELS } from '../bindings/providerLabels';
+import type { GraphErrorInfo, ReviewerError } from './types';
 
 /** Whole seconds from `iso` to `now` (at least 0), or `null` when `iso` is not a time. */
 function ageSeconds(iso: string | null | undefined, now: Date): number | null {
@@ -63,20 +65,17 @@ export function emailDomain(email: string | null | undefined): string {
   return at < 0 ? '' : email.slice(at + 1).trim().toLowerCase();
 }
 
-const PROVIDERS: Record<string, string> = {
-  'facebook.com': 'Facebook',
-  'google.com': 'Google',
-  mail: 'Email OTP',
-  entra: 'Entra ID',
-  '': 'Entra ID',
-  microsoftaccount: 'Microsoft account',
-};
-
-/** A human name for an identity provider (`facebook.com` → `Facebook`; e-mail OTP and Microsoft account in the UI's language). */
+/**
+ * A human name for an identity provider key, in the UI's language: the one label function of
+ * Rust, `guestlist_core::provider::provider_label`, read from its generated table
+ * (`bindings/providerLabels.ts`: `facebook.com` → `Facebook`, `''`/`entra` → `Entra ID`, any
+ * other key as it is), translated only where the catalogue has `provider.<key>` (e-mail OTP,
+ * Microsoft account).
+ */
 export function providerLabel(provider: string | null | undefined): string {
-  const p = (provider ?? '').toLowerCase();
-  if (p === 'mail' || p === 'microsoftaccount') return t(`provider.${p}`);
-  return PROVIDERS[p] ?? provider ?? 'Entra ID';
+  const key = (provider ?? '').toLowerCase();
+  if (`provider.${key}` in CATALOGUES.en) return t(`provider.${key}`);
+  return PROVIDER_LABELS[key] ?? provider ?? PROVIDER_LABELS[''];
 }
 
 /** A short, stable colour key for an identity provider badge. */
@@ -88,30 +87,30 @@ export function providerKey(provider: string | null | undefined): string {
   return 'entra';
 }
 
-/** `{code, message}` as every command error arrives; `requestId` for Graph errors. */
-export interface AppError {
-  code: string;
-  message: string;
-  requestId?: string | null;
-}
+/**
+ * An error as every command rejects with: the generated `ReviewerError` binding
+ * (`{code, message, graph?}`; `graph.requestId` and `graph.date` for Graph errors). Errors of
+ * the UI itself get the code `ui.error`.
+ */
+export type AppError = ReviewerError;
 
-/** Turns whatever a rejected `invoke` gave into an [`AppError`] (Graph errors keep their `request-id`). */
+/** Turns whatever a rejected `invoke` gave into an [`AppError`] (a `ReviewerError` is kept as it is, its `graph` included). */
 export function toAppError(e: unknown): AppError {
   if (e && typeof e === 'object') {
     const o = e as Record<string, unknown>;
     if (typeof o.code === 'string' && typeof o.message === 'string') {
-      const graph = o.graph && typeof o.graph === 'object' ? (o.graph as Record<string, unknown>) : null;
-      const rid = graph?.requestId ?? o.requestId;
-      return {
-        code: o.code,
-        message: o.message,
-        requestId: typeof rid === 'string' ? rid : extractRequestId(o.message),
-      };
+      const graph = o.graph && typeof o.graph === 'object' ? (o.graph as GraphErrorInfo) : null;
+      return graph ? { code: o.code, message: o.message, graph } : { code: o.code, message: o.message };
     }
     if (e instanceof Error) return { code: 'ui.error', message: e.message };
   }
   if (typeof e === 'string') return { code: 'ui.error', message: e };
   return { code: 'ui.error', message: String(e) };
+}
+
+/** The Graph `request-id` of an error, when Graph answered it (the typed field; never read out of the message). */
+export function requestIdOf(e: AppError): string | null {
+  return e.graph?.requestId ?? null;
 }
 
 /** A cell of the side-by-side view: strings as they are, everything else as compact JSON. */
@@ -121,15 +120,9 @@ export function cellText(v: unknown): string | null {
   return JSON.stringify(v);
 }
 
-/** Finds a Graph `request-id` quoted in a message, if any. */
-export function extractRequestId(message: string): string | null {
-  const m = /request-id[":=\s]+([0-9a-f-]{8,})/i.exec(message);
-  return m ? m[1] : null;
-}
-
 /** One line for the status bar or a toast: `code: message (request-id …)`. */
 export function errorLine(e: AppError): string {
-  const rid = e.requestId ?? extractRequestId(e.message);
+  const rid = requestIdOf(e);
   const tail = rid && !e.message.includes(rid) ? ` (request-id ${rid})` : '';
   return `${e.code}: ${e.message}${tail}`;
 }
@@ -163,13 +156,15 @@ export function remedy(e: AppError): Remedy {
     sentence: t(`error.${key}.sentence`, values),
     next: t(`error.${key}.next`, values),
   });
-  if (code === 'graph.Authorization_RequestDenied' || code === 'auth.forbidden' || /Insufficient privileges/i.test(e.message)) {
+  if (code === 'graph.Authorization_RequestDenied' || code === 'auth.forbidden') {
     return r('role');
   }
   if (code === 'network.offline') return r('offline');
   if (code === 'auth.not_signed_in' || code === 'auth.sign_in_failed') return r('signedOut');
   if (code === 'request.already_decided') return r('alreadyDecided');
   if (code === 'request.version_mismatch') return r('versionMismatch');
+  if (code === 'request.not_denied') return r('notDenied');
+  if (code === 'auth.not_admin') return r('notAdmin');
   if (code === 'request.not_found') return r('notFound');
   if (code === 'graph.TooManyRequests' || code === 'graph.serviceNotAvailable') return r('throttled');
   if (code === 'plan.error' || code === 'settings.invalid') return r('plan', { message: e.message });
@@ -180,7 +175,7 @@ export function remedy(e: AppError): Remedy {
 
 /** "Copy details": the code, the request-id and the time, for a support ticket. */
 export function errorDetails(e: AppError, at: Date = new Date()): string {
-  const rid = e.requestId ?? extractRequestId(e.message);
+  const rid = requestIdOf(e);
   return [`code: ${e.code}`, `message: ${e.message}`, `request-id: ${rid ?? '—'}`, `time: ${at.toISOString()}`].join('\n');
 }
 
