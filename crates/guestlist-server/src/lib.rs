@@ -250,8 +250,12 @@ impl AppState {
         }
         let store = Arc::new(Store::open(&config.database)?);
         // The denial tombstone key (issue 12): configured, or `<database>.tombstone-key`.
-        match config.retention.tombstone_key().map_err(StoreError::Locked)? {
-            Some(key) => store.set_tombstone_key(key),
+        match config
+            .retention
+            .tombstone_key()
+            .map_err(StoreError::Locked)?
+        {
+            Some(key) => store.set_tombstone_key(key)?,
             None => store.ensure_tombstone_key()?,
         }
         let http = reqwest::Client::builder()

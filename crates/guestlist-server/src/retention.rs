@@ -73,9 +73,9 @@ impl RetentionConfig {
     /// Errors: both set, a key shorter than 32 bytes, or an unreadable file (never the key).
     pub fn tombstone_key(&self) -> Result<Option<Vec<u8>>, String> {
         match (&self.tombstone_key, &self.tombstone_key_file) {
-            (Some(_), Some(_)) => Err(
-                "set retention.tombstone_key or retention.tombstone_key_file, not both".into(),
-            ),
+            (Some(_), Some(_)) => {
+                Err("set retention.tombstone_key or retention.tombstone_key_file, not both".into())
+            }
             (Some(k), None) if k.0.len() < MIN_TOMBSTONE_KEY_BYTES => Err(format!(
                 "retention.tombstone_key is shorter than {MIN_TOMBSTONE_KEY_BYTES} bytes (e.g. `openssl rand -hex 32`)"
             )),

@@ -1526,7 +1526,7 @@ impl Store {
             retry_window,
             self.tombstones.clone(),
         ))
-            .await
+        .await
     }
 
     /// One request by id.

@@ -149,7 +149,8 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     let admin = token_with_roles(&issuer, &["Approver", "Admin"]);
     let tag = unique();
     let (denied, denied_marker) = (format!("den-{tag}@fabrikam.example"), format!("Zyxwv{tag}"));
-    let (approved, approved_marker) = (format!("app-{tag}@fabrikam.example"), format!("Qwvut{tag}"));
+    let (approved, approved_marker) =
+        (format!("app-{tag}@fabrikam.example"), format!("Qwvut{tag}"));
     for (email, marker) in [(&denied, &denied_marker), (&approved, &approved_marker)] {
         let answer = connector(&s, "request-approval", &signup(email, marker)).await;
         assert_eq!(answer["code"], "GUESTLIST-APPROVAL-REQUESTED", "{answer}");
@@ -173,8 +174,16 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
         json!({"decision": "approve", "directoryObjectId": "obj-1", "how": "userCreated"}),
     )
     .await;
-    let denied_answer = connector(&s, "check-approval-status", &signup(&denied, &denied_marker)).await;
-    assert_eq!(denied_answer["code"], "GUESTLIST-APPROVAL-DENIED", "{denied_answer}");
+    let denied_answer = connector(
+        &s,
+        "check-approval-status",
+        &signup(&denied, &denied_marker),
+    )
+    .await;
+    assert_eq!(
+        denied_answer["code"], "GUESTLIST-APPROVAL-DENIED",
+        "{denied_answer}"
+    );
     let mark = list(&s, &approver, "limit=500").await["changeSeq"]
         .as_u64()
         .unwrap();
@@ -191,14 +200,24 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     assert_eq!(counts["idempotency"], 1);
     assert!(counts["historyEntries"].as_u64().unwrap() >= 2, "{counts}");
     assert!(counts["events"].as_u64().unwrap() >= 2, "{counts}");
-    let (status, counts) =
-        erase(&s, Some(&admin), &json!({"email": approved, "keepDenial": true})).await;
+    let (status, counts) = erase(
+        &s,
+        Some(&admin),
+        &json!({"email": approved, "keepDenial": true}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(counts["requests"], 1);
     assert_eq!(counts["denialKept"], false, "never denied: nothing to keep");
 
     // The live stream and the next sync announce both erasures, without personal data.
-    read_until(&mut stream, &mut seen, &format!("\"requestId\":\"{approved_id}\""), 10).await;
+    read_until(
+        &mut stream,
+        &mut seen,
+        &format!("\"requestId\":\"{approved_id}\""),
+        10,
+    )
+    .await;
     assert!(seen.contains("event: request.erased"), "{seen}");
     assert!(seen.contains(&denied_id));
     let page = list(&s, &approver, &format!("since={mark}")).await;
@@ -222,7 +241,14 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     assert_eq!(again, denied_answer);
     let again = connector(&s, "request-approval", &signup(&denied, "Other")).await;
     assert_eq!(again, denied_answer);
-    assert!(s.state.store.list(None, None, None, 10).unwrap().items.is_empty());
+    assert!(
+        s.state
+            .store
+            .list(None, None, None, 10)
+            .unwrap()
+            .items
+            .is_empty()
+    );
     // The approved person (never denied) may sign up again.
     let fresh = connector(&s, "request-approval", &signup(&approved, "Fresh")).await;
     assert_eq!(fresh["code"], "GUESTLIST-APPROVAL-REQUESTED", "{fresh}");
@@ -245,11 +271,9 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     );
     // History keeps who decided, when and the outcome, and nothing the person or approver typed.
     {
-        let conn = rusqlite::Connection::open_with_flags(
-            &db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
         let rows: Vec<(String, String, String)> = conn
             .prepare("SELECT action, actor_json, detail_json FROM history WHERE request_id = ?1 ORDER BY id")
             .unwrap()
@@ -293,7 +317,10 @@ async fn erasure_needs_an_admin_and_a_valid_email() {
     let auditor = token_with_roles(&issuer, &["Auditor"]);
     assert_eq!(erase(&s, Some(&auditor), &body).await.0, 403);
     let admin = token_with_roles(&issuer, &["Admin"]);
-    for bad in [json!({"email": "not an address"}), json!({"email": "a\u{200b}b@x.example"})] {
+    for bad in [
+        json!({"email": "not an address"}),
+        json!({"email": "a\u{200b}b@x.example"}),
+    ] {
         let (status, v) = erase(&s, Some(&admin), &bad).await;
         assert_eq!(status, 400, "{bad}: {v}");
         assert_eq!(v["error"]["code"], "privacy.bad_email");
@@ -328,7 +355,13 @@ async fn a_denial_outlives_retention() {
     for email in [&denied, &approved] {
         connector(&s, "request-approval", &signup(email, &marker)).await;
     }
-    decide(&s, &approver, &denied, json!({"decision": "deny", "reason": "no"})).await;
+    decide(
+        &s,
+        &approver,
+        &denied,
+        json!({"decision": "deny", "reason": "no"}),
+    )
+    .await;
     decide(
         &s,
         &approver,
@@ -347,7 +380,14 @@ async fn a_denial_outlives_retention() {
         .unwrap();
     assert_eq!(report.erased.requests, 2);
     assert!(report.erased.denial_kept);
-    assert!(s.state.store.list(None, None, None, 10).unwrap().items.is_empty());
+    assert!(
+        s.state
+            .store
+            .list(None, None, None, 10)
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert_absent(&db, &[&denied, &approved, &marker], "after retention");
     assert_eq!(
         connector(&s, "check-approval-status", &signup(&denied, "Other")).await,
@@ -389,8 +429,8 @@ fn retention_runs_once_at_a_time_in_bounded_batches() {
             let (store, policy) = (store.clone(), policy.clone());
             std::thread::spawn(move || {
                 for i in 0..150 {
-                    let c = Claims::from_json(json!({"email": format!("p{t}-{i}@x.example")}))
-                        .unwrap();
+                    let c =
+                        Claims::from_json(json!({"email": format!("p{t}-{i}@x.example")})).unwrap();
                     store
                         .request_approval(&c, &policy, t0, time::Duration::ZERO)
                         .unwrap();
@@ -433,7 +473,10 @@ fn retention_runs_once_at_a_time_in_bounded_batches() {
         std::thread::spawn(move || job.run_once())
     };
     entered_rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    assert!(job.run_once().is_none(), "a second trigger while running does nothing");
+    assert!(
+        job.run_once().is_none(),
+        "a second trigger while running does nothing"
+    );
     go_tx.send(()).unwrap();
     let report = first.join().unwrap().unwrap().unwrap();
     assert_eq!(report.erased.requests, 1200);
@@ -441,14 +484,15 @@ fn retention_runs_once_at_a_time_in_bounded_batches() {
     assert!(!report.erased.denial_kept);
     assert_eq!(clock_calls.load(Ordering::SeqCst), 1);
     assert!(store.list(None, None, None, 10).unwrap().items.is_empty());
-    assert_eq!(
-        store.status_counts().iter().map(|(_, n)| n).sum::<u64>(),
-        0
-    );
+    assert_eq!(store.status_counts().iter().map(|(_, n)| n).sum::<u64>(), 0);
     let again = job.run_once().unwrap().unwrap();
     assert_eq!(again.erased.requests, 0);
     let audit = store.audit_page(0, 10).unwrap();
-    assert_eq!(audit.len(), 1, "one audit row per run that erased something");
+    assert_eq!(
+        audit.len(),
+        1,
+        "one audit row per run that erased something"
+    );
     assert_eq!(audit[0].action, AuditAction::Retention);
     assert_eq!(audit[0].detail["batches"], 3);
 }
@@ -478,14 +522,24 @@ async fn an_erased_request_is_not_announced_after_the_erasure() {
     .await;
     let email = format!("hook-{}@fabrikam.example", unique());
     connector(&s, "request-approval", &signup(&email, "Hooked")).await;
-    eventually("the first delivery attempt", || hits.load(Ordering::SeqCst) >= 1).await;
+    eventually("the first delivery attempt", || {
+        hits.load(Ordering::SeqCst) >= 1
+    })
+    .await;
     let admin = token_with_roles(&issuer, &["Admin"]);
-    assert_eq!(erase(&s, Some(&admin), &json!({"email": email})).await.0, 200);
+    assert_eq!(
+        erase(&s, Some(&admin), &json!({"email": email})).await.0,
+        200
+    );
     // The abort follows the erasure's event; after that, no attempt (retries are 200–400 ms
     // apart, so a surviving delivery would try again within this second).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = hits.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(hits.load(Ordering::SeqCst), after, "no delivery after the erasure");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        after,
+        "no delivery after the erasure"
+    );
     s.shutdown().await;
 }

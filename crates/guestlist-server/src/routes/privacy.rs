@@ -104,7 +104,12 @@ pub async fn erase(
     let actor = actor_of(&claims, &headers);
     let store = state.store.clone();
     let erased = tokio::task::spawn_blocking(move || {
-        let erased = store.erase_email(&canonical, req.keep_denial, &actor, OffsetDateTime::now_utc())?;
+        let erased = store.erase_email(
+            &canonical,
+            req.keep_denial,
+            &actor,
+            OffsetDateTime::now_utc(),
+        )?;
         // The bytes leave the WAL too; a checkpoint kept busy by a long read is retried by the
         // next erasure or retention run, and logged.
         if let Err(e) = store.checkpoint_truncate() {

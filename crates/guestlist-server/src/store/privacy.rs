@@ -49,9 +49,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::audit::{self, AuditAction};
-use super::{
-    CheckIndex, Found, IndexChange, IndexEntry, INDEX_CHANGES, Store, StoreError, ts,
-};
+use super::{CheckIndex, Found, INDEX_CHANGES, IndexChange, IndexEntry, Store, StoreError, ts};
 
 /// Migration 5: tombstones, erasures, and the indexes the erasure and retention need
 /// (events by request id; requests by status and last change).
@@ -127,7 +125,8 @@ pub struct Erased {
 /// The denial tombstones: the HMAC key and, in memory, the set of stored digests (loaded at
 /// open, kept in step by the writer thread).
 pub(super) struct Tombstones {
-    key: RwLock<Option<Vec<u8>>>,
+    /// The keyed MAC (its key schedule done once; cloned per digest).
+    key: RwLock<Option<Hmac<Sha256>>>,
     key_file: PathBuf,
     /// Serialises the creation of the key file.
     creating: Mutex<()>,
@@ -215,7 +214,7 @@ impl Tombstones {
 
     /// The key in force: the one set by [`Store::set_tombstone_key`], else the key file beside
     /// the database (created on first need, logged at INFO).
-    fn key(&self) -> Result<Vec<u8>, StoreError> {
+    fn key(&self) -> Result<Hmac<Sha256>, StoreError> {
         if let Some(k) = self
             .key
             .read()
@@ -228,6 +227,14 @@ impl Tombstones {
             .creating
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(k) = self
+            .key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(k.clone());
+        }
         let (key, created) = load_or_create_key_file(&self.key_file).map_err(StoreError::Locked)?;
         if created {
             tracing::info!(
@@ -235,17 +242,16 @@ impl Tombstones {
                 "generated a random denial tombstone key (retention.tombstone_key unset); keep this file with the database"
             );
         }
+        let mac = keyed(&key)?;
         *self
             .key
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(key.clone());
-        Ok(key)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mac.clone());
+        Ok(mac)
     }
 
     fn digest(&self, canonical_email: &str) -> Result<[u8; 32], StoreError> {
-        let key = self.key()?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
-            .map_err(|e| StoreError::Corrupt(format!("tombstone key: {e}")))?;
+        let mut mac = self.key()?;
         mac.update(canonical_email.as_bytes());
         Ok(mac.finalize().into_bytes().into())
     }
@@ -305,6 +311,11 @@ impl Tombstones {
     }
 }
 
+fn keyed(key: &[u8]) -> Result<Hmac<Sha256>, StoreError> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|e| StoreError::Corrupt(format!("tombstone key: {e}")))
+}
+
 /// One request to erase, as read from its row.
 struct Victim {
     id: Uuid,
@@ -312,7 +323,11 @@ struct Victim {
     status: Status,
 }
 
-fn victims(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Victim>, StoreError> {
+fn victims(
+    conn: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<Victim>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(p, |r| {
         Ok((
@@ -391,6 +406,11 @@ fn erase_victims(
             out.counts.denial_kept = true;
         }
         let id = v.id.to_string();
+        // The erasure's change number, taken while the row (perhaps the highest) still exists:
+        // numbers are never reused, so a client synced past the row still sees the erasure.
+        let change_seq: i64 = tx
+            .prepare_cached(HIGH_CHANGE_SEQ_SQL)?
+            .query_row([], |r| r.get(0))?;
         out.counts.events += tx
             .prepare_cached("DELETE FROM events WHERE json_extract(request_json, '$.id') = ?1")?
             .execute(params![id])? as u64;
@@ -398,9 +418,12 @@ fn erase_victims(
             let mut select =
                 tx.prepare_cached("SELECT id, detail_json FROM history WHERE request_id = ?1")?;
             let rows = select
-                .query_map(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .query_map(params![id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut update = tx.prepare_cached("UPDATE history SET detail_json = ?1 WHERE id = ?2")?;
+            let mut update =
+                tx.prepare_cached("UPDATE history SET detail_json = ?1 WHERE id = ?2")?;
             for (hid, detail) in rows {
                 update.execute(params![scrub_detail(&detail), hid])?;
                 out.counts.history_entries += 1;
@@ -419,10 +442,8 @@ fn erase_victims(
         }
         out.counts.requests += 1;
         record_index_removal(v);
-        tx.prepare_cached(&format!(
-            "INSERT INTO erasures (change_seq, request_id, at) VALUES (({HIGH_CHANGE_SEQ_SQL}) + 1, ?1, ?2)"
-        ))?
-        .execute(params![id, ts(now)])?;
+        tx.prepare_cached("INSERT INTO erasures (change_seq, request_id, at) VALUES (?1, ?2, ?3)")?
+            .execute(params![change_seq + 1, id, ts(now)])?;
         tx.prepare_cached("INSERT INTO events (kind, request_json) VALUES (?1, ?2)")?
             .execute(params![
                 guestlist_core::model::EVENT_REQUEST_ERASED,
@@ -453,12 +474,16 @@ impl Store {
     /// Sets the denial tombstone key (`retention.tombstone_key` / `_file`, at least
     /// [`MIN_TOMBSTONE_KEY_BYTES`]); without it the store uses `<database>.tombstone-key`
     /// (created on first need).
-    pub fn set_tombstone_key(&self, key: Vec<u8>) {
+    ///
+    /// Errors: [`StoreError::Corrupt`] if HMAC refuses the key (it takes any length).
+    pub fn set_tombstone_key(&self, key: Vec<u8>) -> Result<(), StoreError> {
+        let mac = keyed(&key)?;
         *self
             .tombstones
             .key
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(key);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mac);
+        Ok(())
     }
 
     /// Makes sure a tombstone key is in force, creating `<database>.tombstone-key` when none
@@ -497,7 +522,9 @@ impl Store {
         let erased = self.write(move |tx| {
             let found = victims(
                 tx,
-                &format!("SELECT {VICTIM_COLUMNS} FROM requests WHERE email = ?1 ORDER BY created_at, id"),
+                &format!(
+                    "SELECT {VICTIM_COLUMNS} FROM requests WHERE email = ?1 ORDER BY created_at, id"
+                ),
                 params![email],
             )?;
             let mut erased = erase_victims(tx, &tombstones, &found, keep_denial, now)?;
@@ -532,9 +559,8 @@ impl Store {
     /// Errors: [`StoreError::Db`]; [`StoreError::Task`] when the WAL stayed busy.
     pub fn checkpoint_truncate(&self) -> Result<(), StoreError> {
         for _ in 0..20 {
-            let busy: i64 = self.read(|c| {
-                Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?)
-            })?;
+            let busy: i64 = self
+                .read(|c| Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?))?;
             if busy == 0 {
                 return Ok(());
             }
@@ -575,4 +601,72 @@ impl Store {
 pub(super) struct ErasedEventBody {
     /// The erased request.
     pub id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guestlist_core::connector::Claims;
+    use guestlist_core::policy::Policy;
+
+    fn ask(store: &Store, email: &str, now: OffsetDateTime) {
+        let c = Claims::from_json(json!({"email": email})).unwrap();
+        store
+            .request_approval(&c, &Policy::default(), now, time::Duration::ZERO)
+            .unwrap();
+    }
+
+    /// An erasure takes the next change sequence number, and a later change takes one above it
+    /// even when the erased request held the highest (a reused number would hide that change
+    /// from a client that synced up to the erasure).
+    #[test]
+    fn erasures_and_later_changes_never_share_a_change_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        ask(&store, "a@x.example", now);
+        ask(&store, "b@x.example", now);
+        let mark = store
+            .list(None, None, None, 10)
+            .unwrap()
+            .change_seq
+            .unwrap();
+        let b = store.list(None, Some("b@"), None, 10).unwrap().items[0].id;
+        let erased = store
+            .erase_email("b@x.example", true, &Actor::policy("test"), now)
+            .unwrap();
+        assert_eq!(erased.counts.requests, 1);
+        assert!(!erased.counts.denial_kept, "b was never denied");
+        let page = store.list_page(Some(mark), None, None, None, 10).unwrap();
+        assert_eq!(page.erased, vec![b]);
+        assert!(page.items.is_empty());
+        let after_erasure = page.change_seq.unwrap();
+        assert!(after_erasure > mark);
+        ask(&store, "c@x.example", now);
+        let page = store
+            .list_page(Some(after_erasure), None, None, None, 10)
+            .unwrap();
+        assert_eq!(
+            page.items.len(),
+            1,
+            "the new request is listed after the erasure"
+        );
+        assert!(page.erased.is_empty());
+        let (differing, indexed) = store.verify_check_index(&[]).unwrap();
+        assert!(differing.is_empty(), "{differing:?}");
+        assert_eq!(indexed, 2);
+    }
+
+    #[test]
+    fn history_details_keep_only_the_outcome() {
+        assert_eq!(
+            scrub_detail(r#"{"decision":"deny","reason":"Kim is not a customer"}"#),
+            r#"{"decision":"deny"}"#
+        );
+        assert_eq!(
+            scrub_detail(r#"{"answer":"X-PENDING","claims":{"email":"kim@x.example"}}"#),
+            r#"{"answer":"X-PENDING"}"#
+        );
+        assert_eq!(scrub_detail("not json"), "{}");
+    }
 }
