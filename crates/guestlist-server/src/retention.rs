@@ -11,6 +11,8 @@
 //! says so). A run that removed anything appends one `retention.run` audit row with the counts,
 //! then checkpoints the WAL so the bytes are gone from disk. The clock is injectable
 //! ([`Retention::with_clock`]) for tests.
+//!
+//! Owns: `[retention]` and the schedule. Must not write SQL (that is [`crate::store`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;

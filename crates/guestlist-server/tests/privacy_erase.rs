@@ -485,6 +485,10 @@ fn retention_runs_once_at_a_time_in_bounded_batches() {
     assert_eq!(clock_calls.load(Ordering::SeqCst), 1);
     assert!(store.list(None, None, None, 10).unwrap().items.is_empty());
     assert_eq!(store.status_counts().iter().map(|(_, n)| n).sum::<u64>(), 0);
+    assert!(
+        job.render_metrics()
+            .contains("guestlist_retention_requests_erased_total 1200")
+    );
     let again = job.run_once().unwrap().unwrap();
     assert_eq!(again.erased.requests, 0);
     let audit = store.audit_page(0, 10).unwrap();
@@ -542,4 +546,54 @@ async fn an_erased_request_is_not_announced_after_the_erasure() {
         "no delivery after the erasure"
     );
     s.shutdown().await;
+}
+
+#[test]
+fn old_events_and_idempotency_records_are_compacted_and_recent_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+    let policy = Policy::default();
+    let now = time::OffsetDateTime::now_utc();
+    let old = now - time::Duration::days(40);
+    let actor = guestlist_core::model::Actor::policy("test");
+    for (i, at) in [(0, old), (1, old), (2, old), (3, now)] {
+        let c = Claims::from_json(json!({"email": format!("e{i}@x.example")})).unwrap();
+        let out = store
+            .request_approval(&c, &policy, at, time::Duration::ZERO)
+            .unwrap();
+        let id = out.event.unwrap().request_id;
+        let approve = guestlist_core::model::Decision::Approve {
+            directory_object_id: format!("obj-{i}"),
+            how: guestlist_core::model::ProvisionedBy::UserCreated,
+        };
+        store
+            .decide(id, &approve, &actor, None, Some(&format!("k{i}")), at)
+            .unwrap();
+    }
+    assert_eq!(store.events_after(0, 100).unwrap().len(), 8);
+    // Requests are kept (decided 40 days ago, kept 90); events and records older than 30 go,
+    // two per batch.
+    let config = RetentionConfig {
+        batch_size: 2,
+        ..RetentionConfig::default()
+    };
+    let job = Retention::new(store.clone(), config, None, None);
+    let report = job.run_once().unwrap().unwrap();
+    assert_eq!(report.erased.requests, 0);
+    assert_eq!(report.events_compacted, 6);
+    assert_eq!(report.idempotency_dropped, 3);
+    let left = store.events_after(0, 100).unwrap();
+    assert_eq!(left.len(), 2, "the recent request's two events stay");
+    assert!(
+        left.iter()
+            .all(|e| e.request.as_ref().unwrap().key.email == "e3@x.example")
+    );
+    assert_eq!(store.list(None, None, None, 10).unwrap().items.len(), 4);
+    assert!(
+        job.render_metrics()
+            .contains("guestlist_retention_events_compacted_total 6")
+    );
+    let audit = store.audit_page(0, 10).unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].detail["eventsCompacted"], 6);
 }

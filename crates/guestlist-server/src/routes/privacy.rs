@@ -7,6 +7,8 @@
 //!   [`crate::store::privacy`]), audited as `privacy.erase` with the caller and the counts, never
 //!   the e-mail. 400 `privacy.bad_email` on an address with no canonical form, 401 / 403 / 503
 //!   as the other approver routes.
+//!
+//! Owns: the HTTP shape of privacy operations. Must not write SQL.
 
 use axum::Json;
 use axum::body::Body;

@@ -33,6 +33,8 @@
 //!
 //! Changing the tombstone key makes every stored tombstone useless (they no longer match):
 //! keep `<database>.tombstone-key` with the database and its backups.
+//!
+//! Owns: the erase primitive, the tombstones and the `erasures` table. Must not know HTTP.
 
 use std::collections::HashSet;
 use std::io::Write as _;

@@ -1,6 +1,8 @@
 //! The store's side of the retention job ([`crate::retention`], issue 12 "Retention"): one
 //! bounded batch per call, each its own write (so a run never holds the writer for long, and its
 //! memory is bounded by the batch size whatever the size of the database).
+//!
+//! Owns: the selection of what is due. Must not know HTTP or the clock.
 
 use rusqlite::params;
 use time::OffsetDateTime;
