@@ -296,3 +296,38 @@ pub fn start(job: Arc<Retention>, mut stop: tokio::sync::watch::Receiver<bool>) 
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tombstone_key_is_checked_at_start() {
+        let short = RetentionConfig {
+            tombstone_key: Some(Secret("too short".into())),
+            ..RetentionConfig::default()
+        };
+        let err = short.validate().unwrap_err();
+        assert!(err.contains("shorter than 32 bytes"), "{err}");
+        assert!(!err.contains("too short"), "the key is never echoed: {err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, format!("{}\n", "k".repeat(32))).unwrap();
+        let both = RetentionConfig {
+            tombstone_key: Some(Secret("k".repeat(32))),
+            tombstone_key_file: Some(file.clone()),
+            ..RetentionConfig::default()
+        };
+        assert!(both.validate().is_err());
+        let from_file = RetentionConfig {
+            tombstone_key_file: Some(file),
+            ..RetentionConfig::default()
+        };
+        assert_eq!(from_file.tombstone_key().unwrap(), Some(vec![b'k'; 32]));
+        let missing = RetentionConfig {
+            tombstone_key_file: Some(dir.path().join("nope")),
+            ..RetentionConfig::default()
+        };
+        assert!(missing.validate().unwrap_err().contains("cannot read"));
+    }
+}

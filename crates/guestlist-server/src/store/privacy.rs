@@ -556,11 +556,11 @@ impl Store {
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)`: copies every committed page into the database file and
     /// truncates the WAL to zero bytes (module docs). Waits for reads in progress (the busy
-    /// timeout), retrying up to 20 times while one keeps the WAL busy.
+    /// timeout, 5 s), three times at most while one keeps the WAL busy.
     ///
     /// Errors: [`StoreError::Db`]; [`StoreError::Task`] when the WAL stayed busy.
     pub fn checkpoint_truncate(&self) -> Result<(), StoreError> {
-        for _ in 0..20 {
+        for _ in 0..3 {
             let busy: i64 = self
                 .read(|c| Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?))?;
             if busy == 0 {
