@@ -49,6 +49,13 @@
 //! | `events.page_size` | `…__PAGE_SIZE` | `100` | events read from the store at a time for a replay |
 //! | `events.broadcast_capacity` | `…__BROADCAST_CAPACITY` | `1024` | live events a stream may fall behind before it gets a `resync` event |
 //! | `events.keepalive_seconds` | `…__KEEPALIVE_SECONDS` | `15` | comment sent on an idle stream |
+//! | `retention.decided_after_days` | `GUESTLIST_RETENTION__DECIDED_AFTER_DAYS` | `90` | a decided or expired request's personal data is erased this long after its last change ([`crate::retention`]) |
+//! | `retention.events_after_days` | `…__EVENTS_AFTER_DAYS` | `30` | stored events (and idempotency records) older than this are deleted |
+//! | `retention.pending_after_days` | `…__PENDING_AFTER_DAYS` | `policy.expire_after_days` | a pending request is erased this long after its creation (never when both are unset) |
+//! | `retention.interval_seconds` | `…__INTERVAL_SECONDS` | `3600` | how often the retention job runs (0: never) |
+//! | `retention.batch_size` | `…__BATCH_SIZE` | `500` | requests (events, records) per retention transaction |
+//! | `retention.tombstone_key` | `…__TOMBSTONE_KEY` | — (generated into `<database>.tombstone-key`, 0600) | HMAC key (≥ 32 bytes) of the denial tombstones of erased denied people |
+//! | `retention.tombstone_key_file` | `…__TOMBSTONE_KEY_FILE` | — | a file holding that key |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).
 
@@ -240,6 +247,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Limits of `GET /api/events` (`[events]`).
     pub events: crate::live::EventsConfig,
+    /// Retention of personal data and the denial tombstone key (`[retention]`, issue 12).
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl Default for Config {
@@ -259,6 +268,7 @@ impl Default for Config {
             tls: crate::edge::tls::TlsFiles::default(),
             trusted_proxies: Vec::new(),
             events: crate::live::EventsConfig::default(),
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 }
@@ -279,6 +289,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tls",
     "trusted_proxies",
     "events",
+    "retention",
 ];
 
 /// Why a configuration could not be loaded.
@@ -412,6 +423,7 @@ impl Config {
             ));
         }
         self.policy.validate().map_err(ConfigError::Invalid)?;
+        self.retention.validate().map_err(ConfigError::Invalid)?;
         if let Some(u) = &self.notifications.webhook_url
             && !(u.0.starts_with("https://") || u.0.starts_with("http://"))
         {

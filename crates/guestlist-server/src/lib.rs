@@ -20,6 +20,7 @@ pub mod error;
 pub mod live;
 pub mod openapi;
 pub mod reminders;
+pub mod retention;
 pub mod routes;
 pub mod store;
 pub mod webhook;
@@ -234,6 +235,8 @@ pub struct AppState {
     pub edge: Arc<edge::EdgeState>,
     /// The `/api/events` streams: one store read per event, shared ([`live`]).
     pub hub: Arc<live::EventHub>,
+    /// The retention job ([`retention`]); runs on its own every `retention.interval_seconds`.
+    pub retention: Arc<retention::Retention>,
 }
 
 impl AppState {
@@ -246,11 +249,26 @@ impl AppState {
             tracing::warn!("{warning}");
         }
         let store = Arc::new(Store::open(&config.database)?);
+        // The denial tombstone key (issue 12): configured, or `<database>.tombstone-key`.
+        match config
+            .retention
+            .tombstone_key()
+            .map_err(StoreError::Locked)?
+        {
+            Some(key) => store.set_tombstone_key(key)?,
+            None => store.ensure_tombstone_key()?,
+        }
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap_or_default();
         let (events, _) = broadcast::channel(1024);
+        let retention = Arc::new(retention::Retention::new(
+            store.clone(),
+            config.retention.clone(),
+            config.policy.expire_after_days,
+            Some(events.clone()),
+        ));
         let hub = live::EventHub::new(config.events.clone(), store.clone(), events.clone());
         Ok(AppState {
             hub,
@@ -262,6 +280,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             answers: Arc::default(),
             edge: Arc::default(),
+            retention,
         })
     }
 
@@ -326,6 +345,7 @@ impl AppState {
         routes::requests::get_one,
         routes::requests::decide,
         routes::requests::history,
+        routes::privacy::erase,
         routes::events::events,
         routes::health::healthz,
         routes::health::readyz,
@@ -358,6 +378,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/requests/{id}/decision", post(routes::requests::decide))
         .route("/api/requests/{id}/history", get(routes::requests::history))
         .route("/api/events", get(routes::events::events))
+        .route("/api/privacy/erase", post(routes::privacy::erase))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { ApiError::NoRoute })
@@ -499,6 +520,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
         state.store.clone(),
         state.events.subscribe(),
     );
+    retention::start(state.retention.clone(), rx.clone());
     let task = tokio::spawn(edge::serve(listener, app, conf, rx));
     Ok(RunningServer {
         addr,

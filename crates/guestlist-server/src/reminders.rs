@@ -65,11 +65,23 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
     let every = Duration::from_secs(config.reminder_interval_seconds.max(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        // Reminders in flight (or waiting to retry) and the requests they name: one naming an
+        // erased request is dropped, never sent after the erasure (issue 12).
+        let mut in_flight: Vec<(Vec<uuid::Uuid>, tokio::task::AbortHandle)> = Vec::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 e = events.recv() => match e {
                     Err(broadcast::error::RecvError::Closed) => return,
+                    Ok(ev) if ev.kind == guestlist_core::model::EVENT_REQUEST_ERASED => {
+                        in_flight.retain(|(ids, task)| {
+                            if ids.contains(&ev.request_id) {
+                                task.abort();
+                            }
+                            !task.is_finished() && !ids.contains(&ev.request_id)
+                        });
+                        continue;
+                    }
                     _ => continue,
                 },
             }
@@ -86,7 +98,9 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
                 Ok(d) if d.count > 0 => {
                     let body = sender.reminder_message(d.count, &d.oldest, hours);
                     let s = sender.clone();
-                    tokio::spawn(async move { s.deliver(&body).await });
+                    let task = tokio::spawn(async move { s.deliver(&body).await });
+                    in_flight.retain(|(_, t)| !t.is_finished());
+                    in_flight.push((d.oldest.iter().map(|r| r.id).collect(), task.abort_handle()));
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reminder check failed"),

@@ -46,6 +46,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub mod audit;
+pub mod privacy;
+pub mod retention;
 
 /// Errors of the store. Each has a stable code (see [`StoreError::code`]).
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +177,9 @@ fn migrations() -> Migrations<'static> {
         // The audit of operations that are not decisions (issue 12): erasures, access exports,
         // reopened denials, retention runs. Decisions stay in `history`. See [`audit`].
         M::up(audit::MIGRATION),
+        // Erasure and retention (issue 12): denial tombstones, erased ids for `since=`, and the
+        // indexes they read. See [`privacy`].
+        M::up(privacy::MIGRATION),
     ])
 }
 
@@ -379,6 +384,8 @@ struct IndexChange {
     key: u128,
     email: u128,
     entry: IndexEntry,
+    /// The row was deleted (an erasure, [`privacy`]): `entry` is ignored.
+    removed: bool,
 }
 
 thread_local! {
@@ -396,6 +403,7 @@ fn record_index_change(r: &ApprovalRequest) {
             status: r.state.status(),
             created_unix_ns: unix_ns(r.created_at),
         },
+        removed: false,
     };
     INDEX_CHANGES.with(|c| c.borrow_mut().push(change));
 }
@@ -510,6 +518,7 @@ impl CheckIndex {
                     status,
                     created_unix_ns: unix_ns(parse_ts(&row.get::<_, String>(5)?)?),
                 },
+                removed: false,
             });
             if changes.len() >= 4096 {
                 maps.apply(std::mem::take(&mut changes));
@@ -582,10 +591,25 @@ impl CheckIndex {
 impl IndexMaps {
     fn apply(&mut self, changes: Vec<IndexChange>) {
         for c in changes {
-            let old = self.by_key.insert(c.key, c.entry);
+            let old = if c.removed {
+                self.by_key.remove(&c.key)
+            } else {
+                self.by_key.insert(c.key, c.entry)
+            };
             if let Some(o) = old {
                 let n = &mut self.by_status[status_slot(o.status)];
                 *n = n.saturating_sub(1);
+            }
+            if c.removed {
+                if old.is_some_and(|o| o.status == Status::Denied)
+                    && let Some(n) = self.denied_by_email.get_mut(&c.email)
+                {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.denied_by_email.remove(&c.email);
+                    }
+                }
+                continue;
             }
             self.by_status[status_slot(c.entry.status)] += 1;
             if old.is_some_and(|o| o.status == Status::Denied)
@@ -660,6 +684,8 @@ pub struct Store {
     _lock: std::fs::File,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    /// Denial tombstones of erased people ([`privacy`]).
+    tombstones: Arc<privacy::Tombstones>,
 }
 
 /// What the request-approval connector call did, for the answer and the event stream.
@@ -694,6 +720,8 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     // FULL: a committed transaction is on disk before we answer (survives power loss too).
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten with zeros (erasure, issue 12; [`privacy`]).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -847,7 +875,7 @@ fn upsert(conn: &Connection, r: &ApprovalRequest, search: &str) -> Result<(), St
     let mut stmt = conn.prepare_cached(
         "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, change_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-           (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM requests))
+           (SELECT MAX(COALESCE((SELECT MAX(change_seq) FROM requests), 0), COALESCE((SELECT MAX(change_seq) FROM erasures), 0)) + 1))
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, state_json = excluded.state_json,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by_json = excluded.decided_by_json, attempts = excluded.attempts,
@@ -1103,6 +1131,7 @@ fn request_approval_job(
     policy: &Policy,
     now: OffsetDateTime,
     retry_window: time::Duration,
+    tombstones: Arc<privacy::Tombstones>,
 ) -> impl FnOnce(&Connection) -> Result<RequestApprovalOutcome, StoreError> + Send + 'static {
     let key = IdentityKey::of(claims);
     let claims_json = claims.to_json();
@@ -1116,7 +1145,7 @@ fn request_approval_job(
             // The same person was denied under another identity provider (or by a denial that
             // this open request predates): it stays denied, through expiry too.
             if matches!(r.state, RequestState::Pending | RequestState::Expired)
-                && denied_email(tx, &key.email)?
+                && (denied_email(tx, &key.email)? || tombstones.contains(&key.email)?)
             {
                 return Ok(RequestApprovalOutcome {
                     block: Some(MessageKind::Denied),
@@ -1183,7 +1212,7 @@ fn request_approval_job(
                 }),
             };
         }
-        if denied_email(tx, &key.email)? {
+        if denied_email(tx, &key.email)? || tombstones.contains(&key.email)? {
             return Ok(RequestApprovalOutcome {
                 block: Some(MessageKind::Denied),
                 event: None,
@@ -1257,6 +1286,7 @@ impl Store {
         let mut writer = open_conn(path)?;
         migrations().to_latest(&mut writer)?;
         let index = Arc::new(CheckIndex::load(&writer)?);
+        let tombstones = Arc::new(privacy::Tombstones::load(&writer, path)?);
         let readers = (0..READERS)
             .map(|_| {
                 let c = open_conn(path)?;
@@ -1278,6 +1308,7 @@ impl Store {
             _lock: lock,
             readers,
             next_reader: AtomicUsize::new(0),
+            tombstones,
         })
     }
 
@@ -1407,7 +1438,7 @@ impl Store {
         let Ok(key) = IdentityKey::try_of(claims) else {
             return Ok((Some(MessageKind::EmailRefused), None));
         };
-        let found = self.index.lookup(&key);
+        let found = self.tombstones.apply(self.index.lookup(&key), &key)?;
         match check_answer(found, policy, now)? {
             CheckAnswer::Answer(block) => Ok((block, None)),
             CheckAnswer::Expire(id) => {
@@ -1431,7 +1462,7 @@ impl Store {
         let Ok(key) = IdentityKey::try_of(claims) else {
             return Ok((Some(MessageKind::EmailRefused), None));
         };
-        let found = self.index.lookup(&key);
+        let found = self.tombstones.apply(self.index.lookup(&key), &key)?;
         match check_answer(found, policy, now)? {
             CheckAnswer::Answer(block) => Ok((block, None)),
             CheckAnswer::Expire(id) => {
@@ -1464,7 +1495,13 @@ impl Store {
         if IdentityKey::try_of(claims).is_err() {
             return Ok(RequestApprovalOutcome::email_refused());
         }
-        self.write(request_approval_job(claims, policy, now, retry_window))
+        self.write(request_approval_job(
+            claims,
+            policy,
+            now,
+            retry_window,
+            self.tombstones.clone(),
+        ))
     }
 
     /// [`Store::request_approval`] for async callers: the write is queued to the writer thread
@@ -1482,8 +1519,14 @@ impl Store {
         if IdentityKey::try_of(claims).is_err() {
             return Ok(RequestApprovalOutcome::email_refused());
         }
-        self.write_async(request_approval_job(claims, policy, now, retry_window))
-            .await
+        self.write_async(request_approval_job(
+            claims,
+            policy,
+            now,
+            retry_window,
+            self.tombstones.clone(),
+        ))
+        .await
     }
 
     /// One request by id.
@@ -1541,7 +1584,7 @@ impl Store {
         self.read(|c| {
             // Read the mark first: every row the page can return is at or below it.
             let high: i64 = c
-                .prepare_cached("SELECT COALESCE(MAX(change_seq), 0) FROM requests")?
+                .prepare_cached(privacy::HIGH_CHANGE_SEQ_SQL)?
                 .query_row([], |r| r.get(0))?;
             let high_u = u64::try_from(high).unwrap_or_default();
             let mut items = Vec::with_capacity(limit + 1);
@@ -1580,14 +1623,14 @@ impl Store {
                         items,
                         next_cursor: Some(encode_seq_cursor(last)),
                         change_seq: Some(last),
-                        erased: Vec::new(),
+                        erased: Store::erased_between(c, after, last)?,
                     });
                 }
                 return Ok(RequestPage {
                     items,
                     next_cursor: None,
                     change_seq: Some(high_u),
-                    erased: Vec::new(),
+                    erased: Store::erased_between(c, after, high_u)?,
                 });
             }
             let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
@@ -1781,11 +1824,13 @@ impl Store {
             let mut out = Vec::new();
             for row in rows {
                 let (seq, kind, request) = row?;
-                out.push(Event::with_request(
-                    u64::try_from(seq).unwrap_or_default(),
-                    kind,
-                    from_json(&request)?,
-                ));
+                let seq = u64::try_from(seq).unwrap_or_default();
+                if kind == guestlist_core::model::EVENT_REQUEST_ERASED {
+                    let id: privacy::ErasedEventBody = from_json(&request)?;
+                    out.push(Event::erased(seq, id.id));
+                    continue;
+                }
+                out.push(Event::with_request(seq, kind, from_json(&request)?));
             }
             Ok(out)
         })

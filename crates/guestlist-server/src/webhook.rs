@@ -423,12 +423,17 @@ impl Sender {
 
 /// Starts the webhook task when configured: it follows `events` and sends each
 /// `request.created` in its own background task (so one slow or failing delivery delays
-/// nothing else). Ends when the server's event sender is dropped.
+/// nothing else); a `request.erased` event aborts the delivery of that request's message if it
+/// is still in flight or waiting to retry. Ends when the server's event sender is dropped.
 pub fn start(config: &Notifications, mut events: broadcast::Receiver<Event>) {
     let Some(sender) = Sender::new(config) else {
         return;
     };
     tokio::spawn(async move {
+        // Deliveries in flight (or waiting to retry), by request: an erased request's message is
+        // dropped, never sent after the erasure (issue 12).
+        let mut in_flight: std::collections::HashMap<uuid::Uuid, tokio::task::AbortHandle> =
+            std::collections::HashMap::new();
         loop {
             match events.recv().await {
                 Ok(Event {
@@ -438,7 +443,16 @@ pub fn start(config: &Notifications, mut events: broadcast::Receiver<Event>) {
                 }) if kind == "request.created" => {
                     let s = sender.clone();
                     let body = s.created_message(&request);
-                    tokio::spawn(async move { s.deliver(&body).await });
+                    let task = tokio::spawn(async move { s.deliver(&body).await });
+                    in_flight.retain(|_, t| !t.is_finished());
+                    in_flight.insert(request.id, task.abort_handle());
+                }
+                Ok(Event {
+                    kind, request_id, ..
+                }) if kind == guestlist_core::model::EVENT_REQUEST_ERASED => {
+                    if let Some(task) = in_flight.remove(&request_id) {
+                        task.abort();
+                    }
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -3,4 +3,5 @@
 pub mod connectors;
 pub mod events;
 pub mod health;
+pub mod privacy;
 pub mod requests;
