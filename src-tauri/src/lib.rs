@@ -12,12 +12,14 @@
 //! - [`opener`]: how sign-in opens the authorize URL (system browser, or an HTTP GET in E2E).
 //! - [`deeplink`]: `guestlist://request/<id>` opens that request (also from a second launch).
 //! - [`desktop`]: the rotated log file, the remembered window, the opt-in start at login.
+//! - [`locale`], [`messages`]: the OS language; notifications and tray in the UI's language.
 
 pub mod background;
 pub mod commands;
 pub mod deeplink;
 pub mod desktop;
 pub mod locale;
+pub mod messages;
 pub mod notify;
 pub mod opener;
 
@@ -117,7 +119,10 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             .reviewer
             .set(tauri::async_runtime::block_on(open_reviewer(dir)));
     }
-    let mut builder = builder.manage(state).manage(deeplink::Pending::default());
+    let mut builder = builder
+        .manage(state)
+        .manage(deeplink::Pending::default())
+        .manage(locale::UiLanguage::default());
     if options.single_instance {
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             background::show_main_window(app);
@@ -143,6 +148,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::approver_rights,
             commands::history,
             locale::os_locales,
+            locale::set_ui_language,
             deeplink::take_opened_request,
             desktop::autostart_enabled,
             desktop::set_autostart,
@@ -181,6 +187,14 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                 .make_opener
                 .set(Box::new(move || opener::for_app(&opener_handle)));
             deeplink::register(&handle);
+            // The shell's texts: the UI's last language (kept beside the reviewer's data).
+            if let Some(dir) = options
+                .data_dir
+                .clone()
+                .or_else(|| app.path().app_data_dir().ok())
+            {
+                app.state::<locale::UiLanguage>().load(&dir);
+            }
             if let Err(e) = notify::register(&handle) {
                 tracing::warn!(error = %e, "notification actions unavailable");
             }
