@@ -376,14 +376,14 @@ mod tests {
         let one = [item("Ada", "fabrikam.com", "facebook.com")];
         assert_eq!(
             notes_for(Lang::Fr, 1, &one)[0].title,
-            "Demande d'invité : Ada"
+            "Demande d’invité : Ada"
         );
         assert_eq!(notes_for(Lang::Sv, 1, &one)[0].title, "Gästförfrågan: Ada");
         let newest: Vec<_> = (0..5)
             .map(|i| item(&format!("P{i}"), "x.com", "google.com"))
             .collect();
         let fr = notes_for(Lang::Fr, 120, &newest);
-        assert_eq!(fr[0].title, "120 nouvelles demandes d'invité");
+        assert_eq!(fr[0].title, "120 nouvelles demandes d’invité");
         assert_eq!(fr[0].body, "Les plus récentes : 5 Google.");
         let sv = notes_for(Lang::Sv, 5, &newest);
         assert_eq!(sv[0].title, "5 nya gästförfrågningar");
