@@ -90,7 +90,7 @@ const waitFor = (fn, timeout, timeoutMsg) => browser.waitUntil(fn, { timeout, in
  * Every filter menu's label is whole (issue 15: French at 1,280 px cut "Tous les fou…"): the
  * toolbar does not overflow, and each menu shows its chosen option whole — its scrollWidth fits
  * its clientWidth, and the option's text, measured in the menu's font, fits inside the menu's
- * padding with room for the arrow. When the filters are folded behind the Filters button, the
+ * padding with room for the arrow (24 px, as ui/src/lib/fold.ts). When the filters are folded behind the Filters button, the
  * menus are checked in the opened panel. Returns what was measured.
  */
 const filterLabelsWhole = async (lang) => {
@@ -103,7 +103,7 @@ const filterLabelsWhole = async (lang) => {
         const cs = getComputedStyle(el);
         ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
         const label = el.selectedOptions[0]?.textContent ?? '';
-        const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 16;
+        const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 24; // fold.ts ARROW_PX
         return { id, label, text: Math.ceil(ctx.measureText(label).width), room: Math.floor(room), scroll: el.scrollWidth, client: el.clientWidth, shown: el.offsetParent !== null };
       });
       return { window: window.innerWidth, folded: header.classList.contains('folded'), header: [header.scrollWidth, header.clientWidth], menus };
