@@ -114,15 +114,18 @@ impl AppState {
 /// app data directory is known.
 pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> tauri::Builder<R> {
     let state = AppState::default();
+    // The shell's texts: the UI's last language (kept beside the reviewer's data).
+    let language = locale::UiLanguage::default();
     if let Some(dir) = &options.data_dir {
         let _ = state
             .reviewer
             .set(tauri::async_runtime::block_on(open_reviewer(dir)));
+        language.load(dir);
     }
     let mut builder = builder
         .manage(state)
         .manage(deeplink::Pending::default())
-        .manage(locale::UiLanguage::default());
+        .manage(language);
     if options.single_instance {
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             background::show_main_window(app);
@@ -187,11 +190,8 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                 .make_opener
                 .set(Box::new(move || opener::for_app(&opener_handle)));
             deeplink::register(&handle);
-            // The shell's texts: the UI's last language (kept beside the reviewer's data).
-            if let Some(dir) = options
-                .data_dir
-                .clone()
-                .or_else(|| app.path().app_data_dir().ok())
+            if options.data_dir.is_none()
+                && let Ok(dir) = app.path().app_data_dir()
             {
                 app.state::<locale::UiLanguage>().load(&dir);
             }
