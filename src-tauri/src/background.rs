@@ -14,6 +14,8 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Listener, Manager, Runtime};
 use tokio::sync::Notify;
 
+use crate::locale::current;
+use crate::messages::{Lang, counted, named, plain, text};
 use crate::{AppState, QUEUE_CHANGED};
 
 /// The tray icon's id.
@@ -194,8 +196,8 @@ pub enum NoteTarget {
 }
 
 /// The notifications for `added` new requests, of which `newest` are the newest: one per request
-/// (name, e-mail domain, identity provider) up to [`BURST`], else one summary.
-pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
+/// (name, e-mail domain, identity provider) up to [`BURST`], else one summary; worded in `lang`.
+pub fn notes_for(lang: Lang, added: u64, newest: &[QueueItem]) -> Vec<Note> {
     let shown = newest
         .len()
         .min(usize::try_from(added).unwrap_or(usize::MAX));
@@ -203,7 +205,7 @@ pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
         return newest[..shown]
             .iter()
             .map(|i| Note {
-                title: format!("Guest request: {}", i.display_name),
+                title: named(lang, "note-request-title", &i.display_name),
                 body: format!(
                     "@{} · {}",
                     i.email_domain,
@@ -228,15 +230,16 @@ pub fn notes_for(added: u64, newest: &[QueueItem]) -> Vec<Note> {
         .map(|(p, n)| format!("{n} {p}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let mix_arg = [("mix", mix.as_str().into())];
     let body = if mix.is_empty() {
-        "Open Guestlist to review them.".to_owned()
+        plain(lang, "note-burst-body-empty")
     } else if (shown as u64) < added {
-        format!("Newest: {mix}.")
+        text(lang, "note-burst-body-newest", &mix_arg)
     } else {
-        format!("{mix}.")
+        text(lang, "note-burst-body-all", &mix_arg)
     };
     vec![Note {
-        title: format!("{added} new guest requests"),
+        title: counted(lang, "note-burst-title", added),
         body,
         target: NoteTarget::Queue,
     }]
@@ -249,20 +252,42 @@ pub fn provider_label(p: &str) -> String {
 }
 
 fn notify_new<R: Runtime>(app: &AppHandle<R>, added: u64, newest: &[QueueItem]) {
-    for note in notes_for(added, newest) {
+    for note in notes_for(current(app), added, newest) {
         crate::notify::show(app, &note);
     }
 }
 
-/// Creates the tray icon: a menu to show the window, sync now, or quit.
+/// The tray menu in `lang`: show the window, sync now, quit (ids `show`, `sync`, `quit`).
+///
+/// Errors: the menu cannot be built.
+fn tray_menu<R: Runtime>(app: &AppHandle<R>, lang: Lang) -> tauri::Result<Menu<R>> {
+    let item =
+        |id: &str, key: &str| MenuItem::with_id(app, id, plain(lang, key), true, None::<&str>);
+    let show = item("show", "tray-show")?;
+    let sync = item("sync", "tray-sync")?;
+    let quit = item("quit", "tray-quit")?;
+    let sep = PredefinedMenuItem::separator(app)?;
+    Menu::with_items(app, &[&show, &sync, &sep, &quit])
+}
+
+/// Rewords the tray menu in `lang` (after the UI's language changed); the tooltip follows at
+/// the next count ([`update_tray`]). No-op without a tray icon.
+pub fn relabel_tray<R: Runtime>(app: &AppHandle<R>, lang: Lang) {
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        match tray_menu(app, lang) {
+            Ok(menu) => {
+                let _ = tray.set_menu(Some(menu));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reword the tray menu"),
+        }
+    }
+}
+
+/// Creates the tray icon: a menu to show the window, sync now, or quit, in the UI's language.
 ///
 /// Errors: the platform has no tray (or the menu cannot be built).
 pub fn create_tray<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
-    let show = MenuItem::with_id(app, "show", "Show Guestlist", true, None::<&str>)?;
-    let sync = MenuItem::with_id(app, "sync", "Sync now", true, None::<&str>)?;
-    let quit = MenuItem::with_id(app, "quit", "Quit Guestlist", true, None::<&str>)?;
-    let sep = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&show, &sync, &sep, &quit])?;
+    let menu = tray_menu(app, current(app))?;
     let mut tray = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip("Guestlist")
         .menu(&menu)
@@ -283,19 +308,15 @@ pub fn create_tray<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-/// The tray's label for `pending` requests.
-pub fn tray_label(pending: u64) -> String {
-    match pending {
-        0 => "Guestlist — no pending requests".into(),
-        1 => "Guestlist — 1 pending request".into(),
-        n => format!("Guestlist — {n} pending requests"),
-    }
+/// The tray's label for `pending` requests, in `lang`.
+pub fn tray_label(lang: Lang, pending: u64) -> String {
+    counted(lang, "tray-tooltip", pending)
 }
 
 /// Sets the tray's tooltip and title to the `pending` count.
 pub(crate) fn update_tray<R: Runtime>(app: &AppHandle<R>, pending: u64) {
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        let _ = tray.set_tooltip(Some(tray_label(pending)));
+        let _ = tray.set_tooltip(Some(tray_label(current(app), pending)));
         let _ = tray.set_title(Some(if pending == 0 {
             String::new()
         } else {
@@ -343,7 +364,7 @@ mod tests {
             item("Ada", "fabrikam.com", "facebook.com"),
             item("Bo", "gmail.com", "entra"),
         ];
-        let notes = notes_for(2, &newest);
+        let notes = notes_for(Lang::En, 2, &newest);
         assert_eq!(
             notes,
             vec![
@@ -377,7 +398,7 @@ mod tests {
                 item(&format!("P{i}"), "x.com", p)
             })
             .collect();
-        let notes = notes_for(5, &newest);
+        let notes = notes_for(Lang::En, 5, &newest);
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].title, "5 new guest requests");
         assert_eq!(notes[0].body, "2 Email OTP, 3 Google.");
@@ -386,7 +407,7 @@ mod tests {
             NoteTarget::Queue,
             "a summary has no request buttons"
         );
-        let partial = notes_for(120, &newest);
+        let partial = notes_for(Lang::En, 120, &newest);
         assert_eq!(partial[0].title, "120 new guest requests");
         assert_eq!(partial[0].body, "Newest: 2 Email OTP, 3 Google.");
     }
@@ -414,8 +435,32 @@ mod tests {
 
     #[test]
     fn tray_label_counts() {
-        assert_eq!(tray_label(0), "Guestlist — no pending requests");
-        assert_eq!(tray_label(1), "Guestlist — 1 pending request");
-        assert_eq!(tray_label(42), "Guestlist — 42 pending requests");
+        assert_eq!(tray_label(Lang::En, 0), "Guestlist — no pending requests");
+        assert_eq!(tray_label(Lang::En, 1), "Guestlist — 1 pending request");
+        assert_eq!(tray_label(Lang::En, 42), "Guestlist — 42 pending requests");
+        assert_eq!(
+            tray_label(Lang::Fr, 42),
+            "Guestlist — 42 demandes en attente"
+        );
+    }
+
+    /// The notifications speak the UI's language (issue 15: they were English only).
+    #[test]
+    fn notes_are_in_the_ui_language() {
+        let one = [item("Ada", "fabrikam.com", "facebook.com")];
+        assert_eq!(
+            notes_for(Lang::Fr, 1, &one)[0].title,
+            "Demande d’invité : Ada"
+        );
+        assert_eq!(notes_for(Lang::Sv, 1, &one)[0].title, "Gästförfrågan: Ada");
+        let newest: Vec<_> = (0..5)
+            .map(|i| item(&format!("P{i}"), "x.com", "google.com"))
+            .collect();
+        let fr = notes_for(Lang::Fr, 120, &newest);
+        assert_eq!(fr[0].title, "120 nouvelles demandes d’invité");
+        assert_eq!(fr[0].body, "Les plus récentes : 5 Google.");
+        let sv = notes_for(Lang::Sv, 5, &newest);
+        assert_eq!(sv[0].title, "5 nya gästförfrågningar");
+        assert_eq!(sv[0].body, "5 Google.");
     }
 }

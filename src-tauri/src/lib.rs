@@ -13,12 +13,14 @@
 //! - [`opener`]: how sign-in opens the authorize URL (system browser, or an HTTP GET in E2E).
 //! - [`deeplink`]: `guestlist://request/<id>` opens that request (also from a second launch).
 //! - [`desktop`]: the rotated log file, the remembered window, the opt-in start at login.
+//! - [`locale`], [`messages`]: the OS language; notifications and tray in the UI's language.
 
 pub mod background;
 pub mod commands;
 pub mod deeplink;
 pub mod desktop;
 pub mod locale;
+pub mod messages;
 pub mod notify;
 pub mod opener;
 
@@ -113,12 +115,18 @@ impl AppState {
 /// app data directory is known.
 pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> tauri::Builder<R> {
     let state = AppState::default();
+    // The shell's texts: the UI's last language (kept beside the reviewer's data).
+    let language = locale::UiLanguage::default();
     if let Some(dir) = &options.data_dir {
         let _ = state
             .reviewer
             .set(tauri::async_runtime::block_on(open_reviewer(dir)));
+        language.load(dir);
     }
-    let mut builder = builder.manage(state).manage(deeplink::Pending::default());
+    let mut builder = builder
+        .manage(state)
+        .manage(deeplink::Pending::default())
+        .manage(language);
     if options.single_instance {
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             background::show_main_window(app);
@@ -145,6 +153,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
             commands::history,
             commands::reopen,
             locale::os_locales,
+            locale::set_ui_language,
             deeplink::take_opened_request,
             desktop::autostart_enabled,
             desktop::set_autostart,
@@ -183,6 +192,11 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, options: Options) -> taur
                 .make_opener
                 .set(Box::new(move || opener::for_app(&opener_handle)));
             deeplink::register(&handle);
+            if options.data_dir.is_none()
+                && let Ok(dir) = app.path().app_data_dir()
+            {
+                app.state::<locale::UiLanguage>().load(&dir);
+            }
             if let Err(e) = notify::register(&handle) {
                 tracing::warn!(error = %e, "notification actions unavailable");
             }

@@ -26,6 +26,8 @@ use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tauri_plugin_notification::{Action, ActionPerformed, ActionType, NotificationExt};
 
 use crate::background::{Note, NoteTarget, show_main_window, update_tray};
+use crate::locale::current;
+use crate::messages::{Lang, named, plain};
 use crate::{AppState, QUEUE_CHANGED};
 
 /// The action type of a new request's notification: the buttons [`APPROVE`] and [`OPEN`].
@@ -130,20 +132,34 @@ pub fn command_for(
     }
 }
 
-/// Registers the [`ACTION_TYPE`] buttons and the handler of every notification action.
+/// Registers (or re-registers) the [`ACTION_TYPE`] buttons labelled in `lang`; the plugin reads
+/// them when it shows a notification, so later notifications carry the new labels.
+///
+/// Errors: the plugin's (none on desktop).
+pub fn register_buttons<R: Runtime>(
+    app: &AppHandle<R>,
+    lang: Lang,
+) -> tauri_plugin_notification::Result<()> {
+    app.notification().register_action_types(vec![
+        ActionType::builder(ACTION_TYPE)
+            .actions(vec![
+                Action::builder(APPROVE, plain(lang, "action-approve")).build(),
+                Action::builder(OPEN, plain(lang, "action-open"))
+                    .foreground(true)
+                    .build(),
+            ])
+            .build(),
+    ])
+}
+
+/// Registers the [`ACTION_TYPE`] buttons (in the UI's language) and the handler of every
+/// notification action.
 ///
 /// Call once at start, before the first notification: the plugin reports the actions of
 /// notifications shown while a handler exists. Errors: the plugin's (none on desktop).
 pub fn register<R: Runtime>(app: &AppHandle<R>) -> tauri_plugin_notification::Result<()> {
+    register_buttons(app, current(app))?;
     let n = app.notification();
-    n.register_action_types(vec![
-        ActionType::builder(ACTION_TYPE)
-            .actions(vec![
-                Action::builder(APPROVE, "Approve").build(),
-                Action::builder(OPEN, "Open").foreground(true).build(),
-            ])
-            .build(),
-    ])?;
     let handle = app.clone();
     n.on_action(move |performed: &ActionPerformed| {
         let empty = std::collections::HashMap::new();
@@ -205,7 +221,7 @@ async fn run<R: Runtime>(app: AppHandle<R>, command: Command) {
             }
             update_tray(&app, reviewer.status().await.pending_count);
             if !reviewer.settings().do_not_disturb {
-                show(&app, &result_note(&name, result));
+                show(&app, &result_note(current(&app), &name, result));
             }
         }
         Command::Ignore => {}
@@ -247,9 +263,11 @@ pub fn is_pending(items: &[QueueItem], id: &str) -> bool {
     items.iter().any(|i| i.id == id && i.outbox_state.is_none())
 }
 
-/// The short notification after an approval from a notification of `name`: `None` = the request
-/// was no longer pending; otherwise what [`Reviewer::approve`] answered.
+/// The short notification after an approval from a notification of `name`, in `lang`: `None` =
+/// the request was no longer pending; otherwise what [`Reviewer::approve`] answered. An error's
+/// line is its code and the server's or Graph's message as received.
 pub fn result_note(
+    lang: Lang,
     name: &str,
     result: Option<Result<Vec<DecisionOutcome>, ReviewerError>>,
 ) -> Note {
@@ -262,42 +280,45 @@ pub fn result_note(
     let outcome = match result {
         None => {
             return note(
-                format!("{name} is no longer pending"),
-                "It was decided in the window or by another approver.".into(),
+                named(lang, "result-no-longer-pending-title", name),
+                plain(lang, "result-no-longer-pending-body"),
             );
         }
-        Some(Err(e)) => return note(format!("Could not approve {name}"), line(&e)),
+        Some(Err(e)) => return note(named(lang, "result-failed-title", name), line(&e)),
         Some(Ok(outcomes)) => outcomes.into_iter().next(),
     };
     let Some(o) = outcome else {
-        return note(format!("Could not approve {name}"), "No outcome.".into());
+        return note(
+            named(lang, "result-failed-title", name),
+            plain(lang, "result-no-outcome"),
+        );
     };
     match o.outcome {
         Outcome::Done => note(
-            format!("Approved {name}"),
-            match o.how {
-                Some(ProvisionedBy::Invitation) => "Invited as a guest; the decision is recorded.",
-                Some(ProvisionedBy::ExistingAccount) => {
-                    "The existing account was reused; the decision is recorded."
-                }
-                _ => "Guest account created; the decision is recorded.",
-            }
-            .into(),
+            named(lang, "result-approved-title", name),
+            plain(
+                lang,
+                match o.how {
+                    Some(ProvisionedBy::Invitation) => "result-approved-invited",
+                    Some(ProvisionedBy::ExistingAccount) => "result-approved-existing",
+                    _ => "result-approved-created",
+                },
+            ),
         ),
         Outcome::Queued if o.undo_until.is_some() => note(
-            format!("Approving {name}"),
-            "Sent in a few seconds: open Guestlist to undo.".into(),
+            named(lang, "result-undo-title", name),
+            plain(lang, "result-undo-body"),
         ),
         Outcome::Queued => note(
-            "Queued — offline".into(),
-            format!("The approval of {name} is sent when the network is back."),
+            plain(lang, "result-offline-title"),
+            named(lang, "result-offline-body", name),
         ),
         Outcome::Conflict => note(
-            format!("{name} was already decided"),
+            named(lang, "result-conflict-title", name),
             o.error.as_ref().map(line).unwrap_or_default(),
         ),
         Outcome::Failed => note(
-            format!("Could not approve {name}"),
+            named(lang, "result-failed-title", name),
             o.error.as_ref().map(line).unwrap_or_default(),
         ),
     }
@@ -444,6 +465,7 @@ mod tests {
     #[test]
     fn the_result_note_says_what_happened() {
         let done = result_note(
+            Lang::En,
             "Ada",
             Some(Ok(vec![outcome(
                 Outcome::Done,
@@ -458,6 +480,7 @@ mod tests {
         );
         assert_eq!(done.target, NoteTarget::Queue);
         let invited = result_note(
+            Lang::En,
             "Bo",
             Some(Ok(vec![outcome(
                 Outcome::Done,
@@ -469,9 +492,14 @@ mod tests {
             invited.body,
             "Invited as a guest; the decision is recorded."
         );
-        let queued = result_note("Ada", Some(Ok(vec![outcome(Outcome::Queued, None, None)])));
+        let queued = result_note(
+            Lang::En,
+            "Ada",
+            Some(Ok(vec![outcome(Outcome::Queued, None, None)])),
+        );
         assert_eq!(queued.title, "Queued — offline");
         let failed = result_note(
+            Lang::En,
             "Ada",
             Some(Ok(vec![outcome(
                 Outcome::Failed,
@@ -488,10 +516,46 @@ mod tests {
             "graph.Authorization_RequestDenied: Insufficient privileges"
         );
         let err = result_note(
+            Lang::En,
             "Ada",
             Some(Err(ReviewerError::new("storage.error", "disk full"))),
         );
         assert_eq!(err.body, "storage.error: disk full");
-        assert_eq!(result_note("Ada", None).title, "Ada is no longer pending");
+        assert_eq!(
+            result_note(Lang::En, "Ada", None).title,
+            "Ada is no longer pending"
+        );
+    }
+
+    /// The result notification speaks the UI's language (it was English only).
+    #[test]
+    fn the_result_note_is_in_the_ui_language() {
+        let done = |lang| {
+            result_note(
+                lang,
+                "Ada",
+                Some(Ok(vec![outcome(
+                    Outcome::Done,
+                    Some(ProvisionedBy::Invitation),
+                    None,
+                )])),
+            )
+        };
+        assert_eq!(done(Lang::Fr).title, "Ada approuvé(e)");
+        assert_eq!(
+            done(Lang::Fr).body,
+            "Invité(e) comme invité ; la décision est enregistrée."
+        );
+        assert_eq!(done(Lang::Sv).title, "Ada godkänd");
+        let offline = result_note(
+            Lang::Sv,
+            "Ada",
+            Some(Ok(vec![outcome(Outcome::Queued, None, None)])),
+        );
+        assert_eq!(offline.title, "I kö — offline");
+        assert_eq!(
+            offline.body,
+            "Godkännandet av Ada skickas när nätverket är tillbaka."
+        );
     }
 }

@@ -179,3 +179,27 @@ fn the_status_event_carries_each_change_once() {
         "an unchanged status is not sent again"
     );
 }
+
+/// The UI's `set_ui_language` reaches the shell through the real ACL: the language applies
+/// (an unknown one is English) and is kept in the data directory for the next start.
+#[test]
+fn set_ui_language_is_invokable_and_kept_in_the_data_dir() {
+    use tauri::Manager;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, webview) = app(dir.path());
+    let lang = |v: &str| invoke(&webview, "set_ui_language", json!({ "language": v }));
+    assert_eq!(lang("fr-CA"), Ok(json!("fr")));
+    assert_eq!(
+        app.state::<crate::locale::UiLanguage>().get(),
+        crate::messages::Lang::Fr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(crate::locale::LANGUAGE_FILE)).expect("stored"),
+        "fr"
+    );
+    assert_eq!(lang("de"), Ok(json!("en")), "unknown language → English");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(crate::locale::LANGUAGE_FILE)).expect("stored"),
+        "en"
+    );
+}

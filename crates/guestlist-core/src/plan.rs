@@ -102,8 +102,50 @@ impl GraphCall {
 pub struct SkippedClaim {
     /// The claim name as sent.
     pub claim: String,
-    /// Why it is not written.
+    /// Why it is not written, in English ([`SkipReason::english`]).
     pub reason: String,
+    /// Why it is not written, as a code: the approver's app words it in its own language
+    /// (`skip.<code>` in `ui/src/locales/*.json`). Absent in plans stored before it existed.
+    #[serde(default)]
+    pub code: Option<SkipReason>,
+}
+
+/// Why a claim is not written to the directory (see [`SkippedClaim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum SkipReason {
+    /// Not a writable property of a Graph `user` (`WRITABLE_USER_PROPERTIES`).
+    NotWritable,
+    /// An `extension_…` claim whose app id is not 32 hex digits, and no `extensions_app_id` is
+    /// configured to replace it.
+    NoExtensionsAppId,
+    /// A claim named `extension_…` that is not `extension_<extensions-app-id>_<Name>`.
+    ExtensionForm,
+    /// An extension attribute name with characters other than letters, digits and `_`.
+    ExtensionName,
+}
+
+impl SkipReason {
+    /// The reason in English, as [`SkippedClaim::reason`] carries it.
+    pub fn english(self) -> &'static str {
+        match self {
+            SkipReason::NotWritable => "not a writable property of a Graph user",
+            SkipReason::NoExtensionsAppId => {
+                "its extensions app id is not 32 hex digits and no extensions_app_id is configured"
+            }
+            SkipReason::ExtensionForm => "not of the form extension_<extensions-app-id>_<Name>",
+            SkipReason::ExtensionName => "the attribute name must be letters, digits and '_'",
+        }
+    }
+
+    fn skip(self, claim: &str) -> SkippedClaim {
+        SkippedClaim {
+            claim: claim.to_owned(),
+            reason: self.english().to_owned(),
+            code: Some(self),
+        }
+    }
 }
 
 /// The Graph calls that provision one approved request.
@@ -145,12 +187,21 @@ pub fn resolve(mut plan: ProvisioningPlan, found: &[Option<String>]) -> Provisio
     plan
 }
 
-/// Why no plan can be made for a request.
+/// Why no plan can be made for a request: a setting is unusable. The variants let the
+/// approver's app word it in its language; the `Display` text is English.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// The settings are unusable.
-    #[error("provisioning settings: {0}")]
-    Settings(String),
+    /// `tenant_domain` is empty.
+    #[error("provisioning settings: tenant_domain is empty")]
+    TenantDomainEmpty,
+    /// `extensions_app_id` is not 32 hex digits (the value given).
+    #[error(
+        "provisioning settings: extensions_app_id must be 32 hex digits without dashes, got {0:?}"
+    )]
+    ExtensionsAppId(String),
+    /// `invite_redirect_url` is empty (needed to invite a guest).
+    #[error("provisioning settings: invite_redirect_url is empty")]
+    InviteRedirectUrlEmpty,
 }
 
 /// User properties (Graph `user`, writable) that a connector claim may fill under the same name.
@@ -244,7 +295,7 @@ fn is_hex32(s: &str) -> bool {
 
 /// Normalises an `extension_<appid>_<Name>` claim name to Graph's form with a 32-hex app id.
 /// `Err(reason)` when it cannot be written.
-fn extension_property(claim: &str, app_id: Option<&str>) -> Result<String, String> {
+fn extension_property(claim: &str, app_id: Option<&str>) -> Result<String, SkipReason> {
     let rest = claim.strip_prefix("extension_").unwrap_or(claim);
     let (id, name) = match rest.split_once('_') {
         Some((id, name)) if is_hex32(id) => (id.to_owned(), name.to_owned()),
@@ -256,19 +307,14 @@ fn extension_property(claim: &str, app_id: Option<&str>) -> Result<String, Strin
             } else {
                 match app_id {
                     Some(a) => (a.to_owned(), name.to_owned()),
-                    None => {
-                        return Err(
-                            "its extensions app id is not 32 hex digits and no extensions_app_id is configured"
-                                .into(),
-                        );
-                    }
+                    None => return Err(SkipReason::NoExtensionsAppId),
                 }
             }
         }
-        _ => return Err("not of the form extension_<extensions-app-id>_<Name>".into()),
+        _ => return Err(SkipReason::ExtensionForm),
     };
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err("the attribute name must be letters, digits and '_'".into());
+        return Err(SkipReason::ExtensionName);
     }
     Ok(format!("extension_{}_{name}", id.to_ascii_lowercase()))
 }
@@ -301,10 +347,7 @@ fn attributes(
         if WRITABLE_USER_PROPERTIES.contains(&name.as_str()) && value.is_string() {
             out.insert(name.clone(), value.clone());
         } else {
-            skipped.push(SkippedClaim {
-                claim: name.clone(),
-                reason: "not a writable property of a Graph user".into(),
-            });
+            skipped.push(SkipReason::NotWritable.skip(name));
         }
     }
     for (name, value) in &claims.extensions {
@@ -312,10 +355,7 @@ fn attributes(
             Ok(prop) => {
                 out.insert(prop, value.clone());
             }
-            Err(reason) => skipped.push(SkippedClaim {
-                claim: name.clone(),
-                reason,
-            }),
+            Err(reason) => skipped.push(reason.skip(name)),
         }
     }
     (out, skipped)
@@ -323,21 +363,19 @@ fn attributes(
 
 /// Builds the provisioning plan of an approved request (see the module docs).
 ///
-/// Errors: [`PlanError::Settings`] when `tenant_domain` or `invite_redirect_url` is empty, or
-/// `extensions_app_id` is not 32 hex digits.
+/// Errors: [`PlanError::TenantDomainEmpty`], [`PlanError::InviteRedirectUrlEmpty`] (an
+/// invitation's plan), [`PlanError::ExtensionsAppId`] when it is not 32 hex digits.
 pub fn plan(
     claims: &Claims,
     settings: &ProvisioningSettings,
 ) -> Result<ProvisioningPlan, PlanError> {
     if settings.tenant_domain.trim().is_empty() {
-        return Err(PlanError::Settings("tenant_domain is empty".into()));
+        return Err(PlanError::TenantDomainEmpty);
     }
     if let Some(a) = &settings.extensions_app_id
         && !is_hex32(a)
     {
-        return Err(PlanError::Settings(format!(
-            "extensions_app_id must be 32 hex digits without dashes, got {a:?}"
-        )));
+        return Err(PlanError::ExtensionsAppId(a.clone()));
     }
     let (attrs, skipped) = attributes(claims, settings);
     if let Some(identity) = claims.primary_identity() {
@@ -375,7 +413,7 @@ pub fn plan(
         })
     } else {
         if settings.invite_redirect_url.trim().is_empty() {
-            return Err(PlanError::Settings("invite_redirect_url is empty".into()));
+            return Err(PlanError::InviteRedirectUrlEmpty);
         }
         let mut invitation = Map::new();
         invitation.insert(
@@ -630,6 +668,56 @@ mod tests {
             extensions_app_id: Some("nothex".into()),
             ..settings()
         };
-        assert!(plan(&claims, &bad).is_err());
+        assert_eq!(
+            plan(&claims, &bad),
+            Err(PlanError::ExtensionsAppId("nothex".into()))
+        );
+        // Each skip carries a code for the approver's language and the same English reason.
+        let reasons: Vec<_> = p
+            .skipped
+            .iter()
+            .map(|s| (s.code, s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    Some(SkipReason::NotWritable),
+                    "not a writable property of a Graph user"
+                ),
+                (
+                    Some(SkipReason::NoExtensionsAppId),
+                    "its extensions app id is not 32 hex digits and no extensions_app_id is configured"
+                ),
+            ]
+        );
+    }
+
+    /// The plan errors are typed; their English text is what it was as a string.
+    #[test]
+    fn plan_errors_are_typed_with_the_same_english_text() {
+        assert_eq!(
+            PlanError::ExtensionsAppId("nothex".into()).to_string(),
+            "provisioning settings: extensions_app_id must be 32 hex digits without dashes, got \"nothex\""
+        );
+        let empty = ProvisioningSettings {
+            tenant_domain: " ".into(),
+            ..settings()
+        };
+        let claims = Claims::from_json(json!({"email": "a@b.example"})).unwrap();
+        let e = plan(&claims, &empty).unwrap_err();
+        assert_eq!(e, PlanError::TenantDomainEmpty);
+        assert_eq!(
+            e.to_string(),
+            "provisioning settings: tenant_domain is empty"
+        );
+        let no_redirect = ProvisioningSettings {
+            invite_redirect_url: String::new(),
+            ..settings()
+        };
+        assert_eq!(
+            plan(&claims, &no_redirect),
+            Err(PlanError::InviteRedirectUrlEmpty)
+        );
     }
 }

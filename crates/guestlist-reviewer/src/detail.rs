@@ -6,12 +6,12 @@
 use guestlist_core::connector::{Claims, email_domain};
 use guestlist_core::model::ApprovalRequest;
 use guestlist_core::model::ProvisionedBy;
-use guestlist_core::plan::{ProvisioningPlan, ProvisioningSettings, plan, resolve};
+use guestlist_core::plan::{PlanError, ProvisioningPlan, ProvisioningSettings, plan, resolve};
 use serde_json::{Map, Value};
 
 use crate::types::{
-    AttributeRow, DirectoryCheck, IdentityBlock, IfApprovedFacts, InvitationBlock, OutboxItem,
-    RequestDetail, Risk, RiskKind,
+    AttributeRow, DirectoryCheck, IdentityBlock, IfApprovedFacts, InvitationBlock, LookupKind,
+    OutboxItem, PlanProblem, RequestDetail, Risk, RiskKind, RiskParams,
 };
 
 /// Free-mail domains (exact) flagged as a risk.
@@ -114,17 +114,24 @@ pub fn build(
         .as_ref()
         .filter(|o| o.write_started)
         .and_then(|o| o.directory_object_id.clone());
-    let (plan_result, plan_error): (Option<ProvisioningPlan>, Option<String>) = match &claims {
+    let (plan_result, plan_problem): (Option<ProvisioningPlan>, Option<PlanProblem>) = match &claims
+    {
         Ok(c) => match plan(c, provisioning) {
             Ok(p) if directory.checked && ours.is_none() => {
                 let found = found_by_lookup(&p, &directory);
                 (Some(resolve(p, &found)), None)
             }
             Ok(p) => (Some(p), None),
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => (None, Some(problem_of(e))),
         },
-        Err(e) => (None, Some(format!("the stored claims are invalid: {e}"))),
+        Err(e) => (
+            None,
+            Some(PlanProblem::InvalidClaims {
+                detail: e.to_string(),
+            }),
+        ),
     };
+    let plan_error = plan_problem.as_ref().map(problem_english);
     // "Will be written": the user properties of the writes (the invitation's own parameters
     // are not the person's attributes; they are shown in their own block).
     let written: Map<String, Value> = plan_result
@@ -252,41 +259,36 @@ pub fn build(
             // The account this request's own earlier attempt created or invited.
             continue;
         }
-        risks.push(Risk {
-            kind: RiskKind::ExistingAccount,
-            message: format!(
-                "An account already exists (found by {}): {} — approving links it and writes nothing.",
-                m.found_by,
-                m.user
-                    .get("userPrincipalName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_else(|| id.unwrap_or("?"))
-            ),
-        });
+        let found_by = if m.found_by == "identity" {
+            LookupKind::Identity
+        } else {
+            LookupKind::Mail
+        };
+        let account = m
+            .user
+            .get("userPrincipalName")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| id.unwrap_or("?"))
+            .to_owned();
+        risks.push(risk(RiskParams::ExistingAccount { found_by, account }));
     }
     let domain = email_domain(&request.key.email);
     if is_free_mail(&domain) {
-        risks.push(Risk {
-            kind: RiskKind::FreeMail,
-            message: format!("{domain} is a free e-mail provider: the address says nothing about the requester's organisation."),
-        });
+        risks.push(risk(RiskParams::FreeMail {
+            domain: domain.clone(),
+        }));
     }
     if let Some(company) = crate::cache::company(&request)
         && !is_free_mail(&domain)
         && !domain_matches_company(&domain, &company)
     {
-        risks.push(Risk {
-            kind: RiskKind::DomainMismatch,
-            message: format!(
-                "The e-mail domain {domain} does not look like the company \"{company}\"."
-            ),
-        });
+        risks.push(risk(RiskParams::DomainMismatch {
+            domain: domain.clone(),
+            company,
+        }));
     }
-    if let Some(e) = &plan_error {
-        risks.push(Risk {
-            kind: RiskKind::NoPlan,
-            message: format!("Approval would fail: {e}"),
-        });
+    if let Some(problem) = plan_problem {
+        risks.push(risk(RiskParams::NoPlan { problem }));
     }
     let skipped = plan_result
         .as_ref()
@@ -318,6 +320,63 @@ pub fn build(
         directory,
         risks,
         outbox,
+    }
+}
+
+/// The plan error as data (the approver's app words it).
+fn problem_of(e: PlanError) -> PlanProblem {
+    match e {
+        PlanError::TenantDomainEmpty => PlanProblem::TenantDomainEmpty,
+        PlanError::ExtensionsAppId(value) => PlanProblem::ExtensionsAppId { value },
+        PlanError::InviteRedirectUrlEmpty => PlanProblem::InviteRedirectUrlEmpty,
+    }
+}
+
+/// Why no plan can be made, in English (the detail's `planError`, and the no-plan risk).
+fn problem_english(p: &PlanProblem) -> String {
+    match p {
+        PlanProblem::InvalidClaims { detail } => format!("the stored claims are invalid: {detail}"),
+        PlanProblem::TenantDomainEmpty => PlanError::TenantDomainEmpty.to_string(),
+        PlanProblem::ExtensionsAppId { value } => {
+            PlanError::ExtensionsAppId(value.clone()).to_string()
+        }
+        PlanProblem::InviteRedirectUrlEmpty => PlanError::InviteRedirectUrlEmpty.to_string(),
+    }
+}
+
+/// A risk with its English sentence (identical to the one before the sentence moved to the UI
+/// catalogues, `risk.message.<kind>`).
+pub fn risk(params: RiskParams) -> Risk {
+    let (kind, message) = match &params {
+        RiskParams::ExistingAccount { found_by, account } => (
+            RiskKind::ExistingAccount,
+            format!(
+                "An account already exists (found by {}): {account} — approving links it and writes nothing.",
+                match found_by {
+                    LookupKind::Identity => "identity",
+                    LookupKind::Mail => "mail",
+                }
+            ),
+        ),
+        RiskParams::FreeMail { domain } => (
+            RiskKind::FreeMail,
+            format!(
+                "{domain} is a free e-mail provider: the address says nothing about the requester's organisation."
+            ),
+        ),
+        RiskParams::DomainMismatch { domain, company } => (
+            RiskKind::DomainMismatch,
+            format!("The e-mail domain {domain} does not look like the company \"{company}\"."),
+        ),
+        RiskParams::NoPlan { problem } => (
+            RiskKind::NoPlan,
+            format!("Approval would fail: {}", problem_english(problem)),
+        ),
+    };
+    Risk {
+        kind,
+        message,
+        params,
     }
 }
 
@@ -532,6 +591,66 @@ mod tests {
         let none = if_approved_facts("Ada", "Google", None, &directory, None, None);
         assert_eq!(none.kind, None);
         assert!(if_approved_sentence(&none).starts_with("Approval would fail"));
+    }
+
+    /// Every risk carries its facts as data, and its English sentence is the one it had when
+    /// it was only a sentence (issue 15: the UI words the facts; `ui/src/lib/risk.test.ts`
+    /// checks the English catalogue against these same sentences).
+    #[test]
+    fn risks_are_data_with_the_same_english_sentence() {
+        let cases = [
+            (
+                RiskParams::ExistingAccount {
+                    found_by: LookupKind::Mail,
+                    account: "ada@contoso.onmicrosoft.com".into(),
+                },
+                "An account already exists (found by mail): ada@contoso.onmicrosoft.com — approving links it and writes nothing.",
+            ),
+            (
+                RiskParams::FreeMail {
+                    domain: "gmail.com".into(),
+                },
+                "gmail.com is a free e-mail provider: the address says nothing about the requester's organisation.",
+            ),
+            (
+                RiskParams::DomainMismatch {
+                    domain: "woodgrove.com".into(),
+                    company: "Fabrikam".into(),
+                },
+                "The e-mail domain woodgrove.com does not look like the company \"Fabrikam\".",
+            ),
+            (
+                RiskParams::NoPlan {
+                    problem: PlanProblem::TenantDomainEmpty,
+                },
+                "Approval would fail: provisioning settings: tenant_domain is empty",
+            ),
+            (
+                RiskParams::NoPlan {
+                    problem: PlanProblem::ExtensionsAppId {
+                        value: "nothex".into(),
+                    },
+                },
+                "Approval would fail: provisioning settings: extensions_app_id must be 32 hex digits without dashes, got \"nothex\"",
+            ),
+        ];
+        for (params, english) in cases {
+            let r = risk(params.clone());
+            assert_eq!(r.message, english);
+            assert_eq!(r.params, params);
+            // On the wire: the kind twice (the risk's and its facts'), the facts in camelCase.
+            let wire = serde_json::to_value(&r).unwrap();
+            assert_eq!(wire["kind"], wire["params"]["kind"], "{wire}");
+        }
+        let wire = serde_json::to_value(risk(RiskParams::ExistingAccount {
+            found_by: LookupKind::Identity,
+            account: "x".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            wire["params"],
+            serde_json::json!({"kind": "existingAccount", "foundBy": "identity", "account": "x"})
+        );
     }
 
     #[test]

@@ -368,8 +368,76 @@ pub enum RiskKind {
 pub struct Risk {
     /// The kind.
     pub kind: RiskKind,
-    /// A sentence for the approver.
+    /// The sentence in English (logs, clients without catalogues). The approver's app words
+    /// [`Risk::params`] in its language instead (`risk.message.<kind>` in `ui/src/locales`).
     pub message: String,
+    /// What the sentence says, as data (issue 15: every word an approver sees in their
+    /// language).
+    pub params: RiskParams,
+}
+
+/// The facts of a [`Risk`]'s sentence, by kind (`kind` is the same as [`Risk::kind`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum RiskParams {
+    /// "An account already exists (found by {foundBy}): {account} — approving links it and
+    /// writes nothing."
+    #[serde(rename_all = "camelCase")]
+    ExistingAccount {
+        /// Which look-up found it.
+        found_by: LookupKind,
+        /// Its `userPrincipalName` (else its id).
+        account: String,
+    },
+    /// "The e-mail domain {domain} does not look like the company \"{company}\"."
+    DomainMismatch {
+        /// The e-mail domain.
+        domain: String,
+        /// The company claim.
+        company: String,
+    },
+    /// "{domain} is a free e-mail provider: the address says nothing about the requester's
+    /// organisation."
+    FreeMail {
+        /// The e-mail domain.
+        domain: String,
+    },
+    /// "Approval would fail: {problem}".
+    NoPlan {
+        /// Why no plan can be made.
+        problem: PlanProblem,
+    },
+}
+
+/// Which directory look-up found an account (CONTRACTS.md §3: by identity, then by mail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum LookupKind {
+    /// `identities/any(…)`: the same issuer and issuer-assigned id.
+    Identity,
+    /// `mail eq …`.
+    Mail,
+}
+
+/// Why no provisioning plan can be made for a request ([`RiskKind::NoPlan`]); each is a
+/// sentence in the catalogues (`risk.plan.<code>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "code", rename_all = "camelCase")]
+pub enum PlanProblem {
+    /// The stored claims do not parse; `detail` is the parser's (English) message.
+    InvalidClaims {
+        /// The parser's message.
+        detail: String,
+    },
+    /// Settings: `tenant_domain` is empty.
+    TenantDomainEmpty,
+    /// Settings: `extensions_app_id` is not 32 hex digits.
+    ExtensionsAppId {
+        /// The value configured.
+        value: String,
+    },
+    /// Settings: `invite_redirect_url` is empty.
+    InviteRedirectUrlEmpty,
 }
 
 /// The invitation's own parameters (Entra ID and Microsoft account users): not attributes of

@@ -44,9 +44,15 @@ const detail = (matches: { foundBy: string; user: Record<string, unknown> }[]) =
     identity: { provider: 'entra', label: 'Entra ID', issuer: null, issuerAssignedId: null, signInType: null },
     plan: { kind: 'invitation', lookups: [], writes: [], skipped: [] },
     planError: null,
-    skipped: [],
+    skipped: [{ claim: 'objectId', code: 'notWritable', reason: 'not a writable property of a Graph user' }],
     directory: { checked: true, matches, error: null },
-    risks: [{ kind: 'domainMismatch', message: 'x' }],
+    risks: [
+      {
+        kind: 'domainMismatch',
+        message: 'The e-mail domain contoso.example does not look like the company "Fabrikam".',
+        params: { kind: 'domainMismatch', domain: 'contoso.example', company: 'Fabrikam' },
+      },
+    ],
     outbox: {
       requestId: 'r1',
       kind: 'approve',
@@ -96,6 +102,8 @@ describe('Detail in the UI language', () => {
     expect(text('partial-state')).toBe('Invited (account u-42), then a later step was refused: nothing is created twice when you Retry.');
     expect(text('directory-check')).toBe('No existing account for this identity or e-mail.');
     expect(text('invitation-email')).toBe('Microsoft sends the invitation e-mail');
+    expect(text('detail-risk')).toContain('The e-mail domain contoso.example does not look like the company "Fabrikam".');
+    expect(text('skipped-claims')).toBe('objectId not a writable property of a Graph user');
   });
 
   it('French: partial state, remedy, directory check, invitation, risk and outbox state', () => {
@@ -108,6 +116,8 @@ describe('Detail in the UI language', () => {
     expect(text('directory-check')).toBe('Compte existant trouvé par identité et e-mail.');
     expect(text('invitation-email')).toBe('Microsoft envoie l’e-mail d’invitation');
     expect(text('detail-risk')).toContain('Domaine ≠ société');
+    expect(text('detail-risk')).toContain('Le domaine e-mail contoso.example ne ressemble pas à la société « Fabrikam ».');
+    expect(text('skipped-claims')).toBe('objectId pas une propriété modifiable d’un utilisateur Graph');
     expect(text('detail-outbox')).toBe('approbation : échec');
   });
 

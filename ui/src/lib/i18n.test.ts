@@ -2,7 +2,7 @@
 // The catalogues are complete (every English key in French and Swedish, nothing extra, the same
 // ICU placeholders), the language choice follows the OS, and Intl formats follow the language.
 import { describe, expect, it, afterEach } from 'vitest';
-import { CATALOGUES, pickLanguage, setLanguageOverride, languageOverride, currentLanguage, t } from './i18n';
+import { CATALOGUES, pickLanguage, setLanguageOverride, languageOverride, currentLanguage, t, followLanguage } from './i18n';
 import { dateTime, relativeAge, shortAge } from './format';
 
 /** The `{name}` placeholders of an ICU message (plural/select arguments by their name). */
@@ -50,6 +50,25 @@ describe('language choice', () => {
     expect(t('counts.requests', { count: 1 })).toBe('1 förfrågan');
     setLanguageOverride(null);
     expect(languageOverride()).toBeNull();
+  });
+
+  it('tells the shell the language at start and at each change, once each', async () => {
+    setLanguageOverride('en');
+    const sent: string[] = [];
+    const stop = followLanguage(async (l) => {
+      sent.push(l);
+    });
+    setLanguageOverride('fr');
+    setLanguageOverride('fr');
+    setLanguageOverride('sv');
+    // A shell that refuses does not break the UI.
+    const stopFailing = followLanguage(() => Promise.reject(new Error('no shell')));
+    setLanguageOverride('en');
+    stop();
+    stopFailing();
+    setLanguageOverride('fr');
+    await Promise.resolve();
+    expect(sent).toEqual(['en', 'fr', 'sv', 'en']);
   });
 });
 

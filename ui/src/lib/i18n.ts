@@ -107,3 +107,20 @@ export function t(key: string, values?: Record<string, string | number | Date | 
 export function num(n: number, lang: string = currentLanguage()): string {
   return new Intl.NumberFormat(lang).format(n);
 }
+
+/**
+ * Tells the shell the UI's language now and at every change (`send`: the `set_ui_language`
+ * command, src-tauri/src/locale.rs), so OS notifications and the tray speak it too — also in the
+ * background after a restart, since the shell keeps the last one. Sends each distinct language
+ * once; a failed send is ignored (the shell keeps its previous language). Returns the unsubscriber.
+ */
+export function followLanguage(send: (language: Lang) => Promise<unknown>): () => void {
+  let last: Lang | null = null;
+  return locale.subscribe((l) => {
+    if (l === null || l === undefined) return;
+    const lang = pickLanguage([l]);
+    if (lang === last) return;
+    last = lang;
+    void send(lang).catch(() => {});
+  });
+}

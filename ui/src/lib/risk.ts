@@ -2,6 +2,9 @@
 
 import { cellText } from './format';
 import { t } from './i18n';
+import type { PlanProblem } from '../bindings/PlanProblem';
+import type { Risk } from '../bindings/Risk';
+import type { SkippedClaim } from '../bindings/SkippedClaim';
 
 /** How a row of the side-by-side view differs between its three columns. */
 export type RowMark = 'same' | 'changed' | 'skipped' | 'conflict' | 'new';
@@ -54,6 +57,60 @@ const RISK_KINDS = ['existingAccount', 'domainMismatch', 'freeMail', 'noPlan'];
 /** A short label for a risk chip, in the UI's language (unknown kinds as they are). */
 export function riskLabel(kind: string): string {
   return RISK_KINDS.includes(kind) ? t(`risk.${kind}`) : kind;
+}
+
+/** Why no plan can be made, in the UI's language (`risk.plan.<code>`). */
+export function planProblem(p: PlanProblem): string {
+  switch (p.code) {
+    case 'invalidClaims':
+      return t('risk.plan.invalidClaims', { detail: p.detail });
+    case 'extensionsAppId':
+      // As Rust's `{:?}` quotes it.
+      return t('risk.plan.extensionsAppId', { value: JSON.stringify(p.value) });
+    case 'tenantDomainEmpty':
+    case 'inviteRedirectUrlEmpty':
+      return t(`risk.plan.${p.code}`);
+  }
+}
+
+/**
+ * A risk's sentence in the UI's language, from its facts (`risk.params`; `risk.message.<kind>`).
+ * The English catalogue gives the sentence the reviewer crate writes in `message`; a risk whose
+ * facts this UI does not know (a newer app's) shows that English `message`. `_lang` is the language
+ * shown now (`$locale`): passing it makes a component word the sentence again when it changes.
+ */
+export function riskSentence(r: Risk, _lang?: string | null): string {
+  const p = r.params as Risk['params'] | undefined;
+  switch (p?.kind) {
+    case 'existingAccount':
+      return t('risk.message.existingAccount', { foundBy: t(`risk.foundBy.${p.foundBy}`), account: p.account });
+    case 'freeMail':
+      return t('risk.message.freeMail', { domain: p.domain });
+    case 'domainMismatch':
+      return t('risk.message.domainMismatch', { domain: p.domain, company: p.company });
+    case 'noPlan':
+      return t('risk.message.noPlan', { problem: planProblem(p.problem) });
+    default:
+      return r.message;
+  }
+}
+
+/**
+ * Why a claim is not written, in the UI's language (`skip.<code>`); the English `reason` for a
+ * code this UI does not know. `_lang`: as for {@link riskSentence}.
+ */
+export function skipReason(s: SkippedClaim, _lang?: string | null): string {
+  switch (s.code) {
+    case 'notWritable':
+    case 'noExtensionsAppId':
+      return t(`skip.${s.code}`);
+    case 'extensionForm':
+      return t('skip.extensionForm', { form: 'extension_<extensions-app-id>_<Name>' });
+    case 'extensionName':
+      return t('skip.extensionName', { underscore: "'_'" });
+    default:
+      return s.reason;
+  }
 }
 
 /** The loudest severity among risk kinds, or `null` for none. */
