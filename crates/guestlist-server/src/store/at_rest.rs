@@ -44,7 +44,7 @@ fn tighten(file: &File, path: &Path, warn: bool) -> Result<(), StoreError> {
         if warn && mode & 0o077 != 0 {
             tracing::warn!(
                 file = %path.display(),
-                old_mode = format!("{mode:o}"),
+                old_mode = %format_args!("{mode:o}"),
                 "database file was readable or writable by others; set to 0600"
             );
         }
