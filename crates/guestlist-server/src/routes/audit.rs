@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::requests::authorized;
+use crate::store::StoreError;
 use crate::store::export::{AUDIT_PAGE, AuditExportRecord, AuditExporter};
 
 /// Pages read from the store by every audit export of this process so far (each export reads
@@ -171,8 +172,12 @@ pub async fn audit(
             ));
         }
     };
+    let store = state.store.clone();
+    let exporter = tokio::task::spawn_blocking(move || AuditExporter::new(&store, since, until))
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
     let start = Streaming {
-        exporter: Some(AuditExporter::new(state.store.clone(), since, until)),
+        exporter: Some(exporter),
         format,
         started: false,
     };

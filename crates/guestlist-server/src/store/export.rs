@@ -7,7 +7,7 @@
 
 use guestlist_core::email;
 use guestlist_core::model::{Actor, ApprovalRequest, HistoryEntry};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -16,8 +16,11 @@ use uuid::Uuid;
 use super::audit::AuditRecord;
 use super::{COLUMNS, Store, StoreError, from_json, parse_ts, row_to_request, ts};
 
-/// Rows read per page of [`Store::audit_history_page`] and [`Store::audit_log_page`].
+/// Rows read per page of [`history_page`] and [`log_page`].
 pub const AUDIT_PAGE: usize = 1_000;
+
+/// Page cache of an [`AuditExporter`]'s connection, in KiB.
+pub const EXPORT_CACHE_KIB: i64 = 2 * 1024;
 
 /// The history actions exported as decisions: approver decisions, policy decisions, expiry and
 /// reopened denials (not `requested` / `attempted`, which are the person's own sign-up calls).
@@ -142,7 +145,7 @@ pub struct AuditExportRecord {
 /// [`AuditExporter::next_chunk`] (blocking: it reads the database) until it returns an empty
 /// chunk.
 pub struct AuditExporter {
-    store: std::sync::Arc<Store>,
+    conn: Connection,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
     decisions: std::collections::VecDeque<AuditExportRecord>,
@@ -155,14 +158,29 @@ pub struct AuditExporter {
 }
 
 impl AuditExporter {
-    /// An export of the records with `since <= at < until` (either bound optional).
+    /// An export of the records with `since <= at < until` (either bound optional), reading
+    /// on its own read-only connection to the store's database with a page cache of
+    /// [`EXPORT_CACHE_KIB`] (the reader pool's connections keep up to 16 MiB each: reading a
+    /// whole table through them would fill all of them).
+    ///
+    /// Errors: [`StoreError`] when the connection cannot be opened.
     pub fn new(
-        store: std::sync::Arc<Store>,
+        store: &Store,
         since: Option<OffsetDateTime>,
         until: Option<OffsetDateTime>,
-    ) -> AuditExporter {
-        AuditExporter {
-            store,
+    ) -> Result<AuditExporter, StoreError> {
+        let path = store.read(|c| Ok(c.path().map(std::path::PathBuf::from)))?;
+        let path = path
+            .filter(|p| !p.as_os_str().is_empty())
+            .ok_or_else(|| StoreError::Task("the store has no database file".into()))?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", -EXPORT_CACHE_KIB)?;
+        Ok(AuditExporter {
+            conn,
             since,
             until,
             decisions: Default::default(),
@@ -172,7 +190,7 @@ impl AuditExporter {
             history_done: false,
             audit_done: false,
             pages: 0,
-        }
+        })
     }
 
     /// How many pages this export has read from the database so far.
@@ -190,16 +208,14 @@ impl AuditExporter {
             // range filters out entirely.
             while self.decisions.is_empty() && !self.history_done {
                 let (rows, after, done) =
-                    self.store
-                        .audit_history_page(self.history_after, self.since, self.until)?;
+                    history_page(&self.conn, self.history_after, self.since, self.until)?;
                 self.pages += 1;
                 (self.history_after, self.history_done) = (after, done);
                 self.decisions.extend(rows);
             }
             while self.operations.is_empty() && !self.audit_done {
                 let (rows, after, done) =
-                    self.store
-                        .audit_log_page(self.audit_after, self.since, self.until)?;
+                    log_page(&self.conn, self.audit_after, self.since, self.until)?;
                 self.pages += 1;
                 (self.audit_after, self.audit_done) = (after, done);
                 self.operations.extend(rows);
@@ -279,109 +295,109 @@ impl Store {
             })
         })
     }
+}
 
-    /// One page of decisions for the audit export: the `history` rows after `after` (by id, at
-    /// most [`AUDIT_PAGE`] read), kept when their action is one of [`DECISION_ACTIONS`] and
-    /// `since <= at < until`. Returns the kept records, the last id read and whether the table
-    /// is exhausted.
-    ///
-    /// Errors: [`StoreError`] on database failure or an unreadable row.
-    pub fn audit_history_page(
-        &self,
-        after: i64,
-        since: Option<OffsetDateTime>,
-        until: Option<OffsetDateTime>,
-    ) -> Result<(Vec<AuditExportRecord>, i64, bool), StoreError> {
-        let lo = since.map(second_prefix).unwrap_or_default();
-        let hi = until
-            .map(second_prefix)
-            .unwrap_or_else(|| "9999".to_owned());
-        let limit = i64::try_from(AUDIT_PAGE).unwrap_or(i64::MAX);
-        let rows = self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, request_id, at, action, actor_json, detail_json FROM history
+/// One page of decisions for the audit export: the `history` rows after `after` (by id, at
+/// most [`AUDIT_PAGE`] read), kept when their action is one of [`DECISION_ACTIONS`] and
+/// `since <= at < until`. Returns the kept records, the last id read and whether the table
+/// is exhausted.
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub fn history_page(
+    conn: &Connection,
+    after: i64,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<(Vec<AuditExportRecord>, i64, bool), StoreError> {
+    let lo = since.map(second_prefix).unwrap_or_default();
+    let hi = until
+        .map(second_prefix)
+        .unwrap_or_else(|| "9999".to_owned());
+    let limit = i64::try_from(AUDIT_PAGE).unwrap_or(i64::MAX);
+    let rows = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, request_id, at, action, actor_json, detail_json FROM history
                  WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let rows = stmt
-                .query_map(params![after, limit], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })?;
-        let done = rows.len() < AUDIT_PAGE;
-        let mut last = after;
-        let mut out = Vec::new();
-        for (id, request_id, at, action, actor, detail) in rows {
-            last = id;
-            let prefix: String = at.chars().take(19).collect();
-            if !DECISION_ACTIONS.contains(&action.as_str()) || prefix < lo || prefix > hi {
-                continue;
-            }
-            let at = parse_ts(&at)?;
-            if !in_range(at, since, until) {
-                continue;
-            }
-            let actor: Actor = from_json(&actor)?;
-            let detail: Value = from_json(&detail)?;
-            out.push(AuditExportRecord {
-                at,
-                source: AuditSource::Decision,
-                seq: u64::try_from(id).unwrap_or_default(),
-                request_id: Uuid::parse_str(&request_id).ok(),
-                action,
-                actor_kind: actor.kind,
-                actor_oid: actor.id,
-                actor_upn: actor.username,
-                actor_client: actor.client,
-                directory_object_id: detail
-                    .get("directoryObjectId")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            });
+        )?;
+        let rows = stmt
+            .query_map(params![after, limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    let done = rows.len() < AUDIT_PAGE;
+    let mut last = after;
+    let mut out = Vec::new();
+    for (id, request_id, at, action, actor, detail) in rows {
+        last = id;
+        let prefix: String = at.chars().take(19).collect();
+        if !DECISION_ACTIONS.contains(&action.as_str()) || prefix < lo || prefix > hi {
+            continue;
         }
-        Ok((out, last, done))
+        let at = parse_ts(&at)?;
+        if !in_range(at, since, until) {
+            continue;
+        }
+        let actor: Actor = from_json(&actor)?;
+        let detail: Value = from_json(&detail)?;
+        out.push(AuditExportRecord {
+            at,
+            source: AuditSource::Decision,
+            seq: u64::try_from(id).unwrap_or_default(),
+            request_id: Uuid::parse_str(&request_id).ok(),
+            action,
+            actor_kind: actor.kind,
+            actor_oid: actor.id,
+            actor_upn: actor.username,
+            actor_client: actor.client,
+            directory_object_id: detail
+                .get("directoryObjectId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
     }
+    Ok((out, last, done))
+}
 
-    /// One page of operations for the audit export: the `audit_log` rows after `after` (at most
-    /// [`AUDIT_PAGE`] read) with `since <= at < until`. Returns them, the last `seq` read and
-    /// whether the table is exhausted.
-    ///
-    /// Errors: [`StoreError`] on database failure or an unreadable row.
-    pub fn audit_log_page(
-        &self,
-        after: u64,
-        since: Option<OffsetDateTime>,
-        until: Option<OffsetDateTime>,
-    ) -> Result<(Vec<AuditExportRecord>, u64, bool), StoreError> {
-        let rows: Vec<AuditRecord> = self.audit_page(after, AUDIT_PAGE)?;
-        let done = rows.len() < AUDIT_PAGE;
-        let last = rows.last().map_or(after, |r| r.seq);
-        let out = rows
-            .into_iter()
-            .filter(|r| in_range(r.at, since, until))
-            .map(|r| AuditExportRecord {
-                at: r.at,
-                source: AuditSource::Operation,
-                seq: r.seq,
-                request_id: r.request_id,
-                action: r.action.as_str().to_owned(),
-                actor_kind: r.actor.kind,
-                actor_oid: r.actor.id,
-                actor_upn: r.actor.username,
-                actor_client: r.actor.client,
-                directory_object_id: None,
-            })
-            .collect();
-        Ok((out, last, done))
-    }
+/// One page of operations for the audit export: the `audit_log` rows after `after` (at most
+/// [`AUDIT_PAGE`] read) with `since <= at < until`. Returns them, the last `seq` read and
+/// whether the table is exhausted.
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub fn log_page(
+    conn: &Connection,
+    after: u64,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<(Vec<AuditExportRecord>, u64, bool), StoreError> {
+    let rows: Vec<AuditRecord> = super::audit::page(conn, after, AUDIT_PAGE)?;
+    let done = rows.len() < AUDIT_PAGE;
+    let last = rows.last().map_or(after, |r| r.seq);
+    let out = rows
+        .into_iter()
+        .filter(|r| in_range(r.at, since, until))
+        .map(|r| AuditExportRecord {
+            at: r.at,
+            source: AuditSource::Operation,
+            seq: r.seq,
+            request_id: r.request_id,
+            action: r.action.as_str().to_owned(),
+            actor_kind: r.actor.kind,
+            actor_oid: r.actor.id,
+            actor_upn: r.actor.username,
+            actor_client: r.actor.client,
+            directory_object_id: None,
+        })
+        .collect();
+    Ok((out, last, done))
 }
 
 fn in_range(
