@@ -314,25 +314,22 @@ pub fn history_page(
         .map(second_prefix)
         .unwrap_or_else(|| "9999".to_owned());
     let limit = i64::try_from(AUDIT_PAGE).unwrap_or(i64::MAX);
-    let rows = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, request_id, at, action, actor_json, detail_json FROM history
-                 WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt
-            .query_map(params![after, limit], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows
-    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, request_id, at, action, actor_json, detail_json FROM history
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after, limit], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     let done = rows.len() < AUDIT_PAGE;
     let mut last = after;
     let mut out = Vec::new();
