@@ -148,7 +148,7 @@ struct Streaming {
 /// Errors: 400 `audit.bad_time` / `audit.bad_format`; 401; 403 without the Admin or Auditor
 /// role; 503.
 #[utoipa::path(get, path = "/api/audit", tag = "privacy", params(AuditQuery),
-    responses((status = 200, description = "NDJSON (application/x-ndjson) or CSV (text/csv), streamed", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "NDJSON (application/x-ndjson: one record a line) or, with format=csv, CSV (text/csv) with the same fields as columns; streamed", content_type = "application/x-ndjson", body = AuditExportRecord),
               (status = 400, description = "Bad `since`, `until` or `format`", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
               (status = 403, description = "Token without the Admin or Auditor role", body = ErrorBody),

@@ -36,7 +36,7 @@ pub struct ExportQuery {
 /// Errors: 400 `privacy.bad_email` (missing, or no canonical form); 401; 403 without Admin;
 /// 503.
 #[utoipa::path(get, path = "/api/privacy/export", tag = "privacy", params(ExportQuery),
-    responses((status = 200, description = "Everything held for the person (JSON)", body = Object),
+    responses((status = 200, description = "Everything held for the person (JSON)", body = crate::store::export::AccessExport),
               (status = 400, description = "Missing or malformed e-mail", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
               (status = 403, description = "Token without the Admin role", body = ErrorBody),

@@ -34,7 +34,7 @@ pub const DECISION_ACTIONS: [&str; 6] = [
 ];
 
 /// One request held for a person, with its trail ([`AccessExport`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldRequest {
     /// The request as the approver API shows it, with every claim the user flow sent.
@@ -49,7 +49,7 @@ pub struct HeldRequest {
 
 /// The answer of `GET /api/privacy/export` (GDPR Art. 15): everything stored for one
 /// canonical e-mail ([`guestlist_core::email::canonical`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessExport {
     /// The canonical e-mail the export is for.
@@ -102,7 +102,7 @@ fn history_of(conn: &Connection, id: Uuid) -> Result<Vec<HistoryEntry>, StoreErr
 }
 
 /// Which source a [`AuditExportRecord`] comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AuditSource {
     /// A decision in `history`.
@@ -112,7 +112,7 @@ pub enum AuditSource {
 }
 
 /// One record of the audit export (`GET /api/audit`): a decision or an operation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditExportRecord {
     /// When (RFC 3339, UTC).
