@@ -21,6 +21,8 @@
 #   6. hostile traffic (bench-hostile): check-status p99 and throughput calm vs with 1,000 idle
 #      event streams and 500 slow-header clients open, the server's RSS with the streams open,
 #      and the JWKS fetches 1,000 random-`kid` approver calls cause (a counting JWKS server).
+#   7. audit export (bench-audit): the server's peak RSS (VmHWM) while it streams
+#      GET /api/audit of 1,000,000 decisions to a fast reader.
 #
 # Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
 # BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
@@ -217,6 +219,12 @@ hostile_started=$(date +%s)
 ( ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   "$BIN/bench-hostile" "$BIN/guestlist-server" "$WORK/hostile" "$RUNS" ) | tee -a "$RAW"
 echo "   hostile section: $(( $(date +%s) - hostile_started )) s"
+fi
+
+# -- 7. audit export (issue 12) --------------------------------------------------------------------
+if [ "$ONLY" = all ]; then
+say "audit export: $RUNS runs (the server's peak RSS streaming 1,000,000 decisions)"
+"$BIN/bench-audit" "$BIN/guestlist-server" "$WORK/audit" "$RUNS" | tee -a "$RAW"
 fi
 
 # -- report -------------------------------------------------------------------------------------

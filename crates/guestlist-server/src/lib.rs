@@ -14,6 +14,7 @@
 //! approver's app with the approver's own token.
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod edge;
 pub mod error;
@@ -346,6 +347,9 @@ impl AppState {
         routes::requests::decide,
         routes::requests::history,
         routes::privacy::erase,
+        routes::reopen::reopen,
+        routes::privacy_export::export,
+        routes::audit::audit,
         routes::events::events,
         routes::health::healthz,
         routes::health::readyz,
@@ -377,6 +381,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/requests/{id}", get(routes::requests::get_one))
         .route("/api/requests/{id}/decision", post(routes::requests::decide))
         .route("/api/requests/{id}/history", get(routes::requests::history))
+        // Issue 12: reopen a denial, access export, audit export.
+        .route("/api/requests/{id}/reopen", post(routes::reopen::reopen))
+        .route("/api/privacy/export", get(routes::privacy_export::export))
+        .route("/api/audit", get(routes::audit::audit))
         .route("/api/events", get(routes::events::events))
         .route("/api/privacy/erase", post(routes::privacy::erase))
         .route("/healthz", get(routes::health::healthz))

@@ -45,8 +45,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod at_rest;
 pub mod audit;
+pub mod export;
 pub mod privacy;
+pub mod reopen;
 pub mod retention;
 
 /// Errors of the store. Each has a stable code (see [`StoreError::code`]).
@@ -1282,6 +1285,8 @@ impl Store {
                 StoreError::Db(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
             })?;
         }
+        // Issue 12 "At rest": the database, its -wal/-shm and the lock file are 0600.
+        at_rest::secure_files(path)?;
         let lock = lock_database(path, LOCK_WAIT)?;
         let mut writer = open_conn(path)?;
         migrations().to_latest(&mut writer)?;

@@ -260,6 +260,20 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     assert_eq!(audit[0].actor.id, "0f0e0d0c-admin-oid");
     assert_eq!(audit[0].detail["requests"], 1);
     assert!(!format!("{:?}", audit[0]).contains(&denied));
+    // An access request for the erased person finds nothing but the fact of the tombstone.
+    let held = s
+        .state
+        .store
+        .access_export(&denied, time::OffsetDateTime::now_utc())
+        .unwrap();
+    assert!(held.requests.is_empty());
+    assert!(held.denial_tombstone);
+    let held = s
+        .state
+        .store
+        .access_export(&approved, time::OffsetDateTime::now_utc())
+        .unwrap();
+    assert!(!held.denial_tombstone);
     drop(stream);
     s.shutdown().await;
 

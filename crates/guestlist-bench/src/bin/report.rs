@@ -316,6 +316,16 @@ fn main() -> anyhow::Result<()> {
             bound: 2.0,
             at_most: true,
         },
+        // Audit export (bench-audit, issue 12).
+        Target {
+            figure: "server peak RSS while streaming the audit export of 1,000,000 decisions",
+            target: "≤ 64 MB",
+            sample: values(&raw, "audit_export", "hwm_kb"),
+            unit: Unit::KbAsMib,
+            // 64 MB in KiB.
+            bound: 64_000_000.0 / 1024.0,
+            at_most: true,
+        },
     ];
 
     let mut md = String::new();

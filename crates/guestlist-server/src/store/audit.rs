@@ -133,41 +133,50 @@ impl Store {
     ///
     /// Errors: [`StoreError`] on database failure or an unreadable row.
     pub fn audit_page(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT seq, at, action, request_id, actor_json, detail_json FROM audit_log
-                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![after, limit], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, at, action, request_id, actor, detail) = row?;
-                let bad = |what: &str| StoreError::Corrupt(format!("audit_log row {seq}: {what}"));
-                out.push(AuditRecord {
-                    seq: u64::try_from(seq).unwrap_or_default(),
-                    at: parse_ts(&at)?,
-                    action: AuditAction::parse(&action).ok_or_else(|| bad("unknown action"))?,
-                    request_id: request_id
-                        .map(|s| Uuid::parse_str(&s).map_err(|_| bad("bad request id")))
-                        .transpose()?,
-                    actor: from_json(&actor)?,
-                    detail: serde_json::from_str(&detail).map_err(|_| bad("bad detail"))?,
-                });
-            }
-            Ok(out)
-        })
+        self.read(move |c| page(c, after_seq, limit))
     }
+}
+
+/// [`Store::audit_page`] on a given connection (the audit export reads on its own).
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub(crate) fn page(
+    c: &Connection,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, at, action, request_id, actor_json, detail_json FROM audit_log
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<String>>(3)?,
+            row.get::<_, String>(4)?,
+            row.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, at, action, request_id, actor, detail) = row?;
+        let bad = |what: &str| StoreError::Corrupt(format!("audit_log row {seq}: {what}"));
+        out.push(AuditRecord {
+            seq: u64::try_from(seq).unwrap_or_default(),
+            at: parse_ts(&at)?,
+            action: AuditAction::parse(&action).ok_or_else(|| bad("unknown action"))?,
+            request_id: request_id
+                .map(|s| Uuid::parse_str(&s).map_err(|_| bad("bad request id")))
+                .transpose()?,
+            actor: from_json(&actor)?,
+            detail: serde_json::from_str(&detail).map_err(|_| bad("bad detail"))?,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,222 @@
+//! `GET /api/audit?since=&until=&format=ndjson|csv` (issue 12 "Audit export"): one record per
+//! decision (`history`) and per privacy operation or reopen (`audit_log`), for an Admin or an
+//! Auditor, streamed in constant memory.
+//!
+//! The body is produced chunk by chunk: each chunk is one [`AUDIT_PAGE`]-sized read of the
+//! store on the blocking pool ([`AuditExporter`]), rendered and handed to hyper, which asks for
+//! the next only when it has sent the previous one (a slow reader slows the export, it does not
+//! make the server buffer it). An error after the first byte ends the body early (the client
+//! sees a truncated transfer, never a complete-looking one) and is logged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use guestlist_core::model::ApiError as ErrorBody;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::AppState;
+use crate::auth::Need;
+use crate::error::ApiError;
+use crate::routes::requests::authorized;
+use crate::store::StoreError;
+use crate::store::export::{AUDIT_PAGE, AuditExportRecord, AuditExporter};
+
+/// Pages read from the store by every audit export of this process so far (each export reads
+/// one page of `history` or `audit_log` at a time). Lets a test check that a stalled reader
+/// stops the reading.
+static PAGES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Pages of the store read by audit exports in this process so far (see [`AUDIT_PAGE`]).
+pub fn pages_read_total() -> u64 {
+    PAGES_READ.load(Ordering::Relaxed)
+}
+
+/// Query of `GET /api/audit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Only records at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only records before this time (RFC 3339).
+    pub until: Option<String>,
+    /// `ndjson` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// The export's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Ndjson,
+    Csv,
+}
+
+/// The CSV columns, in order.
+const CSV_HEADER: [&str; 10] = [
+    "at",
+    "source",
+    "seq",
+    "requestId",
+    "action",
+    "actorKind",
+    "actorOid",
+    "actorUpn",
+    "actorClient",
+    "directoryObjectId",
+];
+
+/// A CSV cell that a spreadsheet would not run as a formula: a cell starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return gets a leading `'` (OWASP "CSV injection").
+pub fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+fn render(records: &[AuditExportRecord], format: Format, header: bool) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(records.len() * 320);
+    match format {
+        Format::Ndjson => {
+            for r in records {
+                serde_json::to_writer(&mut out, r)?;
+                out.push(b'\n');
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut out);
+            if header {
+                w.write_record(CSV_HEADER)?;
+            }
+            for r in records {
+                let at = r.at.format(&Rfc3339).unwrap_or_default();
+                let source = match r.source {
+                    crate::store::export::AuditSource::Decision => "decision",
+                    crate::store::export::AuditSource::Operation => "operation",
+                };
+                let request_id = r.request_id.map(|u| u.to_string()).unwrap_or_default();
+                let seq = r.seq.to_string();
+                let cells = [
+                    at.as_str(),
+                    source,
+                    seq.as_str(),
+                    request_id.as_str(),
+                    r.action.as_str(),
+                    r.actor_kind.as_str(),
+                    r.actor_oid.as_str(),
+                    r.actor_upn.as_deref().unwrap_or_default(),
+                    r.actor_client.as_deref().unwrap_or_default(),
+                    r.directory_object_id.as_deref().unwrap_or_default(),
+                ];
+                w.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))?;
+            }
+            w.flush()?;
+        }
+    }
+    Ok(out)
+}
+
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+                ApiError::bad_request(
+                    "audit.bad_time",
+                    format!("{name} must be an RFC 3339 time such as 2026-01-31T00:00:00Z"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// State of the body stream: the exporter, and whether anything was sent yet.
+struct Streaming {
+    exporter: Option<AuditExporter>,
+    format: Format,
+    started: bool,
+}
+
+/// `GET /api/audit`: the audit as NDJSON (one [`AuditExportRecord`] a line) or CSV (header
+/// [`CSV_HEADER`], cells guarded by [`csv_cell`]), records with `since <= at < until`, in time
+/// order, streamed (module docs).
+///
+/// Errors: 400 `audit.bad_time` / `audit.bad_format`; 401; 403 without the Admin or Auditor
+/// role; 503.
+#[utoipa::path(get, path = "/api/audit", tag = "privacy", params(AuditQuery),
+    responses((status = 200, description = "NDJSON (application/x-ndjson: one record a line) or, with format=csv, CSV (text/csv) with the same fields as columns; streamed", content_type = "application/x-ndjson", body = AuditExportRecord),
+              (status = 400, description = "Bad `since`, `until` or `format`", body = ErrorBody),
+              (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+              (status = 403, description = "Token without the Admin or Auditor role", body = ErrorBody),
+              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    authorized(&state, &headers, Need::AuditReader).await?;
+    let since = parse_time("since", q.since.as_deref())?;
+    let until = parse_time("until", q.until.as_deref())?;
+    let format = match q.format.as_deref().unwrap_or("ndjson") {
+        "ndjson" | "" => Format::Ndjson,
+        "csv" => Format::Csv,
+        other => {
+            return Err(ApiError::bad_request(
+                "audit.bad_format",
+                format!("format must be ndjson or csv, got {other:?}"),
+            ));
+        }
+    };
+    let store = state.store.clone();
+    let exporter = tokio::task::spawn_blocking(move || AuditExporter::new(&store, since, until))
+        .await
+        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+    let start = Streaming {
+        exporter: Some(exporter),
+        format,
+        started: false,
+    };
+    let stream = futures::stream::try_unfold(start, |mut st| async move {
+        let Some(mut exporter) = st.exporter.take() else {
+            return Ok(None);
+        };
+        let (format, header) = (st.format, !st.started);
+        let (exporter, chunk) = tokio::task::spawn_blocking(move || {
+            let before = exporter.pages_read();
+            let records = exporter.next_chunk(AUDIT_PAGE);
+            PAGES_READ.fetch_add(exporter.pages_read() - before, Ordering::Relaxed);
+            let records = records.map_err(|e| {
+                tracing::error!(error = %e, "audit export failed; the body ends early");
+                std::io::Error::other("audit export failed")
+            })?;
+            let done = records.is_empty();
+            let bytes = render(&records, format, header)?;
+            Ok::<_, std::io::Error>(((!done).then_some(exporter), bytes))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        st.exporter = exporter;
+        st.started = true;
+        if chunk.is_empty() && st.exporter.is_none() {
+            return Ok(None);
+        }
+        Ok::<_, std::io::Error>(Some((axum::body::Bytes::from(chunk), st)))
+    });
+    let (content_type, name) = match format {
+        Format::Ndjson => ("application/x-ndjson", "audit.ndjson"),
+        Format::Csv => ("text/csv; charset=utf-8", "audit.csv"),
+    };
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

@@ -1,0 +1,399 @@
+//! Reads for issue 12's exports: everything held for one person (GDPR Art. 15, "Access") and
+//! the audit of decisions and privacy operations, page by page ("Audit export").
+//!
+//! Both only read (a reader connection), and the audit is read in keyset pages
+//! ([`AUDIT_PAGE`] rows at most per call) so its caller can stream any number of rows in
+//! constant memory.
+
+use guestlist_core::email;
+use guestlist_core::model::{Actor, ApprovalRequest, HistoryEntry};
+use rusqlite::{Connection, OpenFlags, params};
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::audit::AuditRecord;
+use super::{COLUMNS, Store, StoreError, from_json, parse_ts, row_to_request, ts};
+
+/// Rows read per page of [`history_page`] and [`log_page`].
+pub const AUDIT_PAGE: usize = 1_000;
+
+/// Page cache of an [`AuditExporter`]'s connection, in KiB.
+pub const EXPORT_CACHE_KIB: i64 = 2 * 1024;
+
+/// The history actions exported as decisions: approver decisions, policy decisions, expiry and
+/// reopened denials (not `requested` / `attempted`, which are the person's own sign-up calls).
+pub const DECISION_ACTIONS: [&str; 6] = [
+    "approved",
+    "denied",
+    "autoApproved",
+    "autoDenied",
+    "expired",
+    super::reopen::HISTORY_REOPENED,
+];
+
+/// One request held for a person, with its trail ([`AccessExport`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRequest {
+    /// The request as the approver API shows it, with every claim the user flow sent.
+    pub request: ApprovalRequest,
+    /// Its history, oldest first (who decided, when, the decision body).
+    pub history: Vec<HistoryEntry>,
+    /// How many stored events (`/api/events` backlog) carry a copy of the request.
+    pub events: u64,
+    /// How many stored idempotency records (a decision's replayed answer) hold a copy of it.
+    pub idempotency_records: u64,
+}
+
+/// The answer of `GET /api/privacy/export` (GDPR Art. 15): everything stored for one
+/// canonical e-mail ([`guestlist_core::email::canonical`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessExport {
+    /// The canonical e-mail the export is for.
+    pub email: String,
+    /// When the export was made (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub exported_at: OffsetDateTime,
+    /// Every request stored under that e-mail (any identity provider), oldest first.
+    pub requests: Vec<HeldRequest>,
+    /// Whether a denial tombstone (the keyed hash that keeps a denial after its data is erased,
+    /// [`super::privacy`]) exists for the e-mail: the person stays blocked although no request
+    /// is listed.
+    pub denial_tombstone: bool,
+}
+
+fn history_of(conn: &Connection, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, action, actor_json, version, detail_json FROM history
+         WHERE request_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![id.to_string()], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, String>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (at, action, actor, version, detail) = row?;
+        out.push(HistoryEntry {
+            at: parse_ts(&at)?,
+            action,
+            actor: from_json(&actor)?,
+            version: u64::try_from(version).unwrap_or_default(),
+            detail: from_json(&detail)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Which source a [`AuditExportRecord`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AuditSource {
+    /// A decision in `history`.
+    Decision,
+    /// A privacy operation or reopen in `audit_log`.
+    Operation,
+}
+
+/// One record of the audit export (`GET /api/audit`): a decision or an operation.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditExportRecord {
+    /// When (RFC 3339, UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `decision` (from `history`) or `operation` (from `audit_log`).
+    pub source: AuditSource,
+    /// The row's key in its source (`history.id` or `audit_log.seq`).
+    pub seq: u64,
+    /// The request concerned; absent for operations spanning requests (erasure, retention).
+    pub request_id: Option<Uuid>,
+    /// The outcome or operation: `approved`, `denied`, `autoApproved`, `autoDenied`, `expired`,
+    /// `reopened`, `privacy.erase`, `privacy.export`, `request.reopen`, `retention.run`.
+    pub action: String,
+    /// `user` (an approver), `policy` or `userFlow`.
+    pub actor_kind: String,
+    /// The approver's object id (`oid`), or the policy rule's name.
+    pub actor_oid: String,
+    /// The approver's `preferred_username` (UPN), when known.
+    pub actor_upn: Option<String>,
+    /// The client the approver used (`azp` and `User-Agent`), when known.
+    pub actor_client: Option<String>,
+    /// The directory object id of the created guest (approvals by an approver).
+    pub directory_object_id: Option<String>,
+}
+
+/// Streams the audit export in time order, holding at most one page of each source
+/// ([`AUDIT_PAGE`] rows of `history` and of `audit_log`): each source is read in keyset pages
+/// in commit order (time order up to clock steps) and the two are merged by time. Call
+/// [`AuditExporter::next_chunk`] (blocking: it reads the database) until it returns an empty
+/// chunk.
+pub struct AuditExporter {
+    conn: Connection,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    decisions: std::collections::VecDeque<AuditExportRecord>,
+    operations: std::collections::VecDeque<AuditExportRecord>,
+    history_after: i64,
+    audit_after: u64,
+    history_done: bool,
+    audit_done: bool,
+    pages: u64,
+}
+
+impl AuditExporter {
+    /// An export of the records with `since <= at < until` (either bound optional), reading
+    /// on its own read-only connection to the store's database with a page cache of
+    /// [`EXPORT_CACHE_KIB`] (the reader pool's connections keep up to 16 MiB each: reading a
+    /// whole table through them would fill all of them).
+    ///
+    /// Errors: [`StoreError`] when the connection cannot be opened.
+    pub fn new(
+        store: &Store,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+    ) -> Result<AuditExporter, StoreError> {
+        let path = store.read(|c| Ok(c.path().map(std::path::PathBuf::from)))?;
+        let path = path
+            .filter(|p| !p.as_os_str().is_empty())
+            .ok_or_else(|| StoreError::Task("the store has no database file".into()))?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", -EXPORT_CACHE_KIB)?;
+        Ok(AuditExporter {
+            conn,
+            since,
+            until,
+            decisions: Default::default(),
+            operations: Default::default(),
+            history_after: 0,
+            audit_after: 0,
+            history_done: false,
+            audit_done: false,
+            pages: 0,
+        })
+    }
+
+    /// How many pages this export has read from the database so far.
+    pub fn pages_read(&self) -> u64 {
+        self.pages
+    }
+
+    /// Up to `max` next records in time order; empty when the export is complete.
+    ///
+    /// Errors: [`StoreError`] on database failure or an unreadable row.
+    pub fn next_chunk(&mut self, max: usize) -> Result<Vec<AuditExportRecord>, StoreError> {
+        let mut out = Vec::with_capacity(max.min(AUDIT_PAGE));
+        while out.len() < max {
+            // Refill an empty buffer whose source has more, skipping pages that the time
+            // range filters out entirely.
+            while self.decisions.is_empty() && !self.history_done {
+                let (rows, after, done) =
+                    history_page(&self.conn, self.history_after, self.since, self.until)?;
+                self.pages += 1;
+                (self.history_after, self.history_done) = (after, done);
+                self.decisions.extend(rows);
+            }
+            while self.operations.is_empty() && !self.audit_done {
+                let (rows, after, done) =
+                    log_page(&self.conn, self.audit_after, self.since, self.until)?;
+                self.pages += 1;
+                (self.audit_after, self.audit_done) = (after, done);
+                self.operations.extend(rows);
+            }
+            let take_decision = match (self.decisions.front(), self.operations.front()) {
+                (Some(d), Some(o)) => d.at <= o.at,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_decision {
+                self.decisions.pop_front()
+            } else {
+                self.operations.pop_front()
+            };
+            out.extend(next);
+        }
+        Ok(out)
+    }
+}
+
+/// The whole seconds `YYYY-MM-DDTHH:MM:SS` of a stored time, for a coarse SQL range filter
+/// (stored times may carry fractions, which do not compare as text); the exact filter is in
+/// Rust.
+fn second_prefix(t: OffsetDateTime) -> String {
+    ts(t.to_offset(time::UtcOffset::UTC))
+        .chars()
+        .take(19)
+        .collect()
+}
+
+impl Store {
+    /// Everything stored for the canonical form of `email` (see [`AccessExport`]).
+    ///
+    /// Errors: [`StoreError::Corrupt`] for an e-mail with no canonical form (the caller
+    /// answers 400 before); [`StoreError`] on database failure.
+    pub fn access_export(
+        &self,
+        email_address: &str,
+        now: OffsetDateTime,
+    ) -> Result<AccessExport, StoreError> {
+        let canonical = email::canonical(email_address)
+            .map_err(|_| StoreError::Corrupt("not an e-mail address".into()))?;
+        let denial_tombstone = self.is_tombstoned(&canonical)?;
+        self.read(|c| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM requests WHERE email = ?1 ORDER BY created_at, id");
+            let found = c
+                .prepare(&sql)?
+                .query_map(params![canonical], row_to_request)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut requests = Vec::with_capacity(found.len());
+            for r in found {
+                let request = r?;
+                let id = request.id.to_string();
+                let events: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM events WHERE json_extract(request_json, '$.id') = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )?;
+                let idempotency: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM idempotency WHERE request_id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )?;
+                requests.push(HeldRequest {
+                    history: history_of(c, request.id)?,
+                    request,
+                    events: u64::try_from(events).unwrap_or_default(),
+                    idempotency_records: u64::try_from(idempotency).unwrap_or_default(),
+                });
+            }
+            Ok(AccessExport {
+                denial_tombstone,
+                email: canonical.clone(),
+                exported_at: now,
+                requests,
+            })
+        })
+    }
+}
+
+/// One page of decisions for the audit export: the `history` rows after `after` (by id, at
+/// most [`AUDIT_PAGE`] read), kept when their action is one of [`DECISION_ACTIONS`] and
+/// `since <= at < until`. Returns the kept records, the last id read and whether the table
+/// is exhausted.
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub fn history_page(
+    conn: &Connection,
+    after: i64,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<(Vec<AuditExportRecord>, i64, bool), StoreError> {
+    let lo = since.map(second_prefix).unwrap_or_default();
+    let hi = until
+        .map(second_prefix)
+        .unwrap_or_else(|| "9999".to_owned());
+    let limit = i64::try_from(AUDIT_PAGE).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, request_id, at, action, actor_json, detail_json FROM history
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after, limit], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let done = rows.len() < AUDIT_PAGE;
+    let mut last = after;
+    let mut out = Vec::new();
+    for (id, request_id, at, action, actor, detail) in rows {
+        last = id;
+        let prefix: String = at.chars().take(19).collect();
+        if !DECISION_ACTIONS.contains(&action.as_str()) || prefix < lo || prefix > hi {
+            continue;
+        }
+        let at = parse_ts(&at)?;
+        if !in_range(at, since, until) {
+            continue;
+        }
+        let actor: Actor = from_json(&actor)?;
+        let detail: Value = from_json(&detail)?;
+        out.push(AuditExportRecord {
+            at,
+            source: AuditSource::Decision,
+            seq: u64::try_from(id).unwrap_or_default(),
+            request_id: Uuid::parse_str(&request_id).ok(),
+            action,
+            actor_kind: actor.kind,
+            actor_oid: actor.id,
+            actor_upn: actor.username,
+            actor_client: actor.client,
+            directory_object_id: detail
+                .get("directoryObjectId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+    }
+    Ok((out, last, done))
+}
+
+/// One page of operations for the audit export: the `audit_log` rows after `after` (at most
+/// [`AUDIT_PAGE`] read) with `since <= at < until`. Returns them, the last `seq` read and
+/// whether the table is exhausted.
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub fn log_page(
+    conn: &Connection,
+    after: u64,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<(Vec<AuditExportRecord>, u64, bool), StoreError> {
+    let rows: Vec<AuditRecord> = super::audit::page(conn, after, AUDIT_PAGE)?;
+    let done = rows.len() < AUDIT_PAGE;
+    let last = rows.last().map_or(after, |r| r.seq);
+    let out = rows
+        .into_iter()
+        .filter(|r| in_range(r.at, since, until))
+        .map(|r| AuditExportRecord {
+            at: r.at,
+            source: AuditSource::Operation,
+            seq: r.seq,
+            request_id: r.request_id,
+            action: r.action.as_str().to_owned(),
+            actor_kind: r.actor.kind,
+            actor_oid: r.actor.id,
+            actor_upn: r.actor.username,
+            actor_client: r.actor.client,
+            directory_object_id: None,
+        })
+        .collect();
+    Ok((out, last, done))
+}
+
+fn in_range(
+    t: OffsetDateTime,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> bool {
+    since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
+}
