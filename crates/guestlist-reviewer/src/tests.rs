@@ -1,7 +1,8 @@
 //! Unit tests of the facade that need no servers, and the TypeScript bindings export.
 
 use super::*;
-use guestlist_core::model::IdentityKey;
+use guestlist_core::model::{ApprovalRequest, IdentityKey, RequestState};
+use serde_json::Value;
 use serde_json::json;
 use ts_rs::TS;
 

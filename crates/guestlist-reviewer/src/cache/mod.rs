@@ -51,7 +51,7 @@ pub use key::{CacheKey, KEY_ACCOUNT_PREFIX, encrypt_plaintext, key_account, open
 pub use outbox::OutboxRow;
 pub use queue::{company, display_name, group_key};
 
-use key::{FileKind, connect_keyed, create_private, file_kind};
+use key::{FileKind, connect_keyed, file_kind};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(
@@ -187,7 +187,7 @@ impl Cache {
     /// then. Only the migration tests create one.
     #[cfg(test)]
     pub(crate) fn open_plaintext(path: &Path) -> Result<Cache, ReviewerError> {
-        create_private(path)?;
+        key::create_private(path)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
