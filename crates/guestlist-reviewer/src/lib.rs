@@ -471,9 +471,10 @@ impl Reviewer {
 
     /// Signs out: deletes the refresh token from the keyring, drops the tokens, calls the
     /// end-session endpoint (best effort). `wipe_cache`: also deletes the cached queue and
-    /// finished outbox items (unfinished decisions are kept so none is lost), and when no
-    /// unsent decision remains, deletes the cache file and its key and starts an empty cache
-    /// under a new key ([`Cache::wipe_and_forget_key`](cache::Cache::wipe_and_forget_key)).
+    /// finished outbox items (unfinished decisions are kept so none is lost), and destroys the
+    /// cache key: the file is deleted (or, with unsent decisions, replaced by a copy of those
+    /// rows only) and goes on under a new key
+    /// ([`Cache::wipe_and_forget_key`](cache::Cache::wipe_and_forget_key)).
     ///
     /// Errors: `auth.keyring_unavailable`, `storage.error`.
     pub async fn sign_out(&self, wipe_cache: bool) -> Result<(), ReviewerError> {

@@ -1,7 +1,8 @@
 //! Live updates of the cached queue: [`Reviewer::follow_events`] follows the approval API's
 //! `GET /api/events` (Server-Sent Events,
 //! <https://html.spec.whatwg.org/multipage/server-sent-events.html>), applies each event to the
-//! cache as it arrives (`request.created` → cached, decided or expired → removed), and persists
+//! cache as it arrives (`request.created` → cached, decided or expired → removed, `request.erased`
+//! → dropped with its unsent decision failed, [`crate::cache::erase`]), and persists
 //! the last event id so that a reconnection, even after an app or server restart, resumes with
 //! `Last-Event-ID`. When the stream cannot be opened or breaks, it reconnects with exponential
 //! backoff ([`MIN_BACKOFF`] … [`MAX_BACKOFF`]) and polls with [`Reviewer::sync`] at every
@@ -15,7 +16,7 @@
 
 use std::time::Duration;
 
-use guestlist_core::model::{Event, RequestState};
+use guestlist_core::model::{EVENT_REQUEST_ERASED, Event, RequestState};
 use serde::Serialize;
 
 use crate::error::ReviewerError;
@@ -129,7 +130,7 @@ impl SseParser {
 
 /// Events applied but not yet reported.
 #[derive(Default)]
-struct Batch {
+pub(crate) struct Batch {
     added: Vec<String>,
     changed: u64,
     last: Option<u64>,
@@ -146,7 +147,7 @@ impl Inner {
 
     /// Applies one stream event to the cache. `Err` for a `resync` event: the stored event id
     /// is forgotten, so the caller's sync catches up and the next stream starts from now.
-    fn apply(&self, ev: &SseEvent, batch: &mut Batch) -> Result<(), ReviewerError> {
+    pub(crate) fn apply(&self, ev: &SseEvent, batch: &mut Batch) -> Result<(), ReviewerError> {
         if ev.event == "resync" {
             self.cache.set_meta(LAST_EVENT_KEY, None)?;
             tracing::info!(data = %ev.data, "the event stream asks for a resync");
@@ -163,7 +164,12 @@ impl Inner {
             .request
             .as_ref()
             .filter(|r| r.state == RequestState::Pending);
-        if let Some(request) = pending {
+        if e.kind == EVENT_REQUEST_ERASED {
+            let r = self
+                .cache
+                .erase_requests(&[id], time::OffsetDateTime::now_utc())?;
+            batch.changed += r.requests + r.decisions_failed + r.decisions_deleted;
+        } else if let Some(request) = pending {
             let (a, u, _) = self
                 .cache
                 .store_pending(std::slice::from_ref(request), false)?;

@@ -20,10 +20,12 @@ const FULL_RECONCILE_AFTER: time::Duration = time::Duration::minutes(15);
 /// What a sync fetched: requests, pages, and the server's change mark (`None`: the server has
 /// no change sequence).
 #[derive(Debug, Default)]
-struct Fetched {
-    items: Vec<ApprovalRequest>,
-    pages: u32,
-    mark: Option<u64>,
+pub(crate) struct Fetched {
+    pub(crate) items: Vec<ApprovalRequest>,
+    pub(crate) pages: u32,
+    pub(crate) mark: Option<u64>,
+    /// Ids of requests erased on the server since the mark (`since=` pages only).
+    pub(crate) erased: Vec<String>,
 }
 
 impl Reviewer {
@@ -32,7 +34,9 @@ impl Reviewer {
     /// - **incremental** when the cache holds a change mark from an earlier sync against the
     ///   same API (meta `sync_mark`): `GET /api/requests?since=<mark>` (cursor pages of 500)
     ///   lists only the requests created or changed since, of any status; pending ones are
-    ///   written, the others (decided or expired elsewhere) removed;
+    ///   written, the others (decided or expired elsewhere) removed, and those the page lists as
+    ///   `erased` dropped with their unsent decisions failed
+    ///   ([`Cache::erase_requests`](crate::cache::Cache::erase_requests));
     /// - **full** otherwise, and when the last full sync is older than
     ///   15 minutes, and when the server's current mark is below ours (its
     ///   database was reset or replaced): every pending request from
@@ -137,6 +141,8 @@ impl Reviewer {
                 None => {}
             }
             out.pages += 1;
+            out.erased
+                .extend(page.erased.iter().map(|id| id.to_string()));
             out.items.extend(
                 page.items
                     .into_iter()
@@ -153,14 +159,19 @@ impl Reviewer {
     /// Writes what a sync fetched into the cache (one blocking task) and keeps the mark.
     /// `full`: `fetched.items` are all pending requests (others are removed from the cache);
     /// otherwise they are the changes since the mark (pending ones written, the rest removed).
-    async fn apply_sync(
+    pub(crate) async fn apply_sync(
         &self,
         fetched: Fetched,
         full: bool,
         api_base: String,
         start: Instant,
     ) -> Result<SyncReport, ReviewerError> {
-        let Fetched { items, pages, mark } = fetched;
+        let Fetched {
+            items,
+            pages,
+            mark,
+            erased,
+        } = fetched;
         let count = items.len() as u64;
         let inner = self.inner.clone();
         let (added, updated, removed, pending) = tokio::task::spawn_blocking(move || {
@@ -171,6 +182,7 @@ impl Reviewer {
             let gone: Vec<String> = done.iter().map(|d| d.id.to_string()).collect();
             let r = r + inner.cache.remove_requests(&gone)?;
             let now = OffsetDateTime::now_utc();
+            let r = r + inner.cache.erase_requests(&erased, now)?.requests;
             let now_text = rfc3339(now);
             match mark {
                 Some(m) => inner

@@ -228,6 +228,7 @@ async fn database_file_is_private_and_outbox_survives_reopen() {
 }
 
 mod encryption;
+mod erasure;
 
 #[tokio::test]
 async fn detail_rows_plan_and_risks_offline() {

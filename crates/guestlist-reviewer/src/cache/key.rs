@@ -9,7 +9,7 @@ use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-use super::{Cache, migrate};
+use super::{Cache, Keyed, migrate};
 use crate::auth::TokenStore;
 use crate::error::{ReviewerError, codes};
 
@@ -164,7 +164,7 @@ pub(super) fn file_kind(path: &Path) -> Result<FileKind, ReviewerError> {
 
 /// Opens (creating with mode 0600) the encrypted SQLite file at `path` with `key`: `PRAGMA key`
 /// first, then a read of `sqlite_master` to check the key, then WAL mode, `synchronous=NORMAL`,
-/// foreign keys, a 5 s busy timeout and a page cache of up to 16 MiB (SQLCipher decrypts a page
+/// foreign keys, `secure_delete`, a 5 s busy timeout and a page cache of up to 16 MiB (SQLCipher decrypts a page
 /// on every cache miss; with SQLite's default 2 MiB an unchanged re-sync of 10,000 requests took
 /// 2.4 times as long as in plaintext, with 16 MiB it is as fast as the plaintext cache was).
 ///
@@ -212,6 +212,9 @@ pub fn open_connection(path: &Path, key: &CacheKey) -> Result<Connection, Review
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -16384)?;
+    // Deleted rows (erased, decided, wiped requests) are overwritten with zeros, not left in
+    // free pages (<https://www.sqlite.org/pragma.html#pragma_secure_delete>).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 
@@ -422,23 +425,38 @@ impl Cache {
         Ok(())
     }
 
-    /// [`Cache::wipe`], then, when no unsent decision remains, forgets the key: closes the
-    /// database, deletes its file (and `-wal`/`-shm`), deletes the key from the store, and goes
-    /// on with a new empty file under a new key, so no copy of the old file (a backup, disk
-    /// blocks not yet reused) can be decrypted any more. With unsent decisions the key is kept
-    /// (they still have to be sent). Returns `true` when the key was replaced. Blocking.
+    /// [`Cache::wipe`], then forgets the key, so that nothing in the file as it was (a copy, a
+    /// backup, disk blocks not yet reused) can ever be decrypted again. Blocking. Returns
+    /// `true` when the key was replaced (`false` only for the in-memory cache of a locked key).
+    ///
+    /// - No unsent decision: closes the database, deletes its file and `-wal`/`-shm`, deletes the
+    ///   key from the store, and goes on with a new empty file under a new key.
+    /// - Unsent decisions (they must still be sent, so their rows stay): copies what is left
+    ///   (those rows only) into `<path>.rekeying` under a new key (`sqlcipher_export`, which
+    ///   copies live rows, never free pages), keeps the new key in the store under
+    ///   `<account>|rekeying` first, closes the old file, replaces it (and drops its `-wal`/`-shm`)
+    ///   with the copy, then deletes the old key, stores the new one under the account, and
+    ///   removes the `|rekeying` entry. A crash before the replacement leaves the old file and
+    ///   key; after it and before the new key is stored under the account, the new file is moved
+    ///   aside at the next start (its key is still in the keyring under `<account>|rekeying`).
     ///
     /// Errors: `storage.error`; the store's error (`auth.keyring_unavailable`) when the old key
-    /// cannot be deleted or a new one stored: the cache then lives in memory until restart (the
-    /// old file is already gone; a crash between the steps leaves either the old key with no
-    /// file, or no key and no file: both open as a new cache).
+    /// cannot be deleted or a new one stored: the cache then lives in memory until restart (a
+    /// crash between the steps leaves either the old key with no file, or no key and no file:
+    /// both open as a new cache).
     pub fn wipe_and_forget_key(&self) -> Result<bool, ReviewerError> {
         let mut conn = self.conn()?;
         conn.execute_batch(WIPE_SQL)?;
         let unsent: i64 = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
-        let Some(k) = self.keyed.as_ref().filter(|_| unsent == 0) else {
+        let Some(k) = self.keyed.as_ref() else {
             return Ok(false);
         };
+        if unsent > 0 {
+            let fresh = rekey_keeping_rows(&mut conn, k)?;
+            *conn = fresh;
+            tracing::info!(path = %k.path.display(), unsent, "cache wiped and re-encrypted under a new key");
+            return Ok(true);
+        }
         let mut placeholder = Connection::open_in_memory()?;
         migrate(&mut placeholder, "the in-memory cache")?;
         let old = std::mem::replace(&mut *conn, placeholder);
@@ -458,4 +476,54 @@ impl Cache {
         tracing::info!(path = %k.path.display(), "cache wiped and its key replaced");
         Ok(true)
     }
+}
+
+/// The `<account>|rekeying` store entry of [`Cache::wipe_and_forget_key`].
+fn rekeying_account(account: &str) -> String {
+    format!("{account}|rekeying")
+}
+
+/// The unsent-decisions path of [`Cache::wipe_and_forget_key`]: `conn` (the open file) is
+/// copied under a new key, closed and replaced; returns the connection to the new file (the
+/// placeholder left in `conn` is in memory).
+fn rekey_keeping_rows(conn: &mut Connection, k: &Keyed) -> Result<Connection, ReviewerError> {
+    let staging = rekeying_account(&k.account);
+    let key = new_stored_key(k.store.as_ref(), &staging)?;
+    let tmp = with_suffix(&k.path, ".rekeying");
+    let tmp_str = tmp
+        .to_str()
+        .ok_or_else(|| io_err(&tmp, "the path is not UTF-8"))?
+        .to_owned();
+    remove_if_exists(&tmp)?;
+    remove_if_exists(&with_suffix(&tmp, "-journal"))?;
+    create_private(&tmp)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
+        params![tmp_str, key.raw()],
+    )?;
+    conn.query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))?;
+    conn.pragma_update(Some("rekeyed"), "user_version", version)?;
+    conn.execute_batch("DETACH DATABASE rekeyed")?;
+    let mut placeholder = Connection::open_in_memory()?;
+    migrate(&mut placeholder, "the in-memory cache")?;
+    let old = std::mem::replace(conn, placeholder);
+    if let Err((old, e)) = old.close() {
+        *conn = old;
+        return Err(e.into());
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(&tmp, e))?;
+    // The old file's -wal/-shm belong to the old key: they must not be replayed onto the copy.
+    remove_if_exists(&with_suffix(&k.path, "-wal"))?;
+    remove_if_exists(&with_suffix(&k.path, "-shm"))?;
+    std::fs::rename(&tmp, &k.path).map_err(|e| io_err(&k.path, e))?;
+    sync_parent(&k.path)?;
+    k.store.delete(&k.account)?;
+    k.store.save(&k.account, &key.to_hex())?;
+    k.store.delete(&staging)?;
+    let mut fresh = open_connection(&k.path, &key)?;
+    migrate(&mut fresh, &k.path.display().to_string())?;
+    Ok(fresh)
 }

@@ -30,7 +30,8 @@
 //!   an unreadable one aside, sign-out's wipe and key destruction);
 //! - [`queue`]: the cached pending requests and the queue query;
 //! - [`outbox`]: the durable decision outbox;
-//! - [`meta`]: the key/value `meta` table.
+//! - [`meta`]: the key/value `meta` table;
+//! - [`erase`]: requests erased on the server (issue 12) leave the cache.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,11 +43,13 @@ use time::OffsetDateTime;
 use crate::auth::TokenStore;
 use crate::error::ReviewerError;
 
+pub mod erase;
 pub mod key;
 pub mod meta;
 pub mod outbox;
 pub mod queue;
 
+pub use erase::ErasedReport;
 pub use key::{CacheKey, KEY_ACCOUNT_PREFIX, encrypt_plaintext, key_account, open_connection};
 pub use outbox::OutboxRow;
 pub use queue::{company, display_name, group_key};
