@@ -75,7 +75,10 @@ fn assert_erased(cache: &Cache, ids: &[String]) {
         assert!(row.request.claims.is_empty() && row.request.key.email.is_empty());
         assert_eq!((row.reason.as_deref(), row.current.as_ref()), (None, None));
         let text = serde_json::to_string(&row.item()).unwrap();
-        assert!(!text.contains("Erik") && !text.contains("@fabrikam"), "{text}");
+        assert!(
+            !text.contains("Erik") && !text.contains("@fabrikam"),
+            "{text}"
+        );
     }
     let untouched = cache.outbox(&ids[4]).unwrap().unwrap();
     assert_eq!(untouched.state, OutboxState::Queued);
@@ -140,6 +143,7 @@ async fn a_request_erased_event_drops_the_request_from_the_cache() {
             id: Some(ev.seq.to_string()),
             event: ev.kind.clone(),
             data: serde_json::to_string(&ev).unwrap(),
+            retry: None,
         };
         r.inner.apply(&sse, &mut batch).unwrap();
     }
