@@ -477,3 +477,59 @@ async fn encryption_cost_of_storing_10000_requests() {
         println!("{l}");
     }
 }
+
+/// The cost of sign-out's wipe over a cache of 10,000 requests: with nothing unsent (the file
+/// is deleted) and with one unsent decision (the file is re-encrypted under a new key with that
+/// row only), and what `secure_delete` costs a full sync that drops every request. One run on
+/// real files. `cargo test -p guestlist-reviewer --release -- --ignored --nocapture wipe_cost`.
+#[tokio::test]
+#[ignore = "a measurement; run by hand"]
+async fn wipe_cost_over_10000_requests() {
+    let requests: Vec<ApprovalRequest> = (0..10_000u128)
+        .map(|i| {
+            request(
+                100_000 + i,
+                &format!("guest{i}@example{}.com", i % 97),
+                json!({"displayName": format!("Guest Number {i}"), "companyName": "Fabrikam"}),
+                (i % 200) as i64,
+            )
+        })
+        .collect();
+    for unsent in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reviewer.db");
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let (c, _) = Cache::open_keyed(&path, store, "cache-key|bench").unwrap();
+        c.store_pending(&requests, true).unwrap();
+        if unsent {
+            c.enqueue(
+                &requests[0],
+                DecisionKind::Approve,
+                None,
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let before = size(&path) + size(&path.with_extension("db-wal"));
+        let t = Instant::now();
+        assert!(c.wipe_and_forget_key().unwrap());
+        let wipe_ms = t.elapsed().as_secs_f64() * 1e3;
+        let after = size(&path) + size(&path.with_extension("db-wal"));
+        println!("unsent={unsent} wipe_ms={wipe_ms:.1} bytes_before={before} bytes_after={after}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cache::open(
+        &dir.path().join("reviewer.db"),
+        &CacheKey::generate().unwrap(),
+    )
+    .unwrap();
+    c.store_pending(&requests, true).unwrap();
+    let t = Instant::now();
+    let (_, _, removed) = c.store_pending(&[], true).unwrap();
+    assert_eq!(removed, 10_000);
+    println!(
+        "secure_delete full-sync removal of 10000: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
