@@ -114,8 +114,9 @@ where
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// `body` without a leading [`BOM`] (also one split across chunks). eventsource-stream 0.2.3
-/// strips a BOM itself by slicing one byte off a three-byte character, which panics; so it
-/// never sees one.
+/// strips a BOM itself by slicing one byte off a three-byte character, which panics (fix
+/// pending upstream: <https://github.com/jpopesculian/eventsource-stream/pull/10>); so it never
+/// sees one. Drop this filter once a release with that fix is used.
 fn strip_bom<S, B, E>(body: S) -> impl Stream<Item = Result<Vec<u8>, E>>
 where
     S: Stream<Item = Result<B, E>>,
