@@ -1,8 +1,9 @@
-//! The reviewer's `text/event-stream` parser (live.rs): never panics, and the events do not
-//! depend on how the stream is cut into chunks (the first two bytes choose the cuts).
+//! The reviewer's `text/event-stream` parsing (live.rs: eventsource-stream behind our BOM
+//! filter): never panics, and the events do not depend on how the stream is cut into chunks
+//! (the first two bytes choose the cuts).
 #![no_main]
 
-use guestlist_reviewer::live::SseParser;
+use guestlist_reviewer::live::parse_chunks;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,11 +11,11 @@ fuzz_target!(|data: &[u8]| {
         [a, b, rest @ ..] => (usize::from(*a) % 17 + 1 + usize::from(*b) % 3, rest),
         _ => (1, data),
     };
-    let whole = SseParser::default().push(body);
-    let mut parser = SseParser::default();
-    let mut chunked = Vec::new();
-    for chunk in body.chunks(step) {
-        chunked.extend(parser.push(chunk));
+    let (whole, whole_err) = parse_chunks([body]);
+    let (chunked, chunked_err) = parse_chunks(body.chunks(step));
+    // A body that is not UTF-8 ends the stream where the bad byte arrives, which depends on
+    // the cuts; compare only clean bodies.
+    if whole_err.is_none() && chunked_err.is_none() {
+        assert_eq!(whole, chunked, "cut every {step} bytes");
     }
-    assert_eq!(whole, chunked, "cut every {step} bytes");
 });

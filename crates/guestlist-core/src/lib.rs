@@ -17,6 +17,8 @@
 //!   account of an approved request (CONTRACTS.md §3).
 //! - [`provider`]: identity provider keys and the one label every surface shows.
 //! - [`deeplink`]: the desktop app's `guestlist://request/<id>` link.
+//! - [`retry`]: `Retry-After` (delta-seconds and HTTP-date) and the jittered, capped backoff
+//!   every HTTP client of Guestlist retries with.
 //!
 //! - [`openapi`] (feature `openapi`): OpenAPI schemas of the bodies whose serde form is
 //!   hand-written (connector claims and answers, extension answers, conflict bodies).
@@ -33,6 +35,7 @@ pub mod openapi;
 pub mod plan;
 pub mod policy;
 pub mod provider;
+pub mod retry;
 
 pub use connector::{Claims, ClaimsError, ConnectorResponse, ObjectIdentity};
 pub use model::{ApprovalRequest, IdentityKey, RequestState};

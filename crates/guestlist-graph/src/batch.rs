@@ -6,8 +6,10 @@
 //! - The batch itself answers 200 even when items fail: every item gets its own
 //!   [`BatchResult::status`].
 //! - Items are throttled one by one: a 429/503 item (and a 424 "failed dependency" item whose
-//!   dependency was throttled) is sent again in a later batch after the largest `Retry-After`
-//!   among them, at most `max_attempts` times in all.
+//!   dependency was throttled) is sent again in a later batch after the longest wait among
+//!   them ([`crate::GraphConfig::backoff`]: its `Retry-After` in either form, jittered and
+//!   capped), at most `max_attempts` times in all; an item whose `Retry-After` is over the cap
+//!   keeps its throttling answer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -130,6 +132,7 @@ pub(crate) async fn run(
     items: Vec<BatchItem>,
 ) -> Result<Vec<BatchResult>, Error> {
     let mut results: Vec<Option<BatchResult>> = vec![None; items.len()];
+    let backoff = client.config.backoff();
     let mut attempts = vec![0u32; items.len()];
     let mut todo: Vec<usize> = (0..items.len()).collect();
     groups(&items)?;
@@ -151,6 +154,7 @@ pub(crate) async fn run(
             .collect();
         let mut retry = Vec::new();
         let mut wait = Duration::ZERO;
+        let mut give_up = BTreeSet::new();
         for chunk in chunks(groups(&subset)?) {
             let requests: Vec<Value> = chunk
                 .iter()
@@ -209,11 +213,16 @@ pub(crate) async fn run(
                 attempts[i] += 1;
                 if is_throttle(status) {
                     throttled_ids.insert(id.to_owned());
-                    let secs = header("Retry-After")
-                        .and_then(|s| s.trim().parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .unwrap_or(1.0);
-                    wait = wait.max(Duration::from_secs_f64(secs));
+                    let ra = header("Retry-After")
+                        .as_deref()
+                        .and_then(guestlist_core::retry::retry_after);
+                    // `None`: this item's attempts are spent or its Retry-After is over the cap.
+                    match backoff.delay(attempts[i], ra) {
+                        Some(d) => wait = wait.max(d),
+                        None => {
+                            give_up.insert(i);
+                        }
+                    }
                 }
                 chunk_results.push((
                     i,
@@ -234,8 +243,7 @@ pub(crate) async fn run(
                     let raw = serde_json::to_vec(&body).unwrap_or_default();
                     GraphError::from_body(status, &raw, request_id, date)
                 });
-                let can_retry = attempts[i] < client.config.max_attempts
-                    && wait <= client.config.max_retry_after;
+                let can_retry = attempts[i] < client.config.max_attempts && !give_up.contains(&i);
                 if (is_throttle(status) || dep_throttled) && can_retry {
                     retry.push(i);
                 }

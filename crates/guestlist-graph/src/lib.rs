@@ -9,8 +9,10 @@
 //!   `https://graph.microsoft.com/v1.0` or devtenant's Graph root.
 //! - The caller passes the approver's delegated bearer token on every call; this crate keeps no
 //!   token.
-//! - Throttling (HTTP 429, and 503) is retried after the `Retry-After` header's number of seconds,
-//!   at most [`GraphConfig::max_attempts`] times; each `$batch` item is retried on its own.
+//! - Throttling (HTTP 429, and 503) is retried after the `Retry-After` header (delta-seconds or
+//!   HTTP-date; exponential backoff without one), jittered and capped
+//!   ([`GraphConfig::backoff`], [`guestlist_core::retry`]), at most
+//!   [`GraphConfig::max_attempts`] attempts; each `$batch` item is retried on its own.
 //! - Graph's error body (`{"error":{"code","message","innerError":{"request-id","date"}}}`) becomes
 //!   a [`GraphError`] whose code and request-id are shown to the approver; transport failures are
 //!   [`Error::Network`] so the caller can switch to offline mode.
@@ -51,6 +53,17 @@ pub struct GraphConfig {
 }
 
 impl GraphConfig {
+    /// The retry schedule of throttled calls: [`GraphConfig::max_attempts`] attempts, the
+    /// server's `Retry-After` (either form) when given, else exponential backoff from 1 s; both
+    /// jittered and capped at [`GraphConfig::max_retry_after`] ([`guestlist_core::retry`]).
+    pub fn backoff(&self) -> guestlist_core::retry::Backoff {
+        guestlist_core::retry::Backoff {
+            base: Duration::from_secs(1),
+            cap: self.max_retry_after,
+            max_attempts: self.max_attempts,
+        }
+    }
+
     /// A configuration with the defaults above for `base_url`.
     pub fn new(base_url: impl Into<String>) -> Self {
         GraphConfig {
@@ -188,16 +201,13 @@ pub struct GraphClient {
     config: GraphConfig,
 }
 
-/// Seconds to wait according to a `Retry-After` header (delta-seconds; HTTP-dates and junk fall
-/// back to 1 s).
-fn retry_after(headers: &header::HeaderMap) -> Duration {
+/// The `Retry-After` of a response, in either form (delta-seconds or HTTP-date,
+/// [`guestlist_core::retry::parse_retry_after`]); `None` when absent or unreadable.
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
     headers
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(1))
+        .and_then(guestlist_core::retry::retry_after)
 }
 
 fn is_throttle(status: u16) -> bool {
@@ -259,10 +269,8 @@ impl GraphClient {
                 }
                 return serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()));
             }
-            let wait = retry_after(&headers);
             if is_throttle(status.as_u16())
-                && attempt < self.config.max_attempts
-                && wait <= self.config.max_retry_after
+                && let Some(wait) = self.config.backoff().delay(attempt, retry_after(&headers))
             {
                 tracing::info!(%url, status = status.as_u16(), ?wait, attempt, "Graph throttled; waiting Retry-After");
                 tokio::time::sleep(wait).await;
@@ -395,16 +403,104 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_parsing() {
+    fn retry_after_reads_both_forms() {
         let mut h = header::HeaderMap::new();
-        assert_eq!(retry_after(&h), Duration::from_secs(1));
+        assert_eq!(retry_after(&h), None);
         h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Duration::from_secs(3));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(40));
+        h.insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_str(&soon).unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(35) && d <= Duration::from_secs(40),
+            "{d:?}"
+        );
         h.insert(
             header::RETRY_AFTER,
             header::HeaderValue::from_static("soon"),
         );
-        assert_eq!(retry_after(&h), Duration::from_secs(1));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    /// A Graph stand-in on 127.0.0.1 that answers `GET /v1.0/users/x` 429 with `retry_after`
+    /// as long as `throttled` calls have not been made, then 200. Returns its base URL and the
+    /// call counter.
+    async fn throttling_graph(
+        retry_after: String,
+        throttled: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/v1.0/users/x",
+            axum::routing::get(move || {
+                let counter = counter.clone();
+                let retry_after = retry_after.clone();
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) < throttled {
+                        (
+                            axum::http::StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", retry_after)],
+                            r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
+                        )
+                            .into_response()
+                    } else {
+                        axum::Json(serde_json::json!({"id": "x"})).into_response()
+                    }
+                }
+            }),
+        );
+        use axum::response::IntoResponse;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/v1.0"), calls)
+    }
+
+    /// An HTTP-date `Retry-After` an hour ahead is over the 120 s cap: the throttling error is
+    /// returned at once (it used to be read as "1 s" and retried three times).
+    #[tokio::test]
+    async fn an_http_date_retry_after_over_the_cap_ends_the_retries() {
+        let later =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+        let (base, calls) = throttling_graph(later, usize::MAX).await;
+        let client = GraphClient::new(GraphConfig::new(base)).unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.send("t", "GET", "/users/x", None),
+        )
+        .await
+        .expect("no sleeping on an hour-long Retry-After")
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Graph(ref g) if g.status == 429),
+            "{err:?}"
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// An HTTP-date in the past means "now": the call is retried and succeeds.
+    #[tokio::test]
+    async fn an_http_date_retry_after_in_the_past_retries_now() {
+        let past =
+            httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(3600));
+        let (base, calls) = throttling_graph(past, 1).await;
+        let client = GraphClient::new(GraphConfig::new(base)).unwrap();
+        let v = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.send("t", "GET", "/users/x", None),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(v["id"], "x");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

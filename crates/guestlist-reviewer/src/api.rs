@@ -7,10 +7,22 @@
 use std::time::Duration;
 
 use guestlist_core::model::{ApprovalRequest, Decision, HistoryEntry, RequestPage};
+use guestlist_core::retry::{self, Backoff};
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 
 use crate::error::{ReviewerError, codes};
+
+/// How a call answered 429 (rate limited) or 503 (overloaded, e.g. the server's connection
+/// limit) is retried: the server's `Retry-After` in either form (delta-seconds or HTTP-date),
+/// else exponential backoff from 1 s, jittered, at most 3 attempts and 30 s per wait; a longer
+/// `Retry-After` returns the answer at once ([`guestlist_core::retry`]). Safe for decisions too:
+/// the server refused them before doing anything, and they carry an `Idempotency-Key`.
+pub const THROTTLE_BACKOFF: Backoff = Backoff {
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(30),
+    max_attempts: 3,
+};
 
 /// Page size used by sync (the server allows up to 500).
 pub const PAGE_LIMIT: usize = 500;
@@ -114,6 +126,43 @@ impl ApiClient {
         })
     }
 
+    /// Sends `req`, again after a throttling answer (429/503) as [`THROTTLE_BACKOFF`] says.
+    /// Returns the first other response, or the last throttling one.
+    ///
+    /// Errors: [`ApiFailure::Offline`] when the server cannot be reached.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiFailure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Every request here has a buffered (or no) body, so it can be cloned; one that
+            // could not is sent once.
+            let Some(this) = req.try_clone() else {
+                return req.send().await.map_err(offline);
+            };
+            let resp = this.send().await.map_err(offline)?;
+            let status = resp.status();
+            if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE
+            {
+                return Ok(resp);
+            }
+            let asked = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(retry::retry_after);
+            let Some(wait) = THROTTLE_BACKOFF.delay(attempt, asked) else {
+                return Ok(resp);
+            };
+            tracing::info!(
+                status = status.as_u16(),
+                ?wait,
+                attempt,
+                "approval API throttled; waiting"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     pub(crate) async fn failure(resp: reqwest::Response) -> ApiFailure {
         let status = resp.status();
         let www = resp
@@ -209,13 +258,13 @@ impl ApiClient {
             q.push(("cursor", c.to_owned()));
         }
         let resp = self
-            .http
-            .get(format!("{}/api/requests", self.base))
-            .bearer_auth(token)
-            .query(&q)
-            .send()
-            .await
-            .map_err(offline)?;
+            .send(
+                self.http
+                    .get(format!("{}/api/requests", self.base))
+                    .bearer_auth(token)
+                    .query(&q),
+            )
+            .await?;
         Self::json(resp).await
     }
 
@@ -224,12 +273,12 @@ impl ApiClient {
     /// Errors: [`ApiFailure`] (`NotFound` for unknown ids).
     pub async fn get(&self, token: &str, id: &str) -> Result<ApprovalRequest, ApiFailure> {
         let resp = self
-            .http
-            .get(format!("{}/api/requests/{id}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(offline)?;
+            .send(
+                self.http
+                    .get(format!("{}/api/requests/{id}", self.base))
+                    .bearer_auth(token),
+            )
+            .await?;
         Self::json(resp).await
     }
 
@@ -246,15 +295,15 @@ impl ApiClient {
         decision: &Decision,
     ) -> Result<ApprovalRequest, ApiFailure> {
         let resp = self
-            .http
-            .post(format!("{}/api/requests/{id}/decision", self.base))
-            .bearer_auth(token)
-            .header(header::IF_MATCH, format!("\"{version}\""))
-            .header("Idempotency-Key", idempotency_key)
-            .json(decision)
-            .send()
-            .await
-            .map_err(offline)?;
+            .send(
+                self.http
+                    .post(format!("{}/api/requests/{id}/decision", self.base))
+                    .bearer_auth(token)
+                    .header(header::IF_MATCH, format!("\"{version}\""))
+                    .header("Idempotency-Key", idempotency_key)
+                    .json(decision),
+            )
+            .await?;
         Self::json(resp).await
     }
 
@@ -275,7 +324,7 @@ impl ApiClient {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let resp = req.send().await.map_err(offline)?;
+        let resp = self.send(req).await?;
         if !resp.status().is_success() {
             return Err(Self::failure(resp).await);
         }
@@ -287,12 +336,112 @@ impl ApiClient {
     /// Errors: [`ApiFailure`].
     pub async fn history(&self, token: &str, id: &str) -> Result<Vec<HistoryEntry>, ApiFailure> {
         let resp = self
-            .http
-            .get(format!("{}/api/requests/{id}/history", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(offline)?;
+            .send(
+                self.http
+                    .get(format!("{}/api/requests/{id}/history", self.base))
+                    .bearer_auth(token),
+            )
+            .await?;
         Self::json(resp).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// An approval API stand-in on 127.0.0.1 whose `GET /api/requests/{id}/history` answers
+    /// `status` with `Retry-After: retry_after` for the first `throttled` calls, then `[]`.
+    async fn throttling_api(
+        status: u16,
+        retry_after: String,
+        throttled: usize,
+    ) -> (ApiClient, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/api/requests/{id}/history",
+            axum::routing::get(move || {
+                let counter = counter.clone();
+                let retry_after = retry_after.clone();
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) < throttled {
+                        (
+                            axum::http::StatusCode::from_u16(status).unwrap(),
+                            [("retry-after", retry_after)],
+                            axum::Json(serde_json::json!({"error": {
+                                "code": "rate_limited", "message": "slow down"}})),
+                        )
+                            .into_response()
+                    } else {
+                        axum::Json(serde_json::json!([])).into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (ApiClient::new(&format!("http://{addr}")).unwrap(), calls)
+    }
+
+    fn http_date(offset_secs: i64) -> String {
+        let now = std::time::SystemTime::now();
+        let d = Duration::from_secs(offset_secs.unsigned_abs());
+        httpdate::fmt_http_date(if offset_secs >= 0 { now + d } else { now - d })
+    }
+
+    /// A 429 whose `Retry-After` is an HTTP-date already past, then a 503 with `0` seconds:
+    /// both retried, and the call succeeds (the client used to give up on the first 429).
+    #[tokio::test]
+    async fn throttled_calls_are_retried_after_retry_after_in_either_form() {
+        let (api, calls) = throttling_api(429, http_date(-60), 1).await;
+        let h = tokio::time::timeout(Duration::from_secs(20), api.history("t", "r1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(h.is_empty());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let (api, calls) = throttling_api(503, "0".into(), 2).await;
+        tokio::time::timeout(Duration::from_secs(20), api.history("t", "r1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// A `Retry-After` an hour ahead (over the 30 s cap), or throttling past the last attempt:
+    /// the server's answer comes back as the error, without sleeping for it.
+    #[tokio::test]
+    async fn a_retry_after_over_the_cap_or_too_many_throttles_fail_with_the_answer() {
+        let (api, calls) = throttling_api(429, http_date(3600), usize::MAX).await;
+        let f = tokio::time::timeout(Duration::from_secs(20), api.history("t", "r1"))
+            .await
+            .expect("no sleeping on an hour-long Retry-After")
+            .unwrap_err();
+        assert!(
+            matches!(&f, ApiFailure::Other { status: 429, code, .. } if code == "rate_limited"),
+            "{f:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let (api, calls) = throttling_api(429, "0".into(), usize::MAX).await;
+        let f = tokio::time::timeout(Duration::from_secs(20), api.history("t", "r1"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(f, ApiFailure::Other { status: 429, .. }), "{f:?}");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            THROTTLE_BACKOFF.max_attempts as usize
+        );
     }
 }

@@ -14,8 +14,7 @@
 //!
 //! Must not depend on tauri: the browser opener is injected.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -29,7 +28,6 @@ use openidconnect::{
 };
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::error::{ReviewerError, codes};
@@ -49,124 +47,11 @@ pub const KEYRING_SERVICE: &str = "guestlist";
 /// plugin; tests: an HTTP client). `Err(message)` aborts the sign-in with `auth.browser`.
 pub type UrlOpener = Box<dyn FnOnce(&str) -> Result<(), String> + Send>;
 
-/// Where the refresh token is kept. Implementations are blocking (the keyring talks D-Bus);
-/// the facade calls them on a blocking thread.
-pub trait TokenStore: Send + Sync + std::fmt::Debug {
-    /// The secret stored under `account`, or `None`.
-    ///
-    /// Errors: `auth.keyring_unavailable` when the store cannot be read.
-    fn load(&self, account: &str) -> Result<Option<String>, ReviewerError>;
-    /// Stores `secret` under `account` (replacing any previous one).
-    ///
-    /// Errors: `auth.keyring_unavailable`.
-    fn save(&self, account: &str, secret: &str) -> Result<(), ReviewerError>;
-    /// Deletes `account`'s secret; deleting a missing one is not an error.
-    ///
-    /// Errors: `auth.keyring_unavailable`.
-    fn delete(&self, account: &str) -> Result<(), ReviewerError>;
-}
+pub use loopback::{MAX_LOOPBACK_CONNECTIONS, Redirect, await_redirect, check_redirect};
+pub use store::{KeyringStore, MemoryStore, TokenStore};
 
-/// The OS keyring (`keyring` 3: Secret Service on Linux, Keychain, Credential Manager).
-/// With no session bus or a locked keyring every call fails with `auth.keyring_unavailable`
-/// and the keyring's own message (shown to the approver, never swallowed).
-#[derive(Debug, Clone)]
-pub struct KeyringStore {
-    service: String,
-}
-
-impl KeyringStore {
-    /// A store under the service name [`KEYRING_SERVICE`].
-    pub fn new() -> Self {
-        KeyringStore {
-            service: KEYRING_SERVICE.into(),
-        }
-    }
-
-    fn entry(&self, account: &str) -> Result<keyring::Entry, ReviewerError> {
-        keyring::Entry::new(&self.service, account).map_err(keyring_error)
-    }
-}
-
-impl Default for KeyringStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn keyring_error(e: keyring::Error) -> ReviewerError {
-    ReviewerError::new(
-        codes::KEYRING_UNAVAILABLE,
-        format!("the OS keyring cannot be used: {e}"),
-    )
-}
-
-impl TokenStore for KeyringStore {
-    fn load(&self, account: &str) -> Result<Option<String>, ReviewerError> {
-        match self.entry(account)?.get_password() {
-            Ok(s) => Ok(Some(s)),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(keyring_error(e)),
-        }
-    }
-
-    fn save(&self, account: &str, secret: &str) -> Result<(), ReviewerError> {
-        self.entry(account)?
-            .set_password(secret)
-            .map_err(keyring_error)
-    }
-
-    fn delete(&self, account: &str) -> Result<(), ReviewerError> {
-        match self.entry(account)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(e) => Err(keyring_error(e)),
-        }
-    }
-}
-
-/// A process-memory token store, for tests and for "don't remember me".
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    map: Mutex<HashMap<String, String>>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// `true` when any secret is stored (tests check sign-in and sign-out with it).
-    pub fn load_any(&self) -> bool {
-        self.map.lock().map(|m| !m.is_empty()).unwrap_or(false)
-    }
-}
-
-impl TokenStore for MemoryStore {
-    fn load(&self, account: &str) -> Result<Option<String>, ReviewerError> {
-        Ok(self
-            .map
-            .lock()
-            .map_err(|_| ReviewerError::storage("token store poisoned"))?
-            .get(account)
-            .cloned())
-    }
-
-    fn save(&self, account: &str, secret: &str) -> Result<(), ReviewerError> {
-        self.map
-            .lock()
-            .map_err(|_| ReviewerError::storage("token store poisoned"))?
-            .insert(account.into(), secret.into());
-        Ok(())
-    }
-
-    fn delete(&self, account: &str) -> Result<(), ReviewerError> {
-        self.map
-            .lock()
-            .map_err(|_| ReviewerError::storage("token store poisoned"))?
-            .remove(account);
-        Ok(())
-    }
-}
+mod loopback;
+mod store;
 
 /// An access token string whose `Debug` prints `[redacted]`.
 #[derive(Clone)]
@@ -265,170 +150,6 @@ fn jwt_payload(jwt: &str) -> Option<Value> {
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// The redirect's query parameters.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Redirect {
-    /// `code`.
-    pub code: Option<String>,
-    /// `state`.
-    pub state: Option<String>,
-    /// `iss` (RFC 9207).
-    pub iss: Option<String>,
-    /// `error`.
-    pub error: Option<String>,
-    /// `error_description`.
-    pub error_description: Option<String>,
-}
-
-const DONE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Guestlist</title>\
-<style>body{font-family:system-ui,sans-serif;margin:4em auto;max-width:32em;text-align:center;color:#222}</style>\
-</head><body><h1>You are signed in to Guestlist</h1><p>You can close this tab and return to the app.</p></body></html>";
-
-const ERROR_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Guestlist</title></head>\
-<body style=\"font-family:system-ui,sans-serif;margin:4em auto;max-width:32em;text-align:center\">\
-<h1>Sign-in did not complete</h1><p>Return to the Guestlist app for details. You can close this tab.</p></body></html>";
-
-const WRONG_STATE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Guestlist</title></head>\
-<body style=\"font-family:system-ui,sans-serif;margin:4em auto;max-width:32em;text-align:center\">\
-<h1>This is not the sign-in in progress</h1><p>This response does not belong to the Guestlist sign-in \
-that is waiting. Finish signing in in the tab Guestlist opened, or start again from the app.</p></body></html>";
-
-/// Most connections the loopback listener serves at once; further ones wait in the backlog.
-pub const MAX_LOOPBACK_CONNECTIONS: usize = 32;
-
-/// How long one loopback connection may take to send its request head.
-const LOOPBACK_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves HTTP requests on `listener`, many connections at once (up to
-/// [`MAX_LOOPBACK_CONNECTIONS`]; a slow or idle one holds nobody up), until the redirect of this
-/// sign-in arrives: a `GET` [`REDIRECT_PATH`] whose `state` equals `state`. It is answered with a
-/// friendly page and its query is returned (`check_redirect` then checks `iss` and reads the
-/// code or the authority's error).
-///
-/// Anything else is answered and ignored, and the wait goes on (RFC 8252 §8.1: any local process
-/// can reach the port): other paths get 404; a callback with a missing or different `state` gets
-/// 400 and a "not the sign-in in progress" page. The caller bounds the whole wait
-/// ([`SIGN_IN_TIMEOUT`] in [`Auth::sign_in`]).
-///
-/// Errors: `auth.sign_in_failed` when the listener itself fails.
-pub async fn await_redirect(
-    listener: &TcpListener,
-    state: &str,
-) -> Result<Redirect, ReviewerError> {
-    let state: Arc<str> = Arc::from(state);
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept(), if connections.len() < MAX_LOOPBACK_CONNECTIONS => {
-                let (sock, _) = accepted.map_err(|e| {
-                    ReviewerError::new(codes::SIGN_IN_FAILED, format!("loopback listener: {e}"))
-                })?;
-                connections.spawn(serve_loopback(sock, state.clone()));
-            }
-            Some(done) = connections.join_next() => {
-                if let Ok(Some(redirect)) = done {
-                    return Ok(redirect);
-                }
-            }
-        }
-    }
-}
-
-/// Answers one loopback connection; `Some` when it carried this sign-in's redirect.
-async fn serve_loopback(mut sock: tokio::net::TcpStream, state: Arc<str>) -> Option<Redirect> {
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(LOOPBACK_READ_TIMEOUT, sock.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
-            Ok(Ok(n)) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-                if buf.len() > 16 * 1024 {
-                    return None;
-                }
-            }
-        }
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let target = head
-        .lines()
-        .next()
-        .and_then(|l| {
-            let mut parts = l.split_whitespace();
-            (parts.next() == Some("GET"))
-                .then(|| parts.next())
-                .flatten()
-        })
-        .unwrap_or("")
-        .to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
-    if path != REDIRECT_PATH {
-        let _ = sock
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .await;
-        return None;
-    }
-    let mut r = Redirect::default();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        let slot = match k.as_ref() {
-            "code" => &mut r.code,
-            "state" => &mut r.state,
-            "iss" => &mut r.iss,
-            "error" => &mut r.error,
-            "error_description" => &mut r.error_description,
-            _ => continue,
-        };
-        *slot = Some(v.into_owned());
-    }
-    let ours = r.state.as_deref() == Some(&*state);
-    let (status, page) = if !ours {
-        ("400 Bad Request", WRONG_STATE_PAGE)
-    } else if r.code.is_some() && r.error.is_none() {
-        ("200 OK", DONE_PAGE)
-    } else {
-        ("200 OK", ERROR_PAGE)
-    };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-        page.len()
-    );
-    let _ = sock.write_all(resp.as_bytes()).await;
-    let _ = sock.shutdown().await;
-    ours.then_some(r)
-}
-
-/// Checks a redirect against the expected `state` and issuer (RFC 9207: `iss`, when present,
-/// must equal the discovered issuer) and returns the code.
-///
-/// Errors: `auth.sign_in_failed` naming what did not match, or the authority's
-/// `error`/`error_description`.
-pub fn check_redirect(r: &Redirect, state: &str, issuer: &str) -> Result<String, ReviewerError> {
-    let fail = |m: String| Err(ReviewerError::new(codes::SIGN_IN_FAILED, m));
-    if let Some(e) = &r.error {
-        return fail(format!(
-            "the authority answered {e}: {}",
-            r.error_description.as_deref().unwrap_or("")
-        ));
-    }
-    if r.state.as_deref() != Some(state) {
-        return fail("the redirect's state does not match this sign-in (possible CSRF)".into());
-    }
-    if let Some(iss) = &r.iss
-        && iss.trim_end_matches('/') != issuer.trim_end_matches('/')
-    {
-        return fail(format!(
-            "the redirect's iss {iss:?} is not the authority {issuer:?} (RFC 9207 mix-up defence)"
-        ));
-    }
-    match &r.code {
-        Some(c) if !c.is_empty() => Ok(c.clone()),
-        _ => fail("the redirect carries no code".into()),
-    }
 }
 
 impl Auth {
@@ -810,6 +531,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn redirect_checks() {

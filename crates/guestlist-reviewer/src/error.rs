@@ -56,6 +56,9 @@ pub mod codes {
     pub const GRAPH_DECODE: &str = "graph.decode";
     /// Prefix of Graph error codes: `graph.<Graph code>`.
     pub const GRAPH_PREFIX: &str = "graph.";
+    /// The request was erased on the approval service (retention, or a data-protection erasure
+    /// request; issue 12) before a decision made here was sent: the decision cannot apply.
+    pub const ERASED: &str = "request.erased";
     /// A simulated crash (fault injection in tests; never produced otherwise).
     pub const SIMULATED_CRASH: &str = "test.simulated_crash";
 }

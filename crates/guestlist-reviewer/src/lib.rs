@@ -20,20 +20,19 @@ pub mod detail;
 pub mod error;
 pub mod live;
 pub mod reopen;
+mod review;
 pub mod rights;
 pub mod settings;
+mod sync;
 pub mod types;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
-use guestlist_core::model::{ApprovalRequest, HistoryEntry, RequestState};
-use guestlist_core::plan::plan;
+use guestlist_core::model::HistoryEntry;
 use guestlist_graph::{GraphClient, GraphConfig};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use auth::{KeyringStore, MemoryStore, TokenStore, UrlOpener};
@@ -43,7 +42,7 @@ pub use settings::Settings;
 pub use types::*;
 
 use api::{ApiClient, ApiFailure};
-use cache::{Cache, rfc3339};
+use cache::Cache;
 
 /// Fault injection for crash-recovery tests: the drain stops as if the process died. Never set
 /// in the app.
@@ -114,21 +113,6 @@ pub struct Reviewer {
 
 const SESSION_KEY: &str = "session";
 const LAST_SYNC_KEY: &str = "last_sync_at";
-/// Meta key of the change mark of the last sync: `<api base URL> <changeSeq>`.
-const SYNC_MARK_KEY: &str = "sync_mark";
-/// Meta key of the time (RFC 3339) of the last full sync.
-const FULL_SYNC_AT_KEY: &str = "full_sync_at";
-/// A sync is a full re-list again once the last full one is this old.
-const FULL_RECONCILE_AFTER: time::Duration = time::Duration::minutes(15);
-
-/// What a sync fetched: requests, pages, and the server's change mark (`None`: the server has
-/// no change sequence).
-#[derive(Debug, Default)]
-struct Fetched {
-    items: Vec<ApprovalRequest>,
-    pages: u32,
-    mark: Option<u64>,
-}
 
 fn clients(s: &Settings) -> Result<(ApiClient, GraphClient), ReviewerError> {
     Ok((
@@ -488,9 +472,10 @@ impl Reviewer {
 
     /// Signs out: deletes the refresh token from the keyring, drops the tokens, calls the
     /// end-session endpoint (best effort). `wipe_cache`: also deletes the cached queue and
-    /// finished outbox items (unfinished decisions are kept so none is lost), and when no
-    /// unsent decision remains, deletes the cache file and its key and starts an empty cache
-    /// under a new key ([`Cache::wipe_and_forget_key`](cache::Cache::wipe_and_forget_key)).
+    /// finished outbox items (unfinished decisions are kept so none is lost), and destroys the
+    /// cache key: the file is deleted (or, with unsent decisions, replaced by a copy of those
+    /// rows only) and goes on under a new key
+    /// ([`Cache::wipe_and_forget_key`](cache::Cache::wipe_and_forget_key)).
     ///
     /// Errors: `auth.keyring_unavailable`, `storage.error`.
     pub async fn sign_out(&self, wipe_cache: bool) -> Result<(), ReviewerError> {
@@ -541,424 +526,6 @@ impl Reviewer {
     /// Errors: `storage.error`.
     pub async fn queue(&self, q: QueueQuery) -> Result<QueueView, ReviewerError> {
         self.inner.cache.query(&q, OffsetDateTime::now_utc())
-    }
-
-    /// Sends queued decisions (best effort), then brings the cache up to date with the server:
-    ///
-    /// - **incremental** when the cache holds a change mark from an earlier sync against the
-    ///   same API (meta `sync_mark`): `GET /api/requests?since=<mark>` (cursor pages of 500)
-    ///   lists only the requests created or changed since, of any status; pending ones are
-    ///   written, the others (decided or expired elsewhere) removed;
-    /// - **full** otherwise, and when the last full sync is older than
-    ///   15 minutes, and when the server's current mark is below ours (its
-    ///   database was reset or replaced): every pending request from
-    ///   `GET /api/requests?status=pending`; new and changed requests are written, unchanged ones
-    ///   skipped, cached requests the server no longer lists as pending removed. The mark kept
-    ///   is the one of the first page, so a change made while paging is fetched again next time.
-    ///
-    /// Purges old finished outbox items.
-    ///
-    /// Errors: `network.offline` (cache untouched), `auth.not_signed_in`, `auth.forbidden`,
-    /// `storage.error`.
-    pub async fn sync(&self) -> Result<SyncReport, ReviewerError> {
-        let _g = self.inner.sync_lock.lock().await;
-        self.inner.rt(|r| r.syncing = true);
-        let res = self.sync_inner().await;
-        self.inner.rt(|r| {
-            r.syncing = false;
-            match &res {
-                Ok(_) => r.last_error = None,
-                Err(e) => {
-                    if e.is_offline() {
-                        r.online = false;
-                    }
-                    r.last_error = Some(e.clone());
-                }
-            }
-        });
-        res
-    }
-
-    async fn sync_inner(&self) -> Result<SyncReport, ReviewerError> {
-        let start = Instant::now();
-        if let Err(e) = self.inner.drain(None).await
-            && e.code == codes::SIMULATED_CRASH
-        {
-            return Err(e);
-        }
-        let api_base = self.inner.settings().api_base_url;
-        let now = OffsetDateTime::now_utc();
-        if let Some(mark) = self.sync_mark(&api_base, now)?
-            && let Some(changes) = self.fetch(Some(mark)).await?
-        {
-            return self.apply_sync(changes, false, api_base, start).await;
-        }
-        let all = self.fetch(None).await?.unwrap_or_default();
-        self.apply_sync(all, true, api_base, start).await
-    }
-
-    /// The change mark to sync from, or `None` when a full sync is due: no mark, a mark from
-    /// another API base URL, or a last full sync older than `FULL_RECONCILE_AFTER` (so that
-    /// anything an incremental sync could miss — e.g. a server database replaced by one that
-    /// already grew past our mark — cannot linger).
-    fn sync_mark(&self, api_base: &str, now: OffsetDateTime) -> Result<Option<u64>, ReviewerError> {
-        let cache = &self.inner.cache;
-        let Some(mark) = cache.meta(SYNC_MARK_KEY)? else {
-            return Ok(None);
-        };
-        let Some((api, seq)) = mark.rsplit_once(' ') else {
-            return Ok(None);
-        };
-        let Ok(seq) = seq.parse::<u64>() else {
-            return Ok(None);
-        };
-        let full_at = cache.meta(FULL_SYNC_AT_KEY)?.and_then(|t| {
-            OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
-        });
-        let recent = full_at.is_some_and(|t| now - t < FULL_RECONCILE_AFTER && t <= now);
-        Ok((api == api_base && recent).then_some(seq))
-    }
-
-    /// Pages through `GET /api/requests` (cursor pages of [`api::PAGE_LIMIT`]):
-    ///
-    /// - `Some(mark)`: `?since=<mark>`, every request changed since, of any status; the mark kept
-    ///   is the last page's. `None` when the server cannot answer incrementally (no
-    ///   `changeSeq`: an older server; or a current mark below ours: its database was reset), so
-    ///   a full sync must run.
-    /// - `None`: `?status=pending`, every pending request; the mark kept is the first page's
-    ///   (see [`Reviewer::sync`]). Always `Some`.
-    async fn fetch(&self, since: Option<u64>) -> Result<Option<Fetched>, ReviewerError> {
-        let mut out = Fetched::default();
-        let mut cursor: Option<String> = None;
-        loop {
-            let c = cursor.clone();
-            let page = self
-                .inner
-                .with_api(|api, t| {
-                    let c = c.clone();
-                    async move {
-                        match since {
-                            Some(s) => api.changes_page(&t, s, c.as_deref(), api::PAGE_LIMIT).await,
-                            None => api.pending_page(&t, c.as_deref(), api::PAGE_LIMIT).await,
-                        }
-                    }
-                })
-                .await?;
-            match since {
-                Some(s) => match page.change_seq {
-                    Some(seq) if seq >= s => out.mark = Some(seq),
-                    _ => return Ok(None),
-                },
-                None if out.pages == 0 => out.mark = page.change_seq,
-                None => {}
-            }
-            out.pages += 1;
-            out.items.extend(
-                page.items
-                    .into_iter()
-                    .filter(|r| since.is_some() || r.state == RequestState::Pending),
-            );
-            match page.next_cursor {
-                Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
-                _ => break,
-            }
-        }
-        Ok(Some(out))
-    }
-
-    /// Writes what a sync fetched into the cache (one blocking task) and keeps the mark.
-    /// `full`: `fetched.items` are all pending requests (others are removed from the cache);
-    /// otherwise they are the changes since the mark (pending ones written, the rest removed).
-    async fn apply_sync(
-        &self,
-        fetched: Fetched,
-        full: bool,
-        api_base: String,
-        start: Instant,
-    ) -> Result<SyncReport, ReviewerError> {
-        let Fetched { items, pages, mark } = fetched;
-        let count = items.len() as u64;
-        let inner = self.inner.clone();
-        let (added, updated, removed, pending) = tokio::task::spawn_blocking(move || {
-            let (pending, done): (Vec<ApprovalRequest>, Vec<ApprovalRequest>) = items
-                .into_iter()
-                .partition(|r| r.state == RequestState::Pending);
-            let (a, u, r) = inner.cache.store_pending(&pending, full)?;
-            let gone: Vec<String> = done.iter().map(|d| d.id.to_string()).collect();
-            let r = r + inner.cache.remove_requests(&gone)?;
-            let now = OffsetDateTime::now_utc();
-            let now_text = rfc3339(now);
-            match mark {
-                Some(m) => inner
-                    .cache
-                    .set_meta(SYNC_MARK_KEY, Some(&format!("{api_base} {m}")))?,
-                None => inner.cache.set_meta(SYNC_MARK_KEY, None)?,
-            }
-            if full {
-                inner.cache.set_meta(FULL_SYNC_AT_KEY, Some(&now_text))?;
-            }
-            inner.cache.set_meta(LAST_SYNC_KEY, Some(&now_text))?;
-            inner
-                .cache
-                .purge(inner.settings().purge_decided_after_days, now)?;
-            Ok::<_, ReviewerError>((a, u, r, inner.cache.pending_count()?))
-        })
-        .await
-        .map_err(ReviewerError::storage)??;
-        Ok(SyncReport {
-            fetched: count,
-            added,
-            updated,
-            removed,
-            pages,
-            duration_ms: start.elapsed().as_millis() as u64,
-            pending,
-        })
-    }
-
-    /// The side-by-side view of one request. Reads the cache (or, for a request not cached,
-    /// the outbox snapshot or the server); when signed in and online, refreshes the request from
-    /// the server and runs the plan's directory look-ups (by identity and by mail).
-    ///
-    /// Errors: `request.not_found`, `storage.error`. Look-up failures are reported inside
-    /// [`RequestDetail::directory`], not as an error.
-    pub async fn detail(&self, id: String) -> Result<RequestDetail, ReviewerError> {
-        let inner = &self.inner;
-        let outbox = inner.cache.outbox(&id)?;
-        let cached = inner
-            .cache
-            .request(&id)?
-            .or_else(|| outbox.as_ref().map(|o| o.request.clone()));
-        let signed_in = inner.rt(|r| r.session.is_some());
-        let mut request = cached;
-        if signed_in {
-            let rid = id.clone();
-            match inner
-                .with_api(|api, t| {
-                    let rid = rid.clone();
-                    async move { api.get(&t, &rid).await }
-                })
-                .await
-            {
-                Ok(fresh) => {
-                    if fresh.state == RequestState::Pending {
-                        inner
-                            .cache
-                            .store_pending(std::slice::from_ref(&fresh), false)?;
-                    } else {
-                        inner.cache.remove_request(&id)?;
-                    }
-                    request = Some(fresh);
-                }
-                Err(ApiFailure::NotFound(m)) if request.is_none() => {
-                    return Err(ReviewerError::new(codes::NOT_FOUND, m));
-                }
-                Err(f) => inner.note_error(&f.to_error()),
-            }
-        }
-        let request = request.ok_or_else(|| {
-            ReviewerError::new(
-                codes::NOT_FOUND,
-                format!("request {id} is not in the local cache"),
-            )
-        })?;
-        let settings = self.settings();
-        let directory = if signed_in {
-            self.lookups(&request, &settings).await
-        } else {
-            DirectoryCheck {
-                checked: false,
-                matches: vec![],
-                error: Some(ReviewerError::new(
-                    codes::NOT_SIGNED_IN,
-                    "sign in to check the directory",
-                )),
-            }
-        };
-        Ok(detail::build(
-            request,
-            &settings.provisioning,
-            directory,
-            outbox.map(|o| o.item()),
-        ))
-    }
-
-    async fn lookups(&self, request: &ApprovalRequest, settings: &Settings) -> DirectoryCheck {
-        let fail = |e: ReviewerError| DirectoryCheck {
-            checked: false,
-            matches: vec![],
-            error: Some(e),
-        };
-        let claims = match request.typed_claims() {
-            Ok(c) => c,
-            Err(e) => return fail(ReviewerError::new(codes::PLAN, e.to_string())),
-        };
-        let p = match plan(&claims, &settings.provisioning) {
-            Ok(p) => p,
-            Err(e) => return fail(ReviewerError::new(codes::PLAN, e.to_string())),
-        };
-        let token = match self.inner.auth.graph_token(settings).await {
-            Ok(t) => t,
-            Err(e) => {
-                self.inner.note_error(&e);
-                return fail(e);
-            }
-        };
-        let graph = self.inner.graph_client();
-        let mut matches: Vec<DirectoryMatch> = Vec::new();
-        for l in &p.lookups {
-            let found_by = if l.path.contains("identities/any") {
-                "identity"
-            } else {
-                "mail"
-            };
-            match graph.find_users(&token, l).await {
-                Ok(users) => {
-                    for u in users {
-                        let uid = u.get("id").cloned().unwrap_or(Value::Null);
-                        if !matches.iter().any(|m| m.user.get("id") == Some(&uid)) {
-                            matches.push(DirectoryMatch {
-                                found_by: found_by.into(),
-                                user: u,
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    let e: ReviewerError = e.into();
-                    self.inner.note_error(&e);
-                    return DirectoryCheck {
-                        checked: false,
-                        matches,
-                        error: Some(e),
-                    };
-                }
-            }
-        }
-        DirectoryCheck {
-            checked: true,
-            matches,
-            error: None,
-        }
-    }
-
-    async fn decide(
-        &self,
-        ids: Vec<String>,
-        kind: DecisionKind,
-        reason: Option<String>,
-    ) -> Result<Vec<DecisionOutcome>, ReviewerError> {
-        if ids.is_empty() {
-            return Err(ReviewerError::new(codes::INVALID_INPUT, "no request ids"));
-        }
-        let now = OffsetDateTime::now_utc();
-        let delay = self.settings().undo_seconds;
-        let not_before = now + time::Duration::seconds(i64::from(delay));
-        let mut outcomes: Vec<Option<DecisionOutcome>> = vec![None; ids.len()];
-        let mut queued = Vec::new();
-        for (n, id) in ids.iter().enumerate() {
-            let request = match self.inner.cache.request(id)? {
-                Some(r) => Some(r),
-                None => self.inner.cache.outbox(id)?.map(|o| o.request),
-            };
-            let request = match request {
-                Some(r) => r,
-                None => {
-                    let rid = id.clone();
-                    match self
-                        .inner
-                        .with_api(|api, t| {
-                            let rid = rid.clone();
-                            async move { api.get(&t, &rid).await }
-                        })
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(f) => {
-                            outcomes[n] = Some(DecisionOutcome {
-                                id: id.clone(),
-                                outcome: Outcome::Failed,
-                                state: OutboxState::Failed,
-                                directory_object_id: None,
-                                how: None,
-                                error: Some(f.to_error()),
-                                current: None,
-                                label: id.clone(),
-                                undo_until: None,
-                            });
-                            continue;
-                        }
-                    }
-                }
-            };
-            // Durable before anything else: the UI may say "queued" from here on.
-            self.inner
-                .cache
-                .enqueue_after(&request, kind, reason.as_deref(), now, not_before)?;
-            queued.push(id.clone());
-            if self.inner.crash_after_write(OutboxState::Queued) {
-                return Err(decide::crash());
-            }
-        }
-        // With an undo window the outbox worker sends them when it ends; without, now.
-        let drained = if delay == 0 {
-            self.inner.drain(Some(&queued)).await
-        } else {
-            self.inner.kick.notify_one();
-            Ok(vec![])
-        };
-        if let Err(e) = &drained {
-            self.inner.note_error(e);
-        }
-        for (n, id) in ids.iter().enumerate() {
-            if outcomes[n].is_some() {
-                continue;
-            }
-            let row = self
-                .inner
-                .cache
-                .outbox(id)?
-                .ok_or_else(|| ReviewerError::storage(format!("outbox row {id} vanished")))?;
-            let mut o = decide::outcome(&row);
-            if let (Err(e), true) = (&drained, o.error.is_none() && o.outcome == Outcome::Queued) {
-                o.error = Some(e.clone());
-            }
-            outcomes[n] = Some(o);
-        }
-        Ok(outcomes.into_iter().flatten().collect())
-    }
-
-    /// Approves requests: each goes into the durable outbox first, then the outbox is drained
-    /// (look-ups, `POST /users` or `POST /invitations` + `PATCH`, then the decision report).
-    /// With [`Settings::undo_seconds`] > 0 nothing is sent before the undo window ends
-    /// (outcome `queued` with `undoUntil`; [`Reviewer::undo`] cancels); the outbox worker sends
-    /// it then.
-    /// Offline → outcome `queued` (sent by the next [`Reviewer::sync`] or [`Reviewer::drain`]).
-    /// Several federated requests share `$batch` calls.
-    ///
-    /// Errors: `input.invalid` (no ids), `storage.error`. Per-request problems (conflict, Graph
-    /// error, offline) are in each [`DecisionOutcome`].
-    pub async fn approve(&self, ids: Vec<String>) -> Result<Vec<DecisionOutcome>, ReviewerError> {
-        self.decide(ids, DecisionKind::Approve, None).await
-    }
-
-    /// Denies requests with a reason (required; stored and audited, never shown to the user).
-    /// Same outbox path as [`Reviewer::approve`], without Graph calls.
-    ///
-    /// Errors: `input.invalid` (no ids, empty reason), `storage.error`.
-    pub async fn deny(
-        &self,
-        ids: Vec<String>,
-        reason: String,
-    ) -> Result<Vec<DecisionOutcome>, ReviewerError> {
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() {
-            return Err(ReviewerError::new(
-                codes::INVALID_INPUT,
-                "a deny reason is required",
-            ));
-        }
-        self.decide(ids, DecisionKind::Deny, Some(reason)).await
     }
 
     /// Sends every unfinished outbox item now ("retry now"; also done by [`Reviewer::sync`]).

@@ -1,7 +1,8 @@
 //! Unit tests of the facade that need no servers, and the TypeScript bindings export.
 
 use super::*;
-use guestlist_core::model::IdentityKey;
+use guestlist_core::model::{ApprovalRequest, IdentityKey, RequestState};
+use serde_json::Value;
 use serde_json::json;
 use ts_rs::TS;
 
@@ -227,6 +228,7 @@ async fn database_file_is_private_and_outbox_survives_reopen() {
 }
 
 mod encryption;
+mod erasure;
 
 #[tokio::test]
 async fn detail_rows_plan_and_risks_offline() {

@@ -1,0 +1,261 @@
+//! Reviewing requests: the side-by-side view of one request with its directory look-ups
+//! ([`Reviewer::detail`]), and approve/deny, which put decisions into the durable outbox and
+//! drain it ([`Reviewer::approve`], [`Reviewer::deny`]; the state machine is in `decide`).
+
+use guestlist_core::model::{ApprovalRequest, RequestState};
+use guestlist_core::plan::plan;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::api::ApiFailure;
+use crate::{
+    DecisionKind, DecisionOutcome, DirectoryCheck, DirectoryMatch, OutboxState, Outcome,
+    RequestDetail, Reviewer, ReviewerError, Settings, codes, decide, detail,
+};
+
+impl Reviewer {
+    /// The side-by-side view of one request. Reads the cache (or, for a request not cached,
+    /// the outbox snapshot or the server); when signed in and online, refreshes the request from
+    /// the server and runs the plan's directory look-ups (by identity and by mail).
+    ///
+    /// Errors: `request.not_found`, `storage.error`. Look-up failures are reported inside
+    /// [`RequestDetail::directory`], not as an error.
+    pub async fn detail(&self, id: String) -> Result<RequestDetail, ReviewerError> {
+        let inner = &self.inner;
+        let outbox = inner.cache.outbox(&id)?;
+        let cached = inner
+            .cache
+            .request(&id)?
+            .or_else(|| outbox.as_ref().map(|o| o.request.clone()));
+        let signed_in = inner.rt(|r| r.session.is_some());
+        let mut request = cached;
+        if signed_in {
+            let rid = id.clone();
+            match inner
+                .with_api(|api, t| {
+                    let rid = rid.clone();
+                    async move { api.get(&t, &rid).await }
+                })
+                .await
+            {
+                Ok(fresh) => {
+                    if fresh.state == RequestState::Pending {
+                        inner
+                            .cache
+                            .store_pending(std::slice::from_ref(&fresh), false)?;
+                    } else {
+                        inner.cache.remove_request(&id)?;
+                    }
+                    request = Some(fresh);
+                }
+                Err(ApiFailure::NotFound(m)) if request.is_none() => {
+                    return Err(ReviewerError::new(codes::NOT_FOUND, m));
+                }
+                Err(f) => inner.note_error(&f.to_error()),
+            }
+        }
+        let request = request.ok_or_else(|| {
+            ReviewerError::new(
+                codes::NOT_FOUND,
+                format!("request {id} is not in the local cache"),
+            )
+        })?;
+        let settings = self.settings();
+        let directory = if signed_in {
+            self.lookups(&request, &settings).await
+        } else {
+            DirectoryCheck {
+                checked: false,
+                matches: vec![],
+                error: Some(ReviewerError::new(
+                    codes::NOT_SIGNED_IN,
+                    "sign in to check the directory",
+                )),
+            }
+        };
+        Ok(detail::build(
+            request,
+            &settings.provisioning,
+            directory,
+            outbox.map(|o| o.item()),
+        ))
+    }
+
+    async fn lookups(&self, request: &ApprovalRequest, settings: &Settings) -> DirectoryCheck {
+        let fail = |e: ReviewerError| DirectoryCheck {
+            checked: false,
+            matches: vec![],
+            error: Some(e),
+        };
+        let claims = match request.typed_claims() {
+            Ok(c) => c,
+            Err(e) => return fail(ReviewerError::new(codes::PLAN, e.to_string())),
+        };
+        let p = match plan(&claims, &settings.provisioning) {
+            Ok(p) => p,
+            Err(e) => return fail(ReviewerError::new(codes::PLAN, e.to_string())),
+        };
+        let token = match self.inner.auth.graph_token(settings).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.inner.note_error(&e);
+                return fail(e);
+            }
+        };
+        let graph = self.inner.graph_client();
+        let mut matches: Vec<DirectoryMatch> = Vec::new();
+        for l in &p.lookups {
+            let found_by = if l.path.contains("identities/any") {
+                "identity"
+            } else {
+                "mail"
+            };
+            match graph.find_users(&token, l).await {
+                Ok(users) => {
+                    for u in users {
+                        let uid = u.get("id").cloned().unwrap_or(Value::Null);
+                        if !matches.iter().any(|m| m.user.get("id") == Some(&uid)) {
+                            matches.push(DirectoryMatch {
+                                found_by: found_by.into(),
+                                user: u,
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    let e: ReviewerError = e.into();
+                    self.inner.note_error(&e);
+                    return DirectoryCheck {
+                        checked: false,
+                        matches,
+                        error: Some(e),
+                    };
+                }
+            }
+        }
+        DirectoryCheck {
+            checked: true,
+            matches,
+            error: None,
+        }
+    }
+
+    async fn decide(
+        &self,
+        ids: Vec<String>,
+        kind: DecisionKind,
+        reason: Option<String>,
+    ) -> Result<Vec<DecisionOutcome>, ReviewerError> {
+        if ids.is_empty() {
+            return Err(ReviewerError::new(codes::INVALID_INPUT, "no request ids"));
+        }
+        let now = OffsetDateTime::now_utc();
+        let delay = self.settings().undo_seconds;
+        let not_before = now + time::Duration::seconds(i64::from(delay));
+        let mut outcomes: Vec<Option<DecisionOutcome>> = vec![None; ids.len()];
+        let mut queued = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            let request = match self.inner.cache.request(id)? {
+                Some(r) => Some(r),
+                None => self.inner.cache.outbox(id)?.map(|o| o.request),
+            };
+            let request = match request {
+                Some(r) => r,
+                None => {
+                    let rid = id.clone();
+                    match self
+                        .inner
+                        .with_api(|api, t| {
+                            let rid = rid.clone();
+                            async move { api.get(&t, &rid).await }
+                        })
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(f) => {
+                            outcomes[n] = Some(DecisionOutcome {
+                                id: id.clone(),
+                                outcome: Outcome::Failed,
+                                state: OutboxState::Failed,
+                                directory_object_id: None,
+                                how: None,
+                                error: Some(f.to_error()),
+                                current: None,
+                                label: id.clone(),
+                                undo_until: None,
+                            });
+                            continue;
+                        }
+                    }
+                }
+            };
+            // Durable before anything else: the UI may say "queued" from here on.
+            self.inner
+                .cache
+                .enqueue_after(&request, kind, reason.as_deref(), now, not_before)?;
+            queued.push(id.clone());
+            if self.inner.crash_after_write(OutboxState::Queued) {
+                return Err(decide::crash());
+            }
+        }
+        // With an undo window the outbox worker sends them when it ends; without, now.
+        let drained = if delay == 0 {
+            self.inner.drain(Some(&queued)).await
+        } else {
+            self.inner.kick.notify_one();
+            Ok(vec![])
+        };
+        if let Err(e) = &drained {
+            self.inner.note_error(e);
+        }
+        for (n, id) in ids.iter().enumerate() {
+            if outcomes[n].is_some() {
+                continue;
+            }
+            let row = self
+                .inner
+                .cache
+                .outbox(id)?
+                .ok_or_else(|| ReviewerError::storage(format!("outbox row {id} vanished")))?;
+            let mut o = decide::outcome(&row);
+            if let (Err(e), true) = (&drained, o.error.is_none() && o.outcome == Outcome::Queued) {
+                o.error = Some(e.clone());
+            }
+            outcomes[n] = Some(o);
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Approves requests: each goes into the durable outbox first, then the outbox is drained
+    /// (look-ups, `POST /users` or `POST /invitations` + `PATCH`, then the decision report).
+    /// With [`Settings::undo_seconds`] > 0 nothing is sent before the undo window ends
+    /// (outcome `queued` with `undoUntil`; [`Reviewer::undo`] cancels); the outbox worker sends
+    /// it then.
+    /// Offline → outcome `queued` (sent by the next [`Reviewer::sync`] or [`Reviewer::drain`]).
+    /// Several federated requests share `$batch` calls.
+    ///
+    /// Errors: `input.invalid` (no ids), `storage.error`. Per-request problems (conflict, Graph
+    /// error, offline) are in each [`DecisionOutcome`].
+    pub async fn approve(&self, ids: Vec<String>) -> Result<Vec<DecisionOutcome>, ReviewerError> {
+        self.decide(ids, DecisionKind::Approve, None).await
+    }
+
+    /// Denies requests with a reason (required; stored and audited, never shown to the user).
+    /// Same outbox path as [`Reviewer::approve`], without Graph calls.
+    ///
+    /// Errors: `input.invalid` (no ids, empty reason), `storage.error`.
+    pub async fn deny(
+        &self,
+        ids: Vec<String>,
+        reason: String,
+    ) -> Result<Vec<DecisionOutcome>, ReviewerError> {
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() {
+            return Err(ReviewerError::new(
+                codes::INVALID_INPUT,
+                "a deny reason is required",
+            ));
+        }
+        self.decide(ids, DecisionKind::Deny, Some(reason)).await
+    }
+}
