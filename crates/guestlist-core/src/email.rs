@@ -39,6 +39,8 @@ use icu_normalizer::ComposingNormalizerBorrowed;
 use icu_properties::CodePointSetData;
 use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint};
 
+use crate::Code;
+
 /// Why an e-mail address has no canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
@@ -51,11 +53,11 @@ pub enum EmailError {
 }
 
 impl EmailError {
-    /// A stable, greppable code: `email.invisible_character` or `email.invalid`.
-    pub fn code(&self) -> &'static str {
+    /// A stable, greppable code: [`Code::EmailInvisibleCharacter`] or [`Code::EmailInvalid`].
+    pub fn code(&self) -> Code {
         match self {
-            EmailError::Invisible(_) => "email.invisible_character",
-            EmailError::Invalid(_) => "email.invalid",
+            EmailError::Invisible(_) => Code::EmailInvisibleCharacter,
+            EmailError::Invalid(_) => Code::EmailInvalid,
         }
     }
 }

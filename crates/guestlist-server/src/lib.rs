@@ -219,8 +219,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Logs every 5xx answer at ERROR with its `x-request-id`, method, path and status, so an
 /// operator can match a caller's report to the log without the DEBUG `http` span (which the
-/// default `info` filter leaves unbuilt). The handler's own error line says what failed; this
-/// one says which request. Costs two reference-count increments per request otherwise.
+/// default `info` filter leaves unbuilt), and what failed when the handler's [`ApiError`] says
+/// ([`error::ServerErrorDetail`]): one line per 5xx. Costs two reference-count increments per request otherwise.
 async fn log_server_errors(
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
@@ -230,11 +230,13 @@ async fn log_server_errors(
     let uri = req.uri().clone();
     let res = next.run(req).await;
     if res.status().is_server_error() {
+        let detail = res.extensions().get::<error::ServerErrorDetail>();
         tracing::error!(
             request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
             %method,
             path = uri.path(),
             status = res.status().as_u16(),
+            error = detail.map_or("-", |d| &*d.0),
             "request failed"
         );
     }
@@ -252,6 +254,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state)
+        .layer(axum::middleware::from_fn(log_server_errors))
 }
 
 /// A server started by [`spawn`].

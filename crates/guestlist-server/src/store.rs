@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use guestlist_core::Code;
 use guestlist_core::model::{ApprovalRequest, Event};
 use guestlist_core::policy::MessageKind;
 use rusqlite::Connection;
@@ -102,15 +103,17 @@ pub enum StoreError {
 
 impl StoreError {
     /// A stable, greppable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            StoreError::Db(_) | StoreError::Migration(_) | StoreError::Task(_) => "store.failure",
-            StoreError::Locked(_) => "store.locked",
-            StoreError::Corrupt(_) => "store.corrupt",
-            StoreError::NotFound(_) => "request.not_found",
-            StoreError::VersionMismatch { .. } => "request.version_mismatch",
-            StoreError::AlreadyDecided { .. } => "request.already_decided",
-            StoreError::IdempotencyKeyReused => "request.idempotency_key_reused",
+            StoreError::Db(_) | StoreError::Migration(_) | StoreError::Task(_) => {
+                Code::StoreFailure
+            }
+            StoreError::Locked(_) => Code::StoreLocked,
+            StoreError::Corrupt(_) => Code::StoreCorrupt,
+            StoreError::NotFound(_) => Code::RequestNotFound,
+            StoreError::VersionMismatch { .. } => Code::RequestVersionMismatch,
+            StoreError::AlreadyDecided { .. } => Code::RequestAlreadyDecided,
+            StoreError::IdempotencyKeyReused => Code::RequestIdempotencyKeyReused,
         }
     }
 }
@@ -340,7 +343,7 @@ mod tests {
         let err = store
             .decide(r.id, &deny, &actor, Some(r.version - 1), Some("k1"), now)
             .unwrap_err();
-        assert_eq!(err.code(), "request.version_mismatch");
+        assert_eq!(err.code(), Code::RequestVersionMismatch);
         let (d, ev) = store
             .decide(r.id, &deny, &actor, Some(r.version), Some("k1"), now)
             .unwrap();
@@ -355,7 +358,7 @@ mod tests {
                 .decide(r.id, &deny, &actor, Some(d.version), Some("k2"), now)
                 .unwrap_err()
                 .code(),
-            "request.already_decided"
+            Code::RequestAlreadyDecided
         );
         assert_eq!(
             store.check_status(&c, &policy, now).unwrap().0,
@@ -408,7 +411,7 @@ mod tests {
                         let err = store
                             .decide(Uuid::now_v7(), &deny, &Actor::policy("t"), None, None, now)
                             .unwrap_err();
-                        assert_eq!(err.code(), "request.not_found");
+                        assert_eq!(err.code(), Code::RequestNotFound);
                         0
                     }
                 })
@@ -602,7 +605,7 @@ mod tests {
         let path = dir.path().join("g.db");
         let first = Store::open(&path).unwrap();
         let err = lock_database(&path, std::time::Duration::from_millis(100)).unwrap_err();
-        assert_eq!(err.code(), "store.locked");
+        assert_eq!(err.code(), Code::StoreLocked);
         assert!(
             err.to_string()
                 .contains("in use by another guestlist-server"),

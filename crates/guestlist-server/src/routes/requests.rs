@@ -13,7 +13,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::Code;
+use guestlist_core::model::ErrorBody;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision, HistoryEntry, RequestPage, Status};
 use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
@@ -75,8 +76,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id)
-        .map_err(|_| ApiError::bad_request("request.bad_id", format!("{id:?} is not a request id")))
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::bad_request(Code::RequestBadId, format!("{id:?} is not a request id"))
+    })
 }
 
 fn with_etag(r: ApprovalRequest) -> Response {
@@ -108,7 +110,7 @@ pub async fn list(
     let status = match q.status.as_deref().filter(|s| !s.is_empty() && *s != "all") {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                "request.bad_status",
+                Code::RequestBadStatus,
                 format!("status must be pending, approved, denied or expired, got {s:?}"),
             )
         })?),
@@ -190,7 +192,7 @@ pub async fn decide(
         .parse()
         .map_err(|_| {
             ApiError::bad_request(
-                "request.bad_if_match",
+                Code::RequestBadIfMatch,
                 format!("If-Match must be the request's ETag, got {if_match:?}"),
             )
         })?;
@@ -201,7 +203,7 @@ pub async fn decide(
         .filter(|s| !s.is_empty());
     if idem.as_ref().is_some_and(|k| k.len() > 200) {
         return Err(ApiError::bad_request(
-            "request.bad_idempotency_key",
+            Code::RequestBadIdempotencyKey,
             "Idempotency-Key is longer than 200 characters",
         ));
     }
@@ -213,11 +215,11 @@ pub async fn decide(
     )
     .await?;
     let decision: Decision = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("decision.malformed", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(Code::DecisionMalformed, e.to_string()))?;
     match &decision {
         Decision::Deny { reason } if reason.trim().is_empty() => {
             return Err(ApiError::bad_request(
-                "decision.reason_required",
+                Code::DecisionReasonRequired,
                 "a denial needs a reason",
             ));
         }
@@ -226,7 +228,7 @@ pub async fn decide(
             ..
         } if directory_object_id.trim().is_empty() => {
             return Err(ApiError::bad_request(
-                "decision.object_id_required",
+                Code::DecisionObjectIdRequired,
                 "an approval needs the directory object id of the created account",
             ));
         }
