@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod extract;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

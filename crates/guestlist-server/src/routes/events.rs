@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::requests::approver;
+use crate::extract::Approver;
 
 /// `GET /api/events` (see the module docs).
 #[utoipa::path(get, path = "/api/events", tag = "approver",
@@ -26,10 +26,10 @@ use crate::routes::requests::approver;
               (status = 503, description = "Too many streams in total (`events.too_many_streams`), or token issuer unavailable (`auth.issuer_unavailable`)", body = guestlist_core::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn events(
+    Approver { claims, .. }: Approver,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let claims = approver(&state, &headers).await?;
     let principal = claims
         .oid
         .clone()
