@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// [`Code::as_str`] alike (so they cannot disagree).
 macro_rules! codes {
     ($( $(#[$doc:meta])* $variant:ident = $text:tt, )*) => {
-        /// A stable error code (see the [module docs](self)): serialised as its dotted string.
+        /// A stable error code of the approval API or the desktop facade, serialised as its dotted
+        /// string, e.g. `request.not_found` (Rust: `guestlist_core::code`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
