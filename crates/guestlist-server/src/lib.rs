@@ -9,9 +9,10 @@
 //! Layout: [`config`] (layered settings), [`store`] (SQLite, the state machine's transactions),
 //! [`auth`] (Basic for connectors, JWT for approvers and extensions), [`routes`] (HTTP),
 //! [`error`] (one error → response mapping), [`edge`] (the accept loop and its limits, the
-//! admin listener, HTTPS, client certificates, the Basic throttle), and the optional webhook
-//! and reminders ([`webhook`], [`reminders`]). Owns no Graph calls: provisioning happens in the
-//! approver's app with the approver's own token.
+//! admin listener, HTTPS, client certificates, the Basic throttle), [`extract`] (the approver
+//! API's extractors), [`metrics`] (`/metrics`), [`request_id`] (`x-request-id`), and the
+//! optional webhook and reminders ([`webhook`], [`reminders`]). Owns no Graph calls:
+//! provisioning happens in the approver's app with the approver's own token.
 
 pub mod auth;
 pub mod config;

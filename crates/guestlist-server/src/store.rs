@@ -23,6 +23,14 @@
 //! read of the committed table would give, without a hand-off to a reader thread or a page read.
 //! One process owns a database: [`Store::open`] takes an exclusive lock on `<database>.lock`.
 //!
+//! Layout, by layer: `schema` (migrations), `writer` (the writer thread, group commit),
+//! `check_index` (the in-memory check index and the check-status answer), `lock` (one
+//! process per database), `rows` (row mapping, cursors, the inserts every write goes through),
+//! `requests` (the state machine's transactions and the approver's reads), `events` (the
+//! event log, reminders' bookkeeping, counts) and [`audit`] (operations that are not decisions).
+//! This file keeps [`StoreError`], [`Store`] with its connections, and the shared helpers
+//! (timestamps, JSON columns) the submodules reach as `super::name`.
+//!
 //! Owns: the schema and the transactional rules of the approval state machine. Must not know
 //! HTTP.
 
