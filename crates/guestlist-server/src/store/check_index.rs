@@ -17,7 +17,7 @@ use super::requests::{expire_job, expired};
 use super::rows::denied_email;
 use super::{Store, StoreError, parse_ts};
 
-/// One change of a request row for the [`CheckIndex`], recorded by [`upsert`].
+/// One change of a request row for the [`CheckIndex`], recorded by [`upsert`](super::rows::upsert).
 pub(super) struct IndexChange {
     pub(super) key: u128,
     pub(super) email: u128,

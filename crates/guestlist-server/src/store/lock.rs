@@ -5,13 +5,13 @@ use std::path::Path;
 
 use super::StoreError;
 
-/// How long [`Store::open`] waits for another process to release the database (a server being
-/// restarted may still be exiting).
+/// How long [`Store::open`](super::Store::open) waits for another process to release the
+/// database (a server being restarted may still be exiting).
 pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Takes the exclusive lock on `<database>.lock` (created if missing, never deleted; an advisory
 /// `flock`, released by the OS when the process ends, even by `kill -9`), waiting up to
-/// `wait` ([`LOCK_WAIT`] from [`Store::open`]) for another process to let go.
+/// `wait` ([`LOCK_WAIT`] from [`Store::open`](super::Store::open)) for another process to let go.
 ///
 /// Errors: [`StoreError::Locked`] when another process keeps it, or the file cannot be opened.
 pub(super) fn lock_database(

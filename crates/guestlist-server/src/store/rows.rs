@@ -142,7 +142,7 @@ pub(super) fn denied_email(conn: &Connection, email: &str) -> Result<bool, Store
 }
 
 /// Inserts or rewrites a request row (on the writer thread only: it records the change for the
-/// [`CheckIndex`] in that thread's batch); either way the row takes the next change sequence
+/// [`CheckIndex`](super::check_index::CheckIndex) in that thread's batch); either way the row takes the next change sequence
 /// number (`MAX(change_seq) + 1`, one probe of the `requests_change` index). Writes are
 /// serialised on the writer thread and a batch commits as a whole, so readers see the numbers
 /// appear in order: a reader that saw mark `m` never misses a later change numbered below `m`.

@@ -100,7 +100,7 @@ pub(super) fn migrations() -> Migrations<'static> {
 /// oldest first — and the others keep their rows and history with
 /// `#merged-<their id>` appended to their `issuer_assigned_id`. Finally every pending request
 /// of a canonical e-mail with a denied request is denied, as a denial now does
-/// ([`deny_same_person`]), by the actor `policy`/`canonical-email-migration`, with history and
+/// ([`deny_same_person`](super::requests::deny_same_person)), by the actor `policy`/`canonical-email-migration`, with history and
 /// a new change sequence number (approvers' clients see them through `since=`; no live event).
 pub(super) fn canonicalise_stored_keys(
     tx: &rusqlite::Transaction,
