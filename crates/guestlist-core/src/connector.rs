@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Map, Value};
 
+use crate::Code;
+
 /// The API connector protocol version Entra sends and expects back: `"1.0.0"`.
 pub const CONNECTOR_VERSION: &str = "1.0.0";
 
@@ -111,14 +113,14 @@ pub enum ClaimsError {
 }
 
 impl ClaimsError {
-    /// A stable, greppable code for this error, e.g. `claims.missing_email`.
-    pub fn code(&self) -> &'static str {
+    /// A stable, greppable code for this error, e.g. [`Code::ClaimsMissingEmail`].
+    pub fn code(&self) -> Code {
         match self {
-            ClaimsError::Malformed(_) => "claims.malformed_json",
-            ClaimsError::NotAnObject => "claims.not_an_object",
-            ClaimsError::MissingEmail => "claims.missing_email",
-            ClaimsError::InvalidEmail(_) => "claims.invalid_email",
-            ClaimsError::WrongType { .. } => "claims.wrong_type",
+            ClaimsError::Malformed(_) => Code::ClaimsMalformedJson,
+            ClaimsError::NotAnObject => Code::ClaimsNotAnObject,
+            ClaimsError::MissingEmail => Code::ClaimsMissingEmail,
+            ClaimsError::InvalidEmail(_) => Code::ClaimsInvalidEmail,
+            ClaimsError::WrongType { .. } => Code::ClaimsWrongType,
         }
     }
 }

@@ -39,6 +39,8 @@ use icu_normalizer::ComposingNormalizerBorrowed;
 use icu_properties::CodePointSetData;
 use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint};
 
+use crate::Code;
+
 /// Why an e-mail address has no canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
@@ -51,11 +53,11 @@ pub enum EmailError {
 }
 
 impl EmailError {
-    /// A stable, greppable code: `email.invisible_character` or `email.invalid`.
-    pub fn code(&self) -> &'static str {
+    /// A stable, greppable code: [`Code::EmailInvisibleCharacter`] or [`Code::EmailInvalid`].
+    pub fn code(&self) -> Code {
         match self {
-            EmailError::Invisible(_) => "email.invisible_character",
-            EmailError::Invalid(_) => "email.invalid",
+            EmailError::Invisible(_) => Code::EmailInvisibleCharacter,
+            EmailError::Invalid(_) => Code::EmailInvalid,
         }
     }
 }
@@ -100,6 +102,11 @@ pub fn canonical_domain(domain: &str) -> Result<String, EmailError> {
     check_visible(domain)?;
     let domain = nfkc(domain);
     check_visible(&domain)?;
+    domain_to_ascii(&domain)
+}
+
+/// Rule 6 on a domain already trimmed, checked for refused characters and in NFKC.
+fn domain_to_ascii(domain: &str) -> Result<String, EmailError> {
     if domain.is_empty() {
         return Err(EmailError::Invalid("the domain is empty"));
     }
@@ -122,6 +129,48 @@ pub fn canonical_domain(domain: &str) -> Result<String, EmailError> {
 /// control or white-space character (after trimming); [`EmailError::Invalid`] when it is not
 /// `local@domain` or the domain is not a valid IDNA name.
 pub fn canonical(email: &str) -> Result<String, EmailError> {
+    let email = email.trim();
+    if email.is_ascii() {
+        return canonical_ascii(email);
+    }
+    canonical_full(email)
+}
+
+/// [`canonical`] of a trimmed ASCII address, without ICU: the same result as
+/// [`canonical_full`], because on ASCII
+///
+/// - rule 2 refuses exactly the controls (U+0000–U+001F, U+007F) and the space: no ASCII code
+///   point is `Default_Ignorable_Code_Point` or `Bidi_Control`, and ASCII white space other than
+///   the space is made of controls;
+/// - NFKC (rules 3 and 5) is the identity: no ASCII code point has a decomposition or composes
+///   with another;
+/// - full case folding of ASCII is ASCII lower-casing (which [`canonical_full`] already does);
+/// - the domain goes through the same [`domain_to_ascii`] (UTS #46 by the `idna` crate).
+///
+/// The `ascii_fast_path_is_the_full_path` property test checks this over generated addresses.
+fn canonical_ascii(email: &str) -> Result<String, EmailError> {
+    if let Some(b) = email.bytes().find(|&b| b.is_ascii_control() || b == b' ') {
+        return Err(EmailError::Invisible(u32::from(b)));
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err(EmailError::Invalid("there is no @"));
+    };
+    if local.is_empty() {
+        return Err(EmailError::Invalid("the part before the @ is empty"));
+    }
+    if local.contains('@') {
+        return Err(EmailError::Invalid("the part before the @ folds to an @"));
+    }
+    let domain = domain_to_ascii(domain)?;
+    Ok(format!("{}@{domain}", local.to_ascii_lowercase()))
+}
+
+/// [`canonical`] without its ASCII fast path: every rule through ICU and `idna`, for any
+/// input. The reference the fast path is tested and benchmarked against (`benches/email.rs`);
+/// callers use [`canonical`].
+///
+/// Errors: as [`canonical`].
+pub fn canonical_full(email: &str) -> Result<String, EmailError> {
     let email = email.trim();
     check_visible(email)?;
     let normalised = nfkc(email);
@@ -302,5 +351,25 @@ mod tests {
         );
         assert_eq!(domain_of("ada@example.com"), "example.com");
         assert_eq!(fold_text("ＺＯË Straße"), "zoë strasse");
+    }
+
+    /// Any ASCII string, and addresses built of the characters that matter (letters of both
+    /// cases, digits, dots, hyphens, `@`, `+`, `xn--` labels, controls, spaces).
+    fn ascii_address() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let part = "[a-zA-Z0-9.+_-]{0,12}|xn--[a-z0-9-]{0,10}|[ -~]{0,8}|[\\x00-\\x1f\\x7f]";
+        prop_oneof![
+            "[\\x00-\\x7f]{0,40}",
+            (part, part, part, part).prop_map(|(a, b, c, d)| format!("{a}@{b}.{c}{d}")),
+            (part, part, part).prop_map(|(a, b, c)| format!(" {a}@{b}@{c} ")),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn ascii_fast_path_is_the_full_path(email in ascii_address()) {
+            proptest::prop_assert_eq!(canonical(&email), canonical_full(&email));
+        }
     }
 }

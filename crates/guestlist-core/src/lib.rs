@@ -2,6 +2,7 @@
 //!
 //! The pure domain of Guestlist: what the approval API speaks and decides, with no I/O.
 //!
+//! - [`code`]: [`Code`], every stable error code (`request.not_found`, …) as one enum.
 //! - [`connector`]: the self-service sign-up (SSSU) API connector contract — the claims Entra's
 //!   user flow sends and the `Continue` / `ShowBlockPage` / `ValidationError` answers
 //!   (`shared/spec/CONTRACTS.md` §1).
@@ -25,6 +26,7 @@
 //!
 //! This crate must not depend on axum, tauri, reqwest, rusqlite or any other I/O crate.
 
+pub mod code;
 pub mod connector;
 pub mod deeplink;
 pub mod email;
@@ -37,5 +39,6 @@ pub mod policy;
 pub mod provider;
 pub mod retry;
 
+pub use code::Code;
 pub use connector::{Claims, ClaimsError, ConnectorResponse, ObjectIdentity};
 pub use model::{ApprovalRequest, IdentityKey, RequestState};

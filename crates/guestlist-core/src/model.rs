@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::Code;
 use crate::connector::{Claims, ENTRA_PROVIDER};
 
 /// What identifies one person's sign-up: the canonical e-mail ([`crate::email::canonical`]:
@@ -428,24 +429,25 @@ impl Event {
 /// The [`Event::kind`] of an erasure: the request's personal data is gone.
 pub const EVENT_REQUEST_ERASED: &str = "request.erased";
 
-/// The error body of every non-connector error of the approval API:
-/// `{"error":{"code":"…","message":"…"}}`, with a stable `code` such as `request.not_found`.
+/// The error body of every non-connector error of the approval API (`shared/spec/CONTRACTS.md`
+/// §4): `{"error":{"code":"…","message":"…"}}`, with a stable [`Code`] such as
+/// `request.not_found`. The server's `ApiError` is the error; this is its body on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ApiError {
+pub struct ErrorBody {
     /// The error.
-    pub error: ApiErrorBody,
+    pub error: ErrorDetail,
 }
 
-/// See [`ApiError`].
+/// The `error` member of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ApiErrorBody {
+pub struct ErrorDetail {
     /// Stable, greppable code.
-    pub code: String,
-    /// Human-readable message.
+    pub code: Code,
+    /// Human-readable message (never secrets or internal URLs).
     pub message: String,
 }
 

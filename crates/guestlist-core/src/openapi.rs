@@ -18,7 +18,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::ObjectIdentity;
-use crate::model::{ApiErrorBody, ApprovalRequest};
+use crate::model::{ApprovalRequest, ErrorDetail};
 
 /// The body Entra's user flow POSTs to both API connectors (CONTRACTS.md §1): a flat object of
 /// claims. Only `email` is required (Entra leaves out claims with no value). Custom attributes
@@ -145,7 +145,7 @@ pub struct ExtensionResponseAction {
 #[derive(Serialize, ToSchema)]
 pub struct DecisionConflict {
     /// The error (`request.already_decided`, `request.version_mismatch`).
-    pub error: ApiErrorBody,
+    pub error: ErrorDetail,
     /// The request as stored now.
     pub current: ApprovalRequest,
 }

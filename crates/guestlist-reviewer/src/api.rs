@@ -173,7 +173,7 @@ impl ApiClient {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let code = body["error"]["code"]
             .as_str()
-            .unwrap_or("api.error")
+            .unwrap_or(codes::API)
             .to_owned();
         let message = body["error"]["message"]
             .as_str()

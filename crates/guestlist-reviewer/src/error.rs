@@ -5,62 +5,66 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-/// Stable error codes. The UI branches on these; never rename one.
+/// Stable error codes. The UI branches on these; never rename one. Each is the string of a
+/// [`guestlist_core::Code`] (the one list of codes, exported to the UI as `Code.ts`), except
+/// [`GRAPH_PREFIX`](codes::GRAPH_PREFIX), the prefix of Graph's own codes.
 pub mod codes {
+    use guestlist_core::Code;
+
     /// The OS keyring (Secret Service, Keychain, Credential Manager) cannot be used.
-    pub const KEYRING_UNAVAILABLE: &str = "auth.keyring_unavailable";
+    pub const KEYRING_UNAVAILABLE: &str = Code::AuthKeyringUnavailable.as_str();
     /// No approver is signed in (or the refresh token expired / was revoked).
-    pub const NOT_SIGNED_IN: &str = "auth.not_signed_in";
+    pub const NOT_SIGNED_IN: &str = Code::AuthNotSignedIn.as_str();
     /// Sign-in failed: the authority refused, `state`/`iss` did not match, the user cancelled.
-    pub const SIGN_IN_FAILED: &str = "auth.sign_in_failed";
+    pub const SIGN_IN_FAILED: &str = Code::AuthSignInFailed.as_str();
     /// The browser could not be opened.
-    pub const BROWSER: &str = "auth.browser";
+    pub const BROWSER: &str = Code::AuthBrowser.as_str();
     /// The approval API refused our token (401) or the approver lacks the role (403).
-    pub const FORBIDDEN: &str = "auth.forbidden";
+    pub const FORBIDDEN: &str = Code::AuthForbidden.as_str();
     /// A server or Graph could not be reached: work continues offline.
-    pub const OFFLINE: &str = "network.offline";
+    pub const OFFLINE: &str = Code::NetworkOffline.as_str();
     /// Another decision already won (HTTP 409 `request.already_decided`).
-    pub const CONFLICT: &str = "request.already_decided";
+    pub const CONFLICT: &str = Code::RequestAlreadyDecided.as_str();
     /// The request changed since it was read (HTTP 412 `request.version_mismatch`).
-    pub const VERSION_MISMATCH: &str = "request.version_mismatch";
+    pub const VERSION_MISMATCH: &str = Code::RequestVersionMismatch.as_str();
     /// No such request (HTTP 404, or not in the cache).
-    pub const NOT_FOUND: &str = "request.not_found";
+    pub const NOT_FOUND: &str = Code::RequestNotFound.as_str();
     /// Reopen refused: the request is not denied (HTTP 409 on `POST /api/requests/{id}/reopen`:
     /// it is pending, approved or expired).
-    pub const NOT_DENIED: &str = "request.not_denied";
+    pub const NOT_DENIED: &str = Code::RequestNotDenied.as_str();
     /// Reopen refused: the approver's token lacks the Admin app role (HTTP 403).
-    pub const NOT_ADMIN: &str = "auth.not_admin";
+    pub const NOT_ADMIN: &str = Code::AuthNotAdmin.as_str();
     /// The approval API answered something unexpected.
-    pub const API: &str = "api.error";
+    pub const API: &str = Code::ApiError.as_str();
     /// Local storage (SQLite cache/outbox, settings file) failed.
-    pub const STORAGE: &str = "storage.error";
+    pub const STORAGE: &str = Code::StorageError.as_str();
     /// The encrypted cache file does not open with the key given (another key, or not a
     /// database: SQLCipher's "file is not a database"). The app turns it into
     /// [`CACHE_KEY_LOST`].
-    pub const CACHE_KEY_MISMATCH: &str = "storage.cache_key_mismatch";
+    pub const CACHE_KEY_MISMATCH: &str = Code::StorageCacheKeyMismatch.as_str();
     /// The cache's key was missing from the keyring (or did not open the file): the old file was
     /// moved aside (`reviewer.db.unreadable-<unix time>`, never deleted; the message says where)
     /// and an empty cache with a new key was started.
-    pub const CACHE_KEY_LOST: &str = "storage.cache_key_lost";
+    pub const CACHE_KEY_LOST: &str = Code::StorageCacheKeyLost.as_str();
     /// The keyring could not be used to read or store the cache's key: the cache is an empty
     /// in-memory one until restart and the file on disk is left untouched (nothing is ever
     /// written unencrypted).
-    pub const CACHE_KEY_UNAVAILABLE: &str = "storage.cache_key_unavailable";
+    pub const CACHE_KEY_UNAVAILABLE: &str = Code::StorageCacheKeyUnavailable.as_str();
     /// The settings are invalid.
-    pub const SETTINGS: &str = "settings.invalid";
+    pub const SETTINGS: &str = Code::SettingsInvalid.as_str();
     /// The caller passed invalid input (empty deny reason, no ids).
-    pub const INVALID_INPUT: &str = "input.invalid";
+    pub const INVALID_INPUT: &str = Code::InputInvalid.as_str();
     /// No provisioning plan can be made for the request.
-    pub const PLAN: &str = "plan.error";
+    pub const PLAN: &str = Code::PlanError.as_str();
     /// A Graph answer this app cannot read.
-    pub const GRAPH_DECODE: &str = "graph.decode";
+    pub const GRAPH_DECODE: &str = Code::GraphDecode.as_str();
     /// Prefix of Graph error codes: `graph.<Graph code>`.
     pub const GRAPH_PREFIX: &str = "graph.";
     /// The request was erased on the approval service (retention, or a data-protection erasure
     /// request; issue 12) before a decision made here was sent: the decision cannot apply.
-    pub const ERASED: &str = "request.erased";
+    pub const ERASED: &str = Code::RequestErased.as_str();
     /// A simulated crash (fault injection in tests; never produced otherwise).
-    pub const SIMULATED_CRASH: &str = "test.simulated_crash";
+    pub const SIMULATED_CRASH: &str = Code::TestSimulatedCrash.as_str();
 }
 
 /// An error crossing the facade: `{"code":"network.offline","message":"…"}` plus, for Graph

@@ -367,6 +367,7 @@ fn export_bindings() {
     UndoOutcome::export_all_to(&dir).unwrap();
     crate::rights::ApproverRights::export_all_to(&dir).unwrap();
     HistoryEntry::export_all_to(&dir).unwrap();
+    guestlist_core::Code::export_all_to(&dir).unwrap();
     for f in [
         "Settings.ts",
         "AppStatus.ts",

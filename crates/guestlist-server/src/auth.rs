@@ -9,6 +9,7 @@
 //!
 //! Anything else — `alg: none`, HS256 signed with the public key, a foreign issuer — is refused.
 
+use guestlist_core::Code;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ pub enum AuthError {
     #[error("{message}")]
     Refused {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable message.
         message: String,
     },
@@ -457,7 +458,7 @@ impl ApproverVerifier {
         let scope = self.config.required_scope.trim();
         if !scope.is_empty() && !claims.scopes().any(|s| s == scope) {
             return Err(AuthError::Refused {
-                code: "auth.scope_missing",
+                code: Code::AuthScopeMissing,
                 message: format!("the token lacks the delegated scope {scope:?} (scp)"),
             });
         }
@@ -465,7 +466,7 @@ impl ApproverVerifier {
             let party = claims.party().unwrap_or_default();
             if !self.config.allowed_client_ids.iter().any(|c| c == party) {
                 return Err(AuthError::Refused {
-                    code: "auth.client_not_allowed",
+                    code: Code::AuthClientNotAllowed,
                     message: format!(
                         "the token was issued to client {party:?}, which is not in approver_auth.allowed_client_ids"
                     ),

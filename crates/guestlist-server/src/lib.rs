@@ -9,18 +9,22 @@
 //! Layout: [`config`] (layered settings), [`store`] (SQLite, the state machine's transactions),
 //! [`auth`] (Basic for connectors, JWT for approvers and extensions), [`routes`] (HTTP),
 //! [`error`] (one error → response mapping), [`edge`] (the accept loop and its limits, the
-//! admin listener, HTTPS, client certificates, the Basic throttle), and the optional webhook
-//! and reminders ([`webhook`], [`reminders`]). Owns no Graph calls: provisioning happens in the
-//! approver's app with the approver's own token.
+//! admin listener, HTTPS, client certificates, the Basic throttle), [`extract`] (the approver
+//! API's extractors), [`metrics`] (`/metrics`), [`request_id`] (`x-request-id`), and the
+//! optional webhook and reminders ([`webhook`], [`reminders`]). Owns no Graph calls:
+//! provisioning happens in the approver's app with the approver's own token.
 
 pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod extract;
 pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod reminders;
+pub mod request_id;
 pub mod retention;
 pub mod routes;
 pub mod store;
@@ -28,192 +32,27 @@ pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Request};
+use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use guestlist_core::connector::Claims;
-use guestlist_core::model::{Event, Status};
-use guestlist_core::policy::{MessageKind, Policy};
+use guestlist_core::model::Event;
+use guestlist_core::policy::MessageKind;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use config::Config;
+pub use metrics::{Endpoint, Metrics};
+pub use request_id::MakeCounterRequestId;
 
 use crate::auth::{ApproverVerifier, ExtensionVerifier};
 use crate::error::ApiError;
 use crate::openapi::SecuritySchemes;
 use crate::store::{Store, StoreError};
-
-/// A connector endpoint, for the counters of `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /connectors/check-approval-status`.
-    CheckApprovalStatus,
-    /// `POST /connectors/request-approval`.
-    RequestApproval,
-    /// `POST /connectors/external-id/attribute-collection-start`.
-    AttributeCollectionStart,
-    /// `POST /connectors/external-id/attribute-collection-submit`.
-    AttributeCollectionSubmit,
-}
-
-impl Endpoint {
-    /// Every endpoint, in the order of [`Endpoint::index`].
-    pub const ALL: [Endpoint; 4] = [
-        Endpoint::CheckApprovalStatus,
-        Endpoint::RequestApproval,
-        Endpoint::AttributeCollectionStart,
-        Endpoint::AttributeCollectionSubmit,
-    ];
-
-    /// The `endpoint` label, e.g. `check-approval-status`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Endpoint::CheckApprovalStatus => "check-approval-status",
-            Endpoint::RequestApproval => "request-approval",
-            Endpoint::AttributeCollectionStart => "attribute-collection-start",
-            Endpoint::AttributeCollectionSubmit => "attribute-collection-submit",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Answers counted per endpoint: `Continue`, then one per [`MessageKind::ALL`].
-const ANSWERS: usize = 1 + MessageKind::ALL.len();
-
-/// Decision statuses counted by [`Metrics::decision`], in this order.
-const DECIDED: [Status; 4] = [
-    Status::Pending,
-    Status::Approved,
-    Status::Denied,
-    Status::Expired,
-];
-
-/// Counters exported at `/metrics`: fixed arrays of atomics, so counting an answer is one
-/// relaxed `fetch_add` (no lock, no allocation); labels are made only when rendering.
-#[derive(Default)]
-pub struct Metrics {
-    connector: [[AtomicU64; ANSWERS]; 4],
-    decisions: [AtomicU64; 4],
-}
-
-fn answer_index(block: Option<MessageKind>) -> usize {
-    match block {
-        None => 0,
-        Some(kind) => {
-            1 + MessageKind::ALL
-                .iter()
-                .position(|k| *k == kind)
-                .unwrap_or_default()
-        }
-    }
-}
-
-impl Metrics {
-    /// Counts one connector answer: `block` is the block page's kind, `None` for `Continue`.
-    pub fn connector_answer(&self, endpoint: Endpoint, block: Option<MessageKind>) {
-        if let Some(c) = self.connector[endpoint.index()].get(answer_index(block)) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts one approver decision by resulting status.
-    pub fn decision(&self, status: Status) {
-        if let Some(i) = DECIDED.iter().position(|s| *s == status) {
-            self.decisions[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Prometheus text exposition (format 0.0.4). Answer labels are the codes `policy` gives
-    /// each block page (`GUESTLIST-APPROVAL-PENDING`, …) or `Continue`; counters still at zero
-    /// are left out.
-    pub fn render(&self, policy: &Policy, requests_by_status: &[(String, u64)]) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::from(
-            "# HELP guestlist_connector_answers_total Connector answers by endpoint and answer code.\n# TYPE guestlist_connector_answers_total counter\n",
-        );
-        for e in Endpoint::ALL {
-            for (i, c) in self.connector[e.index()].iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
-                if n == 0 {
-                    continue;
-                }
-                let answer = match i.checked_sub(1).and_then(|k| MessageKind::ALL.get(k)) {
-                    Some(kind) => policy.code(*kind),
-                    None => "Continue".to_owned(),
-                };
-                let _ = writeln!(
-                    out,
-                    "guestlist_connector_answers_total{{endpoint=\"{}\",answer=\"{answer}\"}} {n}",
-                    e.label()
-                );
-            }
-        }
-        out.push_str("# HELP guestlist_decisions_total Approver decisions by resulting status.\n# TYPE guestlist_decisions_total counter\n");
-        for (s, c) in DECIDED.iter().zip(&self.decisions) {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "guestlist_decisions_total{{status=\"{}\"}} {n}",
-                    s.as_str()
-                );
-            }
-        }
-        out.push_str("# HELP guestlist_requests Stored approval requests by status.\n# TYPE guestlist_requests gauge\n");
-        for (s, n) in requests_by_status {
-            let _ = writeln!(out, "guestlist_requests{{status=\"{s}\"}} {n}");
-        }
-        out
-    }
-}
-
-/// Request ids of the `x-request-id` header (when the caller sent none): a random 64-bit
-/// prefix drawn once per process, then a counter, both as 16 hex digits
-/// (`5f0c3b2a17d49a1e-000000000000002a`). Unique per process
-/// and unlikely to repeat across processes, without a call to the OS random source per request
-/// (tower-http's `MakeRequestUuid` made one `getrandom` call per request).
-#[derive(Clone)]
-pub struct MakeCounterRequestId {
-    prefix: u64,
-    next: Arc<AtomicU64>,
-}
-
-impl Default for MakeCounterRequestId {
-    fn default() -> Self {
-        MakeCounterRequestId {
-            prefix: uuid::Uuid::new_v4().as_u64_pair().0,
-            next: Arc::new(AtomicU64::new(1)),
-        }
-    }
-}
-
-impl MakeRequestId for MakeCounterRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        // `<prefix: 16 hex digits>-<counter: 16 hex digits>`, written by hand: `format!` cost
-        // more than the rest of this layer.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [b'-'; 33];
-        for (i, b) in buf.iter_mut().take(16).enumerate() {
-            *b = HEX[((self.prefix >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        for (i, b) in buf.iter_mut().skip(17).enumerate() {
-            *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        HeaderValue::from_bytes(&buf).ok().map(RequestId::new)
-    }
-}
 
 /// Shared state of the handlers. Cheap to clone.
 #[derive(Clone)]
@@ -411,8 +250,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Logs every 5xx answer at ERROR with its `x-request-id`, method, path and status, so an
 /// operator can match a caller's report to the log without the DEBUG `http` span (which the
-/// default `info` filter leaves unbuilt). The handler's own error line says what failed; this
-/// one says which request. Costs two reference-count increments per request otherwise.
+/// default `info` filter leaves unbuilt), and what failed when the handler's [`ApiError`] says
+/// ([`error::ServerErrorDetail`]): one line per 5xx. Costs two reference-count increments per request otherwise.
 async fn log_server_errors(
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
@@ -422,11 +261,13 @@ async fn log_server_errors(
     let uri = req.uri().clone();
     let res = next.run(req).await;
     if res.status().is_server_error() {
+        let detail = res.extensions().get::<error::ServerErrorDetail>();
         tracing::error!(
             request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
             %method,
             path = uri.path(),
             status = res.status().as_u16(),
+            error = detail.map_or("-", |d| &*d.0),
             "request failed"
         );
     }
@@ -444,6 +285,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state)
+        .layer(axum::middleware::from_fn(log_server_errors))
 }
 
 /// A server started by [`spawn`].

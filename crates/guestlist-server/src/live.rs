@@ -35,6 +35,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
+use guestlist_core::Code;
 use guestlist_core::model::Event;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -308,7 +309,7 @@ impl EventHub {
         if c.total >= self.config.max_streams {
             return Err(ApiError::Status {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "events.too_many_streams",
+                code: Code::EventsTooManyStreams,
                 message: format!(
                     "the server has {} event streams open, its limit (events.max_streams); retry later or poll GET /api/requests",
                     self.config.max_streams
@@ -319,7 +320,7 @@ impl EventHub {
         if mine >= self.config.max_streams_per_principal {
             return Err(ApiError::Status {
                 status: StatusCode::TOO_MANY_REQUESTS,
-                code: "events.too_many_streams_for_principal",
+                code: Code::EventsTooManyStreamsForPrincipal,
                 message: format!(
                     "this approver already has {mine} event streams open, the limit (events.max_streams_per_principal); close one first"
                 ),

@@ -754,6 +754,74 @@ async fn jwt_attacks_are_rejected() {
     s.shutdown().await;
 }
 
+/// The extractors' rejections (issue 16): a bad path id, a body that is not JSON, not a decision
+/// or not `application/json` each answer in the API's error shape with a stable code, and the
+/// token is checked before any of them.
+#[tokio::test]
+async fn approver_extractors_reject_in_the_error_shape() {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
+    let c = reqwest::Client::new();
+    let base = s.base_url();
+    let token = issuer.token();
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
+
+    // No token: 401 before the id is looked at.
+    let r = c
+        .get(format!("{base}/api/requests/not-a-uuid"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(code(&r.json().await.unwrap()), "auth.unauthorized");
+
+    for path in ["not-a-uuid", "not-a-uuid/history"] {
+        let r = c
+            .get(format!("{base}/api/requests/{path}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_eq!(code(&r.json().await.unwrap()), "request.bad_id", "{path}");
+    }
+
+    let id = "0190c0de-0000-7000-8000-000000000001";
+    let post = |ct: &'static str, body: &'static str| {
+        c.post(format!("{base}/api/requests/{id}/decision"))
+            .bearer_auth(&token)
+            .header("if-match", "\"1\"")
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let r = post("application/json", "{").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(code(&r.json().await.unwrap()), "decision.malformed");
+    let r = post("application/json", r#"{"decision":"maybe"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(code(&r.json().await.unwrap()), "decision.malformed");
+    let r = post("text/plain", r#"{"decision":"deny","reason":"x"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        code(&r.json().await.unwrap()),
+        "request.unsupported_media_type"
+    );
+    // A well-formed decision for an unknown id reaches the store: 404.
+    let r = post("application/json", r#"{"decision":"deny","reason":"x"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(code(&r.json().await.unwrap()), "request.not_found");
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn approver_api_fails_closed_without_authority() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Who may call the API connector endpoints (CONTRACTS.md §1, issue 10 §5): HTTP Basic, a
 //! client certificate, or either, as `connector.auth` says.
 
+use guestlist_core::Code;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 
@@ -64,7 +65,7 @@ pub fn authenticate(
         }
         return Err(Box::new(json_error(
             StatusCode::UNAUTHORIZED,
-            "auth.unauthorized",
+            Code::AuthUnauthorized,
             cert_error.unwrap_or_else(|| "a client certificate is required".into()),
         )));
     }
@@ -73,7 +74,7 @@ pub fn authenticate(
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut r = json_error(
             StatusCode::TOO_MANY_REQUESTS,
-            "auth.throttled",
+            Code::AuthThrottled,
             format!("too many failed attempts from this address; retry in {secs} s"),
         );
         r.headers_mut()
@@ -98,7 +99,11 @@ pub fn authenticate(
                 blocked_seconds = blocked.map(|b| b.as_secs()),
                 "connector Basic authentication failed"
             );
-            let mut r = json_error(StatusCode::UNAUTHORIZED, "auth.unauthorized", e.to_string());
+            let mut r = json_error(
+                StatusCode::UNAUTHORIZED,
+                Code::AuthUnauthorized,
+                e.to_string(),
+            );
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"guestlist-connectors\", charset=\"UTF-8\""),

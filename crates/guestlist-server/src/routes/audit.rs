@@ -14,7 +14,8 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::code::Code;
+use guestlist_core::model::ErrorBody;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -126,7 +127,7 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
         .map(|v| {
             OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
                 ApiError::bad_request(
-                    "audit.bad_time",
+                    Code::AuditBadTime,
                     format!("{name} must be an RFC 3339 time such as 2026-01-31T00:00:00Z"),
                 )
             })
@@ -167,7 +168,7 @@ pub async fn audit(
         "csv" => Format::Csv,
         other => {
             return Err(ApiError::bad_request(
-                "audit.bad_format",
+                Code::AuditBadFormat,
                 format!("format must be ndjson or csv, got {other:?}"),
             ));
         }

@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use guestlist_core::Code;
 use guestlist_core::connector::{Claims, ConnectorResponse};
 use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
 use guestlist_core::policy::MessageKind;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 
 use crate::edge::PeerCertificates;
-use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::model::ErrorBody;
 use guestlist_core::openapi::{ConnectorAnswer, ConnectorClaims, ExtensionResponse};
 
 use crate::error::ApiError;
@@ -51,38 +52,38 @@ pub(crate) async fn read_json_body(
     {
         return Err(ApiError::Status {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "request.unsupported_media_type",
+            code: Code::RequestUnsupportedMediaType,
             message: format!("Content-Type must be application/json, got {ct:?}"),
         });
     }
     let Ok(read) = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await else {
         return Err(ApiError::Status {
             status: StatusCode::REQUEST_TIMEOUT,
-            code: "request.body_timeout",
+            code: Code::RequestBodyTimeout,
             message: format!("the body did not arrive within {} ms", deadline.as_millis()),
         });
     };
     read.map_err(|e| {
-        // http-body-util's LengthLimitError, wrapped by axum::Error.
-        let mut too_large = false;
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = src {
-            too_large |= s.to_string().contains("length limit exceeded");
-            src = s.source();
-        }
+        // The limit's error is http-body-util's `LengthLimitError`, wrapped by `axum::Error`:
+        // found by its type anywhere in the source chain, not by its message.
+        let too_large =
+            std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |s| {
+                s.source()
+            })
+            .any(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::Status {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "request.too_large",
+                code: Code::RequestTooLarge,
                 message: format!("the body is larger than {limit} bytes"),
             }
         } else {
-            ApiError::bad_request("request.body_unreadable", e.to_string())
+            ApiError::bad_request(Code::RequestBodyUnreadable, e.to_string())
         }
     })
 }
 
-pub(crate) fn json_error(status: StatusCode, code: &str, message: String) -> Response {
+pub(crate) fn json_error(status: StatusCode, code: Code, message: String) -> Response {
     (
         status,
         Json(serde_json::json!({"error": {"code": code, "message": message}})),
@@ -312,7 +313,7 @@ async fn extension_call(
         Err(e) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
-                "extension.malformed",
+                Code::ExtensionMalformed,
                 e.to_string(),
             );
         }
@@ -320,7 +321,7 @@ async fn extension_call(
     if req.event() != Some(expected) {
         return json_error(
             StatusCode::BAD_REQUEST,
-            "extension.wrong_event",
+            Code::ExtensionWrongEvent,
             format!(
                 "this endpoint takes {expected:?} events, got {:?}",
                 req.data.odata_type

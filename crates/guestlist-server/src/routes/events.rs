@@ -14,22 +14,22 @@ use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::routes::requests::approver;
+use crate::extract::Approver;
 
 /// `GET /api/events` (see the module docs).
 #[utoipa::path(get, path = "/api/events", tag = "approver",
     params(("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number")),
     responses((status = 200, description = "Server-Sent Events: `id:` the sequence number, `event:` the type, `data:` one Event as JSON", content_type = "text/event-stream", body = guestlist_core::model::Event),
-              (status = 401, description = "Missing or invalid bearer token", body = guestlist_core::model::ApiError),
-              (status = 403, description = "Token without the Approver role", body = guestlist_core::model::ApiError),
-              (status = 429, description = "Too many streams for this approver (`events.too_many_streams_for_principal`)", body = guestlist_core::model::ApiError),
-              (status = 503, description = "Too many streams in total (`events.too_many_streams`), or token issuer unavailable (`auth.issuer_unavailable`)", body = guestlist_core::model::ApiError)),
+              (status = 401, description = "Missing or invalid bearer token", body = guestlist_core::model::ErrorBody),
+              (status = 403, description = "Token without the Approver role", body = guestlist_core::model::ErrorBody),
+              (status = 429, description = "Too many streams for this approver (`events.too_many_streams_for_principal`)", body = guestlist_core::model::ErrorBody),
+              (status = 503, description = "Too many streams in total (`events.too_many_streams`), or token issuer unavailable (`auth.issuer_unavailable`)", body = guestlist_core::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn events(
+    Approver { claims, .. }: Approver,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let claims = approver(&state, &headers).await?;
     let principal = claims
         .oid
         .clone()

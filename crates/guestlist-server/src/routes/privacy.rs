@@ -14,8 +14,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use guestlist_core::code::Code;
 use guestlist_core::email;
-use guestlist_core::model::{Actor, ApiError as ErrorBody};
+use guestlist_core::model::{Actor, ErrorBody};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -96,10 +97,10 @@ pub async fn erase(
     )
     .await?;
     let req: EraseBody = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("privacy.malformed", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(Code::PrivacyMalformed, e.to_string()))?;
     let canonical = email::canonical(&req.email).map_err(|_| {
         ApiError::bad_request(
-            "privacy.bad_email",
+            Code::PrivacyBadEmail,
             "email is not an e-mail address with a canonical form",
         )
     })?;

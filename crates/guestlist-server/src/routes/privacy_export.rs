@@ -5,8 +5,9 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use guestlist_core::code::Code;
 use guestlist_core::email;
-use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::model::ErrorBody;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -51,7 +52,7 @@ pub async fn export(
     let address = q.email.unwrap_or_default();
     if email::canonical(&address).is_err() {
         return Err(ApiError::bad_request(
-            "privacy.bad_email",
+            Code::PrivacyBadEmail,
             "email must be an e-mail address",
         ));
     }

@@ -6,7 +6,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::code::Code;
+use guestlist_core::model::ErrorBody;
 use guestlist_core::model::{Actor, ApprovalRequest};
 use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
@@ -74,7 +75,7 @@ pub(crate) fn if_match_version(headers: &HeaderMap) -> Result<u64, ApiError> {
         .parse()
         .map_err(|_| {
             ApiError::bad_request(
-                "request.bad_if_match",
+                Code::RequestBadIfMatch,
                 format!("If-Match must be the request's ETag, got {if_match:?}"),
             )
         })
@@ -112,7 +113,7 @@ pub async fn reopen(
 ) -> Result<Response, ApiError> {
     let claims = authorized(&state, &headers, Need::Admin).await?;
     let id = Uuid::parse_str(&id).map_err(|_| {
-        ApiError::bad_request("request.bad_id", format!("{id:?} is not a request id"))
+        ApiError::bad_request(Code::RequestBadId, format!("{id:?} is not a request id"))
     })?;
     let version = if_match_version(&headers)?;
     let bytes = read_json_body(
@@ -123,17 +124,17 @@ pub async fn reopen(
     )
     .await?;
     let body: ReopenBody = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("reopen.malformed", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(Code::ReopenMalformed, e.to_string()))?;
     let reason = body.reason.trim().to_owned();
     if reason.is_empty() {
         return Err(ApiError::bad_request(
-            "reopen.reason_required",
+            Code::ReopenReasonRequired,
             "reopening a denial needs a reason",
         ));
     }
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::bad_request(
-            "reopen.reason_too_long",
+            Code::ReopenReasonTooLong,
             format!("the reason is longer than {MAX_REASON_CHARS} characters"),
         ));
     }
@@ -158,7 +159,7 @@ pub async fn reopen(
         }
         ReopenOutcome::NotDenied { request } => Ok((
             StatusCode::CONFLICT,
-            Json(json!({"error": {"code": "request.not_denied",
+            Json(json!({"error": {"code": Code::RequestNotDenied,
                 "message": format!("only a denied request can be reopened; this one is {}",
                     request.state.status().as_str())},
                 "current": request})),

@@ -9,21 +9,20 @@
 //! - `GET /api/requests/{id}/history` → `[HistoryEntry]`
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use guestlist_core::model::ApiError as ErrorBody;
+use guestlist_core::Code;
+use guestlist_core::model::ErrorBody;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision, HistoryEntry, RequestPage, Status};
 use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Need, TokenClaims};
 use crate::error::ApiError;
-use crate::routes::connectors::read_json_body;
+use crate::extract::{AppJson, Approver, RequestId};
 use crate::store::StoreError;
 
 /// Query of `GET /api/requests`.
@@ -45,16 +44,15 @@ pub struct ListQuery {
     pub since: Option<u64>,
 }
 
-pub(crate) async fn approver(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<TokenClaims, ApiError> {
+/// The caller's verified claims if its token holds the `Approver` role (as
+/// [`crate::extract::Approver`], for handlers that take the headers themselves).
+pub async fn approver(state: &AppState, headers: &HeaderMap) -> Result<TokenClaims, ApiError> {
     authorized(state, headers, Need::Approver).await
 }
 
 /// The caller's verified claims if its token holds the app role `need` asks for (401/403/503
 /// otherwise, see [`crate::auth::AuthError`]).
-pub(crate) async fn authorized(
+pub async fn authorized(
     state: &AppState,
     headers: &HeaderMap,
     need: Need,
@@ -72,11 +70,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))?
         .map_err(ApiError::Store)
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id)
-        .map_err(|_| ApiError::bad_request("request.bad_id", format!("{id:?} is not a request id")))
 }
 
 fn with_etag(r: ApprovalRequest) -> Response {
@@ -100,15 +93,14 @@ fn with_etag(r: ApprovalRequest) -> Response {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
+    _caller: Approver,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<RequestPage>, ApiError> {
-    approver(&state, &headers).await?;
     let status = match q.status.as_deref().filter(|s| !s.is_empty() && *s != "all") {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                "request.bad_status",
+                Code::RequestBadStatus,
                 format!("status must be pending, approved, denied or expired, got {s:?}"),
             )
         })?),
@@ -140,12 +132,10 @@ pub async fn list(
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_one(
+    _caller: Approver,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
-    approver(&state, &headers).await?;
-    let id = parse_id(&id)?;
     let store = state.store.clone();
     Ok(with_etag(blocking(move || store.get(id)).await?))
 }
@@ -172,13 +162,12 @@ pub async fn get_one(
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn decide(
+    Approver { claims, .. }: Approver,
     State(state): State<AppState>,
+    RequestId(id): RequestId,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Body,
+    AppJson(decision): AppJson<Decision>,
 ) -> Result<Response, ApiError> {
-    let claims = approver(&state, &headers).await?;
-    let id = parse_id(&id)?;
     let if_match = headers
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -190,7 +179,7 @@ pub async fn decide(
         .parse()
         .map_err(|_| {
             ApiError::bad_request(
-                "request.bad_if_match",
+                Code::RequestBadIfMatch,
                 format!("If-Match must be the request's ETag, got {if_match:?}"),
             )
         })?;
@@ -201,23 +190,14 @@ pub async fn decide(
         .filter(|s| !s.is_empty());
     if idem.as_ref().is_some_and(|k| k.len() > 200) {
         return Err(ApiError::bad_request(
-            "request.bad_idempotency_key",
+            Code::RequestBadIdempotencyKey,
             "Idempotency-Key is longer than 200 characters",
         ));
     }
-    let bytes = read_json_body(
-        &headers,
-        body,
-        state.config.body_limit_bytes,
-        state.config.limits.body_read_timeout(),
-    )
-    .await?;
-    let decision: Decision = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("decision.malformed", e.to_string()))?;
     match &decision {
         Decision::Deny { reason } if reason.trim().is_empty() => {
             return Err(ApiError::bad_request(
-                "decision.reason_required",
+                Code::DecisionReasonRequired,
                 "a denial needs a reason",
             ));
         }
@@ -226,7 +206,7 @@ pub async fn decide(
             ..
         } if directory_object_id.trim().is_empty() => {
             return Err(ApiError::bad_request(
-                "decision.object_id_required",
+                Code::DecisionObjectIdRequired,
                 "an approval needs the directory object id of the created account",
             ));
         }
@@ -292,12 +272,10 @@ pub async fn decide(
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(
+    _caller: Approver,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    RequestId(id): RequestId,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    approver(&state, &headers).await?;
-    let id = parse_id(&id)?;
     let store = state.store.clone();
     Ok(Json(blocking(move || store.history(id)).await?))
 }

@@ -51,7 +51,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::audit::{self, AuditAction};
-use super::{CheckIndex, Found, INDEX_CHANGES, IndexChange, IndexEntry, Store, StoreError, ts};
+use super::check_index::{CheckIndex, Found, INDEX_CHANGES, IndexChange, IndexEntry};
+use super::{Store, StoreError, ts};
 
 /// Migration 5: tombstones, erasures, and the indexes the erasure and retention need
 /// (events by request id; requests by status and last change).

@@ -1,0 +1,580 @@
+//! The approval state machine's transactions (`shared/spec/CONTRACTS.md` §1 "The approval
+//! behaviour" and §4): request approval (the connector call), expiry, an approver's decision
+//! with optimistic concurrency (`If-Match`) and idempotency (`Idempotency-Key`), the denial of
+//! the same person's other requests, and the approver's reads (one request, a page, history).
+
+use guestlist_core::connector::Claims;
+use guestlist_core::email;
+use guestlist_core::model::{
+    Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, ProvisionedBy, RequestPage,
+    RequestState, Status, TransitionError,
+};
+use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::check_index::check_status_block;
+use super::rows::{
+    COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email, encode_cursor,
+    encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
+};
+use super::{RequestApprovalOutcome, Store, StoreError, from_json, parse_ts, to_json, ts};
+
+pub(super) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
+    expired(&r.state, r.created_at, policy, now)
+}
+
+pub(super) fn expired(
+    state: &RequestState,
+    created_at: OffsetDateTime,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> bool {
+    *state == RequestState::Pending
+        && policy
+            .expire_after_days
+            .is_some_and(|d| now - created_at > time::Duration::days(i64::from(d)))
+}
+
+/// Denies every other pending request of `denied`'s canonical e-mail (the same person through
+/// another identity provider), by `actor`, in the caller's transaction; returns their events.
+pub(super) fn deny_same_person(
+    tx: &Connection,
+    denied: &ApprovalRequest,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> Result<Vec<Event>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND status = 'pending' AND id != ?2"
+    );
+    let others = tx
+        .prepare_cached(&sql)?
+        .query_map(
+            params![denied.key.email, denied.id.to_string()],
+            row_to_request,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::with_capacity(others.len());
+    for other in others {
+        let mut r = other?;
+        let deny = Decision::Deny {
+            reason: format!("denied with request {} (same e-mail address)", denied.id),
+        };
+        if r.apply(&deny, actor.clone(), now).is_err() {
+            continue;
+        }
+        let claims = r
+            .typed_claims()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        upsert(tx, &r, &search_text(&claims))?;
+        let mut detail = serde_json::to_value(&deny).unwrap_or_default();
+        if let Value::Object(m) = &mut detail {
+            m.insert("deniedWith".into(), json!(denied.id));
+        }
+        add_history(tx, &r, "denied", actor, detail)?;
+        events.push(add_event(tx, "request.decided", &r)?);
+    }
+    Ok(events)
+}
+
+/// The write of [`Store::expire`].
+pub(super) fn expire_job(
+    id: Uuid,
+    now: OffsetDateTime,
+) -> impl FnOnce(&Connection) -> Result<Option<Event>, StoreError> + Send + 'static {
+    move |tx: &Connection| {
+        let Some(mut r) = get_by_id(tx, id)? else {
+            return Ok(None);
+        };
+        if r.state != RequestState::Pending {
+            return Ok(None);
+        }
+        r.state = RequestState::Expired;
+        r.version += 1;
+        r.updated_at = now;
+        let claims = r
+            .typed_claims()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        upsert(tx, &r, &search_text(&claims))?;
+        add_history(tx, &r, "expired", &Actor::policy("expiry"), json!({}))?;
+        Ok(Some(add_event(tx, "request.decided", &r)?))
+    }
+}
+
+/// The write of [`Store::request_approval`]: everything that does not need the database is done
+/// here, by the caller; the returned closure runs on the writer thread.
+pub(super) fn request_approval_job(
+    claims: &Claims,
+    policy: &Policy,
+    now: OffsetDateTime,
+    retry_window: time::Duration,
+    tombstones: std::sync::Arc<super::privacy::Tombstones>,
+) -> impl FnOnce(&Connection) -> Result<RequestApprovalOutcome, StoreError> + Send + 'static {
+    let key = IdentityKey::of(claims);
+    let claims_json = claims.to_json();
+    let search = search_text(claims);
+    // The rules only read the claims: evaluate them before taking the writer.
+    let evaluated = policy.evaluate(claims);
+    let policy = policy.clone();
+    move |tx: &Connection| {
+        let policy = &policy;
+        if let Some(mut r) = get_by_key(tx, &key)? {
+            // The same person was denied under another identity provider (or by a denial that
+            // this open request predates): it stays denied, through expiry too.
+            if matches!(r.state, RequestState::Pending | RequestState::Expired)
+                && (denied_email(tx, &key.email)? || tombstones.contains(&key.email)?)
+            {
+                return Ok(RequestApprovalOutcome {
+                    block: Some(MessageKind::Denied),
+                    event: None,
+                });
+            }
+            if is_expired(&r, policy, now) {
+                r.state = RequestState::Expired;
+                r.version += 1;
+                r.updated_at = now;
+                upsert(tx, &r, &search)?;
+                add_history(tx, &r, "expired", &Actor::policy("expiry"), json!({}))?;
+            }
+            return match r.state.clone() {
+                RequestState::Pending => {
+                    let replay = r.claims == claims_json && now - r.updated_at <= retry_window;
+                    if replay {
+                        return Ok(RequestApprovalOutcome {
+                            block: Some(MessageKind::Requested),
+                            event: None,
+                        });
+                    }
+                    r.attempts += 1;
+                    r.updated_at = now;
+                    r.version += 1;
+                    upsert(tx, &r, &search)?;
+                    add_history(
+                        tx,
+                        &r,
+                        "attempted",
+                        &Actor::user_flow(),
+                        json!({"answer": policy.code(MessageKind::Pending), "claims": claims_json}),
+                    )?;
+                    Ok(RequestApprovalOutcome {
+                        block: Some(MessageKind::Pending),
+                        event: None,
+                    })
+                }
+                RequestState::Expired if policy.expired == ExpiredBehaviour::AllowReRequest => {
+                    r.state = RequestState::Pending;
+                    r.claims = claims_json.clone();
+                    r.attempts += 1;
+                    r.created_at = now;
+                    r.updated_at = now;
+                    r.version += 1;
+                    r.decided_by = None;
+                    upsert(tx, &r, &search)?;
+                    add_history(
+                        tx,
+                        &r,
+                        "requested",
+                        &Actor::user_flow(),
+                        json!({"reRequest": true}),
+                    )?;
+                    let event = add_event(tx, "request.created", &r)?;
+                    Ok(RequestApprovalOutcome {
+                        block: Some(MessageKind::Requested),
+                        event: Some(event),
+                    })
+                }
+                state => Ok(RequestApprovalOutcome {
+                    block: check_status_block(&state, policy),
+                    event: None,
+                }),
+            };
+        }
+        if denied_email(tx, &key.email)? || tombstones.contains(&key.email)? {
+            return Ok(RequestApprovalOutcome {
+                block: Some(MessageKind::Denied),
+                event: None,
+            });
+        }
+        let (state, action, actor, block) = match evaluated {
+            RuleOutcome::AutoApprove(rule) => (
+                RequestState::Approved {
+                    directory_object_id: None,
+                    how: ProvisionedBy::UserFlow,
+                },
+                "autoApproved",
+                Actor::policy(&rule),
+                None,
+            ),
+            RuleOutcome::AutoDeny(rule) => (
+                RequestState::Denied {
+                    reason: format!("auto-denied by policy rule {rule}"),
+                },
+                "autoDenied",
+                Actor::policy(&rule),
+                Some(MessageKind::AutoDenied),
+            ),
+            RuleOutcome::Manual => (
+                RequestState::Pending,
+                "requested",
+                Actor::user_flow(),
+                Some(MessageKind::Requested),
+            ),
+        };
+        let decided = state != RequestState::Pending;
+        let r = ApprovalRequest {
+            id: Uuid::now_v7(),
+            key: key.clone(),
+            state,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            decided_by: decided.then(|| actor.clone()),
+            attempts: 1,
+            claims: claims_json.clone(),
+        };
+        upsert(tx, &r, &search)?;
+        add_history(tx, &r, action, &actor, json!({}))?;
+        let kind = if decided {
+            "request.decided"
+        } else {
+            "request.created"
+        };
+        let event = add_event(tx, kind, &r)?;
+        Ok(RequestApprovalOutcome {
+            block,
+            event: Some(event),
+        })
+    }
+}
+
+impl Store {
+    /// Marks a pending request expired. Returns the event, or `None` if it was no longer pending.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {
+        self.write(expire_job(id, now))
+    }
+
+    /// The "request approval" decision (seed `002_*`), in one transaction: store a new pending
+    /// request, or apply the policy, or answer for the request already stored under the same
+    /// identity key. An identical call within `retry_window` of the stored one is Entra's retry
+    /// and gets the first call's answer (`REQUESTED`), so retries and bursts create one request.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn request_approval(
+        &self,
+        claims: &Claims,
+        policy: &Policy,
+        now: OffsetDateTime,
+        retry_window: time::Duration,
+    ) -> Result<RequestApprovalOutcome, StoreError> {
+        if IdentityKey::try_of(claims).is_err() {
+            return Ok(RequestApprovalOutcome::email_refused());
+        }
+        self.write(request_approval_job(
+            claims,
+            policy,
+            now,
+            retry_window,
+            self.tombstones.clone(),
+        ))
+    }
+
+    /// [`Store::request_approval`] for async callers: the write is queued to the writer thread
+    /// and awaited without holding a blocking thread, so a burst of connector calls costs no
+    /// thread hand-off per call. Same transaction, same answers.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn request_approval_async(
+        &self,
+        claims: &Claims,
+        policy: &Policy,
+        now: OffsetDateTime,
+        retry_window: time::Duration,
+    ) -> Result<RequestApprovalOutcome, StoreError> {
+        if IdentityKey::try_of(claims).is_err() {
+            return Ok(RequestApprovalOutcome::email_refused());
+        }
+        self.write_async(request_approval_job(
+            claims,
+            policy,
+            now,
+            retry_window,
+            self.tombstones.clone(),
+        ))
+        .await
+    }
+
+    /// One request by id.
+    ///
+    /// Errors: [`StoreError::NotFound`].
+    pub fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {
+        self.read(|c| get_by_id(c, id))?
+            .ok_or(StoreError::NotFound(id))
+    }
+
+    /// A page of requests in stable order (`created_at`, then `id`), optionally filtered by
+    /// status and a case-insensitive search over e-mail, names and company. `limit` is clamped to
+    /// 1..=500. A cursor that cannot be decoded restarts at the beginning. The page's
+    /// `change_seq` is the highest change sequence number stored when the page was read.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn list(
+        &self,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
+        self.list_page(None, status, q, cursor, limit)
+    }
+
+    /// [`Store::list`], or with `since = Some(m)` the requests whose change sequence number is
+    /// above `m` (created or changed after the page that returned mark `m`), of any status
+    /// unless `status` filters, in change order.
+    ///
+    /// The page's `change_seq` is the high-water mark: without `since`, the highest number
+    /// stored before the page was read (a change made while paging has a higher one, so it is
+    /// listed again from this mark); with `since`, the number of the page's last item when more
+    /// follow (`next_cursor` is set), else the highest number stored when the page was read, so
+    /// passing it as the next `since` misses nothing. It is below `m` only when the database
+    /// holds fewer changes than the client has seen (it was reset or replaced): the client must
+    /// then list everything again. A `since` cursor from a page without `since` (or the reverse)
+    /// restarts at the beginning.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn list_page(
+        &self,
+        since: Option<u64>,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
+        let limit = limit.clamp(1, 500);
+        let pattern = q
+            .filter(|q| !q.trim().is_empty())
+            .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")));
+        let fetch = i64::try_from(limit + 1).unwrap_or(501);
+        let status = status.map(Status::as_str);
+        self.read(|c| {
+            // Read the mark first: every row the page can return is at or below it.
+            let high: i64 = c
+                .prepare_cached(super::privacy::HIGH_CHANGE_SEQ_SQL)?
+                .query_row([], |r| r.get(0))?;
+            let high_u = u64::try_from(high).unwrap_or_default();
+            let mut items = Vec::with_capacity(limit + 1);
+            let mut seqs = Vec::with_capacity(limit + 1);
+            if let Some(since) = since {
+                let after = cursor
+                    .and_then(decode_seq_cursor)
+                    .map_or(since, |c| c.max(since));
+                let sql = format!(
+                    "SELECT {COLUMNS}, change_seq FROM requests
+                     WHERE change_seq > ?1 AND change_seq <= ?2
+                       AND (?3 IS NULL OR status = ?3)
+                       AND (?4 IS NULL OR search LIKE ?4)
+                     ORDER BY change_seq LIMIT ?5"
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
+                    params![
+                        i64::try_from(after).unwrap_or(i64::MAX),
+                        high,
+                        status,
+                        pattern,
+                        fetch
+                    ],
+                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(11)?)),
+                )?;
+                for row in rows {
+                    let (r, seq) = row?;
+                    items.push(r?);
+                    seqs.push(u64::try_from(seq).unwrap_or_default());
+                }
+                if items.len() > limit {
+                    items.truncate(limit);
+                    let last = seqs.get(limit - 1).copied().unwrap_or(after);
+                    return Ok(RequestPage {
+                        items,
+                        next_cursor: Some(encode_seq_cursor(last)),
+                        change_seq: Some(last),
+                        erased: Store::erased_between(c, after, last)?,
+                    });
+                }
+                return Ok(RequestPage {
+                    items,
+                    next_cursor: None,
+                    change_seq: Some(high_u),
+                    erased: Store::erased_between(c, after, high_u)?,
+                });
+            }
+            let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
+            let sql = format!(
+                "SELECT {COLUMNS} FROM requests
+                 WHERE (?1 IS NULL OR status = ?1)
+                   AND (?2 IS NULL OR search LIKE ?2)
+                   AND (created_at > ?3 OR (created_at = ?3 AND id > ?4))
+                 ORDER BY created_at, id LIMIT ?5"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![status, pattern, after_ts, after_id, fetch],
+                row_to_request,
+            )?;
+            for row in rows {
+                items.push(row??);
+            }
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(encode_cursor)
+            } else {
+                None
+            };
+            Ok(RequestPage {
+                items,
+                next_cursor,
+                change_seq: Some(high_u),
+                erased: Vec::new(),
+            })
+        })
+    }
+
+    /// Applies an approver's decision with optimistic concurrency and idempotency.
+    ///
+    /// - `idempotency_key` seen before with the same body → the stored answer, nothing changes;
+    ///   with a different body → [`StoreError::IdempotencyKeyReused`].
+    /// - `if_match` ≠ current version → [`StoreError::VersionMismatch`].
+    /// - not pending → [`StoreError::AlreadyDecided`].
+    ///
+    /// Returns the request after the decision and, when it changed, the event to publish. A
+    /// denial also denies the person's other pending requests ([`Store::decide_all`]); their
+    /// events are stored, but only [`Store::decide_all`] returns them.
+    pub fn decide(
+        &self,
+        id: Uuid,
+        decision: &Decision,
+        actor: &Actor,
+        if_match: Option<u64>,
+        idempotency_key: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(ApprovalRequest, Option<Event>), StoreError> {
+        let (r, events) = self.decide_all(id, decision, actor, if_match, idempotency_key, now)?;
+        Ok((r, events.into_iter().next()))
+    }
+
+    /// [`Store::decide`], returning every event to publish: the decided request's first, then,
+    /// for a denial, one per other pending request of the same canonical e-mail (the same
+    /// person through another identity provider), which the same transaction denies too, by the
+    /// same actor, with the reason "denied with request <id> (same e-mail address)" and a
+    /// `denied` history entry whose detail names `deniedWith` (issue 10 §6).
+    ///
+    /// Errors: as [`Store::decide`].
+    pub fn decide_all(
+        &self,
+        id: Uuid,
+        decision: &Decision,
+        actor: &Actor,
+        if_match: Option<u64>,
+        idempotency_key: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let fingerprint = format!("{id}:{}", to_json(decision)?);
+        let decision = decision.clone();
+        let actor = actor.clone();
+        let idempotency_key = idempotency_key.map(str::to_owned);
+        self.write(move |tx| {
+            let (decision, actor) = (&decision, &actor);
+            let idempotency_key = idempotency_key.as_deref();
+            if let Some(key) = idempotency_key {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT fingerprint, response_json FROM idempotency WHERE key = ?1",
+                )?;
+                let seen: Option<(String, String)> = stmt
+                    .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((fp, response)) = seen {
+                    if fp != fingerprint {
+                        return Err(StoreError::IdempotencyKeyReused);
+                    }
+                    return Ok((from_json(&response)?, Vec::new()));
+                }
+            }
+            let mut r = get_by_id(tx, id)?.ok_or(StoreError::NotFound(id))?;
+            if let Some(v) = if_match
+                && v != r.version
+            {
+                // A decision that already won with this exact body is reported as a conflict
+                // too: the caller must not assume it was theirs without an idempotency key.
+                if r.state == RequestState::Pending {
+                    return Err(StoreError::VersionMismatch {
+                        current: r.version,
+                        request: Box::new(r),
+                    });
+                }
+                return Err(StoreError::AlreadyDecided { request: Box::new(r) });
+            }
+            match r.apply(decision, actor.clone(), now) {
+                Ok(()) => {}
+                Err(TransitionError::NotPending(_)) => {
+                    return Err(StoreError::AlreadyDecided { request: Box::new(r) });
+                }
+            }
+            let claims = r.typed_claims().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            upsert(tx, &r, &search_text(&claims))?;
+            let action = match decision {
+                Decision::Approve { .. } => "approved",
+                Decision::Deny { .. } => "denied",
+            };
+            add_history(tx, &r, action, actor, serde_json::to_value(decision).unwrap_or_default())?;
+            let mut events = vec![add_event(tx, "request.decided", &r)?];
+            if matches!(decision, Decision::Deny { .. }) {
+                events.extend(deny_same_person(tx, &r, actor, now)?);
+            }
+            if let Some(key) = idempotency_key {
+                tx.prepare_cached(
+                    "INSERT INTO idempotency (key, request_id, fingerprint, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![key, id.to_string(), fingerprint, to_json(&r)?, ts(now)])?;
+            }
+            Ok((r, events))
+        })
+    }
+
+    /// The audit trail of a request, oldest first.
+    ///
+    /// Errors: [`StoreError::NotFound`] when the request does not exist.
+    pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read(|c| {
+            if get_by_id(c, id)?.is_none() {
+                return Err(StoreError::NotFound(id));
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT at, action, actor_json, version, detail_json FROM history WHERE request_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![id.to_string()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at, action, actor, version, detail) = row?;
+                out.push(HistoryEntry {
+                    at: parse_ts(&at)?,
+                    action,
+                    actor: from_json(&actor)?,
+                    version: u64::try_from(version).unwrap_or_default(),
+                    detail: from_json(&detail)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}

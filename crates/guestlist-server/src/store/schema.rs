@@ -1,0 +1,223 @@
+//! The SQLite schema: the migrations in order (rusqlite_migration; never edit a shipped one,
+//! append), including migration 3's rewrite of stored keys to the canonical e-mail
+//! (`shared/spec/CONTRACTS.md` §1, "The approval behaviour"; issue 10 §6).
+
+use std::collections::HashMap;
+
+use guestlist_core::connector::Claims;
+use guestlist_core::email;
+use guestlist_core::model::{Actor, Decision, IdentityKey};
+use rusqlite::params;
+use rusqlite_migration::{M, Migrations};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::audit;
+use super::rows::{COLUMNS, add_history, row_to_request, search_text};
+use super::{StoreError, to_json, ts};
+
+/// The schema, in order. Never edit a shipped migration: append a new one.
+pub(super) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        M::up(
+            r#"
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            issuer TEXT NOT NULL,
+            issuer_assigned_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            state_json TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            decided_by_json TEXT,
+            attempts INTEGER NOT NULL,
+            claims_json TEXT NOT NULL,
+            search TEXT NOT NULL
+        ) STRICT;
+        CREATE UNIQUE INDEX requests_key ON requests(email, issuer, issuer_assigned_id);
+        CREATE INDEX requests_status_order ON requests(status, created_at, id);
+        CREATE INDEX requests_order ON requests(created_at, id);
+        CREATE TABLE history (
+            id INTEGER PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,
+            actor_json TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            detail_json TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX history_request ON history(request_id, id);
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            request_json TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE idempotency (
+            key TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            response_json TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) STRICT;
+        "#,
+        ),
+        // Change sequence (incremental sync, `GET /api/requests?since=`): every insert or update
+        // of a request row takes the next number; existing rows are numbered in insertion
+        // order. And the persistent "already reminded" record of [`crate::reminders`].
+        M::up(
+            r#"
+        ALTER TABLE requests ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE requests SET change_seq = rowid;
+        CREATE INDEX requests_change ON requests(change_seq);
+        CREATE TABLE reminded (
+            request_id TEXT PRIMARY KEY,
+            at_unix INTEGER NOT NULL
+        ) STRICT;
+        "#,
+        ),
+        // One canonical e-mail (issue 10 §6): keys and search text recomputed in Rust.
+        M::up_with_hook(
+            "DROP INDEX requests_key;",
+            |tx: &rusqlite::Transaction| -> rusqlite_migration::HookResult {
+                canonicalise_stored_keys(tx, OffsetDateTime::now_utc())
+                    .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
+            },
+        ),
+        // The audit of operations that are not decisions (issue 12): erasures, access exports,
+        // reopened denials, retention runs. Decisions stay in `history`. See [`audit`].
+        M::up(audit::MIGRATION),
+        // Erasure and retention (issue 12): denial tombstones, erased ids for `since=`, and the
+        // indexes they read. See [`super::privacy`].
+        M::up(super::privacy::MIGRATION),
+    ])
+}
+
+/// Migration 3: rewrites every stored key's e-mail in canonical form
+/// ([`guestlist_core::email::canonical`] of the claims' `email`; a row whose e-mail has none
+/// keeps its key, which no new call can reach since such calls are refused) and its search
+/// text, then restores the unique key index. Rows whose keys become equal (the same person
+/// stored twice under variants of one address and the same identity provider) are merged: the
+/// one that decides check-status keeps the key — denied first, then approved, pending, expired,
+/// oldest first — and the others keep their rows and history with
+/// `#merged-<their id>` appended to their `issuer_assigned_id`. Finally every pending request
+/// of a canonical e-mail with a denied request is denied, as a denial now does
+/// ([`deny_same_person`](super::requests::deny_same_person)), by the actor `policy`/`canonical-email-migration`, with history and
+/// a new change sequence number (approvers' clients see them through `since=`; no live event).
+pub(super) fn canonicalise_stored_keys(
+    tx: &rusqlite::Transaction,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    struct Row {
+        id: String,
+        key: IdentityKey,
+        rank: u8,
+        created_at: String,
+        search: Option<String>,
+    }
+    let mut rows = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT id, email, issuer, issuer_assigned_id, status, created_at, claims_json FROM requests ORDER BY created_at, id",
+        )?;
+        let mut q = stmt.query([])?;
+        while let Some(row) = q.next()? {
+            let stored_email: String = row.get(1)?;
+            let status: String = row.get(4)?;
+            let claims_json: String = row.get(6)?;
+            let claims = serde_json::from_str::<Value>(&claims_json)
+                .ok()
+                .and_then(|v| Claims::from_json(v).ok());
+            let raw = claims
+                .as_ref()
+                .map_or(stored_email.as_str(), |c| c.email.as_str());
+            let email = email::canonical(raw).unwrap_or(stored_email.clone());
+            rows.push(Row {
+                id: row.get(0)?,
+                key: IdentityKey {
+                    email,
+                    issuer: row.get(2)?,
+                    issuer_assigned_id: row.get(3)?,
+                },
+                rank: match status.as_str() {
+                    "denied" => 0,
+                    "approved" => 1,
+                    "pending" => 2,
+                    _ => 3,
+                },
+                created_at: row.get(5)?,
+                search: claims.as_ref().map(search_text),
+            });
+        }
+    }
+    // The winner of each key: lowest rank, then oldest (rows are in created order).
+    let mut winner: HashMap<&IdentityKey, usize> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let w = winner.entry(&r.key).or_insert(i);
+        if r.rank < rows[*w].rank || (r.rank == rows[*w].rank && r.created_at < rows[*w].created_at)
+        {
+            *w = i;
+        }
+    }
+    let winners: std::collections::HashSet<usize> = winner.into_values().collect();
+    {
+        let mut update = tx.prepare(
+            "UPDATE requests SET email = ?1, issuer_assigned_id = ?2, search = COALESCE(?3, search) WHERE id = ?4",
+        )?;
+        for (i, r) in rows.iter().enumerate() {
+            let iaid = if winners.contains(&i) {
+                r.key.issuer_assigned_id.clone()
+            } else {
+                format!("{}#merged-{}", r.key.issuer_assigned_id, r.id)
+            };
+            update.execute(params![r.key.email, iaid, r.search, r.id])?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE UNIQUE INDEX requests_key ON requests(email, issuer, issuer_assigned_id);",
+    )?;
+    // Pending requests of a denied person are denied, as a denial now does.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
+    );
+    let pending = tx
+        .prepare(&sql)?
+        .query_map([], row_to_request)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let actor = Actor::policy("canonical-email-migration");
+    for r in pending {
+        let mut r = r?;
+        let deny = Decision::Deny {
+            reason: "denied: the same e-mail address was denied (canonical e-mail migration)"
+                .into(),
+        };
+        if r.apply(&deny, actor.clone(), now).is_err() {
+            continue;
+        }
+        let search = r
+            .typed_claims()
+            .map(|c| search_text(&c))
+            .unwrap_or_default();
+        tx.execute(
+            "UPDATE requests SET status = 'denied', state_json = ?1, version = ?2, updated_at = ?3, decided_by_json = ?4, search = ?5,
+               change_seq = (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM requests) WHERE id = ?6",
+            params![
+                to_json(&r.state)?,
+                i64::try_from(r.version).unwrap_or(i64::MAX),
+                ts(r.updated_at),
+                to_json(&actor)?,
+                search,
+                r.id.to_string()
+            ],
+        )?;
+        add_history(
+            tx,
+            &r,
+            "denied",
+            &actor,
+            serde_json::to_value(&deny).unwrap_or_default(),
+        )?;
+    }
+    Ok(())
+}
