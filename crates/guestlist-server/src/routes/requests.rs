@@ -244,7 +244,7 @@ pub async fn decide(
             .or(claims.sub.clone())
             .unwrap_or_default(),
         name: claims.name.clone().unwrap_or_default(),
-        username: claims.preferred_username.clone(),
+        username: claims.username().map(str::to_owned),
         client: Some(
             format!(
                 "{} {}",
@@ -259,6 +259,7 @@ pub async fn decide(
             .to_owned(),
         ),
     };
+    crate::duties::refuse_self_approval(&state, id, &claims).await?;
     let store = state.store.clone();
     // A denial also denies the person's other pending requests: one event each.
     let (request, events) = blocking(move || {
