@@ -161,7 +161,7 @@ pub async fn get_one(
                headers(("ETag" = String, description = "The request's new version, quoted"))),
               (status = 400, description = "Malformed decision, id, If-Match or Idempotency-Key", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 403, description = "Token without the Approver role, or the approver's own request (`decision.self_approval`)", body = ErrorBody),
               (status = 404, description = "No such request", body = ErrorBody),
               (status = 409, description = "Another decision won", body = DecisionConflict),
               (status = 412, description = "Stale If-Match", body = DecisionConflict),
