@@ -9,6 +9,7 @@
 mod crash_trials;
 mod live;
 mod notifications;
+mod real_tenant;
 mod reviewer;
 mod reviewer_approve;
 mod reviewer_graph;

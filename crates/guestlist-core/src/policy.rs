@@ -7,6 +7,7 @@
 //! | check approval status | no earlier request | `Continue` |
 //! | check approval status | pending | `ShowBlockPage` `<PREFIX>-APPROVAL-PENDING` |
 //! | check approval status | denied | `ShowBlockPage` `<PREFIX>-APPROVAL-DENIED` |
+//! | check approval status | no earlier request, an auto-deny rule matches ([`Policy::early_block`]) | `ShowBlockPage` `<PREFIX>-APPROVAL-AUTO-DENIED` |
 //! | request approval | auto-approved by a rule | `Continue` (the user flow creates the account) |
 //! | request approval | auto-denied by a rule | `ShowBlockPage` `<PREFIX>-APPROVAL-AUTO-DENIED` |
 //! | request approval | otherwise | store, `ShowBlockPage` `<PREFIX>-APPROVAL-REQUESTED` |
@@ -338,6 +339,22 @@ impl Policy {
         RuleOutcome::Manual
     }
 
+    /// The early block (issue 14 §4): the name of the first auto-deny rule matching a sign-up
+    /// at "check approval status", right after the identity provider sign-in, so a blocked
+    /// person is refused (`<PREFIX>-APPROVAL-AUTO-DENIED`) before the attribute page. Rules
+    /// match on what that step receives — the canonical e-mail domain and the identity provider
+    /// ([`Rule::matches`]) — and on nothing the person types on the attribute page; should a
+    /// rule field about collected attributes ever be added, this must leave it out. Nothing is
+    /// stored at this step: the same rule refuses again at every attempt, and "request
+    /// approval" still stores an auto-denied request if that step is reached.
+    pub fn early_block(&self, claims: &Claims) -> Option<String> {
+        self.auto_deny
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(claims))
+            .map(|(i, r)| rule_name(r, "auto_deny", i))
+    }
+
     /// The full code of a kind, e.g. `GUESTLIST-APPROVAL-PENDING`.
     pub fn code(&self, kind: MessageKind) -> String {
         format!("{}-{}", self.code_prefix, kind.code_suffix())
@@ -629,6 +646,42 @@ mod tests {
         assert_eq!(
             p.code(MessageKind::AutoDenied),
             "GUESTLIST-APPROVAL-AUTO-DENIED"
+        );
+    }
+
+    #[test]
+    fn early_block_uses_the_auto_deny_rules_only() {
+        let p = Policy {
+            auto_approve: vec![Rule {
+                name: "partners".into(),
+                email_domains: vec!["fabrikam.com".into()],
+                identity_providers: vec!["google.com".into()],
+            }],
+            auto_deny: vec![
+                Rule {
+                    name: String::new(),
+                    email_domains: vec!["*.spam.example".into()],
+                    identity_providers: vec![],
+                },
+                Rule {
+                    name: "no-facebook".into(),
+                    email_domains: vec![],
+                    identity_providers: vec!["facebook.com".into()],
+                },
+            ],
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.early_block(&claims("x@EU.spam.example", Some("google.com"))),
+            Some("auto_deny[0]".into())
+        );
+        assert_eq!(
+            p.early_block(&claims("x@fabrikam.com", Some("facebook.com"))),
+            Some("no-facebook".into())
+        );
+        assert_eq!(
+            p.early_block(&claims("x@fabrikam.com", Some("google.com"))),
+            None
         );
     }
 

@@ -129,6 +129,22 @@ pub struct ResourceConfig {
     /// does for Microsoft Graph.
     #[serde(default)]
     pub short_scope_names: bool,
+    /// The access token version the API's app registration asks for
+    /// (`api.requestedAccessTokenVersion` on Graph, `accessTokenAcceptedVersion` in the
+    /// manifest): `2` → v2.0 tokens; unset (or `1`) → v1.0 tokens, as Entra issues when the
+    /// registration leaves it null: `iss` `https://sts.windows.net/{tid}/`, `aud` the first
+    /// identifier (the app ID URI), `appid`/`appidacr` instead of `azp`/`azpacr`, `upn` and
+    /// `unique_name` instead of `preferred_username`, `ver: "1.0"` ([`crate::tokens`]).
+    #[serde(default)]
+    pub requested_access_token_version: Option<u8>,
+}
+
+impl ResourceConfig {
+    /// Whether access tokens for this resource are v1.0 (see
+    /// [`ResourceConfig::requested_access_token_version`]).
+    pub fn issues_v1_tokens(&self) -> bool {
+        self.requested_access_token_version != Some(2)
+    }
 }
 
 /// Graph throttling ("Microsoft Graph service-specific throttling limits", identity and access
@@ -293,6 +309,8 @@ impl Default for DevTenantConfig {
                     scopes: vec![d::API_SCOPE.into()],
                     app_roles: d::API_APP_ROLES.iter().map(|s| s.to_string()).collect(),
                     short_scope_names: false,
+                    // The demo API asks for v2.0 tokens; unset would mean v1.0, as in Entra.
+                    requested_access_token_version: Some(2),
                 },
                 ResourceConfig {
                     identifiers: vec![
@@ -307,6 +325,7 @@ impl Default for DevTenantConfig {
                         "User.Invite.All".into(),
                     ],
                     short_scope_names: true,
+                    requested_access_token_version: Some(2),
                 },
             ],
             extensions_app_id: d::EXTENSIONS_APP_ID.into(),
@@ -390,6 +409,15 @@ impl DevTenantConfig {
         {
             if !ids.insert(id.to_ascii_lowercase()) {
                 return bad(format!("duplicate client_id {id}"));
+            }
+        }
+        for r in &self.resources {
+            if !matches!(r.requested_access_token_version, None | Some(1) | Some(2)) {
+                return bad(format!(
+                    "resource {:?}: requested_access_token_version must be 1, 2 or unset, got {:?}",
+                    r.identifiers.first().cloned().unwrap_or_default(),
+                    r.requested_access_token_version
+                ));
             }
         }
         self.faults.validate()

@@ -1,5 +1,12 @@
-//! Scope resolution and token contents, following "Microsoft identity platform access tokens"
-//! (v2.0 claims), "ID tokens", and "Scopes and permissions" (one resource per token, `.default`).
+//! Scope resolution and token contents, following "Access token claims reference" (v1.0 and
+//! v2.0 claims, <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference>),
+//! "ID tokens", and "Scopes and permissions" (one resource per token, `.default`).
+//!
+//! Access tokens take the version of their resource, as Entra's do: v2.0 when the resource's
+//! `requested_access_token_version` is 2, v1.0 when unset (the app manifest's
+//! `accessTokenAcceptedVersion` null; "Microsoft identity platform application manifest",
+//! <https://learn.microsoft.com/entra/identity-platform/reference-app-manifest>). ID tokens are
+//! always v2.0 (the v2.0 endpoints issue them).
 
 use std::collections::BTreeSet;
 
@@ -178,9 +185,42 @@ fn insert_roles(m: &mut Map<String, Value>, user: &UserConfig, res: &ResourceCon
     }
 }
 
-/// Claims of a delegated (user) v2.0 access token: `aud`, `iss`, `iat`, `nbf`, `exp`, `aio`,
+/// The `iss` of v1.0 access tokens of tenant `tid`: `https://sts.windows.net/{tid}/` (also
+/// what Entra puts there for emulated tenants: clients and APIs match it literally).
+pub fn v1_issuer(tid: &str) -> String {
+    format!("https://sts.windows.net/{tid}/")
+}
+
+/// Turns v2.0 access token claims into their v1.0 form for `res`: `iss` → [`v1_issuer`],
+/// `aud` → the resource's first identifier (its app ID URI), `azp`/`azpacr` →
+/// `appid`/`appidacr`, `preferred_username` → `upn` and `unique_name` (user tokens), `amr`
+/// (user tokens), `ver: "1.0"`.
+fn into_v1(mut m: Map<String, Value>, shared: &Shared, res: &ResourceConfig) -> Map<String, Value> {
+    m.insert("iss".into(), json!(v1_issuer(&shared.cfg.tenant_id)));
+    if let Some(uri) = res.identifiers.first() {
+        m.insert("aud".into(), json!(uri));
+    }
+    if let Some(azp) = m.remove("azp") {
+        m.insert("appid".into(), azp);
+    }
+    if let Some(acr) = m.remove("azpacr") {
+        m.insert("appidacr".into(), acr);
+    }
+    if let Some(upn) = m.remove("preferred_username") {
+        m.insert("unique_name".into(), upn.clone());
+        m.insert("upn".into(), upn);
+        m.insert("amr".into(), json!(["pwd"]));
+    }
+    m.insert("ver".into(), json!("1.0"));
+    m
+}
+
+/// Claims of a delegated (user) access token. v2.0: `aud`, `iss`, `iat`, `nbf`, `exp`, `aio`,
 /// `azp`, `azpacr` (`"0"` public client), `name`, `oid`, `preferred_username`, `rh`, `roles`
 /// (when held), `scp`, `sid`, `sub`, `tid`, `uti`, `ver: "2.0"`, `wids` (directory roles).
+/// v1.0 (the resource asks for no version, [`ResourceConfig::issues_v1_tokens`]): the same, with
+/// the v1.0 names and values of `into_v1` (`iss` `https://sts.windows.net/{tid}/`, `appid`,
+/// `upn`, …).
 pub fn user_access_claims(
     shared: &Shared,
     user: &UserConfig,
@@ -216,6 +256,9 @@ pub fn user_access_claims(
     m.insert("uti".into(), json!(uti()));
     m.insert("ver".into(), json!("2.0"));
     m.insert("wids".into(), wids(user));
+    if res.issues_v1_tokens() {
+        m = into_v1(m, shared, res);
+    }
     Value::Object(m)
 }
 
@@ -230,9 +273,10 @@ pub fn wids(user: &UserConfig) -> Value {
     json!(w)
 }
 
-/// Claims of an app-only (client credentials) v2.0 access token: no `scp`, `roles` = the
+/// Claims of an app-only (client credentials) access token: no `scp`, `roles` = the
 /// client's application permissions on the resource, `oid`/`sub` = the client's service
-/// principal (devtenant uses the client ID), `azpacr: "1"` (secret), `idtyp: "app"`.
+/// principal (devtenant uses the client ID), `azpacr: "1"` (secret), `idtyp: "app"`; v1.0 names
+/// (`appid`, `appidacr`, v1.0 `iss`) for a resource that asks for no version.
 pub fn app_access_claims(
     shared: &Shared,
     client_id: &str,
@@ -262,6 +306,9 @@ pub fn app_access_claims(
     m.insert("tid".into(), json!(shared.cfg.tenant_id));
     m.insert("uti".into(), json!(uti()));
     m.insert("ver".into(), json!("2.0"));
+    if res.issues_v1_tokens() {
+        m = into_v1(m, shared, res);
+    }
     Value::Object(m)
 }
 

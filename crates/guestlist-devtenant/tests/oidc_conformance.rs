@@ -714,3 +714,74 @@ async fn signing_key_rotation_keeps_old_tokens_verifiable() {
     verify(&t.jwks_uri(), &new, d::API_CLIENT_ID, &t.issuer()).await;
     t.shutdown().await;
 }
+
+/// Issue 14 §6: an API whose registration leaves the requested access token version unset gets
+/// v1.0 access tokens, as in Entra ("Access token claims reference": `iss`
+/// `https://sts.windows.net/{tid}/`, `appid` for `azp`, `upn` for `preferred_username`,
+/// `ver: "1.0"`), through the real authorize and token endpoints and client credentials; the
+/// ID token stays v2.0, and Graph (version 2 in the default config) is unaffected.
+#[tokio::test]
+async fn an_api_without_a_requested_token_version_gets_v1_access_tokens() {
+    let mut cfg = DevTenantConfig::default();
+    cfg.resources[0].requested_access_token_version = None;
+    let t = DevTenant::start(cfg).await.unwrap();
+    let v1_iss = format!("https://sts.windows.net/{}/", d::TENANT_ID);
+    let r = code_pkce_refresh(&rp(
+        &t.issuer(),
+        &["profile", "offline_access", d::API_SCOPE_FULL],
+        Some(&["https://graph.microsoft.com/User.ReadWrite.All"]),
+        d::ADA_UPN,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.preferred_username.as_deref(), Some(d::ADA_UPN));
+    let c = verify(&t.jwks_uri(), &r.access_token, d::API_APP_ID_URI, &v1_iss).await;
+    assert_eq!(c["ver"], "1.0");
+    assert_eq!(c["appid"], d::DESKTOP_CLIENT_ID);
+    assert_eq!(c["appidacr"], "0");
+    assert_eq!(c["upn"], d::ADA_UPN);
+    assert_eq!(c["unique_name"], d::ADA_UPN);
+    assert_eq!(c["scp"], d::API_SCOPE);
+    assert_eq!(c["tid"], d::TENANT_ID);
+    assert_eq!(
+        c["roles"],
+        serde_json::json!([d::APPROVER_ROLE, d::ADMIN_ROLE])
+    );
+    for v2_only in ["azp", "azpacr", "preferred_username"] {
+        assert!(c.get(v2_only).is_none(), "{v2_only} in a v1.0 token: {c}");
+    }
+    let graph = verify(
+        &t.jwks_uri(),
+        &r.refreshed_access_token,
+        d::GRAPH_RESOURCE,
+        &t.issuer(),
+    )
+    .await;
+    assert_eq!(graph["ver"], "2.0");
+
+    let token_ep = format!("{}/{}/oauth2/v2.0/token", t.base_url(), d::TENANT_ID);
+    let scope = format!("{}/.default", d::API_APP_ID_URI);
+    let (st, body) = token_post(
+        &token_ep,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", d::AUTH_EVENTS_CLIENT_ID),
+            ("client_secret", d::AUTH_EVENTS_CLIENT_SECRET),
+            ("scope", &scope),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let app = verify(
+        &t.jwks_uri(),
+        body["access_token"].as_str().unwrap(),
+        d::API_APP_ID_URI,
+        &v1_iss,
+    )
+    .await;
+    assert_eq!(app["appid"], d::AUTH_EVENTS_CLIENT_ID);
+    assert_eq!(app["appidacr"], "1");
+    assert_eq!(app["ver"], "1.0");
+    assert!(app.get("azp").is_none());
+    t.shutdown().await;
+}

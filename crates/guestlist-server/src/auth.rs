@@ -7,6 +7,12 @@
 //!   cached, refreshed when a token names an unknown `kid`), with `iss`, `aud`, `exp`/`nbf` and
 //!   an app role (approvers) or `azp`/`appid` (extensions) (CONTRACTS.md §2, §4).
 //!
+//! Approvers' tokens may be v1.0 or v2.0 access tokens of the configured tenant (an API whose
+//! app registration leaves the requested token version unset gets v1.0): both issuers
+//! ([`approver_issuers`]), `azp`/`appid`, `preferred_username`/`upn` ([`TokenClaims`]), per
+//! "Access token claims reference",
+//! <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference>.
+//!
 //! Anything else — `alg: none`, HS256 signed with the public key, a foreign issuer — is refused.
 
 use guestlist_core::Code;
@@ -77,7 +83,8 @@ pub fn check_basic(header: Option<&str>, expected: &ConnectorAuth) -> Result<(),
     }
 }
 
-/// The claims Guestlist reads from an access token (Entra v2 shape).
+/// The claims Guestlist reads from an access token, v1.0 or v2.0 (`ver`): v1.0 tokens carry
+/// `appid` and `upn` where v2.0 tokens carry `azp` and `preferred_username`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct TokenClaims {
     /// Issuer.
@@ -92,9 +99,21 @@ pub struct TokenClaims {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// UPN or e-mail.
+    /// UPN or e-mail (v2.0 tokens only).
     #[serde(default)]
     pub preferred_username: Option<String>,
+    /// The user principal name (v1.0 tokens, in place of `preferred_username`).
+    #[serde(default)]
+    pub upn: Option<String>,
+    /// A display user name (v1.0 tokens only; for guests e.g. `live.com#ada@example.com`).
+    #[serde(default)]
+    pub unique_name: Option<String>,
+    /// The user's e-mail (an optional claim, when the app registration asks for it).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Token version: `"1.0"` or `"2.0"`.
+    #[serde(default)]
+    pub ver: Option<String>,
     /// App roles.
     #[serde(default)]
     pub roles: Vec<String>,
@@ -128,6 +147,25 @@ impl TokenClaims {
             .as_deref()
             .or(self.appid.as_deref())
             .or(self.client_id.as_deref())
+    }
+
+    /// The approver's user name for history and audit: `preferred_username` (v2.0), else `upn`
+    /// (v1.0), else `unique_name` (v1.0 guests). See "Access token claims reference",
+    /// <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference>.
+    pub fn username(&self) -> Option<&str> {
+        [&self.preferred_username, &self.upn, &self.unique_name]
+            .into_iter()
+            .filter_map(|c| c.as_deref())
+            .find(|s| !s.trim().is_empty())
+    }
+
+    /// Every e-mail-like name the token gives its user: `preferred_username`, `email` and `upn`
+    /// (unchecked, as sent; callers canonicalise), for the separation-of-duties check
+    /// ([`crate::duties`]).
+    pub fn own_addresses(&self) -> impl Iterator<Item = &str> {
+        [&self.preferred_username, &self.email, &self.upn]
+            .into_iter()
+            .filter_map(|c| c.as_deref())
     }
 
     /// The delegated scopes: `scp` (Entra), else `scope` (RFC 9068).
@@ -390,6 +428,39 @@ fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
     }
 }
 
+/// The v1.0 issuer of the tenant whose v2.0 issuer is `v2_issuer`: for
+/// `https://login.microsoftonline.com/{tid}/v2.0` (any host whose path ends `/{tid}/v2.0`),
+/// `https://sts.windows.net/{tid}/`, which Entra puts in `iss` of v1.0 access tokens (the
+/// version an API gets when its app registration leaves `accessTokenAcceptedVersion` /
+/// `api.requestedAccessTokenVersion` unset). `None` when the issuer has no `/{tid}/v2.0` path.
+///
+/// Source: "Access token claims reference" (`iss`, `ver`),
+/// <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference>.
+pub fn v1_issuer_of(v2_issuer: &str) -> Option<String> {
+    let rest = v2_issuer.trim_end_matches('/').strip_suffix("/v2.0")?;
+    let (_, tid) = rest.rsplit_once('/')?;
+    let tid_ok = !tid.is_empty()
+        && tid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    tid_ok.then(|| format!("https://sts.windows.net/{tid}/"))
+}
+
+/// The `iss` values an approver's token may carry: `approver_auth.issuer` (v2.0), the tenant's
+/// v1.0 issuer derived from it ([`v1_issuer_of`]), and `approver_auth.additional_issuers`. Every
+/// one is checked against the same JWKS (Entra signs v1.0 and v2.0 tokens with the same keys), so
+/// another tenant's tokens fail on `iss` and on the signature. Empty without an issuer.
+pub fn approver_issuers(config: &ApproverAuth) -> Vec<String> {
+    let mut out: Vec<String> = config.issuer.iter().cloned().collect();
+    out.extend(config.issuer.as_deref().and_then(v1_issuer_of));
+    for extra in &config.additional_issuers {
+        if !out.contains(extra) {
+            out.push(extra.clone());
+        }
+    }
+    out
+}
+
 /// Checks approvers' tokens (CONTRACTS.md §4).
 pub struct ApproverVerifier {
     config: ApproverAuth,
@@ -425,7 +496,8 @@ impl ApproverVerifier {
         self.jwks.as_ref()
     }
 
-    /// Verifies an `Authorization: Bearer` header: signature, `iss`, `aud`, `exp`/`nbf`, the
+    /// Verifies an `Authorization: Bearer` header: signature, `iss` (v2.0 or v1.0 issuer of the
+    /// tenant, [`approver_issuers`]), `aud`, `exp`/`nbf`, the
     /// required delegated scope in `scp`, the calling client (`azp`/`appid`) in the allow-list,
     /// and the approver app role (`approver_auth.required_role`) in `roles`.
     ///
@@ -443,14 +515,14 @@ impl ApproverVerifier {
         header: Option<&str>,
         need: Need,
     ) -> Result<TokenClaims, AuthError> {
-        let (Some(jwks), Some(issuer)) = (&self.jwks, &self.config.issuer) else {
+        let (Some(jwks), Some(_)) = (&self.jwks, &self.config.issuer) else {
             return Err(AuthError::NotConfigured(
                 "approver authentication is not configured (approver_auth.issuer)".into(),
             ));
         };
         let token = bearer(header)?;
         let rules = Rules {
-            issuers: vec![issuer.clone()],
+            issuers: approver_issuers(&self.config),
             audiences: self.config.audiences.clone(),
             leeway: self.config.leeway_seconds,
         };
@@ -577,5 +649,37 @@ mod tests {
         assert!(check_basic(Some("Bearer x"), &cfg).is_err());
         assert!(check_basic(Some("Basic !!!"), &cfg).is_err());
         assert!(check_basic(None, &cfg).is_err());
+    }
+
+    #[test]
+    fn the_v1_issuer_is_derived_from_the_tenant_of_the_v2_issuer() {
+        let tid = "4a1e2d3c-5b6f-4789-9abc-def012345678";
+        for v2 in [
+            format!("https://login.microsoftonline.com/{tid}/v2.0"),
+            format!("https://login.microsoftonline.com/{tid}/v2.0/"),
+            format!("http://127.0.0.1:8900/{tid}/v2.0"),
+        ] {
+            assert_eq!(
+                v1_issuer_of(&v2).as_deref(),
+                Some(format!("https://sts.windows.net/{tid}/").as_str()),
+                "{v2}"
+            );
+        }
+        assert_eq!(v1_issuer_of("https://accounts.example.com"), None);
+        assert_eq!(v1_issuer_of("https://login.example.com//v2.0"), None);
+        let cfg = ApproverAuth {
+            issuer: Some(format!("https://login.microsoftonline.com/{tid}/v2.0")),
+            additional_issuers: vec![format!("https://{tid}.ciamlogin.com/{tid}/")],
+            ..ApproverAuth::default()
+        };
+        assert_eq!(
+            approver_issuers(&cfg),
+            vec![
+                format!("https://login.microsoftonline.com/{tid}/v2.0"),
+                format!("https://sts.windows.net/{tid}/"),
+                format!("https://{tid}.ciamlogin.com/{tid}/"),
+            ]
+        );
+        assert!(approver_issuers(&ApproverAuth::default()).is_empty());
     }
 }

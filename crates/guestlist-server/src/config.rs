@@ -20,6 +20,7 @@
 //! | `limits.max_connections` | `…__MAX_CONNECTIONS` | `4096` | open connections at once (lowered to fit the file-descriptor limit) |
 //! | `limits.max_connections_per_ip` | `…__MAX_CONNECTIONS_PER_IP` | `256` | open connections at once per source address (IPv6 /64; `trusted_proxies` exempt) |
 //! | `approver_auth.issuer` | `GUESTLIST_APPROVER_AUTH__ISSUER` | — (fail closed) | OIDC issuer of approvers' tokens |
+//! | `approver_auth.additional_issuers` | `…__ADDITIONAL_ISSUERS` | `[]` | further accepted `iss` values; the tenant's v1.0 issuer `https://sts.windows.net/{tid}/` is accepted without listing it ([`crate::auth::approver_issuers`]) |
 //! | `approver_auth.audiences` | `GUESTLIST_APPROVER_AUTH__AUDIENCES` | — | accepted `aud` values (API client id, app id URI) |
 //! | `approver_auth.required_role` | `…__REQUIRED_ROLE` | `Approver` | app role the `roles` claim must hold |
 //! | `approver_auth.admin_role` | `…__ADMIN_ROLE` | `Admin` | app role for erasure, access export, reopen and the audit |
@@ -143,8 +144,13 @@ pub struct ApproverAuth {
     pub issuer: Option<String>,
     /// The JWKS URL; discovered from the issuer when absent.
     pub jwks_uri: Option<String>,
-    /// Accepted `aud` values: the API's client id and/or app id URI.
+    /// Accepted `aud` values: the API's client id (v2.0 tokens) and/or app id URI (`api://…`,
+    /// what v1.0 tokens carry).
     pub audiences: Vec<String>,
+    /// Further accepted `iss` values, checked against the same JWKS. The tenant's v1.0 issuer
+    /// (`https://sts.windows.net/{tid}/`, derived from `issuer`) needs no entry
+    /// ([`crate::auth::approver_issuers`]).
+    pub additional_issuers: Vec<String>,
     /// The app role the token's `roles` claim must contain.
     pub required_role: String,
     /// The app role for privacy and audit operations (erasure, access export, reopening a
@@ -173,6 +179,7 @@ impl Default for ApproverAuth {
             issuer: None,
             jwks_uri: None,
             audiences: Vec::new(),
+            additional_issuers: Vec::new(),
             required_role: "Approver".into(),
             admin_role: "Admin".into(),
             auditor_role: "Auditor".into(),

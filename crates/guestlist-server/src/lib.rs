@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod duties;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -131,7 +132,8 @@ impl AppState {
     }
 
     /// Runs the check-status rules (marking an overdue request expired, whose event it
-    /// publishes). `None` means answer `Continue`.
+    /// publishes), then, when they would answer `Continue`, the auto-deny rules
+    /// ([`Policy::early_block`]: `AutoDenied`). `None` means answer `Continue`.
     ///
     /// Errors: [`ApiError::Store`] on database failure.
     pub async fn check_status(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
@@ -143,7 +145,8 @@ impl AppState {
         if let Some(e) = event {
             self.publish(e);
         }
-        Ok(block)
+        // Early block (issue 14 §4): who would go on to the attribute page but is auto-denied.
+        Ok(block.or_else(|| early_block(&self.config.policy, claims)))
     }
 
     /// Runs the request-approval rules (store + policy) on the store's writer thread and
@@ -468,4 +471,12 @@ async fn edge_listeners(
         (l, admin_conf)
     });
     Ok((listener, admin, conf))
+}
+
+/// [`Policy::early_block`] as a check-status answer, logged with the rule's name (nothing is
+/// stored at that step).
+fn early_block(policy: &Policy, claims: &Claims) -> Option<MessageKind> {
+    let rule = policy.early_block(claims)?;
+    tracing::info!(rule, "auto-denied at check-approval-status");
+    Some(MessageKind::AutoDenied)
 }

@@ -151,7 +151,7 @@ pub async fn get_one(
                headers(("ETag" = String, description = "The request's new version, quoted"))),
               (status = 400, description = "Malformed decision, id, If-Match or Idempotency-Key", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 403, description = "Token without the Approver role, or the approver's own request (`decision.self_approval`)", body = ErrorBody),
               (status = 404, description = "No such request", body = ErrorBody),
               (status = 409, description = "Another decision won", body = DecisionConflict),
               (status = 412, description = "Stale If-Match", body = DecisionConflict),
@@ -224,7 +224,7 @@ pub async fn decide(
             .or(claims.sub.clone())
             .unwrap_or_default(),
         name: claims.name.clone().unwrap_or_default(),
-        username: claims.preferred_username.clone(),
+        username: claims.username().map(str::to_owned),
         client: Some(
             format!(
                 "{} {}",
@@ -239,6 +239,7 @@ pub async fn decide(
             .to_owned(),
         ),
     };
+    crate::duties::refuse_self_approval(&state, id, &claims).await?;
     let store = state.store.clone();
     // A denial also denies the person's other pending requests: one event each.
     let (request, events) = blocking(move || {
