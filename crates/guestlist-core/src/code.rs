@@ -101,6 +101,10 @@ codes! {
     /// 429: too many open event streams for one approver.
     EventsTooManyStreamsForPrincipal = "events.too_many_streams_for_principal",
 
+    /// 403: an approver deciding a request whose canonical e-mail is their own (issue 14,
+    /// separation of duties).
+    DecisionSelfApproval = "decision.self_approval",
+
     // ----- Privacy, audit and reopening a denial (issue 12; approval API) -----
     /// 403 (desktop): reopening needs the Admin app role the token lacks.
     AuthNotAdmin = "auth.not_admin",

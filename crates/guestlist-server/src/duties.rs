@@ -9,13 +9,15 @@
 use guestlist_core::email::canonical;
 use uuid::Uuid;
 
+use guestlist_core::code::Code;
+
 use crate::AppState;
 use crate::auth::TokenClaims;
 use crate::error::ApiError;
 use crate::store::StoreError;
 
 /// The error code of a refused self-decision (403).
-pub const SELF_APPROVAL: &str = "decision.self_approval";
+pub const SELF_APPROVAL: Code = Code::DecisionSelfApproval;
 
 /// Whether any of `approver_addresses` (as the token sends them) is, in canonical form, the
 /// person `request_email` names. Addresses with no canonical form never match. `request_email`

@@ -475,7 +475,7 @@ async fn edge_listeners(
 
 /// [`Policy::early_block`] as a check-status answer, logged with the rule's name (nothing is
 /// stored at that step).
-fn early_block(policy: &Policy, claims: &Claims) -> Option<MessageKind> {
+fn early_block(policy: &guestlist_core::policy::Policy, claims: &Claims) -> Option<MessageKind> {
     let rule = policy.early_block(claims)?;
     tracing::info!(rule, "auto-denied at check-approval-status");
     Some(MessageKind::AutoDenied)
