@@ -691,7 +691,7 @@ async fn jwt_attacks_are_rejected() {
             jsonwebtoken::encode(
                 &hs,
                 &good,
-                &EncodingKey::from_secret(issuer.public_pem.as_bytes()),
+                &EncodingKey::from_secret(issuer.public_pem.as_bytes()).unwrap(),
             )
             .unwrap(),
             401,
