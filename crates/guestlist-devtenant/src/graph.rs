@@ -26,7 +26,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde_json::{Map, Value, json};
 
 use crate::defaults as d;
@@ -426,7 +426,7 @@ async fn entry(
         let mut inner = s.lock();
         let latency = inner.faults.latency_ms;
         let rate = inner.faults.drop_rate;
-        let drop = rate > 0.0 && inner.rng.gen_bool(rate.min(1.0));
+        let drop = rate > 0.0 && inner.rng.random_bool(rate.min(1.0));
         (latency, drop)
     };
     if latency > 0 {
@@ -537,8 +537,9 @@ fn execute(
     let (throttle, unavailable, after) = {
         let mut inner = s.lock();
         let f = inner.faults.clone();
-        let t = f.throttle_rate > 0.0 && inner.rng.gen_bool(f.throttle_rate.min(1.0));
-        let u = !t && f.unavailable_rate > 0.0 && inner.rng.gen_bool(f.unavailable_rate.min(1.0));
+        let t = f.throttle_rate > 0.0 && inner.rng.random_bool(f.throttle_rate.min(1.0));
+        let u =
+            !t && f.unavailable_rate > 0.0 && inner.rng.random_bool(f.unavailable_rate.min(1.0));
         (t, u, f.retry_after_secs)
     };
     if throttle {

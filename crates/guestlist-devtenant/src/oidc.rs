@@ -24,7 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rand::RngCore as _;
+use rand::Rng as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -552,7 +552,7 @@ fn sign_in_page(
 
 fn random_token(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut b);
+    rand::rng().fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)
 }
 

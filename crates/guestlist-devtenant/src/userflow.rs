@@ -21,9 +21,9 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine as _;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom as _;
-use rand::{Rng as _, SeedableRng as _};
+use rand::rngs::ChaCha12Rng;
+use rand::seq::IndexedRandom as _;
+use rand::{RngExt as _, SeedableRng as _};
 use serde_json::{Map, Value, json};
 
 /// The two connector steps (Graph names).
@@ -841,25 +841,25 @@ fn ascii_fold(s: &str) -> String {
         .collect()
 }
 
-fn digits(rng: &mut StdRng, n: usize) -> String {
+fn digits(rng: &mut ChaCha12Rng, n: usize) -> String {
     (0..n)
         .map(|i| {
             char::from(
                 b'0' + if i == 0 {
-                    rng.gen_range(1..10)
+                    rng.random_range(1..10)
                 } else {
-                    rng.gen_range(0..10)
+                    rng.random_range(0..10)
                 },
             )
         })
         .collect()
 }
 
-fn pick<'a, T>(rng: &mut StdRng, xs: &'a [T]) -> &'a T {
-    &xs[rng.gen_range(0..xs.len())]
+fn pick<'a, T>(rng: &mut ChaCha12Rng, xs: &'a [T]) -> &'a T {
+    &xs[rng.random_range(0..xs.len())]
 }
 
-fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
+fn person(rng: &mut ChaCha12Rng, app_id: &str) -> SignUp {
     let loc = pick(rng, LOCALES);
     let given = *pick(rng, loc.given);
     let family = *pick(rng, loc.family);
@@ -879,7 +879,7 @@ fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
         "{}.{}{}",
         ascii_fold(given),
         ascii_fold(family),
-        if rng.gen_bool(0.3) {
+        if rng.random_bool(0.3) {
             digits(rng, 2)
         } else {
             String::new()
@@ -948,14 +948,14 @@ fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
     col.insert("surname".into(), json!(family));
     col.insert("jobTitle".into(), json!(pick(rng, loc.titles)));
     col.insert("companyName".into(), json!(company));
-    if rng.gen_bool(0.8) {
+    if rng.random_bool(0.8) {
         col.insert("streetAddress".into(), json!(pick(rng, loc.streets)));
         col.insert("city".into(), json!(city));
         col.insert("postalCode".into(), json!(postal));
         col.insert("state".into(), json!(state));
         col.insert("country".into(), json!(loc.country));
     }
-    if rng.gen_bool(0.7) {
+    if rng.random_bool(0.7) {
         col.insert(
             format!("extension_{app_id}_SponsorEmail"),
             json!(format!(
@@ -964,7 +964,7 @@ fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
             )),
         );
     }
-    if rng.gen_bool(0.5) {
+    if rng.random_bool(0.5) {
         col.insert(
             format!("extension_{app_id}_Reason"),
             json!(pick(
@@ -1038,18 +1038,20 @@ pub fn fixtures(app_id: &str) -> Vec<SignUp> {
 /// people (Google, Facebook, email OTP, Entra ID, Microsoft account; en-US / fr-FR / sv-SE names
 /// and addresses with diacritics; companies; job titles; `extension_{app}_SponsorEmail` and
 /// `_Reason`), with about one attempt in six repeating an earlier person (someone whose request
-/// is pending or denied tries again). Uses [`crate::defaults::EXTENSIONS_APP_ID`].
+/// is pending or denied tries again). Uses [`crate::defaults::EXTENSIONS_APP_ID`]. The
+/// generator is ChaCha12 by name, not rand's `StdRng` (whose algorithm may change between rand
+/// releases): same seed, same people.
 pub fn generate(seed: u64, count: usize) -> Vec<SignUp> {
     generate_with(seed, count, crate::defaults::EXTENSIONS_APP_ID)
 }
 
 /// [`generate`] with an explicit extensions app ID.
 pub fn generate_with(seed: u64, count: usize, app_id: &str) -> Vec<SignUp> {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let mut out: Vec<SignUp> = fixtures(app_id).into_iter().take(count).collect();
     while out.len() < count {
-        if out.len() >= 4 && rng.gen_bool(1.0 / 6.0) {
-            let i = rng.gen_range(0..out.len());
+        if out.len() >= 4 && rng.random_bool(1.0 / 6.0) {
+            let i = rng.random_range(0..out.len());
             let mut again = out[i].clone();
             again.note = format!("tries again (same person as #{})", i + 1);
             out.push(again);

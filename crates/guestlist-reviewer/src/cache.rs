@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use guestlist_core::connector::email_domain;
 use guestlist_core::model::{ApprovalRequest, ProvisionedBy};
-use rand::RngCore;
+use rand::TryRng as _;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value as SqlValue};
 use rusqlite_migration::{M, Migrations};
 use serde_json::Value;
@@ -125,12 +125,12 @@ impl std::fmt::Debug for CacheKey {
 }
 
 impl CacheKey {
-    /// 32 bytes from the operating system's RNG (`rand::rngs::OsRng`, i.e. `getrandom`).
+    /// 32 bytes from the operating system's RNG (`rand::rngs::SysRng`, i.e. `getrandom`).
     ///
     /// Errors: `storage.error` when the OS RNG fails.
     pub fn generate() -> Result<CacheKey, ReviewerError> {
         let mut k = [0u8; 32];
-        rand::rngs::OsRng
+        rand::rngs::SysRng
             .try_fill_bytes(&mut k)
             .map_err(|e| ReviewerError::storage(format!("no randomness for the cache key: {e}")))?;
         Ok(CacheKey(k))
