@@ -29,7 +29,7 @@ for b in guestlist tauri-minimal devtenant guestlist-server bench-populate; do
   [ -x "$BIN/$b" ] || { echo "bench-app: $BIN/$b is missing" >&2; exit 1; }
 done
 if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules/.installed ]; then
-  (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
 fi
 
 rm -rf "$WORK"

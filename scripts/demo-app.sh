@@ -53,7 +53,7 @@ fi
 # No display: run it under Xvfb and take a screenshot through tauri-driver.
 SHOT="$ROOT/artifacts/demo/guestlist.png"
 mkdir -p "$(dirname "$SHOT")"
-if [ ! -d tests/e2e/node_modules ]; then (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error); fi
+if [ ! -d tests/e2e/node_modules ]; then (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error); fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export E2E_WD_PORT=$(free_port) NATIVE_PORT=$(free_port) E2E_APP="$APP" SCREENSHOT="$SHOT"
 echo "demo-app: no DISPLAY; running the app under Xvfb to take a screenshot"

@@ -14,9 +14,10 @@
 # the network goes away (guestlist-server and devtenant stopped), two approvals and a denial are
 # queued in the window, both come back and the outbox drains to exactly those directory objects
 # and decisions. Artifacts (screenshots, logs, directory dump) go to
-# artifacts/e2e/; the queue and side-by-side screenshots are copied to docs/screenshots/.
+# artifacts/e2e/; with E2E_UPDATE_DOCS=1 the README's screenshots are copied to docs/screenshots/.
 #
-# Env: E2E_SIGNUPS (default 12) sign-ups to play; ARTIFACTS (default artifacts/e2e).
+# Env: E2E_SIGNUPS (default 12) sign-ups to play; ARTIFACTS (default artifacts/e2e);
+# E2E_UPDATE_DOCS=1 (default 0) refreshes docs/screenshots/ after a passing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,7 +34,7 @@ log() { printf 'e2e.sh: %s\n' "$*"; }
 # ---- dependencies (idempotent, fast when warm) ----
 bash scripts/setup.sh e2e
 if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package.json -nt tests/e2e/node_modules/.installed ]; then
-  (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
 fi
 
 # ---- build ----
@@ -171,7 +172,8 @@ if [ "$rc" = 0 ]; then
   fi
 fi
 
-if [ "$rc" = 0 ]; then
+if [ "$rc" = 0 ] && [ "${E2E_UPDATE_DOCS:-0}" = 1 ]; then
+  # Only on request: `make test` leaves the tracked tree as it found it (scripts/test.sh checks).
   mkdir -p docs/screenshots
   cp "$OUT/queue.png" docs/screenshots/queue.png
   cp "$OUT/side-by-side.png" docs/screenshots/side-by-side.png
@@ -179,6 +181,8 @@ if [ "$rc" = 0 ]; then
   # Languages and accessibility (issue 15): the deny dialog in English, the French pass.
   for f in deny.png signin-fr.png queue-fr.png deny-fr.png; do cp "$OUT/$f" "docs/screenshots/$f"; done
   log "passed; screenshots in $OUT and docs/screenshots/"
+elif [ "$rc" = 0 ]; then
+  log "passed; screenshots in $OUT (E2E_UPDATE_DOCS=1 also copies them to docs/screenshots/)"
 else
   log "FAILED (rc=$rc); see $OUT (failure.png, failure.html, *.log)"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent setup: installs only what is missing (apt packages, npm packages, tauri-driver).
-# Usage: scripts/setup.sh [server|desktop|e2e|schemathesis|all]   (default: all)
+# Idempotent setup: installs only what is missing (apt packages, npm packages, tauri-driver,
+# schemathesis, cargo-deny).
+# Usage: scripts/setup.sh [server|desktop|e2e|schemathesis|cargo-deny|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -32,12 +33,32 @@ install_schemathesis() {
 }
 if [ "$what" = schemathesis ]; then install_schemathesis; exit 0; fi
 
+# cargo-deny (crates.io), pinned: `make test` runs `cargo deny check licenses bans sources`
+# against deny.toml. Idempotent: nothing happens when the pinned version is installed.
+CARGO_DENY_VERSION=0.20.2
+install_cargo_deny() {
+  if [ "$(cargo deny --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ]; then return 0; fi
+  echo "setup: installing cargo-deny $CARGO_DENY_VERSION (crates.io)"
+  cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION"
+}
+if [ "$what" = cargo-deny ]; then install_cargo_deny; exit 0; fi
+
+# `npm ci` in $1 when its node_modules is missing or older than package.json/package-lock.json.
+npm_ci() {
+  local dir=$1
+  if [ ! -f "$dir/node_modules/.installed" ] || [ "$dir/package.json" -nt "$dir/node_modules/.installed" ] \
+    || [ "$dir/package-lock.json" -nt "$dir/node_modules/.installed" ]; then
+    echo "setup: npm ci in $dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
+  fi
+}
+
 want=()
 case "$what" in
   server) want=("${server_pkgs[@]}") ;;
   desktop) want=("${server_pkgs[@]}" "${desktop_pkgs[@]}") ;;
   e2e|all) want=("${server_pkgs[@]}" "${desktop_pkgs[@]}" "${e2e_pkgs[@]}") ;;
-  *) echo "usage: $0 [server|desktop|e2e|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [server|desktop|e2e|schemathesis|cargo-deny|all]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -63,17 +84,10 @@ if [ "$what" = e2e ] || [ "$what" = all ]; then
   fi
 fi
 
-if [ "$what" != server ] && [ -f ui/package.json ]; then
-  if [ ! -d ui/node_modules ] || [ ui/package.json -nt ui/node_modules/.installed ]; then
-    echo "setup: npm install in ui/"
-    (cd ui && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
-  fi
-fi
-if [ "$what" != server ] && [ -f tests/oidc-provider/package.json ]; then
-  if [ ! -d tests/oidc-provider/node_modules ] || [ tests/oidc-provider/package.json -nt tests/oidc-provider/node_modules/.installed ]; then
-    echo "setup: npm install in tests/oidc-provider/"
-    (cd tests/oidc-provider && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
-  fi
-fi
+# npm packages exactly as the committed package-lock.json says (`npm ci` never rewrites it, so a
+# fresh clone stays clean); again only when package.json or the lockfile changed since.
+for dir in ui tests/oidc-provider; do
+  if [ "$what" != server ] && [ -f "$dir/package.json" ]; then npm_ci "$dir"; fi
+done
 
-if [ "$what" = all ]; then install_schemathesis; fi
+if [ "$what" = all ]; then install_schemathesis; install_cargo_deny; fi

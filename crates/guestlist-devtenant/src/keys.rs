@@ -40,7 +40,7 @@ impl SigningKey {
     /// # Errors
     /// [`DevTenantError::Key`] if generation or encoding fails.
     pub fn generate() -> Result<Self, DevTenantError> {
-        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        let key = rsa::PrivateKey::new(&mut rand::rng(), 2048)
             .map_err(|e| DevTenantError::Key(e.to_string()))?;
         Self::from_rsa(&key)
     }
@@ -50,12 +50,12 @@ impl SigningKey {
     /// # Errors
     /// [`DevTenantError::Key`] if the PEM is not an RSA PKCS#8 key.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, DevTenantError> {
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-            .map_err(|e| DevTenantError::Key(e.to_string()))?;
+        let key =
+            rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| DevTenantError::Key(e.to_string()))?;
         Self::from_rsa(&key)
     }
 
-    fn from_rsa(key: &rsa::RsaPrivateKey) -> Result<Self, DevTenantError> {
+    fn from_rsa(key: &rsa::PrivateKey) -> Result<Self, DevTenantError> {
         let pem = key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| DevTenantError::Key(e.to_string()))?
@@ -63,9 +63,9 @@ impl SigningKey {
         let der = key
             .to_pkcs1_der()
             .map_err(|e| DevTenantError::Key(e.to_string()))?;
-        let n_bytes = key.n().to_bytes_be();
+        let n_bytes = key.n_bytes();
         let n = URL_SAFE_NO_PAD.encode(&n_bytes);
-        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(key.e_bytes());
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(&n_bytes));
         Ok(Self {
             kid,

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use rand::SeedableRng as _;
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -84,8 +84,9 @@ pub struct Inner {
     pub buckets: HashMap<(String, String, bool), Bucket>,
     /// Current fault settings.
     pub faults: FaultConfig,
-    /// RNG for fault injection, seeded from `faults.seed`.
-    pub rng: StdRng,
+    /// RNG for fault injection, seeded from `faults.seed`: ChaCha12, named rather than `StdRng`
+    /// (whose algorithm rand may change), so a seed replays the same faults.
+    pub rng: ChaCha12Rng,
     /// The last [`RECORDED_CALLS_MAX`] Graph calls, oldest first (`GET /_devtenant/graph-calls`).
     pub calls: std::collections::VecDeque<RecordedCall>,
 }
@@ -191,7 +192,7 @@ impl Shared {
             ),
         };
         let faults = cfg.faults.clone();
-        let rng = StdRng::seed_from_u64(faults.seed);
+        let rng = ChaCha12Rng::seed_from_u64(faults.seed);
         let shared = Self {
             cfg,
             base_url,
@@ -285,7 +286,7 @@ impl Shared {
     pub fn set_faults(&self, faults: FaultConfig) -> Result<(), DevTenantError> {
         faults.validate()?;
         let mut inner = self.lock();
-        inner.rng = StdRng::seed_from_u64(faults.seed);
+        inner.rng = ChaCha12Rng::seed_from_u64(faults.seed);
         inner.faults = faults;
         Ok(())
     }

@@ -17,11 +17,14 @@
 //!   a [`GraphError`] whose code and request-id are shown to the approver; transport failures are
 //!   [`Error::Network`] so the caller can switch to offline mode.
 //!
+//! [`oauth_http::OAuthHttp`] lends the same reqwest client to the oauth2/openidconnect crates.
+//!
 //! This crate depends on `guestlist-core` only for [`GraphCall`]; it must not depend on the
 //! approval API, SQLite or tauri.
 
 mod batch;
 mod encode;
+pub mod oauth_http;
 
 use std::time::Duration;
 

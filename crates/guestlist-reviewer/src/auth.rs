@@ -115,7 +115,7 @@ struct Tokens {
 #[derive(Debug)]
 pub struct Auth {
     store: Arc<dyn TokenStore>,
-    http: reqwest::Client,
+    http: guestlist_graph::oauth_http::OAuthHttp,
     tokens: tokio::sync::Mutex<Tokens>,
 }
 
@@ -165,7 +165,7 @@ impl Auth {
             .map_err(ReviewerError::storage)?;
         Ok(Auth {
             store,
-            http,
+            http: guestlist_graph::oauth_http::OAuthHttp::new(http),
             tokens: tokio::sync::Mutex::new(Tokens::default()),
         })
     }
@@ -218,6 +218,7 @@ impl Auth {
             let end_session_endpoint = async {
                 let v: Value = self
                     .http
+                    .client()
                     .get(&raw_url)
                     .send()
                     .await
@@ -485,7 +486,7 @@ impl Auth {
             if let Some(h) = hint {
                 q.push(("id_token_hint", h));
             }
-            let r = self.http.get(&end).query(&q).send().await;
+            let r = self.http.client().get(&end).query(&q).send().await;
             tracing::info!(ok = r.is_ok(), "end-session endpoint called");
         }
         let key = account_key(settings);

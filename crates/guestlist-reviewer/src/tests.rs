@@ -349,25 +349,30 @@ async fn settings_are_persisted_and_validated() {
 #[test]
 fn export_bindings() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings");
-    Settings::export_all_to(&dir).unwrap();
+    // Large integers (u64/i64) are `number`: the values the UI sees stay far below 2^53, and
+    // JSON never carries a `bigint` (the fields say so with `#[ts(type = "number")]` too).
+    let cfg = ts_rs::Config::new()
+        .with_out_dir(&dir)
+        .with_large_int("number");
+    Settings::export_all(&cfg).unwrap();
     std::fs::write(
         dir.join("providerLabels.ts"),
         guestlist_core::provider::labels_ts(),
     )
     .unwrap();
-    ReviewerError::export_all_to(&dir).unwrap();
-    SessionInfo::export_all_to(&dir).unwrap();
-    AppStatus::export_all_to(&dir).unwrap();
-    QueueQuery::export_all_to(&dir).unwrap();
-    QueueView::export_all_to(&dir).unwrap();
-    SyncReport::export_all_to(&dir).unwrap();
-    RequestDetail::export_all_to(&dir).unwrap();
-    DecisionOutcome::export_all_to(&dir).unwrap();
-    OutboxItem::export_all_to(&dir).unwrap();
-    UndoOutcome::export_all_to(&dir).unwrap();
-    crate::rights::ApproverRights::export_all_to(&dir).unwrap();
-    HistoryEntry::export_all_to(&dir).unwrap();
-    guestlist_core::Code::export_all_to(&dir).unwrap();
+    ReviewerError::export_all(&cfg).unwrap();
+    SessionInfo::export_all(&cfg).unwrap();
+    AppStatus::export_all(&cfg).unwrap();
+    QueueQuery::export_all(&cfg).unwrap();
+    QueueView::export_all(&cfg).unwrap();
+    SyncReport::export_all(&cfg).unwrap();
+    RequestDetail::export_all(&cfg).unwrap();
+    DecisionOutcome::export_all(&cfg).unwrap();
+    OutboxItem::export_all(&cfg).unwrap();
+    UndoOutcome::export_all(&cfg).unwrap();
+    crate::rights::ApproverRights::export_all(&cfg).unwrap();
+    HistoryEntry::export_all(&cfg).unwrap();
+    guestlist_core::Code::export_all(&cfg).unwrap();
     for f in [
         "Settings.ts",
         "AppStatus.ts",

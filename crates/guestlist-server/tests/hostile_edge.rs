@@ -510,9 +510,8 @@ fn write_atomic(path: &Path, text: &str) {
 
 fn tls_client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+        .tls_backend_rustls()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap()])
         .tls_info(true)
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(5));

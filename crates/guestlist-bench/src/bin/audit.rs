@@ -51,14 +51,14 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 
 /// Starts an issuer on 127.0.0.1 and returns its URL and an Auditor token it signed.
 async fn issuer_and_token() -> anyhow::Result<(String, String)> {
-    let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+    let private = rsa::PrivateKey::new(&mut rand::rngs::SysRng, 2048)?;
     let pem = private.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?;
     let key = EncodingKey::from_rsa_pem(pem.as_bytes())?;
     let kid = "audit-bench-key";
     let jwks = json!({"keys": [{
         "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-        "n": URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()),
-        "e": URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
+        "n": URL_SAFE_NO_PAD.encode(private.n_bytes()),
+        "e": URL_SAFE_NO_PAD.encode(private.e_bytes()),
     }]});
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -43,7 +43,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
 use guestlist_devtenant::defaults;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rand::Rng;
+use rand::RngExt as _;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
@@ -103,14 +103,14 @@ struct Issuer {
 
 impl Issuer {
     async fn start() -> anyhow::Result<Issuer> {
-        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+        let private = rsa::PrivateKey::new(&mut rand::rngs::SysRng, 2048)?;
         let pem = private.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?;
         let key = EncodingKey::from_rsa_pem(pem.as_bytes())?;
         let kid = "hostile-bench-key".to_owned();
         let jwks = json!({"keys": [{
             "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
+            "n": URL_SAFE_NO_PAD.encode(private.n_bytes()),
+            "e": URL_SAFE_NO_PAD.encode(private.e_bytes()),
         }]});
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -251,7 +251,7 @@ async fn check_load(base: &str, conns: u64, secs: u64) -> anyhow::Result<Load> {
             let mut lat = Vec::new();
             let mut errors = 0u64;
             while Instant::now() < deadline {
-                let i = rand::thread_rng().gen_range(0..ROWS);
+                let i = rand::rng().random_range(0..ROWS);
                 let t = Instant::now();
                 let ok = client
                     .post(&url)
@@ -471,7 +471,7 @@ async fn jwks_storm(base: &str, issuer: &Issuer, n: u64) -> anyhow::Result<(u64,
     let url = format!("{base}/api/requests?limit=1");
     let tokens: Vec<String> = (0..n)
         .map(|i| {
-            let kid = format!("{:032x}", rand::thread_rng().r#gen::<u128>());
+            let kid = format!("{:032x}", rand::rng().random::<u128>());
             issuer.token(100_000 + i, &kid)
         })
         .collect::<anyhow::Result<_>>()?;

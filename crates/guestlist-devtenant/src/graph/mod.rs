@@ -29,7 +29,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde_json::{Value, json};
 
 use crate::net::ConnKill;
@@ -156,7 +156,7 @@ async fn entry(
         let mut inner = s.lock();
         let latency = inner.faults.latency_ms;
         let rate = inner.faults.drop_rate;
-        let drop = rate > 0.0 && inner.rng.gen_bool(rate.min(1.0));
+        let drop = rate > 0.0 && inner.rng.random_bool(rate.min(1.0));
         (latency, drop)
     };
     if latency > 0 {

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use rand::Rng as _;
+use rand::RngExt as _;
 
 use super::{Ctx, GraphResponse, auth::Principal, odata_error};
 use crate::state::{Bucket, Shared};
@@ -82,8 +82,9 @@ pub(super) fn admit(
     let (throttle, unavailable, after) = {
         let mut inner = s.lock();
         let f = inner.faults.clone();
-        let t = f.throttle_rate > 0.0 && inner.rng.gen_bool(f.throttle_rate.min(1.0));
-        let u = !t && f.unavailable_rate > 0.0 && inner.rng.gen_bool(f.unavailable_rate.min(1.0));
+        let t = f.throttle_rate > 0.0 && inner.rng.random_bool(f.throttle_rate.min(1.0));
+        let u =
+            !t && f.unavailable_rate > 0.0 && inner.rng.random_bool(f.unavailable_rate.min(1.0));
         (t, u, f.retry_after_secs)
     };
     if throttle {

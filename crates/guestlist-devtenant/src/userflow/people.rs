@@ -5,9 +5,9 @@
 
 use std::fmt;
 
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom as _;
-use rand::{Rng as _, SeedableRng as _};
+use rand::rngs::ChaCha12Rng;
+use rand::seq::IndexedRandom as _;
+use rand::{RngExt as _, SeedableRng as _};
 use serde_json::{Map, Value, json};
 
 /// Where the person comes from.
@@ -256,25 +256,25 @@ fn ascii_fold(s: &str) -> String {
         .collect()
 }
 
-fn digits(rng: &mut StdRng, n: usize) -> String {
+fn digits(rng: &mut ChaCha12Rng, n: usize) -> String {
     (0..n)
         .map(|i| {
             char::from(
                 b'0' + if i == 0 {
-                    rng.gen_range(1..10)
+                    rng.random_range(1..10)
                 } else {
-                    rng.gen_range(0..10)
+                    rng.random_range(0..10)
                 },
             )
         })
         .collect()
 }
 
-fn pick<'a, T>(rng: &mut StdRng, xs: &'a [T]) -> &'a T {
-    &xs[rng.gen_range(0..xs.len())]
+fn pick<'a, T>(rng: &mut ChaCha12Rng, xs: &'a [T]) -> &'a T {
+    &xs[rng.random_range(0..xs.len())]
 }
 
-fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
+fn person(rng: &mut ChaCha12Rng, app_id: &str) -> SignUp {
     let loc = pick(rng, LOCALES);
     let given = *pick(rng, loc.given);
     let family = *pick(rng, loc.family);
@@ -294,7 +294,7 @@ fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
         "{}.{}{}",
         ascii_fold(given),
         ascii_fold(family),
-        if rng.gen_bool(0.3) {
+        if rng.random_bool(0.3) {
             digits(rng, 2)
         } else {
             String::new()
@@ -363,14 +363,14 @@ fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
     col.insert("surname".into(), json!(family));
     col.insert("jobTitle".into(), json!(pick(rng, loc.titles)));
     col.insert("companyName".into(), json!(company));
-    if rng.gen_bool(0.8) {
+    if rng.random_bool(0.8) {
         col.insert("streetAddress".into(), json!(pick(rng, loc.streets)));
         col.insert("city".into(), json!(city));
         col.insert("postalCode".into(), json!(postal));
         col.insert("state".into(), json!(state));
         col.insert("country".into(), json!(loc.country));
     }
-    if rng.gen_bool(0.7) {
+    if rng.random_bool(0.7) {
         col.insert(
             format!("extension_{app_id}_SponsorEmail"),
             json!(format!(
@@ -379,7 +379,7 @@ fn person(rng: &mut StdRng, app_id: &str) -> SignUp {
             )),
         );
     }
-    if rng.gen_bool(0.5) {
+    if rng.random_bool(0.5) {
         col.insert(
             format!("extension_{app_id}_Reason"),
             json!(pick(
@@ -460,11 +460,11 @@ pub fn generate(seed: u64, count: usize) -> Vec<SignUp> {
 
 /// [`generate`] with an explicit extensions app ID.
 pub fn generate_with(seed: u64, count: usize, app_id: &str) -> Vec<SignUp> {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let mut out: Vec<SignUp> = fixtures(app_id).into_iter().take(count).collect();
     while out.len() < count {
-        if out.len() >= 4 && rng.gen_bool(1.0 / 6.0) {
-            let i = rng.gen_range(0..out.len());
+        if out.len() >= 4 && rng.random_bool(1.0 / 6.0) {
+            let i = rng.random_range(0..out.len());
             let mut again = out[i].clone();
             again.note = format!("tries again (same person as #{})", i + 1);
             out.push(again);

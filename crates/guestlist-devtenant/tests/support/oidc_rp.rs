@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use guestlist_graph::oauth_http::OAuthHttp;
+
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
@@ -59,9 +61,9 @@ pub struct RpResult {
 }
 
 /// An HTTP client that never follows redirects (the RP reads `Location` itself).
-pub fn http() -> openidconnect::reqwest::Client {
-    openidconnect::reqwest::ClientBuilder::new()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
 }
@@ -76,7 +78,7 @@ pub struct AuthResponse {
 /// Follows the authorization request through the OP (keeping cookies by hand) until it
 /// redirects to `redirect_uri`; returns that redirect's query. At most 12 hops.
 pub async fn follow_to_redirect(
-    http: &openidconnect::reqwest::Client,
+    http: &reqwest::Client,
     start: &str,
     redirect_uri: &str,
 ) -> Result<AuthResponse, String> {
@@ -138,7 +140,7 @@ pub async fn follow_to_redirect(
 pub async fn code_pkce_refresh(cfg: &RpConfig) -> Result<RpResult, String> {
     let http = http();
     let issuer = IssuerUrl::new(cfg.issuer.clone()).map_err(|e| e.to_string())?;
-    let meta = CoreProviderMetadata::discover_async(issuer, &http)
+    let meta = CoreProviderMetadata::discover_async(issuer, &OAuthHttp::new(http.clone()))
         .await
         .map_err(|e| format!("discovery: {e:?}"))?;
     let token_endpoint = meta
@@ -189,7 +191,7 @@ pub async fn code_pkce_refresh(cfg: &RpConfig) -> Result<RpResult, String> {
         .exchange_code(AuthorizationCode::new(code.clone()))
         .map_err(|e| e.to_string())?
         .set_pkce_verifier(verifier)
-        .request_async(&http)
+        .request_async(&OAuthHttp::new(http.clone()))
         .await
         .map_err(|e| format!("code exchange: {e:?}"))?;
     let id_token = token.id_token().ok_or("no id_token")?;
@@ -208,7 +210,7 @@ pub async fn code_pkce_refresh(cfg: &RpConfig) -> Result<RpResult, String> {
         }
     }
     let refreshed = refresh
-        .request_async(&http)
+        .request_async(&OAuthHttp::new(http.clone()))
         .await
         .map_err(|e| format!("refresh: {e:?}"))?;
     Ok(RpResult {

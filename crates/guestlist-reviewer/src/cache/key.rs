@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::RngCore;
+use rand::TryRng as _;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -40,12 +40,12 @@ impl std::fmt::Debug for CacheKey {
 }
 
 impl CacheKey {
-    /// 32 bytes from the operating system's RNG (`rand::rngs::OsRng`, i.e. `getrandom`).
+    /// 32 bytes from the operating system's RNG (`rand::rngs::SysRng`, i.e. `getrandom`).
     ///
     /// Errors: `storage.error` when the OS RNG fails.
     pub fn generate() -> Result<CacheKey, ReviewerError> {
         let mut k = [0u8; 32];
-        rand::rngs::OsRng
+        rand::rngs::SysRng
             .try_fill_bytes(&mut k)
             .map_err(|e| ReviewerError::storage(format!("no randomness for the cache key: {e}")))?;
         Ok(CacheKey(k))

@@ -172,7 +172,8 @@ pub fn load_or_create_key_file(path: &Path) -> Result<(Vec<u8>, bool), String> {
         return read_key_file(path).map(|k| (k, false));
     }
     let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes)
+        .map_err(|e| format!("no randomness for the tombstone key: {e}"))?;
     let key = hex::encode(bytes);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -40,13 +40,13 @@ pub struct Issuer {
 
 impl Issuer {
     pub async fn start() -> Issuer {
-        let mut rng = rand::thread_rng();
-        let key = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let mut rng = rand::rng();
+        let key = rsa::PrivateKey::new(&mut rng, 2048).unwrap();
         let pubkey = key.to_public_key();
         let b64 = |b: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         let kid = "test-key-1".to_string();
         let jwks = json!({"keys": [{"kty":"RSA","use":"sig","alg":"RS256","kid":kid,
-            "n": b64(pubkey.n().to_bytes_be()), "e": b64(pubkey.e().to_bytes_be())}]});
+            "n": b64(pubkey.n_bytes().into_vec()), "e": b64(pubkey.e_bytes().into_vec())}]});
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}/tenant/v2.0");
