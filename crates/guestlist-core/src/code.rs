@@ -2,7 +2,7 @@
 //!
 //! A code is the `code` of the approval API's error body
 //! (`{"error":{"code":"request.not_found","message":"…"}}`, [`crate::model::ErrorBody`];
-//! `shared/spec/CONTRACTS.md` §4) and of the desktop facade's `ReviewerError`
+//! `docs/CONTRACTS.md` §4) and of the desktop facade's `ReviewerError`
 //! (`{"code":"network.offline","message":"…"}`). It is serialised as a dotted string,
 //! `<area>.<what>`, e.g. `request.not_found`: clients branch on it, so a code is never renamed
 //! or reused; add a variant instead. With the `ts` feature ts-rs emits the enum as a TypeScript

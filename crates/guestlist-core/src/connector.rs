@@ -1,4 +1,4 @@
-//! The self-service sign-up API connector contract (`shared/spec/CONTRACTS.md` §1).
+//! The self-service sign-up API connector contract (`docs/CONTRACTS.md` §1).
 //!
 //! Entra's user flow POSTs a flat JSON object of *claims* to an API connector at two steps,
 //! `postFederationSignup` ("check approval status") and `postAttributeCollection` ("request

@@ -1,5 +1,5 @@
 //! Entra External ID custom authentication extensions for attribute collection
-//! (`shared/spec/CONTRACTS.md` §2): the `OnAttributeCollectionStart` and
+//! (`docs/CONTRACTS.md` §2): the `OnAttributeCollectionStart` and
 //! `OnAttributeCollectionSubmit` events that external tenants use instead of API connectors.
 //!
 //! Request: `{"type":"microsoft.graph.authenticationEvent.attributeCollectionSubmit",

@@ -5,7 +5,7 @@
 //! - [`code`]: [`Code`], every stable error code (`request.not_found`, …) as one enum.
 //! - [`connector`]: the self-service sign-up (SSSU) API connector contract — the claims Entra's
 //!   user flow sends and the `Continue` / `ShowBlockPage` / `ValidationError` answers
-//!   (`shared/spec/CONTRACTS.md` §1).
+//!   (`docs/CONTRACTS.md` §1).
 //! - [`email`]: the canonical e-mail address (NFKC, full case folding, IDNA domain; invisible
 //!   characters refused): what counts as the same address.
 //! - [`extension`]: the Entra External ID custom authentication extension contract for

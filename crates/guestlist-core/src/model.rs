@@ -429,7 +429,7 @@ impl Event {
 /// The [`Event::kind`] of an erasure: the request's personal data is gone.
 pub const EVENT_REQUEST_ERASED: &str = "request.erased";
 
-/// The error body of every non-connector error of the approval API (`shared/spec/CONTRACTS.md`
+/// The error body of every non-connector error of the approval API (`docs/CONTRACTS.md`
 /// §4): `{"error":{"code":"…","message":"…"}}`, with a stable [`Code`] such as
 /// `request.not_found`. The server's `ApiError` is the error; this is its body on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! The provisioning plan: the exact Microsoft Graph calls that create an approved request's
-//! guest account (`shared/spec/CONTRACTS.md` §3, seed `002_*`).
+//! guest account (`docs/CONTRACTS.md` §3, seed `002_*`).
 //!
 //! - Federated users (Google, Facebook, e-mail one-time passcode: the claims carry
 //!   `identities[0].issuer`) → look up by identity, then `POST /users` with

@@ -1,7 +1,7 @@
 //! # guestlist-graph
 //!
 //! A thin Microsoft Graph v1.0 client: exactly the calls Guestlist makes when an approver approves
-//! a request (`shared/spec/CONTRACTS.md` §3): user look-ups (`GET /users?$filter=…`),
+//! a request (`docs/CONTRACTS.md` §3): user look-ups (`GET /users?$filter=…`),
 //! `POST /users`, `POST /invitations`, `PATCH /users/{id}`, `GET /users/{id}` and
 //! `POST /$batch` (JSON batching, at most 20 requests per batch).
 //!

@@ -1,4 +1,4 @@
-//! Signing the approver in (`shared/spec/CONTRACTS.md` §4): OAuth 2.0 authorization code flow
+//! Signing the approver in (`docs/CONTRACTS.md` §4): OAuth 2.0 authorization code flow
 //! with PKCE (S256) for a public native client, RFC 8252 loopback redirect, RFC 9207 `iss` check.
 //!
 //! - Discovery: `<authority>/.well-known/openid-configuration` (`openidconnect`).

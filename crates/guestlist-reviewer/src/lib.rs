@@ -1,6 +1,6 @@
 //! # guestlist-reviewer
 //!
-//! Everything the Guestlist desktop app does that is not UI (`shared/design/ARCHITECTURE.md`):
+//! Everything the Guestlist desktop app does that is not UI (`docs/ARCHITECTURE.md`):
 //! sign-in ([`auth`]: OAuth code + PKCE, loopback redirect, keyring), the approval API client
 //! ([`api`]), the local SQLite cache and outbox, encrypted at rest with SQLCipher ([`cache`]),
 //! queue sync, the decision state machine that provisions guests through Microsoft Graph

@@ -1,6 +1,6 @@
 //! Queue sync ([`Reviewer::sync`]): sends queued decisions, then brings the cache up to date
 //! with the approval API, incrementally (`GET /api/requests?since=<mark>`) or with a full
-//! re-list of pending requests (`shared/spec/CONTRACTS.md`, the requests listing).
+//! re-list of pending requests (`docs/CONTRACTS.md`, the requests listing).
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! The approver API's extractors: who calls ([`Caller`], with the app role it needs as a type:
 //! [`Approver`], [`Admin`], [`AuditReader`]), the request id of the path ([`RequestId`]) and a
 //! JSON body ([`AppJson`]). Every rejection is an [`ApiError`], so it answers in the API's error
-//! shape (`{"error":{"code":"…","message":"…"}}`, `shared/spec/CONTRACTS.md` §4) with a
+//! shape (`{"error":{"code":"…","message":"…"}}`, `docs/CONTRACTS.md` §4) with a
 //! [`Code`], never axum's plain-text rejections.
 //!
 //! Handlers list the caller first, so a call without a valid token is refused (401/403/503)

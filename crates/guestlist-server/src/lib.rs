@@ -2,7 +2,7 @@
 //!
 //! Entra's self-service sign-up user flow calls this service through two API connectors
 //! ("check approval status", "request approval"); it records the request in SQLite and answers
-//! `Continue` / `ShowBlockPage` / `ValidationError` at once (`shared/spec/CONTRACTS.md` §1–2).
+//! `Continue` / `ShowBlockPage` / `ValidationError` at once (`docs/CONTRACTS.md` §1–2).
 //! Approvers' desktop apps read the queue, report decisions and follow events through the
 //! approver API (bearer JWT, app role `Approver`, §4).
 //!

@@ -1,4 +1,4 @@
-//! The check index and the check-status answer (`shared/spec/CONTRACTS.md` §1, "The approval
+//! The check index and the check-status answer (`docs/CONTRACTS.md` §1, "The approval
 //! behaviour"): an in-memory map from each stored request's identity key (a 128-bit digest) to
 //! its id, status and creation time, plus a count of denied requests per canonical e-mail, kept
 //! in step with the committed table by the writer thread; and the same lookup read from the

@@ -1,4 +1,4 @@
-//! Stored events (`GET /api/events`, `shared/spec/CONTRACTS.md` §4: `seq`, oldest first),
+//! Stored events (`GET /api/events`, `docs/CONTRACTS.md` §4: `seq`, oldest first),
 //! the reminders' bookkeeping ([`crate::reminders`]) and the per-status counts of the table.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! The approval state machine's transactions (`shared/spec/CONTRACTS.md` §1 "The approval
+//! The approval state machine's transactions (`docs/CONTRACTS.md` §1 "The approval
 //! behaviour" and §4): request approval (the connector call), expiry, an approver's decision
 //! with optimistic concurrency (`If-Match`) and idempotency (`Idempotency-Key`), the denial of
 //! the same person's other requests, and the approver's reads (one request, a page, history).

@@ -1,6 +1,6 @@
 //! Row mapping of the `requests`, `history` and `events` tables: the column list, decoding a
 //! row into an [`ApprovalRequest`], the search text, the two cursor codecs of
-//! `GET /api/requests` (`shared/spec/CONTRACTS.md` §4), and the inserts every write goes
+//! `GET /api/requests` (`docs/CONTRACTS.md` §4), and the inserts every write goes
 //! through ([`upsert`], [`add_history`], [`add_event`]).
 
 use guestlist_core::connector::Claims;

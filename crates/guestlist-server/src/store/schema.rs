@@ -1,6 +1,6 @@
 //! The SQLite schema: the migrations in order (rusqlite_migration; never edit a shipped one,
 //! append), including migration 3's rewrite of stored keys to the canonical e-mail
-//! (`shared/spec/CONTRACTS.md` §1, "The approval behaviour"; issue 10 §6).
+//! (`docs/CONTRACTS.md` §1, "The approval behaviour"; issue 10 §6).
 
 use std::collections::HashMap;
 
