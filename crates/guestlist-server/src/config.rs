@@ -441,3 +441,137 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod readme_table {
+    //! The README's configuration table cannot drift from [`Config`] (issue 16 §3): every key
+    //! of the configuration, as serde sees it, has a row there, and every row names a key.
+
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::Config;
+
+    /// Dotted paths of every leaf of `v` (objects are walked; arrays, scalars, nulls and empty
+    /// objects are leaves).
+    fn leaves(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&p, v, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_owned());
+            }
+        }
+    }
+
+    /// The keys the README's configuration tables name: the first cell of each row, whose
+    /// backticked items are keys; `.x` continues the previous item's section, `a.*` covers
+    /// every key under `a`, and `<…>` segments stand for any name.
+    fn readme_keys() -> Vec<String> {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let mut keys = Vec::new();
+        for line in readme.lines() {
+            let Some(first) = line
+                .strip_prefix("| `")
+                .and_then(|rest| rest.split(" |").next())
+            else {
+                continue;
+            };
+            let mut section = String::new();
+            for item in format!("`{first}").split(',') {
+                let item = item.trim().trim_matches('`').trim();
+                if item.is_empty() {
+                    continue;
+                }
+                let key = if let Some(rest) = item.strip_prefix('.') {
+                    format!("{section}.{rest}")
+                } else {
+                    item.to_owned()
+                };
+                section = key
+                    .rsplit_once('.')
+                    .map(|(s, _)| s.to_owned())
+                    .unwrap_or_default();
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    fn covers(pattern: &str, key: &str) -> bool {
+        if let Some(section) = pattern.strip_suffix(".*") {
+            return key.starts_with(&format!("{section}."));
+        }
+        let (p, k): (Vec<&str>, Vec<&str>) =
+            (pattern.split('.').collect(), key.split('.').collect());
+        let any = |s: &&str| s.starts_with('<') && s.ends_with('>');
+        if p.len() > k.len() {
+            // A documented map (`policy.messages.<lang>.<kind>`) covers the map's own key.
+            return p[..k.len()] == k[..] && p[k.len()..].iter().all(any);
+        }
+        // A key under a documented map or array entry (`policy.messages.<lang>.<kind>`) is
+        // covered by its longest documented prefix.
+        p.iter()
+            .zip(&k)
+            .all(|(p, k)| p == k || (p.starts_with('<') && p.ends_with('>')))
+            && (p.len() == k.len() || p.last().is_some_and(|l| l.starts_with('<')))
+    }
+
+    #[test]
+    fn every_config_key_has_a_readme_row() {
+        let config = serde_json::to_value(Config::default()).unwrap();
+        let mut keys = BTreeSet::new();
+        leaves("", &config, &mut keys);
+        let documented = readme_keys();
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                !documented
+                    .iter()
+                    .any(|d| covers(d, k) || covers(d, &parent(k)))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "configuration keys without a row in the README's configuration table: {missing:?}"
+        );
+    }
+
+    /// `policy.messages` is a map whose default is filled: its rows document the map itself.
+    fn parent(key: &str) -> String {
+        key.rsplit_once('.')
+            .map(|(p, _)| p.to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_readme_row_names_a_config_key() {
+        let config = serde_json::to_value(Config::default()).unwrap();
+        let mut keys = BTreeSet::new();
+        leaves("", &config, &mut keys);
+        let unknown: Vec<String> = readme_keys()
+            .into_iter()
+            .filter(|d| d.contains('.') || keys.contains(d.as_str()) || d.ends_with('*'))
+            .filter(|d| {
+                !keys.iter().any(|k| {
+                    covers(d, k)
+                        || k.starts_with(&format!("{}.", d.trim_end_matches(".*")))
+                        || d.split('.').any(|s| s.starts_with('<'))
+                })
+            })
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "README configuration rows that name no configuration key: {unknown:?}"
+        );
+    }
+}
