@@ -10,7 +10,7 @@ use guestlist_devtenant::defaults;
 use guestlist_reviewer::{Faults, MemoryStore, codes};
 use serde_json::{Value, json};
 
-use crate::reviewer::{Env, fixture, id_of, sign_in};
+use crate::reviewer::{Env, facebook, fixture, id_of, sign_in};
 
 /// `GET /api/requests/{id}` with a token devtenant mints for `upn`: (status, ETag, body).
 async fn server_request(env: &Env, upn: &str, id: &str) -> (u16, Option<String>, Value) {
@@ -162,4 +162,65 @@ async fn an_admin_reopens_a_denial_and_the_sign_up_is_pending_again() {
     assert_eq!(etag, Some(format!("\"{}\"", reopened.version)));
     let h = ada.history(id.clone()).await.unwrap();
     assert_eq!(h.iter().filter(|e| e.action == "reopened").count(), 1);
+}
+
+/// Any denial is reachable: a request denied on another approver's machine was never in this
+/// app's cache (a `guestlist://request/<id>` link to it); its view is read from the approval API
+/// with its history, and reopened from there. Offline it says it needs the network (before, the
+/// app answered "not in the local cache").
+#[tokio::test]
+async fn a_denial_made_elsewhere_opens_from_the_server_and_offline_needs_the_network() {
+    let mut env = Env::start().await;
+    env.request_approval(&facebook(30)).await;
+    let grace = env
+        .reviewer("grace", Arc::new(MemoryStore::new()), Faults::default())
+        .await;
+    sign_in(&grace, defaults::GRACE_UPN).await;
+    grace.sync().await.unwrap();
+    let id = id_of(&grace, "fb30@fabrikam.com").await;
+    let out = grace
+        .deny(vec![id.clone()], "looks like spam".into())
+        .await
+        .unwrap();
+    assert_eq!(out[0].outcome, guestlist_reviewer::Outcome::Done, "{out:?}");
+
+    let ada = env
+        .reviewer("ada", Arc::new(MemoryStore::new()), Faults::default())
+        .await;
+    sign_in(&ada, defaults::ADA_UPN).await;
+    ada.sync().await.unwrap();
+    assert_eq!(ada.status().await.pending_count, 0, "never in ada's cache");
+
+    let d = ada.detail(id.clone()).await.unwrap();
+    assert_eq!(
+        d.request.state,
+        RequestState::Denied {
+            reason: "looks like spam".into()
+        }
+    );
+    let h = ada.history(id.clone()).await.unwrap();
+    let denial = h.iter().find(|e| e.action == "denied").unwrap();
+    assert_eq!(denial.actor.username.as_deref(), Some(defaults::GRACE_UPN));
+    assert_eq!(
+        ada.status().await.pending_count,
+        0,
+        "a decided request is not cached"
+    );
+
+    // The server is gone: the app says the network is needed, not "not found".
+    env.stop_server().await;
+    let e = ada.detail(id.clone()).await.unwrap_err();
+    assert_eq!(e.code, codes::OFFLINE, "{e:?}");
+    assert!(!ada.status().await.online);
+    env.restart_server().await;
+
+    // From that view an admin reopens it.
+    let reopened = ada
+        .reopen(id.clone(), d.request.version, "a known supplier".into())
+        .await
+        .unwrap();
+    assert_eq!(reopened.state, RequestState::Pending);
+    assert_eq!(id_of(&ada, "fb30@fabrikam.com").await, id);
+    let cs = env.check_status(&facebook(30)).await;
+    assert!(code_of(&cs).ends_with("-APPROVAL-PENDING"), "{cs}");
 }
