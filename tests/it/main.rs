@@ -10,6 +10,7 @@ mod crash_trials;
 mod live;
 mod notifications;
 mod real_tenant;
+mod reopen;
 mod reviewer;
 mod reviewer_approve;
 mod reviewer_graph;

@@ -18,7 +18,13 @@ impl Reviewer {
     /// the outbox snapshot or the server); when signed in and online, refreshes the request from
     /// the server and runs the plan's directory look-ups (by identity and by mail).
     ///
-    /// Errors: `request.not_found`, `storage.error`. Look-up failures are reported inside
+    /// A request not in the pending cache (decided elsewhere, e.g. opened from a
+    /// `guestlist://request/<id>` link) is read with `GET /api/requests/{id}` (CONTRACTS.md §5)
+    /// and is not cached unless pending.
+    ///
+    /// Errors: `request.not_found`, `storage.error`; for a request neither cached nor in the
+    /// outbox, the server call's failure (`network.offline` when it cannot be reached,
+    /// `auth.not_signed_in`, …). Look-up failures are reported inside
     /// [`RequestDetail::directory`], not as an error.
     pub async fn detail(&self, id: String) -> Result<RequestDetail, ReviewerError> {
         let inner = &self.inner;
@@ -50,6 +56,13 @@ impl Reviewer {
                 }
                 Err(ApiFailure::NotFound(m)) if request.is_none() => {
                     return Err(ReviewerError::new(codes::NOT_FOUND, m));
+                }
+                // Not cached (a link to a request decided elsewhere): only the server has it, so
+                // its failure is the answer (`network.offline` offline), not "not cached".
+                Err(f) if request.is_none() => {
+                    let e = f.to_error();
+                    inner.note_error(&e);
+                    return Err(e);
                 }
                 Err(f) => inner.note_error(&f.to_error()),
             }

@@ -114,8 +114,10 @@ export function decidedRow(d: RequestDetail, label: string): QueueItem {
 }
 
 /**
- * A request decided today opened from "Done today": its detail and its history (where an admin
- * may reopen a denial), apart from the queue's own detail (reactive fields).
+ * A decided request, opened from "Done today" or from a `guestlist://request/<id>` link to a
+ * request the queue no longer lists (its detail then comes from the approval API): its detail
+ * and its history (where an admin may reopen a denial), apart from the queue's own detail
+ * (reactive fields).
  */
 export class DecidedView {
   detail = $state<RequestDetail | null>(null);
@@ -131,7 +133,10 @@ export class DecidedView {
     this.#api = api;
   }
 
-  /** Loads request `id` (outbox `label`) and then its history. Rejects with the detail's error. */
+  /**
+   * Loads request `id` (outbox `label`, `''` when there is none) and then its history. Rejects
+   * with the detail's error (`network.offline` for a request not cached, when offline).
+   */
   async open(id: string, label: string) {
     const d = await this.#api.detail(id);
     this.detail = d;
