@@ -65,7 +65,11 @@ pub struct AccessExport {
     pub denial_tombstone: bool,
 }
 
-fn history_of(conn: &Connection, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
+/// The history rows of request `id`, oldest first (for [`Store::history`] and the access
+/// export).
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub(super) fn history_of(conn: &Connection, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT at, action, actor_json, version, detail_json FROM history
          WHERE request_id = ?1 ORDER BY id",

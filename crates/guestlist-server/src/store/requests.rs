@@ -20,7 +20,7 @@ use super::rows::{
     COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email, encode_cursor,
     encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
 };
-use super::{RequestApprovalOutcome, Store, StoreError, from_json, parse_ts, to_json, ts};
+use super::{RequestApprovalOutcome, Store, StoreError, from_json, to_json, ts};
 
 pub(super) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
     expired(&r.state, r.created_at, policy, now)
@@ -551,30 +551,7 @@ impl Store {
             if get_by_id(c, id)?.is_none() {
                 return Err(StoreError::NotFound(id));
             }
-            let mut stmt = c.prepare_cached(
-                "SELECT at, action, actor_json, version, detail_json FROM history WHERE request_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map(params![id.to_string()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (at, action, actor, version, detail) = row?;
-                out.push(HistoryEntry {
-                    at: parse_ts(&at)?,
-                    action,
-                    actor: from_json(&actor)?,
-                    version: u64::try_from(version).unwrap_or_default(),
-                    detail: from_json(&detail)?,
-                });
-            }
-            Ok(out)
+            super::export::history_of(c, id)
         })
     }
 }
