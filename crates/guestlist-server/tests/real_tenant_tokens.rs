@@ -139,6 +139,24 @@ async fn v1_tokens_of_the_tenant_are_accepted_and_their_upn_is_the_actor() {
             .starts_with(DESKTOP),
         "{history}"
     );
+
+    // Reopen and the privacy operations record the same actor as decisions: the v1 `upn`.
+    let mut admin = v1_claims(&issuer, "tenant", GRACE);
+    admin["roles"] = json!(["Approver", "Admin"]);
+    let admin = issuer.sign(&admin);
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/requests/{id}/reopen"))
+        .bearer_auth(&admin)
+        .header("if-match", format!("\"{}\"", body["version"]))
+        .json(&json!({"reason": "denied by mistake"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let audit = s.state.store.audit_page(0, 10).unwrap();
+    let reopen = audit.last().unwrap();
+    assert_eq!(reopen.actor.username.as_deref(), Some(GRACE), "{reopen:?}");
+    assert_eq!(reopen.actor.name, "Grace Hopper");
 }
 
 #[tokio::test]

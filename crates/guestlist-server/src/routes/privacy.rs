@@ -13,18 +13,18 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use guestlist_core::code::Code;
 use guestlist_core::email;
-use guestlist_core::model::{Actor, ErrorBody};
+use guestlist_core::model::ErrorBody;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::AppState;
-use crate::auth::{Need, TokenClaims};
+use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::connectors::read_json_body;
-use crate::routes::requests::authorized;
+use crate::routes::requests::{actor_of, authorized};
 use crate::store::StoreError;
 use crate::store::privacy::ErasureCounts;
 
@@ -44,34 +44,6 @@ pub struct EraseBody {
 
 fn yes() -> bool {
     true
-}
-
-/// The audited identity of the caller: object id, name, upn, client (as decisions record it).
-pub(crate) fn actor_of(claims: &TokenClaims, headers: &HeaderMap) -> Actor {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let client = format!(
-        "{} {}",
-        claims
-            .azp
-            .clone()
-            .or(claims.appid.clone())
-            .unwrap_or_default(),
-        user_agent
-    );
-    Actor {
-        kind: "user".into(),
-        id: claims
-            .oid
-            .clone()
-            .or(claims.sub.clone())
-            .unwrap_or_default(),
-        name: claims.name.clone().unwrap_or_default(),
-        username: claims.preferred_username.clone(),
-        client: Some(client.trim().to_owned()),
-    }
 }
 
 /// `POST /api/privacy/erase`.

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::AppState;
 use crate::auth::Need;
 use crate::error::ApiError;
-use crate::routes::reopen::actor_of;
+use crate::routes::requests::actor_of;
 use crate::routes::requests::authorized;
 use crate::store::StoreError;
 use crate::store::audit::AuditAction;

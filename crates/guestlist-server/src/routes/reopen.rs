@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::code::Code;
+use guestlist_core::model::ApprovalRequest;
 use guestlist_core::model::ErrorBody;
-use guestlist_core::model::{Actor, ApprovalRequest};
 use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,10 +16,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::{Need, TokenClaims};
+use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::connectors::read_json_body;
 use crate::routes::requests::authorized;
+use crate::routes::requests::{actor_of, if_match_version, with_etag};
 use crate::store::StoreError;
 use crate::store::reopen::ReopenOutcome;
 
@@ -33,52 +34,6 @@ pub struct ReopenBody {
     /// Why the denial is undone (required, 1–1,000 characters; stored in the history and the
     /// audit).
     pub reason: String,
-}
-
-/// The acting approver of a call, as decisions record it: the token's `oid` (or `sub`), `name`,
-/// `preferred_username`, and the client (`azp`/`appid` plus the `User-Agent`).
-pub(crate) fn actor_of(claims: &TokenClaims, headers: &HeaderMap) -> Actor {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let app = claims
-        .azp
-        .clone()
-        .or(claims.appid.clone())
-        .unwrap_or_default();
-    Actor {
-        kind: "user".into(),
-        id: claims
-            .oid
-            .clone()
-            .or(claims.sub.clone())
-            .unwrap_or_default(),
-        name: claims.name.clone().unwrap_or_default(),
-        username: claims.preferred_username.clone(),
-        client: Some(format!("{app} {user_agent}").trim().to_owned()),
-    }
-}
-
-/// The version an `If-Match` header names (`"3"`, `W/"3"` or `3`).
-///
-/// Errors: 428 without the header, 400 `request.bad_if_match` when it is not a version.
-pub(crate) fn if_match_version(headers: &HeaderMap) -> Result<u64, ApiError> {
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::PreconditionRequired)?;
-    if_match
-        .trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map_err(|_| {
-            ApiError::bad_request(
-                Code::RequestBadIfMatch,
-                format!("If-Match must be the request's ETag, got {if_match:?}"),
-            )
-        })
 }
 
 /// `POST /api/requests/{id}/reopen` with `{"reason":"…"}`, `If-Match` and an Admin token: the
@@ -150,12 +105,7 @@ pub async fn reopen(
             for e in events {
                 state.publish(e);
             }
-            let etag = format!("\"{}\"", request.version);
-            let mut resp = Json(*request).into_response();
-            if let Ok(v) = HeaderValue::from_str(&etag) {
-                resp.headers_mut().insert(header::ETAG, v);
-            }
-            Ok(resp)
+            Ok(with_etag(*request))
         }
         ReopenOutcome::NotDenied { request } => Ok((
             StatusCode::CONFLICT,

@@ -72,7 +72,56 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::Store)
 }
 
-fn with_etag(r: ApprovalRequest) -> Response {
+/// The version an `If-Match` header names (`"3"`, `W/"3"` or `3`): decisions and reopen.
+///
+/// Errors: 428 without the header, 400 `request.bad_if_match` when it is not a version.
+pub(crate) fn if_match_version(headers: &HeaderMap) -> Result<u64, ApiError> {
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::PreconditionRequired)?;
+    if_match
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map_err(|_| {
+            ApiError::bad_request(
+                Code::RequestBadIfMatch,
+                format!("If-Match must be the request's ETag, got {if_match:?}"),
+            )
+        })
+}
+
+/// The acting approver of a call, as decisions, reopens and privacy operations record it: the
+/// token's `oid` (else `sub`), `name`, username (`preferred_username`, else the v1 `upn` or
+/// `unique_name`: [`TokenClaims::username`]), and the client (`azp`/`appid` plus the
+/// `User-Agent`).
+pub(crate) fn actor_of(claims: &TokenClaims, headers: &HeaderMap) -> Actor {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let app = claims
+        .azp
+        .as_deref()
+        .or(claims.appid.as_deref())
+        .unwrap_or_default();
+    Actor {
+        kind: "user".into(),
+        id: claims
+            .oid
+            .clone()
+            .or(claims.sub.clone())
+            .unwrap_or_default(),
+        name: claims.name.clone().unwrap_or_default(),
+        username: claims.username().map(str::to_owned),
+        client: Some(format!("{app} {user_agent}").trim().to_owned()),
+    }
+}
+
+/// The request as JSON with `ETag: "<version>"`.
+pub(crate) fn with_etag(r: ApprovalRequest) -> Response {
     let etag = format!("\"{}\"", r.version);
     let mut resp = Json(r).into_response();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -168,21 +217,7 @@ pub async fn decide(
     headers: HeaderMap,
     AppJson(decision): AppJson<Decision>,
 ) -> Result<Response, ApiError> {
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::PreconditionRequired)?;
-    let version: u64 = if_match
-        .trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map_err(|_| {
-            ApiError::bad_request(
-                Code::RequestBadIfMatch,
-                format!("If-Match must be the request's ETag, got {if_match:?}"),
-            )
-        })?;
+    let version = if_match_version(&headers)?;
     let idem = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -212,33 +247,7 @@ pub async fn decide(
         }
         _ => {}
     }
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let actor = Actor {
-        kind: "user".into(),
-        id: claims
-            .oid
-            .clone()
-            .or(claims.sub.clone())
-            .unwrap_or_default(),
-        name: claims.name.clone().unwrap_or_default(),
-        username: claims.username().map(str::to_owned),
-        client: Some(
-            format!(
-                "{} {}",
-                claims
-                    .azp
-                    .clone()
-                    .or(claims.appid.clone())
-                    .unwrap_or_default(),
-                user_agent
-            )
-            .trim()
-            .to_owned(),
-        ),
-    };
+    let actor = actor_of(&claims, &headers);
     crate::duties::refuse_self_approval(&state, id, &claims).await?;
     let store = state.store.clone();
     // A denial also denies the person's other pending requests: one event each.
