@@ -505,20 +505,20 @@ mod tests {
                 Outcome::Failed,
                 None,
                 Some(ReviewerError::new(
-                    "graph.Authorization_RequestDenied",
+                    guestlist_core::Code::GraphError,
                     "Insufficient privileges",
                 )),
             )])),
         );
         assert_eq!(failed.title, "Could not approve Ada");
-        assert_eq!(
-            failed.body,
-            "graph.Authorization_RequestDenied: Insufficient privileges"
-        );
+        assert_eq!(failed.body, "graph.error: Insufficient privileges");
         let err = result_note(
             Lang::En,
             "Ada",
-            Some(Err(ReviewerError::new("storage.error", "disk full"))),
+            Some(Err(ReviewerError::new(
+                guestlist_core::Code::StorageError,
+                "disk full",
+            ))),
         );
         assert_eq!(err.body, "storage.error: disk full");
         assert_eq!(

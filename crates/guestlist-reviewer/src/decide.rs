@@ -199,7 +199,7 @@ impl Inner {
             Err(
                 f @ (ApiFailure::Offline(_)
                 | ApiFailure::Unauthorized(_)
-                | ApiFailure::Forbidden(_)),
+                | ApiFailure::Forbidden { .. }),
             ) => {
                 return Err(self.block(row, f.to_error()));
             }
@@ -434,7 +434,11 @@ impl Inner {
                     row.current = Some(r);
                     return self.finish(row, OutboxState::Reported, None);
                 }
-                Err(ApiFailure::Conflict { message, current }) => {
+                Err(ApiFailure::Conflict {
+                    message,
+                    current,
+                    request_id,
+                }) => {
                     let ours = current
                         .as_ref()
                         .is_some_and(|c| match (&c.state, &decision) {
@@ -466,10 +470,14 @@ impl Inner {
                     return self.finish(
                         row,
                         OutboxState::Conflict,
-                        Some(ReviewerError::new(codes::CONFLICT, msg)),
+                        Some(ReviewerError::new(codes::CONFLICT, msg).with_request_id(request_id)),
                     );
                 }
-                Err(ApiFailure::VersionMismatch { message, current }) => {
+                Err(ApiFailure::VersionMismatch {
+                    message,
+                    current,
+                    request_id,
+                }) => {
                     // Still pending at a newer version (the user retried the sign-up): an
                     // approval whose account now exists is reported against it, once.
                     match current {
@@ -486,7 +494,10 @@ impl Inner {
                             return self.finish(
                                 row,
                                 OutboxState::Conflict,
-                                Some(ReviewerError::new(codes::VERSION_MISMATCH, message)),
+                                Some(
+                                    ReviewerError::new(codes::VERSION_MISMATCH, message)
+                                        .with_request_id(request_id),
+                                ),
                             );
                         }
                     }

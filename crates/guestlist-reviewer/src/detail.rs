@@ -246,7 +246,7 @@ pub fn build(
         .cloned();
     let provider = guestlist_core::provider::provider_key(&request.key.issuer, &request.key.email);
     let identity = IdentityBlock {
-        label: guestlist_core::provider::provider_label(&provider),
+        label: guestlist_core::provider::provider_label(&provider).into(),
         provider,
         issuer: ident.as_ref().map(|i| i.issuer.clone()),
         issuer_assigned_id: ident.as_ref().map(|i| i.issuer_assigned_id.clone()),
