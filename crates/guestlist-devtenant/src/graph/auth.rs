@@ -284,9 +284,16 @@ pub(super) fn authorized(s: &Shared, p: &Principal, need: Need) -> bool {
         | Need::ReadUserAssignments
         | Need::ReadAssignedTo
         | Need::ReadSponsors => true,
-        Need::WriteUsers | Need::WriteSponsors => {
-            has_any(wids, &[d::ROLE_USER_ADMINISTRATOR, GLOBAL_ADMIN])
-        }
+        Need::WriteUsers => has_any(wids, &[d::ROLE_USER_ADMINISTRATOR, GLOBAL_ADMIN]),
+        // "Add sponsor": Directory Writers or User Administrator.
+        Need::WriteSponsors => has_any(
+            wids,
+            &[
+                d::ROLE_USER_ADMINISTRATOR,
+                ROLE_DIRECTORY_WRITERS,
+                GLOBAL_ADMIN,
+            ],
+        ),
         // "Add members": Groups Administrator, Directory Writers, User Administrator (for
         // groups that are not role-assignable), or a Global Administrator.
         Need::WriteGroupMembers => has_any(
