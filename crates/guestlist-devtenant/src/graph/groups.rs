@@ -1,5 +1,5 @@
 //! `/groups` on Graph v1.0, the part Guestlist's grants use: "Get group"
-//! (`GET /groups/{id}`), "List group members" (`GET /groups/{id}/members`) and "Add members"
+//! (`GET /groups/{id}`, with `$select`), "List group members" (`GET /groups/{id}/members`) and "Add members"
 //! (`POST /groups/{id}/members/$ref`, 204; a member already there is 400 `Request_BadRequest`
 //! "One or more added object references already exist for the following modified properties:
 //! 'members'."). Members may be users, groups or service principals.
@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::refs::{Kind, already_exists, directory_objects, not_found, reference_target};
-use super::{Ctx, GraphResponse};
+use super::{Ctx, GraphResponse, odata_error};
+use crate::schema;
 use crate::state::Shared;
 
 fn group_index(s: &Shared, id: &str) -> Option<usize> {
@@ -20,15 +21,64 @@ fn group_index(s: &Shared, id: &str) -> Option<usize> {
     })
 }
 
-pub(super) fn get_group(s: &Shared, ctx: &Ctx, id: &str) -> GraphResponse {
+/// `$select` on a group: the named properties of `strict.microsoft.graph.group` (navigation
+/// properties and unknown names are 400, as Graph's "Parsing OData Select and Expand failed").
+fn parse_group_select(ctx: &Ctx, query: &str) -> Result<Option<Vec<String>>, GraphResponse> {
+    let raw = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case("$select"))
+        .map(|(_, v)| v.into_owned());
+    let Some(raw) = raw else { return Ok(None) };
+    let declared = schema::document()
+        .pointer("/components/schemas/strict.microsoft.graph.group/properties")
+        .and_then(Value::as_object);
+    let mut out = Vec::new();
+    for p in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let known = declared.and_then(|m| m.keys().find(|n| n.eq_ignore_ascii_case(p)));
+        match known {
+            Some(n) if !schema::is_navigation("group", n) && !n.starts_with('@') => {
+                out.push(n.clone())
+            }
+            _ => {
+                return Err(odata_error(
+                    ctx,
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!(
+                        "Parsing OData Select and Expand failed: Could not find a property named '{p}' on type 'microsoft.graph.group'."
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+pub(super) fn get_group(s: &Shared, ctx: &Ctx, id: &str, query: &str) -> GraphResponse {
+    let select = match parse_group_select(ctx, query) {
+        Ok(sel) => sel,
+        Err(r) => return r,
+    };
     let Some(i) = group_index(s, id) else {
         return not_found(ctx, id);
     };
-    let mut body = s.lock().groups[i].object.clone();
-    body.insert(
-        "@odata.context".into(),
-        json!(format!("{}/$metadata#groups/$entity", s.graph_base())),
-    );
+    let object = s.lock().groups[i].object.clone();
+    let (mut body, context) = match &select {
+        None => (
+            object,
+            format!("{}/$metadata#groups/$entity", s.graph_base()),
+        ),
+        Some(sel) => (
+            sel.iter()
+                .map(|k| (k.clone(), object.get(k).cloned().unwrap_or(Value::Null)))
+                .collect(),
+            format!(
+                "{}/$metadata#groups({})/$entity",
+                s.graph_base(),
+                sel.join(",")
+            ),
+        ),
+    };
+    body.insert("@odata.context".into(), json!(context));
     GraphResponse::json(StatusCode::OK, Value::Object(body))
 }
 

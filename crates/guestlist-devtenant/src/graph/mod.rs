@@ -324,7 +324,7 @@ fn execute(
         ("PATCH", ["users", id]) => patch_user(s, ctx, id, body_or_empty()),
         ("DELETE", ["users", id]) => delete_user(s, ctx, id),
         ("POST", ["invitations"]) => create_invitation(s, ctx, body_or_empty()),
-        ("GET", ["groups", id]) => groups::get_group(s, ctx, id),
+        ("GET", ["groups", id]) => groups::get_group(s, ctx, id, query),
         ("GET", ["groups", id, "members"]) => groups::list_members(s, ctx, id),
         ("POST", ["groups", id, "members", "$ref"]) => {
             groups::add_member(s, ctx, id, &body_or_empty())

@@ -17,6 +17,28 @@ async fn group_members_add_list_duplicates_404s_and_bad_bodies() {
     assert_valid("strict.microsoft.graph.group", &group);
     assert_valid("microsoft.graph.group", &group);
     assert_eq!(group["displayName"], d::PARTNERS_GROUP_NAME);
+    // `$select` as a client asks for the name to show in the plan; a navigation or unknown
+    // property is Graph's 400.
+    let (st, sel) = api
+        .call(
+            Method::GET,
+            &format!("/groups/{g}?$select=id,displayName,visibility"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{sel}");
+    assert_eq!(
+        sel,
+        json!({"@odata.context": format!("{}/$metadata#groups(id,displayName,visibility)/$entity", api.t.graph_base()),
+            "id": g, "displayName": d::PARTNERS_GROUP_NAME, "visibility": null})
+    );
+    for bad in ["members", "displayNam"] {
+        let (st, err) = api
+            .call(Method::GET, &format!("/groups/{g}?$select={bad}"), None)
+            .await;
+        assert_eq!(st, 400);
+        assert_eq!(err["error"]["code"], "BadRequest");
+    }
 
     let (st, list) = api
         .call(Method::GET, &format!("/groups/{g}/members"), None)
@@ -78,6 +100,16 @@ async fn group_members_add_list_duplicates_404s_and_bad_bodies() {
             expected["error"]["message"].as_str().unwrap(),
         );
     }
+    // `$` percent-encoded in the path (as some HTTP clients send it) is the same route.
+    let (st, err) = api
+        .call(
+            Method::POST,
+            &format!("/groups/{g}/members/%24ref"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(err["error"]["code"], "Request_BadRequest");
     assert_eq!(api.t.group_members(g).unwrap().len(), 1);
 
     // A service principal and another group can be members too.
