@@ -70,6 +70,15 @@ async fn grants_survive_a_restart_and_show_in_the_admin_api() {
         sponsors["value"],
         json!([{"userId": guest, "sponsors": [d::ADA_OID]}])
     );
+
+    // Deleting the guest removes its membership, assignment and sponsor list too.
+    let (st, _) = api
+        .call(Method::DELETE, &format!("/users/{guest}"), None)
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(api.t.group_members(g).unwrap(), Vec::<String>::new());
+    assert!(api.t.app_role_assignments().is_empty());
+    assert!(api.t.sponsors(&guest).is_empty());
     api.t.shutdown().await;
 }
 
