@@ -19,9 +19,6 @@ ALLOWLIST=(
   # (engineer "pgface"); split when they become modules of one tests/it binary.
   crates/guestlist-server/tests/api.rs
   crates/guestlist-server/tests/hostile_edge.rs
-  # The window E2E driver (one top-level-await script around one WebDriver session): its steps
-  # move into modules with the next change that can run `make e2e` to prove the split.
-  tests/e2e/run.mjs
   # Being edited for typed errors (engineer "ui16"); 7 lines over, its <style> block is 164.
   ui/src/components/Reviewer.svelte
 )
