@@ -78,7 +78,8 @@ use figment_file_provider_adapter::FileAdapter;
 use guestlist_core::policy::Policy;
 use serde::{Deserialize, Serialize};
 
-/// A secret string whose `Debug` prints `[redacted]`. Deserialized as text only ([`text`]).
+/// A secret string whose `Debug` prints `[redacted]`. Deserialized as text only: a value that
+/// figment reads as a number, a boolean or a list is refused without being echoed.
 #[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
