@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing (idempotent), then
-#   1. cargo fmt --check
+#   1. cargo fmt --check, and no hand-written file over 700 lines (scripts/check-file-size.sh)
 #   2. the UI: build (the Tauri shell embeds ui/dist), tsc --noEmit, svelte-check, vitest
 #   3. cargo clippy --workspace --all-targets -D warnings, then cargo deny check licenses bans
 #      sources (deny.toml)
@@ -34,6 +34,8 @@ step "setup"
 bash scripts/setup.sh all
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "no hand-written file over 700 lines (scripts/check-file-size.sh)"
+bash scripts/check-file-size.sh
 step "ui: build, tsc --noEmit, svelte-check, vitest"
 (cd ui && npm run build --silent && npm run check --silent && npx vitest run)
 step "cargo clippy"

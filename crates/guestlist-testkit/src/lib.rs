@@ -3,3 +3,6 @@
 //! stops it on drop; nothing here is a mock.
 //!
 //! Only ever a `[dev-dependencies]` entry: shipped crates never link it.
+
+pub mod net;
+pub mod op;

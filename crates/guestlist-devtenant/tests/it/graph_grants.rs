@@ -7,7 +7,7 @@
 //! examples in `tests/fixtures/grants/` are checked against the schema and replayed.
 //!
 //! One binary; the helpers are in `support`, the topics in the child modules.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 
 mod app_roles;
 mod batch;
