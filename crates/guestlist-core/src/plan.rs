@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::connector::Claims;
-use crate::model::ProvisionedBy;
+use crate::model::{Grant, ProvisionedBy};
 
 /// How to build a federated guest's `userPrincipalName` from its e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -166,6 +166,86 @@ pub struct ProvisioningPlan {
     /// (then `kind` is `existingAccount` and `writes` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_account: Option<String>,
+    /// The grant steps, run once the account exists (also an existing one): one call per
+    /// [`Grant`] of the request ([`grant_call`]), `{id}` standing for the account's id and
+    /// `{approver}` for the approving approver's object id. Empty without grants.
+    #[serde(default)]
+    pub grants: Vec<GraphCall>,
+}
+
+/// The Graph root that `@odata.id` references name objects under (Graph's "Add members" and
+/// "Add sponsor" pages: `https://graph.microsoft.com/v1.0/directoryObjects/{id}`). Graph
+/// reads the id from it, whatever host the client talks to.
+pub const ODATA_ID_ROOT: &str = "https://graph.microsoft.com/v1.0/directoryObjects/";
+
+/// The schema of graph-subset.json a `$ref` body (`{"@odata.id": "…"}`) satisfies.
+pub const REF_SCHEMA: &str = "strict.ReferenceCreate";
+
+/// The schema of graph-subset.json an app role assignment body satisfies.
+pub const APP_ROLE_ASSIGNMENT_SCHEMA: &str = "strict.microsoft.graph.appRoleAssignment";
+
+/// The Graph call of one grant for the user `user_id`, `approver_id` standing in for
+/// [`Grant::ApproverSponsor`]:
+///
+/// - [`Grant::Group`] → `POST /groups/{group}/members/$ref` `{"@odata.id": "…/directoryObjects/{user}"}`
+///   (Graph v1.0 "Add members");
+/// - [`Grant::AppRole`] → `POST /users/{user}/appRoleAssignments`
+///   `{"principalId","resourceId","appRoleId"}` ("Grant an appRoleAssignment to a user");
+/// - [`Grant::Sponsor`] / [`Grant::ApproverSponsor`] → `POST /users/{user}/sponsors/$ref`
+///   `{"@odata.id": "…/directoryObjects/{sponsor}"}` ("Add sponsor").
+pub fn grant_call(grant: &Grant, user_id: &str, approver_id: &str) -> GraphCall {
+    let reference = |id: &str| {
+        let mut m = Map::new();
+        m.insert(
+            "@odata.id".into(),
+            Value::String(format!("{ODATA_ID_ROOT}{id}")),
+        );
+        m
+    };
+    match grant {
+        Grant::Group { group_id } => GraphCall::with_body(
+            "POST",
+            &format!("/groups/{group_id}/members/$ref"),
+            reference(user_id),
+            REF_SCHEMA,
+        ),
+        Grant::AppRole {
+            resource_id,
+            app_role_id,
+        } => {
+            let mut m = Map::new();
+            m.insert("principalId".into(), Value::String(user_id.to_owned()));
+            m.insert("resourceId".into(), Value::String(resource_id.clone()));
+            m.insert("appRoleId".into(), Value::String(app_role_id.clone()));
+            GraphCall::with_body(
+                "POST",
+                &format!("/users/{user_id}/appRoleAssignments"),
+                m,
+                APP_ROLE_ASSIGNMENT_SCHEMA,
+            )
+        }
+        Grant::Sponsor { sponsor_id } => GraphCall::with_body(
+            "POST",
+            &format!("/users/{user_id}/sponsors/$ref"),
+            reference(sponsor_id),
+            REF_SCHEMA,
+        ),
+        Grant::ApproverSponsor => GraphCall::with_body(
+            "POST",
+            &format!("/users/{user_id}/sponsors/$ref"),
+            reference(approver_id),
+            REF_SCHEMA,
+        ),
+    }
+}
+
+/// The grant steps of a plan as shown before approval: [`grant_call`] with `{id}` for the
+/// account and `{approver}` for the approver.
+pub fn grant_steps(grants: &[Grant]) -> Vec<GraphCall> {
+    grants
+        .iter()
+        .map(|g| grant_call(g, "{id}", "{approver}"))
+        .collect()
 }
 
 /// The plan as approval runs it once its look-ups answered: `found[k]` is the id of the first
@@ -410,6 +490,7 @@ pub fn plan(
             )],
             skipped,
             existing_account: None,
+            grants: Vec::new(),
         })
     } else {
         if settings.invite_redirect_url.trim().is_empty() {
@@ -446,6 +527,7 @@ pub fn plan(
             ],
             skipped,
             existing_account: None,
+            grants: Vec::new(),
         })
     }
 }

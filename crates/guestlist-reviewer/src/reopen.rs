@@ -158,6 +158,7 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            grants: Vec::new(),
         }
     }
 
