@@ -802,4 +802,65 @@ mod tests {
             Err(PlanError::InviteRedirectUrlEmpty)
         );
     }
+
+    /// Every grant body satisfies Graph's own schema (graph-subset.json `strict.ReferenceCreate`
+    /// and `strict.microsoft.graph.appRoleAssignment`), on the documented paths.
+    #[test]
+    fn grant_calls_are_graphs_documented_bodies() {
+        let user = "11111111-2222-4333-8444-555555555555";
+        let approver = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+        let grants = [
+            Grant::Group {
+                group_id: "0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81".into(),
+            },
+            Grant::AppRole {
+                resource_id: "5a1e2d3c-4b5a-4968-8776-655443322110".into(),
+                app_role_id: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a".into(),
+            },
+            Grant::Sponsor {
+                sponsor_id: "0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a82".into(),
+            },
+            Grant::ApproverSponsor,
+        ];
+        let calls: Vec<GraphCall> = grants
+            .iter()
+            .map(|g| grant_call(g, user, approver))
+            .collect();
+        for c in &calls {
+            assert_eq!(c.method, "POST");
+            assert_valid(c);
+        }
+        assert_eq!(
+            calls[0].path,
+            "/groups/0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81/members/$ref"
+        );
+        assert_eq!(
+            calls[0].body,
+            Some(
+                json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user}")})
+            )
+        );
+        assert_eq!(calls[1].path, format!("/users/{user}/appRoleAssignments"));
+        assert_eq!(calls[1].body.as_ref().unwrap()["principalId"], user);
+        assert_eq!(calls[2].path, format!("/users/{user}/sponsors/$ref"));
+        assert_eq!(
+            calls[3].body.as_ref().unwrap()["@odata.id"],
+            format!("https://graph.microsoft.com/v1.0/directoryObjects/{approver}")
+        );
+        // The schema refuses what Graph would: another body, a non-id reference.
+        let v = validator(REF_SCHEMA);
+        assert!(!v.is_valid(&json!({"@odata.id": "https://evil.example/users/x"})));
+        assert!(
+            !v.is_valid(
+                &json!({"@odata.id": calls[0].body.as_ref().unwrap()["@odata.id"], "x": 1})
+            )
+        );
+        // Shown before approval with placeholders.
+        let shown = grant_steps(&grants);
+        assert_eq!(
+            shown[0].body.as_ref().unwrap()["@odata.id"],
+            "https://graph.microsoft.com/v1.0/directoryObjects/{id}"
+        );
+        assert_eq!(shown[3].path, "/users/{id}/sponsors/$ref");
+    }
 }
