@@ -155,12 +155,12 @@ def main():
         "properties": {
             "@odata.id": {
                 "type": "string",
-                "pattern": "^https://graph\\.microsoft\\.com/v1\\.0/directoryObjects/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-                "description": "https://graph.microsoft.com/v1.0/directoryObjects/{id}, as the \"Add members\" and \"Add sponsor\" pages send it",
+                "pattern": "^https://graph\\.microsoft\\.com/v1\\.0/(directoryObjects|users|groups|servicePrincipals)/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                "description": "the read URL of one directory object: https://graph.microsoft.com/v1.0/directoryObjects/{id} (the \"Add members\" example; Guestlist sends this form) or .../users/{id}, .../groups/{id} (the \"Add sponsor\" examples)",
             }
         },
         "additionalProperties": False,
-        "x-source": "ReferenceCreate restricted to what Guestlist sends: the directoryObjects URL of one object id (docs: group-post-members, user-post-sponsors)",
+        "x-source": "ReferenceCreate restricted to one directory object's read URL by GUID (docs: group-post-members, user-post-sponsors)",
     }
 
     err = {"4XX": {"$ref": "#/components/responses/error"}, "5XX": {"$ref": "#/components/responses/error"}}

@@ -2,8 +2,8 @@
 //!
 //! **devtenant** is a local, faithful emulation of the parts of a Microsoft Entra ID tenant that
 //! Guestlist talks to (like Azurite for Azure Storage): the Microsoft identity platform v2.0
-//! sign-in endpoints ([`oidc`]), the Microsoft Graph v1.0 subset for users, invitations and
-//! `$batch` ([`graph`]), and a self-service sign-up *user flow* that calls the approval API's
+//! sign-in endpoints ([`oidc`]), the Microsoft Graph v1.0 subset for users, invitations, group
+//! members, app role assignments, sponsors and `$batch` ([`graph`]), and a self-service sign-up *user flow* that calls the approval API's
 //! connectors exactly as Entra does ([`userflow`]). See `docs/CONTRACTS.md` and this
 //! crate's README for the deliberate differences from the real services.
 //!
@@ -46,8 +46,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ConfidentialClientConfig, DevTenantConfig, FaultConfig, PublicClientConfig, ResourceConfig,
-    ThrottleConfig, UserConfig,
+    AppRoleConfig, ConfidentialClientConfig, DevTenantConfig, FaultConfig, GroupConfig,
+    PublicClientConfig, ResourceConfig, ServicePrincipalConfig, ThrottleConfig, UserConfig,
 };
 pub use error::DevTenantError;
 pub use state::Shared;
@@ -214,6 +214,41 @@ impl DevTenantHandle {
             })
             .cloned()
             .map(Value::Object)
+    }
+    /// The direct members of a group (object IDs, in the order added), or `None` for an
+    /// unknown group.
+    pub fn group_members(&self, group_id: &str) -> Option<Vec<String>> {
+        self.shared
+            .lock()
+            .groups
+            .iter()
+            .find(|g| {
+                g.object
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|x| x.eq_ignore_ascii_case(group_id))
+            })
+            .map(|g| g.members.clone())
+    }
+    /// Every app role assignment (Graph `appRoleAssignment` JSON, creation order).
+    pub fn app_role_assignments(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .app_role_assignments
+            .iter()
+            .cloned()
+            .map(Value::Object)
+            .collect()
+    }
+    /// The sponsors of a user (object IDs of users or groups, in the order added).
+    pub fn sponsors(&self, user_id: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .sponsors
+            .iter()
+            .find(|(u, _)| u.eq_ignore_ascii_case(user_id))
+            .map(|(_, ids)| ids.clone())
+            .unwrap_or_default()
     }
     /// Replaces the Graph fault settings (and re-seeds the fault RNG).
     ///
