@@ -43,7 +43,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/_devtenant/health", get(health))
         .route("/_devtenant/users", get(users))
         .route("/_devtenant/groups", get(groups))
-        .route("/_devtenant/app-role-assignments", get(app_role_assignments))
+        .route(
+            "/_devtenant/app-role-assignments",
+            get(app_role_assignments),
+        )
         .route("/_devtenant/sponsors", get(sponsors))
         .route("/_devtenant/signups", post(signup))
         .route("/_devtenant/faults", get(get_faults).post(set_faults))

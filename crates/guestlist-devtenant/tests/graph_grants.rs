@@ -292,7 +292,11 @@ async fn group_members_add_list_duplicates_404s_and_bad_bodies() {
         json!({"@odata.id": format!("{GRAPH}/v1.0/users/{guest}")}),
     ] {
         let (st, err) = api
-            .call(Method::POST, &format!("/groups/{g}/members/$ref"), Some(again))
+            .call(
+                Method::POST,
+                &format!("/groups/{g}/members/$ref"),
+                Some(again),
+            )
             .await;
         assert_eq!(st, 400);
         assert_error(
@@ -342,7 +346,10 @@ async fn group_members_add_list_duplicates_404s_and_bad_bodies() {
         assert_eq!(st, 404, "{err}");
         assert_eq!(err["error"]["code"], "Request_ResourceNotFound");
     }
-    for path in [format!("/groups/{nobody}"), format!("/groups/{nobody}/members")] {
+    for path in [
+        format!("/groups/{nobody}"),
+        format!("/groups/{nobody}/members"),
+    ] {
         let (st, err) = api.call(Method::GET, &path, None).await;
         assert_eq!(st, 404);
         assert_eq!(err["error"]["code"], "Request_ResourceNotFound");
@@ -360,7 +367,9 @@ async fn group_members_add_list_duplicates_404s_and_bad_bodies() {
         ),
         (
             json!({"@odata.id": format!("https://evil.example/v1.0/directoryObjects/{guest}")}),
-            format!("Invalid object identifier 'https://evil.example/v1.0/directoryObjects/{guest}'."),
+            format!(
+                "Invalid object identifier 'https://evil.example/v1.0/directoryObjects/{guest}'."
+            ),
         ),
         (
             json!({"@odata.id": format!("{GRAPH}/v1.0/directoryObjects/{guest}"), "members": []}),
@@ -384,14 +393,22 @@ async fn group_members_add_list_duplicates_404s_and_bad_bodies() {
         ),
     ] {
         let (st, err) = api
-            .call(Method::POST, &format!("/groups/{g}/members/$ref"), Some(bad.clone()))
+            .call(
+                Method::POST,
+                &format!("/groups/{g}/members/$ref"),
+                Some(bad.clone()),
+            )
             .await;
         assert_eq!(st, 400, "{bad} → {err}");
         assert_error(&err, "Request_BadRequest", &message);
     }
     // A group cannot contain itself.
     let (st, _) = api
-        .call(Method::POST, &format!("/groups/{g}/members/$ref"), Some(dir_ref(g)))
+        .call(
+            Method::POST,
+            &format!("/groups/{g}/members/$ref"),
+            Some(dir_ref(g)),
+        )
         .await;
     assert_eq!(st, 400);
     // A body that is not JSON at all.
@@ -445,22 +462,27 @@ async fn app_role_assignments_through_users_and_service_principals() {
     );
     assert_eq!(a["principalId"], guest.as_str());
     assert_eq!(a["principalType"], "User");
-    assert_eq!(a["principalDisplayName"], "Guest ren@contoso-partner.example");
+    assert_eq!(
+        a["principalDisplayName"],
+        "Guest ren@contoso-partner.example"
+    );
     assert_eq!(a["resourceId"], d::PORTAL_SP_ID);
     assert_eq!(a["resourceDisplayName"], d::PORTAL_SP_NAME);
     assert_eq!(a["appRoleId"], d::PORTAL_ROLE_ID);
     assert_eq!(a["id"].as_str().unwrap().len(), 43);
-    assert!(
-        h["location"]
-            .to_str()
-            .unwrap()
-            .ends_with(&format!("/users/{guest}/appRoleAssignments/{}", a["id"].as_str().unwrap()))
-    );
+    assert!(h["location"].to_str().unwrap().ends_with(&format!(
+        "/users/{guest}/appRoleAssignments/{}",
+        a["id"].as_str().unwrap()
+    )));
 
     // The same triple again, through either navigation: Graph's 400.
     let dup = "Permission being assigned already exists on the object.";
     let (st, err) = api
-        .call(Method::POST, &format!("/users/{guest}/appRoleAssignments"), Some(body.clone()))
+        .call(
+            Method::POST,
+            &format!("/users/{guest}/appRoleAssignments"),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(st, 400);
     assert_error(&err, "Request_BadRequest", dup);
@@ -489,7 +511,9 @@ async fn app_role_assignments_through_users_and_service_principals() {
     assert_eq!(st, 201, "{a2}");
     assert_eq!(
         keys(&a2),
-        keys(&fixture("serviceprincipal-post-approleassignedto.response.json"))
+        keys(&fixture(
+            "serviceprincipal-post-approleassignedto.response.json"
+        ))
     );
     let (st, a3) = api
         .call(
@@ -502,7 +526,11 @@ async fn app_role_assignments_through_users_and_service_principals() {
 
     // Lists.
     let (st, mine) = api
-        .call(Method::GET, &format!("/users/{guest}/appRoleAssignments"), None)
+        .call(
+            Method::GET,
+            &format!("/users/{guest}/appRoleAssignments"),
+            None,
+        )
         .await;
     assert_eq!(st, 200);
     assert_eq!(mine["value"].as_array().unwrap().len(), 1);
@@ -533,28 +561,104 @@ async fn app_role_assignments_through_users_and_service_principals() {
     };
     let nobody = "0f0f0f0f-0000-4000-8000-000000000000";
     for (path_user, b, status, message) in [
-        (&other, ok("appRoleId", Value::Null), 400, "A value is required for property 'appRoleId' of resource 'AppRoleAssignment'.".to_string()),
-        (&other, ok("principalId", Value::Null), 400, "A value is required for property 'principalId' of resource 'AppRoleAssignment'.".to_string()),
-        (&other, ok("resourceId", Value::Null), 400, "A value is required for property 'resourceId' of resource 'AppRoleAssignment'.".to_string()),
-        (&other, ok("appRoleID", json!(d::PORTAL_ROLE_ID)), 400, "Property 'appRoleID' does not exist as a declared property or extension property.".to_string()),
-        (&other, ok("appRoleId", json!("Partner.Read")), 400, "Invalid value specified for property 'appRoleId' of resource 'AppRoleAssignment'.".to_string()),
-        (&other, ok("principalType", json!("User")), 400, "Property 'principalType' is read-only and cannot be set.".to_string()),
-        (&other, ok("principalId", json!(guest)), 400, "Invalid value specified for property 'principalId' of resource 'AppRoleAssignment'.".to_string()),
-        (&other, ok("appRoleId", json!(nobody)), 400, format!("Permission being assigned was not found on application '{}'.", d::PORTAL_APP_ID)),
-        (&other, ok("resourceId", json!(nobody)), 404, format!("Resource '{nobody}' does not exist or one of its queried reference-property objects are not present.")),
+        (
+            &other,
+            ok("appRoleId", Value::Null),
+            400,
+            "A value is required for property 'appRoleId' of resource 'AppRoleAssignment'."
+                .to_string(),
+        ),
+        (
+            &other,
+            ok("principalId", Value::Null),
+            400,
+            "A value is required for property 'principalId' of resource 'AppRoleAssignment'."
+                .to_string(),
+        ),
+        (
+            &other,
+            ok("resourceId", Value::Null),
+            400,
+            "A value is required for property 'resourceId' of resource 'AppRoleAssignment'."
+                .to_string(),
+        ),
+        (
+            &other,
+            ok("appRoleID", json!(d::PORTAL_ROLE_ID)),
+            400,
+            "Property 'appRoleID' does not exist as a declared property or extension property."
+                .to_string(),
+        ),
+        (
+            &other,
+            ok("appRoleId", json!("Partner.Read")),
+            400,
+            "Invalid value specified for property 'appRoleId' of resource 'AppRoleAssignment'."
+                .to_string(),
+        ),
+        (
+            &other,
+            ok("principalType", json!("User")),
+            400,
+            "Property 'principalType' is read-only and cannot be set.".to_string(),
+        ),
+        (
+            &other,
+            ok("principalId", json!(guest)),
+            400,
+            "Invalid value specified for property 'principalId' of resource 'AppRoleAssignment'."
+                .to_string(),
+        ),
+        (
+            &other,
+            ok("appRoleId", json!(nobody)),
+            400,
+            format!(
+                "Permission being assigned was not found on application '{}'.",
+                d::PORTAL_APP_ID
+            ),
+        ),
+        (
+            &other,
+            ok("resourceId", json!(nobody)),
+            404,
+            format!(
+                "Resource '{nobody}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        ),
     ] {
         let (st, err) = api
-            .call(Method::POST, &format!("/users/{path_user}/appRoleAssignments"), Some(b.clone()))
+            .call(
+                Method::POST,
+                &format!("/users/{path_user}/appRoleAssignments"),
+                Some(b.clone()),
+            )
             .await;
         assert_eq!(st, status, "{b} → {err}");
-        assert_error(&err, if status == 404 { "Request_ResourceNotFound" } else { "Request_BadRequest" }, &message);
+        assert_error(
+            &err,
+            if status == 404 {
+                "Request_ResourceNotFound"
+            } else {
+                "Request_BadRequest"
+            },
+            &message,
+        );
     }
     let (st, _) = api
-        .call(Method::POST, &format!("/users/{nobody}/appRoleAssignments"), Some(ok("principalId", json!(nobody))))
+        .call(
+            Method::POST,
+            &format!("/users/{nobody}/appRoleAssignments"),
+            Some(ok("principalId", json!(nobody))),
+        )
         .await;
     assert_eq!(st, 404);
     let (st, _) = api
-        .call(Method::GET, &format!("/servicePrincipals/{nobody}/appRoleAssignedTo"), None)
+        .call(
+            Method::GET,
+            &format!("/servicePrincipals/{nobody}/appRoleAssignedTo"),
+            None,
+        )
         .await;
     assert_eq!(st, 404);
     // A principal that does not exist, through the service principal.
@@ -565,13 +669,18 @@ async fn app_role_assignments_through_users_and_service_principals() {
             Some(json!({"principalId": nobody, "resourceId": d::PORTAL_SP_ID, "appRoleId": d::PORTAL_ROLE_ID})),
         )
         .await;
-    assert_eq!((st, err["error"]["code"].clone()), (404, json!("Request_ResourceNotFound")));
+    assert_eq!(
+        (st, err["error"]["code"].clone()),
+        (404, json!("Request_ResourceNotFound"))
+    );
     // The service principal in the path must be the resource.
     let (st, _) = api
         .call(
             Method::POST,
             &format!("/servicePrincipals/{}/appRoleAssignedTo", d::PORTAL_SP_ID),
-            Some(json!({"principalId": other, "resourceId": nobody, "appRoleId": d::PORTAL_ROLE_ID})),
+            Some(
+                json!({"principalId": other, "resourceId": nobody, "appRoleId": d::PORTAL_ROLE_ID}),
+            ),
         )
         .await;
     assert_eq!(st, 400);
@@ -588,7 +697,11 @@ async fn sponsors_add_list_and_duplicates() {
     let mut body = fixture("user-post-sponsors.request.json");
     body["@odata.id"] = json!(format!("{GRAPH}/v1.0/users/{}", d::ADA_OID));
     let (st, resp) = api
-        .call(Method::POST, &format!("/users/{guest}/sponsors/$ref"), Some(body.clone()))
+        .call(
+            Method::POST,
+            &format!("/users/{guest}/sponsors/$ref"),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!((st, resp), (204, Value::Null));
     let (st, _) = api
@@ -610,7 +723,11 @@ async fn sponsors_add_list_and_duplicates() {
         (guest.clone(), dir_ref(d::ADA_OID)),
     ] {
         let (st, err) = api
-            .call(Method::POST, &format!("/users/{path_user}/sponsors/$ref"), Some(b))
+            .call(
+                Method::POST,
+                &format!("/users/{path_user}/sponsors/$ref"),
+                Some(b),
+            )
             .await;
         assert_eq!(st, 400);
         assert_error(
@@ -638,16 +755,28 @@ async fn sponsors_add_list_and_duplicates() {
 
     // A service principal cannot sponsor; unknown user or sponsor: 404.
     let (st, _) = api
-        .call(Method::POST, &format!("/users/{guest}/sponsors/$ref"), Some(dir_ref(d::PORTAL_SP_ID)))
+        .call(
+            Method::POST,
+            &format!("/users/{guest}/sponsors/$ref"),
+            Some(dir_ref(d::PORTAL_SP_ID)),
+        )
         .await;
     assert_eq!(st, 400);
     let nobody = "0f0f0f0f-0000-4000-8000-000000000000";
     let (st, _) = api
-        .call(Method::POST, &format!("/users/{nobody}/sponsors/$ref"), Some(dir_ref(d::ADA_OID)))
+        .call(
+            Method::POST,
+            &format!("/users/{nobody}/sponsors/$ref"),
+            Some(dir_ref(d::ADA_OID)),
+        )
         .await;
     assert_eq!(st, 404);
     let (st, _) = api
-        .call(Method::POST, &format!("/users/{guest}/sponsors/$ref"), Some(dir_ref(nobody)))
+        .call(
+            Method::POST,
+            &format!("/users/{guest}/sponsors/$ref"),
+            Some(dir_ref(nobody)),
+        )
         .await;
     assert_eq!(st, 404);
     let (st, _) = api
@@ -655,7 +784,11 @@ async fn sponsors_add_list_and_duplicates() {
         .await;
     assert_eq!(st, 404);
     let (st, err) = api
-        .call(Method::POST, &format!("/users/{guest}/sponsors/$ref"), Some(json!({"@odata.id": format!("{GRAPH}/v1.0/users/{}", d::ADA_UPN)})))
+        .call(
+            Method::POST,
+            &format!("/users/{guest}/sponsors/$ref"),
+            Some(json!({"@odata.id": format!("{GRAPH}/v1.0/users/{}", d::ADA_UPN)})),
+        )
         .await;
     assert_eq!(st, 400);
     assert_eq!(err["error"]["code"], "Request_BadRequest");
@@ -700,7 +833,12 @@ async fn grant_permissions_are_checked_like_graph() {
         );
     }
     let (st, _, _) = api
-        .call_as(Method::POST, &sponsor, Some(dir_ref(d::ADA_OID)), Some(&users_only))
+        .call_as(
+            Method::POST,
+            &sponsor,
+            Some(dir_ref(d::ADA_OID)),
+            Some(&users_only),
+        )
         .await;
     assert_eq!(st, 204);
     // appRoleAssignedTo also needs to read the service principal (Application.Read.All).
@@ -709,17 +847,35 @@ async fn grant_permissions_are_checked_like_graph() {
         "https://graph.microsoft.com/AppRoleAssignment.ReadWrite.All",
     );
     let (st, _, _) = api
-        .call_as(Method::POST, &assigned_to, Some(role.clone()), Some(&assign_only))
+        .call_as(
+            Method::POST,
+            &assigned_to,
+            Some(role.clone()),
+            Some(&assign_only),
+        )
         .await;
     assert_eq!(st, 403);
     let (st, _, _) = api
-        .call_as(Method::POST, &assign, Some(role.clone()), Some(&assign_only))
+        .call_as(
+            Method::POST,
+            &assign,
+            Some(role.clone()),
+            Some(&assign_only),
+        )
         .await;
     assert_eq!(st, 201);
     // Reads need a read permission: GroupMember.Read.All reads members, not assignments.
-    let members_read = tok(d::GRACE_UPN, "https://graph.microsoft.com/GroupMember.Read.All");
+    let members_read = tok(
+        d::GRACE_UPN,
+        "https://graph.microsoft.com/GroupMember.Read.All",
+    );
     let (st, _, _) = api
-        .call_as(Method::GET, &format!("/groups/{g}/members"), None, Some(&members_read))
+        .call_as(
+            Method::GET,
+            &format!("/groups/{g}/members"),
+            None,
+            Some(&members_read),
+        )
         .await;
     assert_eq!(st, 200);
     let (st, _, _) = api
@@ -741,7 +897,12 @@ async fn grant_permissions_are_checked_like_graph() {
         assert_eq!(st, 403, "{path}");
     }
     let (st, _, _) = api
-        .call_as(Method::GET, &format!("/users/{guest}/sponsors"), None, Some(&grace))
+        .call_as(
+            Method::GET,
+            &format!("/users/{guest}/sponsors"),
+            None,
+            Some(&grace),
+        )
         .await;
     assert_eq!(st, 200);
 
@@ -754,7 +915,12 @@ async fn grant_permissions_are_checked_like_graph() {
             .unwrap()
     };
     let (st, _, _) = api
-        .call_as(Method::POST, &member, Some(dir_ref(&guest)), Some(&app(&["User.ReadWrite.All"])))
+        .call_as(
+            Method::POST,
+            &member,
+            Some(dir_ref(&guest)),
+            Some(&app(&["User.ReadWrite.All"])),
+        )
         .await;
     assert_eq!(st, 403);
     let (st, _, _) = api
@@ -825,7 +991,11 @@ async fn grants_through_batch_with_depends_on_and_throttling() {
     // Permissions are checked per item as for plain calls.
     let users_only = api
         .t
-        .mint_user_token(d::ADA_UPN, d::DESKTOP_CLIENT_ID, "https://graph.microsoft.com/User.ReadWrite.All")
+        .mint_user_token(
+            d::ADA_UPN,
+            d::DESKTOP_CLIENT_ID,
+            "https://graph.microsoft.com/User.ReadWrite.All",
+        )
         .unwrap();
     let other = api.guest("ola@adatum.example").await;
     let (st, _, resp) = api
@@ -876,10 +1046,19 @@ async fn grants_through_batch_with_depends_on_and_throttling() {
     assert_eq!(st, 200);
     let r: Vec<Value> = resp["responses"].as_array().unwrap().clone();
     assert_eq!(
-        r.iter().map(|x| x["status"].as_u64().unwrap()).collect::<Vec<_>>(),
+        r.iter()
+            .map(|x| x["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
         vec![204, 204, 429]
     );
-    assert!(r[2]["headers"]["Retry-After"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        r[2]["headers"]["Retry-After"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(r[2]["body"]["error"]["code"], "TooManyRequests");
     assert!(api.t.app_role_assignments().is_empty());
     api.t.shutdown().await;
@@ -915,7 +1094,11 @@ async fn grants_survive_a_restart_and_show_in_the_admin_api() {
     assert_eq!(api.t.app_role_assignments(), before);
     // Still duplicates after the restart.
     let (st, _) = api
-        .call(Method::POST, &format!("/groups/{g}/members/$ref"), Some(dir_ref(&guest)))
+        .call(
+            Method::POST,
+            &format!("/groups/{g}/members/$ref"),
+            Some(dir_ref(&guest)),
+        )
         .await;
     assert_eq!(st, 400);
 
@@ -987,13 +1170,18 @@ allowed_member_types = ["Application"]
     );
     assert!(api.t.group_members(d::PARTNERS_GROUP_ID).is_none());
     let (st, g) = api
-        .call(Method::GET, "/groups/11111111-1111-4111-8111-111111111111", None)
+        .call(
+            Method::GET,
+            "/groups/11111111-1111-4111-8111-111111111111",
+            None,
+        )
         .await;
     assert_eq!((st, g["displayName"].clone()), (200, json!("Vendors")));
     assert_eq!(g["mailNickname"], "Vendors");
     assert_eq!(g["securityEnabled"], true);
     let sp = "22222222-2222-4222-8222-222222222222";
-    let assign = |role: &str| json!({"principalId": d::GRACE_OID, "resourceId": sp, "appRoleId": role});
+    let assign =
+        |role: &str| json!({"principalId": d::GRACE_OID, "resourceId": sp, "appRoleId": role});
     let (st, a) = api
         .call(
             Method::POST,
@@ -1001,7 +1189,10 @@ allowed_member_types = ["Application"]
             Some(assign("44444444-4444-4444-8444-444444444444")),
         )
         .await;
-    assert_eq!((st, a["resourceDisplayName"].clone()), (201, json!("Vendor portal")));
+    assert_eq!(
+        (st, a["resourceDisplayName"].clone()),
+        (201, json!("Vendor portal"))
+    );
     // An Application-only role cannot go to a user.
     let (st, err) = api
         .call(
@@ -1034,6 +1225,9 @@ display_name = "X""#,
     ] {
         std::fs::write(&file, bad).unwrap();
         let e = DevTenantConfig::from_file(&file).unwrap_err();
-        assert!(e.to_string().contains("group") || e.to_string().contains("service principal"), "{e}");
+        assert!(
+            e.to_string().contains("group") || e.to_string().contains("service principal"),
+            "{e}"
+        );
     }
 }

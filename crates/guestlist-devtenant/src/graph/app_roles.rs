@@ -89,7 +89,9 @@ pub(super) fn create_assignment(
 ) -> GraphResponse {
     let path_oid = match via {
         Via::User => user_oid(s, path_id),
-        Via::ServicePrincipal => sp_index(s, path_id).map(|i| s.cfg.service_principals[i].object_id.clone()),
+        Via::ServicePrincipal => {
+            sp_index(s, path_id).map(|i| s.cfg.service_principals[i].object_id.clone())
+        }
     };
     let Some(path_oid) = path_oid else {
         return not_found(ctx, path_id);
@@ -108,7 +110,10 @@ pub(super) fn create_assignment(
         .keys()
         .find(|k| READ_ONLY_ASSIGNMENT_PROPERTIES.contains(&k.as_str()))
     {
-        return bad_request(ctx, &format!("Property '{k}' is read-only and cannot be set."));
+        return bad_request(
+            ctx,
+            &format!("Property '{k}' is read-only and cannot be set."),
+        );
     }
     for r in ["principalId", "resourceId", "appRoleId"] {
         if body.get(r).is_none_or(Value::is_null) {
@@ -125,9 +130,7 @@ pub(super) fn create_assignment(
     );
     let mismatch = match via {
         Via::User if !principal_id.eq_ignore_ascii_case(&path_oid) => Some("principalId"),
-        Via::ServicePrincipal if !resource_id.eq_ignore_ascii_case(&path_oid) => {
-            Some("resourceId")
-        }
+        Via::ServicePrincipal if !resource_id.eq_ignore_ascii_case(&path_oid) => Some("resourceId"),
         _ => None,
     };
     if let Some(p) = mismatch {
@@ -140,7 +143,10 @@ pub(super) fn create_assignment(
         return not_found(ctx, resource_id);
     };
     let sp = &s.cfg.service_principals[spi];
-    let role = sp.app_roles.iter().find(|r| r.id.eq_ignore_ascii_case(role_id));
+    let role = sp
+        .app_roles
+        .iter()
+        .find(|r| r.id.eq_ignore_ascii_case(role_id));
     let role_missing = || {
         bad_request(
             ctx,
@@ -173,7 +179,10 @@ pub(super) fn create_assignment(
                 && same(a, "resourceId", &sp.object_id)
                 && same(a, "appRoleId", role_id)
         }) {
-            return bad_request(ctx, "Permission being assigned already exists on the object.");
+            return bad_request(
+                ctx,
+                "Permission being assigned already exists on the object.",
+            );
         }
         let principal_type = match kind {
             Kind::User => "User",
@@ -210,7 +219,10 @@ pub(super) fn create_assignment(
     };
     out.insert(
         "@odata.context".into(),
-        json!(format!("{}/$metadata#{set}('{id}')/{nav}/$entity", s.graph_base())),
+        json!(format!(
+            "{}/$metadata#{set}('{id}')/{nav}/$entity",
+            s.graph_base()
+        )),
     );
     let location = format!(
         "{}/{set}/{id}/{nav}/{}",
@@ -224,7 +236,12 @@ pub(super) fn create_assignment(
 
 pub(super) fn list_assignments(s: &Shared, ctx: &Ctx, via: Via, path_id: &str) -> GraphResponse {
     let (oid, key, set, nav) = match via {
-        Via::User => (user_oid(s, path_id), "principalId", "users", "appRoleAssignments"),
+        Via::User => (
+            user_oid(s, path_id),
+            "principalId",
+            "users",
+            "appRoleAssignments",
+        ),
         Via::ServicePrincipal => (
             sp_index(s, path_id).map(|i| s.cfg.service_principals[i].object_id.clone()),
             "resourceId",

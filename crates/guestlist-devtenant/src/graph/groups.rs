@@ -66,8 +66,7 @@ pub(super) fn add_member(s: &Shared, ctx: &Ctx, id: &str, body: &Value) -> Graph
         if g.members.iter().any(|m| m.eq_ignore_ascii_case(&member)) {
             return already_exists(ctx, "members");
         }
-        if g
-            .object
+        if g.object
             .get("id")
             .and_then(Value::as_str)
             .is_some_and(|x| x.eq_ignore_ascii_case(&member))

@@ -52,8 +52,8 @@ mod sponsors;
 mod throttle;
 mod users;
 
-pub use auth::Principal;
 pub use app_roles::READ_ONLY_ASSIGNMENT_PROPERTIES;
+pub use auth::Principal;
 pub use invitations::READ_ONLY_INVITATION_PROPERTIES;
 pub use odata::{FILTER_MAX_CLAUSES, Filter, parse_filter};
 pub use users::{DEFAULT_USER_PROPERTIES, READ_ONLY_USER_PROPERTIES};
@@ -286,9 +286,7 @@ fn execute(
         ("GET", ["users", _, "appRoleAssignments"]) => Need::ReadUserAssignments,
         ("POST", ["users", _, "appRoleAssignments"]) => Need::AssignToUser,
         ("GET", ["servicePrincipals", _, "appRoleAssignedTo"]) => Need::ReadAssignedTo,
-        ("POST", ["servicePrincipals", _, "appRoleAssignedTo"]) => {
-            Need::AssignViaServicePrincipal
-        }
+        ("POST", ["servicePrincipals", _, "appRoleAssignedTo"]) => Need::AssignViaServicePrincipal,
         ("GET", ["users", _, "sponsors"]) => Need::ReadSponsors,
         ("POST", ["users", _, "sponsors", "$ref"]) => Need::WriteSponsors,
         (
