@@ -393,12 +393,13 @@ async fn a_refused_grant_is_a_partial_state_and_retry_runs_only_what_is_missing(
         vec![defaults::ADA_OID.to_owned()]
     );
     // Still pending on the server: the approval is reported only once every grant is in.
-    assert_eq!(
-        env.check_status(&facebook(42)).await["code"]
+    let cs = env.check_status(&facebook(42)).await;
+    assert!(
+        cs["code"]
             .as_str()
             .unwrap_or_default()
             .ends_with("APPROVAL-PENDING"),
-        true
+        "{cs}"
     );
 
     // The admin fixes the policy; the approver opens the request again (the detail reads it
@@ -434,4 +435,79 @@ async fn a_refused_grant_is_a_partial_state_and_retry_runs_only_what_is_missing(
         .collect();
     assert_eq!(items.len(), 1, "only the missing grant: {items:?}");
     assert!(items[0]["url"].as_str().unwrap().contains("/members/$ref"));
+}
+
+/// `[[policy.grants]]` as operators write it (README configuration table) loads, and a
+/// non-GUID id stops the server from starting with a message naming the rule and the field.
+#[test]
+fn the_grants_config_loads_from_toml_and_refuses_bad_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    let base = "[connector]\nusername = \"c\"\npassword = \"p-long-enough-secret\"\n";
+    let rule = |group: &str| {
+        format!(
+            "{base}[[policy.grants]]\nname = \"partners\"\nemail_domains = [\"fabrikam.com\"]\napplications = [\"{app}\"]\ngroups = [\"{group}\"]\napp_roles = [{{ resource_id = \"{sp}\", app_role_id = \"{role}\" }}]\nsponsors = [\"approver\", \"{ada}\"]\n",
+            app = defaults::PORTAL_APP_ID,
+            sp = defaults::PORTAL_SP_ID,
+            role = defaults::PORTAL_ROLE_ID,
+            ada = defaults::ADA_OID,
+        )
+    };
+    std::fs::write(&file, rule(defaults::PARTNERS_GROUP_ID)).unwrap();
+    let c = guestlist_server::config::Config::load(Some(&file)).unwrap();
+    assert_eq!(c.policy.grants.len(), 1);
+    assert_eq!(c.policy.grants[0].sponsors, ["approver", defaults::ADA_OID]);
+    std::fs::write(&file, rule("Partners-Fabrikam")).unwrap();
+    let e = guestlist_server::config::Config::load(Some(&file))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("policy.grants[0] (partners): groups must be a directory object id"),
+        "{e}"
+    );
+}
+
+/// The event stream carries each request's grants too (`GET /api/events`, replay).
+#[tokio::test]
+async fn events_carry_the_grants() {
+    let env = env_with_grants(defaults::PARTNERS_GROUP_ID).await;
+    env.request_approval(&facebook(43)).await;
+    let token = env
+        .tenant
+        .mint_user_token(
+            defaults::ADA_UPN,
+            defaults::DESKTOP_CLIENT_ID,
+            defaults::API_SCOPE_FULL,
+        )
+        .unwrap();
+    let mut resp = reqwest::Client::new()
+        .get(format!("{}/api/events", env.api()))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut text = String::new();
+    let data = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let chunk = resp.chunk().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(line) = text.lines().find(|l| l.starts_with("data: ")) {
+                return line.trim_start_matches("data: ").to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let event: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(event["type"], "request.created");
+    assert_eq!(
+        event["request"]["grants"],
+        json!([
+            {"kind": "group", "groupId": defaults::PARTNERS_GROUP_ID},
+            {"kind": "appRole", "resourceId": defaults::PORTAL_SP_ID, "appRoleId": defaults::PORTAL_ROLE_ID},
+            {"kind": "approverSponsor"}
+        ])
+    );
 }

@@ -19,6 +19,9 @@
 //! ([`crate::email`]: invisible or text-direction characters, an invalid domain), so nothing is
 //! looked up or stored for it.
 //!
+//! `[[policy.grants]]` ([`GrantRule`], [`Policy::grants_for`]) say what approval grants besides
+//! the account: group memberships, app roles and sponsors (issue 14 §1).
+//!
 //! Auto-approve needs a federated identity provider: its rules never match a user who arrives
 //! without `identities` (Entra ID and Microsoft account users, whose `mail` attribute the admin
 //! of any tenant can set) nor one whose issuer is an Entra ID authority; see
@@ -435,8 +438,8 @@ pub enum ExpiredBehaviour {
 /// The approval policy: rules, code prefix, message overrides and expiry.
 ///
 /// Config (TOML, `[policy]`): `code_prefix`, `auto_approve = [Rule…]`, `auto_deny = [Rule…]`,
-/// `expire_after_days`, `expired`, and `[policy.messages.<lang>] pending = "…"` overrides keyed
-/// by [`MessageKind`] in kebab-case.
+/// `expire_after_days`, `expired`, `[policy.messages.<lang>] pending = "…"` overrides keyed
+/// by [`MessageKind`] in kebab-case, and `[[policy.grants]]` ([`GrantRule`], issue 14 §1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {

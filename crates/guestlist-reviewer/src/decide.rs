@@ -75,6 +75,13 @@ pub(crate) fn outcome(row: &OutboxRow) -> DecisionOutcome {
         current: row.current.clone(),
         label: row.label.clone(),
         undo_until: row.undo_until(),
+        grants_failed: match row.state {
+            OutboxState::Failed if row.directory_object_id.is_some() => {
+                let item = row.item();
+                item.grants_total.saturating_sub(item.grants_done)
+            }
+            _ => 0,
+        },
     }
 }
 

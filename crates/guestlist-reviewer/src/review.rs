@@ -302,6 +302,7 @@ impl Reviewer {
                                 current: None,
                                 label: id.clone(),
                                 undo_until: None,
+                                grants_failed: 0,
                             });
                             continue;
                         }

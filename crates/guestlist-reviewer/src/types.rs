@@ -606,6 +606,9 @@ pub struct DecisionOutcome {
     pub label: String,
     /// When the undo window ends (RFC 3339), while the decision waits in the outbox.
     pub undo_until: Option<String>,
+    /// Grants (issue 14 §1) of a failed approval whose account exists that are not in place:
+    /// "Account created · 1 of 3 grants failed" ([`OutboxItem::grants_done`]); 0 otherwise.
+    pub grants_failed: u32,
 }
 
 /// What `Reviewer::undo` did for one request.

@@ -14,6 +14,7 @@ const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutco
   current: null,
   label: `Person ${id} <p${id}@x.example>`,
   undoUntil: null,
+  grantsFailed: 0,
 });
 
 describe('decisions', () => {
