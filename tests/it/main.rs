@@ -7,6 +7,7 @@
 )]
 
 mod crash_trials;
+mod grants;
 mod live;
 mod notifications;
 mod real_tenant;
