@@ -54,7 +54,7 @@ say() { printf '== %s\n' "$*"; }
 # -- tools (idempotent) -------------------------------------------------------------------------
 # apt packages for building and running the desktop app under Xvfb, tauri-driver, ui/node_modules.
 bash scripts/setup.sh e2e
-if { [ "$ONLY" = all ] || [ "$ONLY" = server ]; } && ! command -v wrk >/dev/null 2>&1; then
+if { [ "$ONLY" = all ] || [ "$ONLY" = server ] || [ "$ONLY" = postgres ]; } && ! command -v wrk >/dev/null 2>&1; then
   say "installing wrk (apt)"
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
