@@ -3,7 +3,7 @@
 #   - `systemd-analyze verify` on deploy/guestlist-server.service. verify insists that ExecStart's
 #     program exists, and the unit names the installed path /usr/local/bin/guestlist-server; so
 #     it verifies a copy in a temp dir whose ExecStart points at the built binary
-#     ($CARGO_TARGET_DIR or target/, debug) and whose credential sources point at empty files —
+#     ($CARGO_TARGET_DIR or target/, debug) and whose credentials are read from empty files —
 #     every other line is the shipped one;
 #   - `haproxy -c` on deploy/haproxy.cfg.
 set -euo pipefail
@@ -18,7 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/credentials"
 sed -e "s|^ExecStart=/usr/local/bin/guestlist-server |ExecStart=$BIN |" \
-  -e "s|^LoadCredential=\([^:]*\):/etc/guestlist/credentials/|LoadCredential=\1:$tmp/credentials/|" \
+  -e "s|^LoadCredential=\([^:]*\):/etc/guestlist/|LoadCredential=\1:$tmp/credentials/|" \
   deploy/guestlist-server.service >"$tmp/guestlist-server.service"
 grep -q "^ExecStart=$BIN " "$tmp/guestlist-server.service" \
   || { echo "verify-deploy: the unit's ExecStart is not /usr/local/bin/guestlist-server …" >&2; exit 1; }

@@ -793,7 +793,11 @@ fn unit_settings(creds: &Path) -> (Vec<String>, Vec<(String, String)>, Vec<Strin
     let mut credentials = Vec::new();
     for line in unit.lines() {
         if let Some(cmd) = line.strip_prefix("ExecStart=") {
-            args = cmd.split_whitespace().skip(1).map(str::to_owned).collect();
+            args = cmd
+                .split_whitespace()
+                .skip(1)
+                .map(|a| a.replace("%d", d))
+                .collect();
         } else if let Some(kv) = line.strip_prefix("Environment=") {
             let (k, v) = kv.split_once('=').unwrap();
             env.push((k.to_owned(), v.replace("%d", d)));
@@ -810,33 +814,40 @@ async fn the_systemd_units_settings_run_a_replica_on_postgres() {
     let cluster = Cluster::shared();
     let url = cluster.fresh_database();
     let dir = tempfile::tempdir().unwrap();
-    // What systemd would put in $CREDENTIALS_DIRECTORY: the three files the unit loads.
+    // What systemd would put in $CREDENTIALS_DIRECTORY: the files the unit loads, the
+    // configuration being deploy/guestlist.toml with the PostgreSQL URL as its `database`.
     let creds = dir.path().join("credentials");
     std::fs::create_dir(&creds).unwrap();
-    std::fs::write(creds.join("connector-password"), format!("{PASSWORD}\n")).unwrap();
-    std::fs::write(creds.join("tombstone-key"), format!("{TOMBSTONE_KEY}\n")).unwrap();
-    std::fs::write(creds.join("database"), format!("{url}\n")).unwrap();
-    let (args, env, credentials) = unit_settings(&creds);
-    assert_eq!(
-        credentials,
-        ["connector-password", "tombstone-key", "database"],
-        "the unit's credentials changed: update this test and the README"
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("deploy/guestlist.toml"),
+    )
+    .unwrap();
+    assert!(
+        example.lines().any(|l| l.starts_with("database = ")),
+        "deploy/guestlist.toml sets no database"
     );
-    // The unit's arguments, with the example configuration of deploy/ for /etc/guestlist's.
-    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("deploy/guestlist.toml");
-    let args: Vec<String> = args
-        .into_iter()
-        .map(|a| {
-            if a == "/etc/guestlist/guestlist.toml" {
-                example.display().to_string()
+    let config: String = example
+        .lines()
+        .map(|l| {
+            if l.starts_with("database = ") {
+                format!("database = \"{url}\"\n")
             } else {
-                a
+                format!("{l}\n")
             }
         })
         .collect();
+    std::fs::write(creds.join("guestlist.toml"), config).unwrap();
+    std::fs::write(creds.join("connector-password"), format!("{PASSWORD}\n")).unwrap();
+    std::fs::write(creds.join("tombstone-key"), format!("{TOMBSTONE_KEY}\n")).unwrap();
+    let (args, env, credentials) = unit_settings(&creds);
+    assert_eq!(
+        credentials,
+        ["guestlist.toml", "connector-password", "tombstone-key"],
+        "the unit's credentials changed: update this test and the README"
+    );
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let port = free_port();
@@ -880,7 +891,7 @@ async fn the_systemd_units_settings_run_a_replica_on_postgres() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, Some(200), "{v}");
-    // The request is in PostgreSQL (the `database` credential), and nothing in the state
+    // The request is in PostgreSQL (the configuration's `database`), and nothing in the state
     // directory: no SQLite file was opened instead.
     assert_eq!(
         stored_per_email(&url, "unit@").get("unit@fabrikam.com"),
