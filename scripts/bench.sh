@@ -314,7 +314,8 @@ for run in $(seq 1 "$RUNS"); do
   BENCH_NONCE="pg-lb1-r$run-$RANDOM" run_wrk pg_lb1_request "$run" "http://127.0.0.1:$P_LB1" request-approval.lua "$CONNS" "$SECS"
   BENCH_NONCE="pg-lb2-r$run-$RANDOM" run_wrk pg_lb2_request "$run" "http://127.0.0.1:$P_LB2" request-approval.lua "$CONNS" "$SECS"
 done
-# Every answered request-approval must be stored: count the rows (and the answers).
+# Every answered request-approval must be stored: count the rows and the answers (calls still in
+# flight when wrk stops are stored but not counted as answered, so stored ≥ answered).
 pg_stored=$(pg_sql "SELECT count(*) FROM requests" pg_request)
 pg_answered=$(awk '$1 == "pg_request" { for (i = 3; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' "$RAW")
 echo "   PostgreSQL request-approval: $pg_stored requests stored, $pg_answered answered"
@@ -335,7 +336,7 @@ app_method="the app (section 5): release builds of the desktop app (UI embedded)
 export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
 export BENCH_METHOD="$BENCH_METHOD; hostile traffic (section 6, bench-hostile): release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, an in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, a fresh server per run"
 if [ -n "${pg_version:-}" ]; then
-  export BENCH_METHOD="$BENCH_METHOD; PostgreSQL (section 8, pg_*): PostgreSQL $pg_version started by the script (fsync=on, synchronous_commit=on, default shared_buffers) on the same 2 cores, release guestlist-server replicas (default pool), 10,000 requests stored through the API for check-status, -c$CONNS for ${SECS}s, $RUNS runs; 1 vs 2 replicas through one HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p') (round robin); request-approval stored ${pg_stored:-?} of ${pg_answered:-?} answered"
+  export BENCH_METHOD="$BENCH_METHOD; PostgreSQL (section 8, pg_*): PostgreSQL $pg_version started by the script (fsync=on, synchronous_commit=on, default shared_buffers) on the same 2 cores, release guestlist-server replicas (default pool), 10,000 requests stored through the API for check-status, -c$CONNS for ${SECS}s, $RUNS runs; 1 vs 2 replicas through one HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p') (round robin); request-approval: ${pg_stored:-?} requests stored, ${pg_answered:-?} answers counted by wrk (calls in flight at each run's end are stored, not counted)"
 fi
 if [ "$ONLY" = postgres ]; then
   export BENCH_METHOD="BENCH_ONLY=postgres: only the PostgreSQL figures (section 8) are from this run, the others are carried over from an earlier run; $BENCH_METHOD"
