@@ -3,3 +3,5 @@
 //! stops it on drop; nothing here is a mock.
 //!
 //! Only ever a `[dev-dependencies]` entry: shipped crates never link it.
+
+pub mod postgres;
