@@ -53,6 +53,8 @@ mod events;
 pub mod export;
 mod lock;
 pub mod privacy;
+/// The PostgreSQL store (issue 13): several replicas sharing one database.
+pub mod pg;
 pub mod reopen;
 mod requests;
 pub mod retention;
