@@ -42,7 +42,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WeakStore};
 
 /// `[events]`: limits of `GET /api/events` (see the module docs and [`crate::config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ struct Counts {
 /// [`crate::AppState::new`]; the pump starts with the first stream.
 pub struct EventHub {
     config: EventsConfig,
-    store: Arc<Store>,
+    store: Store,
     notify: broadcast::Sender<Event>,
     frames: broadcast::Sender<Arc<Frame>>,
     started: OnceLock<()>,
@@ -193,20 +193,12 @@ impl Drop for StreamState {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-}
-
 /// The pump: broadcasts the frames of the events committed after `latest`, in order, then
 /// again on every notification. Ends when the server's event sender or its store is dropped
 /// (it holds the store weakly, so a stopped server's database closes at once).
 async fn pump(
     mut rx: broadcast::Receiver<Event>,
-    store: std::sync::Weak<Store>,
+    store: WeakStore,
     frames: broadcast::Sender<Arc<Frame>>,
     published: Arc<AtomicU64>,
     page_size: usize,
@@ -216,7 +208,7 @@ async fn pump(
         loop {
             let Some(st) = store.upgrade() else { return };
             let after = latest;
-            let events = match blocking(move || st.events_after(after, page_size)).await {
+            let events = match st.events_after(after, page_size).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(error = %e, "event pump: store read failed");
@@ -248,7 +240,7 @@ impl EventHub {
     /// A hub over `store`, woken by `notify` (the server's event sender).
     pub fn new(
         config: EventsConfig,
-        store: Arc<Store>,
+        store: Store,
         notify: broadcast::Sender<Event>,
     ) -> Arc<EventHub> {
         let (frames, _) = broadcast::channel(config.broadcast_capacity.max(1));
@@ -285,13 +277,12 @@ impl EventHub {
         if self.started.get().is_some() {
             return Ok(());
         }
-        let store = self.store.clone();
-        let latest = blocking(move || store.latest_event_seq()).await?;
+        let latest = self.store.latest_event_seq().await?;
         self.started.get_or_init(|| {
             self.published.store(latest, Ordering::Relaxed);
             tokio::spawn(pump(
                 self.notify.subscribe(),
-                Arc::downgrade(&self.store),
+                self.store.downgrade(),
                 self.frames.clone(),
                 self.published.clone(),
                 self.config.page_size.max(1),
@@ -354,8 +345,7 @@ impl EventHub {
             None => (Phase::Live, 0),
             Some(Err(_)) => (Phase::Resync("bad_last_event_id"), 0),
             Some(Ok(after)) => {
-                let store = self.store.clone();
-                let latest = blocking(move || store.latest_event_seq()).await?;
+                let latest = self.store.latest_event_seq().await?;
                 if after > latest {
                     (Phase::Resync("ahead_of_store"), 0)
                 } else if latest - after > self.config.max_backlog {
@@ -401,17 +391,18 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
             Phase::Resync(reason) => {
                 st.done = true;
                 st.hub.resyncs.fetch_add(1, Ordering::Relaxed);
-                let store = st.hub.store.clone();
-                let latest = blocking(move || store.latest_event_seq())
+                let latest = st
+                    .hub
+                    .store
+                    .latest_event_seq()
                     .await
                     .unwrap_or_else(|_| st.hub.published.load(Ordering::Relaxed));
                 return Some((Ok(resync_frame(reason, latest)), st));
             }
             Phase::Replay => {
                 let page_size = st.hub.config.page_size.max(1);
-                let store = st.hub.store.clone();
                 let after = st.last_sent;
-                let events = match blocking(move || store.events_after(after, page_size)).await {
+                let events = match st.hub.store.events_after(after, page_size).await {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::warn!(error = %e, "event stream: replay read failed; ending it");

@@ -6,7 +6,6 @@
 //! last reminded about is kept in the store (`Store::reminded`, `Store::record_reminded`, table
 //! `reminded`). Ends when the server's event sender is dropped.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use guestlist_core::model::{ApprovalRequest, Event};
@@ -37,14 +36,14 @@ pub struct Due {
 /// [`Store::record_reminded_due`]).
 ///
 /// Errors: [`StoreError`] on database failure.
-pub fn due(store: &Store, hours: u64, now: OffsetDateTime) -> Result<Due, StoreError> {
-    due_with_limit(store, hours, now, LISTED)
+pub async fn due(store: &Store, hours: u64, now: OffsetDateTime) -> Result<Due, StoreError> {
+    due_with_limit(store, hours, now, LISTED).await
 }
 
 /// [`due`] listing at most `limit` requests.
 ///
 /// Errors: [`StoreError`] on database failure.
-pub fn due_with_limit(
+pub async fn due_with_limit(
     store: &Store,
     hours: u64,
     now: OffsetDateTime,
@@ -52,13 +51,18 @@ pub fn due_with_limit(
 ) -> Result<Due, StoreError> {
     let age = i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX);
     let cut = now.unix_timestamp().saturating_sub(age);
-    let (count, oldest) = store.pending_due(cut, cut, limit)?;
-    store.record_reminded_due(cut, cut, now.unix_timestamp())?;
+    let (count, oldest) = store.pending_due(cut, cut, limit).await?;
+    store
+        .record_reminded_due(cut, cut, now.unix_timestamp())
+        .await?;
     Ok(Due { count, oldest })
 }
 
 /// Starts the reminder task when a webhook and `remind_after_hours` are configured.
-pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::Receiver<Event>) {
+///
+/// With several replicas on one database, one of them reminds per tick: the tick runs under
+/// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]).
+pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiver<Event>) {
     let (Some(sender), Some(hours)) = (Sender::new(config), config.remind_after_hours) else {
         return;
     };
@@ -85,15 +89,18 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
                     _ => continue,
                 },
             }
-            let st = store.clone();
             let now = OffsetDateTime::now_utc();
-            let due = match tokio::task::spawn_blocking(move || due(&st, hours, now)).await {
-                Ok(d) => d,
+            // Held until the check has recorded what it reminds about: another replica's tick
+            // then finds nothing due.
+            let _job = match store.try_job_lock("reminders").await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "reminder check failed");
                     continue;
                 }
             };
+            let due = due(&store, hours, now).await;
             match due {
                 Ok(d) if d.count > 0 => {
                     let body = sender.reminder_message(d.count, &d.oldest, hours);
