@@ -84,7 +84,8 @@ use super::StoreError;
 macro_rules! write_tx {
     ($store:expr, |$tx:ident| $body:expr) => {{
         async {
-            let mut client = $store.conn().await?;
+            let mut pooled = $store.conn().await?;
+            let client: &mut tokio_postgres::Client = &mut pooled;
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
@@ -103,6 +104,7 @@ macro_rules! write_tx {
     }};
 }
 
+mod backend_impl;
 mod events;
 mod jobs;
 mod privacy;
@@ -295,11 +297,62 @@ pub(super) async fn lock_email(tx: &Transaction<'_>, email: &str) -> TxResult<()
     Ok(())
 }
 
-fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+/// Rewrites the libpq-style URL for tokio-postgres: `sslmode=verify-full` and `verify-ca`
+/// become `require` (which verifies the chain and the host name here: rustls never connects
+/// unverified), `allow` becomes `prefer`; `sslrootcert=<file>` is taken out and returned (its
+/// PEM certificates are trusted besides the OS store).
+///
+/// Errors: [`StoreError::Backend`] for a URL that cannot be parsed (not repeated: it may hold a
+/// password) or an unknown `sslmode`.
+fn prepare_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), StoreError> {
+    let mut parsed = url::Url::parse(url).map_err(|e| {
+        StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}"))
+    })?;
+    let mut root_cert = None;
+    let mut pairs = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        match (k.as_ref(), v.as_ref()) {
+            ("sslrootcert", file) => root_cert = Some(std::path::PathBuf::from(file)),
+            ("sslmode", "verify-full" | "verify-ca") => pairs.push((k.into_owned(), "require".to_owned())),
+            ("sslmode", "allow") => pairs.push((k.into_owned(), "prefer".to_owned())),
+            ("sslmode", "disable" | "prefer" | "require") => pairs.push((k.into_owned(), v.into_owned())),
+            ("sslmode", other) => {
+                return Err(StoreError::Backend(format!(
+                    "the PostgreSQL database URL has an unknown sslmode {other:?} (disable, prefer, require, verify-ca, verify-full)"
+                )));
+            }
+            _ => pairs.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if pairs.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    Ok((parsed.into(), root_cert))
+}
+
+fn tls_connector(
+    root_cert: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
         let _ = roots.add(cert);
+    }
+    if let Some(file) = root_cert {
+        let certs = CertificateDer::pem_file_iter(file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                StoreError::Backend(format!("sslrootcert {}: {e}", file.display()))
+            })?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                StoreError::Backend(format!("sslrootcert {}: {e}", file.display()))
+            })?;
+        }
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
@@ -318,7 +371,8 @@ impl PgStore {
     /// repeat it: it may hold a password) or a failed migration; [`StoreError::Unavailable`]
     /// when the server cannot be reached.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let (url, root_cert) = prepare_url(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}"))
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
@@ -334,7 +388,7 @@ impl PgStore {
             STATEMENT_TIMEOUT.as_millis()
         );
         config.options(options.trim());
-        let tls = tls_connector()?;
+        let tls = tls_connector(root_cert.as_deref())?;
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
