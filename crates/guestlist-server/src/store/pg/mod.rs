@@ -8,8 +8,9 @@
 //! [`tokio_postgres::Config`] (`postgres://user[:password]@host[:port]/db`, with `sslmode=`
 //! `disable`, `prefer` (the default) or `require`; TLS by rustls verifying the server's
 //! certificate and host name against the OS trust store, so `prefer`/`require` with a server
-//! whose certificate is not trusted fail rather than continue unverified). Connections are made
-//! within [`CONNECT_TIMEOUT`], the pool hands one out within [`ACQUIRE_TIMEOUT`], and every
+//! whose certificate is not trusted fail rather than continue unverified). A connection's socket
+//! is made within [`CONNECT_TIMEOUT`] (and the whole set-up within [`CREATE_TIMEOUT`]), the
+//! pool hands out a free slot within [`ACQUIRE_TIMEOUT`], and every
 //! statement runs with `statement_timeout` = [`STATEMENT_TIMEOUT`]: while the database is down
 //! or restarting a call fails with [`StoreError::Unavailable`] (HTTP 503) within about a
 //! second, never hanging toward Entra's 20 s, and the pool reconnects by itself afterwards
@@ -113,8 +114,12 @@ mod rows;
 
 pub use jobs::JobLockGuard;
 
-/// How long establishing one connection may take.
+/// How long the socket-level connection to the server may take (an unreachable host fails
+/// after this).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a new pooled connection may take in all (socket, TLS, SCRAM authentication, start-up),
+/// once the server answered: a burst of new connections at start-up shares two cores.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a pooled connection (or a new one) before
 /// [`StoreError::Unavailable`].
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -189,9 +194,13 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     use deadpool_postgres::PoolError;
     match e {
         PoolError::Backend(e) => db_err(e),
-        PoolError::Timeout(_) => StoreError::Unavailable(format!(
-            "no database connection within {} ms",
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => StoreError::Unavailable(format!(
+            "no free database connection within {} ms",
             ACQUIRE_TIMEOUT.as_millis()
+        )),
+        PoolError::Timeout(_) => StoreError::Unavailable(format!(
+            "no new database connection within {} ms",
+            CREATE_TIMEOUT.as_millis()
         )),
         PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
         other => StoreError::Backend(other.to_string()),
@@ -400,7 +409,7 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(ACQUIRE_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CREATE_TIMEOUT))
             .recycle_timeout(Some(ACQUIRE_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
