@@ -55,6 +55,8 @@ mod events;
 pub mod export;
 mod lock;
 pub mod privacy;
+/// The PostgreSQL store (issue 13): several replicas sharing one database.
+pub mod pg;
 pub mod reopen;
 mod requests;
 pub mod retention;
@@ -183,9 +185,9 @@ impl Store {
                     .map_err(|e| StoreError::Task(e.to_string()))??;
                 Ok(Store::from(s))
             }
-            DatabaseUrl::Postgres(_) => Err(StoreError::Backend(
-                "this build has no PostgreSQL store yet".into(),
-            )),
+            DatabaseUrl::Postgres(url) => Ok(Store::new(Arc::new(
+                pg::PgStore::connect(url.as_str()).await?,
+            ))),
         }
     }
 
