@@ -174,27 +174,36 @@ async fn events_reach_readers_in_sequence_order_under_concurrent_writers() {
             })
         })
         .collect();
-    // The reader: polls from its mark, as a live stream resuming with Last-Event-ID does.
+    // The reader: polls from its mark, as a live stream resuming with Last-Event-ID does,
+    // until the writers are done and a read finds nothing more.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let reader = {
-        let b = b.clone();
+        let (b, writing) = (b.clone(), writing.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut mark = 0u64;
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while seen.len() < WRITERS * EACH && Instant::now() < deadline {
-                for e in b.events_after(mark, 7).await.unwrap() {
+            loop {
+                let done = !writing.load(std::sync::atomic::Ordering::SeqCst);
+                let page = b.events_after(mark, 7).await.unwrap();
+                if page.is_empty() && done {
+                    return seen;
+                }
+                for e in page {
                     assert!(e.seq > mark, "out of order: {} after {mark}", e.seq);
                     mark = e.seq;
                     seen.push(e.seq);
                 }
             }
-            seen
         })
     };
     for w in writers {
         w.await.unwrap();
     }
-    let seen = reader.await.unwrap();
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader catches up")
+        .unwrap();
     let stored: Vec<u64> = a
         .events_after(0, 10_000)
         .await
