@@ -76,7 +76,7 @@ fn run_backup(args: &Args, to: &std::path::Path) -> std::process::ExitCode {
         Ok(r) => {
             println!(
                 "guestlist-server: backed up {} to {} ({} pages, {} bytes)",
-                database,
+                database.display(),
                 to.display(),
                 r.pages,
                 r.bytes
@@ -147,7 +147,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     println!(
         "guestlist-server listening on {} (database {})",
         server.base_url(),
-        database.display()
+        database
     );
     match server.admin_url() {
         Some(admin) => println!("guestlist-server admin (/metrics, /openapi.json) on {admin}"),

@@ -125,37 +125,48 @@ mod tests {
     use serde_json::json;
     use uuid::Uuid;
 
-    fn ask(store: &Store, email: &str, at: OffsetDateTime) -> Uuid {
+    async fn ask(store: &Store, email: &str, at: OffsetDateTime) -> Uuid {
         let c = Claims::from_json(json!({"email": email, "displayName": email})).unwrap();
         store
             .request_approval(&c, &Policy::default(), at, time::Duration::seconds(120))
+            .await
             .unwrap();
-        store.list(None, Some(email), None, 10).unwrap().items[0].id
+        store.list(None, Some(email), None, 10).await.unwrap().items[0].id
     }
 
-    #[test]
-    fn requests_pending_too_long_are_reminded_once_per_period_across_restarts() {
+    #[tokio::test]
+    async fn requests_pending_too_long_are_reminded_once_per_period_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("r.db");
-        let mut store = Store::open(&db).unwrap();
+        let db = crate::store::DatabaseUrl::Sqlite(dir.path().join("r.db"));
+        let mut store = Store::open(&db).await.unwrap();
         let t0 = OffsetDateTime::now_utc();
         let h = time::Duration::hours(1);
-        let a = ask(&store, "a@fabrikam.com", t0);
-        let b = ask(&store, "b@fabrikam.com", t0 + h * 10);
+        let a = ask(&store, "a@fabrikam.com", t0).await;
+        let b = ask(&store, "b@fabrikam.com", t0 + h * 10).await;
         let ids = |v: Due| v.oldest.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert!(due(&store, 24, t0 + h * 23).unwrap().oldest.is_empty());
-        assert_eq!(ids(due(&store, 24, t0 + h * 25).unwrap()), vec![a]);
+        assert!(
+            due(&store, 24, t0 + h * 23)
+                .await
+                .unwrap()
+                .oldest
+                .is_empty()
+        );
+        assert_eq!(ids(due(&store, 24, t0 + h * 25).await.unwrap()), vec![a]);
         // The record is in the database: a new store on the same file (a restarted server)
         // does not remind about `a` again.
         drop(store);
-        store = Store::open(&db).unwrap();
+        store = Store::open(&db).await.unwrap();
         assert!(
-            due(&store, 24, t0 + h * 30).unwrap().oldest.is_empty(),
+            due(&store, 24, t0 + h * 30)
+                .await
+                .unwrap()
+                .oldest
+                .is_empty(),
             "a was reminded 5 h ago; b is 20 h old"
         );
-        assert_eq!(ids(due(&store, 24, t0 + h * 35).unwrap()), vec![b]);
+        assert_eq!(ids(due(&store, 24, t0 + h * 35).await.unwrap()), vec![b]);
         // Decided requests are never reminded about.
-        let current = store.get(a).unwrap();
+        let current = store.get(a).await.unwrap();
         store
             .decide(
                 a,
@@ -174,11 +185,18 @@ mod tests {
                 Some("k1"),
                 t0 + h * 40,
             )
+            .await
             .unwrap();
-        assert!(due(&store, 24, t0 + h * 50).unwrap().oldest.is_empty());
-        assert_eq!(ids(due(&store, 24, t0 + h * 60).unwrap()), vec![b]);
+        assert!(
+            due(&store, 24, t0 + h * 50)
+                .await
+                .unwrap()
+                .oldest
+                .is_empty()
+        );
+        assert_eq!(ids(due(&store, 24, t0 + h * 60).await.unwrap()), vec![b]);
         // Only pending requests keep a record.
-        let kept: Vec<Uuid> = store.reminded().unwrap().into_keys().collect();
+        let kept: Vec<Uuid> = store.reminded().await.unwrap().into_keys().collect();
         assert_eq!(kept, vec![b]);
     }
 }

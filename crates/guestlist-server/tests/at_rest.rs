@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use guestlist_core::connector::Claims;
-use guestlist_server::store::Store;
+// SQLite-only (file modes and the online backup of a SQLite file): the sync `SqliteStore`.
+use guestlist_server::store::SqliteStore as Store;
 use serde_json::json;
 
 fn with_suffix(p: &Path, s: &str) -> PathBuf {
@@ -204,6 +205,7 @@ async fn backup_copies_a_database_that_a_running_server_writes_to() {
         .state
         .store
         .counts()
+        .await
         .unwrap()
         .into_iter()
         .find(|(t, _)| t == "pending")

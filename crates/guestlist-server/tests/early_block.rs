@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use guestlist_core::policy::{Policy, Rule};
 use guestlist_server::config::{ConnectorAuth, Secret};
 use guestlist_server::{Config, RunningServer};
@@ -25,7 +27,7 @@ fn fixture(name: &str) -> Value {
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
     guestlist_server::spawn(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database: common::database(db),
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),

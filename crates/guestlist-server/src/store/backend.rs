@@ -44,14 +44,19 @@ use super::retention::RetentionCutoffs;
 use super::{RequestApprovalOutcome, SqliteStore, StoreError};
 
 /// Where the audit export ([`Backend::audit_export_page`]) resumes: the last `history.id` and the
-/// last `audit_log.seq` already returned (or skipped by the time range). `Default` starts at
-/// the beginning.
+/// last `audit_log.seq` already returned (or skipped by the time range), and which source is
+/// finished (not read again: rows committed after the export started may be left out, as a
+/// snapshot would). `Default` starts at the beginning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExportCursor {
     /// Decisions (`history` rows) with an id above this one are still to come.
     pub history_after: u64,
     /// Operations (`audit_log` rows) with a seq above this one are still to come.
     pub audit_after: u64,
+    /// Every decision has been returned.
+    pub history_done: bool,
+    /// Every operation has been returned.
+    pub audit_done: bool,
 }
 
 /// One page of the audit export ([`Backend::audit_export_page`]).

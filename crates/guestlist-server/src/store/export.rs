@@ -179,7 +179,7 @@ impl SqliteStore {
         let mut pages = 0;
         let mut decisions = std::collections::VecDeque::new();
         let mut history_at = i64::try_from(after.history_after).unwrap_or(i64::MAX);
-        let mut history_done = false;
+        let mut history_done = after.history_done;
         while decisions.len() < limit && !history_done {
             let (rows, last, done) = history_page(&conn, history_at, since, until)?;
             pages += 1;
@@ -188,7 +188,7 @@ impl SqliteStore {
         }
         let mut operations = std::collections::VecDeque::new();
         let mut audit_at = after.audit_after;
-        let mut audit_done = false;
+        let mut audit_done = after.audit_done;
         while operations.len() < limit && !audit_done {
             let (rows, last, done) = log_page(&conn, audit_at, since, until)?;
             pages += 1;
@@ -251,14 +251,16 @@ pub fn merge_page(
         }
     }
     // A source whose every kept record was taken resumes after the last row read (the rows in
-    // between were filtered out), so it is not read again.
+    // between were filtered out), so it is not read again; an exhausted one is done.
     if decisions.is_empty() {
         next.history_after = next.history_after.max(history_read.0);
+        next.history_done = history_read.1;
     }
     if operations.is_empty() {
         next.audit_after = next.audit_after.max(audit_read.0);
+        next.audit_done = audit_read.1;
     }
-    let finished = decisions.is_empty() && operations.is_empty() && history_read.1 && audit_read.1;
+    let finished = next.history_done && next.audit_done;
     (out, (!finished).then_some(next))
 }
 
