@@ -54,9 +54,9 @@ pub mod database_url;
 mod events;
 pub mod export;
 mod lock;
-pub mod privacy;
 /// The PostgreSQL store (issue 13): several replicas sharing one database.
 pub mod pg;
+pub mod privacy;
 pub mod reopen;
 mod requests;
 pub mod retention;

@@ -12,8 +12,8 @@ use guestlist_core::Code;
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{Actor, Decision, ProvisionedBy, Status};
 use guestlist_core::policy::{MessageKind, Policy};
-use guestlist_server::store::{Backend, ClusterSignal};
 use guestlist_server::store::pg::PgStore;
+use guestlist_server::store::{Backend, ClusterSignal};
 use guestlist_testkit::postgres::Cluster;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -91,7 +91,11 @@ async fn a_decision_on_one_replica_is_seen_at_once_on_the_other() {
     for c in [&ann, &bob, &bob_ms] {
         a.request_approval(c, &policy, now, w).await.unwrap();
     }
-    let items = b.list(Some(Status::Pending), None, None, 10).await.unwrap().items;
+    let items = b
+        .list(Some(Status::Pending), None, None, 10)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(items.len(), 3);
     let id_of = |email: &str, idp: &str| {
         items
@@ -127,7 +131,11 @@ async fn a_decision_on_one_replica_is_seen_at_once_on_the_other() {
         .decide_all(bob_r.id, &deny, &actor, None, Some("idem-1"), now)
         .await
         .unwrap();
-    assert_eq!(events.len(), 2, "the same person's other request is denied too");
+    assert_eq!(
+        events.len(),
+        2,
+        "the same person's other request is denied too"
+    );
     for c in [&bob, &bob_ms] {
         assert_eq!(
             b.check_status(c, &policy, now).await.unwrap().0,
@@ -249,7 +257,10 @@ async fn a_job_lock_is_exclusive_across_replicas() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(taken.is_some(), "the lock is free once its holder is dropped");
+    assert!(
+        taken.is_some(),
+        "the lock is free once its holder is dropped"
+    );
 }
 
 /// After an erasure no row of any table holds the e-mail (nor the claims), yet the denial
@@ -352,7 +363,10 @@ async fn an_outage_is_unavailable_at_once_and_recovered_from() {
         .expect("a call during an outage must not hang");
         let err = out.unwrap_err();
         assert_eq!(err.code(), Code::StoreUnavailable, "call {call}: {err}");
-        eprintln!("outage: call {call} failed in {:?}: {err}", started.elapsed());
+        eprintln!(
+            "outage: call {call} failed in {:?}: {err}",
+            started.elapsed()
+        );
         let ping = tokio::time::timeout(Duration::from_secs(10), store.ping())
             .await
             .expect("ping must not hang");
@@ -375,5 +389,8 @@ async fn an_outage_is_unavailable_at_once_and_recovered_from() {
         .await
         .unwrap();
     assert_eq!(out.block, Some(MessageKind::Requested));
-    assert_eq!(store.list(None, None, None, 10).await.unwrap().items.len(), 2);
+    assert_eq!(
+        store.list(None, None, None, 10).await.unwrap().items.len(),
+        2
+    );
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use guestlist_core::connector::Claims;
-use guestlist_core::model::{Actor, ApprovalRequest, Decision, Event, HistoryEntry, RequestPage, Status};
+use guestlist_core::model::{
+    Actor, ApprovalRequest, Decision, Event, HistoryEntry, RequestPage, Status,
+};
 use guestlist_core::policy::{MessageKind, Policy};
 use serde_json::Value;
 use time::OffsetDateTime;

@@ -170,7 +170,11 @@ impl PgStore {
     /// Records that `ids` were reminded about at `now`, and forgets requests no longer pending.
     ///
     /// Errors: [`StoreError`] on database failure.
-    pub async fn record_reminded(&self, ids: &[Uuid], now: OffsetDateTime) -> Result<(), StoreError> {
+    pub async fn record_reminded(
+        &self,
+        ids: &[Uuid],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let at = now.unix_timestamp();
         write_tx!(self, |tx| {
             tx.execute(
@@ -210,7 +214,10 @@ impl PgStore {
             )
             .await
             .map_err(db_err)?;
-        Ok((u64::try_from(count).unwrap_or_default(), rows_to_requests(&rows)?))
+        Ok((
+            u64::try_from(count).unwrap_or_default(),
+            rows_to_requests(&rows)?,
+        ))
     }
 
     /// Records every request [`PgStore::pending_due`] counts as reminded at `now` (unix

@@ -90,7 +90,10 @@ macro_rules! write_tx {
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
-                let $tx = client.transaction().await.map_err($crate::store::pg::db_err)?;
+                let $tx = client
+                    .transaction()
+                    .await
+                    .map_err($crate::store::pg::db_err)?;
                 let run: $crate::store::pg::TxResult<_> = async {
                     $crate::store::pg::seq_lock_shared(&$tx).await?;
                     $body
@@ -194,10 +197,12 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     use deadpool_postgres::PoolError;
     match e {
         PoolError::Backend(e) => db_err(e),
-        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => StoreError::Unavailable(format!(
-            "no free database connection within {} ms",
-            ACQUIRE_TIMEOUT.as_millis()
-        )),
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Unavailable(format!(
+                "no free database connection within {} ms",
+                ACQUIRE_TIMEOUT.as_millis()
+            ))
+        }
         PoolError::Timeout(_) => StoreError::Unavailable(format!(
             "no new database connection within {} ms",
             CREATE_TIMEOUT.as_millis()
@@ -292,7 +297,9 @@ pub(super) fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Stor
 }
 
 /// Reads a value back from a `jsonb` column.
-pub(super) fn unjson<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, StoreError> {
+pub(super) fn unjson<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+) -> Result<T, StoreError> {
     serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -314,17 +321,20 @@ pub(super) async fn lock_email(tx: &Transaction<'_>, email: &str) -> TxResult<()
 /// Errors: [`StoreError::Backend`] for a URL that cannot be parsed (not repeated: it may hold a
 /// password) or an unknown `sslmode`.
 fn prepare_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), StoreError> {
-    let mut parsed = url::Url::parse(url).map_err(|e| {
-        StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}"))
-    })?;
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}")))?;
     let mut root_cert = None;
     let mut pairs = Vec::new();
     for (k, v) in parsed.query_pairs() {
         match (k.as_ref(), v.as_ref()) {
             ("sslrootcert", file) => root_cert = Some(std::path::PathBuf::from(file)),
-            ("sslmode", "verify-full" | "verify-ca") => pairs.push((k.into_owned(), "require".to_owned())),
+            ("sslmode", "verify-full" | "verify-ca") => {
+                pairs.push((k.into_owned(), "require".to_owned()))
+            }
             ("sslmode", "allow") => pairs.push((k.into_owned(), "prefer".to_owned())),
-            ("sslmode", "disable" | "prefer" | "require") => pairs.push((k.into_owned(), v.into_owned())),
+            ("sslmode", "disable" | "prefer" | "require") => {
+                pairs.push((k.into_owned(), v.into_owned()))
+            }
             ("sslmode", other) => {
                 return Err(StoreError::Backend(format!(
                     "the PostgreSQL database URL has an unknown sslmode {other:?} (disable, prefer, require, verify-ca, verify-full)"
@@ -354,13 +364,11 @@ fn tls_connector(
     if let Some(file) = root_cert {
         let certs = CertificateDer::pem_file_iter(file)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                StoreError::Backend(format!("sslrootcert {}: {e}", file.display()))
-            })?;
+            .map_err(|e| StoreError::Backend(format!("sslrootcert {}: {e}", file.display())))?;
         for cert in certs {
-            roots.add(cert).map_err(|e| {
-                StoreError::Backend(format!("sslrootcert {}: {e}", file.display()))
-            })?;
+            roots
+                .add(cert)
+                .map_err(|e| StoreError::Backend(format!("sslrootcert {}: {e}", file.display())))?;
         }
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -427,7 +435,10 @@ impl PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         client
-            .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_NS, &MIGRATE_LOCK])
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&LOCK_NS, &MIGRATE_LOCK],
+            )
             .await
             .map_err(db_err)?;
         let done = embedded::migrations::runner()

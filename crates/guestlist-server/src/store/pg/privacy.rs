@@ -17,7 +17,9 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::requests::history_of;
-use super::rows::{COLUMNS, add_event, add_history, get_by_id, insert_event, rows_to_requests, upsert};
+use super::rows::{
+    COLUMNS, add_event, add_history, get_by_id, insert_event, rows_to_requests, upsert,
+};
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
 use crate::store::StoreError;
 use crate::store::audit::{AuditAction, AuditRecord};
@@ -210,9 +212,13 @@ async fn reopen_tx(
     if_match: u64,
     now: OffsetDateTime,
 ) -> TxResult<ReopenOutcome> {
-    let found = get_by_id(tx, id, false).await?.ok_or(StoreError::NotFound(id))?;
+    let found = get_by_id(tx, id, false)
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
     lock_email(tx, &found.key.email).await?;
-    let r = get_by_id(tx, id, true).await?.ok_or(StoreError::NotFound(id))?;
+    let r = get_by_id(tx, id, true)
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
     if r.version != if_match {
         return Err(StoreError::VersionMismatch {
             current: r.version,
@@ -232,7 +238,9 @@ async fn reopen_tx(
     let companions: Vec<ApprovalRequest> =
         rows_to_requests(&tx.query(&sql, &[&r.key.email, &id]).await?)?
             .into_iter()
-            .filter(|o| matches!(&o.state, RequestState::Denied { reason } if *reason == with_reason))
+            .filter(
+                |o| matches!(&o.state, RequestState::Denied { reason } if *reason == with_reason),
+            )
             .collect();
     let (request, first) = reopen_one(tx, r, reason, actor, now, None).await?;
     let mut events = vec![first];
@@ -379,11 +387,18 @@ impl PgStore {
     /// returns how many (the scan stops at the first newer one).
     ///
     /// Errors: [`StoreError`] on database failure.
-    pub async fn compact_events(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+    pub async fn compact_events(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         write_tx!(self, |tx| {
             let rows = tx
-                .query("SELECT seq, at FROM events ORDER BY seq LIMIT $1", &[&limit])
+                .query(
+                    "SELECT seq, at FROM events ORDER BY seq LIMIT $1",
+                    &[&limit],
+                )
                 .await?;
             let mut upto: Option<i64> = None;
             for row in rows {
@@ -403,15 +418,21 @@ impl PgStore {
     /// Deletes at most `limit` idempotency records stored before `before`; returns how many.
     ///
     /// Errors: [`StoreError`] on database failure.
-    pub async fn drop_idempotency(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
+    pub async fn drop_idempotency(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        write_tx!(self, |tx| Ok(tx
+        write_tx!(self, |tx| {
+            Ok(tx
             .execute(
                 "DELETE FROM idempotency WHERE key IN
                    (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
                 &[&before, &limit],
             )
-            .await?))
+            .await?)
+        })
     }
 
     /// Reopens the denied request `id` and the requests its denial denied with it (SQLite:
@@ -427,7 +448,8 @@ impl PgStore {
         now: OffsetDateTime,
     ) -> Result<ReopenOutcome, StoreError> {
         let now = micros(now);
-        write_tx!(self, |tx| reopen_tx(&tx, id, reason, actor, if_match, now).await)
+        write_tx!(self, |tx| reopen_tx(&tx, id, reason, actor, if_match, now)
+            .await)
     }
 
     /// Appends one audit row in its own committed transaction; returns its `seq`.
@@ -442,13 +464,20 @@ impl PgStore {
         detail: Value,
     ) -> Result<u64, StoreError> {
         let at = micros(at);
-        write_tx!(self, |tx| append_audit(&tx, at, action, request_id, actor, &detail).await)
+        write_tx!(self, |tx| append_audit(
+            &tx, at, action, request_id, actor, &detail
+        )
+        .await)
     }
 
     /// Audit rows with `after_seq < seq`, oldest first, at most `limit`.
     ///
     /// Errors: [`StoreError`] on database failure or an unreadable row.
-    pub async fn audit_page(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    pub async fn audit_page(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let client = self.conn().await?;
         audit_rows(&client, after_seq, limit).await
     }
@@ -529,7 +558,8 @@ impl PgStore {
             .map_err(|_| StoreError::Corrupt("not an e-mail address".into()))?;
         let denial_tombstone = self.is_tombstoned(&canonical).await?;
         let client = self.conn().await?;
-        let sql = format!("SELECT {COLUMNS} FROM requests WHERE email = $1 ORDER BY created_at, id");
+        let sql =
+            format!("SELECT {COLUMNS} FROM requests WHERE email = $1 ORDER BY created_at, id");
         let found = rows_to_requests(&client.query(&sql, &[&canonical]).await.map_err(db_err)?)?;
         let mut requests = Vec::with_capacity(found.len());
         for request in found {
@@ -559,7 +589,11 @@ impl PgStore {
     }
 }
 
-fn in_range(t: OffsetDateTime, since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) -> bool {
+fn in_range(
+    t: OffsetDateTime,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> bool {
     since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
 }
 
@@ -586,9 +620,8 @@ async fn audit_rows(
         out.push(AuditRecord {
             seq: u64::try_from(seq).unwrap_or_default(),
             at: row.try_get(1).map_err(db_err)?,
-            action: serde_json::from_value(Value::String(action)).map_err(|_| {
-                StoreError::Corrupt(format!("audit_log row {seq}: unknown action"))
-            })?,
+            action: serde_json::from_value(Value::String(action))
+                .map_err(|_| StoreError::Corrupt(format!("audit_log row {seq}: unknown action")))?,
             request_id: row.try_get(3).map_err(db_err)?,
             actor: unjson(row.try_get(4).map_err(db_err)?)?,
             detail: row.try_get(5).map_err(db_err)?,
@@ -662,7 +695,5 @@ pub(super) async fn erased_between(
         )
         .await
         .map_err(db_err)?;
-    rows.iter()
-        .map(|r| r.try_get(0).map_err(db_err))
-        .collect()
+    rows.iter().map(|r| r.try_get(0).map_err(db_err)).collect()
 }

@@ -97,13 +97,16 @@ fn answer(block: MessageKind) -> RequestApprovalOutcome {
     }
 }
 
-async fn request_approval_tx(tx: &Transaction<'_>, c: &Call<'_>) -> TxResult<RequestApprovalOutcome> {
+async fn request_approval_tx(
+    tx: &Transaction<'_>,
+    c: &Call<'_>,
+) -> TxResult<RequestApprovalOutcome> {
     let (key, policy, now) = (&c.key, c.policy, c.now);
     // One person at a time, cluster-wide: the retry window and the attempt count hold across
     // replicas, and a denial under another identity provider is seen.
     lock_email(tx, &key.email).await?;
-    let person_denied = denied_email(tx, &key.email).await?
-        || tombstoned(tx, c.tombstone.as_deref()).await?;
+    let person_denied =
+        denied_email(tx, &key.email).await? || tombstoned(tx, c.tombstone.as_deref()).await?;
     if let Some(mut r) = get_by_key(tx, key, true).await? {
         if matches!(r.state, RequestState::Pending | RequestState::Expired) && person_denied {
             return Ok(answer(MessageKind::Denied));
@@ -253,7 +256,9 @@ async fn decide_tx(
         return Err(StoreError::NotFound(id).into());
     };
     lock_email(tx, &found.key.email).await?;
-    let mut r = get_by_id(tx, id, true).await?.ok_or(StoreError::NotFound(id))?;
+    let mut r = get_by_id(tx, id, true)
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
     if let Some(v) = if_match
         && v != r.version
     {
@@ -551,7 +556,10 @@ impl PgStore {
     pub async fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
         let client = self.conn().await?;
         let exists = client
-            .query_one("SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)", &[&id])
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)",
+                &[&id],
+            )
             .await
             .map_err(db_err)?;
         if !exists.try_get::<_, bool>(0).map_err(db_err)? {

@@ -17,10 +17,7 @@ pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, 
 /// [`COLUMNS`] qualified by the alias `r`.
 pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims";
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    i: usize,
-) -> Result<T, StoreError> {
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i)
         .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }
@@ -107,7 +104,11 @@ pub(super) async fn tombstoned(c: &impl GenericClient, digest: Option<&[u8]>) ->
 
 /// Inserts or rewrites a request row; either way it takes the next change sequence number
 /// (in the caller's write transaction, which holds the shared sequence lock).
-pub(super) async fn upsert(tx: &Transaction<'_>, r: &ApprovalRequest, search: &str) -> TxResult<()> {
+pub(super) async fn upsert(
+    tx: &Transaction<'_>,
+    r: &ApprovalRequest,
+    search: &str,
+) -> TxResult<()> {
     let version = i64::try_from(r.version).unwrap_or(i64::MAX);
     let attempts = i64::from(r.attempts);
     let decided_by = r.decided_by.as_ref().map(json).transpose()?;
