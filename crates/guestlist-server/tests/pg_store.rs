@@ -394,3 +394,36 @@ async fn an_outage_is_unavailable_at_once_and_recovered_from() {
         2
     );
 }
+
+/// Without a configured key, the replicas share the tombstone key kept in the database: a
+/// person erased on one replica with their denial kept stays denied on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_without_a_configured_key_share_the_one_in_the_database() {
+    let url = Cluster::shared().fresh_database();
+    let a = PgStore::connect(&url).await.unwrap();
+    let b = PgStore::connect(&url).await.unwrap();
+    let (ra, rb) = tokio::join!(a.ensure_tombstone_key(), b.ensure_tombstone_key());
+    ra.unwrap();
+    rb.unwrap();
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let c = claims("kept@x.example", "google.com");
+    a.request_approval(&c, &policy, now, time::Duration::ZERO)
+        .await
+        .unwrap();
+    let r = a.list(None, None, None, 1).await.unwrap().items[0].clone();
+    let deny = Decision::Deny {
+        reason: "no".into(),
+    };
+    a.decide(r.id, &deny, &Actor::policy("t"), None, None, now)
+        .await
+        .unwrap();
+    a.erase_email("kept@x.example", true, &Actor::policy("t"), now)
+        .await
+        .unwrap();
+    assert!(b.is_tombstoned("kept@x.example").await.unwrap());
+    assert_eq!(
+        b.check_status(&c, &policy, now).await.unwrap().0,
+        Some(MessageKind::Denied)
+    );
+}
