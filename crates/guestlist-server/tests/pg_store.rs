@@ -182,27 +182,36 @@ async fn events_reach_readers_in_sequence_order_under_concurrent_writers() {
             })
         })
         .collect();
-    // The reader: polls from its mark, as a live stream resuming with Last-Event-ID does.
+    // The reader: polls from its mark, as a live stream resuming with Last-Event-ID does,
+    // until the writers are done and a read finds nothing more.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let reader = {
-        let b = b.clone();
+        let (b, writing) = (b.clone(), writing.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut mark = 0u64;
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while seen.len() < WRITERS * EACH && Instant::now() < deadline {
-                for e in b.events_after(mark, 7).await.unwrap() {
+            loop {
+                let done = !writing.load(std::sync::atomic::Ordering::SeqCst);
+                let page = b.events_after(mark, 7).await.unwrap();
+                if page.is_empty() && done {
+                    return seen;
+                }
+                for e in page {
                     assert!(e.seq > mark, "out of order: {} after {mark}", e.seq);
                     mark = e.seq;
                     seen.push(e.seq);
                 }
             }
-            seen
         })
     };
     for w in writers {
         w.await.unwrap();
     }
-    let seen = reader.await.unwrap();
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader catches up")
+        .unwrap();
     let stored: Vec<u64> = a
         .events_after(0, 10_000)
         .await
@@ -383,5 +392,38 @@ async fn an_outage_is_unavailable_at_once_and_recovered_from() {
     assert_eq!(
         store.list(None, None, None, 10).await.unwrap().items.len(),
         2
+    );
+}
+
+/// Without a configured key, the replicas share the tombstone key kept in the database: a
+/// person erased on one replica with their denial kept stays denied on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_without_a_configured_key_share_the_one_in_the_database() {
+    let url = Cluster::shared().fresh_database();
+    let a = PgStore::connect(&url).await.unwrap();
+    let b = PgStore::connect(&url).await.unwrap();
+    let (ra, rb) = tokio::join!(a.ensure_tombstone_key(), b.ensure_tombstone_key());
+    ra.unwrap();
+    rb.unwrap();
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let c = claims("kept@x.example", "google.com");
+    a.request_approval(&c, &policy, now, time::Duration::ZERO)
+        .await
+        .unwrap();
+    let r = a.list(None, None, None, 1).await.unwrap().items[0].clone();
+    let deny = Decision::Deny {
+        reason: "no".into(),
+    };
+    a.decide(r.id, &deny, &Actor::policy("t"), None, None, now)
+        .await
+        .unwrap();
+    a.erase_email("kept@x.example", true, &Actor::policy("t"), now)
+        .await
+        .unwrap();
+    assert!(b.is_tombstoned("kept@x.example").await.unwrap());
+    assert_eq!(
+        b.check_status(&c, &policy, now).await.unwrap().0,
+        Some(MessageKind::Denied)
     );
 }

@@ -62,6 +62,14 @@
 //! which then read [`events_after`] from their last seen number (so the notification order
 //! does not matter).
 //!
+//! # Tombstone key
+//!
+//! Denial tombstones (HMAC-SHA256 of the canonical e-mail, [`crate::store::privacy`]) must
+//! match on every replica, so the key is `retention.tombstone_key` (the same on each), or,
+//! when unset, a random key the first replica stores in the `settings` table and the others
+//! read ([`PgStore::ensure_tombstone_key`], with a WARN: a dump then holds the key too).
+//! Check-status and request-approval compare digests in SQL: no tombstone set in memory.
+//!
 //! Owns: the PostgreSQL schema and transactions. Must not know HTTP.
 
 use std::str::FromStr;
@@ -159,8 +167,9 @@ pub struct PgStore {
     /// The parsed URL, for the dedicated connections of [`PgStore::listen_events`].
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    /// The tombstone key (`retention.tombstone_key`): replicas must share it, so it comes from
-    /// the configuration, never from a file beside one replica.
+    /// The tombstone key: `retention.tombstone_key`, or the one kept in the database
+    /// ([`PgStore::ensure_tombstone_key`]); replicas must share it, so never a file beside one
+    /// replica.
     tombstone_key: RwLock<Option<Hmac<Sha256>>>,
 }
 
@@ -473,7 +482,8 @@ impl PgStore {
 
     /// The tombstone key in force.
     ///
-    /// Errors: none is set ([`StoreError::Backend`], naming the setting).
+    /// Errors: none is set ([`StoreError::Backend`], naming the setting): the server always
+    /// sets one at start ([`PgStore::ensure_tombstone_key`]).
     fn tombstone_mac(&self) -> Result<Hmac<Sha256>, StoreError> {
         self.tombstone_key
             .read()
@@ -514,12 +524,49 @@ impl PgStore {
         Ok(())
     }
 
-    /// Makes sure a tombstone key is set: on PostgreSQL it must come from the configuration
-    /// (replicas share it; a generated key beside one replica would not match the others').
+    /// Makes sure a tombstone key is in force. Without `retention.tombstone_key` the key is
+    /// the one kept in the database's `settings` table (32 random bytes as 64 hex digits, made
+    /// by the first replica that needs it; the others read the same), logged at WARN: a dump of
+    /// the database then holds both the tombstones and their key, so configure the key (the
+    /// same on every replica) in production.
     ///
-    /// Errors: none is set ([`StoreError::Backend`], naming the setting).
+    /// Errors: [`StoreError`] on database failure or when no randomness is available.
     pub async fn ensure_tombstone_key(&self) -> Result<(), StoreError> {
-        self.tombstone_mac().map(|_| ())
+        if self
+            .tombstone_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut bytes = [0u8; 32];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).map_err(|e| {
+            StoreError::Backend(format!("no randomness for the tombstone key: {e}"))
+        })?;
+        let fresh = hex::encode(bytes).into_bytes();
+        let client = self.conn().await?;
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ('tombstone_key', $1) ON CONFLICT (name) DO NOTHING",
+                &[&fresh],
+            )
+            .await
+            .map_err(db_err)?;
+        let key: Vec<u8> = client
+            .query_one(
+                "SELECT value FROM settings WHERE name = 'tombstone_key'",
+                &[],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_err)?;
+        drop(client);
+        tracing::warn!(
+            "retention.tombstone_key is unset: using the denial tombstone key kept in the database \
+             (a dump holds both the tombstones and their key); configure it on every replica"
+        );
+        self.set_tombstone_key(key).await
     }
 }
 
