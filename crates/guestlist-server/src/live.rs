@@ -25,6 +25,16 @@
 //!   (503 `events.too_many_streams`).
 //! - **Expiry.** A stream ends at its token's `exp` plus `approver_auth.leeway_seconds`; the
 //!   client reconnects with a fresh token (and so a fresh role check).
+//! - **Several replicas** (PostgreSQL, issue 13). The pump is also woken by the store's
+//!   [`listen_events`](crate::store::Backend::listen_events) signals (`NOTIFY guestlist_events`
+//!   at each commit, by any replica, and a resync after the listener reconnects), subscribed
+//!   before the pump reads its starting point. Each wake reads `events_after` the last number
+//!   sent, so a stream on replica B gets replica A's events in sequence order, exactly once
+//!   (an event written here and notified too is read once: the pump never goes back), and
+//!   `Last-Event-ID` resumes on any replica (the events are in the shared database). Only the
+//!   local [`AppState::publish`](crate::AppState::publish) reaches the webhook and the
+//!   reminders, so a webhook message is sent by the replica that wrote the event, once
+//!   cluster-wide. On SQLite there are no signals: one process owns the database.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -42,7 +52,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::store::{Store, StoreError, WeakStore};
+use crate::store::{ClusterSignals, Store, StoreError, WeakStore};
 
 /// `[events]`: limits of `GET /api/events` (see the module docs and [`crate::config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,11 +203,29 @@ impl Drop for StreamState {
     }
 }
 
+/// The next signal of the other replicas, or never (no signals: SQLite, or the listener ended).
+async fn next_signal(signals: &mut Option<ClusterSignals>) {
+    use futures::StreamExt;
+    let Some(stream) = signals.as_mut() else {
+        return std::future::pending().await;
+    };
+    match stream.next().await {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => tracing::warn!(error = %e, "event pump: the cluster listener failed"),
+        None => {
+            tracing::warn!("event pump: the cluster listener ended; only local events wake it");
+            *signals = None;
+        }
+    }
+}
+
 /// The pump: broadcasts the frames of the events committed after `latest`, in order, then
-/// again on every notification. Ends when the server's event sender or its store is dropped
-/// (it holds the store weakly, so a stopped server's database closes at once).
+/// again on every notification: a local publish, or a signal of another replica (`signals`).
+/// Ends when the server's event sender or its store is dropped (it holds the store weakly, so
+/// a stopped server's database closes at once).
 async fn pump(
     mut rx: broadcast::Receiver<Event>,
+    mut signals: Option<ClusterSignals>,
     store: WeakStore,
     frames: broadcast::Sender<Arc<Frame>>,
     published: Arc<AtomicU64>,
@@ -227,12 +255,19 @@ async fn pump(
                 break;
             }
         }
-        match rx.recv().await {
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = next_signal(&mut signals) => {}
         }
         // Coalesce the notifications already queued: one read covers them.
         while rx.try_recv().is_ok() {}
+        if let Some(stream) = signals.as_mut() {
+            use futures::StreamExt;
+            while let Some(Some(_)) = futures::FutureExt::now_or_never(stream.next()) {}
+        }
     }
 }
 
@@ -277,11 +312,15 @@ impl EventHub {
         if self.started.get().is_some() {
             return Ok(());
         }
+        // Other replicas' events (PostgreSQL): listening before the starting point is read, so
+        // an event committed in between wakes the pump.
+        let signals = self.store.listen_events().await?;
         let latest = self.store.latest_event_seq().await?;
         self.started.get_or_init(|| {
             self.published.store(latest, Ordering::Relaxed);
             tokio::spawn(pump(
                 self.notify.subscribe(),
+                signals,
                 self.store.downgrade(),
                 self.frames.clone(),
                 self.published.clone(),

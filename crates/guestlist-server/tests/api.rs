@@ -139,7 +139,7 @@ async fn start_with(
         ..Config::default()
     };
     tweak(&mut config);
-    guestlist_server::spawn(config).await.unwrap()
+    common::spawn(config).await
 }
 
 async fn connector(c: &reqwest::Client, base: &str, which: &str, body: &Value) -> (u16, Value) {

@@ -72,7 +72,7 @@ async fn a_stalled_reader_stops_the_export_and_a_full_read_reads_each_page_once(
         }
         tx.commit().unwrap();
     }
-    let s = start(&issuer, &db, |_| {}).await;
+    let s = start_sqlite(&issuer, &db, |_| {}).await;
     let mut c = issuer.claims("auditor-1", 3600);
     c["roles"] = serde_json::json!(["Auditor"]);
     let token = issuer.sign(&c);

@@ -27,9 +27,13 @@ const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";
 
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
+    start_on(policy, common::database(db)).await
+}
+
+async fn start_on(policy: Policy, database: guestlist_server::store::DatabaseUrl) -> RunningServer {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: common::database(db),
+        database,
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
@@ -38,7 +42,7 @@ async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
         policy,
         ..Config::default()
     };
-    guestlist_server::spawn(config).await.unwrap()
+    common::spawn(config).await
 }
 
 /// Calls a connector endpoint; returns the HTTP status, the `action` and the `code`.
@@ -539,7 +543,12 @@ async fn a_database_of_the_old_code_is_migrated_to_canonical_keys() {
         );
         (ada, ada_variant, bob1, bob2, kim)
     };
-    let s = start(Policy::default(), &path).await;
+    // SQLite-only: the database of the old code is a SQLite file (PostgreSQL starts canonical).
+    let s = start_on(
+        Policy::default(),
+        guestlist_server::store::DatabaseUrl::Sqlite(path.clone()),
+    )
+    .await;
     let store = &s.state.store;
     let all = store.list(None, None, None, 10).await.unwrap().items;
     let get = |id: &str| {

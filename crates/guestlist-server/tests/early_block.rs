@@ -25,7 +25,7 @@ fn fixture(name: &str) -> Value {
 }
 
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
-    guestlist_server::spawn(Config {
+    common::spawn(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: common::database(db),
         connector: ConnectorAuth {
@@ -38,7 +38,6 @@ async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
         ..Config::default()
     })
     .await
-    .unwrap()
 }
 
 async fn check_status(base: &str, body: &Value) -> Value {

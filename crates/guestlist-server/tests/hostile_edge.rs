@@ -45,7 +45,7 @@ async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> RunningServer {
         ..Config::default()
     };
     tweak(&mut config);
-    guestlist_server::spawn(config).await.unwrap()
+    common::spawn(config).await
 }
 
 fn claims(n: u32) -> Value {

@@ -169,9 +169,80 @@ pub fn database(db: &std::path::Path) -> DatabaseUrl {
     url.parse().unwrap()
 }
 
+/// Starts a server with `config`, which on PostgreSQL gets a test tombstone key when it has
+/// none (a shared database needs the same key on every replica, so it must be configured).
+pub async fn spawn(mut config: Config) -> RunningServer {
+    if config.database.postgres_url().is_some()
+        && config.retention.tombstone_key.is_none()
+        && config.retention.tombstone_key_file.is_none()
+    {
+        config.retention.tombstone_key = Some(Secret("test-tombstone-key-".repeat(3)));
+    }
+    guestlist_server::spawn(config).await.unwrap()
+}
+
+/// A server on the SQLite file `db` whatever `GUESTLIST_TEST_STORE` says, for tests of what
+/// only SQLite has (its files, their modes, its online backup, a database of the old code).
+pub async fn start_sqlite(
+    issuer: &Issuer,
+    db: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+) -> RunningServer {
+    let db_path = db.to_path_buf();
+    start(issuer, db, move |c| {
+        tweak(c);
+        c.database = DatabaseUrl::Sqlite(db_path);
+    })
+    .await
+}
+
+/// The tables of the PostgreSQL database `url` holding a row whose text form contains
+/// `needle`, with how many (`SELECT count(*) FROM t WHERE strpos(t::text, $1) > 0` for every
+/// table of the schema): the PostgreSQL counterpart of reading SQLite's files for the bytes.
+pub async fn pg_rows_containing(url: &str, needle: &str) -> Vec<(String, i64)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tables: Vec<String> = client
+        .query(
+            "SELECT quote_ident(table_name) FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!tables.is_empty(), "no tables in {url}");
+    let mut found = Vec::new();
+    for t in tables {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {t} WHERE strpos({t}::text, $1) > 0"),
+                &[&needle],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            found.push((t, n));
+        }
+    }
+    found
+}
+
 /// Opens the store of [`database`]`(db)` directly (no server).
 pub async fn open_store(db: &std::path::Path) -> Store {
-    Store::open(&database(db)).await.unwrap()
+    let store = Store::open(&database(db)).await.unwrap();
+    if on_postgres() {
+        store
+            .set_tombstone_key("test-tombstone-key-".repeat(3).into_bytes())
+            .await
+            .unwrap();
+    }
+    store
 }
 
 /// A server on a free port with approvers signed in by `issuer`, changed by `tweak`.
@@ -197,7 +268,7 @@ pub async fn start(
         ..Config::default()
     };
     tweak(&mut config);
-    guestlist_server::spawn(config).await.unwrap()
+    spawn(config).await
 }
 
 /// Stores a new request (and so one `request.created` event) for `email`, with `pad` bytes of
