@@ -103,7 +103,10 @@ async fn a_stream_on_one_replica_gets_every_replicas_events_in_order_and_webhook
         tail(&text)
     );
     for n in 0..20 {
-        assert!(text.contains(&format!("a{n}@fabrikam.com")), "A's event {n}");
+        assert!(
+            text.contains(&format!("a{n}@fabrikam.com")),
+            "A's event {n}"
+        );
     }
     // Then A alone writes: nothing happens on B but the database's notification.
     for n in 0..5 {
@@ -120,9 +123,109 @@ async fn a_stream_on_one_replica_gets_every_replicas_events_in_order_and_webhook
     assert_eq!(ids(&resumed), (26..=45).collect::<Vec<u64>>());
 
     // One webhook per sign-up, sent by the replica that stored it (not by both).
-    eventually("45 webhook deliveries", || hits.load(Ordering::SeqCst) >= 45).await;
+    eventually("45 webhook deliveries", || {
+        hits.load(Ordering::SeqCst) >= 45
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(hits.load(Ordering::SeqCst), 45, "a webhook went twice");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// `POST /connectors/<which>` with the test credentials: the status and the `code` of the body
+/// (the block page's, or the error's), and how long the answer took.
+async fn connector(s: &RunningServer, which: &str, email: &str) -> (u16, String, Duration) {
+    let started = std::time::Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("{}/connectors/{which}", s.base_url()))
+        .basic_auth("entra-user-flow", Some("correct horse battery staple"))
+        .json(&serde_json::json!({"email": email, "displayName": "Kim"}))
+        .timeout(Duration::from_secs(25))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap();
+    let code = body["code"]
+        .as_str()
+        .or(body["error"]["code"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    (status, code, started.elapsed())
+}
+
+async fn readyz(s: &RunningServer) -> (u16, Duration) {
+    let started = std::time::Instant::now();
+    let r = reqwest::Client::new()
+        .get(format!("{}/readyz", s.base_url()))
+        .timeout(Duration::from_secs(25))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), started.elapsed())
+}
+
+/// PostgreSQL stopped under a running server: `/readyz` and every call answer 503
+/// `store.unavailable` at once (the pool's 1 s acquire timeout; the bound asserted is a
+/// generous 5 s, far from Entra's 20 s), and when it is back the server recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_fast_and_the_server_recovers_without_a_restart() {
+    let issuer = Issuer::start().await;
+    let cluster = Arc::new(guestlist_testkit::postgres::Cluster::start().unwrap());
+    let url: DatabaseUrl = cluster.fresh_database().parse().unwrap();
+    let s = replica(&issuer, &url, "http://127.0.0.1:9/unused").await;
+    assert_eq!(readyz(&s).await.0, 200);
+    let (status, code, _) = connector(&s, "request-approval", "kim@fabrikam.com").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (200, "GUESTLIST-APPROVAL-REQUESTED")
+    );
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.stop())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, took) = readyz(&s).await;
+    println!("readyz with PostgreSQL down: {status} in {took:?}");
+    assert_eq!(status, 503);
+    assert!(took < Duration::from_secs(5), "readyz took {took:?}");
+    for which in ["check-approval-status", "request-approval"] {
+        let (status, code, took) = connector(&s, which, "kim@fabrikam.com").await;
+        println!("{which} with PostgreSQL down: {status} {code} in {took:?}");
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "store.unavailable"),
+            "{which}"
+        );
+        assert!(took < Duration::from_secs(5), "{which} took {took:?}");
+    }
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.start_again())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        if readyz(&s).await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ready,
+        "the server did not recover within 10 s of PostgreSQL's restart"
+    );
+    // The request stored before the outage is there; new calls work.
+    let (status, code, _) = connector(&s, "check-approval-status", "kim@fabrikam.com").await;
+    assert_eq!((status, code.as_str()), (200, "GUESTLIST-APPROVAL-PENDING"));
+    let (status, code, _) = connector(&s, "request-approval", "lee@fabrikam.com").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (200, "GUESTLIST-APPROVAL-REQUESTED")
+    );
+    s.shutdown().await;
 }
