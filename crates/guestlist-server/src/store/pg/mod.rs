@@ -138,6 +138,8 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per replica.
 pub const POOL_SIZE: usize = 32;
+/// Connections opened when the store connects ([`PgStore::prewarm`]).
+pub const PREWARM: usize = 16;
 
 /// Advisory lock keys are `(namespace, key)` int pairs; this is guestlist's namespace.
 pub(super) const LOCK_NS: i32 = 0x676c_7374; // "glst"
@@ -437,6 +439,7 @@ impl PgStore {
             tombstone_key: RwLock::new(None),
         };
         store.migrate().await?;
+        store.prewarm().await;
         Ok(store)
     }
 
@@ -462,6 +465,14 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         done.map(|_| ())
+    }
+
+    /// Opens [`PREWARM`] connections at once and returns them to the pool, so the first burst of
+    /// calls does not wait for connection set-up (SCRAM authentication, TLS) on every slot.
+    /// Best effort: a connection that fails is made later, on demand.
+    async fn prewarm(&self) {
+        let conns = futures::future::join_all((0..PREWARM).map(|_| self.pool.get())).await;
+        drop(conns);
     }
 
     /// A pooled connection (within [`ACQUIRE_TIMEOUT`]).

@@ -15,8 +15,8 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::rows::{
-    COLUMNS, add_event, add_history, denied_email, get_by_id, get_by_key, row_to_request,
-    rows_to_requests, tombstoned, upsert,
+    COLUMNS, add_event, add_history, get_by_id, request_and_denial, row_to_request,
+    rows_to_requests, upsert,
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
@@ -61,6 +61,10 @@ pub(super) async fn deny_same_person(
 }
 
 async fn expire_tx(tx: &Transaction<'_>, id: Uuid, now: OffsetDateTime) -> TxResult<Option<Event>> {
+    let Some(found) = get_by_id(tx, id, false).await? else {
+        return Ok(None);
+    };
+    lock_email(tx, &found.key.email).await?;
     let Some(mut r) = get_by_id(tx, id, true).await? else {
         return Ok(None);
     };
@@ -105,9 +109,8 @@ async fn request_approval_tx(
     // One person at a time, cluster-wide: the retry window and the attempt count hold across
     // replicas, and a denial under another identity provider is seen.
     lock_email(tx, &key.email).await?;
-    let person_denied =
-        denied_email(tx, &key.email).await? || tombstoned(tx, c.tombstone.as_deref()).await?;
-    if let Some(mut r) = get_by_key(tx, key, true).await? {
+    let (found, person_denied) = request_and_denial(tx, key, c.tombstone.as_deref()).await?;
+    if let Some(mut r) = found {
         if matches!(r.state, RequestState::Pending | RequestState::Expired) && person_denied {
             return Ok(answer(MessageKind::Denied));
         }

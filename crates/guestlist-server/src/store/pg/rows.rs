@@ -49,22 +49,6 @@ pub(super) fn rows_to_requests(rows: &[Row]) -> Result<Vec<ApprovalRequest>, Sto
     rows.iter().map(row_to_request).collect()
 }
 
-/// The request stored under `key`, locked (`FOR UPDATE`) when `lock`.
-pub(super) async fn get_by_key(
-    c: &impl GenericClient,
-    key: &IdentityKey,
-    lock: bool,
-) -> TxResult<Option<ApprovalRequest>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM requests WHERE email = $1 AND issuer = $2 AND issuer_assigned_id = $3{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let row = c
-        .query_opt(&sql, &[&key.email, &key.issuer, &key.issuer_assigned_id])
-        .await?;
-    Ok(row.as_ref().map(row_to_request).transpose()?)
-}
-
 /// The request `id`, locked (`FOR UPDATE`) when `lock`.
 pub(super) async fn get_by_id(
     c: &impl GenericClient,
@@ -79,27 +63,36 @@ pub(super) async fn get_by_id(
     Ok(row.as_ref().map(row_to_request).transpose()?)
 }
 
-/// Whether a request of `email` is denied.
-pub(super) async fn denied_email(c: &impl GenericClient, email: &str) -> TxResult<bool> {
+/// In one statement: the request stored under `key`, locked `FOR UPDATE` (or `None`), and
+/// whether the person is denied — a request of the same canonical e-mail is denied, or
+/// `digest` (the e-mail's tombstone, `None` without a key) is stored.
+pub(super) async fn request_and_denial(
+    c: &impl GenericClient,
+    key: &IdentityKey,
+    digest: Option<&[u8]>,
+) -> TxResult<(Option<ApprovalRequest>, bool)> {
+    let sql = format!(
+        "WITH r AS (SELECT {COLUMNS} FROM requests
+                    WHERE email = $1 AND issuer = $2 AND issuer_assigned_id = $3 FOR UPDATE)
+         SELECT r.*,
+           EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
+           OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
+         FROM (SELECT 1) AS one LEFT JOIN r ON true"
+    );
+    let digest = digest.unwrap_or_default();
     let row = c
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM requests WHERE email = $1 AND status = 'denied')",
-            &[&email],
+            &sql,
+            &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
         )
         .await?;
-    Ok(row.try_get(0)?)
-}
-
-/// Whether `digest` (a tombstone digest, or `None` without a key) is stored.
-pub(super) async fn tombstoned(c: &impl GenericClient, digest: Option<&[u8]>) -> TxResult<bool> {
-    let Some(d) = digest else { return Ok(false) };
-    let row = c
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM tombstones WHERE digest = $1)",
-            &[&d],
-        )
-        .await?;
-    Ok(row.try_get(0)?)
+    let denied: bool = row.try_get(11)?;
+    let id: Option<Uuid> = row.try_get(0)?;
+    let request = match id {
+        Some(_) => Some(row_to_request(&row)?),
+        None => None,
+    };
+    Ok((request, denied))
 }
 
 /// Inserts or rewrites a request row; either way it takes the next change sequence number
