@@ -12,6 +12,7 @@ mod live;
 mod notifications;
 mod real_tenant;
 mod reopen;
+mod replicas;
 mod reviewer;
 mod reviewer_approve;
 mod reviewer_graph;
