@@ -327,15 +327,55 @@ impl PgStore {
         })
     }
 
-    /// After an erasure: `VACUUM` of the tables that held the person's rows (module docs).
+    /// After an erasure: `VACUUM` of the tables that held the person's rows (module docs), in
+    /// the background on a pooled connection without `statement_timeout` (a large table takes
+    /// a while; the erasure's answer does not wait). One vacuum at a time: an erasure during a
+    /// vacuum makes it run once more when done.
     ///
-    /// Errors: [`StoreError`] when it could not run (it runs again after the next erasure).
+    /// Errors: [`StoreError::Unavailable`] when no connection can be had (it runs again after
+    /// the next erasure).
     pub async fn checkpoint_truncate(&self) -> Result<(), StoreError> {
-        let client = self.conn().await?;
-        client
-            .batch_execute("VACUUM requests, events, history, idempotency, reminded")
-            .await
-            .map_err(db_err)
+        use std::sync::atomic::Ordering::SeqCst;
+        self.vacuum_again.store(true, SeqCst);
+        if self.vacuuming.swap(true, SeqCst) {
+            return Ok(());
+        }
+        let client = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.vacuuming.store(false, SeqCst);
+                return Err(e);
+            }
+        };
+        let (running, again) = (self.vacuuming.clone(), self.vacuum_again.clone());
+        tokio::spawn(async move {
+            'runs: loop {
+                while again.swap(false, SeqCst) {
+                    let done = async {
+                        client.batch_execute("SET statement_timeout = 0").await?;
+                        let vacuum = client
+                            .batch_execute(
+                                "VACUUM requests, events, history, idempotency, reminded",
+                            )
+                            .await;
+                        client.batch_execute("RESET statement_timeout").await?;
+                        vacuum
+                    }
+                    .await;
+                    if let Err(e) = done {
+                        tracing::warn!(error = %db_err(e), "erasure: VACUUM not done");
+                        running.store(false, SeqCst);
+                        break 'runs;
+                    }
+                }
+                running.store(false, SeqCst);
+                // An erasure between the last check and the store above found us running.
+                if !again.load(SeqCst) || running.swap(true, SeqCst) {
+                    break;
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Erases at most `limit` requests past `cut`, oldest change first, in one transaction;
