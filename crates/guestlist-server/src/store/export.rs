@@ -20,7 +20,7 @@ use super::{COLUMNS, SqliteStore, StoreError, from_json, parse_ts, row_to_reques
 /// Rows read per page of [`history_page`] and [`log_page`].
 pub const AUDIT_PAGE: usize = 1_000;
 
-/// Page cache of an [`AuditExporter`]'s connection, in KiB.
+/// Page cache of the audit export's read-only connections ([`SqliteStore::audit_export_page`]), in KiB.
 pub const EXPORT_CACHE_KIB: i64 = 2 * 1024;
 
 /// The history actions exported as decisions: approver decisions, policy decisions, expiry and
