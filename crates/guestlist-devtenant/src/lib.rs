@@ -27,6 +27,7 @@ pub mod admin;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod external;
 pub mod graph;
 pub mod keys;
 pub mod net;
@@ -49,6 +50,7 @@ pub use config::{
     AppRoleConfig, ConfidentialClientConfig, DevTenantConfig, FaultConfig, GroupConfig,
     PublicClientConfig, ResourceConfig, ServicePrincipalConfig, ThrottleConfig, UserConfig,
 };
+pub use config::{ExternalConfig, TenantKind};
 pub use error::DevTenantError;
 pub use state::Shared;
 
@@ -59,6 +61,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .merge(oidc::router())
         .merge(graph::router())
         .merge(admin::router())
+        .merge(external::router())
         .with_state(shared)
 }
 
@@ -165,6 +168,22 @@ impl DevTenantHandle {
     /// The issuer, `{base}/{tenant-id}/v2.0` (also the OIDC discovery base).
     pub fn issuer(&self) -> String {
         self.shared.issuer()
+    }
+    /// An external tenant's customer issuer, `https://{subdomain}.ciamlogin.com/{tid}/v2.0`
+    /// (the `iss` of its custom authentication extensions' tokens); `None` for a workforce
+    /// tenant. Its discovery document is [`DevTenantHandle::customer_discovery_url`].
+    pub fn customer_issuer(&self) -> Option<String> {
+        self.shared.customer_issuer()
+    }
+    /// Where the customer authority's discovery document is served locally:
+    /// `{base}/{subdomain}.ciamlogin.com/{tenant-id}/v2.0/.well-known/openid-configuration`.
+    pub fn customer_discovery_url(&self) -> String {
+        format!(
+            "{}/{}/{}/v2.0/.well-known/openid-configuration",
+            self.shared.base_url,
+            self.shared.customer_host(),
+            self.shared.cfg.tenant_id
+        )
     }
     /// The authority for MSAL-style clients: `{base}/{tenant-id}`.
     pub fn authority(&self) -> String {
