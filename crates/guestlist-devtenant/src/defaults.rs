@@ -143,3 +143,6 @@ pub const SUBMIT_LISTENER_ID: &str = "10000000-0000-4000-8000-0000000a5702";
 pub const START_EXTENSION_ID: &str = "20000000-0000-4000-8000-0000000e5701";
 /// The custom authentication extension called at OnAttributeCollectionSubmit.
 pub const SUBMIT_EXTENSION_ID: &str = "20000000-0000-4000-8000-0000000e5702";
+/// Object ID of [`CUSTOMER_APP_ID`]'s service principal (`authenticationContext`'s
+/// `clientServicePrincipal.id`).
+pub const CUSTOMER_SP_ID: &str = "c0c0c0c0-0002-4000-8000-00000000c0a1";

@@ -91,7 +91,9 @@ async fn token(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         return bad("resource (the API's application ID URI) is required");
     };
     let Some(claims) = authentication_events_claims(&s, resource, now_unix()) else {
-        return conflict("custom authentication extensions exist only in an external tenant (tenant_kind = \"external\")");
+        return conflict(
+            "custom authentication extensions exist only in an external tenant (tenant_kind = \"external\")",
+        );
     };
     match s.sign(&claims) {
         Ok(t) => axum::Json(json!({
@@ -188,7 +190,11 @@ pub fn create_customer(s: &Shared, req: &Value) -> Result<GraphUser, String> {
     let local = match sign_in_type {
         "emailAddress" => true,
         "federated" => false,
-        other => return Err(format!("identity.signInType {other:?} is not emailAddress or federated")),
+        other => {
+            return Err(format!(
+                "identity.signInType {other:?} is not emailAddress or federated"
+            ));
+        }
     };
     let empty = Map::new();
     let attrs = req
@@ -211,7 +217,11 @@ pub fn create_customer(s: &Shared, req: &Value) -> Result<GraphUser, String> {
     u.insert("userType".into(), json!("Member"));
     u.insert(
         "creationType".into(),
-        if local { json!("LocalAccount") } else { Value::Null },
+        if local {
+            json!("LocalAccount")
+        } else {
+            Value::Null
+        },
     );
     u.insert("createdDateTime".into(), json!(now));
     u.insert("businessPhones".into(), json!([]));
