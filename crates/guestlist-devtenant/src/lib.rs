@@ -4,7 +4,9 @@
 //! Guestlist talks to (like Azurite for Azure Storage): the Microsoft identity platform v2.0
 //! sign-in endpoints ([`oidc`]), the Microsoft Graph v1.0 subset for users, invitations, group
 //! members, app role assignments, sponsors and `$batch` ([`graph`]), and a self-service sign-up *user flow* that calls the approval API's
-//! connectors exactly as Entra does ([`userflow`]). See `docs/CONTRACTS.md` and this
+//! connectors exactly as Entra does ([`userflow`]); with `tenant_kind = "external"` it plays an
+//! external tenant whose user flow calls custom authentication extensions and creates customer
+//! accounts ([`external`]). See `docs/CONTRACTS.md` and this
 //! crate's README for the deliberate differences from the real services.
 //!
 //! This crate owns the emulator only. It must not depend on any other Guestlist crate (in

@@ -413,7 +413,10 @@ pub async fn play_external(
                 values.extend(inputs);
             }
             Ok(ExtensionAnswer::ShowBlockPage { title, message }) => {
-                say(format!("  page: \"{message}\""));
+                say(format!(
+                    "  {}: showBlockPage, page: \"{message}\"",
+                    ExtensionEvent::Start
+                ));
                 (result.outcome, result.block_title) =
                     blocked(Step::PostFederationSignup, title, message);
                 return Ok(result);
@@ -476,7 +479,10 @@ pub async fn play_external(
                 values.extend(attrs);
             }
             Ok(ExtensionAnswer::ShowBlockPage { title, message }) => {
-                say(format!("  page: \"{message}\""));
+                say(format!(
+                    "  {}: showBlockPage, page: \"{message}\"",
+                    ExtensionEvent::Submit
+                ));
                 (result.outcome, result.block_title) =
                     blocked(Step::PostAttributeCollection, title, message);
                 return Ok(result);
