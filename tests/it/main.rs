@@ -7,6 +7,7 @@
 )]
 
 mod crash_trials;
+mod devtenant_external;
 mod grants;
 mod live;
 mod notifications;
