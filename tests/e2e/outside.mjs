@@ -44,6 +44,7 @@ export function outside({ app, out, devtenant, waitFor }) {
   };
 
   // guestlist-notifyd is the notification server: what it was asked to show, and clicks on it.
+  /** Every notification guestlist-notifyd was asked to show, oldest first. */
   const shownNotes = async () => (await fetch(`${must('NOTIFYD_URL')}/notifications`)).json();
   /** The first notification from index `from` on that matches `pred`, waiting up to 20 s. */
   const waitNote = async (pred, what, from = 0) => {
@@ -92,5 +93,5 @@ export function outside({ app, out, devtenant, waitFor }) {
     await waitFor(async () => (await tenantUp()) && (await apiUp()), 15000, 'devtenant or the server did not restart');
   };
 
-  return { signUp, notifyCalls, waitNote, click, keysOf, launch, stopBackends, restartBackends };
+  return { signUp, notifyCalls, shownNotes, waitNote, click, keysOf, launch, stopBackends, restartBackends };
 }

@@ -32,7 +32,7 @@ const { t, attr, shot, waitFor, axeCheck, focused, filterLabelsWhole, usersOf, a
   out: OUT,
   devtenant: DEVTENANT,
 });
-const { signUp, notifyCalls, waitNote, click, keysOf, launch, stopBackends, restartBackends } = outside({ app: APP, out: OUT, devtenant: DEVTENANT, waitFor });
+const { signUp, notifyCalls, shownNotes, waitNote, click, keysOf, launch, stopBackends, restartBackends } = outside({ app: APP, out: OUT, devtenant: DEVTENANT, waitFor });
 
 let failed = null;
 try {
