@@ -10,9 +10,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { saveWindowShot } from './snapshot.mjs';
 import { connect, helpers, must } from './helpers.mjs';
+import { outside } from './outside.mjs';
 
 const APP = must('E2E_APP');
 const DEVTENANT = must('DEVTENANT_URL');
@@ -32,6 +32,7 @@ const { t, attr, shot, waitFor, axeCheck, focused, filterLabelsWhole, usersOf, a
   out: OUT,
   devtenant: DEVTENANT,
 });
+const { signUp, notifyCalls, shownNotes, waitNote, click, keysOf, launch, stopBackends, restartBackends } = outside({ app: APP, out: OUT, devtenant: DEVTENANT, waitFor });
 
 let failed = null;
 try {
@@ -340,51 +341,16 @@ try {
   }
 
   step('a sign-up arriving while the app runs: the row appears and an OS notification is raised (D-Bus Notify)');
-  const basic = 'Basic ' + Buffer.from(`${must('GUESTLIST_CONNECTOR_USERNAME')}:${must('GUESTLIST_CONNECTOR_PASSWORD')}`).toString('base64');
-  const signUp = async (email, displayName, issuer, issuerAssignedId) => {
-    const [givenName, ...rest] = displayName.split(' ');
-    const r = await fetch(`${must('API_URL')}/connectors/request-approval`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic },
-      body: JSON.stringify({
-        email,
-        displayName,
-        givenName,
-        surname: rest.join(' '),
-        identities: [{ signInType: 'federated', issuer, issuerAssignedId }],
-      }),
-    });
-    assert.equal(r.status, 200, `request-approval answered for ${email}`);
-  };
   const liveEmail = 'live.arrival@northwind.example';
   await signUp(liveEmail, 'Live Arrival', 'google.com', 'live-arrival-1');
   const liveRow = await browser.$(`[data-testid="queue-row"][data-email="${liveEmail}"]`);
   await liveRow.waitForExist({ timeout: 20000, timeoutMsg: 'the new request did not appear in the queue' });
   const liveId = await liveRow.getAttribute('data-id');
-  const monitorLog = must('DBUS_MONITOR_LOG');
-  const notifyCalls = () => {
-    const text = fs.existsSync(monitorLog) ? fs.readFileSync(monitorLog, 'utf8') : '';
-    // One block per message: the header line, then its arguments.
-    return text.split(/\n(?=\S)/).filter((b) => /member=Notify\b/.test(b));
-  };
   await waitFor(async () => notifyCalls().some((b) => b.includes('"Guest request: Live Arrival"')), 20000, 'no D-Bus Notify call for the new request');
   const call = notifyCalls().find((b) => b.includes('"Guest request: Live Arrival"'));
   assert.match(call, /northwind\.example/, `the notification body names the e-mail domain: ${call}`);
   assert.match(call, /Google/, `the notification body names the identity provider: ${call}`);
 
-  // guestlist-notifyd is the notification server: what it was asked to show, and clicks on it.
-  const NOTIFYD = must('NOTIFYD_URL');
-  const shownNotes = async () => (await fetch(`${NOTIFYD}/notifications`)).json();
-  const waitNote = async (pred, what, from = 0) => {
-    let found = null;
-    await waitFor(async () => !!(found = (await shownNotes()).slice(from).find(pred)), 20000, `no Notify call for ${what}`);
-    return found;
-  };
-  const click = async (note, action) => {
-    const r = await fetch(`${NOTIFYD}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: note.id, action }) });
-    assert.equal(r.status, 200, `invoking ${action} on notification ${note.id}: ${await r.text()}`);
-  };
-  const keysOf = (note) => note.actions.filter((_, i) => i % 2 === 0);
   step('the notification offers Approve and Open, and a click (the default action)');
   const liveNote = await waitNote((n) => n.summary === 'Guest request: Live Arrival', 'Live Arrival');
   assert.equal(liveNote.body, '@northwind.example · Google', 'body: e-mail domain and identity provider');
@@ -404,12 +370,6 @@ try {
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'list', 3000, 'Esc did not go back');
 
   step('guestlist://request/<id> from a second launch opens that request here (single instance); hostile links are ignored');
-  // What the desktop does for a click on the link: start the app with the URL as its only argument.
-  const launch = (arg) => new Promise((resolve) => {
-    const p = spawn(APP, [arg], { env: process.env, stdio: 'ignore' });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30000);
-    p.on('exit', (code) => (clearTimeout(timer), resolve(code)));
-  });
   for (const hostile of [`guestlist://request/${liveId}/approve`, `https://evil.example/request/${liveId}`, `guestlist://request/${liveId}?approve=1`]) {
     assert.equal(await launch(hostile), 0, `the second launch with ${hostile} hands over and exits`);
   }
@@ -546,13 +506,7 @@ try {
   assert.equal(picked.length, 3, 'three requests with no existing account to decide offline');
 
   step('network off: guestlist-server and devtenant stop; the status bar says offline with the error code');
-  const serverPidFile = must('SERVER_PID_FILE');
-  const tenantPidFile = must('DEVTENANT_PID_FILE');
-  const apiUp = async () => fetch(`${must('API_URL')}/healthz`).then((r) => r.ok, () => false);
-  const tenantUp = async () => fetch(`${DEVTENANT}/_devtenant/health`).then((r) => r.ok, () => false);
-  process.kill(Number(fs.readFileSync(serverPidFile, 'utf8').trim()), 'SIGTERM');
-  process.kill(Number(fs.readFileSync(tenantPidFile, 'utf8').trim()), 'SIGTERM');
-  await waitFor(async () => !(await apiUp()) && !(await tenantUp()), 10000, 'the server or devtenant did not stop');
+  await stopBackends();
   await browser.keys('r');
   await waitFor(async () => (await attr('status-online', 'data-online')) === 'false', 15000, 'the status bar did not turn offline');
   await (await t('status-error')).waitForExist({ timeout: 5000 });
@@ -586,19 +540,7 @@ try {
   await axeCheck('offline');
 
   step('network back: devtenant and guestlist-server restart (same state); the outbox drains');
-  const restart = (bin, args, pidFile, log, env) => {
-    const p = spawn(bin, args, { stdio: ['ignore', fs.openSync(path.join(OUT, log), 'w'), fs.openSync(path.join(OUT, log), 'a')], env });
-    p.unref(); // e2e.sh stops it (pid file); node must not wait for it
-    fs.writeFileSync(pidFile, String(p.pid));
-  };
-  restart(must('DEVTENANT_BIN'), ['--listen', must('DEVTENANT_LISTEN'), '--state', must('DEVTENANT_STATE')], tenantPidFile, 'devtenant-restarted.log', { PATH: process.env.PATH });
-  // Only what the server reads: it rejects unknown GUESTLIST_* variables (the app's).
-  restart(must('SERVER_BIN'), ['--config', must('SERVER_CONFIG')], serverPidFile, 'server-restarted.log', {
-    PATH: process.env.PATH,
-    GUESTLIST_CONNECTOR_USERNAME: must('GUESTLIST_CONNECTOR_USERNAME'),
-    GUESTLIST_CONNECTOR_PASSWORD: must('GUESTLIST_CONNECTOR_PASSWORD'),
-  });
-  await waitFor(async () => (await tenantUp()) && (await apiUp()), 15000, 'devtenant or the server did not restart');
+  await restartBackends();
   await browser.keys('r');
   await waitFor(async () => (await attr('status-online', 'data-online')) === 'true', 20000, 'the status bar did not turn online');
   for (const p of picked) {
