@@ -57,7 +57,7 @@ async fn receiver(hang_first: u32) -> (Arc<Hook>, String) {
 async fn server(dir: &tempfile::TempDir, n: Notifications) -> guestlist_server::RunningServer {
     guestlist_server::spawn(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: dir.path().join("server.db"),
+        database: dir.path().join("server.db").into(),
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),

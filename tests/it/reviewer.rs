@@ -32,7 +32,7 @@ pub(crate) fn server_config(
 ) -> guestlist_server::config::Config {
     let mut c = guestlist_server::config::Config::default();
     c.listen = listen;
-    c.database = db.to_owned();
+    c.database = db.to_owned().into();
     c.connector.username = USER.into();
     c.connector.password = guestlist_server::config::Secret(PASS.into());
     c.admin_listen = Some(guestlist_server::edge::AdminListen::Off);

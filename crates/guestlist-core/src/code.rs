@@ -156,6 +156,8 @@ codes! {
     StoreLocked = "store.locked",
     /// 500: stored data cannot be read back.
     StoreCorrupt = "store.corrupt",
+    /// 503: the database cannot be reached (PostgreSQL down, restarting or cut off); retry.
+    StoreUnavailable = "store.unavailable",
 
     // ----- Desktop (the reviewer facade and the Tauri shell) -----
     /// The OS keyring (Secret Service, Keychain, Credential Manager) cannot be used.

@@ -4,7 +4,7 @@
 //! | key (TOML) | env | default | meaning |
 //! |---|---|---|---|
 //! | `listen` | `GUESTLIST_LISTEN` | `127.0.0.1:8080` | address to bind |
-//! | `database` | `GUESTLIST_DATABASE` | `guestlist.db` | SQLite file (WAL) |
+//! | `database` | `GUESTLIST_DATABASE` | `guestlist.db` | SQLite file (WAL), or a PostgreSQL URL `postgres://user[:password]@host[:port]/db[?sslmode=…]` ([`crate::store::DatabaseUrl`]) |
 //! | `connector.username` | `GUESTLIST_CONNECTOR_USERNAME` or `…__USERNAME` (or `_FILE`, see below) | — (required) | HTTP Basic user of the API connectors |
 //! | `connector.password` | `GUESTLIST_CONNECTOR_PASSWORD` or `…__PASSWORD` (or `_FILE`, see below) | — (required) | HTTP Basic password, at least 16 characters ([`MIN_CONNECTOR_PASSWORD_CHARS`]) |
 //! | `connector.auth` | `GUESTLIST_CONNECTOR__AUTH` | `basic` | `basic`, `certificate` (client certificate only; no username/password needed) or `both` (either passes) |
@@ -296,8 +296,8 @@ impl Default for ExtensionAuth {
 pub struct Config {
     /// Address to bind (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
-    /// SQLite database file.
-    pub database: PathBuf,
+    /// The database: a SQLite file or a PostgreSQL URL.
+    pub database: crate::store::DatabaseUrl,
     /// Basic credentials of the API connectors.
     pub connector: ConnectorAuth,
     /// Approver token checks.
@@ -331,7 +331,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database: PathBuf::from("guestlist.db"),
+            database: crate::store::DatabaseUrl::Sqlite(PathBuf::from("guestlist.db")),
             connector: ConnectorAuth::default(),
             approver_auth: ApproverAuth::default(),
             extension_auth: ExtensionAuth::default(),
@@ -390,6 +390,28 @@ fn secret_alias(key: &str) -> String {
     }
 }
 
+/// Settings given as command-line flags, which override the file and the environment
+/// ([`Config::load_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--database` (a SQLite path or a PostgreSQL URL).
+    pub database: Option<String>,
+}
+
+impl Flags {
+    fn merge_into(&self, mut fig: Figment) -> Figment {
+        if let Some(l) = self.listen {
+            fig = fig.merge(Serialized::default("listen", l.to_string()));
+        }
+        if let Some(d) = &self.database {
+            fig = fig.merge(Serialized::default("database", d));
+        }
+        fig
+    }
+}
+
 impl Config {
     /// Loads defaults → `file` (TOML, if given) → `GUESTLIST_*` env, reading the `…_FILE`
     /// secrets of the module docs (figment's file-provider adapter), then validates.
@@ -397,6 +419,14 @@ impl Config {
     /// Errors: [`ConfigError::Invalid`] naming the bad key, or the `_FILE` variable and path
     /// that could not be read.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(file, &Flags::default())
+    }
+
+    /// [`Config::load`] with command-line `flags` merged last, before validation (so a flag
+    /// is validated like the key it sets).
+    ///
+    /// Errors: [`ConfigError`] naming the bad key or file.
+    pub fn load_with(file: Option<&Path>, flags: &Flags) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
@@ -414,6 +444,7 @@ impl Config {
         // become `username` / `password` with the file's content; every other key is untouched
         // (`tls.cert_file` stays a path).
         fig = fig.merge(FileAdapter::wrap(env).only(&["username", "password"]));
+        fig = flags.merge_into(fig);
         let config: Config = fig
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;

@@ -14,7 +14,6 @@ use guestlist_core::code::Code;
 use crate::AppState;
 use crate::auth::TokenClaims;
 use crate::error::ApiError;
-use crate::store::StoreError;
 
 /// The error code of a refused self-decision (403).
 pub const SELF_APPROVAL: Code = Code::DecisionSelfApproval;
@@ -43,10 +42,7 @@ pub async fn refuse_self_approval(
     id: Uuid,
     claims: &TokenClaims,
 ) -> Result<(), ApiError> {
-    let store = state.store.clone();
-    let request = tokio::task::spawn_blocking(move || store.get(id))
-        .await
-        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+    let request = state.store.get(id).await?;
     if is_own_request(&request.key.email, claims.own_addresses()) {
         return Err(ApiError::Status {
             status: axum::http::StatusCode::FORBIDDEN,

@@ -137,6 +137,18 @@ impl IntoResponse for ApiError {
                         Json(json!({"error": {"code": code, "message": message}, "current": request})),
                     )
                         .into_response(),
+                    StoreError::Unavailable(_) => {
+                        // Logged once (with the cause) by `crate::log_server_errors`; the
+                        // caller (Entra, an approver's app) may retry.
+                        let mut r = body(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            code,
+                            "the database is unavailable; retry shortly".into(),
+                        );
+                        r.extensions_mut()
+                            .insert(ServerErrorDetail(format!("storage: {e}").into()));
+                        r
+                    }
                     StoreError::AlreadyDecided { request } => (
                         StatusCode::CONFLICT,
                         Json(json!({"error": {"code": code, "message": message}, "current": request})),

@@ -60,8 +60,8 @@ use crate::store::{Store, StoreError};
 pub struct AppState {
     /// The configuration in force.
     pub config: Arc<Config>,
-    /// The database.
-    pub store: Arc<Store>,
+    /// The database (SQLite or PostgreSQL, [`store::Backend`]).
+    pub store: Store,
     /// Live events for `/api/events`.
     pub events: broadcast::Sender<Event>,
     /// Approver token checks.
@@ -84,20 +84,20 @@ impl AppState {
     /// Opens the database and builds the verifiers.
     ///
     /// Errors: [`StoreError`] when the database cannot be opened or migrated.
-    pub fn new(config: Config) -> Result<AppState, StoreError> {
+    pub async fn new(config: Config) -> Result<AppState, StoreError> {
         // E.g. auto-approve rules that could match Entra ID users (never auto-approved).
         for warning in config.policy.warnings() {
             tracing::warn!("{warning}");
         }
-        let store = Arc::new(Store::open(&config.database)?);
+        let store = Store::open(&config.database).await?;
         // The denial tombstone key (issue 12): configured, or `<database>.tombstone-key`.
         match config
             .retention
             .tombstone_key()
             .map_err(StoreError::Locked)?
         {
-            Some(key) => store.set_tombstone_key(key)?,
-            None => store.ensure_tombstone_key()?,
+            Some(key) => store.set_tombstone_key(key).await?,
+            None => store.ensure_tombstone_key().await?,
         }
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -140,7 +140,7 @@ impl AppState {
         // From the store's in-memory check index (no database read); see the store.
         let (block, event) = self
             .store
-            .check_status_async(claims, &self.config.policy, OffsetDateTime::now_utc())
+            .check_status(claims, &self.config.policy, OffsetDateTime::now_utc())
             .await?;
         if let Some(e) = event {
             self.publish(e);
@@ -159,7 +159,7 @@ impl AppState {
         // Queued to the store's writer thread and awaited: no blocking thread per call.
         let out = self
             .store
-            .request_approval_async(
+            .request_approval(
                 claims,
                 &self.config.policy,
                 OffsetDateTime::now_utc(),
@@ -351,7 +351,7 @@ impl RunningServer {
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     config.validate()?;
     let listen = config.listen;
-    let mut state = AppState::new(config)?;
+    let mut state = AppState::new(config).await?;
     state.edge = Arc::new(edge::EdgeState::load(&state.config).map_err(anyhow::Error::msg)?);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (listener, admin, conf) = edge_listeners(&state, listen, &rx).await?;

@@ -25,6 +25,16 @@
 //!   (503 `events.too_many_streams`).
 //! - **Expiry.** A stream ends at its token's `exp` plus `approver_auth.leeway_seconds`; the
 //!   client reconnects with a fresh token (and so a fresh role check).
+//! - **Several replicas** (PostgreSQL, issue 13). The pump is also woken by the store's
+//!   [`listen_events`](crate::store::Backend::listen_events) signals (`NOTIFY guestlist_events`
+//!   at each commit, by any replica, and a resync after the listener reconnects), subscribed
+//!   before the pump reads its starting point. Each wake reads `events_after` the last number
+//!   sent, so a stream on replica B gets replica A's events in sequence order, exactly once
+//!   (an event written here and notified too is read once: the pump never goes back), and
+//!   `Last-Event-ID` resumes on any replica (the events are in the shared database). Only the
+//!   local [`AppState::publish`](crate::AppState::publish) reaches the webhook and the
+//!   reminders, so a webhook message is sent by the replica that wrote the event, once
+//!   cluster-wide. On SQLite there are no signals: one process owns the database.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -42,7 +52,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::store::{Store, StoreError};
+use crate::store::{ClusterSignals, Store, StoreError, WeakStore};
 
 /// `[events]`: limits of `GET /api/events` (see the module docs and [`crate::config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +146,7 @@ struct Counts {
 /// [`crate::AppState::new`]; the pump starts with the first stream.
 pub struct EventHub {
     config: EventsConfig,
-    store: Arc<Store>,
+    store: Store,
     notify: broadcast::Sender<Event>,
     frames: broadcast::Sender<Arc<Frame>>,
     started: OnceLock<()>,
@@ -193,20 +203,30 @@ impl Drop for StreamState {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+/// The next signal of the other replicas, or never (no signals: SQLite, or the listener ended).
+async fn next_signal(signals: &mut Option<ClusterSignals>) {
+    use futures::StreamExt;
+    let Some(stream) = signals.as_mut() else {
+        return std::future::pending().await;
+    };
+    match stream.next().await {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => tracing::warn!(error = %e, "event pump: the cluster listener failed"),
+        None => {
+            tracing::warn!("event pump: the cluster listener ended; only local events wake it");
+            *signals = None;
+        }
+    }
 }
 
 /// The pump: broadcasts the frames of the events committed after `latest`, in order, then
-/// again on every notification. Ends when the server's event sender or its store is dropped
-/// (it holds the store weakly, so a stopped server's database closes at once).
+/// again on every notification: a local publish, or a signal of another replica (`signals`).
+/// Ends when the server's event sender or its store is dropped (it holds the store weakly, so
+/// a stopped server's database closes at once).
 async fn pump(
     mut rx: broadcast::Receiver<Event>,
-    store: std::sync::Weak<Store>,
+    mut signals: Option<ClusterSignals>,
+    store: WeakStore,
     frames: broadcast::Sender<Arc<Frame>>,
     published: Arc<AtomicU64>,
     page_size: usize,
@@ -216,7 +236,7 @@ async fn pump(
         loop {
             let Some(st) = store.upgrade() else { return };
             let after = latest;
-            let events = match blocking(move || st.events_after(after, page_size)).await {
+            let events = match st.events_after(after, page_size).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(error = %e, "event pump: store read failed");
@@ -235,12 +255,19 @@ async fn pump(
                 break;
             }
         }
-        match rx.recv().await {
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = next_signal(&mut signals) => {}
         }
         // Coalesce the notifications already queued: one read covers them.
         while rx.try_recv().is_ok() {}
+        if let Some(stream) = signals.as_mut() {
+            use futures::StreamExt;
+            while let Some(Some(_)) = futures::FutureExt::now_or_never(stream.next()) {}
+        }
     }
 }
 
@@ -248,7 +275,7 @@ impl EventHub {
     /// A hub over `store`, woken by `notify` (the server's event sender).
     pub fn new(
         config: EventsConfig,
-        store: Arc<Store>,
+        store: Store,
         notify: broadcast::Sender<Event>,
     ) -> Arc<EventHub> {
         let (frames, _) = broadcast::channel(config.broadcast_capacity.max(1));
@@ -285,13 +312,16 @@ impl EventHub {
         if self.started.get().is_some() {
             return Ok(());
         }
-        let store = self.store.clone();
-        let latest = blocking(move || store.latest_event_seq()).await?;
+        // Other replicas' events (PostgreSQL): listening before the starting point is read, so
+        // an event committed in between wakes the pump.
+        let signals = self.store.listen_events().await?;
+        let latest = self.store.latest_event_seq().await?;
         self.started.get_or_init(|| {
             self.published.store(latest, Ordering::Relaxed);
             tokio::spawn(pump(
                 self.notify.subscribe(),
-                Arc::downgrade(&self.store),
+                signals,
+                self.store.downgrade(),
                 self.frames.clone(),
                 self.published.clone(),
                 self.config.page_size.max(1),
@@ -354,8 +384,7 @@ impl EventHub {
             None => (Phase::Live, 0),
             Some(Err(_)) => (Phase::Resync("bad_last_event_id"), 0),
             Some(Ok(after)) => {
-                let store = self.store.clone();
-                let latest = blocking(move || store.latest_event_seq()).await?;
+                let latest = self.store.latest_event_seq().await?;
                 if after > latest {
                     (Phase::Resync("ahead_of_store"), 0)
                 } else if latest - after > self.config.max_backlog {
@@ -401,17 +430,18 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
             Phase::Resync(reason) => {
                 st.done = true;
                 st.hub.resyncs.fetch_add(1, Ordering::Relaxed);
-                let store = st.hub.store.clone();
-                let latest = blocking(move || store.latest_event_seq())
+                let latest = st
+                    .hub
+                    .store
+                    .latest_event_seq()
                     .await
                     .unwrap_or_else(|_| st.hub.published.load(Ordering::Relaxed));
                 return Some((Ok(resync_frame(reason, latest)), st));
             }
             Phase::Replay => {
                 let page_size = st.hub.config.page_size.max(1);
-                let store = st.hub.store.clone();
                 let after = st.last_sent;
-                let events = match blocking(move || store.events_after(after, page_size)).await {
+                let events = match st.hub.store.events_after(after, page_size).await {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::warn!(error = %e, "event stream: replay read failed; ending it");

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use guestlist_server::Config;
+use guestlist_server::config::Flags;
+use guestlist_server::store::DatabaseUrl;
 
 /// The Guestlist approval API: answers Entra's API connectors and serves approvers.
 #[derive(Debug, Parser)]
@@ -16,9 +18,10 @@ struct Args {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// SQLite database file.
+    /// The database: a SQLite file, or a PostgreSQL URL
+    /// `postgres://user[:password]@host[:port]/db[?sslmode=…]` (also `GUESTLIST_DATABASE`).
     #[arg(long)]
-    database: Option<PathBuf>,
+    database: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "GUESTLIST_LOG_FORMAT_JSON")]
     log_json: bool,
@@ -49,9 +52,22 @@ enum Command {
 /// `guestlist-server backup --to FILE`.
 fn run_backup(args: &Args, to: &std::path::Path) -> std::process::ExitCode {
     let database = match (&args.database, Config::load(args.config.as_deref())) {
-        (Some(d), _) => d.clone(),
-        (None, Ok(c)) => c.database,
+        (Some(d), _) => d.parse::<DatabaseUrl>(),
+        (None, Ok(c)) => Ok(c.database),
         (None, Err(e)) => {
+            eprintln!("guestlist-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let database = match database.map(|d| d.sqlite_path().map(PathBuf::from)) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            eprintln!(
+                "guestlist-server: backup copies a SQLite database; back PostgreSQL up with pg_dump"
+            );
+            return std::process::ExitCode::from(2);
+        }
+        Err(e) => {
             eprintln!("guestlist-server: {e}");
             return std::process::ExitCode::from(2);
         }
@@ -103,19 +119,18 @@ async fn run(args: Args) -> std::process::ExitCode {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let mut config = match Config::load(args.config.as_deref()) {
+    // Flags are merged before validation (issue 16), so `--database` is checked like the key.
+    let flags = Flags {
+        listen: args.listen,
+        database: args.database.clone(),
+    };
+    let config = match Config::load_with(args.config.as_deref(), &flags) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("guestlist-server: {e}");
             return std::process::ExitCode::from(2);
         }
     };
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(d) = args.database {
-        config.database = d;
-    }
     if config.approver_auth.issuer.is_none() {
         tracing::warn!(
             "approver_auth.issuer is not set: the approver API refuses every call (fail closed)"
@@ -132,7 +147,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     println!(
         "guestlist-server listening on {} (database {})",
         server.base_url(),
-        database.display()
+        database
     );
     match server.admin_url() {
         Some(admin) => println!("guestlist-server admin (/metrics, /openapi.json) on {admin}"),

@@ -6,7 +6,6 @@
 //! last reminded about is kept in the store (`Store::reminded`, `Store::record_reminded`, table
 //! `reminded`). Ends when the server's event sender is dropped.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use guestlist_core::model::{ApprovalRequest, Event};
@@ -37,14 +36,14 @@ pub struct Due {
 /// [`Store::record_reminded_due`]).
 ///
 /// Errors: [`StoreError`] on database failure.
-pub fn due(store: &Store, hours: u64, now: OffsetDateTime) -> Result<Due, StoreError> {
-    due_with_limit(store, hours, now, LISTED)
+pub async fn due(store: &Store, hours: u64, now: OffsetDateTime) -> Result<Due, StoreError> {
+    due_with_limit(store, hours, now, LISTED).await
 }
 
 /// [`due`] listing at most `limit` requests.
 ///
 /// Errors: [`StoreError`] on database failure.
-pub fn due_with_limit(
+pub async fn due_with_limit(
     store: &Store,
     hours: u64,
     now: OffsetDateTime,
@@ -52,13 +51,18 @@ pub fn due_with_limit(
 ) -> Result<Due, StoreError> {
     let age = i64::try_from(hours.saturating_mul(3600)).unwrap_or(i64::MAX);
     let cut = now.unix_timestamp().saturating_sub(age);
-    let (count, oldest) = store.pending_due(cut, cut, limit)?;
-    store.record_reminded_due(cut, cut, now.unix_timestamp())?;
+    let (count, oldest) = store.pending_due(cut, cut, limit).await?;
+    store
+        .record_reminded_due(cut, cut, now.unix_timestamp())
+        .await?;
     Ok(Due { count, oldest })
 }
 
 /// Starts the reminder task when a webhook and `remind_after_hours` are configured.
-pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::Receiver<Event>) {
+///
+/// With several replicas on one database, one of them reminds per tick: the tick runs under
+/// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]).
+pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiver<Event>) {
     let (Some(sender), Some(hours)) = (Sender::new(config), config.remind_after_hours) else {
         return;
     };
@@ -85,15 +89,18 @@ pub fn start(config: &Notifications, store: Arc<Store>, mut events: broadcast::R
                     _ => continue,
                 },
             }
-            let st = store.clone();
             let now = OffsetDateTime::now_utc();
-            let due = match tokio::task::spawn_blocking(move || due(&st, hours, now)).await {
-                Ok(d) => d,
+            // Held until the check has recorded what it reminds about: another replica's tick
+            // then finds nothing due.
+            let _job = match store.try_job_lock("reminders").await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "reminder check failed");
                     continue;
                 }
             };
+            let due = due(&store, hours, now).await;
             match due {
                 Ok(d) if d.count > 0 => {
                     let body = sender.reminder_message(d.count, &d.oldest, hours);
@@ -118,37 +125,48 @@ mod tests {
     use serde_json::json;
     use uuid::Uuid;
 
-    fn ask(store: &Store, email: &str, at: OffsetDateTime) -> Uuid {
+    async fn ask(store: &Store, email: &str, at: OffsetDateTime) -> Uuid {
         let c = Claims::from_json(json!({"email": email, "displayName": email})).unwrap();
         store
             .request_approval(&c, &Policy::default(), at, time::Duration::seconds(120))
+            .await
             .unwrap();
-        store.list(None, Some(email), None, 10).unwrap().items[0].id
+        store.list(None, Some(email), None, 10).await.unwrap().items[0].id
     }
 
-    #[test]
-    fn requests_pending_too_long_are_reminded_once_per_period_across_restarts() {
+    #[tokio::test]
+    async fn requests_pending_too_long_are_reminded_once_per_period_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("r.db");
-        let mut store = Store::open(&db).unwrap();
+        let db = crate::store::DatabaseUrl::Sqlite(dir.path().join("r.db"));
+        let mut store = Store::open(&db).await.unwrap();
         let t0 = OffsetDateTime::now_utc();
         let h = time::Duration::hours(1);
-        let a = ask(&store, "a@fabrikam.com", t0);
-        let b = ask(&store, "b@fabrikam.com", t0 + h * 10);
+        let a = ask(&store, "a@fabrikam.com", t0).await;
+        let b = ask(&store, "b@fabrikam.com", t0 + h * 10).await;
         let ids = |v: Due| v.oldest.into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert!(due(&store, 24, t0 + h * 23).unwrap().oldest.is_empty());
-        assert_eq!(ids(due(&store, 24, t0 + h * 25).unwrap()), vec![a]);
+        assert!(
+            due(&store, 24, t0 + h * 23)
+                .await
+                .unwrap()
+                .oldest
+                .is_empty()
+        );
+        assert_eq!(ids(due(&store, 24, t0 + h * 25).await.unwrap()), vec![a]);
         // The record is in the database: a new store on the same file (a restarted server)
         // does not remind about `a` again.
         drop(store);
-        store = Store::open(&db).unwrap();
+        store = Store::open(&db).await.unwrap();
         assert!(
-            due(&store, 24, t0 + h * 30).unwrap().oldest.is_empty(),
+            due(&store, 24, t0 + h * 30)
+                .await
+                .unwrap()
+                .oldest
+                .is_empty(),
             "a was reminded 5 h ago; b is 20 h old"
         );
-        assert_eq!(ids(due(&store, 24, t0 + h * 35).unwrap()), vec![b]);
+        assert_eq!(ids(due(&store, 24, t0 + h * 35).await.unwrap()), vec![b]);
         // Decided requests are never reminded about.
-        let current = store.get(a).unwrap();
+        let current = store.get(a).await.unwrap();
         store
             .decide(
                 a,
@@ -167,11 +185,18 @@ mod tests {
                 Some("k1"),
                 t0 + h * 40,
             )
+            .await
             .unwrap();
-        assert!(due(&store, 24, t0 + h * 50).unwrap().oldest.is_empty());
-        assert_eq!(ids(due(&store, 24, t0 + h * 60).unwrap()), vec![b]);
+        assert!(
+            due(&store, 24, t0 + h * 50)
+                .await
+                .unwrap()
+                .oldest
+                .is_empty()
+        );
+        assert_eq!(ids(due(&store, 24, t0 + h * 60).await.unwrap()), vec![b]);
         // Only pending requests keep a record.
-        let kept: Vec<Uuid> = store.reminded().unwrap().into_keys().collect();
+        let kept: Vec<Uuid> = store.reminded().await.unwrap().into_keys().collect();
         assert_eq!(kept, vec![b]);
     }
 }

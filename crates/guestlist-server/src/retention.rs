@@ -135,11 +135,11 @@ pub struct RetentionMetrics {
 
 /// The job. Cheap to share behind an `Arc`.
 pub struct Retention {
-    store: Arc<Store>,
+    store: Store,
     config: RetentionConfig,
     pending_after_days: Option<u32>,
     clock: Clock,
-    running: std::sync::Mutex<()>,
+    running: tokio::sync::Mutex<()>,
     events: Option<broadcast::Sender<Event>>,
     /// Counters since start.
     pub metrics: RetentionMetrics,
@@ -149,7 +149,7 @@ impl Retention {
     /// A job on `store` with the wall clock. `expire_after_days` is `policy.expire_after_days`
     /// (the default of `pending_after_days`); `events` gets the `request.erased` events.
     pub fn new(
-        store: Arc<Store>,
+        store: Store,
         config: RetentionConfig,
         expire_after_days: Option<u32>,
         events: Option<broadcast::Sender<Event>>,
@@ -159,7 +159,7 @@ impl Retention {
             pending_after_days: config.pending_after_days.or(expire_after_days),
             config,
             clock: Arc::new(OffsetDateTime::now_utc),
-            running: std::sync::Mutex::new(()),
+            running: tokio::sync::Mutex::new(()),
             events,
             metrics: RetentionMetrics::default(),
         }
@@ -171,20 +171,24 @@ impl Retention {
         self
     }
 
-    /// Runs the job once, in batches (module docs), and blocks until done. Returns `None`
-    /// without doing anything when a run is already in progress.
+    /// Runs the job once, in batches (module docs). Returns `None` without doing anything when
+    /// a run is already in progress, in this process or (several replicas on one database) in
+    /// another one: the run holds the cluster-wide job lock `retention`
+    /// ([`crate::store::Backend::try_job_lock`]).
     ///
-    /// Errors: [`StoreError`] when a batch fails (the batches before it stay done).
-    pub fn run_once(&self) -> Option<Result<RunReport, StoreError>> {
-        let _guard = match self.running.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+    /// Errors: [`StoreError`] when a batch fails (the batches before it stay done), or when
+    /// the job lock cannot be asked for.
+    pub async fn run_once(&self) -> Option<Result<RunReport, StoreError>> {
+        let _guard = self.running.try_lock().ok()?;
+        let _job = match self.store.try_job_lock("retention").await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
         };
-        Some(self.run_locked())
+        Some(self.run_locked().await)
     }
 
-    fn run_locked(&self) -> Result<RunReport, StoreError> {
+    async fn run_locked(&self) -> Result<RunReport, StoreError> {
         let now = (self.clock)();
         let days = |d: u32| now - time::Duration::days(i64::from(d));
         let cut = RetentionCutoffs {
@@ -194,7 +198,7 @@ impl Retention {
         let batch = self.config.batch_size.max(1);
         let mut report = RunReport::default();
         loop {
-            let erased = self.store.retention_batch(cut, batch, now)?;
+            let erased = self.store.retention_batch(cut, batch, now).await?;
             let n = erased.counts.requests;
             report.batches += u64::from(n > 0);
             report.erased.add(erased.counts);
@@ -209,28 +213,30 @@ impl Retention {
         }
         let events_before = days(self.config.events_after_days);
         loop {
-            let n = self.store.compact_events(events_before, batch)?;
+            let n = self.store.compact_events(events_before, batch).await?;
             report.events_compacted += n;
             if n < batch as u64 {
                 break;
             }
         }
         loop {
-            let n = self.store.drop_idempotency(events_before, batch)?;
+            let n = self.store.drop_idempotency(events_before, batch).await?;
             report.idempotency_dropped += n;
             if n < batch as u64 {
                 break;
             }
         }
         if report.removed_anything() {
-            self.store.audit(
-                now,
-                AuditAction::Retention,
-                None,
-                &Actor::policy("retention"),
-                serde_json::to_value(report).unwrap_or_default(),
-            )?;
-            if let Err(e) = self.store.checkpoint_truncate() {
+            self.store
+                .audit(
+                    now,
+                    AuditAction::Retention,
+                    None,
+                    &Actor::policy("retention"),
+                    serde_json::to_value(report).unwrap_or_default(),
+                )
+                .await?;
+            if let Err(e) = self.store.checkpoint_truncate().await {
                 tracing::warn!(error = %e, "retention: WAL checkpoint not done");
             }
             tracing::info!(
@@ -286,12 +292,10 @@ pub fn start(job: Arc<Retention>, mut stop: tokio::sync::watch::Receiver<bool>) 
                     continue;
                 }
             }
-            let j = job.clone();
-            match tokio::task::spawn_blocking(move || j.run_once()).await {
-                Ok(Some(Ok(_))) => {}
-                Ok(None) => tracing::info!("retention: a run is still in progress; skipped"),
-                Ok(Some(Err(e))) => tracing::warn!(error = %e, "retention run failed"),
-                Err(e) => tracing::warn!(error = %e, "retention run failed"),
+            match job.run_once().await {
+                Some(Ok(_)) => {}
+                None => tracing::info!("retention: a run is still in progress; skipped"),
+                Some(Err(e)) => tracing::warn!(error = %e, "retention run failed"),
             }
         }
     });

@@ -21,14 +21,14 @@
 //! goes through [`upsert`] on the writer thread, which records the change for the index; a write
 //! rolled back (its savepoint or its batch) records nothing. So a check-status answer is what a
 //! read of the committed table would give, without a hand-off to a reader thread or a page read.
-//! One process owns a database: [`Store::open`] takes an exclusive lock on `<database>.lock`.
+//! One process owns a database: [`SqliteStore::open`] takes an exclusive lock on `<database>.lock`.
 //!
 //! Layout, by layer: `schema` (migrations), `writer` (the writer thread, group commit),
 //! `check_index` (the in-memory check index and the check-status answer), `lock` (one
 //! process per database), `rows` (row mapping, cursors, the inserts every write goes through),
 //! `requests` (the state machine's transactions and the approver's reads), `events` (the
 //! event log, reminders' bookkeeping, counts) and [`audit`] (operations that are not decisions).
-//! This file keeps [`StoreError`], [`Store`] with its connections, and the shared helpers
+//! This file keeps [`StoreError`], [`SqliteStore`] with its connections, and the shared helpers
 //! (timestamps, JSON columns) the submodules reach as `super::name`.
 //!
 //! Owns: the schema and the transactional rules of the approval state machine. Must not know
@@ -48,17 +48,27 @@ use uuid::Uuid;
 
 pub mod at_rest;
 pub mod audit;
+pub mod backend;
 mod check_index;
+pub mod database_url;
 mod events;
 pub mod export;
 mod lock;
+/// The PostgreSQL store (issue 13): several replicas sharing one database.
+pub mod pg;
 pub mod privacy;
 pub mod reopen;
 mod requests;
 pub mod retention;
 mod rows;
 mod schema;
+mod sqlite_backend;
 mod writer;
+
+pub use backend::{
+    AuditExportPage, Backend, BackendKind, ClusterSignal, ClusterSignals, ExportCursor, JobLock,
+};
+pub use database_url::DatabaseUrl;
 
 use check_index::CheckIndex;
 use lock::{LOCK_WAIT, lock_database};
@@ -112,15 +122,26 @@ pub enum StoreError {
     /// cannot be created.
     #[error("{0}")]
     Locked(String),
+    /// The database cannot be reached (PostgreSQL down, restarting or cut off; the pool's
+    /// acquire timeout passed). HTTP 503 `store.unavailable`; the call may be retried. The text
+    /// names no host, user or password.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure of a database backend (a PostgreSQL error that is not one of the
+    /// above). The text names no host, user or password.
+    #[error("database error: {0}")]
+    Backend(String),
 }
 
 impl StoreError {
     /// A stable, greppable code.
     pub fn code(&self) -> Code {
         match self {
-            StoreError::Db(_) | StoreError::Migration(_) | StoreError::Task(_) => {
-                Code::StoreFailure
-            }
+            StoreError::Db(_)
+            | StoreError::Migration(_)
+            | StoreError::Task(_)
+            | StoreError::Backend(_) => Code::StoreFailure,
+            StoreError::Unavailable(_) => Code::StoreUnavailable,
             StoreError::Locked(_) => Code::StoreLocked,
             StoreError::Corrupt(_) => Code::StoreCorrupt,
             StoreError::NotFound(_) => Code::RequestNotFound,
@@ -130,16 +151,91 @@ impl StoreError {
         }
     }
 }
-/// The SQLite store. Cheap to share behind an `Arc`.
-pub struct Store {
+/// The store the server uses: a cheap-to-clone handle on one [`Backend`] (SQLite or
+/// PostgreSQL), chosen by [`Store::open`] from the `database` setting. Derefs to the trait, so
+/// callers write `store.get(id).await`.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Store").field(&self.0.kind()).finish()
+    }
+}
+
+impl Store {
+    /// Opens the database `database` names (module `database_url`): a SQLite file (created and
+    /// migrated, locked for this process) or a PostgreSQL database (migrated, pooled).
+    ///
+    /// Errors: [`StoreError`] when it cannot be opened, locked, reached or migrated.
+    pub async fn open(database: &DatabaseUrl) -> Result<Store, StoreError> {
+        match database {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.clone();
+                let s = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                Ok(Store::from(s))
+            }
+            DatabaseUrl::Postgres(url) => Ok(Store::new(Arc::new(
+                pg::PgStore::connect(url.as_str()).await?,
+            ))),
+        }
+    }
+
+    /// A handle on an already open backend.
+    pub fn new(backend: Arc<dyn Backend>) -> Store {
+        Store(backend)
+    }
+
+    /// A handle that does not keep the store open (for tasks that must end with the server).
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.0))
+    }
+}
+
+/// A [`Store`] that does not keep the database open ([`Store::downgrade`]).
+#[derive(Clone)]
+pub struct WeakStore(std::sync::Weak<dyn Backend>);
+
+impl WeakStore {
+    /// The store, while some [`Store`] still holds it.
+    pub fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(Store)
+    }
+}
+
+impl From<SqliteStore> for Store {
+    fn from(s: SqliteStore) -> Store {
+        Store(Arc::new(s))
+    }
+}
+
+/// The SQLite store: one database file owned by one process. Cheap to clone (every clone
+/// shares the writer thread, the connections and the check index); it implements [`Backend`]
+/// (`sqlite_backend`), and its sync methods are for tests, tools and the backend itself.
+#[derive(Clone)]
+pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
     index: Arc<CheckIndex>,
     /// Held for the store's life: the exclusive lock on `<database>.lock`.
-    _lock: std::fs::File,
-    readers: Vec<Arc<Mutex<Connection>>>,
-    next_reader: AtomicUsize,
+    _lock: Arc<std::fs::File>,
+    readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<AtomicUsize>,
     /// Denial tombstones of erased people ([`privacy`]).
     tombstones: Arc<privacy::Tombstones>,
+    /// The database file.
+    path: Arc<std::path::PathBuf>,
+    /// Idle read-only connections of the audit export (`export`), each with a small page cache.
+    export_conns: Arc<Mutex<Vec<Connection>>>,
 }
 
 /// What the request-approval connector call did, for the answer and the event stream.
@@ -198,11 +294,11 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it to the latest schema.
     ///
     /// Errors: [`StoreError::Db`] / [`StoreError::Migration`].
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -221,9 +317,10 @@ impl Store {
             .map(|_| {
                 let c = open_conn(path)?;
                 c.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
-                Ok(Arc::new(Mutex::new(c)))
+                Ok(Mutex::new(c))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?
+            .into();
         let (jobs, rx) = mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("guestlist-store-writer".into())
@@ -232,13 +329,15 @@ impl Store {
                 move || writer_loop(writer, rx, index)
             })
             .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store {
+        Ok(SqliteStore {
             writer: jobs,
             index,
-            _lock: lock,
+            _lock: Arc::new(lock),
             readers,
-            next_reader: AtomicUsize::new(0),
+            next_reader: Arc::new(AtomicUsize::new(0)),
             tombstones,
+            path: Arc::new(path.to_path_buf()),
+            export_conns: Arc::default(),
         })
     }
 
@@ -279,7 +378,7 @@ impl Store {
     }
 
     /// Runs `f` on the writer thread and blocks until its transaction committed (see
-    /// [`Store::submit`]).
+    /// [`SqliteStore::submit`]).
     fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -293,7 +392,7 @@ impl Store {
             .map_err(|_| StoreError::Task("the write was not committed".into()))?
     }
 
-    /// [`Store::write`] without blocking: awaits the commit.
+    /// [`SqliteStore::write`] without blocking: awaits the commit.
     async fn write_async<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -333,7 +432,7 @@ mod tests {
     #[test]
     fn request_then_check_then_decide() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).unwrap();
         let policy = Policy::default();
         let now = OffsetDateTime::now_utc();
         let w = time::Duration::seconds(120);
@@ -404,7 +503,7 @@ mod tests {
     #[test]
     fn group_commit_keeps_bursts_idempotent_and_failures_isolated() {
         let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("g.db")).unwrap());
         let policy = Policy::default();
         let now = OffsetDateTime::now_utc();
         let w = time::Duration::seconds(120);
@@ -444,14 +543,14 @@ mod tests {
         assert_eq!(all.len(), 17);
         // Committed for real: a new store on the same file sees them.
         drop(store);
-        let again = Store::open(&dir.path().join("g.db")).unwrap();
+        let again = SqliteStore::open(&dir.path().join("g.db")).unwrap();
         assert_eq!(again.list(None, None, None, 500).unwrap().items.len(), 17);
     }
 
     #[test]
     fn paging_is_stable_and_searchable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).unwrap();
         let policy = Policy::default();
         let t0 = OffsetDateTime::now_utc();
         for i in 0..7 {
@@ -493,7 +592,7 @@ mod tests {
     #[test]
     fn expiry_blocks_or_allows_re_request() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).unwrap();
         let mut policy = Policy {
             expire_after_days: Some(7),
             expired: ExpiredBehaviour::Block,
@@ -529,7 +628,7 @@ mod tests {
     fn check_index_follows_every_committed_write_and_no_rolled_back_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
-        let store = std::sync::Arc::new(Store::open(&path).unwrap());
+        let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
         let policy = Policy {
             expire_after_days: Some(7),
             expired: ExpiredBehaviour::AllowReRequest,
@@ -612,7 +711,7 @@ mod tests {
             Some(MessageKind::Denied)
         );
         drop(store);
-        let reopened = Store::open(&path).unwrap();
+        let reopened = SqliteStore::open(&path).unwrap();
         let (differing, indexed) = reopened.verify_check_index(&extra).unwrap();
         assert!(differing.is_empty(), "{differing:#?}");
         assert_eq!(indexed, 16);
@@ -624,7 +723,7 @@ mod tests {
     fn a_database_has_one_owner_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
-        let first = Store::open(&path).unwrap();
+        let first = SqliteStore::open(&path).unwrap();
         let err = lock_database(&path, std::time::Duration::from_millis(100)).unwrap_err();
         assert_eq!(err.code(), Code::StoreLocked);
         assert!(

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -118,7 +120,7 @@ async fn start_with(
 ) -> RunningServer {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database: common::database(db),
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
@@ -137,7 +139,7 @@ async fn start_with(
         ..Config::default()
     };
     tweak(&mut config);
-    guestlist_server::spawn(config).await.unwrap()
+    common::spawn(config).await
 }
 
 async fn connector(c: &reqwest::Client, base: &str, which: &str, body: &Value) -> (u16, Value) {
@@ -258,7 +260,7 @@ async fn auto_approval_continues() {
         .await,
         (200, seed_answer("response.continue.json"))
     );
-    let page = s.state.store.list(None, None, None, 10).unwrap();
+    let page = s.state.store.list(None, None, None, 10).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].state.status().as_str(), "approved");
     s.shutdown().await;
@@ -285,7 +287,7 @@ async fn retries_and_bursts_create_one_request() {
             (200, seed_answer("response.block.requested.json"))
         );
     }
-    let page = s.state.store.list(None, None, None, 100).unwrap();
+    let page = s.state.store.list(None, None, None, 100).await.unwrap();
     assert_eq!(
         page.items.len(),
         1,
@@ -299,7 +301,7 @@ async fn retries_and_bursts_create_one_request() {
         connector(&c, &base, "request-approval", &changed).await.1["code"],
         "GUESTLIST-APPROVAL-PENDING"
     );
-    let page = s.state.store.list(None, None, None, 100).unwrap();
+    let page = s.state.store.list(None, None, None, 100).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].attempts, 2);
     s.shutdown().await;
@@ -388,6 +390,7 @@ async fn the_wire_edges_get_clear_json_errors() {
         s.state
             .store
             .list(None, None, None, 10)
+            .await
             .unwrap()
             .items
             .is_empty()
@@ -1087,7 +1090,7 @@ async fn a_restarted_server_does_not_remind_again() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
     {
-        let store = guestlist_server::store::Store::open(&db).unwrap();
+        let store = common::open_store(&db).await;
         let claims = guestlist_core::connector::Claims::from_json(google(7, "Old Guest")).unwrap();
         store
             .request_approval(
@@ -1096,6 +1099,7 @@ async fn a_restarted_server_does_not_remind_again() {
                 time::OffsetDateTime::now_utc() - time::Duration::hours(30),
                 time::Duration::seconds(120),
             )
+            .await
             .unwrap();
     }
     let notifications = Notifications {

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use guestlist_core::connector::Claims;
-use guestlist_server::store::Store;
+// SQLite-only (file modes and the online backup of a SQLite file): the sync `SqliteStore`.
+use guestlist_server::store::SqliteStore as Store;
 use serde_json::json;
 
 fn with_suffix(p: &Path, s: &str) -> PathBuf {
@@ -153,7 +154,8 @@ async fn backup_copies_a_database_that_a_running_server_writes_to() {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");
-    let s = start(&issuer, &db, |_| {}).await;
+    // SQLite-only: the online backup copies a SQLite file (pg_dump does it for PostgreSQL).
+    let s = start_sqlite(&issuer, &db, |_| {}).await;
     for i in 0..200 {
         sign_up(&s, &format!("before-{i}@partner.example"), 200).await;
     }
@@ -204,6 +206,7 @@ async fn backup_copies_a_database_that_a_running_server_writes_to() {
         .state
         .store
         .counts()
+        .await
         .unwrap()
         .into_iter()
         .find(|(t, _)| t == "pending")

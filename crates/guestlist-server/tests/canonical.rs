@@ -13,6 +13,8 @@
     missing_docs
 )]
 
+mod common;
+
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{Actor, Decision, ProvisionedBy, RequestState};
 use guestlist_core::policy::{ExpiredBehaviour, Policy, Rule};
@@ -25,9 +27,13 @@ const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";
 
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
+    start_on(policy, common::database(db)).await
+}
+
+async fn start_on(policy: Policy, database: guestlist_server::store::DatabaseUrl) -> RunningServer {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database,
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
@@ -36,7 +42,7 @@ async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
         policy,
         ..Config::default()
     };
-    guestlist_server::spawn(config).await.unwrap()
+    common::spawn(config).await
 }
 
 /// Calls a connector endpoint; returns the HTTP status, the `action` and the `code`.
@@ -85,10 +91,26 @@ fn deny() -> Decision {
     }
 }
 
-fn count(s: &RunningServer) -> usize {
+/// The stored request of the sign-up `v`.
+async fn id_of(
+    store: &guestlist_server::store::Store,
+    v: &Value,
+) -> guestlist_core::model::ApprovalRequest {
+    store
+        .list(None, None, None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|r| r.key == guestlist_core::IdentityKey::of(&claims(v)))
+        .unwrap()
+}
+
+async fn count(s: &RunningServer) -> usize {
     s.state
         .store
         .list(None, None, None, 500)
+        .await
         .unwrap()
         .items
         .len()
@@ -111,13 +133,21 @@ async fn variants_of_a_denied_address_are_blocked_and_store_nothing() {
         assert_eq!((st, action.as_str()), (200, BLOCK), "{email}");
         assert_eq!(code, "GUESTLIST-APPROVAL-REQUESTED");
     }
-    for r in s.state.store.list(None, None, None, 10).unwrap().items {
+    for r in s
+        .state
+        .store
+        .list(None, None, None, 10)
+        .await
+        .unwrap()
+        .items
+    {
         s.state
             .store
             .decide(r.id, &deny(), &approver(), Some(r.version), None, now())
+            .await
             .unwrap();
     }
-    assert_eq!(count(&s), 2);
+    assert_eq!(count(&s).await, 2);
     for (variant, expected) in [
         ("ａｄａ＠ｅｘａｍｐｌｅ．ｃｏｍ", DENIED),
         ("ａｄａ@ｅｘａｍｐｌｅ．ｃｏｍ", DENIED),
@@ -162,10 +192,13 @@ async fn variants_of_a_denied_address_are_blocked_and_store_nothing() {
             }
         }
     }
-    assert_eq!(count(&s), 2, "no variant created a request");
-    let (mismatches, n) = s.state.store.verify_check_index(&[]).unwrap();
-    assert!(mismatches.is_empty(), "{mismatches:?}");
-    assert_eq!(n, 2);
+    assert_eq!(count(&s).await, 2, "no variant created a request");
+    // The in-memory check index exists on SQLite only (PostgreSQL reads the table).
+    if let Some(sqlite) = s.state.store.sqlite() {
+        let (mismatches, n) = sqlite.verify_check_index(&[]).unwrap();
+        assert!(mismatches.is_empty(), "{mismatches:?}");
+        assert_eq!(n, 2);
+    }
     s.shutdown().await;
 }
 
@@ -201,7 +234,7 @@ async fn a_fullwidth_domain_does_not_escape_auto_deny() {
             "{email}"
         );
     }
-    let page = s.state.store.list(None, None, None, 10).unwrap();
+    let page = s.state.store.list(None, None, None, 10).await.unwrap();
     assert!(
         page.items.iter().all(
             |r| r.key.email.ends_with("@spam.example") && r.state.status().as_str() == "denied"
@@ -223,17 +256,8 @@ async fn a_denial_denies_the_same_persons_request_through_another_provider() {
         assert_eq!(code, "GUESTLIST-APPROVAL-REQUESTED");
     }
     let store = &s.state.store;
-    let id_of = |v: &Value| {
-        store
-            .list(None, None, None, 10)
-            .unwrap()
-            .items
-            .into_iter()
-            .find(|r| r.key == guestlist_core::IdentityKey::of(&claims(v)))
-            .unwrap()
-    };
-    let first = id_of(&google);
-    let before = store.events_after(0, 100).unwrap().len();
+    let first = id_of(store, &google).await;
+    let before = store.events_after(0, 100).await.unwrap().len();
     store
         .decide(
             first.id,
@@ -243,9 +267,10 @@ async fn a_denial_denies_the_same_persons_request_through_another_provider() {
             None,
             now(),
         )
+        .await
         .unwrap();
     for body in [&google, &otp, &entra] {
-        let r = id_of(body);
+        let r = id_of(store, body).await;
         assert!(
             matches!(r.state, RequestState::Denied { .. }),
             "{:?}: {:?}",
@@ -256,10 +281,10 @@ async fn a_denial_denies_the_same_persons_request_through_another_provider() {
         assert_eq!((action.as_str(), code.as_str()), (BLOCK, DENIED));
     }
     // The other person is untouched; the cascade is in the event log (one event each).
-    assert_eq!(id_of(&other).state, RequestState::Pending);
-    let events = store.events_after(0, 100).unwrap();
+    assert_eq!(id_of(store, &other).await.state, RequestState::Pending);
+    let events = store.events_after(0, 100).await.unwrap();
     assert_eq!(events.len() - before, 3, "the denial and two cascaded ones");
-    let history = store.history(id_of(&otp).id).unwrap();
+    let history = store.history(id_of(store, &otp).await.id).await.unwrap();
     assert_eq!(history.last().unwrap().action, "denied");
     s.shutdown().await;
 }
@@ -283,6 +308,7 @@ async fn a_denial_outlives_expiry() {
             now() - time::Duration::days(3),
             time::Duration::seconds(120),
         )
+        .await
         .unwrap();
     let (_, action, _) = call(&s, "check-approval-status", &facebook).await;
     assert_eq!(action, "Continue", "expired, re-request allowed");
@@ -291,6 +317,7 @@ async fn a_denial_outlives_expiry() {
     call(&s, "request-approval", &google).await;
     let denied = store
         .list(None, None, None, 10)
+        .await
         .unwrap()
         .items
         .into_iter()
@@ -305,6 +332,7 @@ async fn a_denial_outlives_expiry() {
             None,
             now(),
         )
+        .await
         .unwrap();
     // The expired Facebook request does not re-open the denied person.
     for endpoint in ["check-approval-status", "request-approval"] {
@@ -317,6 +345,7 @@ async fn a_denial_outlives_expiry() {
     }
     let statuses: Vec<&str> = store
         .list(None, None, None, 10)
+        .await
         .unwrap()
         .items
         .iter()
@@ -366,6 +395,7 @@ async fn auto_approve_does_not_fire_for_an_entra_id_sign_up() {
         .state
         .store
         .list(None, None, None, 10)
+        .await
         .unwrap()
         .items
         .iter()
@@ -513,9 +543,18 @@ async fn a_database_of_the_old_code_is_migrated_to_canonical_keys() {
         );
         (ada, ada_variant, bob1, bob2, kim)
     };
-    let s = start(Policy::default(), &path).await;
+    // SQLite-only: the database of the old code is a SQLite file (PostgreSQL starts canonical).
+    let s = start_on(
+        Policy::default(),
+        guestlist_server::store::DatabaseUrl::Sqlite(path.clone()),
+    )
+    .await;
     let store = &s.state.store;
-    let get = |id: &str| store.get(id.parse().unwrap()).unwrap();
+    let all = store.list(None, None, None, 10).await.unwrap().items;
+    let get = |id: &str| {
+        let id: uuid::Uuid = id.parse().unwrap();
+        all.iter().find(|r| r.id == id).cloned().unwrap()
+    };
     assert_eq!(get(&ada).key.email, "ada@example.com");
     let v = get(&ada_variant);
     assert_eq!(v.key.email, "ada@example.com");
@@ -525,7 +564,7 @@ async fn a_database_of_the_old_code_is_migrated_to_canonical_keys() {
         v.state
     );
     assert_eq!(
-        store.history(v.id).unwrap().last().unwrap().action,
+        store.history(v.id).await.unwrap().last().unwrap().action,
         "denied"
     );
     assert_eq!(get(&bob2).key.issuer_assigned_id, "g-2");
@@ -536,8 +575,8 @@ async fn a_database_of_the_old_code_is_migrated_to_canonical_keys() {
     );
     assert_eq!(get(&kim).key.email, "kim@xn--bcher-kva.example");
     // Nothing was lost, and the check index agrees with the table.
-    assert_eq!(count(&s), 5);
-    let (mismatches, n) = store.verify_check_index(&[]).unwrap();
+    assert_eq!(count(&s).await, 5);
+    let (mismatches, n) = store.sqlite().unwrap().verify_check_index(&[]).unwrap();
     assert!(mismatches.is_empty(), "{mismatches:?}");
     assert_eq!(n, 5);
     // The answers follow the canonical keys.
@@ -559,7 +598,10 @@ async fn a_database_of_the_old_code_is_migrated_to_canonical_keys() {
         assert_eq!((action.as_str(), got.as_str()), (BLOCK, code), "{body}");
     }
     // Search folds too.
-    let found = store.list(None, Some("ＫＩＭ@BÜCHER"), None, 10).unwrap();
+    let found = store
+        .list(None, Some("ＫＩＭ@BÜCHER"), None, 10)
+        .await
+        .unwrap();
     assert_eq!(found.items.len(), 1);
     s.shutdown().await;
 }

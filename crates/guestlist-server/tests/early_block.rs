@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use guestlist_core::policy::{Policy, Rule};
 use guestlist_server::config::{ConnectorAuth, Secret};
 use guestlist_server::{Config, RunningServer};
@@ -23,9 +25,9 @@ fn fixture(name: &str) -> Value {
 }
 
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
-    guestlist_server::spawn(Config {
+    common::spawn(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database: common::database(db),
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
@@ -36,7 +38,6 @@ async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
         ..Config::default()
     })
     .await
-    .unwrap()
 }
 
 async fn check_status(base: &str, body: &Value) -> Value {

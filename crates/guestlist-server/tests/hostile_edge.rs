@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -33,7 +35,7 @@ const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> RunningServer {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database: common::database(db),
         connector: ConnectorAuth {
             username: USER.into(),
             password: Secret(PASS.into()),
@@ -43,7 +45,7 @@ async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> RunningServer {
         ..Config::default()
     };
     tweak(&mut config);
-    guestlist_server::spawn(config).await.unwrap()
+    common::spawn(config).await
 }
 
 fn claims(n: u32) -> Value {
@@ -384,10 +386,14 @@ async fn status_gauges_follow_every_write_and_survive_reopening() {
     let actor = Actor::policy("test");
     let c = |n: u32| Claims::from_json(claims(n)).unwrap();
     for n in 0..10 {
-        store.request_approval(&c(n), &policy, now, w).unwrap();
+        store
+            .request_approval(&c(n), &policy, now, w)
+            .await
+            .unwrap();
     }
     let ids: Vec<_> = store
         .list(None, None, None, 100)
+        .await
         .unwrap()
         .items
         .into_iter()
@@ -404,12 +410,18 @@ async fn status_gauges_follow_every_write_and_survive_reopening() {
                 reason: "no".into(),
             }
         };
-        store.decide(*id, &d, &actor, None, None, now).unwrap();
+        store
+            .decide(*id, &d, &actor, None, None, now)
+            .await
+            .unwrap();
     }
     // Two requests 8 days old, expired by check-status over HTTP; one requested again.
     let old = now - time::Duration::days(8);
     for n in [20, 21] {
-        store.request_approval(&c(n), &policy, old, w).unwrap();
+        store
+            .request_approval(&c(n), &policy, old, w)
+            .await
+            .unwrap();
         let r = reqwest::Client::new()
             .post(format!("{}/connectors/check-approval-status", s.base_url()))
             .basic_auth(USER, Some(PASS))
@@ -419,7 +431,10 @@ async fn status_gauges_follow_every_write_and_survive_reopening() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    store.request_approval(&c(21), &policy, now, w).unwrap();
+    store
+        .request_approval(&c(21), &policy, now, w)
+        .await
+        .unwrap();
     let expect = |table: Vec<(String, u64)>| {
         let mut m = std::collections::BTreeMap::new();
         for (k, v) in table {
@@ -427,7 +442,7 @@ async fn status_gauges_follow_every_write_and_survive_reopening() {
         }
         m
     };
-    let table = expect(store.counts().unwrap());
+    let table = expect(store.counts().await.unwrap());
     assert_eq!(table.get("pending"), Some(&6), "{table:?}");
     assert_eq!(table.get("approved"), Some(&3));
     assert_eq!(table.get("denied"), Some(&2));

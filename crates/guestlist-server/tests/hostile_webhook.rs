@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +15,6 @@ use guestlist_core::model::{ApprovalRequest, IdentityKey, RequestState};
 use guestlist_core::policy::Policy;
 use guestlist_server::config::Secret;
 use guestlist_server::reminders;
-use guestlist_server::store::Store;
 use guestlist_server::webhook::{Notifications, Sender, Template};
 use serde_json::json;
 use tracing::instrument::WithSubscriber;
@@ -155,7 +156,7 @@ async fn a_failed_delivery_never_logs_the_webhook_url() {
 #[tokio::test]
 async fn a_reminder_about_10000_pending_requests_is_a_count_and_the_oldest_few() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+    let store = common::open_store(&dir.path().join("g.db")).await;
     let t0 = time::OffsetDateTime::now_utc() - time::Duration::hours(48);
     let policy = Policy::default();
     for chunk in 0..40 {
@@ -169,7 +170,7 @@ async fn a_reminder_about_10000_pending_requests_is_a_count_and_the_oldest_few()
                 .unwrap();
                 let at = t0 + time::Duration::seconds(n);
                 store
-                    .request_approval_async(&c, &policy, at, time::Duration::seconds(120))
+                    .request_approval(&c, &policy, at, time::Duration::seconds(120))
                     .await
                     .unwrap();
             }
@@ -177,7 +178,7 @@ async fn a_reminder_about_10000_pending_requests_is_a_count_and_the_oldest_few()
         futures::future::join_all(calls).await;
     }
     let now = time::OffsetDateTime::now_utc();
-    let due = reminders::due(&store, 24, now).unwrap();
+    let due = reminders::due(&store, 24, now).await.unwrap();
     assert_eq!(due.count, 10_000);
     assert_eq!(due.oldest.len(), reminders::LISTED, "rows read");
     assert!(due.oldest[0].key.email == "p0@fabrikam.com", "oldest first");
@@ -189,6 +190,8 @@ async fn a_reminder_about_10000_pending_requests_is_a_count_and_the_oldest_few()
         assert!(body.contains("10000"), "{t:?}: the count is given");
     }
     // All 10,000 were recorded as reminded: none is due again within the period.
-    let again = reminders::due(&store, 24, now + time::Duration::hours(1)).unwrap();
+    let again = reminders::due(&store, 24, now + time::Duration::hours(1))
+        .await
+        .unwrap();
     assert_eq!(again.count, 0);
 }

@@ -287,7 +287,7 @@ async fn reopen_makes_a_denial_pending_again_and_refuses_every_bad_call() {
     assert_eq!(st, 200, "{v}");
 
     // The events: request.reopened for both, carrying the request.
-    let events = s.state.store.events_after(0, 100).unwrap();
+    let events = s.state.store.events_after(0, 100).await.unwrap();
     let reopened: Vec<_> = events
         .iter()
         .filter(|e| e.kind == "request.reopened")
@@ -507,7 +507,7 @@ async fn access_export_holds_everything_for_the_person_and_is_audited_without_th
         json!([])
     );
 
-    let audit = s.state.store.audit_page(0, 10).unwrap();
+    let audit = s.state.store.audit_page(0, 10).await.unwrap();
     assert_eq!(audit.len(), 2);
     assert!(audit.iter().all(|r| r.action.as_str() == "privacy.export"));
     assert_eq!(audit[0].actor.id, "admin-1");

@@ -19,7 +19,6 @@ use guestlist_core::policy::Policy;
 use guestlist_server::RunningServer;
 use guestlist_server::config::Secret;
 use guestlist_server::retention::{Retention, RetentionConfig};
-use guestlist_server::store::Store;
 use guestlist_server::store::audit::AuditAction;
 use serde_json::{Value, json};
 
@@ -117,7 +116,16 @@ fn database_files(db: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn assert_absent(db: &std::path::Path, needles: &[&str], when: &str) {
+/// No byte of `needles` is left: on SQLite in the database's files, on PostgreSQL in any row
+/// of any table (checked by SQL; its files are the server's, and VACUUM's business).
+async fn assert_absent(db: &std::path::Path, needles: &[&str], when: &str) {
+    if let Some(url) = common::database(db).postgres_url() {
+        for needle in needles {
+            let found = common::pg_rows_containing(url, needle).await;
+            assert!(found.is_empty(), "{when}: {needle:?} is still in {found:?}");
+        }
+        return;
+    }
     let files = database_files(db);
     assert!(!files.is_empty());
     for (name, bytes) in files {
@@ -132,7 +140,15 @@ fn assert_absent(db: &std::path::Path, needles: &[&str], when: &str) {
     }
 }
 
-fn assert_present(db: &std::path::Path, needle: &str) {
+async fn assert_present(db: &std::path::Path, needle: &str) {
+    if let Some(url) = common::database(db).postgres_url() {
+        let found = common::pg_rows_containing(url, needle).await;
+        assert!(
+            !found.is_empty(),
+            "{needle:?} should be stored before the erasure"
+        );
+        return;
+    }
     let found = database_files(db)
         .iter()
         .any(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()));
@@ -187,8 +203,8 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     let mark = list(&s, &approver, "limit=500").await["changeSeq"]
         .as_u64()
         .unwrap();
-    s.state.store.checkpoint_truncate().unwrap();
-    assert_present(&db, &denied_marker);
+    s.state.store.checkpoint_truncate().await.unwrap();
+    assert_present(&db, &denied_marker).await;
     let mut stream = open_stream(&s, &approver, None, None).await;
     let mut seen = String::new();
     read_until(&mut stream, &mut seen, "\r\n\r\n", 10).await;
@@ -232,9 +248,11 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
         approved.as_str(),
         approved_marker.as_str(),
     ];
-    assert_absent(&db, &needles, "server running");
-    let (differing, _) = s.state.store.verify_check_index(&[]).unwrap();
-    assert!(differing.is_empty(), "{differing:?}");
+    assert_absent(&db, &needles, "server running").await;
+    if let Some(sqlite) = s.state.store.sqlite() {
+        let (differing, _) = sqlite.verify_check_index(&[]).unwrap();
+        assert!(differing.is_empty(), "{differing:?}");
+    }
 
     // The denial outlives its data; request-approval stores nothing new.
     let again = connector(&s, "check-approval-status", &signup(&denied, "Other")).await;
@@ -245,6 +263,7 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
         s.state
             .store
             .list(None, None, None, 10)
+            .await
             .unwrap()
             .items
             .is_empty()
@@ -254,7 +273,7 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     assert_eq!(fresh["code"], "GUESTLIST-APPROVAL-REQUESTED", "{fresh}");
 
     // Audited: who, the counts, not the e-mail.
-    let audit = s.state.store.audit_page(0, 10).unwrap();
+    let audit = s.state.store.audit_page(0, 10).await.unwrap();
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[0].action, AuditAction::Erase);
     assert_eq!(audit[0].actor.id, "0f0e0d0c-admin-oid");
@@ -265,6 +284,7 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
         .state
         .store
         .access_export(&denied, time::OffsetDateTime::now_utc())
+        .await
         .unwrap();
     assert!(held.requests.is_empty());
     assert!(held.denial_tombstone);
@@ -272,6 +292,7 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
         .state
         .store
         .access_export(&approved, time::OffsetDateTime::now_utc())
+        .await
         .unwrap();
     assert!(!held.denial_tombstone);
     drop(stream);
@@ -282,9 +303,11 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
         &db,
         &[&denied, &denied_marker, &approved_marker],
         "server stopped",
-    );
-    // History keeps who decided, when and the outcome, and nothing the person or approver typed.
-    {
+    )
+    .await;
+    // History keeps who decided, when and the outcome, and nothing the person or approver typed
+    // (read from SQLite's file; on PostgreSQL `assert_absent` above read every row).
+    if !common::on_postgres() {
         let conn =
             rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .unwrap();
@@ -306,7 +329,7 @@ async fn erasure_leaves_no_bytes_behind_and_the_denial_outlives_it() {
     // readable by its owner only).
     let key_file = dir.path().join("g.db.tombstone-key");
     #[cfg(unix)]
-    {
+    if !common::on_postgres() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -386,23 +409,19 @@ async fn a_denial_outlives_retention() {
     let denied_answer = connector(&s, "check-approval-status", &signup(&denied, &marker)).await;
     // Decided "0 days ago" is in the past by the time the job runs.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let job = s.state.retention.clone();
-    let report = tokio::task::spawn_blocking(move || job.run_once())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let report = s.state.retention.run_once().await.unwrap().unwrap();
     assert_eq!(report.erased.requests, 2);
     assert!(report.erased.denial_kept);
     assert!(
         s.state
             .store
             .list(None, None, None, 10)
+            .await
             .unwrap()
             .items
             .is_empty()
     );
-    assert_absent(&db, &[&denied, &approved, &marker], "after retention");
+    assert_absent(&db, &[&denied, &approved, &marker], "after retention").await;
     assert_eq!(
         connector(&s, "check-approval-status", &signup(&denied, "Other")).await,
         denied_answer
@@ -413,7 +432,7 @@ async fn a_denial_outlives_retention() {
     );
     let fresh = connector(&s, "request-approval", &signup(&approved, "Other")).await;
     assert_eq!(fresh["code"], "GUESTLIST-APPROVAL-REQUESTED");
-    let audit = s.state.store.audit_page(0, 10).unwrap();
+    let audit = s.state.store.audit_page(0, 10).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, AuditAction::Retention);
     assert_eq!(audit[0].detail["requests"], 2);
@@ -431,29 +450,30 @@ async fn a_denial_outlives_retention() {
     s.shutdown().await;
 }
 
-#[test]
-fn retention_runs_once_at_a_time_in_bounded_batches() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_once_at_a_time_in_bounded_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+    let store = common::open_store(&dir.path().join("g.db")).await;
     let t0 = time::OffsetDateTime::now_utc() - time::Duration::days(10);
     let policy = Policy::default();
-    // 1,200 old pending requests, written by 8 threads so the writer commits them in groups.
+    // 1,200 old pending requests, written by 8 tasks so the writer commits them in groups.
     let writers: Vec<_> = (0..8)
         .map(|t| {
             let (store, policy) = (store.clone(), policy.clone());
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 for i in 0..150 {
                     let c =
                         Claims::from_json(json!({"email": format!("p{t}-{i}@x.example")})).unwrap();
                     store
                         .request_approval(&c, &policy, t0, time::Duration::ZERO)
+                        .await
                         .unwrap();
                 }
             })
         })
         .collect();
     for w in writers {
-        w.join().unwrap();
+        w.await.unwrap();
     }
     // The clock tells the test when a run holds the job, then waits for the test's go.
     let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
@@ -482,13 +502,14 @@ fn retention_runs_once_at_a_time_in_bounded_batches() {
             time::OffsetDateTime::now_utc()
         })),
     );
+    // The first run's clock blocks its thread: it runs on a thread of its own.
     let first = {
-        let job = job.clone();
-        std::thread::spawn(move || job.run_once())
+        let (job, rt) = (job.clone(), tokio::runtime::Handle::current());
+        std::thread::spawn(move || rt.block_on(job.run_once()))
     };
     entered_rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(
-        job.run_once().is_none(),
+        job.run_once().await.is_none(),
         "a second trigger while running does nothing"
     );
     go_tx.send(()).unwrap();
@@ -497,15 +518,31 @@ fn retention_runs_once_at_a_time_in_bounded_batches() {
     assert_eq!(report.batches, 3, "500 + 500 + 200");
     assert!(!report.erased.denial_kept);
     assert_eq!(clock_calls.load(Ordering::SeqCst), 1);
-    assert!(store.list(None, None, None, 10).unwrap().items.is_empty());
-    assert_eq!(store.status_counts().iter().map(|(_, n)| n).sum::<u64>(), 0);
+    assert!(
+        store
+            .list(None, None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .status_counts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>(),
+        0
+    );
     assert!(
         job.render_metrics()
             .contains("guestlist_retention_requests_erased_total 1200")
     );
-    let again = job.run_once().unwrap().unwrap();
+    let again = job.run_once().await.unwrap().unwrap();
     assert_eq!(again.erased.requests, 0);
-    let audit = store.audit_page(0, 10).unwrap();
+    let audit = store.audit_page(0, 10).await.unwrap();
     assert_eq!(
         audit.len(),
         1,
@@ -562,10 +599,10 @@ async fn an_erased_request_is_not_announced_after_the_erasure() {
     s.shutdown().await;
 }
 
-#[test]
-fn old_events_and_idempotency_records_are_compacted_and_recent_ones_kept() {
+#[tokio::test]
+async fn old_events_and_idempotency_records_are_compacted_and_recent_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+    let store = common::open_store(&dir.path().join("g.db")).await;
     let policy = Policy::default();
     let now = time::OffsetDateTime::now_utc();
     let old = now - time::Duration::days(40);
@@ -574,6 +611,7 @@ fn old_events_and_idempotency_records_are_compacted_and_recent_ones_kept() {
         let c = Claims::from_json(json!({"email": format!("e{i}@x.example")})).unwrap();
         let out = store
             .request_approval(&c, &policy, at, time::Duration::ZERO)
+            .await
             .unwrap();
         let id = out.event.unwrap().request_id;
         let approve = guestlist_core::model::Decision::Approve {
@@ -582,9 +620,10 @@ fn old_events_and_idempotency_records_are_compacted_and_recent_ones_kept() {
         };
         store
             .decide(id, &approve, &actor, None, Some(&format!("k{i}")), at)
+            .await
             .unwrap();
     }
-    assert_eq!(store.events_after(0, 100).unwrap().len(), 8);
+    assert_eq!(store.events_after(0, 100).await.unwrap().len(), 8);
     // Requests are kept (decided 40 days ago, kept 90); events and records older than 30 go,
     // two per batch.
     let config = RetentionConfig {
@@ -592,22 +631,25 @@ fn old_events_and_idempotency_records_are_compacted_and_recent_ones_kept() {
         ..RetentionConfig::default()
     };
     let job = Retention::new(store.clone(), config, None, None);
-    let report = job.run_once().unwrap().unwrap();
+    let report = job.run_once().await.unwrap().unwrap();
     assert_eq!(report.erased.requests, 0);
     assert_eq!(report.events_compacted, 6);
     assert_eq!(report.idempotency_dropped, 3);
-    let left = store.events_after(0, 100).unwrap();
+    let left = store.events_after(0, 100).await.unwrap();
     assert_eq!(left.len(), 2, "the recent request's two events stay");
     assert!(
         left.iter()
             .all(|e| e.request.as_ref().unwrap().key.email == "e3@x.example")
     );
-    assert_eq!(store.list(None, None, None, 10).unwrap().items.len(), 4);
+    assert_eq!(
+        store.list(None, None, None, 10).await.unwrap().items.len(),
+        4
+    );
     assert!(
         job.render_metrics()
             .contains("guestlist_retention_events_compacted_total 6")
     );
-    let audit = store.audit_page(0, 10).unwrap();
+    let audit = store.audit_page(0, 10).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].detail["eventsCompacted"], 6);
 }

@@ -1,8 +1,11 @@
 //! The `guestlist-server` binary as a process: configured from env and flags like a newcomer
 //! would, and killed with SIGKILL mid-load — every connector call it answered is still stored
-//! when it restarts on the same database.
+//! when it restarts on the same database (SQLite, or PostgreSQL with
+//! `GUESTLIST_TEST_STORE=postgres`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,9 +26,16 @@ fn free_port() -> u16 {
 }
 
 async fn start(db: &std::path::Path, port: u16, password_file: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_guestlist-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--database"])
-        .arg(db)
+    let database = common::database(db);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guestlist-server"));
+    command.args(["--listen", &format!("127.0.0.1:{port}"), "--database"]);
+    match database.postgres_url() {
+        Some(url) => command
+            .arg(url)
+            .env("GUESTLIST_RETENTION__TOMBSTONE_KEY", "k".repeat(40)),
+        None => command.arg(db),
+    };
+    let mut child = command
         .env("GUESTLIST_CONNECTOR_USERNAME", "entra")
         .env("GUESTLIST_CONNECTOR_PASSWORD_FILE", password_file)
         .env("GUESTLIST_POLICY__CODE_PREFIX", "CONTOSO")

@@ -153,7 +153,7 @@ async fn v1_tokens_of_the_tenant_are_accepted_and_their_upn_is_the_actor() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let audit = s.state.store.audit_page(0, 10).unwrap();
+    let audit = s.state.store.audit_page(0, 10).await.unwrap();
     let reopen = audit.last().unwrap();
     assert_eq!(reopen.actor.username.as_deref(), Some(GRACE), "{reopen:?}");
     assert_eq!(reopen.actor.name, "Grace Hopper");

@@ -6,3 +6,4 @@
 
 pub mod net;
 pub mod op;
+pub mod postgres;

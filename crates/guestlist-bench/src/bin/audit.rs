@@ -103,7 +103,7 @@ fn populate(db: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    drop(guestlist_server::store::Store::open(db)?);
+    drop(guestlist_server::store::SqliteStore::open(db)?);
     let mut conn = rusqlite::Connection::open(db)?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     let tx = conn.transaction()?;

@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
 
     let config = guestlist_server::Config {
         listen: "127.0.0.1:0".parse()?,
-        database: work.join("server.db"),
+        database: work.join("server.db").into(),
         connector: guestlist_server::config::ConnectorAuth {
             username: USER.into(),
             password: guestlist_server::config::Secret(PASS.into()),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use guestlist_bench::user_email;
 use guestlist_core::connector::Claims;
 use guestlist_core::policy::Policy;
-use guestlist_server::store::Store;
+use guestlist_server::store::SqliteStore as Store;
 use serde_json::json;
 use time::OffsetDateTime;
 

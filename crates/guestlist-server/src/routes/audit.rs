@@ -2,8 +2,9 @@
 //! decision (`history`) and per privacy operation or reopen (`audit_log`), for an Admin or an
 //! Auditor, streamed in constant memory.
 //!
-//! The body is produced chunk by chunk: each chunk is one [`AUDIT_PAGE`]-sized read of the
-//! store on the blocking pool ([`AuditExporter`]), rendered and handed to hyper, which asks for
+//! The body is produced chunk by chunk: each chunk is one page of at most [`AUDIT_PAGE`] records
+//! from the store ([`crate::store::Backend::audit_export_page`], a keyset page that resumes at
+//! its [`ExportCursor`]), rendered and handed to hyper, which asks for
 //! the next only when it has sent the previous one (a slow reader slows the export, it does not
 //! make the server buffer it). An error after the first byte ends the body early (the client
 //! sees a truncated transfer, never a complete-looking one) and is logged.
@@ -24,8 +25,8 @@ use crate::AppState;
 use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::requests::authorized;
-use crate::store::StoreError;
-use crate::store::export::{AUDIT_PAGE, AuditExportRecord, AuditExporter};
+use crate::store::export::{AUDIT_PAGE, AuditExportRecord};
+use crate::store::{ExportCursor, Store};
 
 /// Pages read from the store by every audit export of this process so far (each export reads
 /// one page of `history` or `audit_log` at a time). Lets a test check that a stalled reader
@@ -135,9 +136,13 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
         .transpose()
 }
 
-/// State of the body stream: the exporter, and whether anything was sent yet.
+/// State of the body stream: where the next page starts (`None`: the export is complete), and
+/// whether anything was sent yet.
 struct Streaming {
-    exporter: Option<AuditExporter>,
+    store: Store,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    next: Option<ExportCursor>,
     format: Format,
     started: bool,
 }
@@ -173,37 +178,32 @@ pub async fn audit(
             ));
         }
     };
-    let store = state.store.clone();
-    let exporter = tokio::task::spawn_blocking(move || AuditExporter::new(&store, since, until))
-        .await
-        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
     let start = Streaming {
-        exporter: Some(exporter),
+        store: state.store.clone(),
+        since,
+        until,
+        next: Some(ExportCursor::default()),
         format,
         started: false,
     };
     let stream = futures::stream::try_unfold(start, |mut st| async move {
-        let Some(mut exporter) = st.exporter.take() else {
+        let Some(after) = st.next.take() else {
             return Ok(None);
         };
-        let (format, header) = (st.format, !st.started);
-        let (exporter, chunk) = tokio::task::spawn_blocking(move || {
-            let before = exporter.pages_read();
-            let records = exporter.next_chunk(AUDIT_PAGE);
-            PAGES_READ.fetch_add(exporter.pages_read() - before, Ordering::Relaxed);
-            let records = records.map_err(|e| {
+        let header = !st.started;
+        let page = st
+            .store
+            .audit_export_page(st.since, st.until, after, AUDIT_PAGE)
+            .await
+            .map_err(|e| {
                 tracing::error!(error = %e, "audit export failed; the body ends early");
                 std::io::Error::other("audit export failed")
             })?;
-            let done = records.is_empty();
-            let bytes = render(&records, format, header)?;
-            Ok::<_, std::io::Error>(((!done).then_some(exporter), bytes))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        st.exporter = exporter;
+        PAGES_READ.fetch_add(page.pages_read, Ordering::Relaxed);
+        let chunk = render(&page.records, st.format, header)?;
+        st.next = page.next;
         st.started = true;
-        if chunk.is_empty() && st.exporter.is_none() {
+        if chunk.is_empty() && st.next.is_none() {
             return Ok(None);
         }
         Ok::<_, std::io::Error>(Some((axum::body::Bytes::from(chunk), st)))

@@ -19,10 +19,12 @@ pub async fn healthz() -> &'static str {
     responses((status = 200, description = "`ready`", body = String, content_type = "text/plain"),
               (status = 503, description = "`database unavailable`", body = String, content_type = "text/plain")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readyz: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
     }
 }
 
@@ -30,12 +32,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// requests by status (from the store's in-memory index: the cost does not grow with the
 /// number of rows), connections and connector authentication failures ([`crate::edge`]).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let counts: Vec<(String, u64)> = state
-        .store
-        .status_counts()
-        .iter()
-        .map(|(s, n)| (s.as_str().to_owned(), *n))
-        .collect();
+    // Without the database (PostgreSQL unreachable) the gauges are left out, not zeroed.
+    let counts: Vec<(String, u64)> = match state.store.status_counts().await {
+        Ok(counts) => counts
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), *n))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: requests by status not read");
+            Vec::new()
+        }
+    };
     let mut body = state.metrics.render(&state.config.policy, &counts);
     state.edge.metrics.render(&mut body);
     body.push_str(&state.retention.render_metrics());

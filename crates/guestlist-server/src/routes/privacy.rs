@@ -25,7 +25,6 @@ use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::connectors::read_json_body;
 use crate::routes::requests::{actor_of, authorized};
-use crate::store::StoreError;
 use crate::store::privacy::ErasureCounts;
 
 /// Body of `POST /api/privacy/erase`.
@@ -77,23 +76,20 @@ pub async fn erase(
         )
     })?;
     let actor = actor_of(&claims, &headers);
-    let store = state.store.clone();
-    let erased = tokio::task::spawn_blocking(move || {
-        let erased = store.erase_email(
+    let erased = state
+        .store
+        .erase_email(
             &canonical,
             req.keep_denial,
             &actor,
             OffsetDateTime::now_utc(),
-        )?;
-        // The bytes leave the WAL too; a checkpoint kept busy by a long read is retried by the
-        // next erasure or retention run, and logged.
-        if let Err(e) = store.checkpoint_truncate() {
-            tracing::warn!(error = %e, "erasure: WAL checkpoint not done");
-        }
-        Ok::<_, StoreError>(erased)
-    })
-    .await
-    .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+        )
+        .await?;
+    // The bytes leave the WAL too; a checkpoint kept busy by a long read is retried by the
+    // next erasure or retention run, and logged.
+    if let Err(e) = state.store.checkpoint_truncate().await {
+        tracing::warn!(error = %e, "erasure: WAL checkpoint not done");
+    }
     for e in erased.events {
         state.publish(e);
     }

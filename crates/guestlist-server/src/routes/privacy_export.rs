@@ -17,7 +17,6 @@ use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::requests::actor_of;
 use crate::routes::requests::authorized;
-use crate::store::StoreError;
 use crate::store::audit::AuditAction;
 
 /// Query of `GET /api/privacy/export`.
@@ -57,21 +56,18 @@ pub async fn export(
         ));
     }
     let actor = actor_of(&claims, &headers);
-    let store = state.store.clone();
-    let export = tokio::task::spawn_blocking(move || {
-        let now = OffsetDateTime::now_utc();
-        let export = store.access_export(&address, now)?;
-        store.audit(
+    let now = OffsetDateTime::now_utc();
+    let export = state.store.access_export(&address, now).await?;
+    state
+        .store
+        .audit(
             now,
             AuditAction::Export,
             None,
             &actor,
             json!({ "requests": export.requests.len() }),
-        )?;
-        Ok::<_, StoreError>(export)
-    })
-    .await
-    .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+        )
+        .await?;
     let mut resp = Json(export).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -21,7 +21,6 @@ use crate::error::ApiError;
 use crate::routes::connectors::read_json_body;
 use crate::routes::requests::authorized;
 use crate::routes::requests::{actor_of, if_match_version, with_etag};
-use crate::store::StoreError;
 use crate::store::reopen::ReopenOutcome;
 
 /// Longest reason of a reopen, in characters.
@@ -94,12 +93,10 @@ pub async fn reopen(
         ));
     }
     let actor = actor_of(&claims, &headers);
-    let store = state.store.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        store.reopen(id, &reason, &actor, version, OffsetDateTime::now_utc())
-    })
-    .await
-    .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))??;
+    let outcome = state
+        .store
+        .reopen(id, &reason, &actor, version, OffsetDateTime::now_utc())
+        .await?;
     match outcome {
         ReopenOutcome::Reopened { request, events } => {
             for e in events {

@@ -23,7 +23,6 @@ use crate::AppState;
 use crate::auth::{Need, TokenClaims};
 use crate::error::ApiError;
 use crate::extract::{AppJson, Approver, RequestId};
-use crate::store::StoreError;
 
 /// Query of `GET /api/requests`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -61,15 +60,6 @@ pub async fn authorized(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     Ok(state.approver_auth.verify_for(auth, need).await?)
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Store(StoreError::Task(e.to_string())))?
-        .map_err(ApiError::Store)
 }
 
 /// The version an `If-Match` header names (`"3"`, `W/"3"` or `3`): decisions and reopen.
@@ -155,17 +145,16 @@ pub async fn list(
         })?),
         None => None,
     };
-    let store = state.store.clone();
-    let page = blocking(move || {
-        store.list_page(
+    let page = state
+        .store
+        .list_page(
             q.since,
             status,
             q.q.as_deref(),
             q.cursor.as_deref(),
             q.limit.unwrap_or(100),
         )
-    })
-    .await?;
+        .await?;
     Ok(Json(page))
 }
 
@@ -185,8 +174,7 @@ pub async fn get_one(
     State(state): State<AppState>,
     RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    Ok(with_etag(blocking(move || store.get(id)).await?))
+    Ok(with_etag(state.store.get(id).await?))
 }
 
 /// `POST /api/requests/{id}/decision` with a [`Decision`] body.
@@ -249,10 +237,10 @@ pub async fn decide(
     }
     let actor = actor_of(&claims, &headers);
     crate::duties::refuse_self_approval(&state, id, &claims).await?;
-    let store = state.store.clone();
     // A denial also denies the person's other pending requests: one event each.
-    let (request, events) = blocking(move || {
-        store.decide_all(
+    let (request, events) = state
+        .store
+        .decide_all(
             id,
             &decision,
             &actor,
@@ -260,8 +248,7 @@ pub async fn decide(
             idem.as_deref(),
             OffsetDateTime::now_utc(),
         )
-    })
-    .await?;
+        .await?;
     for e in events {
         if let Some(r) = &e.request {
             state.metrics.decision(r.state.status());
@@ -286,6 +273,5 @@ pub async fn history(
     State(state): State<AppState>,
     RequestId(id): RequestId,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    let store = state.store.clone();
-    Ok(Json(blocking(move || store.history(id)).await?))
+    Ok(Json(state.store.history(id).await?))
 }

@@ -1,6 +1,6 @@
 //! The database at rest (issue 12 "At rest"): file modes and the online backup.
 //!
-//! - [`secure_files`], run by [`Store::open`](super::Store::open) before SQLite opens anything,
+//! - [`secure_files`], run by [`SqliteStore::open`](super::SqliteStore::open) before SQLite opens anything,
 //!   creates the database and `<database>.lock` with mode 0600 and sets exactly 0600 whatever
 //!   the process umask. SQLite creates `-wal`, `-shm` (and a rollback `-journal`) with the mode
 //!   of the database file (`findCreateFileMode` of its unix VFS, which `fchmod`s past the

@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Store, StoreError, from_json, parse_ts, to_json, ts};
+use super::{SqliteStore, StoreError, from_json, parse_ts, to_json, ts};
 
 /// Migration 4: the `audit_log` table. `at` is RFC 3339 UTC like the other tables' times;
 /// `seq` orders rows written in the same second.
@@ -112,7 +112,7 @@ pub(crate) fn append(
     Ok(u64::try_from(conn.last_insert_rowid()).unwrap_or_default())
 }
 
-impl Store {
+impl SqliteStore {
     /// Appends one audit row in its own committed transaction; returns its `seq`.
     ///
     /// Errors: [`StoreError`] on database failure.
@@ -137,7 +137,7 @@ impl Store {
     }
 }
 
-/// [`Store::audit_page`] on a given connection (the audit export reads on its own).
+/// [`SqliteStore::audit_page`] on a given connection (the audit export reads on its own).
 ///
 /// Errors: [`StoreError`] on database failure or an unreadable row.
 pub(crate) fn page(
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn audit_rows_round_trip_in_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).unwrap();
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let actor = Actor::policy("retention");
         let id = Uuid::new_v4();

@@ -2,7 +2,7 @@
 //! behaviour"): an in-memory map from each stored request's identity key (a 128-bit digest) to
 //! its id, status and creation time, plus a count of denied requests per canonical e-mail, kept
 //! in step with the committed table by the writer thread; and the same lookup read from the
-//! table ([`check_lookup`]) that [`Store::verify_check_index`] compares it with.
+//! table ([`check_lookup`]) that [`SqliteStore::verify_check_index`] compares it with.
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::requests::{expire_job, expired};
 use super::rows::denied_email;
-use super::{Store, StoreError, parse_ts};
+use super::{SqliteStore, StoreError, parse_ts};
 
 /// One change of a request row for the [`CheckIndex`], recorded by [`upsert`](super::rows::upsert).
 pub(super) struct IndexChange {
@@ -374,7 +374,7 @@ pub(super) fn check_status_block(state: &RequestState, policy: &Policy) -> Optio
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Compares the check index with a read of the table for every stored identity key and for
     /// `extra` keys (e.g. never stored): returns each key whose answers differ, with both (empty:
     /// consistent), and the number of requests in the index. For tests and `make bench`'s
@@ -441,7 +441,7 @@ impl Store {
         }
     }
 
-    /// [`Store::check_status`] for async callers: the answer comes from the in-memory check
+    /// [`SqliteStore::check_status`] for async callers: the answer comes from the in-memory check
     /// index (module docs) on the calling task, with no hand-off and no disk read; the rare
     /// expiry write is queued to the writer thread and awaited.
     ///

@@ -9,9 +9,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{COLUMNS, row_to_request};
-use super::{Store, StoreError, from_json};
+use super::{SqliteStore, StoreError, from_json};
 
-impl Store {
+impl SqliteStore {
     /// Stored events with `seq > after`, oldest first, at most `limit`.
     ///
     /// Errors: [`StoreError`] on database failure.
@@ -148,7 +148,7 @@ impl Store {
         })
     }
 
-    /// Records every request [`Store::pending_due`] counts for the same bounds as reminded at
+    /// Records every request [`SqliteStore::pending_due`] counts for the same bounds as reminded at
     /// `now` (Unix seconds), and forgets the records of requests no longer pending. One
     /// set-based statement each, in one committed transaction.
     ///
@@ -177,7 +177,7 @@ impl Store {
     }
 
     /// Counts of requests per status, read from the table (one `GROUP BY` scan); tests compare
-    /// it with [`Store::status_counts`].
+    /// it with [`SqliteStore::status_counts`].
     ///
     /// Errors: [`StoreError`] on database failure.
     pub fn counts(&self) -> Result<Vec<(String, u64)>, StoreError> {

@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::audit::AuditRecord;
-use super::{COLUMNS, Store, StoreError, from_json, parse_ts, row_to_request, ts};
+use super::backend::{AuditExportPage, ExportCursor};
+use super::{COLUMNS, SqliteStore, StoreError, from_json, parse_ts, row_to_request, ts};
 
 /// Rows read per page of [`history_page`] and [`log_page`].
 pub const AUDIT_PAGE: usize = 1_000;
@@ -65,7 +66,7 @@ pub struct AccessExport {
     pub denial_tombstone: bool,
 }
 
-/// The history rows of request `id`, oldest first (for [`Store::history`] and the access
+/// The history rows of request `id`, oldest first (for [`SqliteStore::history`] and the access
 /// export).
 ///
 /// Errors: [`StoreError`] on database failure or an unreadable row.
@@ -135,102 +136,132 @@ pub struct AuditExportRecord {
     pub directory_object_id: Option<String>,
 }
 
-/// Streams the audit export in time order, holding at most one page of each source
-/// ([`AUDIT_PAGE`] rows of `history` and of `audit_log`): each source is read in keyset pages
-/// in commit order (time order up to clock steps) and the two are merged by time. Call
-/// [`AuditExporter::next_chunk`] (blocking: it reads the database) until it returns an empty
-/// chunk.
-pub struct AuditExporter {
-    conn: Connection,
-    since: Option<OffsetDateTime>,
-    until: Option<OffsetDateTime>,
-    decisions: std::collections::VecDeque<AuditExportRecord>,
-    operations: std::collections::VecDeque<AuditExportRecord>,
-    history_after: i64,
-    audit_after: u64,
-    history_done: bool,
-    audit_done: bool,
-    pages: u64,
-}
-
-impl AuditExporter {
-    /// An export of the records with `since <= at < until` (either bound optional), reading
-    /// on its own read-only connection to the store's database with a page cache of
-    /// [`EXPORT_CACHE_KIB`] (the reader pool's connections keep up to 16 MiB each: reading a
-    /// whole table through them would fill all of them).
-    ///
-    /// Errors: [`StoreError`] when the connection cannot be opened.
-    pub fn new(
-        store: &Store,
-        since: Option<OffsetDateTime>,
-        until: Option<OffsetDateTime>,
-    ) -> Result<AuditExporter, StoreError> {
-        let path = store.read(|c| Ok(c.path().map(std::path::PathBuf::from)))?;
-        let path = path
-            .filter(|p| !p.as_os_str().is_empty())
-            .ok_or_else(|| StoreError::Task("the store has no database file".into()))?;
+impl SqliteStore {
+    /// A read-only connection of the audit export: an idle one from the store's small pool, or
+    /// a new one on the database file with a page cache of [`EXPORT_CACHE_KIB`] (the reader
+    /// pool's connections keep up to 16 MiB each: reading a whole table through them would fill
+    /// all of them).
+    fn export_conn(&self) -> Result<Connection, StoreError> {
+        let idle = self
+            .export_conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(c) = idle {
+            return Ok(c);
+        }
         let conn = Connection::open_with_flags(
-            &path,
+            &*self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "cache_size", -EXPORT_CACHE_KIB)?;
-        Ok(AuditExporter {
-            conn,
-            since,
-            until,
-            decisions: Default::default(),
-            operations: Default::default(),
-            history_after: 0,
-            audit_after: 0,
-            history_done: false,
-            audit_done: false,
-            pages: 0,
-        })
+        Ok(conn)
     }
 
-    /// How many pages this export has read from the database so far.
-    pub fn pages_read(&self) -> u64 {
-        self.pages
-    }
-
-    /// Up to `max` next records in time order; empty when the export is complete.
+    /// One page of the audit export ([`Backend::audit_export_page`](super::Backend::audit_export_page)):
+    /// up to `limit` records with `since <= at < until` after `after`, in time order. Reads on
+    /// an export connection ([`EXPORT_CACHE_KIB`]), whole [`AUDIT_PAGE`] keyset pages of each
+    /// source until it holds `limit` records of each (or the source ends), merges them by time
+    /// and keeps the first `limit`: the first `limit` of the complete merge, since each source
+    /// is in commit order. Blocking.
     ///
     /// Errors: [`StoreError`] on database failure or an unreadable row.
-    pub fn next_chunk(&mut self, max: usize) -> Result<Vec<AuditExportRecord>, StoreError> {
-        let mut out = Vec::with_capacity(max.min(AUDIT_PAGE));
-        while out.len() < max {
-            // Refill an empty buffer whose source has more, skipping pages that the time
-            // range filters out entirely.
-            while self.decisions.is_empty() && !self.history_done {
-                let (rows, after, done) =
-                    history_page(&self.conn, self.history_after, self.since, self.until)?;
-                self.pages += 1;
-                (self.history_after, self.history_done) = (after, done);
-                self.decisions.extend(rows);
-            }
-            while self.operations.is_empty() && !self.audit_done {
-                let (rows, after, done) =
-                    log_page(&self.conn, self.audit_after, self.since, self.until)?;
-                self.pages += 1;
-                (self.audit_after, self.audit_done) = (after, done);
-                self.operations.extend(rows);
-            }
-            let take_decision = match (self.decisions.front(), self.operations.front()) {
-                (Some(d), Some(o)) => d.at <= o.at,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let next = if take_decision {
-                self.decisions.pop_front()
-            } else {
-                self.operations.pop_front()
-            };
-            out.extend(next);
+    pub fn audit_export_page(
+        &self,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+        after: ExportCursor,
+        limit: usize,
+    ) -> Result<AuditExportPage, StoreError> {
+        let limit = limit.max(1);
+        let conn = self.export_conn()?;
+        let mut pages = 0;
+        let mut decisions = std::collections::VecDeque::new();
+        let mut history_at = i64::try_from(after.history_after).unwrap_or(i64::MAX);
+        let mut history_done = after.history_done;
+        while decisions.len() < limit && !history_done {
+            let (rows, last, done) = history_page(&conn, history_at, since, until)?;
+            pages += 1;
+            (history_at, history_done) = (last, done);
+            decisions.extend(rows);
         }
-        Ok(out)
+        let mut operations = std::collections::VecDeque::new();
+        let mut audit_at = after.audit_after;
+        let mut audit_done = after.audit_done;
+        while operations.len() < limit && !audit_done {
+            let (rows, last, done) = log_page(&conn, audit_at, since, until)?;
+            pages += 1;
+            (audit_at, audit_done) = (last, done);
+            operations.extend(rows);
+        }
+        self.export_conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
+        let (records, next) = merge_page(
+            decisions,
+            operations,
+            after,
+            (u64::try_from(history_at).unwrap_or_default(), history_done),
+            (audit_at, audit_done),
+            limit,
+        );
+        Ok(AuditExportPage {
+            records,
+            next,
+            pages_read: pages,
+        })
     }
+}
+
+/// Merges the records read from each source after `after` (in commit order; `read` is the last
+/// key read from a source and whether it is exhausted) by time, decisions first at the same
+/// instant, and keeps the first `limit`. Returns them and the cursor after them (`None` when
+/// nothing is left). For every implementation of
+/// [`Backend::audit_export_page`](super::Backend::audit_export_page).
+pub fn merge_page(
+    mut decisions: std::collections::VecDeque<AuditExportRecord>,
+    mut operations: std::collections::VecDeque<AuditExportRecord>,
+    after: ExportCursor,
+    history_read: (u64, bool),
+    audit_read: (u64, bool),
+    limit: usize,
+) -> (Vec<AuditExportRecord>, Option<ExportCursor>) {
+    let mut out = Vec::with_capacity(limit.min(decisions.len() + operations.len()));
+    let mut next = after;
+    while out.len() < limit {
+        let take_decision = match (decisions.front(), operations.front()) {
+            (Some(d), Some(o)) => d.at <= o.at,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let taken = if take_decision {
+            decisions.pop_front()
+        } else {
+            operations.pop_front()
+        };
+        if let Some(r) = taken {
+            match r.source {
+                AuditSource::Decision => next.history_after = r.seq,
+                AuditSource::Operation => next.audit_after = r.seq,
+            }
+            out.push(r);
+        }
+    }
+    // A source whose every kept record was taken resumes after the last row read (the rows in
+    // between were filtered out), so it is not read again; an exhausted one is done.
+    if decisions.is_empty() {
+        next.history_after = next.history_after.max(history_read.0);
+        next.history_done = history_read.1;
+    }
+    if operations.is_empty() {
+        next.audit_after = next.audit_after.max(audit_read.0);
+        next.audit_done = audit_read.1;
+    }
+    let finished = next.history_done && next.audit_done;
+    (out, (!finished).then_some(next))
 }
 
 /// The whole seconds `YYYY-MM-DDTHH:MM:SS` of a stored time, for a coarse SQL range filter
@@ -243,7 +274,7 @@ fn second_prefix(t: OffsetDateTime) -> String {
         .collect()
 }
 
-impl Store {
+impl SqliteStore {
     /// Everything stored for the canonical form of `email` (see [`AccessExport`]).
     ///
     /// Errors: [`StoreError::Corrupt`] for an e-mail with no canonical form (the caller

@@ -1,17 +1,17 @@
 //! One process per database: the exclusive advisory lock (`flock`) on `<database>.lock` taken
-//! by [`Store::open`](super::Store::open), released by the OS when the process ends.
+//! by [`SqliteStore::open`](super::SqliteStore::open), released by the OS when the process ends.
 
 use std::path::Path;
 
 use super::StoreError;
 
-/// How long [`Store::open`](super::Store::open) waits for another process to release the
+/// How long [`SqliteStore::open`](super::SqliteStore::open) waits for another process to release the
 /// database (a server being restarted may still be exiting).
 pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Takes the exclusive lock on `<database>.lock` (created if missing, never deleted; an advisory
 /// `flock`, released by the OS when the process ends, even by `kill -9`), waiting up to
-/// `wait` ([`LOCK_WAIT`] from [`Store::open`](super::Store::open)) for another process to let go.
+/// `wait` ([`LOCK_WAIT`] from [`SqliteStore::open`](super::SqliteStore::open)) for another process to let go.
 ///
 /// Errors: [`StoreError::Locked`] when another process keeps it, or the file cannot be opened.
 pub(super) fn lock_database(

@@ -3,8 +3,8 @@
 //!
 //! # What "erased" means
 //!
-//! Erasing a request (on request, [`Store::erase_email`], or by the retention job,
-//! [`Store::retention_batch`](super::Store::retention_batch)) runs in one write transaction per
+//! Erasing a request (on request, [`SqliteStore::erase_email`], or by the retention job,
+//! [`SqliteStore::retention_batch`](super::SqliteStore::retention_batch)) runs in one write transaction per
 //! batch of requests, and for each request:
 //!
 //! 1. if it is denied (and the denial is to be kept), stores a **tombstone**: HMAC-SHA256 of the
@@ -26,7 +26,7 @@
 //! 5. removes the request from the in-memory check index once the transaction commits.
 //!
 //! Every connection runs with `PRAGMA secure_delete=ON`, so SQLite overwrites deleted cells and
-//! freed pages with zeros; after an erasure [`Store::checkpoint_truncate`] copies the WAL into
+//! freed pages with zeros; after an erasure [`SqliteStore::checkpoint_truncate`] copies the WAL into
 //! the database and truncates it to zero bytes, so the old page images in the WAL are gone too.
 //! The reader connections hold no read transaction while idle, so the checkpoint only waits for
 //! reads in progress (the busy timeout, then a few retries).
@@ -52,7 +52,7 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditAction};
 use super::check_index::{CheckIndex, Found, INDEX_CHANGES, IndexChange, IndexEntry};
-use super::{Store, StoreError, ts};
+use super::{SqliteStore, StoreError, ts};
 
 /// Migration 5: tombstones, erasures, and the indexes the erasure and retention need
 /// (events by request id; requests by status and last change).
@@ -216,7 +216,7 @@ impl Tombstones {
         })
     }
 
-    /// The key in force: the one set by [`Store::set_tombstone_key`], else the key file beside
+    /// The key in force: the one set by [`SqliteStore::set_tombstone_key`], else the key file beside
     /// the database (created on first need, logged at INFO).
     fn key(&self) -> Result<Hmac<Sha256>, StoreError> {
         if let Some(k) = self
@@ -474,7 +474,7 @@ pub(super) fn erase_selected(
     erase_victims(tx, tombstones, &found, true, now)
 }
 
-impl Store {
+impl SqliteStore {
     /// Sets the denial tombstone key (`retention.tombstone_key` / `_file`, at least
     /// [`MIN_TOMBSTONE_KEY_BYTES`]); without it the store uses `<database>.tombstone-key`
     /// (created on first need).
@@ -509,7 +509,7 @@ impl Store {
     /// transaction, with its `privacy.erase` audit row (who, the counts; not the e-mail). With
     /// `keep_denial`, a denied person keeps a tombstone (and an earlier one is kept); without,
     /// any tombstone of the address is removed too, so the person may sign up again. Call
-    /// [`Store::checkpoint_truncate`] afterwards so the bytes leave the WAL.
+    /// [`SqliteStore::checkpoint_truncate`] afterwards so the bytes leave the WAL.
     ///
     /// Errors: [`StoreError`] on database failure or an unreadable key file.
     pub fn erase_email(
@@ -613,7 +613,7 @@ mod tests {
     use guestlist_core::connector::Claims;
     use guestlist_core::policy::Policy;
 
-    fn ask(store: &Store, email: &str, now: OffsetDateTime) {
+    fn ask(store: &SqliteStore, email: &str, now: OffsetDateTime) {
         let c = Claims::from_json(json!({"email": email})).unwrap();
         store
             .request_approval(&c, &Policy::default(), now, time::Duration::ZERO)
@@ -626,7 +626,7 @@ mod tests {
     #[test]
     fn erasures_and_later_changes_never_share_a_change_number() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).unwrap();
         let now = OffsetDateTime::now_utc();
         ask(&store, "a@x.example", now);
         ask(&store, "b@x.example", now);

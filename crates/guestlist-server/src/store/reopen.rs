@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::audit::{self, AuditAction};
-use super::{COLUMNS, Store, StoreError, add_event, add_history, get_by_id, row_to_request};
+use super::{COLUMNS, SqliteStore, StoreError, add_event, add_history, get_by_id, row_to_request};
 use super::{search_text, upsert};
 
 /// The [`Event::kind`] of a reopened denial.
@@ -32,7 +32,7 @@ pub const EVENT_REQUEST_REOPENED: &str = "request.reopened";
 /// The history action of a reopened denial.
 pub const HISTORY_REOPENED: &str = "reopened";
 
-/// What [`Store::reopen`] did.
+/// What [`SqliteStore::reopen`] did.
 #[derive(Debug, Clone)]
 pub enum ReopenOutcome {
     /// The request is pending again; its events (its own first, then one per request that was
@@ -81,7 +81,7 @@ fn reopen_one(
     Ok((r, event))
 }
 
-impl Store {
+impl SqliteStore {
     /// Reopens the denied request `id` (see the module docs): it and the requests its denial
     /// denied with it become pending again, audited as `request.reopen` with `reason` (already
     /// validated by the caller: non-empty, bounded).

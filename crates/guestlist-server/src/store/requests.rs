@@ -20,7 +20,7 @@ use super::rows::{
     COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email, encode_cursor,
     encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
 };
-use super::{RequestApprovalOutcome, Store, StoreError, from_json, to_json, ts};
+use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
 
 pub(super) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
     expired(&r.state, r.created_at, policy, now)
@@ -79,7 +79,7 @@ pub(super) fn deny_same_person(
     Ok(events)
 }
 
-/// The write of [`Store::expire`].
+/// The write of [`SqliteStore::expire`].
 pub(super) fn expire_job(
     id: Uuid,
     now: OffsetDateTime,
@@ -103,7 +103,7 @@ pub(super) fn expire_job(
     }
 }
 
-/// The write of [`Store::request_approval`]: everything that does not need the database is done
+/// The write of [`SqliteStore::request_approval`]: everything that does not need the database is done
 /// here, by the caller; the returned closure runs on the writer thread.
 pub(super) fn request_approval_job(
     claims: &Claims,
@@ -249,12 +249,23 @@ pub(super) fn request_approval_job(
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Marks a pending request expired. Returns the event, or `None` if it was no longer pending.
     ///
     /// Errors: [`StoreError`] on database failure.
     pub fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {
         self.write(expire_job(id, now))
+    }
+
+    /// [`SqliteStore::expire`] for async callers: queued to the writer thread and awaited.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn expire_async(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>, StoreError> {
+        self.write_async(expire_job(id, now)).await
     }
 
     /// The "request approval" decision (seed `002_*`), in one transaction: store a new pending
@@ -282,7 +293,7 @@ impl Store {
         ))
     }
 
-    /// [`Store::request_approval`] for async callers: the write is queued to the writer thread
+    /// [`SqliteStore::request_approval`] for async callers: the write is queued to the writer thread
     /// and awaited without holding a blocking thread, so a burst of connector calls costs no
     /// thread hand-off per call. Same transaction, same answers.
     ///
@@ -331,7 +342,7 @@ impl Store {
         self.list_page(None, status, q, cursor, limit)
     }
 
-    /// [`Store::list`], or with `since = Some(m)` the requests whose change sequence number is
+    /// [`SqliteStore::list`], or with `since = Some(m)` the requests whose change sequence number is
     /// above `m` (created or changed after the page that returned mark `m`), of any status
     /// unless `status` filters, in change order.
     ///
@@ -401,14 +412,14 @@ impl Store {
                         items,
                         next_cursor: Some(encode_seq_cursor(last)),
                         change_seq: Some(last),
-                        erased: Store::erased_between(c, after, last)?,
+                        erased: SqliteStore::erased_between(c, after, last)?,
                     });
                 }
                 return Ok(RequestPage {
                     items,
                     next_cursor: None,
                     change_seq: Some(high_u),
-                    erased: Store::erased_between(c, after, high_u)?,
+                    erased: SqliteStore::erased_between(c, after, high_u)?,
                 });
             }
             let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
@@ -450,8 +461,8 @@ impl Store {
     /// - not pending → [`StoreError::AlreadyDecided`].
     ///
     /// Returns the request after the decision and, when it changed, the event to publish. A
-    /// denial also denies the person's other pending requests ([`Store::decide_all`]); their
-    /// events are stored, but only [`Store::decide_all`] returns them.
+    /// denial also denies the person's other pending requests ([`SqliteStore::decide_all`]); their
+    /// events are stored, but only [`SqliteStore::decide_all`] returns them.
     pub fn decide(
         &self,
         id: Uuid,
@@ -465,13 +476,13 @@ impl Store {
         Ok((r, events.into_iter().next()))
     }
 
-    /// [`Store::decide`], returning every event to publish: the decided request's first, then,
+    /// [`SqliteStore::decide`], returning every event to publish: the decided request's first, then,
     /// for a denial, one per other pending request of the same canonical e-mail (the same
     /// person through another identity provider), which the same transaction denies too, by the
     /// same actor, with the reason "denied with request <id> (same e-mail address)" and a
     /// `denied` history entry whose detail names `deniedWith` (issue 10 §6).
     ///
-    /// Errors: as [`Store::decide`].
+    /// Errors: as [`SqliteStore::decide`].
     pub fn decide_all(
         &self,
         id: Uuid,

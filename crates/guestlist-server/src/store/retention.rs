@@ -8,7 +8,7 @@ use rusqlite::params;
 use time::OffsetDateTime;
 
 use super::privacy::{Erased, VICTIM_COLUMNS, erase_selected};
-use super::{Store, StoreError, ts};
+use super::{SqliteStore, StoreError, ts};
 
 /// What one retention batch is to erase: requests whose data has been kept long enough.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +19,7 @@ pub struct RetentionCutoffs {
     pub pending_before: Option<OffsetDateTime>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Erases (privacy module docs) at most `limit` requests past `cut`, oldest change first, in
     /// one write; denied ones leave a tombstone. Returns what was erased (fewer than `limit`
     /// requests: nothing more is due).

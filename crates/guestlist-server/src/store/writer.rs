@@ -25,7 +25,7 @@ pub(super) type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 pub(super) type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 
 /// The writer thread: batches waiting writes into one transaction (see the module docs). Ends
-/// when the [`Store`](super::Store) (the only sender) is dropped.
+/// when the [`SqliteStore`](super::SqliteStore) (the only sender) is dropped.
 pub(super) fn writer_loop(
     mut conn: Connection,
     jobs: mpsc::Receiver<WriteJob>,

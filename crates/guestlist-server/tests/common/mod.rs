@@ -1,6 +1,7 @@
-//! Shared by the hostile-traffic tests: an independent token issuer on 127.0.0.1 that counts
+//! Shared by the server's tests: an independent token issuer on 127.0.0.1 that counts
 //! its discovery and JWKS fetches and can be switched off, a server started on a free port,
-//! and a raw SSE client (a TCP socket, so a test decides when, or whether, it reads).
+//! a raw SSE client (a TCP socket, so a test decides when, or whether, it reads), and the
+//! store the suite runs on ([`database`]: `GUESTLIST_TEST_STORE=sqlite|postgres`).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -15,6 +16,7 @@ use axum::routing::get;
 use base64::Engine;
 use guestlist_core::connector::Claims;
 use guestlist_server::config::{ApproverAuth, ConnectorAuth, Secret};
+use guestlist_server::store::{DatabaseUrl, Store};
 use guestlist_server::{Config, RunningServer};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -135,6 +137,114 @@ impl Issuer {
     }
 }
 
+/// Which store the suite runs on: `GUESTLIST_TEST_STORE` = `sqlite` (the default) or
+/// `postgres` (issue 13: the server's whole suite runs on both).
+pub fn on_postgres() -> bool {
+    match std::env::var("GUESTLIST_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("GUESTLIST_TEST_STORE must be sqlite or postgres, not {other:?}"),
+    }
+}
+
+/// The database a test uses for the SQLite file `db`: that file, or on PostgreSQL
+/// ([`on_postgres`]) a fresh database of the test binary's cluster
+/// (`guestlist_testkit::postgres::Cluster::shared`), the same one each time the same `db` is
+/// given (a test that restarts its server on `db` finds its data again).
+pub fn database(db: &std::path::Path) -> DatabaseUrl {
+    if !on_postgres() {
+        return DatabaseUrl::Sqlite(db.to_path_buf());
+    }
+    static MADE: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut made = MADE.lock().unwrap();
+    let url = match made.iter().find(|(p, _)| p == db) {
+        Some((_, url)) => url.clone(),
+        None => {
+            let url = guestlist_testkit::postgres::Cluster::shared().fresh_database();
+            made.push((db.to_path_buf(), url.clone()));
+            url
+        }
+    };
+    url.parse().unwrap()
+}
+
+/// Starts a server with `config`, which on PostgreSQL gets a test tombstone key when it has
+/// none (a shared database needs the same key on every replica, so it must be configured).
+pub async fn spawn(mut config: Config) -> RunningServer {
+    if config.database.postgres_url().is_some()
+        && config.retention.tombstone_key.is_none()
+        && config.retention.tombstone_key_file.is_none()
+    {
+        config.retention.tombstone_key = Some(Secret("test-tombstone-key-".repeat(3)));
+    }
+    guestlist_server::spawn(config).await.unwrap()
+}
+
+/// A server on the SQLite file `db` whatever `GUESTLIST_TEST_STORE` says, for tests of what
+/// only SQLite has (its files, their modes, its online backup, a database of the old code).
+pub async fn start_sqlite(
+    issuer: &Issuer,
+    db: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+) -> RunningServer {
+    let db_path = db.to_path_buf();
+    start(issuer, db, move |c| {
+        tweak(c);
+        c.database = DatabaseUrl::Sqlite(db_path);
+    })
+    .await
+}
+
+/// The tables of the PostgreSQL database `url` holding a row whose text form contains
+/// `needle`, with how many (`SELECT count(*) FROM t WHERE strpos(t::text, $1) > 0` for every
+/// table of the schema): the PostgreSQL counterpart of reading SQLite's files for the bytes.
+pub async fn pg_rows_containing(url: &str, needle: &str) -> Vec<(String, i64)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tables: Vec<String> = client
+        .query(
+            "SELECT quote_ident(table_name) FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!tables.is_empty(), "no tables in {url}");
+    let mut found = Vec::new();
+    for t in tables {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {t} WHERE strpos({t}::text, $1) > 0"),
+                &[&needle],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            found.push((t, n));
+        }
+    }
+    found
+}
+
+/// Opens the store of [`database`]`(db)` directly (no server).
+pub async fn open_store(db: &std::path::Path) -> Store {
+    let store = Store::open(&database(db)).await.unwrap();
+    if on_postgres() {
+        store
+            .set_tombstone_key("test-tombstone-key-".repeat(3).into_bytes())
+            .await
+            .unwrap();
+    }
+    store
+}
+
 /// A server on a free port with approvers signed in by `issuer`, changed by `tweak`.
 pub async fn start(
     issuer: &Issuer,
@@ -143,7 +253,7 @@ pub async fn start(
 ) -> RunningServer {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: db.to_path_buf(),
+        database: database(db),
         connector: ConnectorAuth {
             username: "entra-user-flow".into(),
             password: Secret("correct horse battery staple".into()),
@@ -158,7 +268,7 @@ pub async fn start(
         ..Config::default()
     };
     tweak(&mut config);
-    guestlist_server::spawn(config).await.unwrap()
+    spawn(config).await
 }
 
 /// Stores a new request (and so one `request.created` event) for `email`, with `pad` bytes of

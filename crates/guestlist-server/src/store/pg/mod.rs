@@ -1,0 +1,593 @@
+//! The PostgreSQL store (issue 13): any number of guestlist-server replicas share one
+//! PostgreSQL (14 or later) database, with the same transactions and answers as the SQLite
+//! store ([`super::SqliteStore`]).
+//!
+//! # Driver, pool, migrations
+//!
+//! tokio-postgres with a deadpool pool ([`PgStore::connect`]). The URL is parsed by
+//! [`tokio_postgres::Config`] (`postgres://user[:password]@host[:port]/db`, with `sslmode=`
+//! `disable`, `prefer` (the default) or `require`; TLS by rustls verifying the server's
+//! certificate and host name against the OS trust store, so `prefer`/`require` with a server
+//! whose certificate is not trusted fail rather than continue unverified). A connection's socket
+//! is made within [`CONNECT_TIMEOUT`] (and the whole set-up within [`CREATE_TIMEOUT`]), the
+//! pool hands out a free slot within [`ACQUIRE_TIMEOUT`], and every
+//! statement runs with `statement_timeout` = [`STATEMENT_TIMEOUT`]: while the database is down
+//! or restarting a call fails with [`StoreError::Unavailable`] (HTTP 503) within about a
+//! second, never hanging toward Entra's 20 s, and the pool reconnects by itself afterwards
+//! (a broken connection is dropped when it is returned).
+//!
+//! The schema is `migrations/postgres/V*.sql`, embedded and applied by refinery under a
+//! session advisory lock, so replicas starting together migrate once.
+//!
+//! sqlx was the first choice; it cannot be linked here: every sqlx release requires
+//! `libsqlite3-sys < 0.38` (even with its SQLite driver off), which conflicts with rusqlite
+//! 0.40's `links = "sqlite3"`.
+//!
+//! # Concurrency across replicas
+//!
+//! Transactions run at READ COMMITTED with explicit locks:
+//!
+//! - every write that reads then writes a person's requests first takes
+//!   `pg_advisory_xact_lock` on the canonical e-mail ([`lock_email`]); so request-approval,
+//!   decisions, reopen and erasure of one person are serialised cluster-wide as the SQLite
+//!   writer thread serialises them (two replicas racing the same sign-up → one row, attempts
+//!   counted once); rows read for a decision are `FOR UPDATE`. A unique-key violation or a
+//!   serialization failure/deadlock retries the whole transaction ([`PgStore::write`]).
+//! - Check-status reads the table (one statement, [`PgStore::check_status`]); there is no
+//!   in-memory index on PostgreSQL, so a decision acknowledged by replica A is what replica B
+//!   answers next.
+//!
+//! # Sequence order across replicas
+//!
+//! Events (`/api/events`, `seq`) and request changes (`?since=`, `change_seq`) take numbers
+//! from sequences, which commit out of order across transactions: T1 takes 5, T2 takes 6, T2
+//! commits, a reader reads 6 and moves its mark past 5, then T1 commits 5 — a skipped event.
+//! The store prevents that so:
+//!
+//! 1. every write transaction takes the shared advisory lock [`SEQ_LOCK`]
+//!    (`pg_advisory_xact_lock_shared`) before any `nextval` and holds it to its commit;
+//! 2. a reader reads rows above its mark; if they are gap-free (`after+1, after+2, …`) nothing
+//!    can be missing below the last one, and it returns them ([`events_after`]);
+//! 3. otherwise (a number in flight, rolled back, or deleted by erasure/compaction) it reads the
+//!    sequence's `last_value` `h`, then takes and releases [`SEQ_LOCK`] exclusively: that waits
+//!    for every transaction that holds a number ≤ `h` to commit or roll back; then it reads
+//!    again and returns only rows ≤ `h`, all final.
+//!
+//! So readers see numbers in order without serialising writers (which commit concurrently and
+//! share WAL flushes); only a reader that meets a gap waits, for the writes in flight.
+//!
+//! Every event insert also runs `pg_notify('guestlist_events', seq)` in its transaction
+//! (delivered at commit); [`PgStore::listen_events`] turns them into
+//! [`ClusterSignal`](super::backend::ClusterSignal)s for the live streams of every replica,
+//! which then read [`events_after`] from their last seen number (so the notification order
+//! does not matter).
+//!
+//! # Tombstone key
+//!
+//! Denial tombstones (HMAC-SHA256 of the canonical e-mail, [`crate::store::privacy`]) must
+//! match on every replica, so the key is `retention.tombstone_key` (the same on each), or,
+//! when unset, a random key the first replica stores in the `settings` table and the others
+//! read ([`PgStore::ensure_tombstone_key`], with a WARN: a dump then holds the key too).
+//! Check-status and request-approval compare digests in SQL: no tombstone set in memory.
+//!
+//! Owns: the PostgreSQL schema and transactions. Must not know HTTP.
+
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use time::OffsetDateTime;
+use tokio_postgres::Transaction;
+use tokio_postgres::error::SqlState;
+
+use super::StoreError;
+
+/// Runs `$body` (an expression that may `.await` and use `?` on [`TxResult`], with the
+/// transaction bound to `$tx`) in a write transaction that first takes the shared
+/// [`SEQ_LOCK`] (module docs), and commits it; runs it again (up to [`MAX_ATTEMPTS`] times in
+/// all) after a serialization failure, a deadlock or a unique violation. Evaluates to
+/// `Result<T, StoreError>`.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        async {
+            let mut pooled = $store.conn().await?;
+            let client: &mut tokio_postgres::Client = &mut pooled;
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                let $tx = client
+                    .transaction()
+                    .await
+                    .map_err($crate::store::pg::db_err)?;
+                let run: $crate::store::pg::TxResult<_> = async {
+                    $crate::store::pg::seq_lock_shared(&$tx).await?;
+                    $body
+                }
+                .await;
+                if let Some(v) = $crate::store::pg::finish($tx, run, attempt).await? {
+                    break Ok::<_, $crate::store::StoreError>(v);
+                }
+            }
+        }
+        .await
+    }};
+}
+
+mod backend_impl;
+mod events;
+mod jobs;
+mod privacy;
+mod requests;
+mod rows;
+
+pub use jobs::JobLockGuard;
+
+/// How long the socket-level connection to the server may take (an unreachable host fails
+/// after this).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a new pooled connection may take in all (socket, TLS, SCRAM authentication, start-up),
+/// once the server answered: a burst of new connections at start-up shares two cores.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a pooled connection (or a new one) before
+/// [`StoreError::Unavailable`].
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `statement_timeout` of every pooled connection.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections per replica.
+pub const POOL_SIZE: usize = 32;
+/// Connections opened when the store connects ([`PgStore::prewarm`]).
+pub const PREWARM: usize = 16;
+
+/// Advisory lock keys are `(namespace, key)` int pairs; this is guestlist's namespace.
+pub(super) const LOCK_NS: i32 = 0x676c_7374; // "glst"
+/// Key of the sequence-order lock (module docs).
+pub(super) const SEQ_LOCK: i32 = 1;
+/// Key of the migration lock.
+const MIGRATE_LOCK: i32 = 2;
+/// Namespace of the per-e-mail locks (the key is `hashtext(email)`).
+const EMAIL_NS: i32 = 0x676c_656d; // "glem"
+/// Namespace of the job locks (the key is `hashtext(name)`).
+pub(super) const JOB_NS: i32 = 0x676c_6a62; // "gljb"
+
+/// Namespace of the Idempotency-Key locks (the key is `hashtext(key)`).
+pub(super) const IDEMPOTENCY_NS: i32 = 0x676c_6964; // "glid"
+
+/// The channel of event notifications (payload: the event's `seq`).
+pub const EVENTS_CHANNEL: &str = "guestlist_events";
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// The PostgreSQL store: a connection pool and the tombstone key. Cheap to share behind an
+/// `Arc`.
+pub struct PgStore {
+    pool: Pool,
+    /// The parsed URL, for the dedicated connections of [`PgStore::listen_events`].
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// The tombstone key: `retention.tombstone_key`, or the one kept in the database
+    /// ([`PgStore::ensure_tombstone_key`]); replicas must share it, so never a file beside one
+    /// replica.
+    tombstone_key: RwLock<Option<Hmac<Sha256>>>,
+}
+
+/// Maps a driver error: a lost or refused connection, a server shutting down or refusing
+/// connections, too many connections and a statement timeout are [`StoreError::Unavailable`]
+/// (503, retry); anything else is [`StoreError::Backend`] with PostgreSQL's SQLSTATE and
+/// message (never the URL, user or password).
+pub(super) fn db_err(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() {
+        return StoreError::Unavailable("the connection to the database was lost".into());
+    }
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let c = code.code();
+        if c.starts_with("08")
+            || c.starts_with("57P")
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::QUERY_CANCELED
+            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        {
+            return StoreError::Unavailable(format!("{}: {}", c, db.message()));
+        }
+        return StoreError::Backend(format!("{}: {}", c, db.message()));
+    }
+    let text = e.to_string();
+    if text.contains("serializing") || text.contains("deserializ") {
+        return StoreError::Corrupt(text);
+    }
+    // I/O, a connection that could not be made, a timeout: all mean "not reachable now".
+    StoreError::Unavailable(text)
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => db_err(e),
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Unavailable(format!(
+                "no free database connection within {} ms",
+                ACQUIRE_TIMEOUT.as_millis()
+            ))
+        }
+        PoolError::Timeout(_) => StoreError::Unavailable(format!(
+            "no new database connection within {} ms",
+            CREATE_TIMEOUT.as_millis()
+        )),
+        PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+/// Whether `e` means "run the transaction again": a serialization failure, a deadlock, or a
+/// unique violation (two replicas inserted the same key; the retry finds the winner's row).
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    })
+}
+
+/// A failure inside a transaction: a driver error (maybe retryable) or a store answer.
+pub(super) enum TxError {
+    Db(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for TxError {
+    fn from(e: tokio_postgres::Error) -> TxError {
+        TxError::Db(e)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> TxError {
+        TxError::Store(e)
+    }
+}
+
+/// The result type of the transaction bodies.
+pub(super) type TxResult<T> = Result<T, TxError>;
+
+/// How many times [`write_tx!`] runs a transaction at most.
+pub(super) const MAX_ATTEMPTS: u32 = 10;
+
+/// Takes the shared [`SEQ_LOCK`] for the transaction (module docs).
+pub(super) async fn seq_lock_shared(tx: &Transaction<'_>) -> TxResult<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock_shared($1, $2)",
+        &[&LOCK_NS, &SEQ_LOCK],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends a [`write_tx!`] transaction: commits after `Ok` (`Some(value)`), rolls back after an
+/// error; `None` means "run it again" (a retryable failure, attempts left).
+pub(super) async fn finish<T>(
+    tx: Transaction<'_>,
+    run: TxResult<T>,
+    attempt: u32,
+) -> Result<Option<T>, StoreError> {
+    match run {
+        Ok(v) => match tx.commit().await {
+            Ok(()) => Ok(Some(v)),
+            Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => Ok(None),
+            Err(e) => Err(db_err(e)),
+        },
+        Err(TxError::Db(e)) => {
+            let _ = tx.rollback().await;
+            if retryable(&e) && attempt < MAX_ATTEMPTS {
+                Ok(None)
+            } else {
+                Err(db_err(e))
+            }
+        }
+        Err(TxError::Store(e)) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Truncates to microseconds, PostgreSQL's `timestamptz` precision, so what a call returns
+/// equals what a later read returns.
+pub(super) fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+/// Serialises a value for a `jsonb` column.
+pub(super) fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads a value back from a `jsonb` column.
+pub(super) fn unjson<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Takes the cluster-wide lock of `email`'s requests until the transaction ends (module docs).
+pub(super) async fn lock_email(tx: &Transaction<'_>, email: &str) -> TxResult<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&EMAIL_NS, &email],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Rewrites the libpq-style URL for tokio-postgres: `sslmode=verify-full` and `verify-ca`
+/// become `require` (which verifies the chain and the host name here: rustls never connects
+/// unverified), `allow` becomes `prefer`; `sslrootcert=<file>` is taken out and returned (its
+/// PEM certificates are trusted besides the OS store).
+///
+/// Errors: [`StoreError::Backend`] for a URL that cannot be parsed (not repeated: it may hold a
+/// password) or an unknown `sslmode`.
+fn prepare_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), StoreError> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}")))?;
+    let mut root_cert = None;
+    let mut pairs = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        match (k.as_ref(), v.as_ref()) {
+            ("sslrootcert", file) => root_cert = Some(std::path::PathBuf::from(file)),
+            ("sslmode", "verify-full" | "verify-ca") => {
+                pairs.push((k.into_owned(), "require".to_owned()))
+            }
+            ("sslmode", "allow") => pairs.push((k.into_owned(), "prefer".to_owned())),
+            ("sslmode", "disable" | "prefer" | "require") => {
+                pairs.push((k.into_owned(), v.into_owned()))
+            }
+            ("sslmode", other) => {
+                return Err(StoreError::Backend(format!(
+                    "the PostgreSQL database URL has an unknown sslmode {other:?} (disable, prefer, require, verify-ca, verify-full)"
+                )));
+            }
+            _ => pairs.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if pairs.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    Ok((parsed.into(), root_cert))
+}
+
+fn tls_connector(
+    root_cert: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(file) = root_cert {
+        let certs = CertificateDer::pem_file_iter(file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| StoreError::Backend(format!("sslrootcert {}: {e}", file.display())))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| StoreError::Backend(format!("sslrootcert {}: {e}", file.display())))?;
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Backend(format!("TLS set-up: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl PgStore {
+    /// Connects to the PostgreSQL database `url` names (module docs), applies the migrations
+    /// and returns the store.
+    ///
+    /// Errors: [`StoreError::Backend`] for a URL that cannot be parsed (the message does not
+    /// repeat it: it may hold a password) or a failed migration; [`StoreError::Unavailable`]
+    /// when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let (url, root_cert) = prepare_url(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
+            StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}"))
+        })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("guestlist-server");
+        }
+        let options = format!(
+            "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=30000",
+            config.get_options().unwrap_or_default(),
+            STATEMENT_TIMEOUT.as_millis(),
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        config.options(options.trim());
+        let tls = tls_connector(root_cert.as_deref())?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(ACQUIRE_TIMEOUT))
+            .create_timeout(Some(CREATE_TIMEOUT))
+            .recycle_timeout(Some(ACQUIRE_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+        let store = PgStore {
+            pool,
+            config,
+            tls,
+            tombstone_key: RwLock::new(None),
+        };
+        store.migrate().await?;
+        store.prewarm().await;
+        Ok(store)
+    }
+
+    /// Applies the embedded migrations under the migration lock (module docs).
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&LOCK_NS, &MIGRATE_LOCK],
+            )
+            .await
+            .map_err(db_err)?;
+        let done = embedded::migrations::runner()
+            .run_async(&mut **client)
+            .await
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL migration failed: {e}")));
+        client
+            .execute(
+                "SELECT pg_advisory_unlock($1, $2)",
+                &[&LOCK_NS, &MIGRATE_LOCK],
+            )
+            .await
+            .map_err(db_err)?;
+        done.map(|_| ())
+    }
+
+    /// Opens [`PREWARM`] connections at once and returns them to the pool, so the first burst of
+    /// calls does not wait for connection set-up (SCRAM authentication, TLS) on every slot.
+    /// Best effort: a connection that fails is made later, on demand.
+    async fn prewarm(&self) {
+        let conns = futures::future::join_all((0..PREWARM).map(|_| self.pool.get())).await;
+        drop(conns);
+    }
+
+    /// A pooled connection (within [`ACQUIRE_TIMEOUT`]).
+    ///
+    /// Errors: [`StoreError::Unavailable`].
+    pub(super) async fn conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// Whether the database answers (`SELECT 1`), for `/readyz`.
+    ///
+    /// Errors: [`StoreError::Unavailable`] within about a second when it cannot be reached.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.conn().await?;
+        client.query_one("SELECT 1", &[]).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The tombstone key in force.
+    ///
+    /// Errors: none is set ([`StoreError::Backend`], naming the setting): the server always
+    /// sets one at start ([`PgStore::ensure_tombstone_key`]).
+    fn tombstone_mac(&self) -> Result<Hmac<Sha256>, StoreError> {
+        self.tombstone_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Backend(
+                    "a PostgreSQL database needs retention.tombstone_key (or tombstone_key_file), \
+                     the same on every replica"
+                        .into(),
+                )
+            })
+    }
+
+    /// The tombstone digest of a canonical e-mail, or `None` when no key is set (then no
+    /// tombstone can have been stored by this deployment's erasures).
+    fn tombstone_digest(&self, canonical_email: &str) -> Option<Vec<u8>> {
+        let mut mac = self
+            .tombstone_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        mac.update(canonical_email.as_bytes());
+        Some(mac.finalize().into_bytes().to_vec())
+    }
+
+    /// Sets the denial tombstone key (`retention.tombstone_key`; every replica must use the
+    /// same).
+    ///
+    /// Errors: [`StoreError::Corrupt`] if HMAC refuses the key.
+    pub async fn set_tombstone_key(&self, key: Vec<u8>) -> Result<(), StoreError> {
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+            .map_err(|e| StoreError::Corrupt(format!("tombstone key: {e}")))?;
+        *self
+            .tombstone_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mac);
+        Ok(())
+    }
+
+    /// Makes sure a tombstone key is in force. Without `retention.tombstone_key` the key is
+    /// the one kept in the database's `settings` table (32 random bytes as 64 hex digits, made
+    /// by the first replica that needs it; the others read the same), logged at WARN: a dump of
+    /// the database then holds both the tombstones and their key, so configure the key (the
+    /// same on every replica) in production.
+    ///
+    /// Errors: [`StoreError`] on database failure or when no randomness is available.
+    pub async fn ensure_tombstone_key(&self) -> Result<(), StoreError> {
+        if self
+            .tombstone_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut bytes = [0u8; 32];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).map_err(|e| {
+            StoreError::Backend(format!("no randomness for the tombstone key: {e}"))
+        })?;
+        let fresh = hex::encode(bytes).into_bytes();
+        let client = self.conn().await?;
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ('tombstone_key', $1) ON CONFLICT (name) DO NOTHING",
+                &[&fresh],
+            )
+            .await
+            .map_err(db_err)?;
+        let key: Vec<u8> = client
+            .query_one(
+                "SELECT value FROM settings WHERE name = 'tombstone_key'",
+                &[],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(db_err)?;
+        drop(client);
+        tracing::warn!(
+            "retention.tombstone_key is unset: using the denial tombstone key kept in the database \
+             (a dump holds both the tombstones and their key); configure it on every replica"
+        );
+        self.set_tombstone_key(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_cut_to_microseconds() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_456_789).unwrap();
+        assert_eq!(micros(t).unix_timestamp_nanos(), 1_800_000_000_123_456_000);
+    }
+}

@@ -1,0 +1,601 @@
+//! The approval state machine's transactions on PostgreSQL (`docs/CONTRACTS.md` §1 "The
+//! approval behaviour" and §4): the same rules as the SQLite store's `requests.rs`, as
+//! cluster-wide transactions (the module docs of [`super`] say how they are serialised).
+
+use guestlist_core::connector::Claims;
+use guestlist_core::email;
+use guestlist_core::model::{
+    Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, ProvisionedBy, RequestPage,
+    RequestState, Status, TransitionError,
+};
+use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::rows::{
+    COLUMNS, add_event, add_history, get_by_id, request_and_denial, row_to_request,
+    rows_to_requests, upsert,
+};
+use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
+use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
+use crate::store::requests::is_expired;
+use crate::store::rows::{
+    decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, search_text,
+};
+use crate::store::{RequestApprovalOutcome, StoreError};
+
+/// Denies every other pending request of `denied`'s canonical e-mail (SQLite:
+/// `deny_same_person`), in the caller's transaction (which holds the e-mail's lock).
+pub(super) async fn deny_same_person(
+    tx: &Transaction<'_>,
+    denied: &ApprovalRequest,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> TxResult<Vec<Event>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE email = $1 AND status = 'pending' AND id <> $2 ORDER BY created_at, id FOR UPDATE"
+    );
+    let others = rows_to_requests(&tx.query(&sql, &[&denied.key.email, &denied.id]).await?)?;
+    let mut events = Vec::with_capacity(others.len());
+    for mut r in others {
+        let deny = Decision::Deny {
+            reason: format!("denied with request {} (same e-mail address)", denied.id),
+        };
+        if r.apply(&deny, actor.clone(), now).is_err() {
+            continue;
+        }
+        let claims = r
+            .typed_claims()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        upsert(tx, &r, &search_text(&claims)).await?;
+        let mut detail = serde_json::to_value(&deny).unwrap_or_default();
+        if let Value::Object(m) = &mut detail {
+            m.insert("deniedWith".into(), json!(denied.id));
+        }
+        add_history(tx, &r, "denied", actor, detail).await?;
+        events.push(add_event(tx, "request.decided", &r).await?);
+    }
+    Ok(events)
+}
+
+async fn expire_tx(tx: &Transaction<'_>, id: Uuid, now: OffsetDateTime) -> TxResult<Option<Event>> {
+    let Some(found) = get_by_id(tx, id, false).await? else {
+        return Ok(None);
+    };
+    lock_email(tx, &found.key.email).await?;
+    let Some(mut r) = get_by_id(tx, id, true).await? else {
+        return Ok(None);
+    };
+    if r.state != RequestState::Pending {
+        return Ok(None);
+    }
+    r.state = RequestState::Expired;
+    r.version += 1;
+    r.updated_at = now;
+    let claims = r
+        .typed_claims()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    upsert(tx, &r, &search_text(&claims)).await?;
+    add_history(tx, &r, "expired", &Actor::policy("expiry"), json!({})).await?;
+    Ok(Some(add_event(tx, "request.decided", &r).await?))
+}
+
+/// What [`request_approval_tx`] needs, computed once before the transaction (and its retries).
+struct Call<'a> {
+    key: IdentityKey,
+    claims_json: serde_json::Map<String, Value>,
+    search: String,
+    evaluated: RuleOutcome,
+    policy: &'a Policy,
+    now: OffsetDateTime,
+    retry_window: time::Duration,
+    tombstone: Option<Vec<u8>>,
+}
+
+fn answer(block: MessageKind) -> RequestApprovalOutcome {
+    RequestApprovalOutcome {
+        block: Some(block),
+        event: None,
+    }
+}
+
+async fn request_approval_tx(
+    tx: &Transaction<'_>,
+    c: &Call<'_>,
+) -> TxResult<RequestApprovalOutcome> {
+    let (key, policy, now) = (&c.key, c.policy, c.now);
+    // One person at a time, cluster-wide: the retry window and the attempt count hold across
+    // replicas, and a denial under another identity provider is seen.
+    lock_email(tx, &key.email).await?;
+    let (found, person_denied) = request_and_denial(tx, key, c.tombstone.as_deref()).await?;
+    if let Some(mut r) = found {
+        if matches!(r.state, RequestState::Pending | RequestState::Expired) && person_denied {
+            return Ok(answer(MessageKind::Denied));
+        }
+        if is_expired(&r, policy, now) {
+            r.state = RequestState::Expired;
+            r.version += 1;
+            r.updated_at = now;
+            upsert(tx, &r, &c.search).await?;
+            add_history(tx, &r, "expired", &Actor::policy("expiry"), json!({})).await?;
+        }
+        return match r.state.clone() {
+            RequestState::Pending => {
+                if r.claims == c.claims_json && now - r.updated_at <= c.retry_window {
+                    return Ok(answer(MessageKind::Requested));
+                }
+                r.attempts += 1;
+                r.updated_at = now;
+                r.version += 1;
+                upsert(tx, &r, &c.search).await?;
+                add_history(
+                    tx,
+                    &r,
+                    "attempted",
+                    &Actor::user_flow(),
+                    json!({"answer": policy.code(MessageKind::Pending), "claims": c.claims_json}),
+                )
+                .await?;
+                Ok(answer(MessageKind::Pending))
+            }
+            RequestState::Expired if policy.expired == ExpiredBehaviour::AllowReRequest => {
+                r.state = RequestState::Pending;
+                r.claims = c.claims_json.clone();
+                r.attempts += 1;
+                r.created_at = now;
+                r.updated_at = now;
+                r.version += 1;
+                r.decided_by = None;
+                upsert(tx, &r, &c.search).await?;
+                add_history(
+                    tx,
+                    &r,
+                    "requested",
+                    &Actor::user_flow(),
+                    json!({"reRequest": true}),
+                )
+                .await?;
+                let event = add_event(tx, "request.created", &r).await?;
+                Ok(RequestApprovalOutcome {
+                    block: Some(MessageKind::Requested),
+                    event: Some(event),
+                })
+            }
+            state => Ok(RequestApprovalOutcome {
+                block: check_status_block(&state, policy),
+                event: None,
+            }),
+        };
+    }
+    if person_denied {
+        return Ok(answer(MessageKind::Denied));
+    }
+    let (state, action, actor, block) = match &c.evaluated {
+        RuleOutcome::AutoApprove(rule) => (
+            RequestState::Approved {
+                directory_object_id: None,
+                how: ProvisionedBy::UserFlow,
+            },
+            "autoApproved",
+            Actor::policy(rule),
+            None,
+        ),
+        RuleOutcome::AutoDeny(rule) => (
+            RequestState::Denied {
+                reason: format!("auto-denied by policy rule {rule}"),
+            },
+            "autoDenied",
+            Actor::policy(rule),
+            Some(MessageKind::AutoDenied),
+        ),
+        RuleOutcome::Manual => (
+            RequestState::Pending,
+            "requested",
+            Actor::user_flow(),
+            Some(MessageKind::Requested),
+        ),
+    };
+    let decided = state != RequestState::Pending;
+    let r = ApprovalRequest {
+        id: Uuid::now_v7(),
+        key: key.clone(),
+        state,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        decided_by: decided.then(|| actor.clone()),
+        attempts: 1,
+        claims: c.claims_json.clone(),
+    };
+    upsert(tx, &r, &c.search).await?;
+    add_history(tx, &r, action, &actor, json!({})).await?;
+    let kind = if decided {
+        "request.decided"
+    } else {
+        "request.created"
+    };
+    let event = add_event(tx, kind, &r).await?;
+    Ok(RequestApprovalOutcome {
+        block,
+        event: Some(event),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decide_tx(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    decision: &Decision,
+    actor: &Actor,
+    if_match: Option<u64>,
+    idempotency_key: Option<&str>,
+    fingerprint: &str,
+    now: OffsetDateTime,
+) -> TxResult<(ApprovalRequest, Vec<Event>)> {
+    if let Some(key) = idempotency_key {
+        // Two replicas deciding with one key: the second waits on the first's row.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&super::IDEMPOTENCY_NS, &key],
+        )
+        .await?;
+        let seen = tx
+            .query_opt(
+                "SELECT fingerprint, response FROM idempotency WHERE key = $1",
+                &[&key],
+            )
+            .await?;
+        if let Some(row) = seen {
+            let fp: String = row.try_get(0)?;
+            if fp != fingerprint {
+                return Err(StoreError::IdempotencyKeyReused.into());
+            }
+            return Ok((unjson(row.try_get(1)?)?, Vec::new()));
+        }
+    }
+    let Some(found) = get_by_id(tx, id, false).await? else {
+        return Err(StoreError::NotFound(id).into());
+    };
+    lock_email(tx, &found.key.email).await?;
+    let mut r = get_by_id(tx, id, true)
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    if let Some(v) = if_match
+        && v != r.version
+    {
+        if r.state == RequestState::Pending {
+            return Err(StoreError::VersionMismatch {
+                current: r.version,
+                request: Box::new(r),
+            }
+            .into());
+        }
+        return Err(StoreError::AlreadyDecided {
+            request: Box::new(r),
+        }
+        .into());
+    }
+    match r.apply(decision, actor.clone(), now) {
+        Ok(()) => {}
+        Err(TransitionError::NotPending(_)) => {
+            return Err(StoreError::AlreadyDecided {
+                request: Box::new(r),
+            }
+            .into());
+        }
+    }
+    let claims = r
+        .typed_claims()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    upsert(tx, &r, &search_text(&claims)).await?;
+    let action = match decision {
+        Decision::Approve { .. } => "approved",
+        Decision::Deny { .. } => "denied",
+    };
+    add_history(
+        tx,
+        &r,
+        action,
+        actor,
+        serde_json::to_value(decision).unwrap_or_default(),
+    )
+    .await?;
+    let mut events = vec![add_event(tx, "request.decided", &r).await?];
+    if matches!(decision, Decision::Deny { .. }) {
+        events.extend(deny_same_person(tx, &r, actor, now).await?);
+    }
+    if let Some(key) = idempotency_key {
+        tx.execute(
+            "INSERT INTO idempotency (key, request_id, fingerprint, response, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&key, &id, &fingerprint, &to_jsonb(&r)?, &now],
+        )
+        .await?;
+    }
+    Ok((r, events))
+}
+
+impl PgStore {
+    /// Marks a pending request expired (SQLite: `Store::expire`).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {
+        let now = micros(now);
+        write_tx!(self, |tx| expire_tx(&tx, id, now).await)
+    }
+
+    /// The "request approval" decision (seed `002_*`) in one transaction under the person's
+    /// cluster-wide lock: an identical call within `retry_window` on any replica is Entra's
+    /// retry and gets the first call's answer; bursts create one request.
+    ///
+    /// Errors: [`StoreError`] on database failure; [`StoreError::Unavailable`] when the
+    /// database cannot be reached.
+    pub async fn request_approval(
+        &self,
+        claims: &Claims,
+        policy: &Policy,
+        now: OffsetDateTime,
+        retry_window: time::Duration,
+    ) -> Result<RequestApprovalOutcome, StoreError> {
+        let Ok(key) = IdentityKey::try_of(claims) else {
+            return Ok(RequestApprovalOutcome {
+                block: Some(MessageKind::EmailRefused),
+                event: None,
+            });
+        };
+        let call = Call {
+            tombstone: self.tombstone_digest(&key.email),
+            key,
+            claims_json: claims.to_json(),
+            search: search_text(claims),
+            evaluated: policy.evaluate(claims),
+            policy,
+            now: micros(now),
+            retry_window,
+        };
+        write_tx!(self, |tx| request_approval_tx(&tx, &call).await)
+    }
+
+    /// The "check approval status" decision (seed `002_*`), read from the table in one
+    /// statement (no in-memory index: a decision by another replica is seen at once). A pending
+    /// request past its expiry is marked expired first (a write).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn check_status(
+        &self,
+        claims: &Claims,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
+        let Ok(key) = IdentityKey::try_of(claims) else {
+            return Ok((Some(MessageKind::EmailRefused), None));
+        };
+        let digest = self.tombstone_digest(&key.email).unwrap_or_default();
+        let client = self.conn().await?;
+        let row = client
+            .query_one(
+                "SELECT r.id, r.status, r.created_at,
+                   EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
+                   OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
+                 FROM (SELECT 1) AS one
+                 LEFT JOIN requests r ON r.email = $1 AND r.issuer = $2 AND r.issuer_assigned_id = $3",
+                &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
+            )
+            .await
+            .map_err(db_err)?;
+        drop(client);
+        let id: Option<Uuid> = row.try_get(0).map_err(db_err)?;
+        let email_denied: bool = row.try_get(3).map_err(db_err)?;
+        let found = match id {
+            Some(id) => {
+                let status: String = row.try_get(1).map_err(db_err)?;
+                Found::Request {
+                    id,
+                    status: Status::parse(&status).ok_or_else(|| {
+                        StoreError::Corrupt(format!("request {id}: unknown status"))
+                    })?,
+                    created_at: row.try_get(2).map_err(db_err)?,
+                    email_denied,
+                }
+            }
+            None if email_denied => Found::DeniedEmail,
+            None => Found::Nothing,
+        };
+        match check_answer(found, policy, now)? {
+            CheckAnswer::Answer(block) => Ok((block, None)),
+            CheckAnswer::Expire(id) => {
+                let event = self.expire(id, now).await?;
+                Ok((check_status_block(&RequestState::Expired, policy), event))
+            }
+        }
+    }
+
+    /// One request by id.
+    ///
+    /// Errors: [`StoreError::NotFound`].
+    pub async fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {
+        let client = self.conn().await?;
+        let c: &tokio_postgres::Client = &client;
+        match get_by_id(c, id, false).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(StoreError::NotFound(id)),
+            Err(super::TxError::Db(e)) => Err(db_err(e)),
+            Err(super::TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// A page of requests, or with `since` the changes after a mark (SQLite:
+    /// `Store::list_page`, same rules). The high-water mark is the change sequence's safe mark
+    /// (module docs of [`super`]): every change numbered at or below it has committed.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn list_page(
+        &self,
+        since: Option<u64>,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
+        let limit = limit.clamp(1, 500);
+        let pattern = q
+            .filter(|q| !q.trim().is_empty())
+            .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")));
+        let fetch = i64::try_from(limit + 1).unwrap_or(501);
+        let status = status.map(Status::as_str);
+        let high_u = self.safe_mark("change_seq").await?;
+        let high = i64::try_from(high_u).unwrap_or(i64::MAX);
+        let client = self.conn().await?;
+        if let Some(since) = since {
+            let after = cursor
+                .and_then(decode_seq_cursor)
+                .map_or(since, |c| c.max(since));
+            let after_i = i64::try_from(after).unwrap_or(i64::MAX);
+            let sql = format!(
+                "SELECT {COLUMNS}, change_seq FROM requests
+                 WHERE change_seq > $1 AND change_seq <= $2
+                   AND ($3::text IS NULL OR status = $3)
+                   AND ($4::text IS NULL OR search LIKE $4)
+                 ORDER BY change_seq LIMIT $5"
+            );
+            let rows = client
+                .query(&sql, &[&after_i, &high, &status, &pattern, &fetch])
+                .await
+                .map_err(db_err)?;
+            let mut items = Vec::with_capacity(rows.len());
+            let mut seqs = Vec::with_capacity(rows.len());
+            for row in &rows {
+                items.push(row_to_request(row)?);
+                let seq: i64 = row.try_get(11).map_err(db_err)?;
+                seqs.push(u64::try_from(seq).unwrap_or_default());
+            }
+            if items.len() > limit {
+                items.truncate(limit);
+                let last = seqs.get(limit - 1).copied().unwrap_or(after);
+                return Ok(RequestPage {
+                    items,
+                    next_cursor: Some(encode_seq_cursor(last)),
+                    change_seq: Some(last),
+                    erased: super::privacy::erased_between(&client, after, last).await?,
+                });
+            }
+            return Ok(RequestPage {
+                items,
+                next_cursor: None,
+                change_seq: Some(high_u),
+                erased: super::privacy::erased_between(&client, after, high_u).await?,
+            });
+        }
+        let (after_ts, after_id) = match cursor.and_then(decode_cursor) {
+            Some((t, i)) => (
+                OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok(),
+                Uuid::parse_str(&i).ok(),
+            ),
+            None => (None, None),
+        };
+        let after_id = after_id.unwrap_or(Uuid::nil());
+        let sql = format!(
+            "SELECT {COLUMNS} FROM requests
+             WHERE ($1::text IS NULL OR status = $1)
+               AND ($2::text IS NULL OR search LIKE $2)
+               AND ($3::timestamptz IS NULL OR created_at > $3 OR (created_at = $3 AND id > $4))
+             ORDER BY created_at, id LIMIT $5"
+        );
+        let rows = client
+            .query(&sql, &[&status, &pattern, &after_ts, &after_id, &fetch])
+            .await
+            .map_err(db_err)?;
+        let mut items = rows_to_requests(&rows)?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(RequestPage {
+            items,
+            next_cursor,
+            change_seq: Some(high_u),
+            erased: Vec::new(),
+        })
+    }
+
+    /// Applies an approver's decision with optimistic concurrency and idempotency (SQLite:
+    /// `Store::decide_all`, same answers), under the person's cluster-wide lock.
+    ///
+    /// Errors: [`StoreError::IdempotencyKeyReused`], [`StoreError::VersionMismatch`],
+    /// [`StoreError::AlreadyDecided`], [`StoreError::NotFound`].
+    pub async fn decide_all(
+        &self,
+        id: Uuid,
+        decision: &Decision,
+        actor: &Actor,
+        if_match: Option<u64>,
+        idempotency_key: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let fingerprint = format!(
+            "{id}:{}",
+            serde_json::to_string(decision).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        );
+        let now = micros(now);
+        write_tx!(self, |tx| decide_tx(
+            &tx,
+            id,
+            decision,
+            actor,
+            if_match,
+            idempotency_key,
+            &fingerprint,
+            now
+        )
+        .await)
+    }
+
+    /// The audit trail of a request, oldest first.
+    ///
+    /// Errors: [`StoreError::NotFound`] when the request does not exist.
+    pub async fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
+        let client = self.conn().await?;
+        let exists = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)",
+                &[&id],
+            )
+            .await
+            .map_err(db_err)?;
+        if !exists.try_get::<_, bool>(0).map_err(db_err)? {
+            return Err(StoreError::NotFound(id));
+        }
+        history_of(&client, id).await
+    }
+}
+
+/// The history rows of request `id`, oldest first.
+///
+/// Errors: [`StoreError`] on database failure or an unreadable row.
+pub(super) async fn history_of(
+    c: &tokio_postgres::Client,
+    id: Uuid,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT at, action, actor, version, detail FROM history WHERE request_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let version: i64 = row.try_get(3).map_err(db_err)?;
+        out.push(HistoryEntry {
+            at: row.try_get(0).map_err(db_err)?,
+            action: row.try_get(1).map_err(db_err)?,
+            actor: unjson(row.try_get(2).map_err(db_err)?)?,
+            version: u64::try_from(version).unwrap_or_default(),
+            detail: row.try_get(4).map_err(db_err)?,
+        });
+    }
+    Ok(out)
+}
