@@ -21,6 +21,7 @@ pub mod duties;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod guest_email;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub hub: Arc<live::EventHub>,
     /// The retention job ([`retention`]); runs on its own every `retention.interval_seconds`.
     pub retention: Arc<retention::Retention>,
+    /// Counters of the guest e-mail job ([`guest_email`], issue 14 §5).
+    pub guest_email: Arc<guest_email::GuestEmailMetrics>,
 }
 
 impl AppState {
@@ -122,6 +125,7 @@ impl AppState {
             answers: Arc::default(),
             edge: Arc::default(),
             retention,
+            guest_email: Arc::default(),
         })
     }
 
@@ -374,6 +378,14 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
         state.events.subscribe(),
     );
     retention::start(state.retention.clone(), rx.clone());
+    guest_email::start(
+        &state.config.guest_email,
+        state.store.clone(),
+        state.guest_email.clone(),
+        state.events.subscribe(),
+        rx.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let task = tokio::spawn(edge::serve(listener, app, conf, rx));
     Ok(RunningServer {
         addr,

@@ -8,7 +8,6 @@
 //!
 //! One binary; the helpers are in `support`, the topics in the child modules.
 
-
 mod app_roles;
 mod batch;
 mod members;

@@ -131,6 +131,15 @@ impl Backend for SqliteStore {
         self.blocking(|s| s.latest_event_seq()).await
     }
 
+    async fn job_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |s| s.job_cursor(&name)).await
+    }
+
+    async fn set_job_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        SqliteStore::set_job_cursor(self, name, seq).await
+    }
+
     async fn reminded(&self) -> Result<HashMap<Uuid, OffsetDateTime>, StoreError> {
         self.blocking(|s| s.reminded()).await
     }

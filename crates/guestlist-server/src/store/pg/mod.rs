@@ -118,6 +118,7 @@ macro_rules! write_tx {
 
 mod backend_impl;
 mod events;
+mod job_cursor;
 mod jobs;
 mod privacy;
 mod requests;
