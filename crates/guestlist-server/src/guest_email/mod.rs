@@ -282,8 +282,13 @@ pub fn start(
                     continue;
                 }
             }
-            if let Err(e) = job.run_once().await {
-                tracing::warn!(error = %e, "guest e-mail job: store failure, trying again later");
+            // A stop interrupts a run at once (even mid-send or mid-backoff): the cursor is
+            // still before any e-mail not yet accepted, so nothing is lost.
+            tokio::select! {
+                r = job.run_once() => if let Err(e) = r {
+                    tracing::warn!(error = %e, "guest e-mail job: store failure, trying again later");
+                },
+                _ = stop.wait_for(|s| *s) => return,
             }
         }
     });
