@@ -745,6 +745,35 @@ mod secret_files {
     }
 
     #[test]
+    fn the_smtp_password_of_guest_email_reads_its_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD", PASSWORD);
+            jail.create_file("smtp-pw", "smtp secret from a file\n")?;
+            jail.set_env(
+                "GUESTLIST_GUEST_EMAIL__SMTP_URL",
+                "smtps://smtp.example.com",
+            );
+            jail.set_env("GUESTLIST_GUEST_EMAIL__FROM", "noreply@example.com");
+            jail.set_env("GUESTLIST_GUEST_EMAIL__SMTP_USERNAME", "guestlist");
+            jail.set_env("GUESTLIST_GUEST_EMAIL__SMTP_PASSWORD_FILE", "smtp-pw");
+            let c = load().unwrap();
+            let pw = c.guest_email.smtp_password.as_ref().map(|p| p.0.as_str());
+            assert_eq!(pw, Some("smtp secret from a file"));
+            jail.set_env(
+                "GUESTLIST_GUEST_EMAIL__SMTP_URL",
+                "smtp://u:pw@smtp.example.com",
+            );
+            let err = load().expect_err("credentials in the URL are refused");
+            assert!(
+                err.contains("guest_email.smtp_url") && !err.contains("smtp secret"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_unreadable_file_names_the_variable_and_path() {
         Jail::expect_with(|jail| {
             jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
