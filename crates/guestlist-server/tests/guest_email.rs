@@ -48,7 +48,7 @@ impl Receiver {
                     .is_ok_and(|s| s.success())
             })
             .expect("python3 with aiosmtpd: run scripts/setup.sh (apt package python3-aiosmtpd)");
-        let child = Command::new(python)
+        let mut child = Command::new(python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -66,6 +66,8 @@ impl Receiver {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("aiosmtpd did not listen on {port} within 10 s");
     }
 }
