@@ -492,14 +492,16 @@ impl SqliteStore {
         idempotency_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let fingerprint = format!("{id}:{}", to_json(decision)?);
         self.write(decide_all_job(
             id,
+            fingerprint,
             decision,
             actor,
             if_match,
             idempotency_key,
             now,
-        )?)
+        ))
     }
 
     /// [`SqliteStore::decide_all`] for async callers: the write is queued to the writer thread
@@ -515,14 +517,16 @@ impl SqliteStore {
         idempotency_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let fingerprint = format!("{id}:{}", to_json(decision)?);
         self.write_async(decide_all_job(
             id,
+            fingerprint,
             decision,
             actor,
             if_match,
             idempotency_key,
             now,
-        )?)
+        ))
         .await
     }
 
@@ -540,25 +544,21 @@ impl SqliteStore {
 }
 
 /// The write of [`SqliteStore::decide_all`]: the decision's checks and changes in the writer's
-/// transaction.
-///
-/// Errors: the decision cannot be serialised ([`StoreError::Corrupt`]).
+/// transaction. `fingerprint` is `<id>:<decision as JSON>`, what an idempotency key is bound to.
 fn decide_all_job(
     id: Uuid,
+    fingerprint: String,
     decision: &Decision,
     actor: &Actor,
     if_match: Option<u64>,
     idempotency_key: Option<&str>,
     now: OffsetDateTime,
-) -> Result<
-    impl FnOnce(&Connection) -> Result<(ApprovalRequest, Vec<Event>), StoreError> + Send + 'static,
-    StoreError,
-> {
-    let fingerprint = format!("{id}:{}", to_json(decision)?);
+) -> impl FnOnce(&Connection) -> Result<(ApprovalRequest, Vec<Event>), StoreError> + Send + 'static
+{
     let decision = decision.clone();
     let actor = actor.clone();
     let idempotency_key = idempotency_key.map(str::to_owned);
-    Ok(move |tx: &Connection| {
+    move |tx: &Connection| {
         let (decision, actor) = (&decision, &actor);
         let idempotency_key = idempotency_key.as_deref();
         if let Some(key) = idempotency_key {
@@ -625,5 +625,5 @@ fn decide_all_job(
             .execute(params![key, id.to_string(), fingerprint, to_json(&r)?, ts(now)])?;
         }
         Ok((r, events))
-    })
+    }
 }
