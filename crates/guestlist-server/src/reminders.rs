@@ -32,8 +32,8 @@ pub struct Due {
 /// `now` in the store (table `reminded`), so a restarted server does not remind about them
 /// again before `hours` have passed; records of requests that are no longer pending are
 /// dropped at the same time. Memory and the message are bounded whatever the number of pending
-/// requests: a `COUNT`, a `LIMIT` query and one set-based update ([`Store::pending_due`],
-/// [`Store::record_reminded_due`]).
+/// requests: a `COUNT`, a `LIMIT` query and one set-based update ([`Backend::pending_due`](crate::store::Backend::pending_due),
+/// [`Backend::record_reminded_due`](crate::store::Backend::record_reminded_due)).
 ///
 /// Errors: [`StoreError`] on database failure.
 pub async fn due(store: &Store, hours: u64, now: OffsetDateTime) -> Result<Due, StoreError> {

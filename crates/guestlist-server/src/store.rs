@@ -1,5 +1,14 @@
-//! Durable storage of approval requests, their audit trail, events and idempotency keys, in
-//! SQLite (rusqlite, WAL, `synchronous=FULL`, migrations by rusqlite_migration).
+//! Durable storage of approval requests, their audit trail, events and idempotency keys.
+//!
+//! One interface, two implementations (issue 13): the server holds a [`Store`], a cheap-to-clone
+//! `Arc<dyn` [`Backend`]`>` opened by [`Store::open`] from the `database` setting
+//! ([`DatabaseUrl`]): a SQLite file → [`SqliteStore`] (this file and its submodules; one
+//! process, the default), a `postgres://` URL → [`pg::PgStore`] (any number of replicas on one
+//! database). The PostgreSQL store has no in-memory check index: check-status reads the table,
+//! so a decision acknowledged by one replica is answered by every other at once.
+//!
+//! The rest of this page is the SQLite store: rusqlite, WAL, `synchronous=FULL`, migrations by
+//! rusqlite_migration.
 //!
 //! Every write commits before the caller answers, so a request that was answered survives a
 //! `kill -9` of the process. One writer thread owns the only writer connection and serialises

@@ -229,3 +229,27 @@ async fn a_database_outage_answers_503_fast_and_the_server_recovers_without_a_re
     );
     s.shutdown().await;
 }
+
+/// Background jobs run once cluster-wide: while replica A holds the `retention` job lock (as
+/// during its run), replica B's retention run does nothing; once A lets go, B's runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_on_one_replica_at_a_time() {
+    let issuer = Issuer::start().await;
+    let url: DatabaseUrl = guestlist_testkit::postgres::Cluster::shared()
+        .fresh_database()
+        .parse()
+        .unwrap();
+    let a = replica(&issuer, &url, "http://127.0.0.1:9/unused").await;
+    let b = replica(&issuer, &url, "http://127.0.0.1:9/unused").await;
+    let held = a.state.store.try_job_lock("retention").await.unwrap();
+    assert!(held.is_some(), "A takes the lock");
+    assert!(
+        b.state.retention.run_once().await.is_none(),
+        "B's run while A holds the job"
+    );
+    drop(held);
+    let report = b.state.retention.run_once().await;
+    assert!(matches!(report, Some(Ok(_))), "{report:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

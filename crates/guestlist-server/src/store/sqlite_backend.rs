@@ -102,7 +102,7 @@ impl Backend for SqliteStore {
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
         let (decision, actor) = (decision.clone(), actor.clone());
         let key = idempotency_key.map(str::to_owned);
-        self.blocking(move |s| s.decide_all(id, &decision, &actor, if_match, key.as_deref(), now))
+        self.decide_all_async(id, &decision, &actor, if_match, key.as_deref(), now)
             .await
     }
 
