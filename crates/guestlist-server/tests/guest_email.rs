@@ -371,6 +371,43 @@ async fn a_receiver_down_at_first_gets_the_email_once_up_and_a_restart_loses_and
 }
 
 #[tokio::test]
+async fn a_request_erased_before_its_email_went_out_is_never_emailed() {
+    let issuer = Issuer::start().await;
+    let token = issuer.token("approver-1");
+    let mut claims = issuer.claims("0f0e0d0c-admin-oid", 3600);
+    claims["roles"] = json!(["Approver", "Admin"]);
+    let admin = issuer.sign(&claims);
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    let port = free_port();
+
+    // The receiver is down: the approval's e-mail waits in the outbox.
+    let s = start(&issuer, &dir.path().join("g.db"), smtp(port)).await;
+    let gone = sign_up(&s, &token, "gone@example.org", "google.com", "en").await;
+    decide(&s, &token, &gone, approve("userCreated")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The person is erased (GDPR Art. 17) before the e-mail could go out.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/privacy/erase", s.base_url()))
+        .bearer_auth(&admin)
+        .json(&json!({"email": "gone@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Up again: a later decision is e-mailed (the job went past the erased one), the erased
+    // person never is.
+    let _rx = Receiver::start(port, &maildir).await;
+    let later = sign_up(&s, &token, "later@example.org", "google.com", "en").await;
+    decide(&s, &token, &later, approve("userCreated")).await;
+    let got = wait_for(&maildir, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let to: Vec<String> = messages(&maildir).iter().map(|m| to_of(m)).collect();
+    assert_eq!(to, vec!["later@example.org"], "{got:?}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn two_replicas_on_postgresql_send_one_email_per_decision() {
     if !common::on_postgres() {
         // One SQLite file is owned by one process; the replicas share a PostgreSQL database.

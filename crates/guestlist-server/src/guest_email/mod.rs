@@ -334,6 +334,22 @@ impl Job {
         }
     }
 
+    /// Whether request `id` still exists with the status it had at the event `at_event`
+    /// (not erased, not reopened since).
+    ///
+    /// Errors: [`StoreError`] other than not found.
+    async fn still_decided(
+        &self,
+        id: uuid::Uuid,
+        at_event: &ApprovalRequest,
+    ) -> Result<bool, StoreError> {
+        match self.store.get(id).await {
+            Ok(r) => Ok(r.state.status() == at_event.state.status()),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Handles one event; `Ok(false)` when its e-mail could not be delivered yet (the cursor
     /// must stay before it).
     ///
@@ -352,14 +368,10 @@ impl Job {
         // Read again just before sending: an erasure since the event (or a reopened denial)
         // means no e-mail.
         let now = match self.store.get(e.request_id).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound(_)) => return Ok(true),
+            Ok(r) if r.state.status() == at_event.state.status() => r,
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(true),
             Err(err) => return Err(err),
         };
-        let status = now.state.status();
-        if status != at_event.state.status() {
-            return Ok(true);
-        }
         let label = match outcome {
             Outcome::Approved => "approved",
             Outcome::Denied => "denied",
@@ -395,6 +407,10 @@ impl Job {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Erased while a retry waited: no e-mail.
+            if attempt > 1 && !self.still_decided(e.request_id, at_event).await? {
+                return Ok(true);
+            }
             match self.mailer.send(&claims.email, &mail).await {
                 Ok(()) => {
                     self.metrics.sent.fetch_add(1, Ordering::Relaxed);
