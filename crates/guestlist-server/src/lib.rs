@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod coalesce;
 pub mod config;
 pub mod duties;
 pub mod edge;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub hub: Arc<live::EventHub>,
     /// The retention job ([`retention`]); runs on its own every `retention.interval_seconds`.
     pub retention: Arc<retention::Retention>,
+    /// Identical request-approval calls in flight share one store call ([`coalesce`]).
+    pub coalesce: Arc<coalesce::Coalescer>,
 }
 
 impl AppState {
@@ -122,6 +125,7 @@ impl AppState {
             answers: Arc::default(),
             edge: Arc::default(),
             retention,
+            coalesce: Arc::default(),
         })
     }
 
@@ -156,20 +160,25 @@ impl AppState {
     pub async fn request_approval(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
         let window =
             time::Duration::seconds(i64::try_from(self.config.retry_window_seconds).unwrap_or(120));
-        // Queued to the store's writer thread and awaited: no blocking thread per call.
-        let out = self
-            .store
-            .request_approval(
-                claims,
-                &self.config.policy,
-                OffsetDateTime::now_utc(),
-                window,
-            )
-            .await?;
-        if let Some(e) = out.event {
-            self.publish(e);
-        }
-        Ok(out.block)
+        // Identical claims in flight at once share one store call ([`coalesce`]).
+        let key = serde_json::Value::Object(claims.to_json()).to_string();
+        self.coalesce
+            .run(key, || async {
+                let out = self
+                    .store
+                    .request_approval(
+                        claims,
+                        &self.config.policy,
+                        OffsetDateTime::now_utc(),
+                        window,
+                    )
+                    .await?;
+                if let Some(e) = out.event {
+                    self.publish(e);
+                }
+                Ok(out.block)
+            })
+            .await
     }
 }
 
