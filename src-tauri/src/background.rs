@@ -222,7 +222,7 @@ pub fn notes_for(lang: Lang, added: u64, newest: &[QueueItem]) -> Vec<Note> {
     let mut by_provider: BTreeMap<String, u64> = BTreeMap::new();
     for i in &newest[..shown] {
         *by_provider
-            .entry(provider_label(&i.identity_provider))
+            .entry(provider_label(&i.identity_provider).to_owned())
             .or_default() += 1;
     }
     let mix = by_provider
@@ -245,9 +245,10 @@ pub fn notes_for(lang: Lang, added: u64, newest: &[QueueItem]) -> Vec<Note> {
     }]
 }
 
-/// A human name for an identity provider short name: the one label function of
-/// [`guestlist_core::provider::provider_label`].
-pub fn provider_label(p: &str) -> String {
+/// A human name for an identity provider key (`facebook.com`, `mail`, `entra`, …): the one
+/// label function, [`guestlist_core::provider::provider_label`] (any unknown key is
+/// `Other provider`).
+pub fn provider_label(p: &str) -> &'static str {
     guestlist_core::provider::provider_label(p)
 }
 

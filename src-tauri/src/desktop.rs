@@ -39,7 +39,7 @@ pub const LOG_FILE: &str = "guestlist";
 pub const AUTOSTART_ARG: &str = "--autostart";
 
 /// Error code of the start-at-login commands (the message says why).
-pub const AUTOSTART_ERROR: &str = guestlist_core::code::Code::AutostartUnavailable.as_str();
+pub const AUTOSTART_ERROR: guestlist_core::Code = guestlist_core::Code::AutostartUnavailable;
 
 /// Targets quieted to `warn` unless `GUESTLIST_LOG` names them: zbus (the D-Bus of the keyring,
 /// notifications and single instance) logs every handshake and call at `info` through its

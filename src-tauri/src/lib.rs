@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 pub const QUEUE_CHANGED: &str = "queue-changed";
 
 /// Error code when the reviewer could not be opened at start (the message says why).
-pub const NOT_READY: &str = guestlist_core::code::Code::AppNotReady.as_str();
+pub const NOT_READY: guestlist_core::Code = guestlist_core::Code::AppNotReady;
 
 /// How the shell is started. [`Options::from_env`] reads the `GUESTLIST_*` variables.
 #[derive(Debug, Clone)]

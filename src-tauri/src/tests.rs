@@ -59,7 +59,7 @@ fn assert_error_shape(e: &Value) -> String {
     );
     for k in o.keys() {
         assert!(
-            ["code", "message", "graph"].contains(&k.as_str()),
+            ["code", "message", "requestId", "graph"].contains(&k.as_str()),
             "unexpected key {k}"
         );
     }
@@ -110,9 +110,9 @@ fn an_unusable_data_dir_is_reported_by_every_command() {
     std::fs::write(&file, b"x").expect("write");
     let (_app, webview) = app(&file);
     let e = invoke(&webview, "status", json!({})).expect_err("no reviewer");
-    assert_eq!(assert_error_shape(&e), crate::NOT_READY);
+    assert_eq!(assert_error_shape(&e), crate::NOT_READY.as_str());
     let e = invoke(&webview, "queue", json!({"query": {}})).expect_err("no reviewer");
-    assert_eq!(assert_error_shape(&e), crate::NOT_READY);
+    assert_eq!(assert_error_shape(&e), crate::NOT_READY.as_str());
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn the_status_event_carries_each_change_once() {
     // Signed out, a sync fails (`auth.not_signed_in`, or `auth.keyring_unavailable` where no
     // keyring runs) and records that as the last error.
     let e = tauri::async_runtime::block_on(reviewer.sync()).expect_err("signed out");
-    assert!(e.code.starts_with("auth."), "{e:?}");
+    assert!(e.code.as_str().starts_with("auth."), "{e:?}");
     assert_ne!(first["lastError"]["code"], e.code.as_str());
     let changed = loop {
         let s = rx.recv_timeout(wait).expect("the change is emitted");

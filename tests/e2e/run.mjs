@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { remote } from 'webdriverio';
 import { saveWindowShot } from './snapshot.mjs';
+import { connect, helpers, must } from './helpers.mjs';
 
 const APP = must('E2E_APP');
 const DEVTENANT = must('DEVTENANT_URL');
@@ -21,146 +20,18 @@ const OUT = process.env.ARTIFACTS ?? 'artifacts/e2e';
 const MIN = Number(process.env.E2E_MIN_REQUESTS ?? '3');
 fs.mkdirSync(OUT, { recursive: true });
 
-function must(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-}
-
-// axe-core (WCAG 2.0–2.2 A/AA rules and best practices) is injected into the page through
-// WebDriver: the app's CSP never sees a <script> element. Every screen the run reaches is checked;
-// a serious or critical violation fails the run. The full results go to ARTIFACTS/axe.json.
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const axeReport = {};
-async function axeCheck(screen) {
-  await browser.pause(300); // let transitions and live regions settle
-  await browser.execute(`if (!window.axe) { ${AXE_SOURCE}\n } return true;`);
-  const out = await browser.executeAsync((done) => {
-    window.axe
-      .run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } })
-      .then(
-        (r) => done(JSON.stringify(r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, summary: n.failureSummary })) })))),
-        (e) => done(JSON.stringify({ error: String(e) })),
-      );
-  });
-  const violations = JSON.parse(out);
-  if (!Array.isArray(violations)) throw new Error(`axe-core did not run on ${screen}: ${violations.error}`);
-  axeReport[screen] = violations;
-  fs.writeFileSync(path.join(OUT, 'axe.json'), JSON.stringify(axeReport, null, 2));
-  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  const lines = bad.map((v) => `${v.impact} ${v.id} (${v.help}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
-  console.log(`e2e: axe on ${screen}: ${violations.length} violation(s), ${bad.length} serious/critical`);
-  assert.equal(bad.length, 0, `axe-core on the ${screen} screen:\n  ${lines.join('\n  ')}`);
-}
-// What has focus, described by test id / tag (keyboard checks).
-const focused = () =>
-  browser.execute(() => {
-    const a = document.activeElement;
-    if (!a) return '';
-    const d = a.closest('dialog');
-    return `${a.getAttribute('data-testid') ?? a.tagName.toLowerCase()}${d ? ` in ${d.getAttribute('data-testid')}` : ''}`;
-  });
-
 const steps = [];
 function step(name) {
   steps.push(name);
   console.log(`e2e: ${name}`);
 }
 
-const browser = await remote({
-  hostname: '127.0.0.1',
-  port: Number(process.env.E2E_WD_PORT ?? '4444'),
-  logLevel: 'warn',
-  connectionRetryCount: 0,
-  capabilities: {
-    browserName: 'wry',
-    'wdio:enforceWebDriverClassic': true,
-    'tauri:options': { application: APP },
-  },
-});
+const browser = await connect(APP);
 
-const t = (id, extra = '') => browser.$(`[data-testid="${id}"]${extra}`);
-const attr = async (id, name) => (await t(id)).getAttribute(name);
-const shot = async (name) => {
-  await browser.pause(400); // a screenshot can lag the DOM by a frame
-  await saveWindowShot(browser, path.join(OUT, name));
-};
-const waitFor = (fn, timeout, timeoutMsg) => browser.waitUntil(fn, { timeout, interval: 150, timeoutMsg });
-/**
- * Every filter menu's label is whole (issue 15: French at 1,280 px cut "Tous les fou…"): the
- * toolbar does not overflow, and each menu shows its chosen option whole — its scrollWidth fits
- * its clientWidth, and the option's text, measured in the menu's font, fits inside the menu's
- * padding with room for the arrow (24 px, as ui/src/lib/fold.ts). When the filters are folded behind the Filters button, the
- * menus are checked in the opened panel. Returns what was measured.
- */
-const filterLabelsWhole = async (lang) => {
-  const measure = () =>
-    browser.execute(() => {
-      const header = document.querySelector('header.toolbar');
-      const ctx = document.createElement('canvas').getContext('2d');
-      const menus = ['filter-provider', 'filter-domain', 'filter-age', 'sort'].map((id) => {
-        const el = document.querySelector(`[data-testid="${id}"]`);
-        const cs = getComputedStyle(el);
-        ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
-        const label = el.selectedOptions[0]?.textContent ?? '';
-        const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 24; // fold.ts ARROW_PX
-        return { id, label, text: Math.ceil(ctx.measureText(label).width), room: Math.floor(room), scroll: el.scrollWidth, client: el.clientWidth, shown: el.offsetParent !== null };
-      });
-      return { window: window.innerWidth, folded: header.classList.contains('folded'), header: [header.scrollWidth, header.clientWidth], menus };
-    });
-  let m = await measure();
-  const opened = m.menus.some((x) => !x.shown);
-  if (opened) {
-    assert.ok(m.folded || m.window <= 1100, `${lang}: filters hidden but not folded: ${JSON.stringify(m)}`);
-    await (await t('filters-toggle')).click();
-    await waitFor(async () => (await measure()).menus.every((x) => x.shown), 3000, `${lang}: the Filters button did not show the menus`);
-    m = await measure();
-  }
-  fs.writeFileSync(path.join(OUT, `filters-${lang}.json`), JSON.stringify(m, null, 2));
-  assert.ok(m.header[0] <= m.header[1] + 1, `${lang}: the toolbar overflows: ${JSON.stringify(m)}`);
-  for (const x of m.menus) {
-    assert.ok(x.scroll <= x.client, `${lang}: ${x.id} scrolls: ${JSON.stringify(x)}`);
-    assert.ok(x.text <= x.room, `${lang}: ${x.id} cuts "${x.label}": ${JSON.stringify(x)}`);
-  }
-  if (opened) {
-    await shot(`filters-open-${lang}.png`);
-    await (await t('filters-toggle')).click();
-  }
-  return m;
-};
-const usersOf = async () => {
-  const b = await (await fetch(`${DEVTENANT}/_devtenant/users`)).json();
-  return Array.isArray(b) ? b : (b.value ?? b.users ?? []);
-};
-const approvedCount = async () => {
-  const m = (await (await fetch(`${must('ADMIN_URL')}/metrics`)).text()).match(/guestlist_decisions_total\{status="approved"\} (\d+)/);
-  return m ? Number(m[1]) : 0;
-};
-// devtenant records every Graph call it receives (GET/DELETE /_devtenant/graph-calls).
-const graphCalls = async () => (await (await fetch(`${DEVTENANT}/_devtenant/graph-calls`)).json()).value;
-const forgetGraphCalls = async () => fetch(`${DEVTENANT}/_devtenant/graph-calls`, { method: 'DELETE' });
-const rowIds = async () => {
-  const ids = [];
-  for (const r of await browser.$$('[data-testid="queue-row"]')) ids.push(await r.getAttribute('data-id'));
-  return ids;
-};
-// Approve is enabled again (the guard after a decision is over) on the detail of `id`.
-const approveReady = async (id) =>
-  waitFor(
-    async () => {
-      const d = await browser.$(`[data-testid="detail"][data-id="${id}"]`);
-      if (!(await d.isExisting())) return false;
-      const b = await t('approve-button');
-      return (await b.isExisting()) && (await b.isEnabled());
-    },
-    10000,
-    `Approve of ${id} did not become available`,
-  );
-const stillPending = async (id, what) => {
-  const row = await browser.$(`[data-testid="queue-row"][data-id="${id}"]`);
-  assert.ok(await row.isExisting(), `${what} is still in the queue`);
-  assert.equal(await row.$('[data-testid="queue-row-outbox"]').isExisting(), false, `${what} has no decision`);
-};
+const { t, attr, shot, waitFor, axeCheck, focused, filterLabelsWhole, usersOf, approvedCount, graphCalls, forgetGraphCalls, rowIds, approveReady, stillPending } = helpers(browser, {
+  out: OUT,
+  devtenant: DEVTENANT,
+});
 
 let failed = null;
 try {
@@ -287,6 +158,14 @@ try {
   const calls = await (await t('graph-calls')).getText();
   assert.match(calls, /POST \/users/, 'the plan shows POST /users');
   assert.match(calls, /"userType": "Guest"/, 'with the exact body');
+  // Grants on approval (issue 14 §1; scripts/e2e.sh's [[policy.grants]] for Facebook sign-ups).
+  assert.match(calls, /POST \/groups\/b0b0b0b0-0001-4000-8000-0000000fab01\/members\/\$ref/, 'the plan shows the group membership call');
+  assert.match(calls, /POST \/users\/\{id\}\/appRoleAssignments/, 'the app role assignment call');
+  assert.match(calls, /POST \/users\/\{id\}\/sponsors\/\$ref/, 'the sponsor call');
+  const fbPlan = await (await t('if-approved-text')).getText();
+  assert.match(fbPlan, /added to group Partners-Fabrikam/, `the plan sentence names the group (${fbPlan})`);
+  assert.match(fbPlan, /app role \S+ in \S+/, `the plan sentence names the app role (${fbPlan})`);
+  assert.match(fbPlan, /sponsor Ada Lovelace \(you\)/, `the plan sentence names the approver as sponsor (${fbPlan})`);
   await browser.keys('Enter');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open the request');
   await shot('side-by-side.png');
@@ -320,6 +199,18 @@ try {
   await browser.pause(1500); // a second decision would have been sent by now
   assert.equal(await approvedCount(), approvedBase + 1, 'exactly one approval after a double-click');
   assert.equal((await usersOf()).length, guestBase + 1, 'exactly one new guest after a double-click');
+  {
+    // The new guest holds its grants in devtenant's directory.
+    const guest = (await usersOf()).find((u) => (u.mail ?? '').toLowerCase() === (fbEmail ?? '').toLowerCase());
+    assert.ok(guest, `the Facebook guest ${fbEmail} is in the directory`);
+    const groups = (await (await fetch(`${DEVTENANT}/_devtenant/groups`)).json()).value;
+    const partners = groups.find((g) => g.id === 'b0b0b0b0-0001-4000-8000-0000000fab01');
+    assert.ok(partners?.members.includes(guest.id), 'the guest is a member of Partners-Fabrikam');
+    const roles = (await (await fetch(`${DEVTENANT}/_devtenant/app-role-assignments`)).json()).value;
+    assert.ok(roles.some((a) => a.principalId === guest.id && a.appRoleId === 'e0e0e0e0-0001-4000-8000-00000000f00d'), 'the guest holds the portal role');
+    const sponsors = (await (await fetch(`${DEVTENANT}/_devtenant/sponsors`)).json()).value;
+    assert.ok(sponsors.some((s) => s.userId === guest.id && s.sponsors.length === 1), 'the approver is the guest\'s sponsor');
+  }
   await stillPending(nextId, 'the request that came under the pointer');
 
   step('`a a` 150 ms apart decides exactly one person');

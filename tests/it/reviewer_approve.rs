@@ -414,6 +414,7 @@ async fn the_graph_calls_made_are_the_calls_shown() {
                                 current: None,
                                 label: o.label.clone(),
                                 undo_until: None,
+                                grants_failed: 0,
                             })
                             .unwrap(),
                     ];
@@ -492,9 +493,13 @@ async fn a_partial_failure_is_recorded_and_retry_never_invites_twice() {
         .directory_object_id
         .clone()
         .expect("the invited account is recorded");
+    let err = out[0].error.as_ref().unwrap();
+    assert_eq!(err.code, guestlist_core::Code::GraphError);
+    let graph = err.graph.as_ref().expect("Graph's error details");
+    assert_eq!(graph.code, "Authorization_RequestDenied");
     assert_eq!(
-        out[0].error.as_ref().unwrap().code,
-        "graph.Authorization_RequestDenied"
+        err.request_id, graph.request_id,
+        "the request id is a field"
     );
     // The detail shows the state, and does not blame "an existing account".
     let d = r.detail(id.clone()).await.unwrap();

@@ -16,7 +16,6 @@
 //!
 //! Needs `tests/oidc-provider/node_modules` (installed by `scripts/setup.sh`).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,9 +24,7 @@ use guestlist_reviewer::auth::{Auth, account_key};
 use guestlist_reviewer::{Faults, MemoryStore, OpenOptions, Reviewer, Settings, TokenStore};
 use serde_json::Value;
 
-#[path = "../oidc-provider/op.rs"]
-mod op;
-use op::start_op;
+use guestlist_testkit::op::OidcProvider;
 
 const CLIENT_ID: &str = "guestlist-desktop-test";
 const RESOURCE: &str = "urn:guestlist:approvals";
@@ -140,10 +137,9 @@ fn jwt_payload(token: &str) -> Value {
 #[tokio::test]
 async fn reviewer_signs_in_against_certified_oidc_provider() {
     let started = Instant::now();
-    let (_op, issuer) = start_op(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider"),
-        &[("OP_IMPLY_CONSENT_PROMPT", "1")],
-    );
+    let op =
+        OidcProvider::start(&[("OP_IMPLY_CONSENT_PROMPT", "1")]).unwrap_or_else(|e| panic!("{e}"));
+    let issuer = op.issuer().to_owned();
     let settings = settings(&issuer);
     let store = Arc::new(MemoryStore::new());
     let dir = tempfile::tempdir().unwrap();

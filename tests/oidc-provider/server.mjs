@@ -1,6 +1,7 @@
 // An independent, certified OpenID Provider (panva/node-oidc-provider v9) for the relying-party
-// conformance test in crates/guestlist-devtenant/tests/oidc_provider.rs: the same Rust client
-// code that runs against devtenant runs against this OP.
+// conformance test in crates/guestlist-devtenant/tests/it/oidc_provider.rs: the same Rust client
+// code that runs against devtenant runs against this OP. Tests start it through
+// guestlist_testkit::op (crates/guestlist-testkit/src/op.rs).
 //
 // Usage: node server.mjs PORT        (or PORT=… node server.mjs)
 // Prints "issuer: http://127.0.0.1:PORT" once it listens.

@@ -10,7 +10,8 @@
 //!
 //! Not codes: event kinds (`request.created`), audit actions (`privacy.erase`), the block-page
 //! codes of the connectors (`GUESTLIST-APPROVAL-PENDING`, [`crate::policy::MessageKind`]), and
-//! Graph's own codes, which the desktop passes on as `graph.<Graph code>`.
+//! Graph's own codes: the desktop reports a Graph error as [`Code::GraphError`] with Graph's code,
+//! request-id and date beside it (`ReviewerError.graph`).
 
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +194,11 @@ codes! {
     AppNotReady = "app.not_ready",
     /// Start at login cannot be set on this system.
     AutostartUnavailable = "autostart.unavailable",
+    /// Microsoft Graph answered an error; Graph's own code (`Authorization_RequestDenied`,
+    /// `TooManyRequests`, …), its `request-id` and `date` are in the desktop error's `graph`.
+    GraphError = "graph.error",
+    /// An error of the desktop UI itself (a failed IPC call that did not come from the facade).
+    UiError = "ui.error",
 }
 
 impl std::fmt::Display for Code {

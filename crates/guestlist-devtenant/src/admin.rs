@@ -3,11 +3,14 @@
 //!
 //! | route | body / answer |
 //! |---|---|
-//! | `GET /_devtenant/health` | `{"status":"ok","issuer","graph"}` |
+//! | `GET /_devtenant/health` | `{"status":"ok","issuer","graph","tenantId","tenantKind","customerIssuer","customerDomain"}` (the last two null for a workforce tenant) |
 //! | `GET /_devtenant/users` | every directory user, all properties, `{"value":[…]}` |
 //! | `POST /_devtenant/signups` | a self-service sign-up's final claims → the user Entra creates (201), see [`create_signup_user`] |
 //! | `GET, POST /_devtenant/faults` | [`crate::FaultConfig`] JSON; 400 with `{"error"}` on a bad body |
 //! | `POST /_devtenant/keys/rotate` | adds and activates a new signing key: `{"kid"}` |
+//! | `GET /_devtenant/groups` | every group, all properties plus `"members":[object id…]`, `{"value":[…]}` |
+//! | `GET /_devtenant/app-role-assignments` | every app role assignment (Graph `appRoleAssignment` JSON), `{"value":[…]}` |
+//! | `GET /_devtenant/sponsors` | `{"value":[{"userId","sponsors":[object id…]}]}` |
 //! | `GET, DELETE /_devtenant/graph-calls` | the last Graph calls received, oldest first: `{"value":[{"method","path","body","status"}]}` (path percent-decoded, relative to `/v1.0`); `DELETE` forgets them (204) |
 
 use std::sync::Arc;
@@ -39,6 +42,12 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/", get(index))
         .route("/_devtenant/health", get(health))
         .route("/_devtenant/users", get(users))
+        .route("/_devtenant/groups", get(groups))
+        .route(
+            "/_devtenant/app-role-assignments",
+            get(app_role_assignments),
+        )
+        .route("/_devtenant/sponsors", get(sponsors))
         .route("/_devtenant/signups", post(signup))
         .route("/_devtenant/faults", get(get_faults).post(set_faults))
         .route("/_devtenant/keys/rotate", post(rotate))
@@ -59,13 +68,50 @@ async fn index(State(s): State<Arc<Shared>>) -> Html<String> {
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Response {
-    axum::Json(json!({"status": "ok", "issuer": s.issuer(), "graph": s.graph_base()}))
-        .into_response()
+    axum::Json(json!({
+        "status": "ok",
+        "issuer": s.issuer(),
+        "graph": s.graph_base(),
+        "tenantId": s.cfg.tenant_id,
+        "tenantKind": s.cfg.tenant_kind,
+        "customerIssuer": s.customer_issuer(),
+        "customerDomain": s.customer_domain(),
+    }))
+    .into_response()
 }
 
 async fn users(State(s): State<Arc<Shared>>) -> Response {
     let users: Vec<GraphUser> = s.lock().users.clone();
     axum::Json(json!({"value": users})).into_response()
+}
+
+async fn groups(State(s): State<Arc<Shared>>) -> Response {
+    let value: Vec<Value> = s
+        .lock()
+        .groups
+        .iter()
+        .map(|g| {
+            let mut o = g.object.clone();
+            o.insert("members".into(), json!(g.members));
+            Value::Object(o)
+        })
+        .collect();
+    axum::Json(json!({ "value": value })).into_response()
+}
+
+async fn app_role_assignments(State(s): State<Arc<Shared>>) -> Response {
+    let value = s.lock().app_role_assignments.clone();
+    axum::Json(json!({ "value": value })).into_response()
+}
+
+async fn sponsors(State(s): State<Arc<Shared>>) -> Response {
+    let value: Vec<Value> = s
+        .lock()
+        .sponsors
+        .iter()
+        .map(|(user, ids)| json!({"userId": user, "sponsors": ids}))
+        .collect();
+    axum::Json(json!({ "value": value })).into_response()
 }
 
 async fn get_faults(State(s): State<Arc<Shared>>) -> Response {

@@ -51,6 +51,107 @@ pub struct DevTenantConfig {
     pub throttle: ThrottleConfig,
     /// Graph fault injection at start; changeable at run time.
     pub faults: FaultConfig,
+    /// Groups seeded into the directory (Graph `/groups`), with their initial members.
+    pub groups: Vec<GroupConfig>,
+    /// Service principals (enterprise applications) and the app roles they define: the
+    /// `resourceId`/`appRoleId` targets of app role assignments.
+    pub service_principals: Vec<ServicePrincipalConfig>,
+    /// Workforce (the default) or external tenant ([`TenantKind`]).
+    pub tenant_kind: TenantKind,
+    /// The external tenant's settings (used when `tenant_kind = "external"`). TOML: `[external]`.
+    pub external: ExternalConfig,
+}
+
+/// What kind of Entra tenant devtenant plays ("Workforce and external tenant configurations").
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantKind {
+    /// A workforce tenant: self-service sign-up calls *API connectors*; sign-ups become guests.
+    #[default]
+    Workforce,
+    /// An external tenant (Entra External ID for customers): sign-up user flows call *custom
+    /// authentication extensions* and create *customer* accounts ([`crate::external`]); its
+    /// customer authority is `https://{subdomain}.ciamlogin.com/{tid}/v2.0`.
+    External,
+}
+
+/// An external tenant's settings. TOML: `[external]` with `subdomain = "contosocustomers"`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExternalConfig {
+    /// The tenant's subdomain: `{subdomain}.ciamlogin.com` hosts its customer authority and
+    /// `{subdomain}.onmicrosoft.com` is its initial domain (customer UPNs, local-account
+    /// `identities` issuer). One DNS label: lowercase ASCII letters, digits and `-`, 1–63 chars.
+    pub subdomain: String,
+}
+
+impl Default for ExternalConfig {
+    fn default() -> Self {
+        Self {
+            subdomain: d::EXTERNAL_SUBDOMAIN.into(),
+        }
+    }
+}
+
+/// A group of the directory ("group resource type"): a security group unless
+/// `mail_enabled`/`group_types` say otherwise. TOML: `[[groups]]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Object ID (GUID): Graph `id`.
+    pub object_id: String,
+    /// `displayName`.
+    pub display_name: String,
+    /// `description`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `mailNickname` (defaults to the display name without spaces).
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    /// `groupTypes`: empty for a security group, `["Unified"]` for a Microsoft 365 group.
+    #[serde(default)]
+    pub group_types: Vec<String>,
+    /// `mailEnabled` (security groups: `false`).
+    #[serde(default)]
+    pub mail_enabled: bool,
+    /// Initial members: object IDs of configured users, groups or service principals.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A service principal with the app roles its application defines ("servicePrincipal resource
+/// type", `appRoles`). TOML: `[[service_principals]]` with `[[service_principals.app_roles]]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePrincipalConfig {
+    /// Object ID of the service principal (GUID): the `resourceId` of assignments.
+    pub object_id: String,
+    /// The application (client) ID (`appId`).
+    pub app_id: String,
+    /// `displayName` (the assignment's `resourceDisplayName`).
+    pub display_name: String,
+    /// App roles (`appRoles`).
+    #[serde(default)]
+    pub app_roles: Vec<AppRoleConfig>,
+}
+
+/// One app role of a service principal ("appRole resource type").
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleConfig {
+    /// The role's `id` (GUID): the `appRoleId` of assignments.
+    pub id: String,
+    /// `value` (what the `roles` claim carries, e.g. `Partner.Read`).
+    pub value: String,
+    /// `displayName`.
+    pub display_name: String,
+    /// `allowedMemberTypes`: `User` (users and groups) and/or `Application`.
+    #[serde(default = "default_member_types")]
+    pub allowed_member_types: Vec<String>,
+}
+
+fn default_member_types() -> Vec<String> {
+    vec!["User".into()]
 }
 
 /// A member user of the tenant who can sign in at the authorize endpoint.
@@ -323,6 +424,9 @@ impl Default for DevTenantConfig {
                         "User.Read.All".into(),
                         "User.ReadWrite.All".into(),
                         "User.Invite.All".into(),
+                        "GroupMember.ReadWrite.All".into(),
+                        "AppRoleAssignment.ReadWrite.All".into(),
+                        "Application.Read.All".into(),
                     ],
                     short_scope_names: true,
                     requested_access_token_version: Some(2),
@@ -335,6 +439,28 @@ impl Default for DevTenantConfig {
             rotate_refresh_tokens: true,
             throttle: ThrottleConfig::default(),
             faults: FaultConfig::default(),
+            groups: vec![GroupConfig {
+                object_id: d::PARTNERS_GROUP_ID.into(),
+                display_name: d::PARTNERS_GROUP_NAME.into(),
+                description: Some("Approved guests of the Fabrikam partnership".into()),
+                mail_nickname: None,
+                group_types: vec![],
+                mail_enabled: false,
+                members: vec![],
+            }],
+            service_principals: vec![ServicePrincipalConfig {
+                object_id: d::PORTAL_SP_ID.into(),
+                app_id: d::PORTAL_APP_ID.into(),
+                display_name: d::PORTAL_SP_NAME.into(),
+                app_roles: vec![AppRoleConfig {
+                    id: d::PORTAL_ROLE_ID.into(),
+                    value: d::PORTAL_ROLE_VALUE.into(),
+                    display_name: "Partner portal reader".into(),
+                    allowed_member_types: default_member_types(),
+                }],
+            }],
+            tenant_kind: TenantKind::Workforce,
+            external: ExternalConfig::default(),
         }
     }
 }
@@ -411,6 +537,20 @@ impl DevTenantConfig {
                 return bad(format!("duplicate client_id {id}"));
             }
         }
+        self.validate_directory()?;
+        let sub = &self.external.subdomain;
+        if sub.is_empty()
+            || sub.len() > 63
+            || sub.starts_with('-')
+            || sub.ends_with('-')
+            || !sub
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return bad(format!(
+                "external.subdomain {sub:?} must be one DNS label: lowercase letters, digits and '-', 1-63 characters"
+            ));
+        }
         for r in &self.resources {
             if !matches!(r.requested_access_token_version, None | Some(1) | Some(2)) {
                 return bad(format!(
@@ -421,5 +561,55 @@ impl DevTenantConfig {
             }
         }
         self.faults.validate()
+    }
+
+    /// Groups and service principals: GUID object IDs unique across users, groups and service
+    /// principals, GUID app role IDs, and group members that name a configured object.
+    fn validate_directory(&self) -> Result<(), DevTenantError> {
+        let bad = |m: String| Err(DevTenantError::Config(m));
+        let is_guid = |s: &str| uuid::Uuid::parse_str(s).is_ok();
+        let mut ids: std::collections::HashSet<String> = self
+            .users
+            .iter()
+            .map(|u| u.object_id.to_ascii_lowercase())
+            .collect();
+        for g in &self.groups {
+            if !is_guid(&g.object_id) || !ids.insert(g.object_id.to_ascii_lowercase()) {
+                return bad(format!(
+                    "group {:?}: object_id {:?} must be a GUID used by no other object",
+                    g.display_name, g.object_id
+                ));
+            }
+        }
+        for sp in &self.service_principals {
+            if !is_guid(&sp.object_id)
+                || !is_guid(&sp.app_id)
+                || !ids.insert(sp.object_id.to_ascii_lowercase())
+            {
+                return bad(format!(
+                    "service principal {:?}: object_id and app_id must be GUIDs, the object_id used by no other object",
+                    sp.display_name
+                ));
+            }
+            if let Some(r) = sp.app_roles.iter().find(|r| !is_guid(&r.id)) {
+                return bad(format!(
+                    "service principal {:?}: app role {:?} has an id that is not a GUID",
+                    sp.display_name, r.value
+                ));
+            }
+        }
+        for g in &self.groups {
+            if let Some(m) = g
+                .members
+                .iter()
+                .find(|m| !ids.contains(&m.to_ascii_lowercase()))
+            {
+                return bad(format!(
+                    "group {:?}: member {m:?} is not a configured user, group or service principal",
+                    g.display_name
+                ));
+            }
+        }
+        Ok(())
     }
 }

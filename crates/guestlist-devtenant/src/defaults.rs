@@ -45,11 +45,18 @@ pub const API_APP_ROLES: &[&str] = &[APPROVER_ROLE, ADMIN_ROLE, AUDITOR_ROLE];
 /// Resource identifier of Microsoft Graph; Graph access tokens carry it as `aud`.
 pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 /// Graph delegated permissions devtenant knows (requested as `https://graph.microsoft.com/{name}`).
+/// The grants of issue 14 need `GroupMember.ReadWrite.All` (group members),
+/// `AppRoleAssignment.ReadWrite.All` (app role assignments) and `User.ReadWrite.All` (sponsors).
 pub const GRAPH_SCOPES: &[&str] = &[
     "User.Read",
     "User.Read.All",
     "User.ReadWrite.All",
     "User.Invite.All",
+    "GroupMember.Read.All",
+    "GroupMember.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Application.Read.All",
+    "Directory.Read.All",
 ];
 
 /// Client ID of the Entra *authentication events* service principal
@@ -101,3 +108,41 @@ pub const KATHERINE_OID: &str = "a0a0a0a0-0004-4000-8000-0000000a0d17";
 pub const GRAPH_WRITE_LIMIT: u32 = 3000;
 /// The throttling window in seconds (150 s).
 pub const GRAPH_WINDOW_SECS: u64 = 150;
+
+/// The demo tenant's security group for approved partner guests ("Partners-Fabrikam"): the
+/// target of `POST /groups/{id}/members/$ref`.
+pub const PARTNERS_GROUP_ID: &str = "b0b0b0b0-0001-4000-8000-0000000fab01";
+/// Display name of [`PARTNERS_GROUP_ID`].
+pub const PARTNERS_GROUP_NAME: &str = "Partners-Fabrikam";
+/// Object ID of the demo "Partner portal" service principal: the `resourceId` of app role
+/// assignments.
+pub const PORTAL_SP_ID: &str = "c0c0c0c0-0001-4000-8000-00000000a11a";
+/// Application (client) ID of the partner portal (`appId` of [`PORTAL_SP_ID`]).
+pub const PORTAL_APP_ID: &str = "d0d0d0d0-0001-4000-8000-0000000a99e1";
+/// Display name of [`PORTAL_SP_ID`] (`resourceDisplayName` of its assignments).
+pub const PORTAL_SP_NAME: &str = "Partner portal";
+/// The portal's app role for guests (`appRoleId`), value [`PORTAL_ROLE_VALUE`].
+pub const PORTAL_ROLE_ID: &str = "e0e0e0e0-0001-4000-8000-00000000f00d";
+/// Value of [`PORTAL_ROLE_ID`] (the `roles` claim value).
+pub const PORTAL_ROLE_VALUE: &str = "Partner.Read";
+
+/// The subdomain of devtenant's external tenant (`tenant_kind = "external"`): its customer
+/// authority is `https://contosocustomers.ciamlogin.com/{tid}/v2.0` and its initial domain
+/// `contosocustomers.onmicrosoft.com`.
+pub const EXTERNAL_SUBDOMAIN: &str = "contosocustomers";
+/// Application (client) ID of the demo customer-facing application people sign up to in an
+/// external tenant (the `{appId}` of an extension request's `source`).
+pub const CUSTOMER_APP_ID: &str = "f0f0f0f0-0001-4000-8000-00000000c0a1";
+/// Display name of [`CUSTOMER_APP_ID`].
+pub const CUSTOMER_APP_NAME: &str = "Contoso partner portal (customers)";
+/// The OnAttributeCollectionStart event listener of the external tenant's user flow.
+pub const START_LISTENER_ID: &str = "10000000-0000-4000-8000-0000000a5701";
+/// The OnAttributeCollectionSubmit event listener of the external tenant's user flow.
+pub const SUBMIT_LISTENER_ID: &str = "10000000-0000-4000-8000-0000000a5702";
+/// The custom authentication extension called at OnAttributeCollectionStart.
+pub const START_EXTENSION_ID: &str = "20000000-0000-4000-8000-0000000e5701";
+/// The custom authentication extension called at OnAttributeCollectionSubmit.
+pub const SUBMIT_EXTENSION_ID: &str = "20000000-0000-4000-8000-0000000e5702";
+/// Object ID of [`CUSTOMER_APP_ID`]'s service principal (`authenticationContext`'s
+/// `clientServicePrincipal.id`).
+pub const CUSTOMER_SP_ID: &str = "c0c0c0c0-0002-4000-8000-00000000c0a1";

@@ -2,9 +2,11 @@
 //!
 //! **devtenant** is a local, faithful emulation of the parts of a Microsoft Entra ID tenant that
 //! Guestlist talks to (like Azurite for Azure Storage): the Microsoft identity platform v2.0
-//! sign-in endpoints ([`oidc`]), the Microsoft Graph v1.0 subset for users, invitations and
-//! `$batch` ([`graph`]), and a self-service sign-up *user flow* that calls the approval API's
-//! connectors exactly as Entra does ([`userflow`]). See `docs/CONTRACTS.md` and this
+//! sign-in endpoints ([`oidc`]), the Microsoft Graph v1.0 subset for users, invitations, group
+//! members, app role assignments, sponsors and `$batch` ([`graph`]), and a self-service sign-up *user flow* that calls the approval API's
+//! connectors exactly as Entra does ([`userflow`]); with `tenant_kind = "external"` it plays an
+//! external tenant whose user flow calls custom authentication extensions and creates customer
+//! accounts ([`external`]). See `docs/CONTRACTS.md` and this
 //! crate's README for the deliberate differences from the real services.
 //!
 //! This crate owns the emulator only. It must not depend on any other Guestlist crate (in
@@ -27,6 +29,7 @@ pub mod admin;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod external;
 pub mod graph;
 pub mod keys;
 pub mod net;
@@ -46,9 +49,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ConfidentialClientConfig, DevTenantConfig, FaultConfig, PublicClientConfig, ResourceConfig,
-    ThrottleConfig, UserConfig,
+    AppRoleConfig, ConfidentialClientConfig, DevTenantConfig, FaultConfig, GroupConfig,
+    PublicClientConfig, ResourceConfig, ServicePrincipalConfig, ThrottleConfig, UserConfig,
 };
+pub use config::{ExternalConfig, TenantKind};
 pub use error::DevTenantError;
 pub use state::Shared;
 
@@ -59,6 +63,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .merge(oidc::router())
         .merge(graph::router())
         .merge(admin::router())
+        .merge(external::router())
         .with_state(shared)
 }
 
@@ -166,6 +171,22 @@ impl DevTenantHandle {
     pub fn issuer(&self) -> String {
         self.shared.issuer()
     }
+    /// An external tenant's customer issuer, `https://{subdomain}.ciamlogin.com/{tid}/v2.0`
+    /// (the `iss` of its custom authentication extensions' tokens); `None` for a workforce
+    /// tenant. Its discovery document is [`DevTenantHandle::customer_discovery_url`].
+    pub fn customer_issuer(&self) -> Option<String> {
+        self.shared.customer_issuer()
+    }
+    /// Where the customer authority's discovery document is served locally:
+    /// `{base}/{subdomain}.ciamlogin.com/{tenant-id}/v2.0/.well-known/openid-configuration`.
+    pub fn customer_discovery_url(&self) -> String {
+        format!(
+            "{}/{}/{}/v2.0/.well-known/openid-configuration",
+            self.shared.base_url,
+            self.shared.customer_host(),
+            self.shared.cfg.tenant_id
+        )
+    }
     /// The authority for MSAL-style clients: `{base}/{tenant-id}`.
     pub fn authority(&self) -> String {
         format!("{}/{}", self.shared.base_url, self.shared.cfg.tenant_id)
@@ -214,6 +235,41 @@ impl DevTenantHandle {
             })
             .cloned()
             .map(Value::Object)
+    }
+    /// The direct members of a group (object IDs, in the order added), or `None` for an
+    /// unknown group.
+    pub fn group_members(&self, group_id: &str) -> Option<Vec<String>> {
+        self.shared
+            .lock()
+            .groups
+            .iter()
+            .find(|g| {
+                g.object
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|x| x.eq_ignore_ascii_case(group_id))
+            })
+            .map(|g| g.members.clone())
+    }
+    /// Every app role assignment (Graph `appRoleAssignment` JSON, creation order).
+    pub fn app_role_assignments(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .app_role_assignments
+            .iter()
+            .cloned()
+            .map(Value::Object)
+            .collect()
+    }
+    /// The sponsors of a user (object IDs of users or groups, in the order added).
+    pub fn sponsors(&self, user_id: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .sponsors
+            .iter()
+            .find(|(u, _)| u.eq_ignore_ascii_case(user_id))
+            .map(|(_, ids)| ids.clone())
+            .unwrap_or_default()
     }
     /// Replaces the Graph fault settings (and re-seeds the fault RNG).
     ///

@@ -1,5 +1,5 @@
 //! Validation of Graph request bodies against `schemas/graph-subset.json` (Microsoft Graph's own
-//! v1.0 metadata for users, invitations and `$batch`, as OpenAPI 3.1 / JSON Schema 2020-12;
+//! v1.0 metadata for users, invitations, app role assignments, `$ref` bodies and `$batch`, as OpenAPI 3.1 / JSON Schema 2020-12;
 //! CONTRACTS.md §3). The `strict.*` variants reject unknown property names, which is how Graph
 //! answers a typo (400 `Request_BadRequest`).
 
@@ -46,6 +46,11 @@ pub struct Validators {
     pub invitation: Validator,
     /// `x.batch.request` (POST /$batch).
     pub batch: Validator,
+    /// `strict.microsoft.graph.appRoleAssignment` (POST …/appRoleAssignments, …/appRoleAssignedTo).
+    pub app_role_assignment: Validator,
+    /// `strict.ReferenceCreate`, the `{"@odata.id"}` body of POST …/members/$ref and
+    /// …/sponsors/$ref.
+    pub reference: Validator,
 }
 
 /// The compiled validators (compiled once per process).
@@ -59,6 +64,8 @@ pub fn validators() -> Result<&'static Validators, String> {
             user: compile("strict.microsoft.graph.user")?,
             invitation: compile("strict.microsoft.graph.invitation")?,
             batch: compile("x.batch.request")?,
+            app_role_assignment: compile("strict.microsoft.graph.appRoleAssignment")?,
+            reference: compile("strict.ReferenceCreate")?,
         })
     })
     .as_ref()

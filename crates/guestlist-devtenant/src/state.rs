@@ -2,8 +2,10 @@
 //! refresh tokens, throttling buckets, fault settings) and its optional JSON snapshot file.
 //!
 //! The snapshot (`--state FILE`) holds `{"keys":[PEM…],"active_kid","users":[Graph user JSON…],
-//! "refresh_tokens":{…},"redemptions":{…}}`; it is written atomically (temp file + rename) after
-//! every change to keys, users or refresh tokens. Codes, buckets and faults are not persisted.
+//! "refresh_tokens":{…},"redemptions":{…},"groups":[{"object","members"}…],
+//! "app_role_assignments":[…],"sponsors":{user id:[object id…]}}`; it is written atomically (temp
+//! file + rename) after every change to keys, users, groups, assignments, sponsors or refresh
+//! tokens. Codes, buckets and faults are not persisted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,6 +23,16 @@ use crate::keys::SigningKey;
 
 /// A Graph user object as stored (the full property bag, Graph JSON names).
 pub type GraphUser = Map<String, Value>;
+
+/// A directory group: its Graph properties and its direct members (object IDs, in the order
+/// they were added).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DirGroup {
+    /// The Graph group object (`id`, `displayName`, `groupTypes`, …).
+    pub object: Map<String, Value>,
+    /// Object IDs of the direct members (users, groups, service principals).
+    pub members: Vec<String>,
+}
 
 /// An issued, not yet redeemed (or redeemed) authorization code.
 #[derive(Clone, Debug)]
@@ -89,6 +101,12 @@ pub struct Inner {
     pub rng: ChaCha12Rng,
     /// The last [`RECORDED_CALLS_MAX`] Graph calls, oldest first (`GET /_devtenant/graph-calls`).
     pub calls: std::collections::VecDeque<RecordedCall>,
+    /// Groups with their members, in creation order.
+    pub groups: Vec<DirGroup>,
+    /// App role assignments (full Graph `appRoleAssignment` objects), in creation order.
+    pub app_role_assignments: Vec<Map<String, Value>>,
+    /// Sponsors by user object ID (object IDs of users or groups, in the order added).
+    pub sponsors: BTreeMap<String, Vec<String>>,
 }
 
 /// How many Graph calls devtenant keeps for `GET /_devtenant/graph-calls`.
@@ -116,6 +134,13 @@ struct Snapshot {
     refresh_tokens: BTreeMap<String, RefreshGrant>,
     #[serde(default)]
     redemptions: BTreeMap<String, String>,
+    /// `None` in snapshots written before groups existed: seeded from the config then.
+    #[serde(default)]
+    groups: Option<Vec<DirGroup>>,
+    #[serde(default)]
+    app_role_assignments: Vec<Map<String, Value>>,
+    #[serde(default)]
+    sponsors: BTreeMap<String, Vec<String>>,
 }
 
 /// State shared by all handlers.
@@ -170,6 +195,14 @@ impl Shared {
                 .map_err(|e| DevTenantError::State(format!("{}: {e}", path.display())))?;
             snapshot = Some(snap);
         }
+        let (groups, app_role_assignments, sponsors) = match &mut snapshot {
+            Some(snap) if !snap.keys.is_empty() => (
+                snap.groups.take().unwrap_or_else(|| seed_groups(&cfg)),
+                std::mem::take(&mut snap.app_role_assignments),
+                std::mem::take(&mut snap.sponsors),
+            ),
+            _ => (seed_groups(&cfg), Vec::new(), BTreeMap::new()),
+        };
         let (keys, active, users, refresh_tokens, redemptions) = match snapshot {
             Some(s) if !s.keys.is_empty() => {
                 let keys = s
@@ -208,6 +241,9 @@ impl Shared {
                 faults,
                 rng,
                 calls: std::collections::VecDeque::new(),
+                groups,
+                app_role_assignments,
+                sponsors,
             }),
         };
         shared.persist()?;
@@ -231,10 +267,39 @@ impl Shared {
         format!("{}/v1.0", self.base_url)
     }
 
-    /// Whether `tenant` (a path segment) names this tenant: its ID or domain, case-insensitive.
+    /// Whether `tenant` (a path segment) names this tenant: its ID or domain, case-insensitive
+    /// (an external tenant also answers to `{subdomain}.onmicrosoft.com`).
     pub fn is_tenant(&self, tenant: &str) -> bool {
         tenant.eq_ignore_ascii_case(&self.cfg.tenant_id)
             || tenant.eq_ignore_ascii_case(&self.cfg.domain)
+            || self
+                .customer_domain()
+                .is_some_and(|d| tenant.eq_ignore_ascii_case(&d))
+    }
+
+    /// An external tenant's customer issuer, `https://{subdomain}.ciamlogin.com/{tid}/v2.0`
+    /// ("Custom authentication extensions overview", *Protect your REST API*: the `iss` of the
+    /// tokens its custom authentication extensions carry); `None` for a workforce tenant.
+    pub fn customer_issuer(&self) -> Option<String> {
+        (self.cfg.tenant_kind == crate::config::TenantKind::External).then(|| {
+            format!(
+                "https://{}/{}/v2.0",
+                self.customer_host(),
+                self.cfg.tenant_id
+            )
+        })
+    }
+
+    /// `{subdomain}.ciamlogin.com`: the host of an external tenant's customer authority.
+    pub fn customer_host(&self) -> String {
+        format!("{}.ciamlogin.com", self.cfg.external.subdomain)
+    }
+
+    /// An external tenant's initial domain, `{subdomain}.onmicrosoft.com` (customer UPNs and the
+    /// issuer of local-account identities); `None` for a workforce tenant.
+    pub fn customer_domain(&self) -> Option<String> {
+        (self.cfg.tenant_kind == crate::config::TenantKind::External)
+            .then(|| format!("{}.onmicrosoft.com", self.cfg.external.subdomain))
     }
 
     /// Writes the snapshot file, if one is configured.
@@ -261,6 +326,9 @@ impl Shared {
                 users: inner.users.clone(),
                 refresh_tokens: inner.refresh_tokens.clone(),
                 redemptions: inner.redemptions.clone(),
+                groups: Some(inner.groups.clone()),
+                app_role_assignments: inner.app_role_assignments.clone(),
+                sponsors: inner.sponsors.clone(),
             };
             serde_json::to_string_pretty(&snap).map_err(|e| DevTenantError::State(e.to_string()))?
         };
@@ -348,6 +416,44 @@ fn seed_users(cfg: &DevTenantConfig) -> Vec<GraphUser> {
             match v {
                 Value::Object(m) => m,
                 _ => Map::new(),
+            }
+        })
+        .collect()
+}
+
+/// The configured groups as Graph group objects ("group resource type"; a security group unless
+/// configured otherwise).
+fn seed_groups(cfg: &DevTenantConfig) -> Vec<DirGroup> {
+    cfg.groups
+        .iter()
+        .map(|g| {
+            let nickname = g
+                .mail_nickname
+                .clone()
+                .unwrap_or_else(|| g.display_name.replace(' ', ""));
+            let v = json!({
+                "id": g.object_id,
+                "deletedDateTime": null,
+                "createdDateTime": now_graph(),
+                "displayName": g.display_name,
+                "description": g.description,
+                "groupTypes": g.group_types,
+                "mail": null,
+                "mailEnabled": g.mail_enabled,
+                "mailNickname": nickname,
+                "securityEnabled": !g.group_types.iter().any(|t| t == "Unified") || !g.mail_enabled,
+                "visibility": null,
+                "proxyAddresses": [],
+                "resourceBehaviorOptions": [],
+                "resourceProvisioningOptions": [],
+                "onPremisesSyncEnabled": null,
+            });
+            DirGroup {
+                object: match v {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+                members: g.members.clone(),
             }
         })
         .collect()

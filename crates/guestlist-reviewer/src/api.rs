@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
+use guestlist_core::Code;
 use guestlist_core::model::{ApprovalRequest, Decision, HistoryEntry, RequestPage};
 use guestlist_core::retry::{self, Backoff};
 use reqwest::{StatusCode, header};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ReviewerError, codes};
@@ -27,16 +29,26 @@ pub const THROTTLE_BACKOFF: Backoff = Backoff {
 /// Page size used by sync (the server allows up to 500).
 pub const PAGE_LIMIT: usize = 500;
 
-/// A failed approval API call.
+/// A failed approval API call. Which variant is chosen by the error body's [`Code`] (read with
+/// serde, [`ApiClient::failure`]), the status only deciding 401 and answers without a readable
+/// body.
 #[derive(Debug, Clone)]
 pub enum ApiFailure {
     /// The server could not be reached.
     Offline(String),
     /// 401: the token was refused (expired or wrong audience).
     Unauthorized(String),
-    /// 403: signed in, but without the Approver role.
-    Forbidden(String),
-    /// 404.
+    /// 403 `auth.forbidden`, `auth.scope_missing` or `auth.client_not_allowed`: signed in, but
+    /// the token lacks the role, scope or client the call needs.
+    Forbidden {
+        /// The server's code.
+        code: Code,
+        /// Server message, with what to do.
+        message: String,
+        /// The answer's `x-request-id`.
+        request_id: Option<String>,
+    },
+    /// 404 `request.not_found`.
     NotFound(String),
     /// 409 `request.already_decided`, with the winner's request.
     Conflict {
@@ -44,6 +56,8 @@ pub enum ApiFailure {
         message: String,
         /// The request as it is now.
         current: Option<Box<ApprovalRequest>>,
+        /// The answer's `x-request-id`.
+        request_id: Option<String>,
     },
     /// 412 `request.version_mismatch`, with the request as it is now.
     VersionMismatch {
@@ -51,34 +65,77 @@ pub enum ApiFailure {
         message: String,
         /// The request as it is now.
         current: Option<Box<ApprovalRequest>>,
+        /// The answer's `x-request-id`.
+        request_id: Option<String>,
     },
-    /// Anything else (4xx/5xx, unreadable bodies).
+    /// Anything else (other 4xx/5xx, e.g. 403 `decision.self_approval` or 409
+    /// `request.not_denied`; unreadable bodies).
     Other {
         /// HTTP status (0 for unreadable bodies).
         status: u16,
         /// The server's error code, or `api.error`.
-        code: String,
+        code: Code,
         /// Message.
         message: String,
+        /// The answer's `x-request-id`, when there was an answer.
+        request_id: Option<String>,
     },
 }
 
 impl ApiFailure {
-    /// The facade error of this failure.
+    /// The facade error of this failure: the server's code and request id.
     pub fn to_error(&self) -> ReviewerError {
         match self {
             ApiFailure::Offline(m) => ReviewerError::offline(m.clone()),
             ApiFailure::Unauthorized(m) => ReviewerError::new(codes::NOT_SIGNED_IN, m.clone()),
-            ApiFailure::Forbidden(m) => ReviewerError::new(codes::FORBIDDEN, m.clone()),
+            ApiFailure::Forbidden {
+                code,
+                message,
+                request_id,
+            } => ReviewerError::new(*code, message.clone()).with_request_id(request_id.clone()),
             ApiFailure::NotFound(m) => ReviewerError::new(codes::NOT_FOUND, m.clone()),
-            ApiFailure::Conflict { message, .. } => {
-                ReviewerError::new(codes::CONFLICT, message.clone())
-            }
-            ApiFailure::VersionMismatch { message, .. } => {
-                ReviewerError::new(codes::VERSION_MISMATCH, message.clone())
-            }
-            ApiFailure::Other { code, message, .. } => ReviewerError::new(code, message.clone()),
+            ApiFailure::Conflict {
+                message,
+                request_id,
+                ..
+            } => ReviewerError::new(codes::CONFLICT, message.clone())
+                .with_request_id(request_id.clone()),
+            ApiFailure::VersionMismatch {
+                message,
+                request_id,
+                ..
+            } => ReviewerError::new(codes::VERSION_MISMATCH, message.clone())
+                .with_request_id(request_id.clone()),
+            ApiFailure::Other {
+                code,
+                message,
+                request_id,
+                ..
+            } => ReviewerError::new(*code, message.clone()).with_request_id(request_id.clone()),
         }
+    }
+}
+
+/// The `error` member of the approval API's error body ([`guestlist_core::model::ErrorDetail`],
+/// `docs/CONTRACTS.md` §4), its code read with [`crate::error::lenient_code`] so that a code
+/// from a newer server is `api.error` rather than an unreadable body.
+#[derive(Debug, Deserialize)]
+struct WireErrorDetail {
+    #[serde(deserialize_with = "crate::error::lenient_code")]
+    code: Code,
+    #[serde(default)]
+    message: String,
+}
+
+/// The code an answer without a readable error body is taken to mean, from its status alone.
+fn code_of_status(status: StatusCode) -> Code {
+    match status {
+        StatusCode::UNAUTHORIZED => Code::AuthUnauthorized,
+        StatusCode::FORBIDDEN => Code::AuthForbidden,
+        StatusCode::NOT_FOUND => Code::RequestNotFound,
+        StatusCode::CONFLICT => Code::RequestAlreadyDecided,
+        StatusCode::PRECONDITION_FAILED => Code::RequestVersionMismatch,
+        _ => Code::ApiError,
     }
 }
 
@@ -163,40 +220,69 @@ impl ApiClient {
         }
     }
 
+    /// The [`ApiFailure`] of an error answer: the body's `error.code` decides the variant
+    /// (`request.already_decided` → [`ApiFailure::Conflict`], `request.version_mismatch` →
+    /// [`ApiFailure::VersionMismatch`], `request.not_found` → [`ApiFailure::NotFound`], a 403
+    /// `auth.*` → [`ApiFailure::Forbidden`], anything else [`ApiFailure::Other`] with its code);
+    /// 401 is always [`ApiFailure::Unauthorized`]. Without a readable body the status's usual
+    /// code stands in. The `x-request-id` header is kept for support.
     pub(crate) async fn failure(resp: reqwest::Response) -> ApiFailure {
         let status = resp.status();
-        let www = resp
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header_str = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let www = header_str(header::WWW_AUTHENTICATE.as_str());
+        let request_id = header_str("x-request-id");
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let code = body["error"]["code"]
-            .as_str()
-            .unwrap_or(codes::API)
-            .to_owned();
-        let message = body["error"]["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("the approval API answered {status}"));
-        let current = serde_json::from_value::<ApprovalRequest>(body["current"].clone())
-            .ok()
-            .map(Box::new);
-        match status {
-            StatusCode::UNAUTHORIZED => ApiFailure::Unauthorized(match www {
+        let (code, message) = match WireErrorDetail::deserialize(&body["error"]) {
+            Ok(d) if !d.message.is_empty() => (d.code, d.message),
+            Ok(d) => (d.code, format!("the approval API answered {status}")),
+            Err(_) => (
+                code_of_status(status),
+                format!("the approval API answered {status}"),
+            ),
+        };
+        let current = || {
+            serde_json::from_value::<ApprovalRequest>(body["current"].clone())
+                .ok()
+                .map(Box::new)
+        };
+        match (status, code) {
+            (StatusCode::UNAUTHORIZED, _) => ApiFailure::Unauthorized(match www {
                 Some(w) => format!("{message} ({w})"),
                 None => message,
             }),
-            StatusCode::FORBIDDEN => ApiFailure::Forbidden(format!(
-                "{message}: your account needs the Approver role of the approval API"
-            )),
-            StatusCode::NOT_FOUND => ApiFailure::NotFound(message),
-            StatusCode::CONFLICT => ApiFailure::Conflict { message, current },
-            StatusCode::PRECONDITION_FAILED => ApiFailure::VersionMismatch { message, current },
-            s => ApiFailure::Other {
+            (
+                StatusCode::FORBIDDEN,
+                Code::AuthForbidden | Code::AuthScopeMissing | Code::AuthClientNotAllowed,
+            ) => ApiFailure::Forbidden {
+                code,
+                message: if code == Code::AuthForbidden {
+                    format!("{message}: your account needs the Approver role of the approval API")
+                } else {
+                    message
+                },
+                request_id,
+            },
+            (_, Code::RequestNotFound) => ApiFailure::NotFound(message),
+            (_, Code::RequestAlreadyDecided) => ApiFailure::Conflict {
+                message,
+                current: current(),
+                request_id,
+            },
+            (_, Code::RequestVersionMismatch) => ApiFailure::VersionMismatch {
+                message,
+                current: current(),
+                request_id,
+            },
+            (s, code) => ApiFailure::Other {
                 status: s.as_u16(),
                 code,
                 message,
+                request_id,
             },
         }
     }
@@ -210,8 +296,9 @@ impl ApiClient {
         let bytes = resp.bytes().await.map_err(offline)?;
         serde_json::from_slice(&bytes).map_err(|e| ApiFailure::Other {
             status: 0,
-            code: codes::API.into(),
+            code: codes::API,
             message: format!("unreadable approval API answer: {e}"),
+            request_id: None,
         })
     }
 
@@ -375,7 +462,7 @@ mod tests {
                             axum::http::StatusCode::from_u16(status).unwrap(),
                             [("retry-after", retry_after)],
                             axum::Json(serde_json::json!({"error": {
-                                "code": "rate_limited", "message": "slow down"}})),
+                                "code": "auth.throttled", "message": "slow down"}})),
                         )
                             .into_response()
                     } else {
@@ -428,7 +515,14 @@ mod tests {
             .expect("no sleeping on an hour-long Retry-After")
             .unwrap_err();
         assert!(
-            matches!(&f, ApiFailure::Other { status: 429, code, .. } if code == "rate_limited"),
+            matches!(
+                &f,
+                ApiFailure::Other {
+                    status: 429,
+                    code: Code::AuthThrottled,
+                    ..
+                }
+            ),
             "{f:?}"
         );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -443,5 +537,121 @@ mod tests {
             calls.load(Ordering::SeqCst),
             THROTTLE_BACKOFF.max_attempts as usize
         );
+    }
+
+    /// An approval API stand-in on 127.0.0.1 whose `GET /api/requests/{id}/history` answers
+    /// the error body the server writes ([`guestlist_core::model::ErrorBody`]) for `id` =
+    /// `<status>-<code>` (`409-request.not_denied`), with `x-request-id: rid-<id>`; `raw-<status>`
+    /// answers that status with a body that is not JSON.
+    async fn erring_api() -> ApiClient {
+        use guestlist_core::model::{ErrorBody, ErrorDetail};
+        let app = axum::Router::new().route(
+            "/api/requests/{id}/history",
+            axum::routing::get(
+                |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    let rid = [("x-request-id", format!("rid-{id}"))];
+                    if let Some(status) = id.strip_prefix("raw-") {
+                        let status =
+                            axum::http::StatusCode::from_u16(status.parse().unwrap()).unwrap();
+                        return (status, rid, "<html>proxy</html>").into_response();
+                    }
+                    let (status, code) = id.split_once('-').unwrap();
+                    let status = axum::http::StatusCode::from_u16(status.parse().unwrap()).unwrap();
+                    let body = match code.parse::<Code>() {
+                        Ok(code) => serde_json::to_value(ErrorBody {
+                            error: ErrorDetail {
+                                code,
+                                message: format!("server says {code}"),
+                            },
+                        })
+                        .unwrap(),
+                        // A code of a newer server.
+                        Err(_) => serde_json::json!({"error": {"code": code, "message": "new"}}),
+                    };
+                    (status, rid, axum::Json(body)).into_response()
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        ApiClient::new(&format!("http://{addr}")).unwrap()
+    }
+
+    /// The facade error keeps the server's [`Code`] from the body (and its `x-request-id`):
+    /// a 409 `request.not_denied` is not an "already decided" conflict, and a 403
+    /// `decision.self_approval` is not a missing role, as they were when the status alone
+    /// chose the code.
+    #[tokio::test]
+    async fn the_error_body_s_code_and_request_id_reach_the_facade_error() {
+        let api = erring_api().await;
+        let fail = |id: &'static str| {
+            let api = api.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(20), api.history("t", id))
+                    .await
+                    .unwrap()
+                    .unwrap_err()
+            }
+        };
+        for (id, code) in [
+            ("409-request.already_decided", Code::RequestAlreadyDecided),
+            ("409-request.not_denied", Code::RequestNotDenied),
+            ("412-request.version_mismatch", Code::RequestVersionMismatch),
+            ("403-auth.forbidden", Code::AuthForbidden),
+            ("403-auth.scope_missing", Code::AuthScopeMissing),
+            ("403-decision.self_approval", Code::DecisionSelfApproval),
+            ("400-decision.reason_required", Code::DecisionReasonRequired),
+            (
+                "422-request.idempotency_key_reused",
+                Code::RequestIdempotencyKeyReused,
+            ),
+            ("400-request.from_a_newer_server", Code::ApiError),
+            ("raw-412", Code::RequestVersionMismatch),
+            ("raw-502", Code::ApiError),
+        ] {
+            let e = fail(id).await.to_error();
+            assert_eq!(e.code, code, "{id}: {e:?}");
+            assert_eq!(
+                e.request_id.as_deref(),
+                Some(format!("rid-{id}").as_str()),
+                "{id}"
+            );
+            assert!(!e.message.contains("rid-"), "{id}: {e:?}");
+        }
+        assert!(matches!(
+            fail("409-request.already_decided").await,
+            ApiFailure::Conflict { .. }
+        ));
+        assert!(matches!(
+            fail("409-request.not_denied").await,
+            ApiFailure::Other {
+                status: 409,
+                code: Code::RequestNotDenied,
+                ..
+            }
+        ));
+        assert!(matches!(
+            fail("412-request.version_mismatch").await,
+            ApiFailure::VersionMismatch { .. }
+        ));
+        let self_approval = fail("403-decision.self_approval").await;
+        assert!(
+            matches!(self_approval, ApiFailure::Other { status: 403, .. }),
+            "{self_approval:?}"
+        );
+        assert!(!self_approval.to_error().message.contains("Approver role"));
+        let role = fail("403-auth.forbidden").await.to_error();
+        assert!(role.message.contains("Approver role"), "{role:?}");
+        assert!(matches!(
+            fail("404-request.not_found").await,
+            ApiFailure::NotFound(_)
+        ));
+        // The wire shape the UI reads: `requestId` beside `code`.
+        let v = serde_json::to_value(fail("403-decision.self_approval").await.to_error()).unwrap();
+        assert_eq!(v["code"], "decision.self_approval");
+        assert_eq!(v["requestId"], "rid-403-decision.self_approval");
     }
 }

@@ -119,7 +119,7 @@ pub struct Auth {
     tokens: tokio::sync::Mutex<Tokens>,
 }
 
-fn offline_or(code: &str, what: &str, e: impl std::fmt::Display) -> ReviewerError {
+fn offline_or(code: guestlist_core::Code, what: &str, e: impl std::fmt::Display) -> ReviewerError {
     let msg = e.to_string();
     let lower = msg.to_lowercase();
     if lower.contains("connect")

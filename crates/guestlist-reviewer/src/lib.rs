@@ -249,6 +249,7 @@ impl Inner {
                         status: 0,
                         code: e.code,
                         message: e.message,
+                        request_id: e.request_id,
                     });
                 }
             };
@@ -380,7 +381,15 @@ impl Reviewer {
         };
         Ok(match self.inner.graph_client().call(&token, &call).await {
             Ok(body) => rights::rights(&rights::roles_of_member_of(&body), "memberOf"),
-            Err(e) => rights::unknown(&ReviewerError::from(e).code),
+            Err(e) => {
+                let e = ReviewerError::from(e);
+                // Graph's own code (`Authorization_RequestDenied`) says more than `graph.error`.
+                rights::unknown(
+                    e.graph
+                        .as_ref()
+                        .map_or(e.code.as_str(), |g| g.code.as_str()),
+                )
+            }
         })
     }
 

@@ -17,6 +17,7 @@
 //! finished denial of this app's outbox, so the queue lists it at once and it can be decided
 //! afresh.
 
+use guestlist_core::Code;
 use guestlist_core::model::{ApprovalRequest, RequestState};
 use reqwest::header;
 use serde::Serialize;
@@ -57,17 +58,30 @@ pub async fn reopen_call(
 }
 
 /// The facade error of a failed reopen: the generic mapping ([`ApiFailure::to_error`]) except
-/// where a reopen means something else (409: not denied; 403: the Admin role is missing).
+/// where a reopen means something else (409 `request.not_denied`, or a 409 without a readable
+/// body: not denied; 403 `auth.forbidden`: the Admin role is missing). The answer's request id
+/// is kept.
 pub fn reopen_error(f: ApiFailure) -> ReviewerError {
     match f {
-        ApiFailure::Conflict { .. } => ReviewerError::new(
+        ApiFailure::Conflict { request_id, .. }
+        | ApiFailure::Other {
+            code: Code::RequestNotDenied,
+            request_id,
+            ..
+        } => ReviewerError::new(
             codes::NOT_DENIED,
             "this request is not denied any more, so there is nothing to reopen",
-        ),
-        ApiFailure::Forbidden(_) => ReviewerError::new(
+        )
+        .with_request_id(request_id),
+        ApiFailure::Forbidden {
+            code: Code::AuthForbidden,
+            request_id,
+            ..
+        } => ReviewerError::new(
             codes::NOT_ADMIN,
             "reopening a denial needs the Admin app role of the approval API",
-        ),
+        )
+        .with_request_id(request_id),
         other => other.to_error(),
     }
 }
@@ -158,6 +172,7 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            grants: Vec::new(),
         }
     }
 

@@ -5,8 +5,8 @@
 //! |---|---|---|---|
 //! | `listen` | `GUESTLIST_LISTEN` | `127.0.0.1:8080` | address to bind |
 //! | `database` | `GUESTLIST_DATABASE` | `guestlist.db` | SQLite file (WAL), or a PostgreSQL URL `postgres://user[:password]@host[:port]/db[?sslmode=…]` ([`crate::store::DatabaseUrl`]) |
-//! | `connector.username` | `GUESTLIST_CONNECTOR_USERNAME` (or `_FILE`) | — (required) | HTTP Basic user of the API connectors |
-//! | `connector.password` | `GUESTLIST_CONNECTOR_PASSWORD` (or `_FILE`) | — (required) | HTTP Basic password, at least 16 characters ([`MIN_CONNECTOR_PASSWORD_CHARS`]) |
+//! | `connector.username` | `GUESTLIST_CONNECTOR_USERNAME` or `…__USERNAME` (or `_FILE`, see below) | — (required) | HTTP Basic user of the API connectors |
+//! | `connector.password` | `GUESTLIST_CONNECTOR_PASSWORD` or `…__PASSWORD` (or `_FILE`, see below) | — (required) | HTTP Basic password, at least 16 characters ([`MIN_CONNECTOR_PASSWORD_CHARS`]) |
 //! | `connector.auth` | `GUESTLIST_CONNECTOR__AUTH` | `basic` | `basic`, `certificate` (client certificate only; no username/password needed) or `both` (either passes) |
 //! | `connector.client_ca_file` | `…__CLIENT_CA_FILE` | — | PEM bundle: client certificates chaining to one of these CAs are accepted |
 //! | `connector.client_cert_sha256` | `…__CLIENT_CERT_SHA256` | `[]` | SHA-256 thumbprints (hex, `:` allowed) of accepted client certificates |
@@ -59,19 +59,87 @@
 //! | `retention.tombstone_key_file` | `…__TOMBSTONE_KEY_FILE` | — | a file holding that key |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).
+//!
+//! **Secrets from files** (container secrets): the environment name of `connector.username` or
+//! `connector.password` with `_FILE` appended (`GUESTLIST_CONNECTOR_PASSWORD_FILE`,
+//! `GUESTLIST_CONNECTOR__PASSWORD_FILE`, …) names a file whose content is the value; read by
+//! figment's file-provider adapter (`figment_file_provider_adapter::FileAdapter`). When both the
+//! value and its `_FILE` are set, the value wins. Environment values and file contents are read
+//! as figment values (surrounding whitespace trimmed, a trailing line break dropped): a secret
+//! that reads as a number, a boolean or a list is refused, without echoing it; write it in double
+//! quotes (`"0123…"`) to keep it text.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment_file_provider_adapter::FileAdapter;
 use guestlist_core::policy::Policy;
 use serde::{Deserialize, Serialize};
 
-/// A secret string whose `Debug` prints `[redacted]`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret string whose `Debug` prints `[redacted]`. Deserialized as text only: a value that
+/// figment reads as a number, a boolean or a list is refused without being echoed.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d).map(Secret)
+    }
+}
+
+/// Why a secret or the connector username was refused; never contains the value.
+const NOT_TEXT: &str = "must be text, and this value reads as a number, a boolean or a list: write it in double quotes (\"…\") to keep it text";
+
+/// Deserializes a secret or the connector username as text, with one trailing line break
+/// (`\n` or `\r\n`, as `echo … > file` leaves) removed. figment reads environment values and
+/// `_FILE` contents as typed values, so `0123…` arrives as a number: that is refused with
+/// [`NOT_TEXT`] rather than turned back into other text (the leading zeros are gone), and
+/// without the value in the message (serde's own "invalid type" error would echo it).
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("text")
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<String, E> {
+            let v = v.strip_suffix('\n').unwrap_or(v);
+            Ok(v.strip_suffix('\r').unwrap_or(v).to_owned())
+        }
+        fn visit_char<E: Error>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<String, E> {
+            Err(E::custom(NOT_TEXT))
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<String, E> {
+            Err(E::custom(NOT_TEXT))
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<String, E> {
+            Err(E::custom(NOT_TEXT))
+        }
+        fn visit_i128<E: Error>(self, _: i128) -> Result<String, E> {
+            Err(E::custom(NOT_TEXT))
+        }
+        fn visit_u128<E: Error>(self, _: u128) -> Result<String, E> {
+            Err(E::custom(NOT_TEXT))
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<String, E> {
+            Err(E::custom(NOT_TEXT))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+            Err(A::Error::custom(NOT_TEXT))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+            Err(A::Error::custom(NOT_TEXT))
+        }
+    }
+    d.deserialize_string(Text)
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,6 +152,7 @@ impl std::fmt::Debug for Secret {
 #[serde(deny_unknown_fields)]
 pub struct ConnectorAuth {
     /// The connector's username.
+    #[serde(deserialize_with = "text")]
     pub username: String,
     /// The connector's password.
     pub password: Secret,
@@ -305,16 +374,20 @@ pub enum ConfigError {
     /// The file or environment is malformed or has unknown keys.
     #[error("configuration: {0}")]
     Invalid(String),
-    /// A `_FILE` secret could not be read.
-    #[error("configuration: cannot read {var} file {path}: {source}")]
-    SecretFile {
-        /// The variable.
-        var: String,
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+}
+
+/// The documented single-underscore names of the connector's credentials
+/// (`GUESTLIST_CONNECTOR_USERNAME`, `…_PASSWORD`, and their `_FILE`), as the nested key the
+/// double-underscore names give (`connector__username`, …); any other key (prefix removed)
+/// unchanged.
+fn secret_alias(key: &str) -> String {
+    let lower = key.to_ascii_lowercase();
+    match lower.strip_prefix("connector_") {
+        Some(rest @ ("username" | "password" | "username_file" | "password_file")) => {
+            format!("connector__{rest}")
+        }
+        _ => key.to_owned(),
+    }
 }
 
 /// Settings given as command-line flags, which override the file and the environment
@@ -340,11 +413,11 @@ impl Flags {
 }
 
 impl Config {
-    /// Loads defaults → `file` (TOML, if given) → `GUESTLIST_*` env, resolving the
-    /// `GUESTLIST_CONNECTOR_USERNAME_FILE` / `GUESTLIST_CONNECTOR_PASSWORD_FILE` secrets, then
-    /// validates.
+    /// Loads defaults → `file` (TOML, if given) → `GUESTLIST_*` env, reading the `…_FILE`
+    /// secrets of the module docs (figment's file-provider adapter), then validates.
     ///
-    /// Errors: [`ConfigError`] naming the bad key or file.
+    /// Errors: [`ConfigError::Invalid`] naming the bad key, or the `_FILE` variable and path
+    /// that could not be read.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load_with(file, &Flags::default())
     }
@@ -361,40 +434,20 @@ impl Config {
         // Only keys of this config: other programs' GUESTLIST_* variables (the desktop app's
         // GUESTLIST_DATA_DIR, …) may share the environment.
         let env = Env::prefixed("GUESTLIST_")
+            .map(|k| secret_alias(k.as_str()).into())
             .filter(|k| {
                 let first = k.as_str().split("__").next().unwrap_or_default();
                 TOP_LEVEL_KEYS.iter().any(|t| first.eq_ignore_ascii_case(t))
             })
             .split("__");
-        fig = fig.merge(env);
+        // `username_file` / `password_file` (at any depth: only the connector has such keys)
+        // become `username` / `password` with the file's content; every other key is untouched
+        // (`tls.cert_file` stays a path).
+        fig = fig.merge(FileAdapter::wrap(env).only(&["username", "password"]));
         fig = flags.merge_into(fig);
-        let mut config: Config = fig
+        let config: Config = fig
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        for (var, slot) in [
-            (
-                "GUESTLIST_CONNECTOR_USERNAME",
-                &mut config.connector.username,
-            ),
-            (
-                "GUESTLIST_CONNECTOR_PASSWORD",
-                &mut config.connector.password.0,
-            ),
-        ] {
-            if let Ok(v) = std::env::var(var) {
-                *slot = v;
-            }
-            let file_var = format!("{var}_FILE");
-            if let Ok(path) = std::env::var(&file_var) {
-                let v =
-                    std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
-                        var: file_var.clone(),
-                        path: path.clone(),
-                        source,
-                    })?;
-                *slot = v.trim_end_matches(['\r', '\n']).to_owned();
-            }
-        }
         config.validate()?;
         Ok(config)
     }
@@ -604,5 +657,112 @@ mod readme_table {
             unknown.is_empty(),
             "README configuration rows that name no configuration key: {unknown:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod secret_files {
+    //! The `…_FILE` secrets and the connector's env names, through [`Config::load`] with real
+    //! environment variables and files (figment's `Jail`: a temp dir as the working directory,
+    //! the environment restored afterwards, one jail at a time).
+    // `Jail::expect_with` fixes the closure's type, `Result<(), figment::Error>`.
+    #![allow(clippy::result_large_err)]
+
+    use figment::Jail;
+
+    use super::Config;
+
+    const PASSWORD: &str = "correct horse battery staple";
+
+    /// `Config::load(None)` in the jail, its error as text.
+    fn load() -> Result<Config, String> {
+        Config::load(None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn single_and_double_underscore_file_variables_read_the_files() {
+        Jail::expect_with(|jail| {
+            jail.create_file("user", "connector\n")?;
+            jail.create_file("pw", &format!("{PASSWORD}\r\n"))?;
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME_FILE", "user");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD_FILE", "pw");
+            let c = load()?;
+            assert_eq!(c.connector.username, "connector");
+            assert_eq!(c.connector.password.0, PASSWORD);
+
+            // The nested spelling every other key uses (a config error before the adapter).
+            jail.clear_env();
+            let dir = jail.directory().to_owned();
+            jail.create_file("pw2", "another password, 28 chars\n")?;
+            jail.set_env("GUESTLIST_CONNECTOR__USERNAME", "ops");
+            jail.set_env(
+                "GUESTLIST_CONNECTOR__PASSWORD_FILE",
+                dir.join("pw2").display(),
+            );
+            let c = load()?;
+            assert_eq!(c.connector.username, "ops");
+            assert_eq!(c.connector.password.0, "another password, 28 chars");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn plain_variables_still_work_and_win_over_their_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("pw", "from the file, 20+ chars")?;
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD", PASSWORD);
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD_FILE", "pw");
+            let c = load()?;
+            assert_eq!(c.connector.username, "connector");
+            assert_eq!(c.connector.password.0, PASSWORD);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn other_file_keys_stay_paths() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD", PASSWORD);
+            jail.set_env("GUESTLIST_CONNECTOR__CLIENT_CA_FILE", "no-such-ca.pem");
+            // Validation opens the CA bundle at that path: the adapter left the key alone (it
+            // would have failed reading the file itself, and left an unknown `client_ca` key).
+            let err = load().expect_err("the CA bundle does not exist");
+            assert!(
+                err.contains("connector.client_ca_file no-such-ca.pem"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unreadable_file_names_the_variable_and_path() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD_FILE", "/nonexistent/pw");
+            let err = load().expect_err("a missing secret file is an error");
+            assert!(err.contains("/nonexistent/pw"), "{err}");
+            assert!(err.to_ascii_lowercase().contains("password_file"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_secret_that_reads_as_a_number_is_refused_without_echoing_it() {
+        Jail::expect_with(|jail| {
+            jail.create_file("pw", "0123456789012345678\n")?;
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD_FILE", "pw");
+            let err = load().expect_err("a number is not a password");
+            assert!(err.contains("double quotes"), "{err}");
+            assert!(!err.contains("123456789"), "the secret leaked: {err}");
+
+            // Quoted, it is text, leading zero included.
+            jail.create_file("pw", "\"0123456789012345678\"\n")?;
+            assert_eq!(load()?.connector.password.0, "0123456789012345678");
+            Ok(())
+        });
     }
 }

@@ -113,7 +113,12 @@ impl AppState {
             config.policy.expire_after_days,
             Some(events.clone()),
         ));
-        let hub = live::EventHub::new(config.events.clone(), store.clone(), events.clone());
+        let hub = live::EventHub::new(
+            config.events.clone(),
+            store.clone(),
+            events.clone(),
+            Arc::new(config.policy.clone()),
+        );
         Ok(AppState {
             hub,
             approver_auth: ApproverVerifier::new(http.clone(), config.approver_auth.clone()),

@@ -197,7 +197,7 @@ fn raw_domain(r: &ApprovalRequest) -> &str {
 /// The provider's one human label ([`guestlist_core::provider`]): the same words the desktop
 /// app and its notifications use, so a Microsoft account is never shown as "Entra ID".
 fn raw_provider(r: &ApprovalRequest) -> String {
-    provider_label(&provider_key(&r.key.issuer, &r.key.email))
+    provider_label(&provider_key(&r.key.issuer, &r.key.email)).to_owned()
 }
 
 fn summary(r: &ApprovalRequest) -> Value {
@@ -485,6 +485,7 @@ mod tests {
             decided_by: None,
             attempts: 1,
             claims: claims.as_object().cloned().unwrap_or_default(),
+            grants: Vec::new(),
         }
     }
 

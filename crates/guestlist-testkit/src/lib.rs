@@ -4,4 +4,6 @@
 //!
 //! Only ever a `[dev-dependencies]` entry: shipped crates never link it.
 
+pub mod net;
+pub mod op;
 pub mod postgres;

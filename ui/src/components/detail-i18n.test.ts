@@ -65,7 +65,12 @@ const detail = (matches: { foundBy: string; user: Record<string, unknown> }[]) =
       writeStarted: true,
       undoUntil: null,
       updatedAt: '2026-01-01T00:00:05Z',
-      lastError: { code: 'graph.Authorization_RequestDenied', message: 'Insufficient privileges' },
+      lastError: {
+        code: 'graph.error',
+        message: 'Insufficient privileges',
+        requestId: 'g-rid-42',
+        graph: { status: 403, code: 'Authorization_RequestDenied', message: 'Insufficient privileges', requestId: 'g-rid-42', date: null },
+      },
     },
     ifApproved: 'Invites linnea@contoso.example',
     sponsor: null,
@@ -104,6 +109,10 @@ describe('Detail in the UI language', () => {
     expect(text('invitation-email')).toBe('Microsoft sends the invitation e-mail');
     expect(text('detail-risk')).toContain('The e-mail domain contoso.example does not look like the company "Fabrikam".');
     expect(text('skipped-claims')).toBe('objectId not a writable property of a Graph user');
+    // The outbox error: a remedy chosen by Graph's own code, the request id from its field.
+    expect($('outbox-error').dataset.code).toBe('graph.error');
+    expect(text('outbox-error')).toContain('You need the User Administrator role');
+    expect(text('outbox-error')).toContain('graph.error: Insufficient privileges (request-id g-rid-42)');
   });
 
   it('French: partial state, remedy, directory check, invitation, risk and outbox state', () => {

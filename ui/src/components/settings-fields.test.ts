@@ -141,7 +141,7 @@ describe('SettingsForm errors at each field', () => {
 
   it('puts the app’s own settings.invalid answer on its field, in French', async () => {
     setLanguageOverride('fr');
-    const onsave = vi.fn(async () => ({ code: 'settings.invalid', message: 'settings.graph_scopes: is empty' }));
+    const onsave = vi.fn(async () => ({ code: 'settings.invalid' as const, message: 'settings.graph_scopes: is empty' }));
     open(onsave);
     $('settings-save')!.click();
     await settle();

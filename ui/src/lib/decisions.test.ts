@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { approveLabel, decisionTargets, doneToday, finishedText, personName, secondsLeft, summarise, unfinishedCount } from './decisions';
-import { errorDetails, remedy } from './format';
+import { errorDetails, remedy, toAppError } from './format';
 import { setLanguageOverride } from './i18n';
 import type { DecisionOutcome, OutboxItem } from './types';
 
@@ -14,6 +14,7 @@ const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutco
   current: null,
   label: `Person ${id} <p${id}@x.example>`,
   undoUntil: null,
+  grantsFailed: 0,
 });
 
 describe('decisions', () => {
@@ -58,8 +59,9 @@ describe('decisions', () => {
     const s = summarise('Approved', [
       outcome('1', 'done'),
       outcome('2', 'failed', {
-        code: 'graph.Authorization_RequestDenied',
+        code: 'graph.error',
         message: 'Insufficient privileges (request-id r-123456789)',
+        graph: { status: 403, code: 'Authorization_RequestDenied', message: 'Insufficient privileges', requestId: 'r-123456789', date: null },
       }),
       outcome('3', 'conflict', { code: 'request.already_decided', message: 'already approved' }),
     ]);
@@ -91,6 +93,8 @@ describe('toasts and remedies in the UI language', () => {
     directoryObjectId: 'u',
     how: 'userCreated',
     writeStarted: true,
+    grantsTotal: 0,
+    grantsDone: 0,
     undoUntil: null,
     updatedAt: '2026-01-01T00:00:05Z',
     lastError: null,
@@ -114,7 +118,7 @@ describe('toasts and remedies in the UI language', () => {
       );
       const off = remedy({ code: 'network.offline', message: 'x' });
       expect(off.next).toBe('Vérifiez votre réseau ou votre VPN. Rien à faire dans Guestlist : il réessaie dès le retour de la connexion.');
-      expect(remedy({ code: 'graph.Request_BadRequest', message: 'bad mail' }).sentence).toBe('Microsoft Graph a refusé la modification : bad mail');
+      expect(remedy({ code: 'graph.error', message: 'bad mail', graph: { status: 400, code: 'Request_BadRequest', message: 'bad mail', requestId: null, date: null } }).sentence).toBe('Microsoft Graph a refusé la modification : bad mail');
       setLanguageOverride('sv');
       expect(remedy({ code: 'request.not_found', message: 'x' }).next).toBe('Synkronisera för att uppdatera kön.');
       expect(finishedText({ ...outboxItem, state: 'reported', how: 'invitation' }).text).toBe('Godkände Ada: inbjuden');
@@ -126,19 +130,25 @@ describe('toasts and remedies in the UI language', () => {
 
 describe('errors a person can act on', () => {
   it('map codes to a sentence and a next step', () => {
-    const role = remedy({ code: 'graph.Authorization_RequestDenied', message: 'Insufficient privileges' });
+    const role = remedy({
+      code: 'graph.error',
+      message: 'Insufficient privileges',
+      graph: { status: 403, code: 'Authorization_RequestDenied', message: 'Insufficient privileges', requestId: null, date: null },
+    });
     expect(role.sentence).toMatch(/User Administrator role/);
     expect(role.sentence).toMatch(/Guest Inviter is enough for Entra ID/);
     expect(remedy({ code: 'network.offline', message: 'error sending request for url (http://127.0.0.1:1)' }).sentence).toBe(
       "Guestlist can't reach the approval API or Microsoft Graph: your decisions are kept and will be sent when it's back.",
     );
     expect(remedy({ code: 'request.version_mismatch', message: 'x' }).next).toMatch(/Review/);
-    expect(remedy({ code: 'weird.code', message: 'boom' }).sentence).toBe('boom');
+    expect(remedy({ code: 'test.simulated_crash', message: 'boom' }).sentence).toBe('boom');
+    expect(remedy(toAppError({ code: 'weird.code', message: 'boom' })).sentence).toBe('weird.code: boom');
   });
   it('copy details carries the code, request-id and time', () => {
     const graph = { status: 503, code: 'X', message: 'no', requestId: '0123abcd-ef', date: null };
-    const t = errorDetails({ code: 'graph.X', message: 'no', graph }, new Date('2026-01-02T03:04:05Z'));
-    expect(t).toContain('code: graph.X');
+    const t = errorDetails({ code: 'graph.error', message: 'no', requestId: '0123abcd-ef', graph }, new Date('2026-01-02T03:04:05Z'));
+    expect(t).toContain('code: graph.error');
+    expect(t).toContain('graph-code: X (HTTP 503)');
     expect(t).toContain('request-id: 0123abcd-ef');
     expect(t).toContain('time: 2026-01-02T03:04:05.000Z');
   });
@@ -155,6 +165,8 @@ describe('sign-out', () => {
     directoryObjectId: null,
     how: null,
     writeStarted: false,
+    grantsTotal: 0,
+    grantsDone: 0,
     undoUntil: null,
     updatedAt: '2026-01-01T00:00:05Z',
     lastError: null,
@@ -177,6 +189,8 @@ describe('done today', () => {
     directoryObjectId: 'u',
     how,
     writeStarted: true,
+    grantsTotal: 0,
+    grantsDone: 0,
     undoUntil: null,
     updatedAt,
     lastError: null,

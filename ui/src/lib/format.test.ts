@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cellText, emailBreaks, emailDomain, errorLine, plural, providerLabel, requestIdOf, shortAge, sinceText, toAppError } from './format';
-import { PROVIDER_LABELS } from '../bindings/providerLabels';
+import { OTHER_PROVIDER_LABEL, PROVIDER_LABELS } from '../bindings/providerLabels';
 import { CATALOGUES, setLanguageOverride } from './i18n';
 
 const now = new Date('2025-03-14T12:00:00Z');
@@ -24,15 +24,16 @@ describe('format', () => {
     expect(providerLabel('facebook.com')).toBe('Facebook');
     expect(providerLabel('entra')).toBe('Entra ID');
     expect(providerLabel('mail')).toBe('Email OTP');
-    expect(providerLabel('example.org')).toBe('example.org');
+    expect(providerLabel('example.org')).toBe('Other provider');
+    expect(providerLabel('Google')).toBe('Other provider');
   });
 
-  it('keeps the ReviewerError binding as it is, its Graph request-id a typed field', () => {
+  it('keeps the ReviewerError binding as it is, its request-id a typed field', () => {
     const graph = { status: 400, code: 'Request_BadRequest', message: 'Invalid value', requestId: 'abcd-1234-ef', date: null };
-    const e = toAppError({ code: 'graph.Request_BadRequest', message: 'Invalid value', graph });
-    expect(e).toEqual({ code: 'graph.Request_BadRequest', message: 'Invalid value', graph });
+    const e = toAppError({ code: 'graph.error', message: 'Invalid value', requestId: 'abcd-1234-ef', graph });
+    expect(e).toEqual({ code: 'graph.error', message: 'Invalid value', requestId: 'abcd-1234-ef', graph });
     expect(requestIdOf(e)).toBe('abcd-1234-ef');
-    expect(errorLine(e)).toBe('graph.Request_BadRequest: Invalid value (request-id abcd-1234-ef)');
+    expect(errorLine(e)).toBe('graph.error: Invalid value (request-id abcd-1234-ef)');
     expect(errorLine(toAppError({ code: 'network.offline', message: 'no route' }))).toBe('network.offline: no route');
     expect(toAppError('boom')).toEqual({ code: 'ui.error', message: 'boom' });
     expect(toAppError(new Error('x')).message).toBe('x');
@@ -42,12 +43,15 @@ describe('format', () => {
     const bare = toAppError({ code: 'api.error', message: 'failed (request-id 0123abcd-9)' });
     expect(requestIdOf(bare)).toBeNull();
     expect(errorLine(bare)).toBe('api.error: failed (request-id 0123abcd-9)');
-    const quoted = toAppError({
-      code: 'graph.X',
-      message: 'failed (request-id 0123abcd-9)',
+    const quoted = toAppError({ code: 'api.error', message: 'failed (request-id 0123abcd-9)', requestId: '0123abcd-9' });
+    expect(errorLine(quoted)).toBe('api.error: failed (request-id 0123abcd-9)');
+    // An outbox error stored before `requestId` existed: Graph's own request id still shows.
+    const older = toAppError({
+      code: 'graph.error',
+      message: 'failed',
       graph: { status: 500, code: 'X', message: 'failed', requestId: '0123abcd-9', date: null },
     });
-    expect(errorLine(quoted)).toBe('graph.X: failed (request-id 0123abcd-9)');
+    expect(errorLine(older)).toBe('graph.error: failed (request-id 0123abcd-9)');
   });
 
   it('labels providers from the generated Rust table, translating only through the catalogue', () => {
@@ -59,8 +63,12 @@ describe('format', () => {
     }
     expect(providerLabel(null)).toBe('Entra ID');
     expect(providerLabel('Google.com')).toBe('Google');
+    // Any other issuer: Rust's one fallback label, translated.
+    expect(CATALOGUES.en['provider.other']).toBe(OTHER_PROVIDER_LABEL);
+    expect(providerLabel('login.partner.example')).toBe(OTHER_PROVIDER_LABEL);
     try {
       setLanguageOverride('fr');
+      expect(providerLabel('login.partner.example')).toBe('Autre fournisseur');
       expect(providerLabel('mail')).toBe('Code à usage unique par e-mail');
       expect(providerLabel('facebook.com')).toBe('Facebook');
     } finally {

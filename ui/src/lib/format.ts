@@ -1,8 +1,11 @@
-// Formatting helpers: ages, identity providers, e-mail domains, errors. Ages, dates and numbers
-// go through `Intl` in the UI's language (lib/i18n.ts).
+// Formatting helpers: ages, identity providers, e-mail domains. Ages, dates and numbers go
+// through `Intl` in the UI's language (lib/i18n.ts). Errors are lib/errors.ts, re-exported here
+// for the components that format both.
 import { CATALOGUES, currentLanguage, num, t } from './i18n';
 import { PROVIDER_LABELS } from '../bindings/providerLabels';
-import type { GraphErrorInfo, ReviewerError } from './types';
+
+export { errorDetails, errorLine, remedy, requestIdOf, toAppError } from './errors';
+export type { AppError, Remedy } from './errors';
 
 /** Whole seconds from `iso` to `now` (at least 0), or `null` when `iso` is not a time. */
 function ageSeconds(iso: string | null | undefined, now: Date): number | null {
@@ -69,13 +72,14 @@ export function emailDomain(email: string | null | undefined): string {
  * A human name for an identity provider key, in the UI's language: the one label function of
  * Rust, `guestlist_core::provider::provider_label`, read from its generated table
  * (`bindings/providerLabels.ts`: `facebook.com` → `Facebook`, `''`/`entra` → `Entra ID`, any
- * other key as it is), translated only where the catalogue has `provider.<key>` (e-mail OTP,
- * Microsoft account).
+ * other key `OTHER_PROVIDER_LABEL`, the catalogue's `provider.other`), translated only where the
+ * catalogue has `provider.<key>` (e-mail OTP, Microsoft account).
  */
 export function providerLabel(provider: string | null | undefined): string {
-  const key = (provider ?? '').toLowerCase();
+  const key = (provider ?? '').trim().toLowerCase();
+  if (!(key in PROVIDER_LABELS)) return t('provider.other');
   if (`provider.${key}` in CATALOGUES.en) return t(`provider.${key}`);
-  return PROVIDER_LABELS[key] ?? provider ?? PROVIDER_LABELS[''];
+  return PROVIDER_LABELS[key];
 }
 
 /** A short, stable colour key for an identity provider badge. */
@@ -87,44 +91,11 @@ export function providerKey(provider: string | null | undefined): string {
   return 'entra';
 }
 
-/**
- * An error as every command rejects with: the generated `ReviewerError` binding
- * (`{code, message, graph?}`; `graph.requestId` and `graph.date` for Graph errors). Errors of
- * the UI itself get the code `ui.error`.
- */
-export type AppError = ReviewerError;
-
-/** Turns whatever a rejected `invoke` gave into an [`AppError`] (a `ReviewerError` is kept as it is, its `graph` included). */
-export function toAppError(e: unknown): AppError {
-  if (e && typeof e === 'object') {
-    const o = e as Record<string, unknown>;
-    if (typeof o.code === 'string' && typeof o.message === 'string') {
-      const graph = o.graph && typeof o.graph === 'object' ? (o.graph as GraphErrorInfo) : null;
-      return graph ? { code: o.code, message: o.message, graph } : { code: o.code, message: o.message };
-    }
-    if (e instanceof Error) return { code: 'ui.error', message: e.message };
-  }
-  if (typeof e === 'string') return { code: 'ui.error', message: e };
-  return { code: 'ui.error', message: String(e) };
-}
-
-/** The Graph `request-id` of an error, when Graph answered it (the typed field; never read out of the message). */
-export function requestIdOf(e: AppError): string | null {
-  return e.graph?.requestId ?? null;
-}
-
 /** A cell of the side-by-side view: strings as they are, everything else as compact JSON. */
 export function cellText(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (typeof v === 'string') return v;
   return JSON.stringify(v);
-}
-
-/** One line for the status bar or a toast: `code: message (request-id …)`. */
-export function errorLine(e: AppError): string {
-  const rid = requestIdOf(e);
-  const tail = rid && !e.message.includes(rid) ? ` (request-id ${rid})` : '';
-  return `${e.code}: ${e.message}${tail}`;
 }
 
 /** `1 request` / `3 requests`. */
@@ -135,48 +106,6 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 /** Pretty JSON for the Graph request code blocks. */
 export function prettyJson(v: unknown): string {
   return JSON.stringify(v, null, 2);
-}
-
-/** An error as a person can act on it: what happened, and what to do next. */
-export interface Remedy {
-  /** A plain sentence: what happened. */
-  sentence: string;
-  /** The next step. */
-  next: string;
-}
-
-/**
- * Maps an error code (and Graph's own code) to a plain sentence and a next step in the UI's
- * language (the `error.*` catalogue messages). Unknown codes keep their message and point at
- * "Copy details".
- */
-export function remedy(e: AppError): Remedy {
-  const code = e.code;
-  const r = (key: string, values?: Record<string, string>): Remedy => ({
-    sentence: t(`error.${key}.sentence`, values),
-    next: t(`error.${key}.next`, values),
-  });
-  if (code === 'graph.Authorization_RequestDenied' || code === 'auth.forbidden') {
-    return r('role');
-  }
-  if (code === 'network.offline') return r('offline');
-  if (code === 'auth.not_signed_in' || code === 'auth.sign_in_failed') return r('signedOut');
-  if (code === 'request.already_decided') return r('alreadyDecided');
-  if (code === 'request.version_mismatch') return r('versionMismatch');
-  if (code === 'request.not_denied') return r('notDenied');
-  if (code === 'auth.not_admin') return r('notAdmin');
-  if (code === 'request.not_found') return r('notFound');
-  if (code === 'graph.TooManyRequests' || code === 'graph.serviceNotAvailable') return r('throttled');
-  if (code === 'plan.error' || code === 'settings.invalid') return r('plan', { message: e.message });
-  if (code.startsWith('graph.')) return r('graph', { message: e.message });
-  if (code.startsWith('storage.')) return r('storage', { message: e.message });
-  return { sentence: e.message, next: t('error.unknown.next') };
-}
-
-/** "Copy details": the code, the request-id and the time, for a support ticket. */
-export function errorDetails(e: AppError, at: Date = new Date()): string {
-  const rid = requestIdOf(e);
-  return [`code: ${e.code}`, `message: ${e.message}`, `request-id: ${rid ?? '—'}`, `time: ${at.toISOString()}`].join('\n');
 }
 
 /**

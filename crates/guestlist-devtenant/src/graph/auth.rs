@@ -1,7 +1,8 @@
 //! Graph's caller authentication and authorization: the bearer token ("Microsoft identity
 //! platform access tokens", validated as the Microsoft libraries do) and the delegated or
 //! application permission each operation needs ("Microsoft Graph permissions reference",
-//! "List users"/"Create user"/"Create invitation" permission tables; CONTRACTS.md §3).
+//! "List users"/"Create user"/"Create invitation"/"Add members"/"Grant an appRoleAssignment to
+//! a user"/"Add sponsor" permission tables; CONTRACTS.md §3).
 //! Answers 401 `InvalidAuthenticationToken` with `WWW-Authenticate`, or 403
 //! `Authorization_RequestDenied`.
 
@@ -143,6 +144,114 @@ pub(super) enum Need {
     Read,
     WriteUsers,
     Invite,
+    /// "Get group", "List group members".
+    ReadGroups,
+    /// "Add members".
+    WriteGroupMembers,
+    /// "List appRoleAssignments granted to a user".
+    ReadUserAssignments,
+    /// "List appRoleAssignments granted for a service principal" (`appRoleAssignedTo`).
+    ReadAssignedTo,
+    /// "Grant an appRoleAssignment to a user".
+    AssignToUser,
+    /// "Grant an appRoleAssignment for a service principal": also needs to read the service
+    /// principal (`Application.Read.All` or `Directory.Read.All`).
+    AssignViaServicePrincipal,
+    /// "List sponsors".
+    ReadSponsors,
+    /// "Add sponsor".
+    WriteSponsors,
+}
+
+/// Directory role template IDs ("Microsoft Entra built-in roles") the grant operations accept
+/// in delegated calls besides User Administrator and Global Administrator.
+const ROLE_GROUPS_ADMINISTRATOR: &str = "fdd7a751-b60b-444a-984c-02652fe8fa1c";
+const ROLE_DIRECTORY_WRITERS: &str = "9360feb5-f418-4baa-8175-e2a00bac4301";
+const ROLE_APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+const ROLE_CLOUD_APPLICATION_ADMINISTRATOR: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
+const ROLE_PRIVILEGED_ROLE_ADMINISTRATOR: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+
+/// The permissions (any one of them) an operation needs, from the "Permissions" table of its
+/// Graph doc page (least privileged first), plus a second set that must also be held (any one).
+fn permissions(need: Need) -> (&'static [&'static str], &'static [&'static str]) {
+    const NONE: &[&str] = &[];
+    match need {
+        Need::Read => (
+            &[
+                "User.Read.All",
+                "User.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::WriteUsers => (&["User.ReadWrite.All", "Directory.ReadWrite.All"], NONE),
+        Need::Invite => (
+            &[
+                "User.Invite.All",
+                "User.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::ReadGroups => (
+            &[
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "GroupMember.ReadWrite.All",
+                "Group.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::WriteGroupMembers => (
+            &[
+                "GroupMember.ReadWrite.All",
+                "Group.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::ReadUserAssignments => (
+            &[
+                "Directory.Read.All",
+                "AppRoleAssignment.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::ReadAssignedTo => (
+            &[
+                "Application.Read.All",
+                "Directory.Read.All",
+                "AppRoleAssignment.ReadWrite.All",
+                "Application.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::AssignToUser => (&["AppRoleAssignment.ReadWrite.All"], NONE),
+        Need::AssignViaServicePrincipal => (
+            &["AppRoleAssignment.ReadWrite.All"],
+            &[
+                "Application.Read.All",
+                "Directory.Read.All",
+                "Application.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+        ),
+        Need::ReadSponsors => (
+            &[
+                "User.Read.All",
+                "User.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            NONE,
+        ),
+        Need::WriteSponsors => (&["User.ReadWrite.All", "Directory.ReadWrite.All"], NONE),
+    }
 }
 
 fn has_any(list: &[String], wanted: &[&str]) -> bool {
@@ -154,25 +263,13 @@ fn has_any(list: &[String], wanted: &[&str]) -> bool {
 /// writes need the User Administrator (or Global Administrator) directory role; invitations
 /// need a member user (the default "guest invite settings" let members invite).
 pub(super) fn authorized(s: &Shared, p: &Principal, need: Need) -> bool {
-    let perms = match need {
-        Need::Read => &[
-            "User.Read.All",
-            "User.ReadWrite.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ][..],
-        Need::WriteUsers => &["User.ReadWrite.All", "Directory.ReadWrite.All"][..],
-        Need::Invite => &[
-            "User.Invite.All",
-            "User.ReadWrite.All",
-            "Directory.ReadWrite.All",
-        ][..],
-    };
-    if p.app_only {
-        return has_any(&p.roles, perms);
-    }
-    if !has_any(&p.scp, perms) {
+    let (perms, also) = permissions(need);
+    let held = if p.app_only { &p.roles } else { &p.scp };
+    if !has_any(held, perms) || (!also.is_empty() && !has_any(held, also)) {
         return false;
+    }
+    if p.app_only {
+        return true;
     }
     let cfg_user = p
         .oid
@@ -182,8 +279,44 @@ pub(super) fn authorized(s: &Shared, p: &Principal, need: Need) -> bool {
         .map(|u| u.directory_roles.as_slice())
         .unwrap_or(&p.wids);
     match need {
-        Need::Read => true,
+        Need::Read
+        | Need::ReadGroups
+        | Need::ReadUserAssignments
+        | Need::ReadAssignedTo
+        | Need::ReadSponsors => true,
         Need::WriteUsers => has_any(wids, &[d::ROLE_USER_ADMINISTRATOR, GLOBAL_ADMIN]),
+        // "Add sponsor": Directory Writers or User Administrator.
+        Need::WriteSponsors => has_any(
+            wids,
+            &[
+                d::ROLE_USER_ADMINISTRATOR,
+                ROLE_DIRECTORY_WRITERS,
+                GLOBAL_ADMIN,
+            ],
+        ),
+        // "Add members": Groups Administrator, Directory Writers, User Administrator (for
+        // groups that are not role-assignable), or a Global Administrator.
+        Need::WriteGroupMembers => has_any(
+            wids,
+            &[
+                d::ROLE_USER_ADMINISTRATOR,
+                ROLE_GROUPS_ADMINISTRATOR,
+                ROLE_DIRECTORY_WRITERS,
+                GLOBAL_ADMIN,
+            ],
+        ),
+        // "Grant an appRoleAssignment …": the least privileged roles the pages list.
+        Need::AssignToUser | Need::AssignViaServicePrincipal => has_any(
+            wids,
+            &[
+                d::ROLE_USER_ADMINISTRATOR,
+                ROLE_DIRECTORY_WRITERS,
+                ROLE_APPLICATION_ADMINISTRATOR,
+                ROLE_CLOUD_APPLICATION_ADMINISTRATOR,
+                ROLE_PRIVILEGED_ROLE_ADMINISTRATOR,
+                GLOBAL_ADMIN,
+            ],
+        ),
         Need::Invite => {
             cfg_user.is_some()
                 || has_any(

@@ -6,6 +6,11 @@
 //! | `POST /users` | "Create user" |
 //! | `GET, PATCH, DELETE /users/{id or userPrincipalName}` | "Get user", "Update user", "Delete user" |
 //! | `POST /invitations` | "Create invitation" |
+//! | `GET /groups/{id}`, `GET /groups/{id}/members` | "Get group", "List group members" |
+//! | `POST /groups/{id}/members/$ref` | "Add members" |
+//! | `GET, POST /users/{id}/appRoleAssignments` | "List appRoleAssignments granted to a user", "Grant an appRoleAssignment to a user" |
+//! | `GET, POST /servicePrincipals/{id}/appRoleAssignedTo` | "List appRoleAssignments granted for a service principal", "Grant an appRoleAssignment for a service principal" |
+//! | `GET /users/{id}/sponsors`, `POST /users/{id}/sponsors/$ref` | "List sponsors", "Add sponsor" |
 //! | `POST /$batch` | "Combine multiple HTTP requests using JSON batching" |
 //!
 //! Every request needs a bearer token signed by this tenant for `https://graph.microsoft.com`
@@ -17,7 +22,8 @@
 //! throttling guidance") and injected faults answer 429/503 with `Retry-After`.
 //!
 //! Layers: `auth` (bearer tokens, permissions), `throttle` (per-app buckets, injected
-//! 429/503), `odata` (`$filter`, `$select`), `users`, `invitations` and `batch`; this module
+//! 429/503), `odata` (`$filter`, `$select`), `users`, `invitations`, the grants (`groups`,
+//! `app_roles`, `sponsors`, sharing `refs`) and `batch`; this module
 //! holds the shared request context, the ODataError shape and the dispatcher.
 
 use std::sync::Arc;
@@ -35,13 +41,18 @@ use serde_json::{Value, json};
 use crate::net::ConnKill;
 use crate::state::{Shared, now_graph};
 
+mod app_roles;
 mod auth;
 mod batch;
+mod groups;
 mod invitations;
 mod odata;
+mod refs;
+mod sponsors;
 mod throttle;
 mod users;
 
+pub use app_roles::READ_ONLY_ASSIGNMENT_PROPERTIES;
 pub use auth::Principal;
 pub use invitations::READ_ONLY_INVITATION_PROPERTIES;
 pub use odata::{FILTER_MAX_CLAUSES, Filter, parse_filter};
@@ -270,7 +281,26 @@ fn execute(
         ("GET", ["users"] | ["users", _]) => Need::Read,
         ("POST", ["users"]) | ("PATCH" | "DELETE", ["users", _]) => Need::WriteUsers,
         ("POST", ["invitations"]) => Need::Invite,
-        (_, ["users"] | ["users", _] | ["invitations"]) => return method_not_allowed(ctx),
+        ("GET", ["groups", _] | ["groups", _, "members"]) => Need::ReadGroups,
+        ("POST", ["groups", _, "members", "$ref"]) => Need::WriteGroupMembers,
+        ("GET", ["users", _, "appRoleAssignments"]) => Need::ReadUserAssignments,
+        ("POST", ["users", _, "appRoleAssignments"]) => Need::AssignToUser,
+        ("GET", ["servicePrincipals", _, "appRoleAssignedTo"]) => Need::ReadAssignedTo,
+        ("POST", ["servicePrincipals", _, "appRoleAssignedTo"]) => Need::AssignViaServicePrincipal,
+        ("GET", ["users", _, "sponsors"]) => Need::ReadSponsors,
+        ("POST", ["users", _, "sponsors", "$ref"]) => Need::WriteSponsors,
+        (
+            _,
+            ["users"]
+            | ["users", _]
+            | ["invitations"]
+            | ["groups", _]
+            | ["groups", _, "members"]
+            | ["groups", _, "members", "$ref"]
+            | ["users", _, "appRoleAssignments" | "sponsors"]
+            | ["users", _, "sponsors", "$ref"]
+            | ["servicePrincipals", _, "appRoleAssignedTo"],
+        ) => return method_not_allowed(ctx),
         _ => {
             return odata_error(
                 ctx,
@@ -294,6 +324,31 @@ fn execute(
         ("PATCH", ["users", id]) => patch_user(s, ctx, id, body_or_empty()),
         ("DELETE", ["users", id]) => delete_user(s, ctx, id),
         ("POST", ["invitations"]) => create_invitation(s, ctx, body_or_empty()),
+        ("GET", ["groups", id]) => groups::get_group(s, ctx, id, query),
+        ("GET", ["groups", id, "members"]) => groups::list_members(s, ctx, id),
+        ("POST", ["groups", id, "members", "$ref"]) => {
+            groups::add_member(s, ctx, id, &body_or_empty())
+        }
+        ("GET", ["users", id, "appRoleAssignments"]) => {
+            app_roles::list_assignments(s, ctx, app_roles::Via::User, id)
+        }
+        ("POST", ["users", id, "appRoleAssignments"]) => {
+            app_roles::create_assignment(s, ctx, app_roles::Via::User, id, &body_or_empty())
+        }
+        ("GET", ["servicePrincipals", id, "appRoleAssignedTo"]) => {
+            app_roles::list_assignments(s, ctx, app_roles::Via::ServicePrincipal, id)
+        }
+        ("POST", ["servicePrincipals", id, "appRoleAssignedTo"]) => app_roles::create_assignment(
+            s,
+            ctx,
+            app_roles::Via::ServicePrincipal,
+            id,
+            &body_or_empty(),
+        ),
+        ("GET", ["users", id, "sponsors"]) => sponsors::list_sponsors(s, ctx, id),
+        ("POST", ["users", id, "sponsors", "$ref"]) => {
+            sponsors::add_sponsor(s, ctx, id, &body_or_empty())
+        }
         _ => method_not_allowed(ctx),
     }
 }

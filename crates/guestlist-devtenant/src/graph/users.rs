@@ -472,7 +472,26 @@ pub(super) fn delete_user(s: &Shared, ctx: &Ctx, id: &str) -> GraphResponse {
         let Some(idx) = find_index(&inner.users, id) else {
             return not_found(ctx, id);
         };
-        inner.users.remove(idx);
+        let removed = inner.users.remove(idx);
+        // A deleted user leaves its groups, its app role assignments and its sponsorships (and
+        // its own sponsor list), as Graph stops listing them.
+        let oid = removed
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        for g in &mut inner.groups {
+            g.members.retain(|m| !m.eq_ignore_ascii_case(&oid));
+        }
+        inner.app_role_assignments.retain(|a| {
+            a.get("principalId")
+                .and_then(Value::as_str)
+                .is_none_or(|p| !p.eq_ignore_ascii_case(&oid))
+        });
+        inner.sponsors.remove(&oid);
+        for list in inner.sponsors.values_mut() {
+            list.retain(|x| !x.eq_ignore_ascii_case(&oid));
+        }
     }
     s.persist_logged();
     GraphResponse::no_content()

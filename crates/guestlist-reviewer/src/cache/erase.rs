@@ -98,7 +98,8 @@ impl Cache {
             )?;
             for id in ids {
                 report.requests += del_request.execute([id])? as u64;
-                report.decisions_deleted += del_final.execute(params![id, codes::ERASED])? as u64;
+                report.decisions_deleted +=
+                    del_final.execute(params![id, codes::ERASED.as_str()])? as u64;
                 let row: Option<(String, Option<String>)> = unsent
                     .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;

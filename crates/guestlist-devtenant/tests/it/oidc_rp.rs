@@ -2,7 +2,6 @@
 //! code runs against devtenant (`oidc_conformance.rs`) and against panva's certified
 //! `oidc-provider` (`oidc_provider.rs`), so devtenant is held to the same client behaviour as a
 //! certified OP. It trusts nothing from devtenant's own code.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 

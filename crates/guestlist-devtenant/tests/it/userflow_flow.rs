@@ -1,6 +1,5 @@
 //! The sign-up user flow against a small fake approval API (axum, inside this test) that answers
 //! the documented fixtures — and a few off-contract answers — per e-mail address.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

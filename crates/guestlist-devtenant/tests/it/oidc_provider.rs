@@ -1,28 +1,21 @@
-//! Runs the same relying-party code as `oidc_conformance.rs` (code + PKCE, ID token
-//! verification, refresh) against panva's certified `oidc-provider` (`tests/oidc-provider/`), so
-//! the client expectations devtenant is tested with are those of a certified OP.
+//! Runs the same relying-party code as `oidc_conformance` (code + PKCE, ID token
+//! verification, refresh) against panva's certified `oidc-provider` (`tests/oidc-provider/`,
+//! started by `guestlist_testkit::op`), so the client expectations devtenant is tested with are
+//! those of a certified OP.
 //!
 //! Needs `tests/oidc-provider/node_modules` (installed by `scripts/setup.sh`, which `make test`
 //! runs first); fails with that instruction when it is missing.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-#[path = "support/oidc_rp.rs"]
-mod oidc_rp;
-#[path = "../../../tests/oidc-provider/op.rs"]
-mod op;
+use guestlist_testkit::net::free_port;
+use guestlist_testkit::op::OidcProvider;
 
-use std::path::PathBuf;
-
-use oidc_rp::{RpConfig, code_pkce_refresh, jwt_payload};
-use op::{free_port, start_op};
+use crate::oidc_rp::{RpConfig, code_pkce_refresh, jwt_payload};
 
 #[tokio::test]
 async fn certified_op_code_pkce_refresh() {
-    let (_op, issuer) = start_op(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider"),
-        &[],
-    );
-    let port = free_port();
+    let op = OidcProvider::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let issuer = op.issuer().to_owned();
+    let port = free_port().unwrap();
     let cfg = RpConfig {
         issuer: issuer.clone(),
         client_id: "guestlist-desktop-test".into(),
