@@ -34,7 +34,7 @@ write_app_settings() {
   "api_base_url": "$api",
   "api_scope": "api://guestlist-approvals/Approvals.ReadWrite",
   "graph_base_url": "$graph",
-  "graph_scopes": ["https://graph.microsoft.com/User.ReadWrite.All", "https://graph.microsoft.com/User.Invite.All"],
+  "graph_scopes": ["https://graph.microsoft.com/User.ReadWrite.All", "https://graph.microsoft.com/User.Invite.All", "https://graph.microsoft.com/GroupMember.ReadWrite.All", "https://graph.microsoft.com/AppRoleAssignment.ReadWrite.All"],
   "provisioning": {
     "tenant_domain": "contoso.onmicrosoft.com",
     "upn_form": "seed",

@@ -23,10 +23,15 @@
 #      and the JWKS fetches 1,000 random-`kid` approver calls cause (a counting JWKS server).
 #   7. audit export (bench-audit): the server's peak RSS (VmHWM) while it streams
 #      GET /api/audit of 1,000,000 decisions to a fast reader.
+#   8. PostgreSQL (issue 13): a local cluster started here (initdb/pg_ctl in a temp dir, fsync=on,
+#      synchronous_commit=on), the connector load of section 1 on one replica (check-status on
+#      10,000 stored requests, request-approval with unique e-mails), then through HAProxy to one
+#      and to two replicas of one database (the 2 ÷ 1 throughput ratio, within each run).
 #
 # Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
 # BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
-# BENCH_ONLY=app (only section 5), BENCH_ONLY=server (only sections 1–2) or BENCH_ONLY=hostile
+# BENCH_ONLY=app (only section 5), BENCH_ONLY=server (sections 1–2 and 8: the connector figures on
+# SQLite and PostgreSQL), BENCH_ONLY=postgres (only section 8) or BENCH_ONLY=hostile
 # (only section 6; its knobs BENCH_HOSTILE_* are in crates/guestlist-bench/src/bin/hostile.rs); the other figures are
 # carried over from bench/raw.txt, for working on one part — `make bench` runs everything.
 set -euo pipefail
@@ -42,14 +47,14 @@ CONNS=${BENCH_CONNECTIONS:-64}
 SCALE_CONNS=${BENCH_SCALE_CONNECTIONS:-8}
 THREADS=2
 ONLY=${BENCH_ONLY:-all}
-case "$ONLY" in all|app|server|hostile) ;; *) echo "bench: BENCH_ONLY must be app, server or hostile (or unset)" >&2; exit 2 ;; esac
+case "$ONLY" in all|app|server|postgres|hostile) ;; *) echo "bench: BENCH_ONLY must be app, server, postgres or hostile (or unset)" >&2; exit 2 ;; esac
 
 say() { printf '== %s\n' "$*"; }
 
 # -- tools (idempotent) -------------------------------------------------------------------------
 # apt packages for building and running the desktop app under Xvfb, tauri-driver, ui/node_modules.
 bash scripts/setup.sh e2e
-if { [ "$ONLY" = all ] || [ "$ONLY" = server ]; } && ! command -v wrk >/dev/null 2>&1; then
+if { [ "$ONLY" = all ] || [ "$ONLY" = server ] || [ "$ONLY" = postgres ]; } && ! command -v wrk >/dev/null 2>&1; then
   say "installing wrk (apt)"
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -60,7 +65,7 @@ command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 1; }
 # -- builds -------------------------------------------------------------------------------------
 # One release build of everything the bench runs: the desktop app with its UI embedded and the
 # minimal Tauri app share the same profile and tauri features, and shared crates build once.
-if [ "$ONLY" = hostile ] && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+if { [ "$ONLY" = hostile ] || [ "$ONLY" = postgres ]; } && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   say "cargo build --release (server, bench tools)"
   cargo build --release --locked -p guestlist-server -p guestlist-bench
   BENCH_SKIP_BUILD=1
@@ -84,9 +89,12 @@ mkdir -p "$WORK" "$ROOT/bench"
 RAW=$WORK/raw.txt
 : >"$RAW"
 PIDS=()
+PGROOT=""
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  # Section 8's PostgreSQL cluster, if it was started.
+  if [ -n "$PGROOT" ]; then pg_stop; fi
 }
 trap cleanup EXIT
 
@@ -198,9 +206,12 @@ elif [ "$ONLY" = hostile ]; then
 elif [ "$ONLY" = app ]; then
   say "BENCH_ONLY=app: the other figures are carried over from bench/raw.txt"
   [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(app_|tauri_min_)' "$ROOT/bench/raw.txt" >>"$RAW" || true
+elif [ "$ONLY" = postgres ]; then
+  say "BENCH_ONLY=postgres: the other figures are carried over from bench/raw.txt"
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^pg_' "$ROOT/bench/raw.txt" >>"$RAW" || true
 else
   say "BENCH_ONLY=server: the other figures are carried over from bench/raw.txt"
-  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m|pg_[a-z0-9_]+) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
 fi
 
 # -- 5. the app in its window -------------------------------------------------------------------
@@ -227,6 +238,92 @@ say "audit export: $RUNS runs (the server's peak RSS streaming 1,000,000 decisio
 "$BIN/bench-audit" "$BIN/guestlist-server" "$WORK/audit" "$RUNS" | tee -a "$RAW"
 fi
 
+# -- 8. PostgreSQL (issue 13) ---------------------------------------------------------------------
+# The cluster lives in a temp dir on disk (/var/tmp, not a tmpfs: fsync must be real); as root,
+# PostgreSQL runs as the unprivileged `postgres` user, which owns that dir.
+pg_stop() {
+  "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$PGROOT"
+  PGROOT=""
+}
+pg_sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGROOT/sock" -p "$P_PG" -U postgres -d "${2:-postgres}" -c "$1"; }
+if [ "$ONLY" = all ] || [ "$ONLY" = server ] || [ "$ONLY" = postgres ]; then
+say "PostgreSQL: $RUNS runs × ${SECS}s, wrk -t$THREADS -c$CONNS (one replica; then 1 and 2 replicas behind HAProxy)"
+pg_section_started=$(date +%s)
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ] || { echo "bench: PostgreSQL is missing: run scripts/setup.sh" >&2; exit 1; }
+command -v haproxy >/dev/null || { echo "bench: haproxy is missing: run scripts/setup.sh" >&2; exit 1; }
+PGROOT=$(mktemp -d /var/tmp/guestlist-bench-pg.XXXXXX)
+mkdir -p "$PGROOT/sock"
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then chown -R postgres: "$PGROOT"; AS_PG=(runuser -u postgres --); fi
+"${AS_PG[@]}" "$PGBIN/initdb" -D "$PGROOT/data" -U postgres --auth=trust -E UTF8 --locale=C >"$WORK/pg-initdb.log" 2>&1
+P_PG=$(free_port)
+"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/postgres.log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $P_PG -k $PGROOT/sock -c fsync=on -c synchronous_commit=on -c max_connections=300" \
+  start >/dev/null
+pg_version=$(pg_sql "SHOW server_version")
+for d in pg_check pg_request pg_lb; do pg_sql "CREATE DATABASE $d"; done
+pg_url() { echo "postgres://postgres@127.0.0.1:$P_PG/$1"; }
+# Replicas share the tombstone key (README "Running in production").
+export GUESTLIST_RETENTION__TOMBSTONE_KEY=bench-tombstone-key-0123456789abcdef
+P_PGC=$(free_port); start_server pg_check "$(pg_url pg_check)" "$P_PGC"
+P_PGR=$(free_port); start_server pg_request "$(pg_url pg_request)" "$P_PGR"
+P_L1=$(free_port); start_server pg_lb_a "$(pg_url pg_lb)" "$P_L1"
+P_L2=$(free_port); start_server pg_lb_b "$(pg_url pg_lb)" "$P_L2"
+unset GUESTLIST_RETENTION__TOMBSTONE_KEY
+say "populating PostgreSQL through the API (10,000 requests, twice)"
+"$BIN/bench-signup" "http://127.0.0.1:$P_PGC" 10000
+"$BIN/bench-signup" "http://127.0.0.1:$P_L1" 10000
+# One haproxy, two frontends: to replica a alone, and round robin to a and b.
+P_LB1=$(free_port); P_LB2=$(free_port)
+cat >"$WORK/haproxy.cfg" <<HAPROXY
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option httpchk GET /readyz
+    default-server check inter 1s fall 2 rise 2
+frontend one
+    bind 127.0.0.1:$P_LB1
+    default_backend one
+frontend two
+    bind 127.0.0.1:$P_LB2
+    default_backend two
+backend one
+    server a 127.0.0.1:$P_L1
+backend two
+    balance roundrobin
+    server a 127.0.0.1:$P_L1
+    server b 127.0.0.1:$P_L2
+HAPROXY
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
+wait_http "http://127.0.0.1:$P_LB2/healthz"
+say "warm-up"
+for p in "$P_PGC" "$P_LB1" "$P_LB2"; do
+  BENCH_ROWS=10000 wrk -t"$THREADS" -c"$CONNS" -d1s -s "$BENCH_WRK_DIR/check-status.lua" "http://127.0.0.1:$p" >/dev/null 2>&1 || true
+done
+for run in $(seq 1 "$RUNS"); do
+  BENCH_ROWS=10000 run_wrk pg_check "$run" "http://127.0.0.1:$P_PGC" check-status.lua "$CONNS" "$SECS"
+  BENCH_NONCE="pg-r$run-$RANDOM" run_wrk pg_request "$run" "http://127.0.0.1:$P_PGR" request-approval.lua "$CONNS" "$SECS"
+  BENCH_ROWS=10000 run_wrk pg_lb1_check "$run" "http://127.0.0.1:$P_LB1" check-status.lua "$CONNS" "$SECS"
+  BENCH_ROWS=10000 run_wrk pg_lb2_check "$run" "http://127.0.0.1:$P_LB2" check-status.lua "$CONNS" "$SECS"
+  BENCH_NONCE="pg-lb1-r$run-$RANDOM" run_wrk pg_lb1_request "$run" "http://127.0.0.1:$P_LB1" request-approval.lua "$CONNS" "$SECS"
+  BENCH_NONCE="pg-lb2-r$run-$RANDOM" run_wrk pg_lb2_request "$run" "http://127.0.0.1:$P_LB2" request-approval.lua "$CONNS" "$SECS"
+done
+# Every answered request-approval must be stored: count the rows and the answers (calls still in
+# flight when wrk stops are stored but not counted as answered, so stored ≥ answered).
+pg_stored=$(pg_sql "SELECT count(*) FROM requests" pg_request)
+pg_answered=$(awk '$1 == "pg_request" { for (i = 3; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' "$RAW")
+echo "   PostgreSQL request-approval: $pg_stored requests stored, $pg_answered answered"
+cleanup
+PIDS=()
+echo "   PostgreSQL section: $(( $(date +%s) - pg_section_started )) s"
+fi
+
 # -- report -------------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
@@ -238,8 +335,14 @@ export BENCH_COMMIT=$commit
 app_method="the app (section 5): release builds of the desktop app (UI embedded) and of bench/minimal-app, WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?') under Xvfb 1280×800×24 through tauri-driver, ${BENCH_APP_ROWS:-10000} cached requests, $RUNS runs, each one app launch then one minimal-app launch"
 export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
 export BENCH_METHOD="$BENCH_METHOD; hostile traffic (section 6, bench-hostile): release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, an in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, a fresh server per run"
+if [ -n "${pg_version:-}" ]; then
+  export BENCH_METHOD="$BENCH_METHOD; PostgreSQL (section 8, pg_*): PostgreSQL $pg_version started by the script (fsync=on, synchronous_commit=on, default shared_buffers) on the same 2 cores, release guestlist-server replicas (default pool), 10,000 requests stored through the API for check-status, -c$CONNS for ${SECS}s, $RUNS runs; 1 vs 2 replicas through one HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p') (round robin); request-approval: ${pg_stored:-?} requests stored, ${pg_answered:-?} answers counted by wrk (calls in flight at each run's end are stored, not counted)"
+fi
+if [ "$ONLY" = postgres ]; then
+  export BENCH_METHOD="BENCH_ONLY=postgres: only the PostgreSQL figures (section 8) are from this run, the others are carried over from an earlier run; $BENCH_METHOD"
+fi
 if [ "$ONLY" = server ]; then
-  export BENCH_METHOD="BENCH_ONLY=server: only the connector and store figures (sections 1–2) are from this run, the others are carried over from an earlier full run; $BENCH_METHOD"
+  export BENCH_METHOD="BENCH_ONLY=server: only the connector and store figures on SQLite and PostgreSQL (sections 1–2 and 8) are from this run, the others are carried over from an earlier full run; $BENCH_METHOD"
 fi
 if [ "$ONLY" = hostile ]; then
   export BENCH_METHOD="BENCH_ONLY=hostile: only the hostile-traffic figures (bench-hostile: release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, $RUNS runs) are from this run, the others are carried over from an earlier full run; load average (1/5/15 min) at the start: $load_at_start"

@@ -92,7 +92,16 @@ GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import js
 
 log "guestlist-server on $API_URL"
 . scripts/app-settings.sh
-ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER"
+# Grants on approval (issue 14 §1): Facebook sign-ups join devtenant's Partners-Fabrikam group,
+# get the Partner portal's role and the approving approver as sponsor (run.mjs checks the plan
+# on screen and the directory).
+GRANTS='[[policy.grants]]
+name = "facebook partners"
+identity_providers = ["facebook.com"]
+groups = ["b0b0b0b0-0001-4000-8000-0000000fab01"]
+app_roles = [{ resource_id = "c0c0c0c0-0001-4000-8000-00000000a11a", app_role_id = "e0e0e0e0-0001-4000-8000-00000000f00d" }]
+sponsors = ["approver"]'
+ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER" "$GRANTS"
 export GUESTLIST_CONNECTOR_USERNAME=connector GUESTLIST_CONNECTOR_PASSWORD=e2e-connector-secret
 "$TARGET/debug/guestlist-server" --config "$WORK/server.toml" >"$OUT/server.log" 2>&1 &
 echo $! >"$WORK/server.pid"

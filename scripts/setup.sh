@@ -14,6 +14,11 @@ server_pkgs=(build-essential pkg-config curl ca-certificates libssl-dev)
 server_pkgs+=(python3-aiosmtpd)
 desktop_pkgs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libsoup-3.0-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libdbus-1-dev)
+# PostgreSQL and HAProxy: the replica tests (tests/it/replicas.rs) and `make bench` start their
+# own PostgreSQL cluster (initdb/pg_ctl in a temp dir) and their own haproxy; the packages' system
+# services are not wanted (see no_services below). systemd provides `systemd-analyze verify` for
+# deploy/guestlist-server.service.
+db_pkgs=(postgresql haproxy)
 e2e_pkgs=(xvfb xauth webkit2gtk-driver dbus dbus-x11 dbus-user-session gnome-keyring
   libsecret-tools dunst libnotify-bin nodejs npm)
 
@@ -57,9 +62,9 @@ npm_ci() {
 
 want=()
 case "$what" in
-  server) want=("${server_pkgs[@]}") ;;
+  server) want=("${server_pkgs[@]}" "${db_pkgs[@]}") ;;
   desktop) want=("${server_pkgs[@]}" "${desktop_pkgs[@]}") ;;
-  e2e|all) want=("${server_pkgs[@]}" "${desktop_pkgs[@]}" "${e2e_pkgs[@]}") ;;
+  e2e|all) want=("${server_pkgs[@]}" "${db_pkgs[@]}" "${desktop_pkgs[@]}" "${e2e_pkgs[@]}") ;;
   *) echo "usage: $0 [server|desktop|e2e|schemathesis|cargo-deny|all]" >&2; exit 2 ;;
 esac
 
@@ -73,10 +78,46 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
+# systemd-analyze comes with Debian's systemd package; containers often lack it.
+if [ "$what" != desktop ] && ! command -v systemd-analyze >/dev/null; then missing+=(systemd); fi
+
+# Installing postgresql or haproxy must not leave a system service running: the tests start their
+# own. While they are installed, a policy-rc.d (invoke-rc.d's hook, exit 101 = "not allowed")
+# keeps Debian's maintainer scripts from starting them, unless the machine already has one; after,
+# the units are disabled, and a default PostgreSQL cluster that this install created (Debian's
+# `main`, empty) is dropped.
+no_services() {
+  local new_pg=$1
+  if [ -d /run/systemd/system ]; then
+    for unit in haproxy.service postgresql.service; do
+      if systemctl list-unit-files "$unit" >/dev/null 2>&1; then $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true; fi
+    done
+  fi
+  if [ "$new_pg" = 1 ] && command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
+      if [ "$name" = main ]; then echo "setup: dropping the default PostgreSQL cluster $ver/main (not used)"; $SUDO pg_dropcluster --stop "$ver" main; fi
+    done
+  fi
+}
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
+  services=0 new_pg=0 own_policy=0
+  for p in "${missing[@]}"; do
+    case "$p" in haproxy) services=1 ;; postgresql) services=1 new_pg=1 ;; esac
+  done
+  # Only a cluster created now is dropped: none may exist before the install.
+  if [ "$new_pg" = 1 ] && [ -n "$(ls -A /etc/postgresql 2>/dev/null)" ]; then new_pg=0; fi
+  if [ "$services" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# written by guestlist scripts/setup.sh for the length of one apt-get install\nexit 101\n' \
+      | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  if [ "$services" = 1 ]; then no_services "$new_pg"; fi
 fi
 
 if [ "$what" = e2e ] || [ "$what" = all ]; then

@@ -18,6 +18,11 @@ note-burst-body-all = { $mix }.
 result-no-longer-pending-title = { $name } is no longer pending
 result-no-longer-pending-body = It was decided in the window or by another approver.
 result-failed-title = Could not approve { $name }
+result-grants-failed-title = { $name }: account created, { $count ->
+    [one] 1 grant failed
+   *[other] { $count } grants failed
+}
+result-grants-failed-body = Open Guestlist and Retry: only the missing grants run again.
 result-no-outcome = No outcome.
 result-approved-title = Approved { $name }
 result-approved-invited = Invited as a guest; the decision is recorded.

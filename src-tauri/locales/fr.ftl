@@ -19,6 +19,11 @@ note-burst-body-all = { $mix }.
 result-no-longer-pending-title = { $name } n’est plus en attente
 result-no-longer-pending-body = La demande a été traitée dans la fenêtre ou par un autre approbateur.
 result-failed-title = Impossible d’approuver { $name }
+result-grants-failed-title = { $name } : compte créé, { $count ->
+    [one] 1 accès en échec
+   *[other] { $count } accès en échec
+}
+result-grants-failed-body = Ouvrez Guestlist et réessayez : seuls les accès manquants sont relancés.
 result-no-outcome = Aucun résultat.
 result-approved-title = { $name } approuvé(e)
 result-approved-invited = Invité(e) comme invité ; la décision est enregistrée.

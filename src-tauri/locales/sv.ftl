@@ -19,6 +19,11 @@ note-burst-body-all = { $mix }.
 result-no-longer-pending-title = { $name } väntar inte längre
 result-no-longer-pending-body = Den avgjordes i fönstret eller av en annan godkännare.
 result-failed-title = Kunde inte godkänna { $name }
+result-grants-failed-title = { $name }: kontot skapat, { $count ->
+    [one] 1 behörighet misslyckades
+   *[other] { $count } behörigheter misslyckades
+}
+result-grants-failed-body = Öppna Guestlist och försök igen: bara de behörigheter som saknas körs igen.
 result-no-outcome = Inget resultat.
 result-approved-title = { $name } godkänd
 result-approved-invited = Inbjuden som gäst; beslutet är registrerat.

@@ -18,6 +18,7 @@
 //! Specification: Desktop Notifications Specification 1.2, "Actions" and "Signals"
 //! (<https://specifications.freedesktop.org/notification-spec/latest/>).
 
+use fluent_bundle::FluentValue;
 use guestlist_core::model::ProvisionedBy;
 use guestlist_reviewer::{
     DecisionOutcome, Outcome, QueueItem, QueueQuery, Reviewer, ReviewerError,
@@ -27,7 +28,7 @@ use tauri_plugin_notification::{Action, ActionPerformed, ActionType, Notificatio
 
 use crate::background::{Note, NoteTarget, show_main_window, update_tray};
 use crate::locale::current;
-use crate::messages::{Lang, named, plain};
+use crate::messages::{Lang, named, plain, text};
 use crate::{AppState, QUEUE_CHANGED};
 
 /// The action type of a new request's notification: the buttons [`APPROVE`] and [`OPEN`].
@@ -317,6 +318,18 @@ pub fn result_note(
             named(lang, "result-conflict-title", name),
             o.error.as_ref().map(line).unwrap_or_default(),
         ),
+        // The account exists; some of its grants (issue 14 §1) were refused.
+        Outcome::Failed if o.grants_failed > 0 => note(
+            text(
+                lang,
+                "result-grants-failed-title",
+                &[
+                    ("name", FluentValue::from(name)),
+                    ("count", FluentValue::from(o.grants_failed)),
+                ],
+            ),
+            plain(lang, "result-grants-failed-body"),
+        ),
         Outcome::Failed => note(
             named(lang, "result-failed-title", name),
             o.error.as_ref().map(line).unwrap_or_default(),
@@ -459,7 +472,25 @@ mod tests {
             current: None,
             label: "Ada".into(),
             undo_until: None,
+            grants_failed: 0,
         }
+    }
+
+    /// An approval whose account exists but a grant was refused (issue 14 §1) says so, in the
+    /// approver's language.
+    #[test]
+    fn a_partial_grant_failure_is_its_own_note() {
+        let mut o = outcome(Outcome::Failed, Some(ProvisionedBy::UserCreated), None);
+        o.grants_failed = 1;
+        let n = result_note(Lang::En, "Ada", Some(Ok(vec![o.clone()])));
+        assert_eq!(n.title, "Ada: account created, 1 grant failed");
+        assert_eq!(
+            n.body,
+            "Open Guestlist and Retry: only the missing grants run again."
+        );
+        o.grants_failed = 2;
+        let n = result_note(Lang::Sv, "Ada", Some(Ok(vec![o])));
+        assert_eq!(n.title, "Ada: kontot skapat, 2 behörigheter misslyckades");
     }
 
     #[test]

@@ -158,6 +158,14 @@ try {
   const calls = await (await t('graph-calls')).getText();
   assert.match(calls, /POST \/users/, 'the plan shows POST /users');
   assert.match(calls, /"userType": "Guest"/, 'with the exact body');
+  // Grants on approval (issue 14 §1; scripts/e2e.sh's [[policy.grants]] for Facebook sign-ups).
+  assert.match(calls, /POST \/groups\/b0b0b0b0-0001-4000-8000-0000000fab01\/members\/\$ref/, 'the plan shows the group membership call');
+  assert.match(calls, /POST \/users\/\{id\}\/appRoleAssignments/, 'the app role assignment call');
+  assert.match(calls, /POST \/users\/\{id\}\/sponsors\/\$ref/, 'the sponsor call');
+  const fbPlan = await (await t('if-approved-text')).getText();
+  assert.match(fbPlan, /added to group Partners-Fabrikam/, `the plan sentence names the group (${fbPlan})`);
+  assert.match(fbPlan, /app role \S+ in \S+/, `the plan sentence names the app role (${fbPlan})`);
+  assert.match(fbPlan, /sponsor Ada Lovelace \(you\)/, `the plan sentence names the approver as sponsor (${fbPlan})`);
   await browser.keys('Enter');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open the request');
   await shot('side-by-side.png');
@@ -191,6 +199,18 @@ try {
   await browser.pause(1500); // a second decision would have been sent by now
   assert.equal(await approvedCount(), approvedBase + 1, 'exactly one approval after a double-click');
   assert.equal((await usersOf()).length, guestBase + 1, 'exactly one new guest after a double-click');
+  {
+    // The new guest holds its grants in devtenant's directory.
+    const guest = (await usersOf()).find((u) => (u.mail ?? '').toLowerCase() === (fbEmail ?? '').toLowerCase());
+    assert.ok(guest, `the Facebook guest ${fbEmail} is in the directory`);
+    const groups = (await (await fetch(`${DEVTENANT}/_devtenant/groups`)).json()).value;
+    const partners = groups.find((g) => g.id === 'b0b0b0b0-0001-4000-8000-0000000fab01');
+    assert.ok(partners?.members.includes(guest.id), 'the guest is a member of Partners-Fabrikam');
+    const roles = (await (await fetch(`${DEVTENANT}/_devtenant/app-role-assignments`)).json()).value;
+    assert.ok(roles.some((a) => a.principalId === guest.id && a.appRoleId === 'e0e0e0e0-0001-4000-8000-00000000f00d'), 'the guest holds the portal role');
+    const sponsors = (await (await fetch(`${DEVTENANT}/_devtenant/sponsors`)).json()).value;
+    assert.ok(sponsors.some((s) => s.userId === guest.id && s.sponsors.length === 1), 'the approver is the guest\'s sponsor');
+  }
   await stillPending(nextId, 'the request that came under the pointer');
 
   step('`a a` 150 ms apart decides exactly one person');

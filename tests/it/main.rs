@@ -7,10 +7,13 @@
 )]
 
 mod crash_trials;
+mod devtenant_external;
+mod grants;
 mod live;
 mod notifications;
 mod real_tenant;
 mod reopen;
+mod replicas;
 mod reviewer;
 mod reviewer_approve;
 mod reviewer_graph;

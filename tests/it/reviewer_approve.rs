@@ -414,6 +414,7 @@ async fn the_graph_calls_made_are_the_calls_shown() {
                                 current: None,
                                 label: o.label.clone(),
                                 undo_until: None,
+                                grants_failed: 0,
                             })
                             .unwrap(),
                     ];

@@ -246,6 +246,49 @@ pub struct ApprovalRequest {
     #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub claims: Map<String, Value>,
+    /// What approval grants besides the account (issue 14 §1): group memberships, app role
+    /// assignments and sponsors of every `[[policy.grants]]` rule matching the claims, in the
+    /// union, deduplicated ([`crate::policy::Policy::grants_for`]). Computed by the server each
+    /// time it serves the request (never stored); empty from servers without grants.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+}
+
+/// One access grant approval makes after the guest account exists (issue 14 §1; Graph v1.0
+/// "Add members" `POST /groups/{id}/members/$ref`, "Grant an appRoleAssignment to a user"
+/// `POST /users/{id}/appRoleAssignments`, "Add sponsor" `POST /users/{id}/sponsors/$ref`).
+/// Ids are directory object ids (GUIDs). Serialised with a `kind` tag:
+/// `{"kind":"group","groupId":"…"}`, `{"kind":"appRole","resourceId":"…","appRoleId":"…"}`,
+/// `{"kind":"sponsor","sponsorId":"…"}`, `{"kind":"approverSponsor"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Grant {
+    /// Membership of the group with this object id.
+    Group {
+        /// The group's object id.
+        #[serde(rename = "groupId")]
+        group_id: String,
+    },
+    /// An app role of an application: `resourceId` is the object id of the application's
+    /// service principal, `appRoleId` the id of the role (the nil GUID: the default access).
+    AppRole {
+        /// The resource service principal's object id.
+        #[serde(rename = "resourceId")]
+        resource_id: String,
+        /// The app role's id.
+        #[serde(rename = "appRoleId")]
+        app_role_id: String,
+    },
+    /// A fixed sponsor: the user (or group) with this object id.
+    Sponsor {
+        /// The sponsor's object id.
+        #[serde(rename = "sponsorId")]
+        sponsor_id: String,
+    },
+    /// The approver who approves becomes the guest's sponsor (their `oid`).
+    ApproverSponsor,
 }
 
 impl ApprovalRequest {
@@ -468,6 +511,7 @@ mod tests {
             decided_by: None,
             attempts: 1,
             claims: claims.to_json(),
+            grants: Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::connector::Claims;
-use crate::model::ProvisionedBy;
+use crate::model::{Grant, ProvisionedBy};
 
 /// How to build a federated guest's `userPrincipalName` from its e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -166,6 +166,86 @@ pub struct ProvisioningPlan {
     /// (then `kind` is `existingAccount` and `writes` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_account: Option<String>,
+    /// The grant steps, run once the account exists (also an existing one): one call per
+    /// [`Grant`] of the request ([`grant_call`]), `{id}` standing for the account's id and
+    /// `{approver}` for the approving approver's object id. Empty without grants.
+    #[serde(default)]
+    pub grants: Vec<GraphCall>,
+}
+
+/// The Graph root that `@odata.id` references name objects under (Graph's "Add members" and
+/// "Add sponsor" pages: `https://graph.microsoft.com/v1.0/directoryObjects/{id}`). Graph
+/// reads the id from it, whatever host the client talks to.
+pub const ODATA_ID_ROOT: &str = "https://graph.microsoft.com/v1.0/directoryObjects/";
+
+/// The schema of graph-subset.json a `$ref` body (`{"@odata.id": "…"}`) satisfies.
+pub const REF_SCHEMA: &str = "strict.ReferenceCreate";
+
+/// The schema of graph-subset.json an app role assignment body satisfies.
+pub const APP_ROLE_ASSIGNMENT_SCHEMA: &str = "strict.microsoft.graph.appRoleAssignment";
+
+/// The Graph call of one grant for the user `user_id`, `approver_id` standing in for
+/// [`Grant::ApproverSponsor`]:
+///
+/// - [`Grant::Group`] → `POST /groups/{group}/members/$ref` `{"@odata.id": "…/directoryObjects/{user}"}`
+///   (Graph v1.0 "Add members");
+/// - [`Grant::AppRole`] → `POST /users/{user}/appRoleAssignments`
+///   `{"principalId","resourceId","appRoleId"}` ("Grant an appRoleAssignment to a user");
+/// - [`Grant::Sponsor`] / [`Grant::ApproverSponsor`] → `POST /users/{user}/sponsors/$ref`
+///   `{"@odata.id": "…/directoryObjects/{sponsor}"}` ("Add sponsor").
+pub fn grant_call(grant: &Grant, user_id: &str, approver_id: &str) -> GraphCall {
+    let reference = |id: &str| {
+        let mut m = Map::new();
+        m.insert(
+            "@odata.id".into(),
+            Value::String(format!("{ODATA_ID_ROOT}{id}")),
+        );
+        m
+    };
+    match grant {
+        Grant::Group { group_id } => GraphCall::with_body(
+            "POST",
+            &format!("/groups/{group_id}/members/$ref"),
+            reference(user_id),
+            REF_SCHEMA,
+        ),
+        Grant::AppRole {
+            resource_id,
+            app_role_id,
+        } => {
+            let mut m = Map::new();
+            m.insert("principalId".into(), Value::String(user_id.to_owned()));
+            m.insert("resourceId".into(), Value::String(resource_id.clone()));
+            m.insert("appRoleId".into(), Value::String(app_role_id.clone()));
+            GraphCall::with_body(
+                "POST",
+                &format!("/users/{user_id}/appRoleAssignments"),
+                m,
+                APP_ROLE_ASSIGNMENT_SCHEMA,
+            )
+        }
+        Grant::Sponsor { sponsor_id } => GraphCall::with_body(
+            "POST",
+            &format!("/users/{user_id}/sponsors/$ref"),
+            reference(sponsor_id),
+            REF_SCHEMA,
+        ),
+        Grant::ApproverSponsor => GraphCall::with_body(
+            "POST",
+            &format!("/users/{user_id}/sponsors/$ref"),
+            reference(approver_id),
+            REF_SCHEMA,
+        ),
+    }
+}
+
+/// The grant steps of a plan as shown before approval: [`grant_call`] with `{id}` for the
+/// account and `{approver}` for the approver.
+pub fn grant_steps(grants: &[Grant]) -> Vec<GraphCall> {
+    grants
+        .iter()
+        .map(|g| grant_call(g, "{id}", "{approver}"))
+        .collect()
 }
 
 /// The plan as approval runs it once its look-ups answered: `found[k]` is the id of the first
@@ -410,6 +490,7 @@ pub fn plan(
             )],
             skipped,
             existing_account: None,
+            grants: Vec::new(),
         })
     } else {
         if settings.invite_redirect_url.trim().is_empty() {
@@ -446,6 +527,7 @@ pub fn plan(
             ],
             skipped,
             existing_account: None,
+            grants: Vec::new(),
         })
     }
 }
@@ -719,5 +801,66 @@ mod tests {
             plan(&claims, &no_redirect),
             Err(PlanError::InviteRedirectUrlEmpty)
         );
+    }
+
+    /// Every grant body satisfies Graph's own schema (graph-subset.json `strict.ReferenceCreate`
+    /// and `strict.microsoft.graph.appRoleAssignment`), on the documented paths.
+    #[test]
+    fn grant_calls_are_graphs_documented_bodies() {
+        let user = "11111111-2222-4333-8444-555555555555";
+        let approver = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+        let grants = [
+            Grant::Group {
+                group_id: "0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81".into(),
+            },
+            Grant::AppRole {
+                resource_id: "5a1e2d3c-4b5a-4968-8776-655443322110".into(),
+                app_role_id: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a".into(),
+            },
+            Grant::Sponsor {
+                sponsor_id: "0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a82".into(),
+            },
+            Grant::ApproverSponsor,
+        ];
+        let calls: Vec<GraphCall> = grants
+            .iter()
+            .map(|g| grant_call(g, user, approver))
+            .collect();
+        for c in &calls {
+            assert_eq!(c.method, "POST");
+            assert_valid(c);
+        }
+        assert_eq!(
+            calls[0].path,
+            "/groups/0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81/members/$ref"
+        );
+        assert_eq!(
+            calls[0].body,
+            Some(
+                json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user}")})
+            )
+        );
+        assert_eq!(calls[1].path, format!("/users/{user}/appRoleAssignments"));
+        assert_eq!(calls[1].body.as_ref().unwrap()["principalId"], user);
+        assert_eq!(calls[2].path, format!("/users/{user}/sponsors/$ref"));
+        assert_eq!(
+            calls[3].body.as_ref().unwrap()["@odata.id"],
+            format!("https://graph.microsoft.com/v1.0/directoryObjects/{approver}")
+        );
+        // The schema refuses what Graph would: another body, a non-id reference.
+        let v = validator(REF_SCHEMA);
+        assert!(!v.is_valid(&json!({"@odata.id": "https://evil.example/users/x"})));
+        assert!(
+            !v.is_valid(
+                &json!({"@odata.id": calls[0].body.as_ref().unwrap()["@odata.id"], "x": 1})
+            )
+        );
+        // Shown before approval with placeholders.
+        let shown = grant_steps(&grants);
+        assert_eq!(
+            shown[0].body.as_ref().unwrap()["@odata.id"],
+            "https://graph.microsoft.com/v1.0/directoryObjects/{id}"
+        );
+        assert_eq!(shown[3].path, "/users/{id}/sponsors/$ref");
     }
 }

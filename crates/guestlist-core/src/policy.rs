@@ -19,6 +19,9 @@
 //! ([`crate::email`]: invisible or text-direction characters, an invalid domain), so nothing is
 //! looked up or stored for it.
 //!
+//! `[[policy.grants]]` ([`GrantRule`], [`Policy::grants_for`]) say what approval grants besides
+//! the account: group memberships, app roles and sponsors (issue 14 §1).
+//!
 //! Auto-approve needs a federated identity provider: its rules never match a user who arrives
 //! without `identities` (Entra ID and Microsoft account users, whose `mail` attribute the admin
 //! of any tenant can set) nor one whose issuer is an Entra ID authority; see
@@ -29,6 +32,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{Claims, ConnectorResponse};
+use crate::model::Grant;
 
 /// The default code prefix: codes read `GUESTLIST-APPROVAL-PENDING` etc.
 pub const DEFAULT_CODE_PREFIX: &str = "GUESTLIST";
@@ -192,16 +196,19 @@ impl Rule {
         if self.email_domains.is_empty() && self.identity_providers.is_empty() {
             return false;
         }
+        fields_match(&self.email_domains, &self.identity_providers, claims)
+    }
+}
+
+/// The domain and provider halves of [`Rule::matches`] (each empty list matches anything).
+fn fields_match(email_domains: &[String], identity_providers: &[String], claims: &Claims) -> bool {
+    {
         let domain = claims.email_domain();
-        let domain_ok = self.email_domains.is_empty()
-            || self
-                .email_domains
-                .iter()
-                .any(|d| domain_matches(d, &domain));
+        let domain_ok =
+            email_domains.is_empty() || email_domains.iter().any(|d| domain_matches(d, &domain));
         let provider = claims.identity_provider();
-        let provider_ok = self.identity_providers.is_empty()
-            || self
-                .identity_providers
+        let provider_ok = identity_providers.is_empty()
+            || identity_providers
                 .iter()
                 .any(|p| p.eq_ignore_ascii_case(&provider));
         domain_ok && provider_ok
@@ -256,6 +263,167 @@ pub fn is_entra_provider(provider: &str) -> bool {
     .any(|a| host == *a || host.ends_with(&format!(".{a}")))
 }
 
+/// The value of `sponsors` that names the approving approver (their `oid`).
+pub const APPROVER_SPONSOR: &str = "approver";
+
+/// One app role of a `[[policy.grants]]` rule: `{ resource_id = "<service principal object
+/// id>", app_role_id = "<app role id>" }` (Graph `appRoleAssignment.resourceId` / `appRoleId`;
+/// the nil GUID `00000000-0000-0000-0000-000000000000` is the application's default access).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleRef {
+    /// The object id of the resource application's service principal.
+    pub resource_id: String,
+    /// The id of the app role (from the application's `appRoles`).
+    pub app_role_id: String,
+}
+
+/// A `[[policy.grants]]` rule (issue 14 §1): what approval grants, besides the account, to the
+/// sign-ups it matches. Match fields as [`Rule`]'s (`email_domains`, `identity_providers`) plus
+/// `applications`: the connector call's `client_id` claim (the user flow's application),
+/// compared case-insensitively. A rule matches when every list it sets matches; a rule that
+/// sets none of the three matches nothing (validation refuses it). Then:
+///
+/// - `groups`: group object ids (`POST /groups/{id}/members/$ref`);
+/// - `app_roles`: [`AppRoleRef`]s (`POST /users/{id}/appRoleAssignments`);
+/// - `sponsors`: `"approver"` (the approving approver) or user object ids
+///   (`POST /users/{id}/sponsors/$ref`).
+///
+/// Every matching rule applies ([`Policy::grants_for`]: the union, deduplicated).
+///
+/// TOML: `[[policy.grants]] name = "partners"; email_domains = ["fabrikam.com"];
+/// groups = ["…"]; app_roles = [{ resource_id = "…", app_role_id = "…" }];
+/// sponsors = ["approver"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRule {
+    /// A name for operators and error messages.
+    #[serde(default)]
+    pub name: String,
+    /// E-mail domains, as [`Rule::email_domains`].
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Identity providers, as [`Rule::identity_providers`].
+    #[serde(default)]
+    pub identity_providers: Vec<String>,
+    /// Application (client) ids: the `client_id` claim of the connector call.
+    #[serde(default)]
+    pub applications: Vec<String>,
+    /// Group object ids the guest becomes a member of.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// App roles assigned to the guest.
+    #[serde(default)]
+    pub app_roles: Vec<AppRoleRef>,
+    /// Sponsors: `"approver"` or user object ids.
+    #[serde(default)]
+    pub sponsors: Vec<String>,
+}
+
+/// `true` for a GUID in its 8-4-4-4-12 hex form (the form Graph object ids take).
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
+}
+
+impl GrantRule {
+    /// Whether the rule matches these claims (see the type's docs).
+    pub fn matches(&self, claims: &Claims) -> bool {
+        if self.email_domains.is_empty()
+            && self.identity_providers.is_empty()
+            && self.applications.is_empty()
+        {
+            return false;
+        }
+        let app_ok = self.applications.is_empty()
+            || claims.client_id.as_deref().is_some_and(|c| {
+                self.applications
+                    .iter()
+                    .any(|a| a.trim().eq_ignore_ascii_case(c.trim()))
+            });
+        app_ok && fields_match(&self.email_domains, &self.identity_providers, claims)
+    }
+
+    /// The grants of this rule, in order: groups, app roles, sponsors.
+    pub fn grants(&self) -> impl Iterator<Item = Grant> + '_ {
+        let groups = self.groups.iter().map(|g| Grant::Group {
+            group_id: g.trim().to_ascii_lowercase(),
+        });
+        let roles = self.app_roles.iter().map(|r| Grant::AppRole {
+            resource_id: r.resource_id.trim().to_ascii_lowercase(),
+            app_role_id: r.app_role_id.trim().to_ascii_lowercase(),
+        });
+        let sponsors = self.sponsors.iter().map(|s| {
+            if s.trim().eq_ignore_ascii_case(APPROVER_SPONSOR) {
+                Grant::ApproverSponsor
+            } else {
+                Grant::Sponsor {
+                    sponsor_id: s.trim().to_ascii_lowercase(),
+                }
+            }
+        });
+        groups.chain(roles).chain(sponsors)
+    }
+
+    /// Checks the rule: a match field set, something granted, every id a GUID.
+    ///
+    /// Errors: a sentence naming the bad field and value.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.email_domains.is_empty()
+            && self.identity_providers.is_empty()
+            && self.applications.is_empty()
+        {
+            return Err(
+                "sets none of email_domains, identity_providers, applications, so it can never match"
+                    .into(),
+            );
+        }
+        if self.groups.is_empty() && self.app_roles.is_empty() && self.sponsors.is_empty() {
+            return Err("sets none of groups, app_roles, sponsors, so it grants nothing".into());
+        }
+        let guid = |field: &str, v: &str| {
+            if is_guid(v.trim()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{field} must be a directory object id (a GUID such as 8e6a53b5-9f2c-4a4b-9d3e-2f1c7d8e9a0b), got {v:?}"
+                ))
+            }
+        };
+        for a in &self.applications {
+            guid("applications", a)?;
+        }
+        for g in &self.groups {
+            guid("groups", g)?;
+        }
+        for r in &self.app_roles {
+            guid("app_roles.resource_id", &r.resource_id)?;
+            guid("app_roles.app_role_id", &r.app_role_id)?;
+        }
+        for s in &self.sponsors {
+            if !s.trim().eq_ignore_ascii_case(APPROVER_SPONSOR) {
+                guid("sponsors (\"approver\" or an object id)", s)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// The grants approval makes for a request with these claims: those of every
+    /// [`GrantRule`] that matches, in rule order, each once (the union).
+    pub fn grants_for(&self, claims: &Claims) -> Vec<Grant> {
+        let mut out: Vec<Grant> = Vec::new();
+        for g in self.grants.iter().filter(|g| g.matches(claims)) {
+            for grant in g.grants() {
+                if !out.contains(&grant) {
+                    out.push(grant);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// What to do when a user whose request expired signs up again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -270,8 +438,8 @@ pub enum ExpiredBehaviour {
 /// The approval policy: rules, code prefix, message overrides and expiry.
 ///
 /// Config (TOML, `[policy]`): `code_prefix`, `auto_approve = [Rule…]`, `auto_deny = [Rule…]`,
-/// `expire_after_days`, `expired`, and `[policy.messages.<lang>] pending = "…"` overrides keyed
-/// by [`MessageKind`] in kebab-case.
+/// `expire_after_days`, `expired`, `[policy.messages.<lang>] pending = "…"` overrides keyed
+/// by [`MessageKind`] in kebab-case, and `[[policy.grants]]` ([`GrantRule`], issue 14 §1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -287,6 +455,8 @@ pub struct Policy {
     pub expired: ExpiredBehaviour,
     /// Admin overrides: language → kind → text.
     pub messages: BTreeMap<String, BTreeMap<MessageKind, String>>,
+    /// `[[policy.grants]]`: what approval grants besides the account ([`GrantRule`]).
+    pub grants: Vec<GrantRule>,
 }
 
 impl Default for Policy {
@@ -298,6 +468,7 @@ impl Default for Policy {
             expire_after_days: None,
             expired: ExpiredBehaviour::default(),
             messages: BTreeMap::new(),
+            grants: Vec::new(),
         }
     }
 }
@@ -409,6 +580,10 @@ impl Policy {
                     ));
                 }
             }
+        }
+        for (i, g) in self.grants.iter().enumerate() {
+            g.validate()
+                .map_err(|e| format!("policy.grants[{i}] ({}): {e}", g.name))?;
         }
         Ok(())
     }
@@ -696,5 +871,114 @@ mod tests {
         assert!(p.validate().is_ok());
         p.auto_deny.push(Rule::default());
         assert!(p.validate().unwrap_err().contains("auto_deny[0]"));
+    }
+
+    const G1: &str = "0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81";
+    const G2: &str = "0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a82";
+    const SP: &str = "5a1e2d3c-4b5a-4968-8776-655443322110";
+    const ROLE: &str = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a";
+    const APP: &str = "c0ffee00-1234-4abc-8def-0123456789ab";
+
+    fn grants_policy() -> Policy {
+        let toml_like = json!({
+            "grants": [
+                {"name": "partners", "email_domains": ["fabrikam.com"],
+                 "groups": [G1], "app_roles": [{"resource_id": SP, "app_role_id": ROLE}],
+                 "sponsors": ["approver"]},
+                {"name": "portal users", "applications": [APP],
+                 "groups": [G1.to_uppercase(), G2], "sponsors": ["Approver"]},
+                {"name": "google partners", "email_domains": ["fabrikam.com"],
+                 "identity_providers": ["google.com"], "applications": [APP], "groups": [G2]}
+            ]
+        });
+        serde_json::from_value(toml_like).unwrap()
+    }
+
+    fn with_app(mut c: Claims, app: &str) -> Claims {
+        c.client_id = Some(app.into());
+        c
+    }
+
+    #[test]
+    fn every_matching_grant_applies_once() {
+        let p = grants_policy();
+        assert!(p.validate().is_ok(), "{:?}", p.validate());
+        // Domain only: the first rule.
+        let g = p.grants_for(&claims("ada@Fabrikam.com", Some("facebook.com")));
+        assert_eq!(
+            g,
+            vec![
+                Grant::Group {
+                    group_id: G1.into()
+                },
+                Grant::AppRole {
+                    resource_id: SP.into(),
+                    app_role_id: ROLE.into()
+                },
+                Grant::ApproverSponsor,
+            ]
+        );
+        // Domain + app + provider: all three rules, the union without duplicates (G1 in two
+        // rules, one in upper case; the approver sponsor in two).
+        let g = p.grants_for(&with_app(
+            claims("ada@fabrikam.com", Some("google.com")),
+            &APP.to_uppercase(),
+        ));
+        assert_eq!(g.len(), 4, "{g:?}");
+        assert_eq!(
+            g[3],
+            Grant::Group {
+                group_id: G2.into()
+            }
+        );
+        // The application alone.
+        let g = p.grants_for(&with_app(claims("x@other.example", None), APP));
+        assert_eq!(g.len(), 3, "{g:?}");
+        // Nothing matches: another app, another domain.
+        assert!(
+            p.grants_for(&with_app(claims("x@other.example", None), G1))
+                .is_empty()
+        );
+        // The application rule needs the claim: without `client_id` it does not match.
+        assert!(p.grants_for(&claims("x@other.example", None)).is_empty());
+        // The wire form.
+        assert_eq!(
+            serde_json::to_value(&g).unwrap(),
+            json!([{"kind":"group","groupId":G1},{"kind":"group","groupId":G2},{"kind":"approverSponsor"}])
+        );
+    }
+
+    #[test]
+    fn grant_validation_names_the_bad_field() {
+        let bad = |v: serde_json::Value| {
+            let p: Policy = serde_json::from_value(json!({ "grants": [v] })).unwrap();
+            p.validate().unwrap_err()
+        };
+        let e = bad(json!({"name":"g","email_domains":["a.example"],"groups":["Partners"]}));
+        assert!(
+            e.starts_with("policy.grants[0] (g): groups must be a directory object id")
+                && e.contains("\"Partners\""),
+            "{e}"
+        );
+        let e = bad(
+            json!({"email_domains":["a.example"],"app_roles":[{"resource_id":SP,"app_role_id":"reader"}]}),
+        );
+        assert!(e.contains("app_roles.app_role_id"), "{e}");
+        let e = bad(json!({"email_domains":["a.example"],"sponsors":["ada@contoso.com"]}));
+        assert!(e.contains("sponsors (\"approver\" or an object id)"), "{e}");
+        let e = bad(json!({"applications":["portal"],"groups":[G1]}));
+        assert!(e.contains("applications must be"), "{e}");
+        let e = bad(json!({"groups":[G1]}));
+        assert!(e.contains("can never match"), "{e}");
+        let e = bad(json!({"email_domains":["a.example"]}));
+        assert!(e.contains("grants nothing"), "{e}");
+        // Unknown keys are refused (a typo never silently grants nothing).
+        assert!(
+            serde_json::from_value::<Policy>(
+                json!({"grants":[{"email_domains":["a.example"],"group":[G1]}]})
+            )
+            .is_err()
+        );
+        assert!(is_guid(G1) && !is_guid("{0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81}"));
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | route | body / answer |
 //! |---|---|
-//! | `GET /_devtenant/health` | `{"status":"ok","issuer","graph"}` |
+//! | `GET /_devtenant/health` | `{"status":"ok","issuer","graph","tenantId","tenantKind","customerIssuer","customerDomain"}` (the last two null for a workforce tenant) |
 //! | `GET /_devtenant/users` | every directory user, all properties, `{"value":[…]}` |
 //! | `POST /_devtenant/signups` | a self-service sign-up's final claims → the user Entra creates (201), see [`create_signup_user`] |
 //! | `GET, POST /_devtenant/faults` | [`crate::FaultConfig`] JSON; 400 with `{"error"}` on a bad body |
@@ -68,8 +68,16 @@ async fn index(State(s): State<Arc<Shared>>) -> Html<String> {
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Response {
-    axum::Json(json!({"status": "ok", "issuer": s.issuer(), "graph": s.graph_base()}))
-        .into_response()
+    axum::Json(json!({
+        "status": "ok",
+        "issuer": s.issuer(),
+        "graph": s.graph_base(),
+        "tenantId": s.cfg.tenant_id,
+        "tenantKind": s.cfg.tenant_kind,
+        "customerIssuer": s.customer_issuer(),
+        "customerDomain": s.customer_domain(),
+    }))
+    .into_response()
 }
 
 async fn users(State(s): State<Arc<Shared>>) -> Response {

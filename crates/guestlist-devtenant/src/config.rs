@@ -56,6 +56,41 @@ pub struct DevTenantConfig {
     /// Service principals (enterprise applications) and the app roles they define: the
     /// `resourceId`/`appRoleId` targets of app role assignments.
     pub service_principals: Vec<ServicePrincipalConfig>,
+    /// Workforce (the default) or external tenant ([`TenantKind`]).
+    pub tenant_kind: TenantKind,
+    /// The external tenant's settings (used when `tenant_kind = "external"`). TOML: `[external]`.
+    pub external: ExternalConfig,
+}
+
+/// What kind of Entra tenant devtenant plays ("Workforce and external tenant configurations").
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantKind {
+    /// A workforce tenant: self-service sign-up calls *API connectors*; sign-ups become guests.
+    #[default]
+    Workforce,
+    /// An external tenant (Entra External ID for customers): sign-up user flows call *custom
+    /// authentication extensions* and create *customer* accounts ([`crate::external`]); its
+    /// customer authority is `https://{subdomain}.ciamlogin.com/{tid}/v2.0`.
+    External,
+}
+
+/// An external tenant's settings. TOML: `[external]` with `subdomain = "contosocustomers"`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExternalConfig {
+    /// The tenant's subdomain: `{subdomain}.ciamlogin.com` hosts its customer authority and
+    /// `{subdomain}.onmicrosoft.com` is its initial domain (customer UPNs, local-account
+    /// `identities` issuer). One DNS label: lowercase ASCII letters, digits and `-`, 1–63 chars.
+    pub subdomain: String,
+}
+
+impl Default for ExternalConfig {
+    fn default() -> Self {
+        Self {
+            subdomain: d::EXTERNAL_SUBDOMAIN.into(),
+        }
+    }
 }
 
 /// A group of the directory ("group resource type"): a security group unless
@@ -424,6 +459,8 @@ impl Default for DevTenantConfig {
                     allowed_member_types: default_member_types(),
                 }],
             }],
+            tenant_kind: TenantKind::Workforce,
+            external: ExternalConfig::default(),
         }
     }
 }
@@ -501,6 +538,19 @@ impl DevTenantConfig {
             }
         }
         self.validate_directory()?;
+        let sub = &self.external.subdomain;
+        if sub.is_empty()
+            || sub.len() > 63
+            || sub.starts_with('-')
+            || sub.ends_with('-')
+            || !sub
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return bad(format!(
+                "external.subdomain {sub:?} must be one DNS label: lowercase letters, digits and '-', 1-63 characters"
+            ));
+        }
         for r in &self.resources {
             if !matches!(r.requested_access_token_version, None | Some(1) | Some(2)) {
                 return bad(format!(

@@ -125,3 +125,24 @@ pub const PORTAL_SP_NAME: &str = "Partner portal";
 pub const PORTAL_ROLE_ID: &str = "e0e0e0e0-0001-4000-8000-00000000f00d";
 /// Value of [`PORTAL_ROLE_ID`] (the `roles` claim value).
 pub const PORTAL_ROLE_VALUE: &str = "Partner.Read";
+
+/// The subdomain of devtenant's external tenant (`tenant_kind = "external"`): its customer
+/// authority is `https://contosocustomers.ciamlogin.com/{tid}/v2.0` and its initial domain
+/// `contosocustomers.onmicrosoft.com`.
+pub const EXTERNAL_SUBDOMAIN: &str = "contosocustomers";
+/// Application (client) ID of the demo customer-facing application people sign up to in an
+/// external tenant (the `{appId}` of an extension request's `source`).
+pub const CUSTOMER_APP_ID: &str = "f0f0f0f0-0001-4000-8000-00000000c0a1";
+/// Display name of [`CUSTOMER_APP_ID`].
+pub const CUSTOMER_APP_NAME: &str = "Contoso partner portal (customers)";
+/// The OnAttributeCollectionStart event listener of the external tenant's user flow.
+pub const START_LISTENER_ID: &str = "10000000-0000-4000-8000-0000000a5701";
+/// The OnAttributeCollectionSubmit event listener of the external tenant's user flow.
+pub const SUBMIT_LISTENER_ID: &str = "10000000-0000-4000-8000-0000000a5702";
+/// The custom authentication extension called at OnAttributeCollectionStart.
+pub const START_EXTENSION_ID: &str = "20000000-0000-4000-8000-0000000e5701";
+/// The custom authentication extension called at OnAttributeCollectionSubmit.
+pub const SUBMIT_EXTENSION_ID: &str = "20000000-0000-4000-8000-0000000e5702";
+/// Object ID of [`CUSTOMER_APP_ID`]'s service principal (`authenticationContext`'s
+/// `clientServicePrincipal.id`).
+pub const CUSTOMER_SP_ID: &str = "c0c0c0c0-0002-4000-8000-00000000c0a1";

@@ -4,7 +4,9 @@
 //! Guestlist talks to (like Azurite for Azure Storage): the Microsoft identity platform v2.0
 //! sign-in endpoints ([`oidc`]), the Microsoft Graph v1.0 subset for users, invitations, group
 //! members, app role assignments, sponsors and `$batch` ([`graph`]), and a self-service sign-up *user flow* that calls the approval API's
-//! connectors exactly as Entra does ([`userflow`]). See `docs/CONTRACTS.md` and this
+//! connectors exactly as Entra does ([`userflow`]); with `tenant_kind = "external"` it plays an
+//! external tenant whose user flow calls custom authentication extensions and creates customer
+//! accounts ([`external`]). See `docs/CONTRACTS.md` and this
 //! crate's README for the deliberate differences from the real services.
 //!
 //! This crate owns the emulator only. It must not depend on any other Guestlist crate (in
@@ -27,6 +29,7 @@ pub mod admin;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod external;
 pub mod graph;
 pub mod keys;
 pub mod net;
@@ -49,6 +52,7 @@ pub use config::{
     AppRoleConfig, ConfidentialClientConfig, DevTenantConfig, FaultConfig, GroupConfig,
     PublicClientConfig, ResourceConfig, ServicePrincipalConfig, ThrottleConfig, UserConfig,
 };
+pub use config::{ExternalConfig, TenantKind};
 pub use error::DevTenantError;
 pub use state::Shared;
 
@@ -59,6 +63,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .merge(oidc::router())
         .merge(graph::router())
         .merge(admin::router())
+        .merge(external::router())
         .with_state(shared)
 }
 
@@ -165,6 +170,22 @@ impl DevTenantHandle {
     /// The issuer, `{base}/{tenant-id}/v2.0` (also the OIDC discovery base).
     pub fn issuer(&self) -> String {
         self.shared.issuer()
+    }
+    /// An external tenant's customer issuer, `https://{subdomain}.ciamlogin.com/{tid}/v2.0`
+    /// (the `iss` of its custom authentication extensions' tokens); `None` for a workforce
+    /// tenant. Its discovery document is [`DevTenantHandle::customer_discovery_url`].
+    pub fn customer_issuer(&self) -> Option<String> {
+        self.shared.customer_issuer()
+    }
+    /// Where the customer authority's discovery document is served locally:
+    /// `{base}/{subdomain}.ciamlogin.com/{tenant-id}/v2.0/.well-known/openid-configuration`.
+    pub fn customer_discovery_url(&self) -> String {
+        format!(
+            "{}/{}/{}/v2.0/.well-known/openid-configuration",
+            self.shared.base_url,
+            self.shared.customer_host(),
+            self.shared.cfg.tenant_id
+        )
     }
     /// The authority for MSAL-style clients: `{base}/{tenant-id}`.
     pub fn authority(&self) -> String {

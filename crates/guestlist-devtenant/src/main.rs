@@ -4,6 +4,7 @@
 //! ```text
 //! devtenant [--listen 127.0.0.1:8900] [--config FILE.toml|.json] [--state FILE.json]
 //! devtenant signup --api URL --username U --password P [--count N] [--seed S] [--tenant URL]
+//!                  [--flow workforce|external|mixed] [--extension-resource URI] [--extension-timeout-ms MS]
 //! ```
 //! Every flag also reads a `DEVTENANT_*` environment variable (see `--help`).
 
@@ -66,6 +67,20 @@ enum Command {
         /// Connector timeout in seconds (Entra: 20).
         #[arg(long, env = "DEVTENANT_SIGNUP_TIMEOUT_SECS", default_value_t = 20)]
         timeout_secs: u64,
+        /// Which user flow the sign-ups run: `workforce` (API connectors), `external` (custom
+        /// authentication extensions `{api}/connectors/external-id/attribute-collection-start`
+        /// and `-submit`; devtenant must run with `tenant_kind = "external"`), or `mixed`
+        /// (Entra ID / Microsoft account people through the connectors, the others through the
+        /// extensions).
+        #[arg(long, env = "DEVTENANT_SIGNUP_FLOW", default_value = "workforce")]
+        flow: userflow::FlowMix,
+        /// The extensions' resource: the API's application ID URI (the tokens' `aud`).
+        #[arg(long, env = "DEVTENANT_SIGNUP_EXTENSION_RESOURCE", default_value = guestlist_devtenant::defaults::API_APP_ID_URI)]
+        extension_resource: String,
+        /// The extensions' `timeoutInMilliseconds` (Entra: 200-2000, default 1000).
+        #[arg(long, env = "DEVTENANT_SIGNUP_EXTENSION_TIMEOUT_MS", default_value_t = 1000,
+              value_parser = clap::value_parser!(u64).range(200..=2000))]
+        extension_timeout_ms: u64,
     },
 }
 
@@ -88,7 +103,13 @@ async fn main() -> ExitCode {
             seed,
             tenant,
             timeout_secs,
+            flow,
+            extension_resource,
+            extension_timeout_ms,
         }) => {
+            let mut ext = userflow::ExtensionConfig::for_api(&api);
+            ext.resource = extension_resource;
+            ext.timeout = Duration::from_millis(extension_timeout_ms);
             let cfg = PlayerConfig {
                 api,
                 username,
@@ -98,7 +119,17 @@ async fn main() -> ExitCode {
                 extensions_app_id: guestlist_devtenant::defaults::EXTENSIONS_APP_ID.to_string(),
             };
             let people = userflow::generate(seed, count);
-            match userflow::play_all(&cfg, &people, |line| println!("{line}")).await {
+            let played = match flow {
+                // The default: exactly the workforce transcript it always printed.
+                userflow::FlowMix::Workforce => {
+                    userflow::play_all(&cfg, &people, |line| println!("{line}")).await
+                }
+                _ => {
+                    userflow::play_all_flows(&cfg, &ext, flow, &people, |line| println!("{line}"))
+                        .await
+                }
+            };
+            match played {
                 Ok(summary) => {
                     println!("{summary}");
                     Ok(())

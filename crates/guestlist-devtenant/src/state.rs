@@ -267,10 +267,39 @@ impl Shared {
         format!("{}/v1.0", self.base_url)
     }
 
-    /// Whether `tenant` (a path segment) names this tenant: its ID or domain, case-insensitive.
+    /// Whether `tenant` (a path segment) names this tenant: its ID or domain, case-insensitive
+    /// (an external tenant also answers to `{subdomain}.onmicrosoft.com`).
     pub fn is_tenant(&self, tenant: &str) -> bool {
         tenant.eq_ignore_ascii_case(&self.cfg.tenant_id)
             || tenant.eq_ignore_ascii_case(&self.cfg.domain)
+            || self
+                .customer_domain()
+                .is_some_and(|d| tenant.eq_ignore_ascii_case(&d))
+    }
+
+    /// An external tenant's customer issuer, `https://{subdomain}.ciamlogin.com/{tid}/v2.0`
+    /// ("Custom authentication extensions overview", *Protect your REST API*: the `iss` of the
+    /// tokens its custom authentication extensions carry); `None` for a workforce tenant.
+    pub fn customer_issuer(&self) -> Option<String> {
+        (self.cfg.tenant_kind == crate::config::TenantKind::External).then(|| {
+            format!(
+                "https://{}/{}/v2.0",
+                self.customer_host(),
+                self.cfg.tenant_id
+            )
+        })
+    }
+
+    /// `{subdomain}.ciamlogin.com`: the host of an external tenant's customer authority.
+    pub fn customer_host(&self) -> String {
+        format!("{}.ciamlogin.com", self.cfg.external.subdomain)
+    }
+
+    /// An external tenant's initial domain, `{subdomain}.onmicrosoft.com` (customer UPNs and the
+    /// issuer of local-account identities); `None` for a workforce tenant.
+    pub fn customer_domain(&self) -> Option<String> {
+        (self.cfg.tenant_kind == crate::config::TenantKind::External)
+            .then(|| format!("{}.onmicrosoft.com", self.cfg.external.subdomain))
     }
 
     /// Writes the snapshot file, if one is configured.

@@ -3,7 +3,9 @@
 //! A thin Microsoft Graph v1.0 client: exactly the calls Guestlist makes when an approver approves
 //! a request (`docs/CONTRACTS.md` §3): user look-ups (`GET /users?$filter=…`),
 //! `POST /users`, `POST /invitations`, `PATCH /users/{id}`, `GET /users/{id}` and
-//! `POST /$batch` (JSON batching, at most 20 requests per batch).
+//! `POST /$batch` (JSON batching, at most 20 requests per batch); then the grants of issue 14
+//! §1 (group members, app role assignments, sponsors: `grants`), and display names of groups
+//! and service principals for the plan on screen.
 //!
 //! - The base URL comes from configuration ([`GraphConfig::base_url`]):
 //!   `https://graph.microsoft.com/v1.0` or devtenant's Graph root.
@@ -24,6 +26,7 @@
 
 mod batch;
 mod encode;
+mod grants;
 pub mod oauth_http;
 
 use std::time::Duration;
@@ -35,6 +38,7 @@ use serde_json::Value;
 
 pub use batch::{BatchItem, BatchResult, MAX_BATCH};
 pub use encode::encode_path;
+pub use grants::is_already_granted;
 
 /// The production Graph v1.0 root.
 pub const GRAPH_V1: &str = "https://graph.microsoft.com/v1.0";

@@ -7,8 +7,17 @@
 //! claimed ─look-ups (identity, mail): found ─▶ provisioned (reuse, nothing created)
 //!         └ none: write_started=1, POST /users ─▶ provisioned
 //!                                   POST /invitations ─▶ invited ─PATCH /users/{id}─▶ provisioned
-//! provisioned ─POST /api/requests/{id}/decision (If-Match, Idempotency-Key)─▶ reported
+//! provisioned ─(grants, issue 14 §1) $batch of members/$ref, appRoleAssignments, sponsors/$ref─▶ granted
+//! provisioned (no grants) / granted ─POST /api/requests/{id}/decision (If-Match, Idempotency-Key)─▶ reported
 //! ```
+//!
+//! Grants run after the account exists and before the approval is reported, each recorded
+//! (`grants_done`) as Graph confirms it; Graph's "already exists" answers count as done, so a
+//! crash between the account and its grants finishes the grants on restart (the look-ups are
+//! not rerun: the row is past them) and never creates a second account. A grant Graph refuses
+//! leaves the item `failed` with its account recorded: the partial state "Account created ·
+//! 1 of 3 grants failed"; approving again (Retry) finds that account and runs only the grants
+//! still missing.
 //!
 //! Each transition is saved before the next network call, so a crash resumes where it stopped:
 //! a crash after a Graph write but before it was recorded is caught by the look-ups (the account
@@ -19,10 +28,12 @@
 //! 15 people, then `POST /users`, relying on the directory's own uniqueness of identities and
 //! `userPrincipalName` instead of one identity look-up each (see `provision_batch`).
 
-use guestlist_core::model::{Decision, ProvisionedBy, RequestState};
+use guestlist_core::model::{Decision, Grant, ProvisionedBy, RequestState};
 use std::collections::HashMap;
 
-use guestlist_core::plan::{FILTER_IN_MAX, ProvisioningPlan, lookup_by_mails, plan, resolve};
+use guestlist_core::plan::{
+    FILTER_IN_MAX, ProvisioningPlan, grant_call, lookup_by_mails, plan, resolve,
+};
 use guestlist_graph::{BatchItem, GraphError};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -64,6 +75,13 @@ pub(crate) fn outcome(row: &OutboxRow) -> DecisionOutcome {
         current: row.current.clone(),
         label: row.label.clone(),
         undo_until: row.undo_until(),
+        grants_failed: match row.state {
+            OutboxState::Failed if row.directory_object_id.is_some() => {
+                let item = row.item();
+                item.grants_total.saturating_sub(item.grants_done)
+            }
+            _ => 0,
+        },
     }
 }
 
@@ -168,7 +186,12 @@ impl Inner {
                     DecisionKind::Approve => self.provision(row).await,
                 },
                 OutboxState::Invited => self.patch_invited(row).await,
-                OutboxState::Provisioned => self.report(row).await,
+                OutboxState::Provisioned
+                    if row.kind == DecisionKind::Approve && !row.request.grants.is_empty() =>
+                {
+                    self.grant(row).await
+                }
+                OutboxState::Provisioned | OutboxState::Granted => self.report(row).await,
                 _ => return Ok(Stop::Final),
             };
             match step {
@@ -396,7 +419,96 @@ impl Inner {
         Ok(Stop::Final)
     }
 
-    /// claimed (deny) / provisioned (approve) → reported.
+    /// provisioned → granted: the request's grants not yet in place, in `$batch` requests
+    /// (`GraphClient::grant_all`), the approver's object id standing for the `approver`
+    /// sponsor. Each grant Graph confirms (or says already exists) is saved as done; a
+    /// throttled or unreachable Graph leaves the row here to resume; a refused grant makes it
+    /// `failed` with the account recorded (the partial state; see the module docs).
+    async fn grant(&self, row: &mut OutboxRow) -> Result<Stop, Stop> {
+        let todo: Vec<Grant> = row
+            .request
+            .grants
+            .iter()
+            .filter(|g| !row.grants_done.contains(g))
+            .cloned()
+            .collect();
+        if todo.is_empty() {
+            row.state = OutboxState::Granted;
+            row.last_error = None;
+            self.save(row)?;
+            return Ok(Stop::Final);
+        }
+        let Some(user) = row.directory_object_id.clone() else {
+            return self.finish(
+                row,
+                OutboxState::Failed,
+                Some(ReviewerError::storage("provisioned without an id")),
+            );
+        };
+        let approver = self
+            .rt(|r| r.session.as_ref().map(|s| s.object_id.clone()))
+            .unwrap_or_default();
+        if approver.is_empty() && todo.contains(&Grant::ApproverSponsor) {
+            return Err(self.block(
+                row,
+                ReviewerError::new(
+                    codes::NOT_SIGNED_IN,
+                    "sign in again: the approver becomes the guest's sponsor",
+                ),
+            ));
+        }
+        let token = self.graph_token(row).await?;
+        let calls: Vec<_> = todo
+            .iter()
+            .map(|g| grant_call(g, &user, &approver))
+            .collect();
+        let results = match self.graph_client().grant_all(&token, &calls).await {
+            Ok(r) => r,
+            Err(e) => return self.graph_failure(row, e),
+        };
+        self.set_online(true);
+        let mut refused: Option<GraphError> = None;
+        let mut transient: Option<GraphError> = None;
+        for (g, r) in todo.iter().zip(results) {
+            match r {
+                Ok(()) => row.grants_done.push(g.clone()),
+                Err(e)
+                    if e.status == 429 || e.status >= 500 || e.status == 401 || e.status == 0 =>
+                {
+                    transient.get_or_insert(e);
+                }
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        let total = row.request.grants.len();
+        let missing = total
+            - row
+                .request
+                .grants
+                .iter()
+                .filter(|g| row.grants_done.contains(g))
+                .count();
+        if let Some(e) = refused {
+            let mut err: ReviewerError = guestlist_graph::Error::Graph(e).into();
+            err.message = format!(
+                "Account created · {missing} of {total} grants failed: {}",
+                err.message
+            );
+            return self.finish(row, OutboxState::Failed, Some(err));
+        }
+        if let Some(e) = transient {
+            self.save(row)?;
+            return Err(self.block(row, guestlist_graph::Error::Graph(e).into()));
+        }
+        row.state = OutboxState::Granted;
+        row.last_error = None;
+        self.save(row)?;
+        Ok(Stop::Final)
+    }
+
+    /// claimed (deny) / provisioned or granted (approve) → reported.
     async fn report(&self, row: &mut OutboxRow) -> Result<Stop, Stop> {
         let decision = match row.kind {
             DecisionKind::Deny => Decision::Deny {

@@ -5,13 +5,17 @@
 
 use guestlist_core::connector::{Claims, email_domain};
 use guestlist_core::model::ApprovalRequest;
+use guestlist_core::model::Grant;
 use guestlist_core::model::ProvisionedBy;
-use guestlist_core::plan::{PlanError, ProvisioningPlan, ProvisioningSettings, plan, resolve};
+use guestlist_core::plan::{
+    PlanError, ProvisioningPlan, ProvisioningSettings, grant_steps, plan, resolve,
+};
 use serde_json::{Map, Value};
 
 use crate::types::{
-    AttributeRow, DirectoryCheck, IdentityBlock, IfApprovedFacts, InvitationBlock, LookupKind,
-    OutboxItem, PlanProblem, RequestDetail, Risk, RiskKind, RiskParams,
+    AttributeRow, DirectoryCheck, GrantFact, GrantFactKind, IdentityBlock, IfApprovedFacts,
+    InvitationBlock, LookupKind, OutboxItem, PlanProblem, RequestDetail, Risk, RiskKind,
+    RiskParams,
 };
 
 /// Free-mail domains (exact) flagged as a risk.
@@ -432,6 +436,7 @@ fn if_approved_facts(
         sends_invitation: false,
         sponsor: sponsor.map(str::to_owned),
         directory_checked: directory.checked,
+        grants: Vec::new(),
     };
     let Some(p) = plan else {
         return facts;
@@ -467,6 +472,107 @@ fn if_approved_facts(
             .unwrap_or(false);
     }
     facts
+}
+
+/// Display names of the directory objects grants name (issue 14 §1), keyed by object id:
+/// groups, service principals (with their app roles' names by role id) and users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantNames {
+    /// Object id (lower case) → display name.
+    pub names: std::collections::HashMap<String, String>,
+    /// (service principal id, app role id), lower case → the role's display name.
+    pub roles: std::collections::HashMap<(String, String), String>,
+}
+
+/// The grant facts of `grants`, with the names known in `names`; `approver` is the signed-in
+/// approver's (object id, display name), who becomes the sponsor of [`Grant::ApproverSponsor`].
+pub fn grant_facts(
+    grants: &[Grant],
+    names: &GrantNames,
+    approver: Option<(&str, &str)>,
+) -> Vec<GrantFact> {
+    let name = |id: &str| names.names.get(&id.to_ascii_lowercase()).cloned();
+    grants
+        .iter()
+        .map(|g| match g {
+            Grant::Group { group_id } => GrantFact {
+                kind: GrantFactKind::Group,
+                id: group_id.clone(),
+                name: name(group_id),
+                resource_id: None,
+                role: None,
+                approver: false,
+            },
+            Grant::AppRole {
+                resource_id,
+                app_role_id,
+            } => GrantFact {
+                kind: GrantFactKind::AppRole,
+                id: app_role_id.clone(),
+                name: name(resource_id),
+                resource_id: Some(resource_id.clone()),
+                role: names
+                    .roles
+                    .get(&(
+                        resource_id.to_ascii_lowercase(),
+                        app_role_id.to_ascii_lowercase(),
+                    ))
+                    .cloned(),
+                approver: false,
+            },
+            Grant::Sponsor { sponsor_id } => GrantFact {
+                kind: GrantFactKind::Sponsor,
+                id: sponsor_id.clone(),
+                name: name(sponsor_id),
+                resource_id: None,
+                role: None,
+                approver: false,
+            },
+            Grant::ApproverSponsor => GrantFact {
+                kind: GrantFactKind::Sponsor,
+                id: approver.map(|a| a.0.to_owned()).unwrap_or_default(),
+                name: approver.map(|a| a.1.to_owned()),
+                resource_id: None,
+                role: None,
+                approver: true,
+            },
+        })
+        .collect()
+}
+
+/// Puts the grants into a built detail: the plan's grant steps, and the facts (with `names`)
+/// and English sentence of "If you approve".
+pub fn with_grants(
+    mut d: RequestDetail,
+    names: &GrantNames,
+    approver: Option<(&str, &str)>,
+) -> RequestDetail {
+    if let Some(p) = d.plan.as_mut() {
+        p.grants = grant_steps(&d.request.grants);
+    }
+    if d.if_approved_facts.kind.is_some() {
+        d.if_approved_facts.grants = grant_facts(&d.request.grants, names, approver);
+        d.if_approved = if_approved_sentence(&d.if_approved_facts);
+    }
+    d
+}
+
+/// One grant in English: "added to group Partners-Fabrikam", "app role Reader in Contoso
+/// Portal", "sponsor Ada Lovelace" (ids where no name is known).
+fn grant_english(g: &GrantFact) -> String {
+    let name = g.name.as_deref();
+    match g.kind {
+        GrantFactKind::Group => format!("added to group {}", name.unwrap_or(&g.id)),
+        GrantFactKind::AppRole => format!(
+            "app role {} in {}",
+            g.role.as_deref().unwrap_or(&g.id),
+            name.or(g.resource_id.as_deref()).unwrap_or("?")
+        ),
+        GrantFactKind::Sponsor if g.approver => {
+            format!("sponsor {} (you)", name.unwrap_or("the approver"))
+        }
+        GrantFactKind::Sponsor => format!("sponsor {}", name.unwrap_or(&g.id)),
+    }
 }
 
 /// The "If you approve" sentence in English: what approval will do, in the order it does it
@@ -514,6 +620,9 @@ fn if_approved_sentence(f: &IfApprovedFacts) -> String {
     }
     if let Some(s) = &f.sponsor {
         parts.push(format!("sponsor {s}"));
+    }
+    for g in &f.grants {
+        parts.push(grant_english(g));
     }
     parts.push("then approved on the server".into());
     let sentence = parts.join(" · ");
@@ -566,6 +675,7 @@ mod tests {
             ],
             skipped: Vec::new(),
             existing_account: None,
+            grants: Vec::new(),
         };
         let directory = DirectoryCheck {
             checked: false,

@@ -172,6 +172,7 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            grants: Vec::new(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! ([`Reviewer::detail`]), and approve/deny, which put decisions into the durable outbox and
 //! drain it ([`Reviewer::approve`], [`Reviewer::deny`]; the state machine is in `decide`).
 
-use guestlist_core::model::{ApprovalRequest, RequestState};
+use guestlist_core::model::{ApprovalRequest, Grant, RequestState};
 use guestlist_core::plan::plan;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -86,12 +86,118 @@ impl Reviewer {
                 )),
             }
         };
-        Ok(detail::build(
+        let names = self
+            .grant_names(&request.grants, signed_in, &settings)
+            .await;
+        let approver = inner.rt(|r| {
+            r.session
+                .as_ref()
+                .map(|s| (s.object_id.clone(), s.name.clone()))
+        });
+        let d = detail::build(
             request,
             &settings.provisioning,
             directory,
             outbox.map(|o| o.item()),
+        );
+        Ok(detail::with_grants(
+            d,
+            &names,
+            approver.as_ref().map(|(id, n)| (id.as_str(), n.as_str())),
         ))
+    }
+
+    /// Display names of what `grants` name: from the local cache (`meta` keys
+    /// `graph-name:<object id>` and `graph-role:<service principal id>:<app role id>`), and
+    /// when signed in and online, those not cached yet from Graph (`GET /groups/{id}`,
+    /// `GET /servicePrincipals/{id}`, `GET /users/{id}`), then cached. Anything Graph cannot
+    /// answer stays unnamed (the UI shows the id).
+    async fn grant_names(
+        &self,
+        grants: &[Grant],
+        signed_in: bool,
+        settings: &Settings,
+    ) -> detail::GrantNames {
+        let cache = &self.inner.cache;
+        let mut names = detail::GrantNames::default();
+        let mut missing: Vec<&Grant> = Vec::new();
+        for g in grants {
+            let (id, role) = match g {
+                Grant::Group { group_id } => (group_id, None),
+                Grant::Sponsor { sponsor_id } => (sponsor_id, None),
+                Grant::AppRole {
+                    resource_id,
+                    app_role_id,
+                } => (resource_id, Some(app_role_id)),
+                Grant::ApproverSponsor => continue,
+            };
+            let id = id.to_ascii_lowercase();
+            let name = cache.meta(&format!("graph-name:{id}")).ok().flatten();
+            let role_name = role.map(|r| {
+                let r = r.to_ascii_lowercase();
+                let n = cache.meta(&format!("graph-role:{id}:{r}")).ok().flatten();
+                (r, n)
+            });
+            if let Some(n) = &name {
+                names.names.insert(id.clone(), n.clone());
+            }
+            if let Some((r, Some(n))) = &role_name {
+                names.roles.insert((id.clone(), r.clone()), n.clone());
+            }
+            if name.is_none() || role_name.as_ref().is_some_and(|(_, n)| n.is_none()) {
+                missing.push(g);
+            }
+        }
+        if missing.is_empty() || !signed_in {
+            return names;
+        }
+        let Ok(token) = self.inner.auth.graph_token(settings).await else {
+            return names;
+        };
+        let graph = self.inner.graph_client();
+        for g in missing {
+            match g {
+                Grant::Group { group_id } => {
+                    if let Ok(n) = graph.group_name(&token, group_id).await {
+                        let id = group_id.to_ascii_lowercase();
+                        let _ = cache.set_meta(&format!("graph-name:{id}"), Some(&n));
+                        names.names.insert(id, n);
+                    }
+                }
+                Grant::Sponsor { sponsor_id } => {
+                    if let Ok(u) = graph
+                        .get_user(&token, sponsor_id, Some("id,displayName"))
+                        .await
+                        && let Some(n) = u.get("displayName").and_then(Value::as_str)
+                    {
+                        let id = sponsor_id.to_ascii_lowercase();
+                        let _ = cache.set_meta(&format!("graph-name:{id}"), Some(n));
+                        names.names.insert(id, n.to_owned());
+                    }
+                }
+                Grant::AppRole {
+                    resource_id,
+                    app_role_id,
+                } => {
+                    if let Ok((app, role)) =
+                        graph.app_role_names(&token, resource_id, app_role_id).await
+                    {
+                        let (id, r) = (
+                            resource_id.to_ascii_lowercase(),
+                            app_role_id.to_ascii_lowercase(),
+                        );
+                        let _ = cache.set_meta(&format!("graph-name:{id}"), Some(&app));
+                        names.names.insert(id.clone(), app);
+                        if let Some(role) = role {
+                            let _ = cache.set_meta(&format!("graph-role:{id}:{r}"), Some(&role));
+                            names.roles.insert((id, r), role);
+                        }
+                    }
+                }
+                Grant::ApproverSponsor => {}
+            }
+        }
+        names
     }
 
     async fn lookups(&self, request: &ApprovalRequest, settings: &Settings) -> DirectoryCheck {
@@ -196,6 +302,7 @@ impl Reviewer {
                                 current: None,
                                 label: id.clone(),
                                 undo_until: None,
+                                grants_failed: 0,
                             });
                             continue;
                         }

@@ -30,7 +30,8 @@ pub struct Settings {
     /// The Microsoft Graph version root: `https://graph.microsoft.com/v1.0` or devtenant's `http://127.0.0.1:8900/v1.0`.
     pub graph_base_url: String,
     /// The Graph delegated scopes, e.g. `https://graph.microsoft.com/User.ReadWrite.All` and
-    /// `https://graph.microsoft.com/User.Invite.All` (CONTRACTS.md §3).
+    /// `https://graph.microsoft.com/User.Invite.All` (CONTRACTS.md §3); the grants of issue 14
+    /// §1 also need `GroupMember.ReadWrite.All` and `AppRoleAssignment.ReadWrite.All`.
     pub graph_scopes: Vec<String>,
     /// How guests are provisioned (tenant domain, UPN form, invitation redirect URL and
     /// message, extensions app id) — see [`ProvisioningSettings`].
@@ -75,6 +76,9 @@ impl Default for Settings {
             graph_scopes: vec![
                 "https://graph.microsoft.com/User.ReadWrite.All".into(),
                 "https://graph.microsoft.com/User.Invite.All".into(),
+                // The grants of `[[policy.grants]]` (issue 14 §1).
+                "https://graph.microsoft.com/GroupMember.ReadWrite.All".into(),
+                "https://graph.microsoft.com/AppRoleAssignment.ReadWrite.All".into(),
             ],
             provisioning: ProvisioningSettings {
                 tenant_domain: "contoso.onmicrosoft.com".into(),

@@ -33,6 +33,7 @@ fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequ
         decided_by: None,
         attempts: 1,
         claims: c,
+        grants: Vec::new(),
     }
 }
 

@@ -32,7 +32,8 @@ pub struct SessionInfo {
 
 /// What an outbox item is doing. Persisted; the drain resumes from it after a crash.
 ///
-/// `queued → claimed → (invited →) provisioned → reported`, or `conflict` / `failed`.
+/// `queued → claimed → (invited →) provisioned → (granted →) reported`, or `conflict` /
+/// `failed`.
 /// Deny skips provisioning: `queued → claimed → reported`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -43,8 +44,12 @@ pub enum OutboxState {
     Claimed,
     /// The invitation exists (directory object id recorded); the PATCH is next.
     Invited,
-    /// The account exists (directory object id recorded); the decision report is next.
+    /// The account exists (directory object id recorded); its grants (issue 14 §1), if any,
+    /// are next, else the decision report.
     Provisioned,
+    /// The account exists and every grant of the request is in place; the decision report is
+    /// next. (Only approvals with grants pass through it.)
+    Granted,
     /// The server recorded the decision. Final.
     Reported,
     /// Another decision won, or the request changed (409/412). Final; see the item's error.
@@ -61,6 +66,7 @@ impl OutboxState {
             OutboxState::Claimed => "claimed",
             OutboxState::Invited => "invited",
             OutboxState::Provisioned => "provisioned",
+            OutboxState::Granted => "granted",
             OutboxState::Reported => "reported",
             OutboxState::Conflict => "conflict",
             OutboxState::Failed => "failed",
@@ -74,6 +80,7 @@ impl OutboxState {
             "claimed" => OutboxState::Claimed,
             "invited" => OutboxState::Invited,
             "provisioned" => OutboxState::Provisioned,
+            "granted" => OutboxState::Granted,
             "reported" => OutboxState::Reported,
             "conflict" => OutboxState::Conflict,
             "failed" => OutboxState::Failed,
@@ -122,6 +129,13 @@ pub struct OutboxItem {
     pub how: Option<ProvisionedBy>,
     /// A Graph write of this decision was started (an account it created may exist).
     pub write_started: bool,
+    /// How many grants (group memberships, app roles, sponsors) the approval makes after the
+    /// account exists (issue 14 §1).
+    pub grants_total: u32,
+    /// How many of them are in place. A `failed` item with an account and
+    /// `grants_done < grants_total` is the partial state "Account created · 1 of 3 grants
+    /// failed"; approving again (Retry) runs only the missing ones.
+    pub grants_done: u32,
     /// While nothing was sent yet: when the undo window ends (RFC 3339). `Reviewer::undo`
     /// cancels the decision until it starts running.
     pub undo_until: Option<String>,
@@ -478,6 +492,43 @@ pub struct IfApprovedFacts {
     /// Whether the directory was looked up; if not, approval looks first and links an
     /// existing account if there is one.
     pub directory_checked: bool,
+    /// What approval grants after the account exists (issue 14 §1), in the order it grants
+    /// them, with display names where known.
+    pub grants: Vec<GrantFact>,
+}
+
+/// What a [`GrantFact`] grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum GrantFactKind {
+    /// Membership of a group.
+    Group,
+    /// An app role of an application.
+    AppRole,
+    /// A sponsor of the guest.
+    Sponsor,
+}
+
+/// One grant of the "If you approve" sentence: "added to group Partners-Fabrikam", "app role
+/// Reader in Contoso Portal", "sponsor Ada Lovelace". Names come from Graph (`GET
+/// /groups/{id}?$select=displayName`, `GET /servicePrincipals/{id}`, `GET /users/{id}`) when
+/// online, cached in the local database; `None` when never resolved: the UI shows the id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantFact {
+    /// Group, app role or sponsor.
+    pub kind: GrantFactKind,
+    /// The group id, the app role id, or the sponsor's object id (for the approver: their
+    /// `oid`, empty when not signed in).
+    pub id: String,
+    /// The group's, application's (service principal's) or sponsor's display name.
+    pub name: Option<String>,
+    /// App roles: the resource service principal's object id.
+    pub resource_id: Option<String>,
+    /// App roles: the role's display name.
+    pub role: Option<String>,
+    /// Sponsors: the sponsor is the approving approver (you).
+    pub approver: bool,
 }
 
 /// The side-by-side view of one request (`Reviewer::detail`).
@@ -555,6 +606,9 @@ pub struct DecisionOutcome {
     pub label: String,
     /// When the undo window ends (RFC 3339), while the decision waits in the outbox.
     pub undo_until: Option<String>,
+    /// Grants (issue 14 §1) of a failed approval whose account exists that are not in place:
+    /// "Account created · 1 of 3 grants failed" ([`OutboxItem::grants_done`]); 0 otherwise.
+    pub grants_failed: u32,
 }
 
 /// What `Reviewer::undo` did for one request.

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod coalesce;
 pub mod config;
 pub mod duties;
 pub mod edge;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub retention: Arc<retention::Retention>,
     /// Counters of the guest e-mail job ([`guest_email`], issue 14 §5).
     pub guest_email: Arc<guest_email::GuestEmailMetrics>,
+    /// Identical request-approval calls in flight share one store call ([`coalesce`]).
+    pub coalesce: Arc<coalesce::Coalescer>,
 }
 
 impl AppState {
@@ -113,7 +116,12 @@ impl AppState {
             config.policy.expire_after_days,
             Some(events.clone()),
         ));
-        let hub = live::EventHub::new(config.events.clone(), store.clone(), events.clone());
+        let hub = live::EventHub::new(
+            config.events.clone(),
+            store.clone(),
+            events.clone(),
+            Arc::new(config.policy.clone()),
+        );
         Ok(AppState {
             hub,
             approver_auth: ApproverVerifier::new(http.clone(), config.approver_auth.clone()),
@@ -126,6 +134,7 @@ impl AppState {
             edge: Arc::default(),
             retention,
             guest_email: Arc::default(),
+            coalesce: Arc::default(),
         })
     }
 
@@ -160,20 +169,25 @@ impl AppState {
     pub async fn request_approval(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
         let window =
             time::Duration::seconds(i64::try_from(self.config.retry_window_seconds).unwrap_or(120));
-        // Queued to the store's writer thread and awaited: no blocking thread per call.
-        let out = self
-            .store
-            .request_approval(
-                claims,
-                &self.config.policy,
-                OffsetDateTime::now_utc(),
-                window,
-            )
-            .await?;
-        if let Some(e) = out.event {
-            self.publish(e);
-        }
-        Ok(out.block)
+        // Identical claims in flight at once share one store call ([`coalesce`]).
+        let key = serde_json::Value::Object(claims.to_json()).to_string();
+        self.coalesce
+            .run(key, || async {
+                let out = self
+                    .store
+                    .request_approval(
+                        claims,
+                        &self.config.policy,
+                        OffsetDateTime::now_utc(),
+                        window,
+                    )
+                    .await?;
+                if let Some(e) = out.event {
+                    self.publish(e);
+                }
+                Ok(out.block)
+            })
+            .await
     }
 }
 

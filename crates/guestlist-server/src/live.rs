@@ -47,6 +47,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use guestlist_core::Code;
 use guestlist_core::model::Event;
+use guestlist_core::policy::Policy;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -99,6 +100,17 @@ pub struct Frame {
 /// Renders `e` as one SSE frame. The JSON is compact (no newline); the kind is ours, stripped
 /// of line breaks anyway. `None` when the event cannot be serialised.
 pub fn render(e: &Event) -> Option<Bytes> {
+    render_with(e, &Policy::default())
+}
+
+/// [`render`] with the request's grants from `policy` filled in
+/// ([`crate::routes::requests::served`]).
+pub fn render_with(e: &Event, policy: &Policy) -> Option<Bytes> {
+    let mut e = e.clone();
+    e.request = e
+        .request
+        .map(|r| crate::routes::requests::served(policy, r));
+    let e = &e;
     let data = serde_json::to_string(e).ok()?;
     let kind: String = e
         .kind
@@ -149,6 +161,8 @@ pub struct EventHub {
     store: Store,
     notify: broadcast::Sender<Event>,
     frames: broadcast::Sender<Arc<Frame>>,
+    /// The policy whose `[[policy.grants]]` every served request carries.
+    policy: Arc<Policy>,
     started: OnceLock<()>,
     published: Arc<AtomicU64>,
     counts: Mutex<Counts>,
@@ -223,6 +237,7 @@ async fn next_signal(signals: &mut Option<ClusterSignals>) {
 /// again on every notification: a local publish, or a signal of another replica (`signals`).
 /// Ends when the server's event sender or its store is dropped (it holds the store weakly, so
 /// a stopped server's database closes at once).
+#[allow(clippy::too_many_arguments)] // one private task's inputs, each named at its one call
 async fn pump(
     mut rx: broadcast::Receiver<Event>,
     mut signals: Option<ClusterSignals>,
@@ -231,6 +246,7 @@ async fn pump(
     published: Arc<AtomicU64>,
     page_size: usize,
     mut latest: u64,
+    policy: Arc<Policy>,
 ) {
     loop {
         loop {
@@ -246,7 +262,7 @@ async fn pump(
             let n = events.len();
             for e in events {
                 latest = latest.max(e.seq);
-                if let Some(bytes) = render(&e) {
+                if let Some(bytes) = render_with(&e, &policy) {
                     let _ = frames.send(Arc::new(Frame { seq: e.seq, bytes }));
                 }
             }
@@ -277,6 +293,7 @@ impl EventHub {
         config: EventsConfig,
         store: Store,
         notify: broadcast::Sender<Event>,
+        policy: Arc<Policy>,
     ) -> Arc<EventHub> {
         let (frames, _) = broadcast::channel(config.broadcast_capacity.max(1));
         Arc::new(EventHub {
@@ -284,6 +301,7 @@ impl EventHub {
             store,
             notify,
             frames,
+            policy,
             started: OnceLock::new(),
             published: Arc::new(AtomicU64::new(0)),
             counts: Mutex::new(Counts::default()),
@@ -326,6 +344,7 @@ impl EventHub {
                 self.published.clone(),
                 self.config.page_size.max(1),
                 latest,
+                self.policy.clone(),
             ));
         });
         Ok(())
@@ -459,7 +478,7 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
                 for e in events {
                     st.last_sent = st.last_sent.max(e.seq);
                     st.replayed += 1;
-                    if let Some(b) = render(&e) {
+                    if let Some(b) = render_with(&e, &st.hub.policy) {
                         st.page.push_back(b);
                     }
                 }

@@ -190,5 +190,11 @@ mod tests {
         assert!(decision.contains("directoryObjectId"), "{decision}");
         let state = serde_json::to_string(&schemas["RequestState"]).unwrap();
         assert!(state.contains("directoryObjectId"), "{state}");
+        // The grants each request carries (issue 14 §1), under their wire names.
+        let grant = serde_json::to_string(&schemas["Grant"]).unwrap();
+        assert!(
+            grant.contains("groupId") && grant.contains("approverSponsor"),
+            "{grant}"
+        );
     }
 }

@@ -485,6 +485,7 @@ mod tests {
             decided_by: None,
             attempts: 1,
             claims: claims.as_object().cloned().unwrap_or_default(),
+            grants: Vec::new(),
         }
     }
 

@@ -37,6 +37,7 @@ fn request(name: &str) -> ApprovalRequest {
         decided_by: None,
         attempts: 1,
         claims: claims.as_object().cloned().unwrap_or_default(),
+        grants: Vec::new(),
     }
 }
 

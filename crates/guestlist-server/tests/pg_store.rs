@@ -429,3 +429,62 @@ async fn replicas_without_a_configured_key_share_the_one_in_the_database() {
         Some(MessageKind::Denied)
     );
 }
+
+/// A replica cut off from PostgreSQL (its sessions terminated by the administrator, as a
+/// failover or `pg_terminate_backend` does) answers `store.unavailable`, never another error
+/// or a hang, and serves again by itself once new connections are made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_sessions_are_terminated_recovers_by_itself() {
+    let (a, _b, url) = two_replicas().await;
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let w = time::Duration::ZERO;
+    a.request_approval(&claims("one@x.example", "google.com"), &policy, now, w)
+        .await
+        .unwrap();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let terminated = Cluster::shared()
+        .psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ))
+        .unwrap();
+    assert!(
+        terminated.trim().parse::<u32>().unwrap() >= 1,
+        "{terminated}"
+    );
+    let started = Instant::now();
+    let mut served = 0;
+    let mut refused = 0;
+    for i in 0..20 {
+        let c = claims(&format!("after{i}@x.example"), "google.com");
+        let out = tokio::time::timeout(
+            Duration::from_secs(10),
+            a.request_approval(&c, &policy, now, w),
+        )
+        .await
+        .expect("no call hangs");
+        match out {
+            Ok(o) => {
+                assert_eq!(o.block, Some(MessageKind::Requested));
+                served += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::StoreUnavailable, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    eprintln!(
+        "terminated sessions: {refused} calls refused, {served} served, in {:?}",
+        started.elapsed()
+    );
+    assert!(served >= 15, "the pool replaces the terminated connections");
+    a.ping().await.unwrap();
+    let stored = a.list(None, None, None, 100).await.unwrap().items.len();
+    assert_eq!(
+        stored,
+        1 + served,
+        "every served call is stored, no refused one"
+    );
+}

@@ -44,4 +44,9 @@ label: string,
 /**
  * When the undo window ends (RFC 3339), while the decision waits in the outbox.
  */
-undoUntil: string | null, };
+undoUntil: string | null, 
+/**
+ * Grants (issue 14 §1) of a failed approval whose account exists that are not in place:
+ * "Account created · 1 of 3 grants failed" ([`OutboxItem::grants_done`]); 0 otherwise.
+ */
+grantsFailed: number, };

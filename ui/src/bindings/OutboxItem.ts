@@ -45,6 +45,17 @@ how: ProvisionedBy | null,
  */
 writeStarted: boolean, 
 /**
+ * How many grants (group memberships, app roles, sponsors) the approval makes after the
+ * account exists (issue 14 §1).
+ */
+grantsTotal: number, 
+/**
+ * How many of them are in place. A `failed` item with an account and
+ * `grants_done < grants_total` is the partial state "Account created · 1 of 3 grants
+ * failed"; approving again (Retry) runs only the missing ones.
+ */
+grantsDone: number, 
+/**
  * While nothing was sent yet: when the undo window ends (RFC 3339). `Reviewer::undo`
  * cancels the decision until it starts running.
  */

@@ -3,7 +3,8 @@
 /**
  * What an outbox item is doing. Persisted; the drain resumes from it after a crash.
  *
- * `queued → claimed → (invited →) provisioned → reported`, or `conflict` / `failed`.
+ * `queued → claimed → (invited →) provisioned → (granted →) reported`, or `conflict` /
+ * `failed`.
  * Deny skips provisioning: `queued → claimed → reported`.
  */
-export type OutboxState = "queued" | "claimed" | "invited" | "provisioned" | "reported" | "conflict" | "failed";
+export type OutboxState = "queued" | "claimed" | "invited" | "provisioned" | "granted" | "reported" | "conflict" | "failed";

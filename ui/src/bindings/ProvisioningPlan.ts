@@ -28,4 +28,10 @@ skipped: Array<SkippedClaim>,
  * After the look-ups ([`resolve`]): the id of the existing account approval links to
  * (then `kind` is `existingAccount` and `writes` is empty).
  */
-existingAccount?: string | null, };
+existingAccount?: string | null, 
+/**
+ * The grant steps, run once the account exists (also an existing one): one call per
+ * [`Grant`] of the request ([`grant_call`]), `{id}` standing for the account's id and
+ * `{approver}` for the approving approver's object id. Empty without grants.
+ */
+grants: Array<GraphCall>, };

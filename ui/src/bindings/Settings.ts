@@ -29,7 +29,8 @@ api_scope: string,
 graph_base_url: string, 
 /**
  * The Graph delegated scopes, e.g. `https://graph.microsoft.com/User.ReadWrite.All` and
- * `https://graph.microsoft.com/User.Invite.All` (CONTRACTS.md §3).
+ * `https://graph.microsoft.com/User.Invite.All` (CONTRACTS.md §3); the grants of issue 14
+ * §1 also need `GroupMember.ReadWrite.All` and `AppRoleAssignment.ReadWrite.All`.
  */
 graph_scopes: Array<string>, 
 /**

@@ -36,6 +36,8 @@ const denial: OutboxItem = {
   directoryObjectId: null,
   how: null,
   writeStarted: false,
+  grantsTotal: 0,
+  grantsDone: 0,
   undoUntil: null,
   updatedAt: now.toISOString(),
   lastError: null,

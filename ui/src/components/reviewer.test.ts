@@ -63,6 +63,7 @@ function fakeApi(count = 3) {
       current: null,
       label: `${people[Number(id.slice(1))]} <${id}@x.example>`,
       undoUntil: new Date(Date.now() + 5000).toISOString(),
+      grantsFailed: 0,
     }));
   });
   const undo = vi.fn(async (ids: string[]) => ids.map((id) => ({ id, undone: true, state: null })));

@@ -14,6 +14,7 @@ const outcome = (id: string, o: DecisionOutcome['outcome'], error: DecisionOutco
   current: null,
   label: `Person ${id} <p${id}@x.example>`,
   undoUntil: null,
+  grantsFailed: 0,
 });
 
 describe('decisions', () => {
@@ -92,6 +93,8 @@ describe('toasts and remedies in the UI language', () => {
     directoryObjectId: 'u',
     how: 'userCreated',
     writeStarted: true,
+    grantsTotal: 0,
+    grantsDone: 0,
     undoUntil: null,
     updatedAt: '2026-01-01T00:00:05Z',
     lastError: null,
@@ -162,6 +165,8 @@ describe('sign-out', () => {
     directoryObjectId: null,
     how: null,
     writeStarted: false,
+    grantsTotal: 0,
+    grantsDone: 0,
     undoUntil: null,
     updatedAt: '2026-01-01T00:00:05Z',
     lastError: null,
@@ -184,6 +189,8 @@ describe('done today', () => {
     directoryObjectId: 'u',
     how,
     writeStarted: true,
+    grantsTotal: 0,
+    grantsDone: 0,
     undoUntil: null,
     updatedAt,
     lastError: null,

@@ -12,6 +12,7 @@ const req = (claims: Record<string, unknown>): { request: ApprovalRequest } => (
     updatedAt: '2025-01-01T00:00:00Z',
     attempts: 1,
     claims,
+    grants: [],
   },
 });
 

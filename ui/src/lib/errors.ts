@@ -98,6 +98,7 @@ export const REMEDIES: Readonly<Record<Code, RemedyRule>> = {
   'store.failure': 'server',
   'store.locked': 'server',
   'store.corrupt': 'server',
+  'store.unavailable': 'storeDown',
   'api.error': 'server',
   // The desktop itself.
   'auth.keyring_unavailable': 'keyring',

@@ -15,6 +15,7 @@ const facts = (over: Partial<IfApprovedFacts> = {}): IfApprovedFacts => ({
   sendsInvitation: false,
   sponsor: null,
   directoryChecked: true,
+  grants: [],
   ...over,
 });
 
@@ -34,6 +35,23 @@ describe('the If you approve sentence', () => {
       'Resumes the earlier attempt: the account u-1 it created exists · sets 1 property · then approved on the server',
     );
     expect(ifApprovedText(facts({ kind: null }))).toBe('Approval would fail: no provisioning plan can be made (see below).');
+  });
+
+  it('names the grants: group, app role, sponsor (you), with the id when no name is known', () => {
+    const grants: IfApprovedFacts['grants'] = [
+      { kind: 'group', id: 'g-1', name: 'Partners-Fabrikam', resourceId: null, role: null, approver: false },
+      { kind: 'appRole', id: 'r-1', name: 'Contoso Portal', resourceId: 'sp-1', role: 'Reader', approver: false },
+      { kind: 'group', id: 'g-2', name: null, resourceId: null, role: null, approver: false },
+      { kind: 'sponsor', id: 'oid-ada', name: 'Ada Lovelace', resourceId: null, role: null, approver: true },
+    ];
+    setLanguageOverride('en');
+    expect(ifApprovedText(facts({ grants }))).toBe(
+      'Creates guest Linnéa Öberg (Google sign-in) · writes 6 properties · added to group Partners-Fabrikam · app role Reader in Contoso Portal · added to group g-2 · sponsor Ada Lovelace (you) · then approved on the server',
+    );
+    setLanguageOverride('fr');
+    expect(ifApprovedText(facts({ grants: grants.slice(0, 1) }))).toContain('ajouté au groupe Partners-Fabrikam');
+    setLanguageOverride('sv');
+    expect(ifApprovedText(facts({ grants: grants.slice(1, 2) }))).toContain('approllen Reader i Contoso Portal');
   });
 
   it('French and Swedish', () => {

@@ -3,7 +3,7 @@
 // detail.rs `if_approved_facts`; its `if_approved_sentence` is the English reference).
 
 import { t } from './i18n';
-import type { IfApprovedFacts } from './types';
+import type { GrantFact, IfApprovedFacts } from './types';
 
 /**
  * What approval will do, in the order it does it, as one sentence in the current language:
@@ -20,7 +20,24 @@ export function ifApprovedText(f: IfApprovedFacts): string {
     parts.push(t('plan.invites', { ...values, mail: t(f.sendsInvitation ? 'plan.sendsMail' : 'plan.noMail') }));
   else if (f.kind === 'invitation') parts.push(t('plan.sets', { count: f.properties }));
   if (f.sponsor) parts.push(t('plan.sponsor', { sponsor: f.sponsor }));
+  for (const g of f.grants) parts.push(grantText(g));
   parts.push(t('plan.approvedOnServer'));
   const sentence = parts.join(' · ');
   return f.directoryChecked || f.kind === 'existingAccount' ? sentence : t('plan.notChecked', { sentence });
+}
+
+/**
+ * One grant approval makes after the account exists (issue 14 §1), with the display name Graph
+ * gave (cached), else the id: `added to group Partners-Fabrikam`, `app role Reader in Contoso
+ * Portal`, `sponsor Ada Lovelace (you)`.
+ */
+export function grantText(g: GrantFact): string {
+  switch (g.kind) {
+    case 'group':
+      return t('plan.grantGroup', { group: g.name ?? g.id });
+    case 'appRole':
+      return t('plan.grantAppRole', { role: g.role ?? g.id, app: g.name ?? g.resourceId ?? '?' });
+    default:
+      return g.approver ? t('plan.grantSponsorYou', { sponsor: g.name ?? g.id }) : t('plan.sponsor', { sponsor: g.name ?? g.id });
+  }
 }

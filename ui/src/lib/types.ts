@@ -26,6 +26,8 @@ export type { QueueSort } from '../bindings/QueueSort';
 export type { QueueView } from '../bindings/QueueView';
 export type { RequestDetail } from '../bindings/RequestDetail';
 export type { IfApprovedFacts } from '../bindings/IfApprovedFacts';
+export type { GrantFact } from '../bindings/GrantFact';
+export type { Grant } from '../bindings/Grant';
 export type { RequestState } from '../bindings/RequestState';
 export type { ReviewerError } from '../bindings/ReviewerError';
 export type { Risk } from '../bindings/Risk';

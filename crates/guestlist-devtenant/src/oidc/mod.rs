@@ -56,6 +56,11 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/{tenant}/oauth2/v2.0/token", axum::routing::post(token))
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/oauth2/v2.0/logout", get(logout))
+        .route(
+            "/{host}/{tenant}/v2.0/.well-known/openid-configuration",
+            get(customer_discovery),
+        )
+        .route("/{host}/{tenant}/discovery/v2.0/keys", get(customer_jwks))
 }
 
 /// An Entra-style OAuth error answer (token endpoint JSON).
@@ -144,18 +149,72 @@ async fn discovery(State(s): State<Arc<Shared>>, Path(tenant): Path<String>) -> 
     if !s.is_tenant(&tenant) {
         return tenant_not_found(&tenant).into_response();
     }
+    let jwks_uri = format!("{}/{}/discovery/v2.0/keys", s.base_url, s.cfg.tenant_id);
+    discovery_document(&s, s.issuer(), jwks_uri).into_response()
+}
+
+/// An external tenant's customer authority, `https://{subdomain}.ciamlogin.com/{tid}/v2.0`,
+/// emulated under devtenant's own address with the host as the first path segment:
+/// `{base}/{subdomain}.ciamlogin.com/{tenant}/v2.0/.well-known/openid-configuration`. The
+/// document's `issuer` is the real form (what the tokens of the tenant's custom authentication
+/// extensions carry); its `jwks_uri` is local and publishes the tenant's keys.
+async fn customer_discovery(
+    State(s): State<Arc<Shared>>,
+    Path((host, tenant)): Path<(String, String)>,
+) -> Response {
+    match customer_authority(&s, &host, &tenant) {
+        Ok(issuer) => {
+            let jwks_uri = format!(
+                "{}/{}/{}/discovery/v2.0/keys",
+                s.base_url,
+                s.customer_host(),
+                s.cfg.tenant_id
+            );
+            discovery_document(&s, issuer, jwks_uri).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn customer_jwks(
+    State(s): State<Arc<Shared>>,
+    Path((host, tenant)): Path<(String, String)>,
+) -> Response {
+    match customer_authority(&s, &host, &tenant) {
+        Ok(issuer) => {
+            let keys: Vec<Value> = s.lock().keys.iter().map(|k| k.jwk(&issuer)).collect();
+            axum::Json(json!({ "keys": keys })).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The customer issuer when `host` is this external tenant's `{subdomain}.ciamlogin.com` and
+/// `tenant` names it; AADSTS90002 otherwise (also for a workforce tenant).
+fn customer_authority(s: &Shared, host: &str, tenant: &str) -> Result<String, EntraError> {
+    match s.customer_issuer() {
+        Some(issuer) if host.eq_ignore_ascii_case(&s.customer_host()) && s.is_tenant(tenant) => {
+            Ok(issuer)
+        }
+        _ => Err(tenant_not_found(tenant)),
+    }
+}
+
+/// The OpenID Connect discovery document for `issuer`. The authorize, token and logout
+/// endpoints are always the tenant's (workforce) endpoints.
+fn discovery_document(s: &Shared, issuer: String, jwks_uri: String) -> axum::Json<Value> {
     let b = &s.base_url;
     let t = &s.cfg.tenant_id;
     axum::Json(json!({
         "token_endpoint": format!("{b}/{t}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "jwks_uri": format!("{b}/{t}/discovery/v2.0/keys"),
+        "jwks_uri": jwks_uri,
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": s.issuer(),
+        "issuer": issuer,
         "request_uri_parameter_supported": false,
         "authorization_endpoint": format!("{b}/{t}/oauth2/v2.0/authorize"),
         "http_logout_supported": true,
@@ -168,7 +227,6 @@ async fn discovery(State(s): State<Arc<Shared>>, Path(tenant): Path<String>) -> 
         "cloud_instance_name": "devtenant",
         "msgraph_host": b.trim_start_matches("http://").trim_start_matches("https://"),
     }))
-    .into_response()
 }
 
 async fn jwks(State(s): State<Arc<Shared>>, Path(tenant): Path<String>) -> Response {

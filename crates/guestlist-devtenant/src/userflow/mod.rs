@@ -17,15 +17,28 @@
 //!
 //! [`generate`] makes realistic, reproducible sign-ups from a seed.
 //!
+//! External tenants (`tenant_kind = "external"`) run the same sign-up through *custom
+//! authentication extensions* instead (`OnAttributeCollectionStart` / `…Submit`, CONTRACTS.md
+//! §2) and create customer accounts: [`play_external`], [`play_all_flows`].
+//!
 //! Layers: `answer` (the strict connector answer parser), `player` (one sign-up through
-//! both connector steps and the directory) and `people` (who signs up: the docs' fixtures and
-//! the seeded generator).
+//! both connector steps and the directory), `extension` (the strict extension answer parser),
+//! `external` (one sign-up through both extension events) and `people` (who signs up: the
+//! docs' fixtures and the seeded generator).
 
 mod answer;
+mod extension;
+mod external;
 mod people;
 mod player;
 
 pub use answer::{ConnectorAction, Step, parse_answer};
+pub use extension::{
+    DEFAULT_BLOCK_MESSAGE, ExtensionAnswer, ExtensionEvent, parse_extension_answer,
+};
+pub use external::{
+    ExtensionConfig, ExternalResult, FlowMix, call_extension, play_all_flows, play_external,
+};
 pub use people::{Provider, SignUp, fixtures, generate, generate_with};
 pub use player::{
     CallResult, Outcome, PlayerConfig, Summary, UserFlowError, call_connector, play, play_all,

@@ -103,6 +103,8 @@ const MIGRATIONS: &[M<'static>] = &[
          UPDATE requests SET group_key = lower(trim(email));
          CREATE INDEX requests_group ON requests(group_key);",
     ),
+    // The grants of an approval already in place (JSON array of `Grant`s; issue 14 §1).
+    M::up("ALTER TABLE outbox ADD COLUMN grants_done TEXT NOT NULL DEFAULT '[]';"),
 ];
 
 /// The database (one connection behind a mutex; every call is short).

@@ -2,7 +2,7 @@
 //! here before anything is sent, and its progress (Graph write, report, conflict) is saved
 //! step by step, so a crash or an offline period resumes without creating or inviting twice.
 
-use guestlist_core::model::{ApprovalRequest, ProvisionedBy};
+use guestlist_core::model::{ApprovalRequest, Grant, ProvisionedBy};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -37,6 +37,9 @@ pub struct OutboxRow {
     pub how: Option<ProvisionedBy>,
     /// A Graph write was started (so a found account after a crash is ours).
     pub write_started: bool,
+    /// The grants of [`OutboxRow::request`] already in place (issue 14 §1): a resumed or
+    /// retried approval runs only the others.
+    pub grants_done: Vec<Grant>,
     /// Drain attempts.
     pub attempts: u32,
     /// The last error.
@@ -64,6 +67,15 @@ impl OutboxRow {
             directory_object_id: self.directory_object_id.clone(),
             how: self.how,
             write_started: self.write_started,
+            grants_total: u32::try_from(self.request.grants.len()).unwrap_or(u32::MAX),
+            grants_done: u32::try_from(
+                self.request
+                    .grants
+                    .iter()
+                    .filter(|g| self.grants_done.contains(g))
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
             undo_until: self.undo_until(),
             updated_at: OffsetDateTime::from_unix_timestamp(self.updated_unix)
                 .map(rfc3339)
@@ -130,23 +142,24 @@ impl Cache {
             DecisionKind::Approve => "approve",
             DecisionKind::Deny => "deny",
         };
-        // A retried failed approval keeps the account its earlier attempt created or invited.
-        let (object_id, write_started) = match self.outbox(&id)? {
+        // A retried failed approval keeps the account its earlier attempt created or invited,
+        // and the grants it put in place (Retry runs only the missing ones).
+        let (object_id, write_started, grants_done) = match self.outbox(&id)? {
             Some(old)
                 if old.state == OutboxState::Failed
                     && old.kind == DecisionKind::Approve
                     && kind == DecisionKind::Approve =>
             {
-                (old.directory_object_id, old.write_started)
+                (old.directory_object_id, old.write_started, old.grants_done)
             }
-            _ => (None, false),
+            _ => (None, false, Vec::new()),
         };
         self.conn()?.execute(
             "INSERT OR REPLACE INTO outbox
              (request_id, kind, reason, state, label, idempotency_key, expected_version, request_json,
               directory_object_id, how, write_started, attempts, last_error, current_json, queued_at, updated_unix,
-              not_before_ms)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?10, NULL, ?11, 0, NULL, NULL, ?8, ?9, ?12)",
+              not_before_ms, grants_done)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?10, NULL, ?11, 0, NULL, NULL, ?8, ?9, ?12, ?13)",
             params![
                 id,
                 kind_s,
@@ -160,6 +173,7 @@ impl Cache {
                 object_id,
                 write_started,
                 unix_ms(not_before),
+                serde_json::to_string(&grants_done)?,
             ],
         )?;
         self.outbox(&id)?
@@ -198,13 +212,14 @@ impl Cache {
             queued_at: row.get(14)?,
             not_before_ms: row.get(15)?,
             updated_unix: row.get(16)?,
+            grants_done: row.get(17)?,
         })
     }
 
     const OUTBOX_COLUMNS: &'static str =
         "request_id, kind, reason, state, label, idempotency_key, expected_version, request_json,
         directory_object_id, how, write_started, attempts, last_error, current_json, queued_at,
-        not_before_ms, updated_unix";
+        not_before_ms, updated_unix, grants_done";
 
     /// One outbox row.
     ///
@@ -256,7 +271,8 @@ impl Cache {
             .transpose()?;
         let n = self.conn()?.execute(
             "UPDATE outbox SET state = ?2, directory_object_id = ?3, how = ?4, write_started = ?5,
-                attempts = ?6, last_error = ?7, current_json = ?8, updated_unix = ?9
+                attempts = ?6, last_error = ?7, current_json = ?8, updated_unix = ?9,
+                grants_done = ?10
              WHERE request_id = ?1",
             params![
                 row.request_id,
@@ -274,6 +290,7 @@ impl Cache {
                     .map(serde_json::to_string)
                     .transpose()?,
                 now.unix_timestamp(),
+                serde_json::to_string(&row.grants_done)?,
             ],
         )?;
         if n != 1 {
@@ -327,6 +344,7 @@ struct RawOutbox {
     queued_at: String,
     not_before_ms: i64,
     updated_unix: i64,
+    grants_done: String,
 }
 
 impl RawOutbox {
@@ -358,6 +376,7 @@ impl RawOutbox {
                 .map(serde_json::from_str)
                 .transpose()?,
             expected_version: u64::try_from(self.expected_version).map_err(|_| bad("version"))?,
+            grants_done: serde_json::from_str(&self.grants_done)?,
             request_id: self.request_id,
             reason: self.reason,
             label: self.label,

@@ -75,7 +75,7 @@ impl Cache {
         let tx = c.transaction()?;
         let (mut added, mut updated, mut removed) = (0, 0, 0);
         {
-            let mut get = tx.prepare_cached("SELECT version FROM requests WHERE id = ?1")?;
+            let mut get = tx.prepare_cached("SELECT version, json FROM requests WHERE id = ?1")?;
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO requests
                  (id, version, created_unix, created_at, display_name, email, email_domain, company, provider, search, attempts, json, group_key)
@@ -90,11 +90,22 @@ impl Cache {
             )?;
             for r in requests {
                 let id = r.id.to_string();
-                let old: Option<i64> = get.query_row([&id], |row| row.get(0)).optional()?;
+                let old: Option<(i64, String)> = get
+                    .query_row([&id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
                 let version = i64::try_from(r.version).unwrap_or(i64::MAX);
                 reopened.execute(params![id, version])?;
+                // The same version with other grants (the server computes them from its
+                // policy when it serves the request, issue 14 §1) is rewritten too.
+                let same_grants = |json: &str| {
+                    serde_json::from_str::<Value>(json)
+                        .ok()
+                        .and_then(|v| v.get("grants").cloned())
+                        .unwrap_or_else(|| Value::Array(Vec::new()))
+                        == serde_json::to_value(&r.grants).unwrap_or(Value::Null)
+                };
                 match old {
-                    Some(v) if v == version => continue,
+                    Some((v, json)) if v == version && same_grants(&json) => continue,
                     Some(_) => updated += 1,
                     None => added += 1,
                 }

@@ -20,7 +20,7 @@ use crate::auth::Need;
 use crate::error::ApiError;
 use crate::routes::connectors::read_json_body;
 use crate::routes::requests::authorized;
-use crate::routes::requests::{actor_of, if_match_version, with_etag};
+use crate::routes::requests::{actor_of, if_match_version, served, with_etag};
 use crate::store::reopen::ReopenOutcome;
 
 /// Longest reason of a reopen, in characters.
@@ -102,7 +102,7 @@ pub async fn reopen(
             for e in events {
                 state.publish(e);
             }
-            Ok(with_etag(*request))
+            Ok(with_etag(served(&state.config.policy, *request)))
         }
         ReopenOutcome::NotDenied { request } => Ok((
             StatusCode::CONFLICT,

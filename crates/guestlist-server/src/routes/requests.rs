@@ -110,6 +110,20 @@ pub(crate) fn actor_of(claims: &TokenClaims, headers: &HeaderMap) -> Actor {
     }
 }
 
+/// The request as the approver API serves it: with the grants approval makes
+/// ([`ApprovalRequest::grants`], issue 14 §1), computed now from `[[policy.grants]]` and the
+/// stored claims (grants are never stored, so a changed policy shows at once).
+pub(crate) fn served(
+    policy: &guestlist_core::policy::Policy,
+    mut r: ApprovalRequest,
+) -> ApprovalRequest {
+    r.grants = r
+        .typed_claims()
+        .map(|c| policy.grants_for(&c))
+        .unwrap_or_default();
+    r
+}
+
 /// The request as JSON with `ETag: "<version>"`.
 pub(crate) fn with_etag(r: ApprovalRequest) -> Response {
     let etag = format!("\"{}\"", r.version);
@@ -155,6 +169,12 @@ pub async fn list(
             q.limit.unwrap_or(100),
         )
         .await?;
+    let mut page = page;
+    page.items = page
+        .items
+        .into_iter()
+        .map(|r| served(&state.config.policy, r))
+        .collect();
     Ok(Json(page))
 }
 
@@ -174,7 +194,8 @@ pub async fn get_one(
     State(state): State<AppState>,
     RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
-    Ok(with_etag(state.store.get(id).await?))
+    let r = state.store.get(id).await?;
+    Ok(with_etag(served(&state.config.policy, r)))
 }
 
 /// `POST /api/requests/{id}/decision` with a [`Decision`] body.
@@ -255,7 +276,7 @@ pub async fn decide(
         }
         state.publish(e);
     }
-    Ok(with_etag(request))
+    Ok(with_etag(served(&state.config.policy, request)))
 }
 
 /// `GET /api/requests/{id}/history`.

@@ -233,6 +233,7 @@ pub(super) fn request_approval_job(
             decided_by: decided.then(|| actor.clone()),
             attempts: 1,
             claims: claims_json.clone(),
+            grants: Vec::new(),
         };
         upsert(tx, &r, &search)?;
         add_history(tx, &r, action, &actor, json!({}))?;

@@ -44,6 +44,7 @@ pub(super) fn row_to_request(
             decided_by: decided_by.as_deref().map(from_json).transpose()?,
             attempts: u32::try_from(attempts).unwrap_or_default(),
             claims: from_json(&claims)?,
+            grants: Vec::new(),
         })
     })())
 }

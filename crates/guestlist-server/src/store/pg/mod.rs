@@ -118,6 +118,7 @@ macro_rules! write_tx {
 
 mod backend_impl;
 mod events;
+mod export;
 mod job_cursor;
 mod jobs;
 mod privacy;
@@ -174,6 +175,10 @@ pub struct PgStore {
     /// ([`PgStore::ensure_tombstone_key`]); replicas must share it, so never a file beside one
     /// replica.
     tombstone_key: RwLock<Option<Hmac<Sha256>>>,
+    /// A background `VACUUM` after an erasure is running ([`PgStore::checkpoint_truncate`]).
+    vacuuming: Arc<std::sync::atomic::AtomicBool>,
+    /// Another erasure happened: vacuum again.
+    vacuum_again: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Maps a driver error: a lost or refused connection, a server shutting down or refusing
@@ -438,6 +443,8 @@ impl PgStore {
             config,
             tls,
             tombstone_key: RwLock::new(None),
+            vacuuming: Arc::default(),
+            vacuum_again: Arc::default(),
         };
         store.migrate().await?;
         store.prewarm().await;

@@ -1,7 +1,7 @@
-//! Erasure, tombstones, retention, event compaction, reopen, the audit log and the exports on
+//! Erasure, tombstones, retention, event compaction, reopen and the audit log's writes on
 //! PostgreSQL — the counterparts of the SQLite store's `privacy.rs`, `retention.rs`,
-//! `reopen.rs`, `audit.rs` and `export.rs`, with the same meaning of "erased" (see
-//! [`crate::store::privacy`]): after an erasure no row of any table holds the person's e-mail,
+//! `reopen.rs` and `audit.rs` (the reads and exports are in `export.rs`), with the same
+//! meaning of "erased" (see [`crate::store::privacy`]): after an erasure no row of any table holds the person's e-mail,
 //! claims or request (history entries stay, with only [`SAFE_DETAIL_KEYS`] in their detail).
 //!
 //! PostgreSQL keeps deleted row versions until `VACUUM` reclaims their space, and in its WAL
@@ -9,25 +9,18 @@
 //! erasure, which removes the dead versions from the tables and indexes (the freed space is
 //! reused, not zeroed; the WAL segments are recycled at later checkpoints).
 
-use guestlist_core::email;
 use guestlist_core::model::{Actor, ApprovalRequest, Event, IdentityKey, RequestState, Status};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::requests::history_of;
 use super::rows::{
     COLUMNS, add_event, add_history, get_by_id, insert_event, rows_to_requests, upsert,
 };
-use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
+use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros};
 use crate::store::StoreError;
-use crate::store::audit::{AuditAction, AuditRecord};
-use crate::store::backend::{AuditExportPage, ExportCursor};
-use crate::store::export::{
-    AUDIT_PAGE, AccessExport, AuditExportRecord, AuditSource, DECISION_ACTIONS, HeldRequest,
-    merge_page,
-};
+use crate::store::audit::AuditAction;
 use crate::store::privacy::{Erased, SAFE_DETAIL_KEYS};
 use crate::store::reopen::{EVENT_REQUEST_REOPENED, HISTORY_REOPENED, ReopenOutcome};
 use crate::store::retention::RetentionCutoffs;
@@ -334,15 +327,55 @@ impl PgStore {
         })
     }
 
-    /// After an erasure: `VACUUM` of the tables that held the person's rows (module docs).
+    /// After an erasure: `VACUUM` of the tables that held the person's rows (module docs), in
+    /// the background on a pooled connection without `statement_timeout` (a large table takes
+    /// a while; the erasure's answer does not wait). One vacuum at a time: an erasure during a
+    /// vacuum makes it run once more when done.
     ///
-    /// Errors: [`StoreError`] when it could not run (it runs again after the next erasure).
+    /// Errors: [`StoreError::Unavailable`] when no connection can be had (it runs again after
+    /// the next erasure).
     pub async fn checkpoint_truncate(&self) -> Result<(), StoreError> {
-        let client = self.conn().await?;
-        client
-            .batch_execute("VACUUM requests, events, history, idempotency, reminded")
-            .await
-            .map_err(db_err)
+        use std::sync::atomic::Ordering::SeqCst;
+        self.vacuum_again.store(true, SeqCst);
+        if self.vacuuming.swap(true, SeqCst) {
+            return Ok(());
+        }
+        let client = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.vacuuming.store(false, SeqCst);
+                return Err(e);
+            }
+        };
+        let (running, again) = (self.vacuuming.clone(), self.vacuum_again.clone());
+        tokio::spawn(async move {
+            'runs: loop {
+                while again.swap(false, SeqCst) {
+                    let done = async {
+                        client.batch_execute("SET statement_timeout = 0").await?;
+                        let vacuum = client
+                            .batch_execute(
+                                "VACUUM requests, events, history, idempotency, reminded",
+                            )
+                            .await;
+                        client.batch_execute("RESET statement_timeout").await?;
+                        vacuum
+                    }
+                    .await;
+                    if let Err(e) = done {
+                        tracing::warn!(error = %db_err(e), "erasure: VACUUM not done");
+                        running.store(false, SeqCst);
+                        break 'runs;
+                    }
+                }
+                running.store(false, SeqCst);
+                // An erasure between the last check and the store above found us running.
+                if !again.load(SeqCst) || running.swap(true, SeqCst) {
+                    break;
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Erases at most `limit` requests past `cut`, oldest change first, in one transaction;
@@ -469,214 +502,6 @@ impl PgStore {
         )
         .await)
     }
-
-    /// Audit rows with `after_seq < seq`, oldest first, at most `limit`.
-    ///
-    /// Errors: [`StoreError`] on database failure or an unreadable row.
-    pub async fn audit_page(
-        &self,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let client = self.conn().await?;
-        audit_rows(&client, after_seq, limit).await
-    }
-
-    /// One page of the audit export: decisions (`history`) and operations (`audit_log`) with
-    /// `since <= at < until`, each read in keyset pages of [`AUDIT_PAGE`] rows, merged in time
-    /// order by [`merge_page`] (as on SQLite).
-    ///
-    /// Errors: [`StoreError`] on database failure or an unreadable row.
-    pub async fn audit_export_page(
-        &self,
-        since: Option<OffsetDateTime>,
-        until: Option<OffsetDateTime>,
-        after: ExportCursor,
-        limit: usize,
-    ) -> Result<AuditExportPage, StoreError> {
-        let limit = limit.max(1);
-        let client = self.conn().await?;
-        let mut pages = 0;
-        let mut decisions = std::collections::VecDeque::new();
-        let mut history_at = i64::try_from(after.history_after).unwrap_or(i64::MAX);
-        let mut history_done = false;
-        while decisions.len() < limit && !history_done {
-            let (rows, last, done) = history_page(&client, history_at, since, until).await?;
-            pages += 1;
-            (history_at, history_done) = (last, done);
-            decisions.extend(rows);
-        }
-        let mut operations = std::collections::VecDeque::new();
-        let mut audit_at = after.audit_after;
-        let mut audit_done = false;
-        while operations.len() < limit && !audit_done {
-            let rows = audit_rows(&client, audit_at, AUDIT_PAGE).await?;
-            pages += 1;
-            audit_done = rows.len() < AUDIT_PAGE;
-            audit_at = rows.last().map_or(audit_at, |r| r.seq);
-            operations.extend(
-                rows.into_iter()
-                    .filter(|r| in_range(r.at, since, until))
-                    .map(|r| AuditExportRecord {
-                        at: r.at,
-                        source: AuditSource::Operation,
-                        seq: r.seq,
-                        request_id: r.request_id,
-                        action: r.action.as_str().to_owned(),
-                        actor_kind: r.actor.kind,
-                        actor_oid: r.actor.id,
-                        actor_upn: r.actor.username,
-                        actor_client: r.actor.client,
-                        directory_object_id: None,
-                    }),
-            );
-        }
-        let (records, next) = merge_page(
-            decisions,
-            operations,
-            after,
-            (u64::try_from(history_at).unwrap_or_default(), history_done),
-            (audit_at, audit_done),
-            limit,
-        );
-        Ok(AuditExportPage {
-            records,
-            next,
-            pages_read: pages,
-        })
-    }
-
-    /// Everything stored for the canonical form of `email_address` (GDPR Art. 15).
-    ///
-    /// Errors: [`StoreError::Corrupt`] for an e-mail with no canonical form.
-    pub async fn access_export(
-        &self,
-        email_address: &str,
-        now: OffsetDateTime,
-    ) -> Result<AccessExport, StoreError> {
-        let canonical = email::canonical(email_address)
-            .map_err(|_| StoreError::Corrupt("not an e-mail address".into()))?;
-        let denial_tombstone = self.is_tombstoned(&canonical).await?;
-        let client = self.conn().await?;
-        let sql =
-            format!("SELECT {COLUMNS} FROM requests WHERE email = $1 ORDER BY created_at, id");
-        let found = rows_to_requests(&client.query(&sql, &[&canonical]).await.map_err(db_err)?)?;
-        let mut requests = Vec::with_capacity(found.len());
-        for request in found {
-            let counts = client
-                .query_one(
-                    "SELECT (SELECT COUNT(*) FROM events WHERE request_id = $1),
-                            (SELECT COUNT(*) FROM idempotency WHERE request_id = $1)",
-                    &[&request.id],
-                )
-                .await
-                .map_err(db_err)?;
-            let events: i64 = counts.try_get(0).map_err(db_err)?;
-            let idempotency: i64 = counts.try_get(1).map_err(db_err)?;
-            requests.push(HeldRequest {
-                history: history_of(&client, request.id).await?,
-                request,
-                events: u64::try_from(events).unwrap_or_default(),
-                idempotency_records: u64::try_from(idempotency).unwrap_or_default(),
-            });
-        }
-        Ok(AccessExport {
-            denial_tombstone,
-            email: canonical,
-            exported_at: now,
-            requests,
-        })
-    }
-}
-
-fn in_range(
-    t: OffsetDateTime,
-    since: Option<OffsetDateTime>,
-    until: Option<OffsetDateTime>,
-) -> bool {
-    since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
-}
-
-/// Audit rows after `after_seq`, at most `limit`.
-async fn audit_rows(
-    c: &tokio_postgres::Client,
-    after_seq: u64,
-    limit: usize,
-) -> Result<Vec<AuditRecord>, StoreError> {
-    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = c
-        .query(
-            "SELECT seq, at, action, request_id, actor, detail FROM audit_log
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&after, &limit],
-        )
-        .await
-        .map_err(db_err)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let seq: i64 = row.try_get(0).map_err(db_err)?;
-        let action: String = row.try_get(2).map_err(db_err)?;
-        out.push(AuditRecord {
-            seq: u64::try_from(seq).unwrap_or_default(),
-            at: row.try_get(1).map_err(db_err)?,
-            action: serde_json::from_value(Value::String(action))
-                .map_err(|_| StoreError::Corrupt(format!("audit_log row {seq}: unknown action")))?,
-            request_id: row.try_get(3).map_err(db_err)?,
-            actor: unjson(row.try_get(4).map_err(db_err)?)?,
-            detail: row.try_get(5).map_err(db_err)?,
-        });
-    }
-    Ok(out)
-}
-
-/// One keyset page of decisions (`history` rows after `after`, [`AUDIT_PAGE`] at most read),
-/// kept when a decision action within the range; the last id read and whether exhausted.
-async fn history_page(
-    c: &tokio_postgres::Client,
-    after: i64,
-    since: Option<OffsetDateTime>,
-    until: Option<OffsetDateTime>,
-) -> Result<(Vec<AuditExportRecord>, i64, bool), StoreError> {
-    let limit = i64::try_from(AUDIT_PAGE).unwrap_or(i64::MAX);
-    let rows = c
-        .query(
-            "SELECT id, request_id, at, action, actor, detail FROM history
-             WHERE id > $1 ORDER BY id LIMIT $2",
-            &[&after, &limit],
-        )
-        .await
-        .map_err(db_err)?;
-    let done = rows.len() < AUDIT_PAGE;
-    let mut last = after;
-    let mut out = Vec::new();
-    for row in rows {
-        let id: i64 = row.try_get(0).map_err(db_err)?;
-        last = id;
-        let action: String = row.try_get(3).map_err(db_err)?;
-        let at: OffsetDateTime = row.try_get(2).map_err(db_err)?;
-        if !DECISION_ACTIONS.contains(&action.as_str()) || !in_range(at, since, until) {
-            continue;
-        }
-        let actor: Actor = unjson(row.try_get(4).map_err(db_err)?)?;
-        let detail: Value = row.try_get(5).map_err(db_err)?;
-        out.push(AuditExportRecord {
-            at,
-            source: AuditSource::Decision,
-            seq: u64::try_from(id).unwrap_or_default(),
-            request_id: row.try_get(1).map_err(db_err)?,
-            action,
-            actor_kind: actor.kind,
-            actor_oid: actor.id,
-            actor_upn: actor.username,
-            actor_client: actor.client,
-            directory_object_id: detail
-                .get("directoryObjectId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        });
-    }
-    Ok((out, last, done))
 }
 
 /// Ids erased with a change number in `(after, upto]`, in order.

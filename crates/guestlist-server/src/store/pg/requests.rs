@@ -208,6 +208,8 @@ async fn request_approval_tx(
         decided_by: decided.then(|| actor.clone()),
         attempts: 1,
         claims: c.claims_json.clone(),
+        // Served from the policy, never stored (routes::requests::served).
+        grants: Vec::new(),
     };
     upsert(tx, &r, &c.search).await?;
     add_history(tx, &r, action, &actor, json!({})).await?;

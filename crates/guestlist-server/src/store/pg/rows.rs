@@ -41,6 +41,8 @@ pub(super) fn row_to_request(row: &Row) -> Result<ApprovalRequest, StoreError> {
         decided_by: decided_by.map(unjson).transpose()?,
         attempts: u32::try_from(get::<i64>(row, 9)?).unwrap_or_default(),
         claims: unjson(get(row, 10)?)?,
+        // Served from the policy, never stored (routes::requests::served).
+        grants: Vec::new(),
     })
 }
 
