@@ -463,6 +463,7 @@ mod tests {
                 client: None,
             }),
             attempts: 1,
+            grants: Vec::new(),
             claims: json!({"email": "g@example.com"})
                 .as_object()
                 .cloned()
