@@ -10,6 +10,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 server_pkgs=(build-essential pkg-config curl ca-certificates libssl-dev)
+# The SMTP receiver (aiosmtpd) that guestlist-server's guest e-mail tests start (issue 14 §5).
+server_pkgs+=(python3-aiosmtpd)
 desktop_pkgs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libsoup-3.0-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libdbus-1-dev)
 # PostgreSQL and HAProxy: the replica tests (tests/it/replicas.rs) and `make bench` start their

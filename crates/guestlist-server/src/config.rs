@@ -57,6 +57,7 @@
 //! | `retention.batch_size` | `…__BATCH_SIZE` | `500` | requests (events, records) per retention transaction |
 //! | `retention.tombstone_key` | `…__TOMBSTONE_KEY` | — (generated into `<database>.tombstone-key`, 0600) | HMAC key (≥ 32 bytes) of the denial tombstones of erased denied people |
 //! | `retention.tombstone_key_file` | `…__TOMBSTONE_KEY_FILE` | — | a file holding that key |
+//! | `guest_email.*` | `GUESTLIST_GUEST_EMAIL__*` (password also `…__SMTP_PASSWORD_FILE`) | off | e-mails to the guest on approval / denial ([`crate::guest_email`]) |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).
 //!
@@ -325,6 +326,8 @@ pub struct Config {
     pub events: crate::live::EventsConfig,
     /// Retention of personal data and the denial tombstone key (`[retention]`, issue 12).
     pub retention: crate::retention::RetentionConfig,
+    /// E-mails to the guest on approval / denial (`[guest_email]`, issue 14 §5).
+    pub guest_email: crate::guest_email::GuestEmailConfig,
 }
 
 impl Default for Config {
@@ -345,6 +348,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             events: crate::live::EventsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
+            guest_email: crate::guest_email::GuestEmailConfig::default(),
         }
     }
 }
@@ -366,6 +370,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "trusted_proxies",
     "events",
     "retention",
+    "guest_email",
 ];
 
 /// Why a configuration could not be loaded.
@@ -443,7 +448,8 @@ impl Config {
         // `username_file` / `password_file` (at any depth: only the connector has such keys)
         // become `username` / `password` with the file's content; every other key is untouched
         // (`tls.cert_file` stays a path).
-        fig = fig.merge(FileAdapter::wrap(env).only(&["username", "password"]));
+        // `smtp_password_file` likewise becomes `guest_email.smtp_password` (issue 14 §5).
+        fig = fig.merge(FileAdapter::wrap(env).only(&["username", "password", "smtp_password"]));
         fig = flags.merge_into(fig);
         let config: Config = fig
             .extract()
@@ -515,6 +521,7 @@ impl Config {
         }
         self.policy.validate().map_err(ConfigError::Invalid)?;
         self.retention.validate().map_err(ConfigError::Invalid)?;
+        self.guest_email.validate().map_err(ConfigError::Invalid)?;
         if let Some(u) = &self.notifications.webhook_url
             && !(u.0.starts_with("https://") || u.0.starts_with("http://"))
         {
@@ -731,6 +738,35 @@ mod secret_files {
             let err = load().expect_err("the CA bundle does not exist");
             assert!(
                 err.contains("connector.client_ca_file no-such-ca.pem"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_smtp_password_of_guest_email_reads_its_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUESTLIST_CONNECTOR_USERNAME", "connector");
+            jail.set_env("GUESTLIST_CONNECTOR_PASSWORD", PASSWORD);
+            jail.create_file("smtp-pw", "smtp secret from a file\n")?;
+            jail.set_env(
+                "GUESTLIST_GUEST_EMAIL__SMTP_URL",
+                "smtps://smtp.example.com",
+            );
+            jail.set_env("GUESTLIST_GUEST_EMAIL__FROM", "noreply@example.com");
+            jail.set_env("GUESTLIST_GUEST_EMAIL__SMTP_USERNAME", "guestlist");
+            jail.set_env("GUESTLIST_GUEST_EMAIL__SMTP_PASSWORD_FILE", "smtp-pw");
+            let c = load().unwrap();
+            let pw = c.guest_email.smtp_password.as_ref().map(|p| p.0.as_str());
+            assert_eq!(pw, Some("smtp secret from a file"));
+            jail.set_env(
+                "GUESTLIST_GUEST_EMAIL__SMTP_URL",
+                "smtp://u:pw@smtp.example.com",
+            );
+            let err = load().expect_err("credentials in the URL are refused");
+            assert!(
+                err.contains("guest_email.smtp_url") && !err.contains("smtp secret"),
                 "{err}"
             );
             Ok(())

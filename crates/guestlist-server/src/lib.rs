@@ -16,11 +16,13 @@
 
 pub mod auth;
 pub mod backup;
+pub mod coalesce;
 pub mod config;
 pub mod duties;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod guest_email;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -78,6 +80,10 @@ pub struct AppState {
     pub hub: Arc<live::EventHub>,
     /// The retention job ([`retention`]); runs on its own every `retention.interval_seconds`.
     pub retention: Arc<retention::Retention>,
+    /// Counters of the guest e-mail job ([`guest_email`], issue 14 §5).
+    pub guest_email: Arc<guest_email::GuestEmailMetrics>,
+    /// Identical request-approval calls in flight share one store call ([`coalesce`]).
+    pub coalesce: Arc<coalesce::Coalescer>,
 }
 
 impl AppState {
@@ -127,6 +133,8 @@ impl AppState {
             answers: Arc::default(),
             edge: Arc::default(),
             retention,
+            guest_email: Arc::default(),
+            coalesce: Arc::default(),
         })
     }
 
@@ -161,20 +169,25 @@ impl AppState {
     pub async fn request_approval(&self, claims: &Claims) -> Result<Option<MessageKind>, ApiError> {
         let window =
             time::Duration::seconds(i64::try_from(self.config.retry_window_seconds).unwrap_or(120));
-        // Queued to the store's writer thread and awaited: no blocking thread per call.
-        let out = self
-            .store
-            .request_approval(
-                claims,
-                &self.config.policy,
-                OffsetDateTime::now_utc(),
-                window,
-            )
-            .await?;
-        if let Some(e) = out.event {
-            self.publish(e);
-        }
-        Ok(out.block)
+        // Identical claims in flight at once share one store call ([`coalesce`]).
+        let key = serde_json::Value::Object(claims.to_json()).to_string();
+        self.coalesce
+            .run(key, || async {
+                let out = self
+                    .store
+                    .request_approval(
+                        claims,
+                        &self.config.policy,
+                        OffsetDateTime::now_utc(),
+                        window,
+                    )
+                    .await?;
+                if let Some(e) = out.event {
+                    self.publish(e);
+                }
+                Ok(out.block)
+            })
+            .await
     }
 }
 
@@ -379,6 +392,14 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
         state.events.subscribe(),
     );
     retention::start(state.retention.clone(), rx.clone());
+    guest_email::start(
+        &state.config.guest_email,
+        state.store.clone(),
+        state.guest_email.clone(),
+        state.events.subscribe(),
+        rx.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let task = tokio::spawn(edge::serve(listener, app, conf, rx));
     Ok(RunningServer {
         addr,

@@ -62,6 +62,8 @@ mod check_index;
 pub mod database_url;
 mod events;
 pub mod export;
+/// Durable per-job cursors over the event log (issue 14 §5).
+mod job_cursor;
 mod lock;
 /// The PostgreSQL store (issue 13): several replicas sharing one database.
 pub mod pg;

@@ -46,6 +46,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = state.metrics.render(&state.config.policy, &counts);
     state.edge.metrics.render(&mut body);
     body.push_str(&state.retention.render_metrics());
+    body.push_str(&state.guest_email.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

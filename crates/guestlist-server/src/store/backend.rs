@@ -457,4 +457,18 @@ pub trait Backend: Send + Sync + 'static {
         let _ = name;
         Ok(Some(JobLock::local()))
     }
+
+    /// The durable cursor of the background job `name` (the last event `seq` it finished
+    /// with), or `None` when it never stored one (issue 14 §5, `store/job_cursor.rs`).
+    ///
+    /// Errors: [`StoreError::Unavailable`] when the database cannot be reached; [`StoreError`]
+    /// on other database failures.
+    async fn job_cursor(&self, name: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Stores `seq` as the cursor of job `name`, committed before the future resolves. It only
+    /// moves forward (a lower `seq` leaves it as it is). Call it under the job's
+    /// [`Backend::try_job_lock`].
+    ///
+    /// Errors: as [`Backend::job_cursor`].
+    async fn set_job_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError>;
 }

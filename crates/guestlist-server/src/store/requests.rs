@@ -494,65 +494,41 @@ impl SqliteStore {
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
         let fingerprint = format!("{id}:{}", to_json(decision)?);
-        let decision = decision.clone();
-        let actor = actor.clone();
-        let idempotency_key = idempotency_key.map(str::to_owned);
-        self.write(move |tx| {
-            let (decision, actor) = (&decision, &actor);
-            let idempotency_key = idempotency_key.as_deref();
-            if let Some(key) = idempotency_key {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT fingerprint, response_json FROM idempotency WHERE key = ?1",
-                )?;
-                let seen: Option<(String, String)> = stmt
-                    .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((fp, response)) = seen {
-                    if fp != fingerprint {
-                        return Err(StoreError::IdempotencyKeyReused);
-                    }
-                    return Ok((from_json(&response)?, Vec::new()));
-                }
-            }
-            let mut r = get_by_id(tx, id)?.ok_or(StoreError::NotFound(id))?;
-            if let Some(v) = if_match
-                && v != r.version
-            {
-                // A decision that already won with this exact body is reported as a conflict
-                // too: the caller must not assume it was theirs without an idempotency key.
-                if r.state == RequestState::Pending {
-                    return Err(StoreError::VersionMismatch {
-                        current: r.version,
-                        request: Box::new(r),
-                    });
-                }
-                return Err(StoreError::AlreadyDecided { request: Box::new(r) });
-            }
-            match r.apply(decision, actor.clone(), now) {
-                Ok(()) => {}
-                Err(TransitionError::NotPending(_)) => {
-                    return Err(StoreError::AlreadyDecided { request: Box::new(r) });
-                }
-            }
-            let claims = r.typed_claims().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            upsert(tx, &r, &search_text(&claims))?;
-            let action = match decision {
-                Decision::Approve { .. } => "approved",
-                Decision::Deny { .. } => "denied",
-            };
-            add_history(tx, &r, action, actor, serde_json::to_value(decision).unwrap_or_default())?;
-            let mut events = vec![add_event(tx, "request.decided", &r)?];
-            if matches!(decision, Decision::Deny { .. }) {
-                events.extend(deny_same_person(tx, &r, actor, now)?);
-            }
-            if let Some(key) = idempotency_key {
-                tx.prepare_cached(
-                    "INSERT INTO idempotency (key, request_id, fingerprint, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![key, id.to_string(), fingerprint, to_json(&r)?, ts(now)])?;
-            }
-            Ok((r, events))
-        })
+        self.write(decide_all_job(
+            id,
+            fingerprint,
+            decision,
+            actor,
+            if_match,
+            idempotency_key,
+            now,
+        ))
+    }
+
+    /// [`SqliteStore::decide_all`] for async callers: the write is queued to the writer thread
+    /// (group commit) and awaited without holding a blocking thread.
+    ///
+    /// Errors: as [`SqliteStore::decide`].
+    pub async fn decide_all_async(
+        &self,
+        id: Uuid,
+        decision: &Decision,
+        actor: &Actor,
+        if_match: Option<u64>,
+        idempotency_key: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let fingerprint = format!("{id}:{}", to_json(decision)?);
+        self.write_async(decide_all_job(
+            id,
+            fingerprint,
+            decision,
+            actor,
+            if_match,
+            idempotency_key,
+            now,
+        ))
+        .await
     }
 
     /// The audit trail of a request, oldest first.
@@ -565,5 +541,90 @@ impl SqliteStore {
             }
             super::export::history_of(c, id)
         })
+    }
+}
+
+/// The write of [`SqliteStore::decide_all`]: the decision's checks and changes in the writer's
+/// transaction. `fingerprint` is `<id>:<decision as JSON>`, what an idempotency key is bound to.
+fn decide_all_job(
+    id: Uuid,
+    fingerprint: String,
+    decision: &Decision,
+    actor: &Actor,
+    if_match: Option<u64>,
+    idempotency_key: Option<&str>,
+    now: OffsetDateTime,
+) -> impl FnOnce(&Connection) -> Result<(ApprovalRequest, Vec<Event>), StoreError> + Send + 'static
+{
+    let decision = decision.clone();
+    let actor = actor.clone();
+    let idempotency_key = idempotency_key.map(str::to_owned);
+    move |tx: &Connection| {
+        let (decision, actor) = (&decision, &actor);
+        let idempotency_key = idempotency_key.as_deref();
+        if let Some(key) = idempotency_key {
+            let mut stmt = tx.prepare_cached(
+                "SELECT fingerprint, response_json FROM idempotency WHERE key = ?1",
+            )?;
+            let seen: Option<(String, String)> = stmt
+                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((fp, response)) = seen {
+                if fp != fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused);
+                }
+                return Ok((from_json(&response)?, Vec::new()));
+            }
+        }
+        let mut r = get_by_id(tx, id)?.ok_or(StoreError::NotFound(id))?;
+        if let Some(v) = if_match
+            && v != r.version
+        {
+            // A decision that already won with this exact body is reported as a conflict
+            // too: the caller must not assume it was theirs without an idempotency key.
+            if r.state == RequestState::Pending {
+                return Err(StoreError::VersionMismatch {
+                    current: r.version,
+                    request: Box::new(r),
+                });
+            }
+            return Err(StoreError::AlreadyDecided {
+                request: Box::new(r),
+            });
+        }
+        match r.apply(decision, actor.clone(), now) {
+            Ok(()) => {}
+            Err(TransitionError::NotPending(_)) => {
+                return Err(StoreError::AlreadyDecided {
+                    request: Box::new(r),
+                });
+            }
+        }
+        let claims = r
+            .typed_claims()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        upsert(tx, &r, &search_text(&claims))?;
+        let action = match decision {
+            Decision::Approve { .. } => "approved",
+            Decision::Deny { .. } => "denied",
+        };
+        add_history(
+            tx,
+            &r,
+            action,
+            actor,
+            serde_json::to_value(decision).unwrap_or_default(),
+        )?;
+        let mut events = vec![add_event(tx, "request.decided", &r)?];
+        if matches!(decision, Decision::Deny { .. }) {
+            events.extend(deny_same_person(tx, &r, actor, now)?);
+        }
+        if let Some(key) = idempotency_key {
+            tx.prepare_cached(
+                "INSERT INTO idempotency (key, request_id, fingerprint, response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![key, id.to_string(), fingerprint, to_json(&r)?, ts(now)])?;
+        }
+        Ok((r, events))
     }
 }

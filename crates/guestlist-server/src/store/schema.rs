@@ -91,6 +91,8 @@ pub(super) fn migrations() -> Migrations<'static> {
         // Erasure and retention (issue 12): denial tombstones, erased ids for `since=`, and the
         // indexes they read. See [`super::privacy`].
         M::up(super::privacy::MIGRATION),
+        // Durable per-job cursors over the event log (issue 14 §5): [`super::job_cursor`].
+        M::up(super::job_cursor::MIGRATION),
     ])
 }
 

@@ -102,7 +102,7 @@ impl Backend for SqliteStore {
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
         let (decision, actor) = (decision.clone(), actor.clone());
         let key = idempotency_key.map(str::to_owned);
-        self.blocking(move |s| s.decide_all(id, &decision, &actor, if_match, key.as_deref(), now))
+        self.decide_all_async(id, &decision, &actor, if_match, key.as_deref(), now)
             .await
     }
 
@@ -129,6 +129,15 @@ impl Backend for SqliteStore {
 
     async fn latest_event_seq(&self) -> Result<u64, StoreError> {
         self.blocking(|s| s.latest_event_seq()).await
+    }
+
+    async fn job_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |s| s.job_cursor(&name)).await
+    }
+
+    async fn set_job_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        SqliteStore::set_job_cursor(self, name, seq).await
     }
 
     async fn reminded(&self) -> Result<HashMap<Uuid, OffsetDateTime>, StoreError> {

@@ -232,6 +232,14 @@ impl Backend for PgStore {
         PgStore::drop_idempotency(self, before, limit).await
     }
 
+    async fn job_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        PgStore::job_cursor(self, name).await
+    }
+
+    async fn set_job_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        PgStore::set_job_cursor(self, name, seq).await
+    }
+
     async fn try_job_lock(&self, name: &str) -> Result<Option<JobLock>, StoreError> {
         Ok(self
             .try_job_lock_guard(name)

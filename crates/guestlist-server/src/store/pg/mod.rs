@@ -119,6 +119,7 @@ macro_rules! write_tx {
 mod backend_impl;
 mod events;
 mod export;
+mod job_cursor;
 mod jobs;
 mod privacy;
 mod requests;
