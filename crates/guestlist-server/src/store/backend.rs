@@ -103,10 +103,12 @@ impl std::fmt::Debug for JobLock {
 /// What the event listener of a shared database reports ([`Backend::listen_events`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterSignal {
-    /// An event with this sequence number was committed (by any replica, this one included).
+    /// Events were committed (by any replica, this one included), numbered up to about this
+    /// sequence number (a hint: read from the last seen number).
     Event(u64),
-    /// The listener (re)connected: notifications may have been missed, read
-    /// [`Backend::events_after`] from the last seen sequence number.
+    /// The listener (re)connected, or heard nothing for a while (a periodic catch-up):
+    /// notifications may have been missed, read [`Backend::events_after`] from the last seen
+    /// sequence number.
     Resync,
 }
 

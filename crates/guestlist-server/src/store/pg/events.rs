@@ -3,6 +3,8 @@
 //! the counts — the counterparts of the SQLite store's `events.rs`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,7 +14,9 @@ use tokio_postgres::{AsyncMessage, Row};
 use uuid::Uuid;
 
 use super::rows::{R_COLUMNS, rows_to_requests};
-use super::{EVENTS_CHANNEL, LOCK_NS, PgStore, SEQ_LOCK, TxResult, db_err, unjson};
+use super::{
+    CATCH_UP_INTERVAL, EVENTS_CHANNEL, LOCK_NS, PgStore, SEQ_LOCK, TxResult, db_err, unjson,
+};
 use crate::store::StoreError;
 use crate::store::backend::{ClusterSignal, ClusterSignals};
 
@@ -107,15 +111,47 @@ impl PgStore {
         self.safe_mark("event_seq").await
     }
 
+    /// Wakes this replica's notifier task after a commit (never waits): it sends one
+    /// notification on [`EVENTS_CHANNEL`] after every commit that woke it, for a whole group of
+    /// commits at once (module docs of [`super`], "Notifications after commit").
+    pub(super) fn wake_listeners(&self) {
+        // Full: a wake is pending, and its notification is sent after this commit.
+        let _ = self.notifier.try_send(());
+    }
+
     /// Notifications of committed events from every replica (`LISTEN guestlist_events` on a
     /// dedicated connection, not pooled). A lost connection is retried (every 250 ms to 2 s)
-    /// and reported as [`ClusterSignal::Resync`] once back. The stream ends when dropped.
+    /// and reported as [`ClusterSignal::Resync`] once back; so is every [`CATCH_UP_INTERVAL`]
+    /// that passes without a notification, so an event whose notification was never sent (its
+    /// replica died between the commit and the notification) is read within about that
+    /// interval. The stream ends when dropped.
     ///
     /// Errors: [`StoreError::Unavailable`] when the first connection cannot be made.
     pub async fn listen_events(&self) -> Result<Option<ClusterSignals>, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<ClusterSignal, StoreError>>(1024);
-        let first = listen_once(&self.config, &self.tls, tx.clone()).await?;
+        let heard = Arc::new(AtomicBool::new(false));
+        let first = listen_once(&self.config, &self.tls, tx.clone(), heard.clone()).await?;
         let (config, tls) = (self.config.clone(), self.tls.clone());
+        // The catch-up: a resync after each interval without a notification.
+        let (catch_up, catch_up_heard) = (tx.clone(), heard.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CATCH_UP_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = catch_up.closed() => return,
+                }
+                // A full queue means the reader has signals to act on anyway.
+                if !catch_up_heard.swap(false, Ordering::Relaxed)
+                    && let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                        catch_up.try_send(Ok(ClusterSignal::Resync))
+                {
+                    return;
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut ended = first;
             loop {
@@ -129,7 +165,7 @@ impl PgStore {
                     if tx.is_closed() {
                         return;
                     }
-                    match listen_once(&config, &tls, tx.clone()).await {
+                    match listen_once(&config, &tls, tx.clone(), heard.clone()).await {
                         Ok(ended) => break ended,
                         Err(_) => {
                             tokio::time::sleep(wait).await;
@@ -295,12 +331,41 @@ async fn forget_reminded(tx: &tokio_postgres::Transaction<'_>) -> TxResult<()> {
     Ok(())
 }
 
-/// Connects, runs `LISTEN`, and forwards each notification's `seq` to `out` from a task;
-/// returns a future that resolves when that connection has ended.
+/// The notifier task of a store (module docs of [`super`], "Notifications after commit"):
+/// for each wake, one `pg_notify` on [`EVENTS_CHANNEL`] in a transaction of its own, after the
+/// commits that woke it; wakes that arrive meanwhile coalesce into the next one. A failure
+/// (database down) is logged at DEBUG and not retried: the listeners catch up by themselves
+/// ([`PgStore::listen_events`]). Ends when the store (the sender of `wakes`) is dropped.
+pub(super) async fn notifier(
+    pool: deadpool_postgres::Pool,
+    mut wakes: tokio::sync::mpsc::Receiver<()>,
+) {
+    // Simple-query protocol, one round trip; the payload is a hint (the readers read from their
+    // own mark). The transaction stores nothing, so its commit need not wait for a WAL flush.
+    let sql = format!(
+        "BEGIN; SET LOCAL synchronous_commit = off; \
+         SELECT pg_notify('{EVENTS_CHANNEL}', (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_seq)::text); \
+         COMMIT"
+    );
+    while wakes.recv().await.is_some() {
+        let sent = match pool.get().await {
+            Ok(client) => client.batch_execute(&sql).await.map_err(db_err),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "event notification not sent; listeners catch up by themselves");
+        }
+    }
+}
+
+/// Connects, runs `LISTEN`, and forwards each notification's payload (a sequence number) to
+/// `out` from a task, setting `heard`; returns a future that resolves when that connection has
+/// ended.
 async fn listen_once(
     config: &tokio_postgres::Config,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
     out: tokio::sync::mpsc::Sender<Result<ClusterSignal, StoreError>>,
+    heard: Arc<AtomicBool>,
 ) -> Result<tokio::sync::oneshot::Receiver<()>, StoreError> {
     let (client, mut connection) = config.connect(tls.clone()).await.map_err(db_err)?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -319,6 +384,7 @@ async fn listen_once(
             }
             match msg {
                 Some(Ok(AsyncMessage::Notification(n))) => {
+                    heard.store(true, Ordering::Relaxed);
                     if let Ok(seq) = n.payload().parse::<u64>()
                         && out.send(Ok(ClusterSignal::Event(seq))).await.is_err()
                     {

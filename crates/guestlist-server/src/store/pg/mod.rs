@@ -56,11 +56,29 @@
 //! So readers see numbers in order without serialising writers (which commit concurrently and
 //! share WAL flushes); only a reader that meets a gap waits, for the writes in flight.
 //!
-//! Every event insert also runs `pg_notify('guestlist_events', seq)` in its transaction
-//! (delivered at commit); [`PgStore::listen_events`] turns them into
-//! [`ClusterSignal`](super::backend::ClusterSignal)s for the live streams of every replica,
-//! which then read [`events_after`] from their last seen number (so the notification order
-//! does not matter).
+//! # Notifications after commit
+//!
+//! The live streams of every replica learn of new events by `LISTEN guestlist_events`
+//! ([`PgStore::listen_events`] turns the notifications into
+//! [`ClusterSignal`](super::backend::ClusterSignal)s), and then read [`events_after`] from their
+//! last seen number: a notification is only a wake-up, its order and payload do not matter.
+//!
+//! No write transaction runs `pg_notify`. PostgreSQL serialises the commits of notifying
+//! transactions (a database-wide lock taken at commit and held through its WAL flush): pgbench
+//! measured 1,517 tps with `pg_notify` in the transaction against 8,667 without, where the
+//! commits run concurrently and share WAL flushes (issue 13 §5, `bench/NOTES.md`). Instead
+//! each committed [`write_tx!`] wakes the replica's notifier task
+//! ([`PgStore::wake_listeners`], never waiting), which sends one `pg_notify` (payload: the
+//! event sequence's last value) per group of commits — at most one notification in flight per replica, after the commits it covers —
+//! in a transaction of its own with `synchronous_commit = off` (it stores nothing; every write
+//! transaction still commits with `synchronous_commit = on`).
+//!
+//! A replica that dies between a commit and its notification sends none. The listeners do not
+//! depend on it: [`PgStore::listen_events`] also reports a
+//! [`ClusterSignal::Resync`](super::backend::ClusterSignal::Resync) after
+//! [`CATCH_UP_INTERVAL`] without any notification, so an idle stream reads [`events_after`]
+//! (one indexed query) at that pace and such an event reaches every replica within about
+//! that interval.
 //!
 //! # Tombstone key
 //!
@@ -87,7 +105,8 @@ use super::StoreError;
 
 /// Runs `$body` (an expression that may `.await` and use `?` on [`TxResult`], with the
 /// transaction bound to `$tx`) in a write transaction that first takes the shared
-/// [`SEQ_LOCK`] (module docs), and commits it; runs it again (up to [`MAX_ATTEMPTS`] times in
+/// [`SEQ_LOCK`] (module docs), commits it, then wakes the notifier
+/// ([`PgStore::wake_listeners`], module docs "Notifications after commit"); runs it again (up to [`MAX_ATTEMPTS`] times in
 /// all) after a serialization failure, a deadlock or a unique violation. Evaluates to
 /// `Result<T, StoreError>`.
 macro_rules! write_tx {
@@ -108,6 +127,8 @@ macro_rules! write_tx {
                 }
                 .await;
                 if let Some(v) = $crate::store::pg::finish($tx, run, attempt).await? {
+                    // Committed: wake the other replicas' listeners, after the commit.
+                    $store.wake_listeners();
                     break Ok::<_, $crate::store::StoreError>(v);
                 }
             }
@@ -157,8 +178,14 @@ pub(super) const JOB_NS: i32 = 0x676c_6a62; // "gljb"
 /// Namespace of the Idempotency-Key locks (the key is `hashtext(key)`).
 pub(super) const IDEMPOTENCY_NS: i32 = 0x676c_6964; // "glid"
 
-/// The channel of event notifications (payload: the event's `seq`).
+/// The channel of event notifications (payload: the event sequence's last value when sent, a
+/// hint only; module docs "Notifications after commit").
 pub const EVENTS_CHANNEL: &str = "guestlist_events";
+
+/// How long [`PgStore::listen_events`] waits without a notification before it reports a
+/// [`ClusterSignal::Resync`](super::backend::ClusterSignal::Resync) anyway (a catch-up read of
+/// events committed without a notification: module docs "Notifications after commit").
+pub const CATCH_UP_INTERVAL: Duration = Duration::from_secs(1);
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -179,6 +206,9 @@ pub struct PgStore {
     vacuuming: Arc<std::sync::atomic::AtomicBool>,
     /// Another erasure happened: vacuum again.
     vacuum_again: Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes the notifier task ([`PgStore::wake_listeners`]); capacity 1, so wakes that arrive
+    /// while one is pending coalesce. The task ends when the store is dropped.
+    notifier: tokio::sync::mpsc::Sender<()>,
 }
 
 /// Maps a driver error: a lost or refused connection, a server shutting down or refusing
@@ -438,6 +468,8 @@ impl PgStore {
             .recycle_timeout(Some(ACQUIRE_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+        let (notifier, wakes) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(events::notifier(pool.clone(), wakes));
         let store = PgStore {
             pool,
             config,
@@ -445,6 +477,7 @@ impl PgStore {
             tombstone_key: RwLock::new(None),
             vacuuming: Arc::default(),
             vacuum_again: Arc::default(),
+            notifier,
         };
         store.migrate().await?;
         store.prewarm().await;

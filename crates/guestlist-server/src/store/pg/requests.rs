@@ -375,13 +375,21 @@ impl PgStore {
         };
         let digest = self.tombstone_digest(&key.email).unwrap_or_default();
         let client = self.conn().await?;
-        let row = client
-            .query_one(
+        // Prepared once per pooled connection (deadpool's statement cache): one round trip
+        // per call instead of a parse and an execute.
+        let statement = client
+            .prepare_cached(
                 "SELECT r.id, r.status, r.created_at,
                    EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
                    OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
                  FROM (SELECT 1) AS one
                  LEFT JOIN requests r ON r.email = $1 AND r.issuer = $2 AND r.issuer_assigned_id = $3",
+            )
+            .await
+            .map_err(db_err)?;
+        let row = client
+            .query_one(
+                &statement,
                 &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
             )
             .await

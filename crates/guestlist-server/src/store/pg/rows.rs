@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Row, Transaction};
 use uuid::Uuid;
 
-use super::{EVENTS_CHANNEL, TxResult, json, unjson};
+use super::{TxResult, json, unjson};
 use crate::store::StoreError;
 
 /// The columns [`row_to_request`] reads, in order.
@@ -151,7 +151,8 @@ pub(super) async fn add_history(
     Ok(())
 }
 
-/// Stores an event of `kind` carrying `r`, and notifies [`EVENTS_CHANNEL`] at commit.
+/// Stores an event of `kind` carrying `r` (the listeners are notified after the commit:
+/// module docs of [`super`], "Notifications after commit").
 pub(super) async fn add_event(
     tx: &Transaction<'_>,
     kind: &str,
@@ -161,7 +162,9 @@ pub(super) async fn add_event(
     Ok(Event::with_request(seq, kind, r.clone()))
 }
 
-/// Stores an event row and notifies [`EVENTS_CHANNEL`]; returns its `seq`.
+/// Stores an event row; returns its `seq`. No `pg_notify` here: a notifying transaction
+/// serialises its commit with every other one (module docs of [`super`], "Notifications after
+/// commit").
 pub(super) async fn insert_event(
     tx: &Transaction<'_>,
     kind: &str,
@@ -171,10 +174,9 @@ pub(super) async fn insert_event(
 ) -> TxResult<u64> {
     let row = tx
         .query_one(
-            "WITH e AS (INSERT INTO events (seq, kind, request_id, at, body)
-                        VALUES (nextval('event_seq'), $1, $2, $3, $4) RETURNING seq)
-             SELECT seq, pg_notify($5, seq::text) FROM e",
-            &[&kind, &request_id, &at, &body, &EVENTS_CHANNEL],
+            "INSERT INTO events (seq, kind, request_id, at, body)
+             VALUES (nextval('event_seq'), $1, $2, $3, $4) RETURNING seq",
+            &[&kind, &request_id, &at, &body],
         )
         .await?;
     let seq: i64 = row.try_get(0)?;
