@@ -22,7 +22,83 @@ use super::rows::{
 };
 use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
 
-pub(super) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
+/// A person's first request, as the policy's evaluation of their claims decides it: the row
+/// (version 1, one attempt, no grants: those are served from the policy), the history action and
+/// actor, the block page to answer (`None` → `Continue`) and the event kind (`request.created`, or
+/// `request.decided` when a rule decided it). The one rule both stores apply
+/// (`docs/CONTRACTS.md` §1, "The approval behaviour").
+pub(crate) struct FirstRequest {
+    /// The new row.
+    pub request: ApprovalRequest,
+    /// History action: `requested`, `autoApproved` or `autoDenied`.
+    pub action: &'static str,
+    /// Who made the first state: the user flow, or the policy rule.
+    pub actor: Actor,
+    /// The block page to answer, if any.
+    pub block: Option<MessageKind>,
+    /// The event to store.
+    pub event_kind: &'static str,
+}
+
+/// See [`FirstRequest`].
+pub(crate) fn first_request(
+    key: &IdentityKey,
+    evaluated: &RuleOutcome,
+    claims: serde_json::Map<String, Value>,
+    now: OffsetDateTime,
+) -> FirstRequest {
+    let (state, action, actor, block) = match evaluated {
+        RuleOutcome::AutoApprove(rule) => (
+            RequestState::Approved {
+                directory_object_id: None,
+                how: ProvisionedBy::UserFlow,
+            },
+            "autoApproved",
+            Actor::policy(rule),
+            None,
+        ),
+        RuleOutcome::AutoDeny(rule) => (
+            RequestState::Denied {
+                reason: format!("auto-denied by policy rule {rule}"),
+            },
+            "autoDenied",
+            Actor::policy(rule),
+            Some(MessageKind::AutoDenied),
+        ),
+        RuleOutcome::Manual => (
+            RequestState::Pending,
+            "requested",
+            Actor::user_flow(),
+            Some(MessageKind::Requested),
+        ),
+    };
+    let decided = state != RequestState::Pending;
+    FirstRequest {
+        request: ApprovalRequest {
+            id: Uuid::now_v7(),
+            key: key.clone(),
+            state,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            decided_by: decided.then(|| actor.clone()),
+            attempts: 1,
+            claims,
+            // Served from the policy, never stored (routes::requests::served).
+            grants: Vec::new(),
+        },
+        action,
+        actor,
+        block,
+        event_kind: if decided {
+            "request.decided"
+        } else {
+            "request.created"
+        },
+    }
+}
+
+pub(crate) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
     expired(&r.state, r.created_at, policy, now)
 }
 
@@ -197,51 +273,15 @@ pub(super) fn request_approval_job(
                 event: None,
             });
         }
-        let (state, action, actor, block) = match evaluated {
-            RuleOutcome::AutoApprove(rule) => (
-                RequestState::Approved {
-                    directory_object_id: None,
-                    how: ProvisionedBy::UserFlow,
-                },
-                "autoApproved",
-                Actor::policy(&rule),
-                None,
-            ),
-            RuleOutcome::AutoDeny(rule) => (
-                RequestState::Denied {
-                    reason: format!("auto-denied by policy rule {rule}"),
-                },
-                "autoDenied",
-                Actor::policy(&rule),
-                Some(MessageKind::AutoDenied),
-            ),
-            RuleOutcome::Manual => (
-                RequestState::Pending,
-                "requested",
-                Actor::user_flow(),
-                Some(MessageKind::Requested),
-            ),
-        };
-        let decided = state != RequestState::Pending;
-        let r = ApprovalRequest {
-            id: Uuid::now_v7(),
-            key: key.clone(),
-            state,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            decided_by: decided.then(|| actor.clone()),
-            attempts: 1,
-            claims: claims_json.clone(),
-            grants: Vec::new(),
-        };
+        let FirstRequest {
+            request: r,
+            action,
+            actor,
+            block,
+            event_kind: kind,
+        } = first_request(&key, &evaluated, claims_json.clone(), now);
         upsert(tx, &r, &search)?;
         add_history(tx, &r, action, &actor, json!({}))?;
-        let kind = if decided {
-            "request.decided"
-        } else {
-            "request.created"
-        };
         let event = add_event(tx, kind, &r)?;
         Ok(RequestApprovalOutcome {
             block,

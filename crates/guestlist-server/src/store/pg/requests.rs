@@ -5,8 +5,8 @@
 use guestlist_core::connector::Claims;
 use guestlist_core::email;
 use guestlist_core::model::{
-    Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, ProvisionedBy, RequestPage,
-    RequestState, Status, TransitionError,
+    Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, RequestPage, RequestState,
+    Status, TransitionError,
 };
 use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use super::rows::{
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
-use crate::store::requests::is_expired;
+use crate::store::requests::{FirstRequest, first_request, is_expired};
 use crate::store::rows::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, search_text,
 };
@@ -172,52 +172,15 @@ async fn request_approval_tx(
     if person_denied {
         return Ok(answer(MessageKind::Denied));
     }
-    let (state, action, actor, block) = match &c.evaluated {
-        RuleOutcome::AutoApprove(rule) => (
-            RequestState::Approved {
-                directory_object_id: None,
-                how: ProvisionedBy::UserFlow,
-            },
-            "autoApproved",
-            Actor::policy(rule),
-            None,
-        ),
-        RuleOutcome::AutoDeny(rule) => (
-            RequestState::Denied {
-                reason: format!("auto-denied by policy rule {rule}"),
-            },
-            "autoDenied",
-            Actor::policy(rule),
-            Some(MessageKind::AutoDenied),
-        ),
-        RuleOutcome::Manual => (
-            RequestState::Pending,
-            "requested",
-            Actor::user_flow(),
-            Some(MessageKind::Requested),
-        ),
-    };
-    let decided = state != RequestState::Pending;
-    let r = ApprovalRequest {
-        id: Uuid::now_v7(),
-        key: key.clone(),
-        state,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        decided_by: decided.then(|| actor.clone()),
-        attempts: 1,
-        claims: c.claims_json.clone(),
-        // Served from the policy, never stored (routes::requests::served).
-        grants: Vec::new(),
-    };
+    let FirstRequest {
+        request: r,
+        action,
+        actor,
+        block,
+        event_kind: kind,
+    } = first_request(key, &c.evaluated, c.claims_json.clone(), now);
     upsert(tx, &r, &c.search).await?;
     add_history(tx, &r, action, &actor, json!({})).await?;
-    let kind = if decided {
-        "request.decided"
-    } else {
-        "request.created"
-    };
     let event = add_event(tx, kind, &r).await?;
     Ok(RequestApprovalOutcome {
         block,
