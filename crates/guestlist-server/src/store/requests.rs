@@ -22,6 +22,14 @@ use super::rows::{
 };
 use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
 
+/// The `LIKE` pattern of a list search `q` (`None` for no or a blank search): the folded text
+/// (case, accents: [`email::fold_text`]) with the caller's `%`/`_` removed, so a search never
+/// becomes a wildcard. The one rule both stores apply to `GET /api/requests?q=`.
+pub(crate) fn search_pattern(q: Option<&str>) -> Option<String> {
+    q.filter(|q| !q.trim().is_empty())
+        .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")))
+}
+
 /// A person's first request, as the policy's evaluation of their claims decides it: the row
 /// (version 1, one attempt, no grants: those are served from the policy), the history action and
 /// actor, the block page to answer (`None` → `Continue`) and the event kind (`request.created`, or
@@ -406,9 +414,7 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
         let limit = limit.clamp(1, 500);
-        let pattern = q
-            .filter(|q| !q.trim().is_empty())
-            .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")));
+        let pattern = search_pattern(q);
         let fetch = i64::try_from(limit + 1).unwrap_or(501);
         let status = status.map(Status::as_str);
         self.read(|c| {

@@ -3,7 +3,6 @@
 //! cluster-wide transactions (the module docs of [`super`] say how they are serialised).
 
 use guestlist_core::connector::Claims;
-use guestlist_core::email;
 use guestlist_core::model::{
     Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, RequestPage, RequestState,
     Status, TransitionError,
@@ -20,7 +19,7 @@ use super::rows::{
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
-use crate::store::requests::{FirstRequest, first_request, is_expired};
+use crate::store::requests::{FirstRequest, first_request, is_expired, search_pattern};
 use crate::store::rows::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, search_text,
 };
@@ -412,9 +411,7 @@ impl PgStore {
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
         let limit = limit.clamp(1, 500);
-        let pattern = q
-            .filter(|q| !q.trim().is_empty())
-            .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")));
+        let pattern = search_pattern(q);
         let fetch = i64::try_from(limit + 1).unwrap_or(501);
         let status = status.map(Status::as_str);
         let high_u = self.safe_mark("change_seq").await?;
