@@ -92,7 +92,7 @@ pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiv
             let now = OffsetDateTime::now_utc();
             // Held until the check has recorded what it reminds about: another replica's tick
             // then finds nothing due.
-            let _job = match store.try_job_lock("reminders").await {
+            let job = match store.try_job_lock("reminders").await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
                 Err(e) => {
@@ -112,6 +112,7 @@ pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiv
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reminder check failed"),
             }
+            job.release().await;
         }
     });
 }

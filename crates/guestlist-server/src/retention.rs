@@ -180,12 +180,14 @@ impl Retention {
     /// the job lock cannot be asked for.
     pub async fn run_once(&self) -> Option<Result<RunReport, StoreError>> {
         let _guard = self.running.try_lock().ok()?;
-        let _job = match self.store.try_job_lock("retention").await {
+        let job = match self.store.try_job_lock("retention").await {
             Ok(Some(lock)) => lock,
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
         };
-        Some(self.run_locked().await)
+        let report = self.run_locked().await;
+        job.release().await;
+        Some(report)
     }
 
     async fn run_locked(&self) -> Result<RunReport, StoreError> {

@@ -77,7 +77,8 @@ mod sqlite_backend;
 mod writer;
 
 pub use backend::{
-    AuditExportPage, Backend, BackendKind, ClusterSignal, ClusterSignals, ExportCursor, JobLock,
+    AuditExportPage, Backend, BackendKind, ClusterSignal, ClusterSignals, ExportCursor, HeldLock,
+    JobLock,
 };
 pub use database_url::DatabaseUrl;
 

@@ -15,7 +15,7 @@ use guestlist_core::connector::Claims;
 use guestlist_core::model::{Actor, Decision, ProvisionedBy, Status};
 use guestlist_core::policy::{MessageKind, Policy};
 use guestlist_server::store::pg::PgStore;
-use guestlist_server::store::{Backend, ClusterSignal};
+use guestlist_server::store::{Backend, ClusterSignal, HeldLock};
 use guestlist_testkit::postgres::Cluster;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -314,8 +314,14 @@ async fn a_job_lock_is_exclusive_across_replicas() {
     assert!(held.is_some());
     assert!(b.try_job_lock_guard("retention").await.unwrap().is_none());
     assert!(a.try_job_lock_guard("retention").await.unwrap().is_none());
-    // Another job is independent.
-    assert!(b.try_job_lock_guard("reminders").await.unwrap().is_some());
+    // Another job is independent, and an explicit release frees it at once (no retry).
+    let reminders = b.try_job_lock_guard("reminders").await.unwrap();
+    let reminders = reminders.expect("another job's lock is free");
+    HeldLock::release(Box::new(reminders)).await;
+    assert!(
+        a.try_job_lock_guard("reminders").await.unwrap().is_some(),
+        "a released lock is free as soon as release returns"
+    );
     drop(held);
     let mut taken = None;
     for _ in 0..50 {

@@ -242,12 +242,14 @@ async fn retention_runs_on_one_replica_at_a_time() {
     let a = replica(&issuer, &url, "http://127.0.0.1:9/unused").await;
     let b = replica(&issuer, &url, "http://127.0.0.1:9/unused").await;
     let held = a.state.store.try_job_lock("retention").await.unwrap();
-    assert!(held.is_some(), "A takes the lock");
+    let held = held.expect("A takes the lock");
     assert!(
         b.state.retention.run_once().await.is_none(),
         "B's run while A holds the job"
     );
-    drop(held);
+    // A's run ends: its release returns once PostgreSQL let go (a mere drop is released only
+    // when the server sees the session close, which B could race).
+    held.release().await;
     let report = b.state.retention.run_once().await;
     assert!(matches!(report, Some(Ok(_))), "{report:?}");
     a.shutdown().await;

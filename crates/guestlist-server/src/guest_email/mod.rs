@@ -301,9 +301,16 @@ impl Job {
     ///
     /// Errors: [`StoreError`] from the store.
     async fn run_once(&self) -> Result<(), StoreError> {
-        let Some(_lock) = self.store.try_job_lock(JOB).await? else {
+        let Some(lock) = self.store.try_job_lock(JOB).await? else {
             return Ok(());
         };
+        let done = self.run_locked().await;
+        lock.release().await;
+        done
+    }
+
+    /// [`Job::run_once`]'s work, while this replica holds the job's lock.
+    async fn run_locked(&self) -> Result<(), StoreError> {
         let mut cursor = match self.store.job_cursor(JOB).await? {
             Some(c) => c,
             None => {

@@ -73,29 +73,46 @@ pub struct AuditExportPage {
 }
 
 /// A cluster-wide lock on a background job, held while the value lives
-/// ([`Backend::try_job_lock`]). Dropping it releases the lock (PostgreSQL: the advisory lock's
-/// session ends or is unlocked; SQLite: nothing to release, one process owns the database).
+/// ([`Backend::try_job_lock`]). [`JobLock::release`] lets go at once; dropping it also releases
+/// the lock, later (PostgreSQL: when the server notices the holding session closed; SQLite:
+/// nothing to release, one process owns the database).
 pub struct JobLock {
-    _held: Option<Box<dyn Send + Sync>>,
+    held: Option<Box<dyn HeldLock>>,
+}
+
+/// What a store holds for a [`JobLock`] (e.g. the PostgreSQL session that took
+/// `pg_try_advisory_lock`).
+#[async_trait::async_trait]
+pub trait HeldLock: Send + Sync {
+    /// Lets go of the lock and returns once another replica can take it. Never fails: when
+    /// the explicit release cannot be sent, the lock goes with its session.
+    async fn release(self: Box<Self>);
 }
 
 impl JobLock {
     /// A lock that holds nothing: for a store only one process can open (SQLite).
     pub fn local() -> JobLock {
-        JobLock { _held: None }
+        JobLock { held: None }
     }
 
-    /// A lock whose release is `held`'s drop (e.g. a PostgreSQL connection holding
-    /// `pg_try_advisory_lock`, closed or unlocked when dropped).
-    pub fn holding(held: Box<dyn Send + Sync>) -> JobLock {
-        JobLock { _held: Some(held) }
+    /// A lock released by `held` ([`HeldLock::release`], or its drop).
+    pub fn holding(held: Box<dyn HeldLock>) -> JobLock {
+        JobLock { held: Some(held) }
+    }
+
+    /// Releases the lock now: when this returns, another replica's `try_job_lock` gets it
+    /// (a dropped lock is released only once the database has seen its session close).
+    pub async fn release(mut self) {
+        if let Some(held) = self.held.take() {
+            held.release().await;
+        }
     }
 }
 
 impl std::fmt::Debug for JobLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobLock")
-            .field("held", &self._held.is_some())
+            .field("held", &self.held.is_some())
             .finish()
     }
 }

@@ -3,14 +3,33 @@
 //! the job's run.
 
 use super::{JOB_NS, PgStore, db_err};
-use crate::store::StoreError;
+use crate::store::{HeldLock, StoreError};
 
 /// Holds a job's session-level advisory lock: the connection that took it, detached from the
-/// pool. Dropping it closes that connection, and PostgreSQL releases a session's advisory
-/// locks when the session ends — also when this process dies, so a crashed replica never keeps
-/// a job locked.
+/// pool. [`HeldLock::release`] unlocks it (`pg_advisory_unlock`) and waits for the answer, so
+/// another replica can take the job at once. Dropping it instead closes that connection, and
+/// PostgreSQL releases a session's advisory locks when it sees the session end — also when
+/// this process dies, so a crashed replica never keeps a job locked.
 pub struct JobLockGuard {
-    _client: deadpool_postgres::ClientWrapper,
+    client: deadpool_postgres::ClientWrapper,
+    name: String,
+}
+
+#[async_trait::async_trait]
+impl HeldLock for JobLockGuard {
+    async fn release(self: Box<Self>) {
+        let unlocked = self
+            .client
+            .query_one(
+                "SELECT pg_advisory_unlock($1, hashtext($2))",
+                &[&JOB_NS, &self.name],
+            )
+            .await;
+        if let Err(e) = unlocked {
+            // The session closes when `self` drops, which releases the lock as well.
+            tracing::warn!(job = %self.name, error = %e, "job lock: explicit unlock failed");
+        }
+    }
 }
 
 impl PgStore {
@@ -34,7 +53,8 @@ impl PgStore {
             return Ok(None);
         }
         Ok(Some(JobLockGuard {
-            _client: deadpool_postgres::Object::take(client),
+            client: deadpool_postgres::Object::take(client),
+            name: name.to_owned(),
         }))
     }
 }
