@@ -4,7 +4,7 @@
 //!
 //! A person signs up → blocked pending approval; the approver approves in the reviewer → the
 //! request is approved with `how: userFlow` and devtenant records no Graph write; the person
-//! signs up again without typing anything → Start prefills what they submitted before, Submit
+//! signs up again → Start prefills what they submitted before (nothing is typed again), Submit
 //! continues, and devtenant holds exactly one customer account for them, with those
 //! attributes; a third attempt through another identity provider with the same e-mail is
 //! blocked (the account exists).
@@ -170,8 +170,13 @@ async fn an_external_sign_up_is_approved_without_graph_and_finished_by_the_perso
         "Entra creates the account later"
     );
 
-    // 3. She comes back and types nothing: Start prefills, Submit continues, the account exists.
-    let again = linnea(userflow::Provider::EmailOtp, &[]);
+    // 3. She comes back: Start prefills the page's fields with what she submitted before, so
+    //    what she would type into empty fields is never used; Submit continues; the account
+    //    exists, with the prefilled values.
+    let again = linnea(
+        userflow::Provider::EmailOtp,
+        &[("displayName", "typed again"), ("city", "typed again")],
+    );
     let r = userflow::play_external(&http, &cfg, &ext, &again, &mut |l| lines.push(l))
         .await
         .unwrap();
