@@ -290,6 +290,12 @@ async fn an_approved_person_comes_back_finishes_once_and_is_then_blocked() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["requested", "approved", "completed"]);
+    // The completion records what the account is created with (scrubbed by an erasure).
+    assert_eq!(
+        history[2]["detail"]["answer"],
+        "continueWithDefaultBehavior"
+    );
+    assert_eq!(history[2]["detail"]["claims"]["city"], "Uppsala");
 
     // 6. The account exists now: a second sign-up is blocked at Start and at Submit, also
     //    through another identity provider with the same canonical e-mail.

@@ -116,7 +116,8 @@ pub async fn answer_event(
         }
         (Comeback::Approved(r), ExtensionEvent::Submit) => {
             let now = OffsetDateTime::now_utc();
-            match state.store.complete_external(r.id, now).await? {
+            let submitted = claims.to_json();
+            match state.store.complete_external(r.id, &submitted, now).await? {
                 Some(event) => {
                     state.publish(event);
                     Ok((ExtensionAction::Continue, None))

@@ -200,13 +200,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Marks the approved external-flow request `id` completed at `now` (its person's sign-up
     /// continued, so Entra created the account): version bumped, history `completed` by the
-    /// user flow, event `request.completed`. `None` (nothing written) when the request is not
-    /// an approved, not yet completed, external one.
+    /// user flow with the claims of the completing call (`submitted`: what the account is
+    /// created with; an erasure scrubs them like every history claim), event
+    /// `request.completed`. `None` (nothing written) when the request is not an approved, not
+    /// yet completed, external one.
     ///
     /// Errors: [`StoreError`] on database failure.
     async fn complete_external(
         &self,
         id: Uuid,
+        submitted: &serde_json::Map<String, Value>,
         now: OffsetDateTime,
     ) -> Result<Option<Event>, StoreError>;
 

@@ -3,14 +3,16 @@
 //! one person, and the completion of an approved external request when its person's sign-up
 //! continues. The PostgreSQL counterpart is `pg/external.rs` (`V5__flow.sql`).
 
-use guestlist_core::model::{Actor, ApprovalRequest, Event, Flow, RequestState};
+use guestlist_core::connector::Claims;
+use guestlist_core::model::{Actor, ApprovalRequest, Event, Flow, IdentityKey, RequestState};
+use guestlist_core::policy::Policy;
 use rusqlite::{Connection, params};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{COLUMNS, add_event, add_history, get_by_id, row_to_request, search_text};
-use super::{SqliteStore, StoreError};
+use super::{RequestApprovalOutcome, SqliteStore, StoreError};
 
 /// Adds the request's user flow (rows stored before flows existed read as `workforce`) and
 /// when an approved external request was completed (RFC 3339, `NULL` otherwise).
@@ -37,14 +39,17 @@ pub(crate) fn completed(mut r: ApprovalRequest, now: OffsetDateTime) -> Approval
     r
 }
 
-/// The history detail of a completion.
-pub(crate) fn completion_detail() -> serde_json::Value {
-    json!({"answer": "continueWithDefaultBehavior"})
+/// The history detail of a completion: the answer and the claims of the completing call.
+pub(crate) fn completion_detail(
+    submitted: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    json!({"answer": "continueWithDefaultBehavior", "claims": submitted})
 }
 
 /// The write of [`Backend::complete_external`](super::Backend::complete_external).
 pub(super) fn complete_external_job(
     id: Uuid,
+    submitted: serde_json::Map<String, serde_json::Value>,
     now: OffsetDateTime,
 ) -> impl FnOnce(&Connection) -> Result<Option<Event>, StoreError> + Send + 'static {
     move |tx: &Connection| {
@@ -64,13 +69,39 @@ pub(super) fn complete_external_job(
             &r,
             "completed",
             &Actor::user_flow(),
-            completion_detail(),
+            completion_detail(&submitted),
         )?;
         Ok(Some(add_event(tx, EVENT_REQUEST_COMPLETED, &r)?))
     }
 }
 
 impl SqliteStore {
+    /// [`SqliteStore::request_approval_async`] for a call that came through the user flow
+    /// `flow` (issue 17): a new request is stored with it.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn request_approval_flow_async(
+        &self,
+        claims: &Claims,
+        flow: Flow,
+        policy: &Policy,
+        now: OffsetDateTime,
+        retry_window: time::Duration,
+    ) -> Result<RequestApprovalOutcome, StoreError> {
+        if IdentityKey::try_of(claims).is_err() {
+            return Ok(RequestApprovalOutcome::email_refused());
+        }
+        self.write_async(super::requests::request_approval_job(
+            claims,
+            flow,
+            policy,
+            now,
+            retry_window,
+            self.tombstones.clone(),
+        ))
+        .await
+    }
+
     /// Every request of the canonical e-mail `email`, oldest first (the `requests_key` index's
     /// prefix).
     ///

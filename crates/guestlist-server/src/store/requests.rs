@@ -368,32 +368,6 @@ impl SqliteStore {
             .await
     }
 
-    /// [`SqliteStore::request_approval_async`] for a call that came through the user flow
-    /// `flow` (issue 17): a new request is stored with it.
-    ///
-    /// Errors: [`StoreError`] on database failure.
-    pub async fn request_approval_flow_async(
-        &self,
-        claims: &Claims,
-        flow: Flow,
-        policy: &Policy,
-        now: OffsetDateTime,
-        retry_window: time::Duration,
-    ) -> Result<RequestApprovalOutcome, StoreError> {
-        if IdentityKey::try_of(claims).is_err() {
-            return Ok(RequestApprovalOutcome::email_refused());
-        }
-        self.write_async(request_approval_job(
-            claims,
-            flow,
-            policy,
-            now,
-            retry_window,
-            self.tombstones.clone(),
-        ))
-        .await
-    }
-
     /// One request by id.
     ///
     /// Errors: [`StoreError::NotFound`].

@@ -78,10 +78,15 @@ impl Backend for SqliteStore {
     async fn complete_external(
         &self,
         id: Uuid,
+        submitted: &serde_json::Map<String, Value>,
         now: OffsetDateTime,
     ) -> Result<Option<Event>, StoreError> {
-        self.write_async(super::external::complete_external_job(id, now))
-            .await
+        self.write_async(super::external::complete_external_job(
+            id,
+            submitted.clone(),
+            now,
+        ))
+        .await
     }
 
     async fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {

@@ -60,9 +60,10 @@ impl Backend for PgStore {
     async fn complete_external(
         &self,
         id: Uuid,
+        submitted: &serde_json::Map<String, Value>,
         now: OffsetDateTime,
     ) -> Result<Option<Event>, StoreError> {
-        PgStore::complete_external(self, id, now).await
+        PgStore::complete_external(self, id, submitted, now).await
     }
 
     async fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {

@@ -15,6 +15,7 @@ use crate::store::rows::search_text;
 async fn complete_tx(
     tx: &Transaction<'_>,
     id: Uuid,
+    submitted: &serde_json::Map<String, serde_json::Value>,
     now: OffsetDateTime,
 ) -> TxResult<Option<Event>> {
     let Some(found) = get_by_id(tx, id, false).await? else {
@@ -38,7 +39,7 @@ async fn complete_tx(
         &r,
         "completed",
         &Actor::user_flow(),
-        completion_detail(),
+        completion_detail(submitted),
     )
     .await?;
     Ok(Some(add_event(tx, EVENT_REQUEST_COMPLETED, &r).await?))
@@ -63,9 +64,10 @@ impl PgStore {
     pub async fn complete_external(
         &self,
         id: Uuid,
+        submitted: &serde_json::Map<String, serde_json::Value>,
         now: OffsetDateTime,
     ) -> Result<Option<Event>, StoreError> {
         let now = micros(now);
-        write_tx!(self, |tx| complete_tx(&tx, id, now).await)
+        write_tx!(self, |tx| complete_tx(&tx, id, submitted, now).await)
     }
 }
