@@ -15,5 +15,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let event = event.unwrap_or(ExtensionEvent::Submit);
     let _ = ExtensionAction::Continue.to_response(event);
-    let _ = ExtensionAction::ShowBlockPage("blocked".into()).to_response(event);
+    let _ = ExtensionAction::ShowBlockPage {
+        title: Some("blocked".into()),
+        message: "blocked".into(),
+    }
+    .to_response(event);
 });

@@ -28,6 +28,7 @@ result-approved-title = Approved { $name }
 result-approved-invited = Invited as a guest; the decision is recorded.
 result-approved-existing = The existing account was reused; the decision is recorded.
 result-approved-created = Guest account created; the decision is recorded.
+result-approved-user-flow = Approved; nothing was written to the directory: the person finishes their sign-up and Entra creates the account then.
 result-undo-title = Approving { $name }
 result-undo-body = Sent in a few seconds: open Guestlist to undo.
 result-offline-title = Queued — offline

@@ -29,6 +29,7 @@ result-approved-title = { $name } approuvé(e)
 result-approved-invited = Invité(e) comme invité ; la décision est enregistrée.
 result-approved-existing = Le compte existant a été réutilisé ; la décision est enregistrée.
 result-approved-created = Compte invité créé ; la décision est enregistrée.
+result-approved-user-flow = Approuvé ; rien n’a été écrit dans l’annuaire : la personne termine son inscription et Entra crée alors le compte.
 result-undo-title = Approbation de { $name }
 result-undo-body = Envoi dans quelques secondes : ouvrez Guestlist pour annuler.
 result-offline-title = En file d’attente — hors ligne

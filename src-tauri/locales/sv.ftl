@@ -29,6 +29,7 @@ result-approved-title = { $name } godkänd
 result-approved-invited = Inbjuden som gäst; beslutet är registrerat.
 result-approved-existing = Det befintliga kontot återanvändes; beslutet är registrerat.
 result-approved-created = Gästkonto skapat; beslutet är registrerat.
+result-approved-user-flow = Godkänd; inget skrevs i katalogen: personen slutför sin registrering och Entra skapar kontot då.
 result-undo-title = Godkänner { $name }
 result-undo-body = Skickas om några sekunder: öppna Guestlist för att ångra.
 result-offline-title = I kö — offline

@@ -347,6 +347,7 @@ mod tests {
             email_domain: domain.into(),
             company: None,
             identity_provider: provider.into(),
+            flow: Default::default(),
             created_at: "2025-01-01T00:00:00Z".into(),
             age_hours: 0,
             attempts: 1,

@@ -302,6 +302,8 @@ pub fn result_note(
                 match o.how {
                     Some(ProvisionedBy::Invitation) => "result-approved-invited",
                     Some(ProvisionedBy::ExistingAccount) => "result-approved-existing",
+                    // An external tenant (issue 17): no account yet, the person finishes.
+                    Some(ProvisionedBy::UserFlow) => "result-approved-user-flow",
                     _ => "result-approved-created",
                 },
             ),
@@ -437,6 +439,7 @@ mod tests {
             email_domain: "fabrikam.com".into(),
             company: None,
             identity_provider: "google.com".into(),
+            flow: Default::default(),
             created_at: "2025-01-01T00:00:00Z".into(),
             age_hours: 0,
             attempts: 1,
@@ -522,6 +525,20 @@ mod tests {
         assert_eq!(
             invited.body,
             "Invited as a guest; the decision is recorded."
+        );
+        // Issue 17: an external tenant's approval created no account.
+        let external = result_note(
+            Lang::Sv,
+            "Linnéa",
+            Some(Ok(vec![outcome(
+                Outcome::Done,
+                Some(ProvisionedBy::UserFlow),
+                None,
+            )])),
+        );
+        assert_eq!(
+            external.body,
+            "Godkänd; inget skrevs i katalogen: personen slutför sin registrering och Entra skapar kontot då."
         );
         let queued = result_note(
             Lang::En,

@@ -8,6 +8,7 @@
 
 mod crash_trials;
 mod devtenant_external;
+mod external_approval;
 mod grants;
 mod live;
 mod notifications;

@@ -105,6 +105,10 @@ codes! {
     /// 403: an approver deciding a request whose canonical e-mail is their own (issue 14,
     /// separation of duties).
     DecisionSelfApproval = "decision.self_approval",
+    /// 400: an approval whose `how` does not fit the request's flow (issue 17): an
+    /// external-tenant request is approved with `how: "userFlow"` and no account (Entra creates
+    /// it when the person signs up again), a workforce one never is.
+    DecisionWrongFlow = "decision.wrong_flow",
 
     // ----- Privacy, audit and reopening a denial (issue 12; approval API) -----
     /// 403 (desktop): reopening needs the Admin app role the token lacks.

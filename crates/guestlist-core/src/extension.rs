@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::connector::{Claims, ClaimsError, ObjectIdentity};
+use crate::policy::MessageKind;
 
 /// The Entra service principal that calls custom authentication extensions; its app id is the
 /// `azp`/`appid` of the bearer tokens those calls carry.
@@ -128,9 +129,26 @@ impl ExtensionRequest {
         }
     }
 
+    /// The application the person signs up to: `authenticationContext.clientServicePrincipal
+    /// .appId`, else the `{appId}` of `source` (`/tenants/{tid}/applications/{appId}`).
+    pub fn application_id(&self) -> Option<String> {
+        self.data.authentication_context["clientServicePrincipal"]["appId"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| {
+                self.source
+                    .split_once("/applications/")
+                    .map(|(_, app)| app.trim_matches('/').to_owned())
+            })
+            .filter(|a| !a.trim().is_empty())
+    }
+
     /// The sign-up as connector-style claims, so the same approval rules apply: attribute
-    /// values flattened, `identities` copied, and `email` taken from the `email` attribute or an
-    /// identity's issuerAssignedId when the issuer is `mail`.
+    /// values flattened, federated `identities` copied, `email` taken from the `email`
+    /// attribute or else from an e-mail identity's issuerAssignedId (signInType `email`, as the
+    /// extension requests carry it, or `emailAddress`, as Graph's user object does, or the issuer
+    /// `mail`), `ui_locales` from `authenticationContext.client.locale` (e.g. `en-us`), and
+    /// `client_id` from [`ExtensionRequest::application_id`].
     ///
     /// Errors: [`ClaimsError::MissingEmail`] when no e-mail can be found.
     pub fn to_claims(&self) -> Result<Claims, ClaimsError> {
@@ -140,12 +158,25 @@ impl ExtensionRequest {
             m.insert(name.clone(), v.value.clone());
         }
         if !m.contains_key("email")
-            && let Some(id) = info
-                .identities
-                .iter()
-                .find(|i| i.issuer.eq_ignore_ascii_case("mail") || i.sign_in_type == "emailAddress")
+            && let Some(id) = info.identities.iter().find(|i| {
+                i.issuer.eq_ignore_ascii_case("mail")
+                    || i.sign_in_type.eq_ignore_ascii_case("email")
+                    || i.sign_in_type.eq_ignore_ascii_case("emailAddress")
+            })
         {
             m.insert("email".into(), Value::String(id.issuer_assigned_id.clone()));
+        }
+        if !m.contains_key("ui_locales")
+            && let Some(locale) = self.data.authentication_context["client"]["locale"]
+                .as_str()
+                .filter(|l| !l.trim().is_empty())
+        {
+            m.insert("ui_locales".into(), Value::String(locale.to_owned()));
+        }
+        if !m.contains_key("client_id")
+            && let Some(app) = self.application_id()
+        {
+            m.insert("client_id".into(), Value::String(app));
         }
         let federated: Vec<&ObjectIdentity> = info
             .identities
@@ -169,8 +200,13 @@ pub enum ExtensionAction {
     Continue,
     /// `setPrefillValues` (Start) / `modifyAttributeValues` (Submit) with the attributes.
     SetAttributes(BTreeMap<String, Value>),
-    /// `showBlockPage` with a message.
-    ShowBlockPage(String),
+    /// `showBlockPage` with an optional `title` and the `message` (both shown on the page).
+    ShowBlockPage {
+        /// The page's heading (Entra shows none when absent).
+        title: Option<String>,
+        /// The text under it.
+        message: String,
+    },
     /// `showValidationError` (Submit only) with a message and per-attribute errors.
     ShowValidationError {
         /// The message above the form.
@@ -196,9 +232,11 @@ impl ExtensionAction {
                     json!({"@odata.type": format!("{ns}.modifyAttributeValues"), "attributes": attrs})
                 }
             },
-            ExtensionAction::ShowBlockPage(message) => {
-                json!({"@odata.type": format!("{ns}.showBlockPage"), "message": message})
-            }
+            ExtensionAction::ShowBlockPage { title, message } => match title {
+                Some(title) => json!({"@odata.type": format!("{ns}.showBlockPage"),
+                    "title": title, "message": message}),
+                None => json!({"@odata.type": format!("{ns}.showBlockPage"), "message": message}),
+            },
             ExtensionAction::ShowValidationError {
                 message,
                 attribute_errors,
@@ -209,6 +247,51 @@ impl ExtensionAction {
             }),
         };
         json!({"data": {"@odata.type": event.response_type(), "actions": [action]}})
+    }
+}
+
+/// Claims that are not attributes of the sign-up page, so never prefilled: the e-mail (the
+/// identity itself), `identities`, and the connector's metadata.
+const NOT_PAGE_ATTRIBUTES: [&str; 5] = ["email", "identities", "ui_locales", "step", "client_id"];
+
+/// The `setPrefillValues` `inputs` of a person who comes back after approval: every attribute
+/// they submitted before (`claims` as stored from their `OnAttributeCollectionSubmit`), under
+/// the same names, without the e-mail, `identities` and connector metadata. Entra ignores
+/// inputs that are not attributes of the page ("Retrieve and return data from an
+/// OnAttributeCollectionStart event").
+pub fn prefill_inputs(claims: &Map<String, Value>) -> BTreeMap<String, Value> {
+    claims
+        .iter()
+        .filter(|(k, v)| !NOT_PAGE_ATTRIBUTES.contains(&k.as_str()) && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The `title` of an extension's `showBlockPage` for a block of `kind`, in the language of
+/// `ui_locales` (`en`, `fr`, `sv`; English otherwise). The `message` is the policy's
+/// `userMessage` of the same kind.
+pub fn block_title(kind: MessageKind, ui_locales: Option<&str>) -> &'static str {
+    use MessageKind::*;
+    let lang = crate::policy::language_for(ui_locales, &|l| matches!(l, "en" | "fr" | "sv"));
+    match (lang.as_str(), kind) {
+        ("fr", Requested) => "Demande envoyée",
+        ("fr", Pending) => "Demande en cours d’examen",
+        ("fr", Denied | AutoDenied) => "Inscription refusée",
+        ("fr", Approved) => "Compte déjà créé",
+        ("fr", Expired) => "Demande expirée",
+        ("fr", EmailRefused) => "Adresse e-mail refusée",
+        ("sv", Requested) => "Begäran skickad",
+        ("sv", Pending) => "Begäran granskas",
+        ("sv", Denied | AutoDenied) => "Registreringen avslogs",
+        ("sv", Approved) => "Kontot finns redan",
+        ("sv", Expired) => "Begäran har gått ut",
+        ("sv", EmailRefused) => "E-postadressen avvisades",
+        (_, Requested) => "Request sent",
+        (_, Pending) => "Approval pending",
+        (_, Denied | AutoDenied) => "Sign-up denied",
+        (_, Approved) => "Account already created",
+        (_, Expired) => "Request expired",
+        (_, EmailRefused) => "E-mail address refused",
     }
 }
 
@@ -251,8 +334,11 @@ mod tests {
 
     #[test]
     fn actions_serialise_to_the_documented_form() {
-        let v =
-            ExtensionAction::ShowBlockPage("Pending".into()).to_response(ExtensionEvent::Submit);
+        let v = ExtensionAction::ShowBlockPage {
+            title: None,
+            message: "Pending".into(),
+        }
+        .to_response(ExtensionEvent::Submit);
         assert_eq!(
             v,
             json!({"data":{"@odata.type":"microsoft.graph.onAttributeCollectionSubmitResponseData","actions":[{"@odata.type":"microsoft.graph.attributeCollectionSubmit.showBlockPage","message":"Pending"}]}})
@@ -266,5 +352,125 @@ mod tests {
             ExtensionAction::SetAttributes(BTreeMap::from([("city".to_string(), json!("Oslo"))]))
                 .to_response(ExtensionEvent::Start);
         assert_eq!(v["data"]["actions"][0]["inputs"]["city"], "Oslo");
+    }
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../../tests/fixtures/external-id/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The request examples of Microsoft's pages carry the e-mail only as an identity with
+    /// signInType `email` (no `email` attribute): before the fix, `to_claims` found none.
+    #[test]
+    fn documented_requests_give_the_email_of_an_email_identity() {
+        for name in ["start.request.json", "submit.request.json"] {
+            let r: ExtensionRequest = serde_json::from_value(fixture(name)).unwrap();
+            let c = r.to_claims().unwrap();
+            assert_eq!(
+                c.email, "larissa.price@contoso.onmicrosoft.com",
+                "{name}: the email identity's issuerAssignedId"
+            );
+            assert_eq!(c.ui_locales.as_deref(), Some("en-us"), "{name}");
+            assert_eq!(
+                c.client_id.as_deref(),
+                Some("<Your Test Application App Id>"),
+                "{name}"
+            );
+            assert!(c.identities.is_empty(), "{name}: no federated identity");
+        }
+    }
+
+    /// Every answer, built from the documented example's own values, is the documented example
+    /// byte for byte (as JSON values): both events, every action.
+    #[test]
+    fn answers_equal_microsofts_documented_examples() {
+        let block = |event| {
+            ExtensionAction::ShowBlockPage {
+                title: Some("Hold tight...".into()),
+                message: "Your access request is already processing. You'll be notified when your request has been approved.".into(),
+            }
+            .to_response(event)
+        };
+        let attrs = BTreeMap::from([
+            ("key1".to_string(), json!("value1,value2,value3")),
+            ("key2".to_string(), json!(true)),
+        ]);
+        let cases = [
+            ("start.response.block.json", block(ExtensionEvent::Start)),
+            ("submit.response.block.json", block(ExtensionEvent::Submit)),
+            (
+                "start.response.continue.json",
+                ExtensionAction::Continue.to_response(ExtensionEvent::Start),
+            ),
+            (
+                "submit.response.continue.json",
+                ExtensionAction::Continue.to_response(ExtensionEvent::Submit),
+            ),
+            (
+                "start.response.prefill.json",
+                ExtensionAction::SetAttributes(attrs.clone()).to_response(ExtensionEvent::Start),
+            ),
+            (
+                "submit.response.modify.json",
+                ExtensionAction::SetAttributes(attrs).to_response(ExtensionEvent::Submit),
+            ),
+            (
+                "submit.response.validation-error.json",
+                ExtensionAction::ShowValidationError {
+                    message: "Please fix the below errors to proceed.".into(),
+                    attribute_errors: BTreeMap::from([
+                        (
+                            "city".to_string(),
+                            "City cannot contain any numbers".to_string(),
+                        ),
+                        (
+                            "extension_<appid>_graduationYear".to_string(),
+                            "Graduation year must be at least 4 digits".to_string(),
+                        ),
+                    ]),
+                }
+                .to_response(ExtensionEvent::Submit),
+            ),
+        ];
+        for (name, ours) in cases {
+            assert_eq!(ours, fixture(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn prefill_keeps_the_page_attributes_only() {
+        let stored = json!({"email": "a@b.example", "identities": [], "ui_locales": "sv-se",
+            "displayName": "Linnéa Öberg", "city": "Uppsala", "extension_x_Sponsor": "Ada",
+            "extension_x_Year": 2010});
+        let inputs = prefill_inputs(stored.as_object().unwrap());
+        assert_eq!(
+            inputs.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "city",
+                "displayName",
+                "extension_x_Sponsor",
+                "extension_x_Year"
+            ]
+        );
+        assert_eq!(inputs["extension_x_Year"], json!(2010));
+    }
+
+    #[test]
+    fn block_titles_are_localised() {
+        assert_eq!(
+            block_title(MessageKind::Pending, Some("sv-se")),
+            "Begäran granskas"
+        );
+        assert_eq!(
+            block_title(MessageKind::Approved, Some("fr-FR")),
+            "Compte déjà créé"
+        );
+        assert_eq!(
+            block_title(MessageKind::Denied, Some("de-DE")),
+            "Sign-up denied"
+        );
     }
 }

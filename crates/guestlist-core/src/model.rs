@@ -83,8 +83,52 @@ pub enum ProvisionedBy {
     Invitation,
     /// An account for this identity already existed in the directory; it was reused.
     ExistingAccount,
-    /// Auto-approved by policy: the user flow itself created the account (`Continue`).
+    /// The user flow creates (or created) the account itself: auto-approved by policy
+    /// (`Continue`), or an external-tenant request approved by an approver (issue 17: Entra
+    /// creates the customer account when the person signs up again).
     UserFlow,
+}
+
+/// Which Entra user flow a request came through (issue 17). Serialised `workforce` /
+/// `external`.
+///
+/// - `workforce`: a workforce tenant's self-service sign-up calling the API connectors
+///   (`docs/CONTRACTS.md` §1). Approval creates the guest account in Graph (§3).
+/// - `external`: an external tenant's (Entra External ID) sign-up calling the custom
+///   authentication extensions under `/connectors/external-id/…` (§2). Approval writes nothing
+///   to Graph: the approved person signs up again and Entra creates their customer account
+///   when `OnAttributeCollectionSubmit` answers `continueWithDefaultBehavior`; the request is
+///   then [`ApprovalRequest::completed_at`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum Flow {
+    /// Self-service sign-up API connectors (workforce tenant).
+    #[default]
+    Workforce,
+    /// Custom authentication extensions (external tenant).
+    External,
+}
+
+impl Flow {
+    /// The lower-case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Workforce => "workforce",
+            Flow::External => "external",
+        }
+    }
+
+    /// Parses the stored name; anything but `external` is `workforce` (rows written before
+    /// flows existed).
+    pub fn parse(s: &str) -> Self {
+        if s == "external" {
+            Flow::External
+        } else {
+            Flow::Workforce
+        }
+    }
 }
 
 /// The state of an approval request. Serialised with a `status` tag:
@@ -242,6 +286,22 @@ pub struct ApprovalRequest {
     pub decided_by: Option<Actor>,
     /// How many times the user flow sent this sign-up (retries and repeat attempts).
     pub attempts: u32,
+    /// The user flow the request came through (issue 17): `workforce` or `external`
+    /// (absent from servers before flows: `workforce`).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Flow>", optional))]
+    pub flow: Flow,
+    /// External flow only: when the approved person came back and their sign-up continued
+    /// (`OnAttributeCollectionSubmit` answered `continueWithDefaultBehavior`, so Entra created
+    /// the customer account), RFC 3339. A completed request blocks further sign-ups of the same
+    /// canonical e-mail. Absent otherwise.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(type = "string | null", optional))]
+    pub completed_at: Option<OffsetDateTime>,
     /// The claims exactly as the last "request approval" call sent them.
     #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -326,7 +386,9 @@ impl ApprovalRequest {
                 directory_object_id,
                 how,
             } => RequestState::Approved {
-                directory_object_id: Some(directory_object_id.clone()),
+                // An external-tenant approval (`userFlow`) has no account yet.
+                directory_object_id: Some(directory_object_id.clone())
+                    .filter(|id| !(id.is_empty() && *how == ProvisionedBy::UserFlow)),
                 how: *how,
             },
             Decision::Deny { reason } => RequestState::Denied {
@@ -362,11 +424,13 @@ pub enum TransitionError {
     rename_all_fields = "camelCase"
 )]
 pub enum Decision {
-    /// The account exists: record the approval.
+    /// The account exists (workforce), or the person may now finish their sign-up
+    /// (external tenant, `how: "userFlow"`, no `directoryObjectId`): record the approval.
     Approve {
-        /// The Graph `id` of the created (or reused) user.
+        /// The Graph `id` of the created (or reused) user; empty (absent on the wire) for an
+        /// external-tenant approval, whose account Entra creates later.
         // Explicit for utoipa, which does not read `rename_all_fields`.
-        #[serde(rename = "directoryObjectId")]
+        #[serde(rename = "directoryObjectId", default)]
         directory_object_id: String,
         /// How it was provisioned.
         how: ProvisionedBy,
@@ -510,6 +574,8 @@ mod tests {
             updated_at: OffsetDateTime::UNIX_EPOCH,
             decided_by: None,
             attempts: 1,
+            flow: Flow::Workforce,
+            completed_at: None,
             claims: claims.to_json(),
             grants: Vec::new(),
         }

@@ -8,6 +8,10 @@
 //! - Users without `identities` (Entra ID, Microsoft account) → look up by `mail`, then
 //!   `POST /invitations`, then `PATCH /users/{invitedUser.id}` with the collected attributes.
 //!
+//! - External-tenant requests (issue 17, [`Flow::External`]) → nothing: the plan is empty
+//!   ([`plan_for`]), the approval is recorded on the server only, and Entra creates the
+//!   customer account when the approved person signs up again.
+//!
 //! The plan is data, not I/O: the desktop app shows it verbatim ("Will be written") before it
 //! runs it, and tests validate every body against Graph's own schema (`schemas/graph-subset.json`).
 
@@ -15,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::connector::Claims;
-use crate::model::{Grant, ProvisionedBy};
+use crate::model::{Flow, Grant, ProvisionedBy};
 
 /// How to build a federated guest's `userPrincipalName` from its e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -441,6 +445,30 @@ fn attributes(
     (out, skipped)
 }
 
+/// The plan of a request that came through `flow`: [`plan`] for the workforce flow; for an
+/// external tenant's request (issue 17) the empty plan of kind `userFlow` — no look-up, no
+/// Graph write, no grant (there is no account to grant to yet): approval only records the
+/// decision, and the approved person's next sign-up lets Entra create the customer account.
+///
+/// Errors: those of [`plan`] (workforce only).
+pub fn plan_for(
+    flow: Flow,
+    claims: &Claims,
+    settings: &ProvisioningSettings,
+) -> Result<ProvisioningPlan, PlanError> {
+    match flow {
+        Flow::Workforce => plan(claims, settings),
+        Flow::External => Ok(ProvisioningPlan {
+            kind: ProvisionedBy::UserFlow,
+            lookups: Vec::new(),
+            writes: Vec::new(),
+            skipped: Vec::new(),
+            existing_account: None,
+            grants: Vec::new(),
+        }),
+    }
+}
+
 /// Builds the provisioning plan of an approved request (see the module docs).
 ///
 /// Errors: [`PlanError::TenantDomainEmpty`], [`PlanError::InviteRedirectUrlEmpty`] (an
@@ -862,5 +890,21 @@ mod tests {
             "https://graph.microsoft.com/v1.0/directoryObjects/{id}"
         );
         assert_eq!(shown[3].path, "/users/{id}/sponsors/$ref");
+    }
+
+    #[test]
+    fn an_external_request_plans_no_graph_call() {
+        let claims = Claims::from_json(
+            json!({"email": "linnea@example.se", "displayName": "Linnéa Öberg",
+                "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1"}]}),
+        )
+        .unwrap();
+        let p = plan_for(Flow::External, &claims, &settings()).unwrap();
+        assert_eq!(p.kind, ProvisionedBy::UserFlow);
+        assert!(p.lookups.is_empty() && p.writes.is_empty() && p.grants.is_empty());
+        // The same claims through a workforce tenant create a guest.
+        let w = plan_for(Flow::Workforce, &claims, &settings()).unwrap();
+        assert_eq!(w.kind, ProvisionedBy::UserCreated);
+        assert_eq!(w.writes[0].path, "/users");
     }
 }

@@ -5,10 +5,11 @@
 
 use guestlist_core::connector::{Claims, email_domain};
 use guestlist_core::model::ApprovalRequest;
+use guestlist_core::model::Flow;
 use guestlist_core::model::Grant;
 use guestlist_core::model::ProvisionedBy;
 use guestlist_core::plan::{
-    PlanError, ProvisioningPlan, ProvisioningSettings, grant_steps, plan, resolve,
+    PlanError, ProvisioningPlan, ProvisioningSettings, grant_steps, plan_for, resolve,
 };
 use serde_json::{Map, Value};
 
@@ -120,7 +121,7 @@ pub fn build(
         .and_then(|o| o.directory_object_id.clone());
     let (plan_result, plan_problem): (Option<ProvisioningPlan>, Option<PlanProblem>) = match &claims
     {
-        Ok(c) => match plan(c, provisioning) {
+        Ok(c) => match plan_for(request.flow, c, provisioning) {
             Ok(p) if directory.checked && ours.is_none() => {
                 let found = found_by_lookup(&p, &directory);
                 (Some(resolve(p, &found)), None)
@@ -547,6 +548,10 @@ pub fn with_grants(
     names: &GrantNames,
     approver: Option<(&str, &str)>,
 ) -> RequestDetail {
+    // An external tenant's approval grants nothing: there is no account yet (issue 17).
+    if d.request.flow == Flow::External {
+        return d;
+    }
     if let Some(p) = d.plan.as_mut() {
         p.grants = grant_steps(&d.request.grants);
     }
@@ -582,6 +587,12 @@ fn if_approved_sentence(f: &IfApprovedFacts) -> String {
         return "Approval would fail: no provisioning plan can be made (see below).".into();
     };
     let (name, provider_label) = (&f.name, &f.provider_label);
+    if kind == ProvisionedBy::UserFlow {
+        // An external tenant (issue 17): approval writes nothing to the directory.
+        return format!(
+            "Approve lets {name} finish their sign-up; Entra creates their account then"
+        );
+    }
     let attrs = match f.properties {
         1 => "1 property".to_owned(),
         n => format!("{n} properties"),
@@ -774,5 +785,47 @@ mod tests {
             "Sponsor_Name"
         );
         assert_eq!(extension_short_name("city"), "city");
+    }
+
+    /// Issue 17: an external tenant's request plans no Graph call and no grant, and the
+    /// "If you approve" sentence says that Entra creates the account when the person finishes.
+    #[test]
+    fn an_external_request_plans_nothing_and_says_so() {
+        let request: ApprovalRequest = serde_json::from_value(serde_json::json!({
+            "id": "0190c0de-0000-7000-8000-000000000017",
+            "key": {"email": "linnea@example.se", "issuer": "google.com", "issuerAssignedId": "1"},
+            "state": {"status": "pending"}, "version": 1, "attempts": 1, "flow": "external",
+            "createdAt": "2026-11-30T20:00:00Z", "updatedAt": "2026-11-30T20:00:00Z",
+            "claims": {"email": "linnea@example.se", "displayName": "Linnéa Öberg",
+                "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1"}]},
+            "grants": [{"kind": "group", "groupId": "g1"}]
+        }))
+        .unwrap();
+        let settings = ProvisioningSettings {
+            tenant_domain: "contoso.onmicrosoft.com".into(),
+            upn_form: Default::default(),
+            invite_redirect_url: "https://myapp.example".into(),
+            send_invitation_message: false,
+            extensions_app_id: None,
+        };
+        let directory = DirectoryCheck {
+            checked: false,
+            matches: Vec::new(),
+            error: None,
+        };
+        let d = with_grants(
+            build(request, &settings, directory, None),
+            &GrantNames::default(),
+            None,
+        );
+        let plan = d.plan.as_ref().unwrap();
+        assert_eq!(plan.kind, ProvisionedBy::UserFlow);
+        assert!(plan.lookups.is_empty() && plan.writes.is_empty() && plan.grants.is_empty());
+        assert_eq!(d.if_approved_facts.kind, Some(ProvisionedBy::UserFlow));
+        assert!(d.if_approved_facts.grants.is_empty());
+        assert_eq!(
+            d.if_approved,
+            "Approve lets Linnéa Öberg finish their sign-up; Entra creates their account then"
+        );
     }
 }

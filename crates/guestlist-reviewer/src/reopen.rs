@@ -168,6 +168,8 @@ mod tests {
             updated_at: now,
             decided_by: None,
             attempts: 1,
+            flow: Default::default(),
+            completed_at: None,
             claims: json!({"email": "linnea@fabrikam.se", "displayName": "Linnea Berg"})
                 .as_object()
                 .cloned()

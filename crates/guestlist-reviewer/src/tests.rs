@@ -32,6 +32,8 @@ fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequ
         updated_at: now,
         decided_by: None,
         attempts: 1,
+        flow: Default::default(),
+        completed_at: None,
         claims: c,
         grants: Vec::new(),
     }

@@ -4,7 +4,7 @@
 //! and `number` in TypeScript (`#[ts(type = "number")]`; ts-rs would say `bigint`, which JSON
 //! never carries): they stay far below 2^53.
 
-use guestlist_core::model::{ApprovalRequest, ProvisionedBy};
+use guestlist_core::model::{ApprovalRequest, Flow, ProvisionedBy};
 use guestlist_core::plan::{ProvisioningPlan, SkippedClaim};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -221,6 +221,10 @@ pub struct QueueItem {
     pub company: Option<String>,
     /// Identity provider short name.
     pub identity_provider: String,
+    /// The user flow the request came through (issue 17): an external tenant's request is
+    /// approved without any Graph write.
+    #[ts(as = "Option<Flow>", optional)]
+    pub flow: Flow,
     /// When requested (RFC 3339).
     pub created_at: String,
     /// Age in whole hours.

@@ -191,6 +191,43 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// [`AppState::request_approval`] of a call that came through the user flow `flow`
+    /// (issue 17: the external-tenant extensions store requests with flow `external`).
+    ///
+    /// Errors: [`ApiError::Store`] on database failure.
+    pub async fn request_approval_flow(
+        &self,
+        claims: &Claims,
+        flow: guestlist_core::model::Flow,
+    ) -> Result<Option<MessageKind>, ApiError> {
+        if flow == guestlist_core::model::Flow::Workforce {
+            return self.request_approval(claims).await;
+        }
+        let window =
+            time::Duration::seconds(i64::try_from(self.config.retry_window_seconds).unwrap_or(120));
+        let key = format!("external {}", serde_json::Value::Object(claims.to_json()));
+        self.coalesce
+            .run(key, || async {
+                let out = self
+                    .store
+                    .request_approval_flow(
+                        claims,
+                        flow,
+                        &self.config.policy,
+                        OffsetDateTime::now_utc(),
+                        window,
+                    )
+                    .await?;
+                if let Some(e) = out.event {
+                    self.publish(e);
+                }
+                Ok(out.block)
+            })
+            .await
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -62,6 +62,7 @@ mod check_index;
 pub mod database_url;
 mod events;
 pub mod export;
+mod external;
 /// Durable per-job cursors over the event log (issue 14 §5).
 mod job_cursor;
 mod lock;

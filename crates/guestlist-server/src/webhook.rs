@@ -484,6 +484,8 @@ mod tests {
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
             decided_by: None,
             attempts: 1,
+            flow: Default::default(),
+            completed_at: None,
             claims: claims.as_object().cloned().unwrap_or_default(),
             grants: Vec::new(),
         }

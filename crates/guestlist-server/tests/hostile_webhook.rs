@@ -36,6 +36,8 @@ fn request(name: &str) -> ApprovalRequest {
         updated_at: time::OffsetDateTime::UNIX_EPOCH,
         decided_by: None,
         attempts: 1,
+        flow: Default::default(),
+        completed_at: None,
         claims: claims.as_object().cloned().unwrap_or_default(),
         grants: Vec::new(),
     }

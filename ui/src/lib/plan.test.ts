@@ -37,6 +37,16 @@ describe('the If you approve sentence', () => {
     expect(ifApprovedText(facts({ kind: null }))).toBe('Approval would fail: no provisioning plan can be made (see below).');
   });
 
+  it('an external tenant’s approval writes nothing: the person finishes, Entra creates the account (en, fr, sv)', () => {
+    const f = facts({ kind: 'userFlow', directoryChecked: false, sponsor: 's@x.se' });
+    setLanguageOverride('en');
+    expect(ifApprovedText(f)).toBe('Approve lets Linnéa Öberg finish their sign-up; Entra creates their account then');
+    setLanguageOverride('fr');
+    expect(ifApprovedText(f)).toBe('Approuver permet à Linnéa Öberg de terminer son inscription ; Entra crée alors son compte');
+    setLanguageOverride('sv');
+    expect(ifApprovedText(f)).toBe('Godkänn låter Linnéa Öberg slutföra sin registrering; Entra skapar kontot då');
+  });
+
   it('names the grants: group, app role, sponsor (you), with the id when no name is known', () => {
     const grants: IfApprovedFacts['grants'] = [
       { kind: 'group', id: 'g-1', name: 'Partners-Fabrikam', resourceId: null, role: null, approver: false },

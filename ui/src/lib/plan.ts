@@ -11,6 +11,8 @@ import type { GrantFact, IfApprovedFacts } from './types';
  */
 export function ifApprovedText(f: IfApprovedFacts): string {
   if (f.kind === null) return t('plan.noPlan');
+  // An external tenant's request (issue 17): nothing is written; Entra creates the account.
+  if (f.kind === 'userFlow') return t('plan.userFlow', { name: f.name });
   const values = { name: f.name, provider: f.providerLabel, count: f.properties };
   const parts: string[] = [];
   if (f.resumesAccount) parts.push(t('plan.resumes', { id: f.resumesAccount }));

@@ -2,7 +2,7 @@
 //! live updates, read by the queue query (filters, sort, facet counts, same-person groups).
 
 use guestlist_core::connector::email_domain;
-use guestlist_core::model::ApprovalRequest;
+use guestlist_core::model::{ApprovalRequest, Flow};
 use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as SqlValue};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -275,7 +275,8 @@ impl Cache {
                     r.created_unix, r.attempts, r.version, o.state,
                     (SELECT count(*) FROM requests g WHERE g.group_key = r.group_key),
                     (SELECT coalesce(sum(g.attempts), 0) FROM requests g WHERE g.group_key = r.group_key),
-                    (SELECT count(DISTINCT g.provider) FROM requests g WHERE g.group_key = r.group_key)
+                    (SELECT count(DISTINCT g.provider) FROM requests g WHERE g.group_key = r.group_key),
+                    json_extract(r.json, '$.flow')
              FROM requests r LEFT JOIN outbox o ON o.request_id = r.id
              {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
@@ -302,6 +303,11 @@ impl Cache {
                     same_person: row.get(11)?,
                     person_attempts: row.get(12)?,
                     person_providers: row.get(13)?,
+                    flow: Flow::parse(
+                        row.get::<_, Option<String>>(14)?
+                            .as_deref()
+                            .unwrap_or_default(),
+                    ),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -8,6 +8,7 @@
 //!         └ none: write_started=1, POST /users ─▶ provisioned
 //!                                   POST /invitations ─▶ invited ─PATCH /users/{id}─▶ provisioned
 //! provisioned ─(grants, issue 14 §1) $batch of members/$ref, appRoleAssignments, sponsors/$ref─▶ granted
+//! claimed ─(external tenant, issue 17: no Graph call)─▶ provisioned
 //! provisioned (no grants) / granted ─POST /api/requests/{id}/decision (If-Match, Idempotency-Key)─▶ reported
 //! ```
 //!
@@ -39,6 +40,7 @@ mod grant;
 mod provision;
 mod server;
 
+use guestlist_core::model::Flow;
 use time::OffsetDateTime;
 
 use crate::Inner;
@@ -181,7 +183,10 @@ impl Inner {
                 },
                 OutboxState::Invited => self.patch_invited(row).await,
                 OutboxState::Provisioned
-                    if row.kind == DecisionKind::Approve && !row.request.grants.is_empty() =>
+                    if row.kind == DecisionKind::Approve
+                        && !row.request.grants.is_empty()
+                        // No account to grant to in an external tenant yet (issue 17).
+                        && row.request.flow != Flow::External =>
                 {
                     self.grant(row).await
                 }

@@ -1,10 +1,11 @@
 //! One approval's account on Microsoft Graph (`docs/CONTRACTS.md` §3): the plan's look-ups
 //! (identity, then mail), then `POST /users`, or `POST /invitations` followed by
 //! `PATCH /users/{id}`, with `write_started` saved before the write: claimed → (invited →)
-//! provisioned. Also the Graph helpers the other layers share (token, failure mapping).
+//! provisioned; an external tenant's request (issue 17, plan kind `userFlow`) goes from claimed
+//! to provisioned without any Graph call. Also the Graph helpers the other layers share (token, failure mapping).
 
 use guestlist_core::model::ProvisionedBy;
-use guestlist_core::plan::{ProvisioningPlan, plan, resolve};
+use guestlist_core::plan::{ProvisioningPlan, plan_for, resolve};
 use serde_json::Value;
 
 use super::Stop;
@@ -27,7 +28,7 @@ impl Inner {
             .request
             .typed_claims()
             .map_err(|e| ReviewerError::new(codes::PLAN, format!("invalid claims: {e}")))?;
-        plan(&claims, &self.settings().provisioning)
+        plan_for(row.request.flow, &claims, &self.settings().provisioning)
             .map_err(|e| ReviewerError::new(codes::PLAN, e.to_string()))
     }
 
@@ -84,6 +85,16 @@ impl Inner {
             Ok(p) => p,
             Err(e) => return self.finish(row, OutboxState::Failed, Some(e)),
         };
+        if p.kind == ProvisionedBy::UserFlow {
+            // An external tenant's request (issue 17): nothing to write in Graph; Entra
+            // creates the customer account when the person signs up again.
+            row.directory_object_id = None;
+            row.how = Some(ProvisionedBy::UserFlow);
+            row.state = OutboxState::Provisioned;
+            row.last_error = None;
+            self.save(row)?;
+            return Ok(Stop::Final);
+        }
         let token = self.graph_token(row).await?;
         let graph = self.graph_client();
         // The look-ups in order, up to the first that finds someone; `resolve` (the same

@@ -3,7 +3,7 @@
 //! report (`POST /api/requests/{id}/decision` with `If-Match` and the stored
 //! `Idempotency-Key`), with the conflict and version-mismatch outcomes of both.
 
-use guestlist_core::model::{Decision, RequestState};
+use guestlist_core::model::{Decision, ProvisionedBy, RequestState};
 
 use super::Stop;
 use crate::Inner;
@@ -90,6 +90,11 @@ impl Inner {
                     directory_object_id: id.clone(),
                     how,
                 },
+                // An external tenant's approval (issue 17): no account yet.
+                (None, Some(ProvisionedBy::UserFlow)) => Decision::Approve {
+                    directory_object_id: String::new(),
+                    how: ProvisionedBy::UserFlow,
+                },
                 _ => {
                     return self.finish(
                         row,
@@ -134,7 +139,7 @@ impl Inner {
                                     directory_object_id: mine,
                                     ..
                                 },
-                            ) => directory_object_id.as_deref() == Some(mine.as_str()),
+                            ) => directory_object_id.as_deref().unwrap_or_default() == mine,
                             (RequestState::Denied { reason }, Decision::Deny { reason: mine }) => {
                                 reason == mine
                             }

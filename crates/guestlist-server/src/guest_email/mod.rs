@@ -22,6 +22,11 @@
 //! never wait for it. Bounded: `batch_size` events per read, one SMTP connection at a time,
 //! `timeout_seconds` per SMTP command.
 //!
+//! **External tenants** (issue 17): the approval of an external-tenant request sends the
+//! "finish signing up" e-mail ([`Outcome::FinishSignUp`]) with the application's sign-in link
+//! (`sign_in_urls` by `client_id`, else `sign_in_url`), whatever the identity provider: no
+//! account exists yet, and Entra sends no invitation.
+//!
 //! **Who is e-mailed.** Only decisions by an approver (`decidedBy.kind = "user"`); policy
 //! decisions were shown on the sign-up page itself, and expiry is not a decision. An approval
 //! is skipped for requests from Entra ID or a Microsoft account (no federated identity): their
@@ -39,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use guestlist_core::model::{ApprovalRequest, Event, ProvisionedBy, RequestState};
+use guestlist_core::model::{ApprovalRequest, Event, Flow, ProvisionedBy, RequestState};
 use guestlist_core::retry::Backoff;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -75,6 +80,13 @@ pub struct GuestEmailConfig {
     pub application: String,
     /// `{application}` by the sign-up's `client_id` (the user flow's application).
     pub applications: BTreeMap<String, String>,
+    /// `{sign_in_link}` of an external tenant's approval e-mail (issue 17) for a sign-up whose
+    /// `client_id` is not in `sign_in_urls`: the application's sign-in URL (`https://…`), where
+    /// the approved person signs up again to finish. Unset: the e-mail carries no link.
+    pub sign_in_url: Option<String>,
+    /// `{sign_in_link}` by the sign-up's `client_id` (the application's app id, which the
+    /// extension calls carry as `clientServicePrincipal.appId`).
+    pub sign_in_urls: BTreeMap<String, String>,
     /// Admin overrides of the texts, by language (`en`, `fr`, `sv`, or another one).
     pub templates: BTreeMap<String, TemplateOverride>,
     /// Events read from the store at a time.
@@ -102,6 +114,8 @@ impl Default for GuestEmailConfig {
             organisation: String::new(),
             application: "the application".into(),
             applications: BTreeMap::new(),
+            sign_in_url: None,
+            sign_in_urls: BTreeMap::new(),
             templates: BTreeMap::new(),
             batch_size: 50,
             poll_interval_seconds: 30,
@@ -124,6 +138,22 @@ impl GuestEmailConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !self.enabled() {
             return Ok(());
+        }
+        for (key, url) in self
+            .sign_in_url
+            .iter()
+            .map(|u| ("guest_email.sign_in_url".to_owned(), u))
+            .chain(
+                self.sign_in_urls
+                    .iter()
+                    .map(|(app, u)| (format!("guest_email.sign_in_urls.{app}"), u)),
+            )
+        {
+            let ok = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            if !ok {
+                return Err(format!("{key} must be an http(s) URL, got {url:?}"));
+            }
         }
         self.mailer().map(|_| ())
     }
@@ -204,6 +234,10 @@ fn plan(config: &GuestEmailConfig, e: &Event) -> Plan {
         return Plan::Skip;
     }
     match &r.state {
+        // An external tenant (issue 17): no account yet; invite them back to finish.
+        RequestState::Approved { .. } if config.on_approve && r.flow == Flow::External => {
+            Plan::Send(Outcome::FinishSignUp)
+        }
         RequestState::Approved { how, .. } if config.on_approve => {
             if entra_invitation(r, *how) {
                 Plan::Skip
@@ -380,7 +414,7 @@ impl Job {
             Err(err) => return Err(err),
         };
         let label = match outcome {
-            Outcome::Approved => "approved",
+            Outcome::Approved | Outcome::FinishSignUp => "approved",
             Outcome::Denied => "denied",
         };
         if !told.insert((now.key.email.clone(), label)) {
@@ -399,6 +433,11 @@ impl Job {
             &self.config.applications,
             &self.config.application,
             &self.config.organisation,
+        )
+        .with_sign_in_link(
+            &claims,
+            &self.config.sign_in_urls,
+            self.config.sign_in_url.as_deref(),
         );
         let mail = render::render(
             outcome,
@@ -470,6 +509,8 @@ mod tests {
                 client: None,
             }),
             attempts: 1,
+            flow: Default::default(),
+            completed_at: None,
             grants: Vec::new(),
             claims: json!({"email": "g@example.com"})
                 .as_object()
@@ -543,6 +584,40 @@ mod tests {
             ..decided(approved(ProvisionedBy::UserCreated), "google.com", "user")
         };
         assert_eq!(plan(&on, &created), Plan::Skip);
+        // Issue 17: an external tenant's approval (no account, e-mail sign-up, so no issuer)
+        // invites the person back instead of being skipped as an Entra invitation.
+        let mut ext = decided(
+            RequestState::Approved {
+                directory_object_id: None,
+                how: ProvisionedBy::UserFlow,
+            },
+            "",
+            "user",
+        );
+        if let Some(r) = ext.request.as_mut() {
+            r.flow = Flow::External;
+        }
+        assert_eq!(plan(&on, &ext), Plan::Send(Outcome::FinishSignUp));
+    }
+
+    #[test]
+    fn sign_in_urls_must_be_http_urls() {
+        let base = GuestEmailConfig {
+            smtp_url: Some("smtp://127.0.0.1:2525?tls=none".into()),
+            from: Some("Guestlist <noreply@contoso.example>".into()),
+            sign_in_url: Some("https://shop.example/signin".into()),
+            ..Default::default()
+        };
+        assert!(base.validate().is_ok());
+        let bad = GuestEmailConfig {
+            sign_in_urls: BTreeMap::from([("app-1".into(), "javascript:alert(1)".into())]),
+            ..base.clone()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("guest_email.sign_in_urls.app-1")
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //!
 //! Placeholders, in subjects and bodies: `{display_name}` (the `displayName` claim, else given
 //! name and surname, else the e-mail address), `{application}` (the name configured for the
-//! sign-up's `client_id`, else `guest_email.application`) and `{organisation}`
-//! (`guest_email.organisation`). Values come from the person signing up, so they are cleaned
+//! sign-up's `client_id`, else `guest_email.application`), `{organisation}`
+//! (`guest_email.organisation`) and, for the external-tenant approval (issue 17,
+//! [`Outcome::FinishSignUp`]), `{sign_in_link}` (the application's sign-in URL,
+//! `guest_email.sign_in_urls` by `client_id`, else `guest_email.sign_in_url`; in the HTML body a
+//! link; a line holding it is left out when no URL is configured). Values come from the person signing up, so they are cleaned
 //! (control characters removed, at most [`MAX_VALUE_CHARS`] characters) and, in the HTML body,
 //! escaped (as is the template's own text); a blank line in a body starts a new paragraph.
 
@@ -27,6 +30,9 @@ pub enum Outcome {
     Approved,
     /// The request was denied.
     Denied,
+    /// An external tenant's request was approved (issue 17): no account exists yet; the person
+    /// comes back through the application's sign-in link and finishes signing up.
+    FinishSignUp,
 }
 
 /// An admin's override of one language's texts (`[guest_email.templates.<lang>]`); each unset
@@ -42,6 +48,10 @@ pub struct TemplateOverride {
     pub denied_subject: Option<String>,
     /// Body of the denial e-mail.
     pub denied_body: Option<String>,
+    /// Subject of an external tenant's approval e-mail ("come back and finish", issue 17).
+    pub finish_subject: Option<String>,
+    /// Body of that e-mail; `{sign_in_link}` is the application's sign-in URL.
+    pub finish_body: Option<String>,
 }
 
 /// One rendered e-mail.
@@ -66,6 +76,8 @@ pub struct Values {
     pub application: String,
     /// `{organisation}`.
     pub organisation: String,
+    /// `{sign_in_link}`: the application's sign-in URL, empty when none is configured.
+    pub sign_in_link: String,
 }
 
 impl Values {
@@ -101,7 +113,27 @@ impl Values {
             display_name: clean(&display_name),
             application: clean(application),
             organisation: clean(organisation),
+            sign_in_link: String::new(),
         }
+    }
+
+    /// These values with `{sign_in_link}`: the URL `links` holds for the sign-up's
+    /// `client_id`, else `default_link`, else none (issue 17).
+    pub fn with_sign_in_link(
+        mut self,
+        claims: &Claims,
+        links: &BTreeMap<String, String>,
+        default_link: Option<&str>,
+    ) -> Values {
+        let link = claims
+            .client_id
+            .as_deref()
+            .and_then(|id| links.get(id))
+            .map(String::as_str)
+            .or(default_link)
+            .unwrap_or_default();
+        self.sign_in_link = clean(link);
+        self
     }
 }
 
@@ -143,6 +175,18 @@ pub fn builtin(outcome: Outcome, lang: &str) -> Option<(&'static str, &'static s
             "Din åtkomst till {application} har godkänts",
             "Hej {display_name},\n\nDin begäran om åtkomst till {application} hos {organisation} har godkänts. Logga in igen med samma konto som du registrerade dig med.\n\nDet här meddelandet skickades automatiskt; svara inte på det.",
         ),
+        ("en", FinishSignUp) => (
+            "Finish signing up for {application}",
+            "Hello {display_name},\n\nYour request to access {application} at {organisation} has been approved. Come back and sign up again with the same e-mail address to finish: your details are filled in for you, and your account is created then.\n\n{sign_in_link}\n\nThis message was sent automatically; please do not reply.",
+        ),
+        ("fr", FinishSignUp) => (
+            "Finalisez votre inscription à {application}",
+            "Bonjour {display_name},\n\nVotre demande d'accès à {application} chez {organisation} a été approuvée. Revenez vous inscrire avec la même adresse e-mail pour terminer : vos informations sont déjà remplies, et votre compte est créé à ce moment-là.\n\n{sign_in_link}\n\nCe message a été envoyé automatiquement ; merci de ne pas y répondre.",
+        ),
+        ("sv", FinishSignUp) => (
+            "Slutför din registrering för {application}",
+            "Hej {display_name},\n\nDin begäran om åtkomst till {application} hos {organisation} har godkänts. Kom tillbaka och registrera dig igen med samma e-postadress för att slutföra: dina uppgifter är redan ifyllda, och ditt konto skapas då.\n\n{sign_in_link}\n\nDet här meddelandet skickades automatiskt; svara inte på det.",
+        ),
         ("sv", Denied) => (
             "Din begäran om åtkomst till {application}",
             "Hej {display_name},\n\nDin begäran om åtkomst till {application} hos {organisation} har avslagits. Kontakta en administratör om du tror att detta är ett misstag.\n\nDet här meddelandet skickades automatiskt; svara inte på det.",
@@ -177,11 +221,16 @@ pub fn render(
             o.and_then(|o| o.denied_subject.as_deref()),
             o.and_then(|o| o.denied_body.as_deref()),
         ),
+        Outcome::FinishSignUp => (
+            o.and_then(|o| o.finish_subject.as_deref()),
+            o.and_then(|o| o.finish_body.as_deref()),
+        ),
     };
     let subject = clean(&fill(o_subject.unwrap_or(subject), values, &|s| {
         s.to_owned()
     }));
-    let body = o_body.unwrap_or(body);
+    let body = without_missing_link(o_body.unwrap_or(body), values);
+    let body = body.as_str();
     let text = fill(body, values, &|s| s.to_owned());
     let html = html(body, values);
     Rendered {
@@ -192,12 +241,25 @@ pub fn render(
     }
 }
 
+/// `body` without the lines that hold `{sign_in_link}` when there is no link to put there.
+fn without_missing_link(body: &str, v: &Values) -> String {
+    if !v.sign_in_link.is_empty() || !body.contains("{sign_in_link}") {
+        return body.to_owned();
+    }
+    body.replace("\r\n", "\n")
+        .split('\n')
+        .filter(|l| !l.contains("{sign_in_link}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `template` with its placeholders replaced by `escape(value)`.
 fn fill(template: &str, v: &Values, escape: &dyn Fn(&str) -> String) -> String {
     template
         .replace("{display_name}", &escape(&v.display_name))
         .replace("{application}", &escape(&v.application))
         .replace("{organisation}", &escape(&v.organisation))
+        .replace("{sign_in_link}", &escape(&v.sign_in_link))
 }
 
 /// A minimal HTML document of `body`: each blank-line-separated paragraph a `<p>`, line
@@ -210,13 +272,25 @@ fn html(body: &str, v: &Values) -> String {
     for para in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
         // Escape the template first (placeholders contain no special characters), then put in
         // the escaped values: nothing the person typed becomes markup.
-        let escaped = fill(&escape_html(para), v, &escape_html).replace('\n', "<br>\n");
+        let escaped = fill(
+            &escape_html(para).replace("{sign_in_link}", &link_html(&v.sign_in_link)),
+            v,
+            &escape_html,
+        )
+        .replace('\n', "<br>\n");
         out.push_str("<p>");
         out.push_str(&escaped);
         out.push_str("</p>\n");
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// The sign-in link as an HTML anchor, its URL escaped in both places (the URL comes from
+/// the configuration, checked to be `http(s)`).
+fn link_html(url: &str) -> String {
+    let u = escape_html(url);
+    format!("<a href=\"{u}\">{u}</a>")
 }
 
 /// `s` with `& < > " '` as HTML character references.
@@ -307,5 +381,62 @@ mod tests {
         assert!(!r.subject.contains('\n'));
         let long = values(&"a".repeat(1000));
         assert_eq!(long.display_name.chars().count(), MAX_VALUE_CHARS);
+    }
+
+    /// Issue 17: an external tenant's approval invites the person back with the sign-in link
+    /// of their application (by `client_id`, else the default), in en/fr/sv; without any link
+    /// configured the link's line is left out.
+    #[test]
+    fn the_finish_e_mail_carries_the_applications_sign_in_link() {
+        let c = Claims::from_json(
+            json!({"email": "l@example.se", "displayName": "Linnéa Öberg", "client_id": "app-1"}),
+        )
+        .unwrap();
+        let links = BTreeMap::from([(
+            "app-1".to_owned(),
+            "https://shop.example/signin?a=1&b=2".to_owned(),
+        )]);
+        let v = Values::of(&c, &BTreeMap::new(), "Partner portal", "Contoso").with_sign_in_link(
+            &c,
+            &links,
+            Some("https://default.example/"),
+        );
+        for (lang, needle) in [
+            ("en", "sign up again"),
+            ("fr", "Revenez vous inscrire"),
+            ("sv", "registrera dig igen"),
+        ] {
+            let r = render(Outcome::FinishSignUp, Some(lang), &BTreeMap::new(), &v);
+            assert_eq!(r.lang, lang);
+            assert!(r.text.contains(needle), "{lang}: {}", r.text);
+            assert!(
+                r.text.contains("https://shop.example/signin?a=1&b=2"),
+                "{}",
+                r.text
+            );
+            assert!(
+                r.html.contains(
+                    "<a href=\"https://shop.example/signin?a=1&amp;b=2\">https://shop.example/signin?a=1&amp;b=2</a>"
+                ),
+                "{}",
+                r.html
+            );
+        }
+        let other = Claims::from_json(json!({"email": "l@example.se"})).unwrap();
+        let d = Values::of(&other, &BTreeMap::new(), "P", "C").with_sign_in_link(
+            &other,
+            &links,
+            Some("https://default.example/"),
+        );
+        assert_eq!(d.sign_in_link, "https://default.example/");
+        let none =
+            Values::of(&other, &BTreeMap::new(), "P", "C").with_sign_in_link(&other, &links, None);
+        let r = render(Outcome::FinishSignUp, None, &BTreeMap::new(), &none);
+        assert!(
+            !r.text.contains("{sign_in_link}") && !r.html.contains("href"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("has been approved"));
     }
 }

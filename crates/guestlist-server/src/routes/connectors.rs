@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::Code;
 use guestlist_core::connector::{Claims, ConnectorResponse};
-use guestlist_core::extension::{ExtensionAction, ExtensionEvent, ExtensionRequest};
+use guestlist_core::extension::{ExtensionEvent, ExtensionRequest};
 use guestlist_core::policy::MessageKind;
 
 use std::net::SocketAddr;
@@ -332,25 +332,12 @@ async fn extension_call(
         Ok(c) => c,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
     };
-    let block = match expected {
-        ExtensionEvent::Start => match state.check_status(&claims).await {
-            Ok(b) => b,
+    // Issue 17: the external-tenant rules (routes::external), answered from local state.
+    let (action, block) =
+        match crate::routes::external::answer_event(state, &claims, expected).await {
+            Ok(a) => a,
             Err(e) => return e.into_response(),
-        },
-        ExtensionEvent::Submit => match state.request_approval(&claims).await {
-            Ok(b) => b,
-            Err(e) => return e.into_response(),
-        },
-    };
-    let action = match block {
-        Some(kind) => ExtensionAction::ShowBlockPage(
-            state
-                .config
-                .policy
-                .message(kind, claims.ui_locales.as_deref()),
-        ),
-        None => ExtensionAction::Continue,
-    };
+        };
     state.metrics.connector_answer(
         match expected {
             ExtensionEvent::Start => Endpoint::AttributeCollectionStart,
@@ -362,7 +349,9 @@ async fn extension_call(
 }
 
 /// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
-/// `showBlockPage` for pending/denied users, else `continueWithDefaultBehavior`.
+/// `showBlockPage` (with a `title`) for pending, denied and completed people,
+/// `setPrefillValues` for an approved person coming back ([`crate::routes::external`]), else
+/// `continueWithDefaultBehavior`.
 #[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "extensions",
     request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
         example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionStart", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
@@ -388,7 +377,9 @@ pub async fn attribute_collection_start(
 }
 
 /// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
-/// the request-approval rules, answered as extension actions.
+/// the request-approval rules (a new request has flow `external`), answered as extension
+/// actions; an approved person coming back continues once and the request is completed
+/// ([`crate::routes::external`]).
 #[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "extensions",
     request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
         example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionSubmit", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod connectors;
 pub mod events;
+pub mod external;
 pub mod health;
 pub mod privacy;
 pub mod privacy_export;

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::Code;
 use guestlist_core::model::ErrorBody;
+use guestlist_core::model::ProvisionedBy;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision, HistoryEntry, RequestPage, Status};
 use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
@@ -247,8 +248,8 @@ pub async fn decide(
         }
         Decision::Approve {
             directory_object_id,
-            ..
-        } if directory_object_id.trim().is_empty() => {
+            how,
+        } if *how != ProvisionedBy::UserFlow && directory_object_id.trim().is_empty() => {
             return Err(ApiError::bad_request(
                 Code::DecisionObjectIdRequired,
                 "an approval needs the directory object id of the created account",
@@ -258,6 +259,7 @@ pub async fn decide(
     }
     let actor = actor_of(&claims, &headers);
     crate::duties::refuse_self_approval(&state, id, &claims).await?;
+    crate::routes::external::refuse_wrong_flow(&state, id, &decision).await?;
     // A denial also denies the person's other pending requests: one event each.
     let (request, events) = state
         .store

@@ -29,8 +29,8 @@
 use std::collections::HashMap;
 
 use guestlist_core::connector::Claims;
-use guestlist_core::model::Status;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision, Event, HistoryEntry, RequestPage};
+use guestlist_core::model::{Flow, Status};
 use guestlist_core::policy::{MessageKind, Policy};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -187,7 +187,48 @@ pub trait Backend: Send + Sync + 'static {
         policy: &Policy,
         now: OffsetDateTime,
         retry_window: time::Duration,
+    ) -> Result<RequestApprovalOutcome, StoreError> {
+        self.request_approval_flow(claims, Flow::Workforce, policy, now, retry_window)
+            .await
+    }
+
+    /// [`Backend::request_approval`] of a call that came through the user flow `flow`
+    /// (issue 17): a new request is stored with it (an external one auto-approved by a rule is
+    /// completed at once); a stored request keeps the flow it was created with.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    async fn request_approval_flow(
+        &self,
+        claims: &Claims,
+        flow: Flow,
+        policy: &Policy,
+        now: OffsetDateTime,
+        retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError>;
+
+    // ----- The external-tenant flow (issue 17) -----
+
+    /// Every request of the canonical e-mail `email` (all identity providers), oldest first:
+    /// what the extension endpoints need to tell an approved person coming back from one who
+    /// already finished (`docs/CONTRACTS.md` §2).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    async fn requests_of_email(&self, email: &str) -> Result<Vec<ApprovalRequest>, StoreError>;
+
+    /// Marks the approved external-flow request `id` completed at `now` (its person's sign-up
+    /// continued, so Entra created the account): version bumped, history `completed` by the
+    /// user flow with the claims of the completing call (`submitted`: what the account is
+    /// created with; an erasure scrubs them like every history claim), event
+    /// `request.completed`. `None` (nothing written) when the request is not an approved, not
+    /// yet completed, external one.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    async fn complete_external(
+        &self,
+        id: Uuid,
+        submitted: &serde_json::Map<String, Value>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>, StoreError>;
 
     /// Marks a pending request expired. Returns the event, or `None` if it was no longer
     /// pending.

@@ -6,8 +6,8 @@
 use guestlist_core::connector::Claims;
 use guestlist_core::email;
 use guestlist_core::model::{
-    Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, ProvisionedBy, RequestPage,
-    RequestState, Status, TransitionError,
+    Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, IdentityKey, ProvisionedBy,
+    RequestPage, RequestState, Status, TransitionError,
 };
 use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::check_index::check_status_block;
 use super::rows::{
-    COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email, encode_cursor,
-    encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
+    COLUMN_COUNT, COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email,
+    encode_cursor, encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
 };
 use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
 
@@ -49,10 +49,14 @@ pub(crate) struct FirstRequest {
 }
 
 /// See [`FirstRequest`].
+///
+/// `flow` is the user flow the call came through (issue 17); an external-tenant request that a
+/// rule auto-approves is completed at once: `Continue` lets Entra create the account now.
 pub(crate) fn first_request(
     key: &IdentityKey,
     evaluated: &RuleOutcome,
     claims: serde_json::Map<String, Value>,
+    flow: Flow,
     now: OffsetDateTime,
 ) -> FirstRequest {
     let (state, action, actor, block) = match evaluated {
@@ -91,6 +95,10 @@ pub(crate) fn first_request(
             updated_at: now,
             decided_by: decided.then(|| actor.clone()),
             attempts: 1,
+            flow,
+            completed_at: (flow == Flow::External
+                && matches!(evaluated, RuleOutcome::AutoApprove(_)))
+            .then_some(now),
             claims,
             // Served from the policy, never stored (routes::requests::served).
             grants: Vec::new(),
@@ -191,6 +199,7 @@ pub(super) fn expire_job(
 /// here, by the caller; the returned closure runs on the writer thread.
 pub(super) fn request_approval_job(
     claims: &Claims,
+    flow: Flow,
     policy: &Policy,
     now: OffsetDateTime,
     retry_window: time::Duration,
@@ -287,7 +296,7 @@ pub(super) fn request_approval_job(
             actor,
             block,
             event_kind: kind,
-        } = first_request(&key, &evaluated, claims_json.clone(), now);
+        } = first_request(&key, &evaluated, claims_json.clone(), flow, now);
         upsert(tx, &r, &search)?;
         add_history(tx, &r, action, &actor, json!({}))?;
         let event = add_event(tx, kind, &r)?;
@@ -335,6 +344,7 @@ impl SqliteStore {
         }
         self.write(request_approval_job(
             claims,
+            Flow::Workforce,
             policy,
             now,
             retry_window,
@@ -354,17 +364,8 @@ impl SqliteStore {
         now: OffsetDateTime,
         retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError> {
-        if IdentityKey::try_of(claims).is_err() {
-            return Ok(RequestApprovalOutcome::email_refused());
-        }
-        self.write_async(request_approval_job(
-            claims,
-            policy,
-            now,
-            retry_window,
-            self.tombstones.clone(),
-        ))
-        .await
+        self.request_approval_flow_async(claims, Flow::Workforce, policy, now, retry_window)
+            .await
     }
 
     /// One request by id.
@@ -445,7 +446,7 @@ impl SqliteStore {
                         pattern,
                         fetch
                     ],
-                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(11)?)),
+                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(COLUMN_COUNT)?)),
                 )?;
                 for row in rows {
                     let (r, seq) = row?;

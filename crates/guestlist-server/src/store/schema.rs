@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::audit;
-use super::rows::{COLUMNS, add_history, row_to_request, search_text};
+use super::rows::{COLUMNS_V1, add_history, row_to_request, search_text};
 use super::{StoreError, to_json, ts};
 
 /// The schema, in order. Never edit a shipped migration: append a new one.
@@ -93,6 +93,9 @@ pub(super) fn migrations() -> Migrations<'static> {
         M::up(super::privacy::MIGRATION),
         // Durable per-job cursors over the event log (issue 14 §5): [`super::job_cursor`].
         M::up(super::job_cursor::MIGRATION),
+        // The request's user flow and the completion of external sign-ups (issue 17):
+        // [`super::external`].
+        M::up(super::external::MIGRATION),
     ])
 }
 
@@ -181,7 +184,7 @@ pub(super) fn canonicalise_stored_keys(
     )?;
     // Pending requests of a denied person are denied, as a denial now does.
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
+        "SELECT {COLUMNS_V1} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
     );
     let pending = tx
         .prepare(&sql)?

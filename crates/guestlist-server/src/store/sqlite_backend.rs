@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{
-    Actor, ApprovalRequest, Decision, Event, HistoryEntry, RequestPage, Status,
+    Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, RequestPage, Status,
 };
 use guestlist_core::policy::{MessageKind, Policy};
 use serde_json::Value;
@@ -58,15 +58,35 @@ impl Backend for SqliteStore {
         self.check_status_async(claims, policy, now).await
     }
 
-    async fn request_approval(
+    async fn request_approval_flow(
         &self,
         claims: &Claims,
+        flow: Flow,
         policy: &Policy,
         now: OffsetDateTime,
         retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError> {
-        self.request_approval_async(claims, policy, now, retry_window)
+        self.request_approval_flow_async(claims, flow, policy, now, retry_window)
             .await
+    }
+
+    async fn requests_of_email(&self, email: &str) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let email = email.to_owned();
+        self.blocking(move |s| s.requests_of_email(&email)).await
+    }
+
+    async fn complete_external(
+        &self,
+        id: Uuid,
+        submitted: &serde_json::Map<String, Value>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>, StoreError> {
+        self.write_async(super::external::complete_external_job(
+            id,
+            submitted.clone(),
+            now,
+        ))
+        .await
     }
 
     async fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {

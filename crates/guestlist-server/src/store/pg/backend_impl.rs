@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{
-    Actor, ApprovalRequest, Decision, Event, HistoryEntry, RequestPage, Status,
+    Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, RequestPage, Status,
 };
 use guestlist_core::policy::{MessageKind, Policy};
 use serde_json::Value;
@@ -42,14 +42,28 @@ impl Backend for PgStore {
         PgStore::check_status(self, claims, policy, now).await
     }
 
-    async fn request_approval(
+    async fn request_approval_flow(
         &self,
         claims: &Claims,
+        flow: Flow,
         policy: &Policy,
         now: OffsetDateTime,
         retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError> {
-        PgStore::request_approval(self, claims, policy, now, retry_window).await
+        PgStore::request_approval_flow(self, claims, flow, policy, now, retry_window).await
+    }
+
+    async fn requests_of_email(&self, email: &str) -> Result<Vec<ApprovalRequest>, StoreError> {
+        PgStore::requests_of_email(self, email).await
+    }
+
+    async fn complete_external(
+        &self,
+        id: Uuid,
+        submitted: &serde_json::Map<String, Value>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Event>, StoreError> {
+        PgStore::complete_external(self, id, submitted, now).await
     }
 
     async fn expire(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Event>, StoreError> {

@@ -140,6 +140,7 @@ macro_rules! write_tx {
 mod backend_impl;
 mod events;
 mod export;
+mod external;
 mod job_cursor;
 mod jobs;
 mod privacy;

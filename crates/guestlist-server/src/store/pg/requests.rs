@@ -4,8 +4,8 @@
 
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{
-    Actor, ApprovalRequest, Decision, Event, HistoryEntry, IdentityKey, RequestPage, RequestState,
-    Status, TransitionError,
+    Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, IdentityKey, RequestPage,
+    RequestState, Status, TransitionError,
 };
 use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::rows::{
-    COLUMNS, add_event, add_history, get_by_id, request_and_denial, row_to_request,
+    COLUMN_COUNT, COLUMNS, add_event, add_history, get_by_id, request_and_denial, row_to_request,
     rows_to_requests, upsert,
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
@@ -84,6 +84,7 @@ async fn expire_tx(tx: &Transaction<'_>, id: Uuid, now: OffsetDateTime) -> TxRes
 /// What [`request_approval_tx`] needs, computed once before the transaction (and its retries).
 struct Call<'a> {
     key: IdentityKey,
+    flow: Flow,
     claims_json: serde_json::Map<String, Value>,
     search: String,
     evaluated: RuleOutcome,
@@ -177,7 +178,7 @@ async fn request_approval_tx(
         actor,
         block,
         event_kind: kind,
-    } = first_request(key, &c.evaluated, c.claims_json.clone(), now);
+    } = first_request(key, &c.evaluated, c.claims_json.clone(), c.flow, now);
     upsert(tx, &r, &c.search).await?;
     add_history(tx, &r, action, &actor, json!({})).await?;
     let event = add_event(tx, kind, &r).await?;
@@ -302,6 +303,22 @@ impl PgStore {
         now: OffsetDateTime,
         retry_window: time::Duration,
     ) -> Result<RequestApprovalOutcome, StoreError> {
+        self.request_approval_flow(claims, Flow::Workforce, policy, now, retry_window)
+            .await
+    }
+
+    /// [`PgStore::request_approval`] of a call that came through the user flow `flow`
+    /// (issue 17): a new request is stored with it.
+    ///
+    /// Errors: as [`PgStore::request_approval`].
+    pub async fn request_approval_flow(
+        &self,
+        claims: &Claims,
+        flow: Flow,
+        policy: &Policy,
+        now: OffsetDateTime,
+        retry_window: time::Duration,
+    ) -> Result<RequestApprovalOutcome, StoreError> {
         let Ok(key) = IdentityKey::try_of(claims) else {
             return Ok(RequestApprovalOutcome {
                 block: Some(MessageKind::EmailRefused),
@@ -311,6 +328,7 @@ impl PgStore {
         let call = Call {
             tombstone: self.tombstone_digest(&key.email),
             key,
+            flow,
             claims_json: claims.to_json(),
             search: search_text(claims),
             evaluated: policy.evaluate(claims),
@@ -437,7 +455,7 @@ impl PgStore {
             let mut seqs = Vec::with_capacity(rows.len());
             for row in &rows {
                 items.push(row_to_request(row)?);
-                let seq: i64 = row.try_get(11).map_err(db_err)?;
+                let seq: i64 = row.try_get(COLUMN_COUNT).map_err(db_err)?;
                 seqs.push(u64::try_from(seq).unwrap_or_default());
             }
             if items.len() > limit {

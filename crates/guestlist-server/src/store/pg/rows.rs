@@ -2,7 +2,7 @@
 //! ([`upsert`], [`add_history`], [`add_event`]) — the counterparts of the SQLite store's
 //! `rows.rs`.
 
-use guestlist_core::model::{Actor, ApprovalRequest, Event, IdentityKey};
+use guestlist_core::model::{Actor, ApprovalRequest, Event, Flow, IdentityKey};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Row, Transaction};
@@ -12,10 +12,13 @@ use super::{TxResult, json, unjson};
 use crate::store::StoreError;
 
 /// The columns [`row_to_request`] reads, in order.
-pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims";
+pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims, flow, completed_at";
 
 /// [`COLUMNS`] qualified by the alias `r`.
-pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims";
+pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims, r.flow, r.completed_at";
+
+/// How many columns [`COLUMNS`] names: the index of a column selected after them.
+pub(super) const COLUMN_COUNT: usize = 13;
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i)
@@ -41,6 +44,8 @@ pub(super) fn row_to_request(row: &Row) -> Result<ApprovalRequest, StoreError> {
         decided_by: decided_by.map(unjson).transpose()?,
         attempts: u32::try_from(get::<i64>(row, 9)?).unwrap_or_default(),
         claims: unjson(get(row, 10)?)?,
+        flow: Flow::parse(get(row, 11)?),
+        completed_at: get(row, 12)?,
         // Served from the policy, never stored (routes::requests::served).
         grants: Vec::new(),
     })
@@ -88,7 +93,7 @@ pub(super) async fn request_and_denial(
             &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
         )
         .await?;
-    let denied: bool = row.try_get(11)?;
+    let denied: bool = row.try_get(COLUMN_COUNT)?;
     let id: Option<Uuid> = row.try_get(0)?;
     let request = match id {
         Some(_) => Some(row_to_request(&row)?),
@@ -108,12 +113,13 @@ pub(super) async fn upsert(
     let attempts = i64::from(r.attempts);
     let decided_by = r.decided_by.as_ref().map(json).transpose()?;
     tx.execute(
-        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, nextval('change_seq'))
+        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, nextval('change_seq'))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by = excluded.decided_by, attempts = excluded.attempts,
-           claims = excluded.claims, search = excluded.search, change_seq = excluded.change_seq",
+           claims = excluded.claims, search = excluded.search, flow = excluded.flow,
+           completed_at = excluded.completed_at, change_seq = excluded.change_seq",
         &[
             &r.id,
             &r.key.email,
@@ -128,6 +134,8 @@ pub(super) async fn upsert(
             &attempts,
             &json(&r.claims)?,
             &search,
+            &r.flow.as_str(),
+            &r.completed_at,
         ],
     )
     .await?;
