@@ -91,3 +91,34 @@ pub(super) fn build(
         .build()
         .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_default_and_out_of_range_are_refused() {
+        let set: PoolConfig = serde_json::from_value(serde_json::json!({"pool_size": 4})).unwrap();
+        assert_eq!(set.pool_size, 4);
+        assert_eq!(set.read_pool_size, PoolConfig::DEFAULT_READ_POOL_SIZE);
+        assert!(set.validate().is_ok());
+        assert!(PoolConfig::default().validate().is_ok());
+        for (pool_size, read_pool_size, name) in [
+            (0, 8, "postgres.pool_size"),
+            (32, 0, "postgres.read_pool_size"),
+            (PoolConfig::MAX_POOL_SIZE + 1, 8, "postgres.pool_size"),
+        ] {
+            let err = PoolConfig {
+                pool_size,
+                read_pool_size,
+            }
+            .validate()
+            .unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        assert!(
+            serde_json::from_value::<PoolConfig>(serde_json::json!({"size": 4})).is_err(),
+            "unknown keys are refused"
+        );
+    }
+}
