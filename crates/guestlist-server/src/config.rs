@@ -57,6 +57,8 @@
 //! | `retention.batch_size` | `…__BATCH_SIZE` | `500` | requests (events, records) per retention transaction |
 //! | `retention.tombstone_key` | `…__TOMBSTONE_KEY` | — (generated into `<database>.tombstone-key`, 0600) | HMAC key (≥ 32 bytes) of the denial tombstones of erased denied people |
 //! | `retention.tombstone_key_file` | `…__TOMBSTONE_KEY_FILE` | — | a file holding that key |
+//! | `postgres.pool_size` | `GUESTLIST_POSTGRES__POOL_SIZE` | `32` | PostgreSQL only: connections per replica for writes and approver reads ([`crate::store::pg::PoolConfig`]) |
+//! | `postgres.read_pool_size` | `…__READ_POOL_SIZE` | `8` | PostgreSQL only: connections per replica that only check-approval-status uses |
 //! | `guest_email.*` | `GUESTLIST_GUEST_EMAIL__*` (password also `…__SMTP_PASSWORD_FILE`) | off | e-mails to the guest on approval / denial ([`crate::guest_email`]) |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).
@@ -328,6 +330,8 @@ pub struct Config {
     pub retention: crate::retention::RetentionConfig,
     /// E-mails to the guest on approval / denial (`[guest_email]`, issue 14 §5).
     pub guest_email: crate::guest_email::GuestEmailConfig,
+    /// Connection pools on PostgreSQL (`[postgres]`, issue 13 §5; ignored on SQLite).
+    pub postgres: crate::store::pg::PoolConfig,
 }
 
 impl Default for Config {
@@ -349,6 +353,7 @@ impl Default for Config {
             events: crate::live::EventsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
             guest_email: crate::guest_email::GuestEmailConfig::default(),
+            postgres: crate::store::pg::PoolConfig::default(),
         }
     }
 }
@@ -371,6 +376,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "events",
     "retention",
     "guest_email",
+    "postgres",
 ];
 
 /// Why a configuration could not be loaded.

@@ -95,7 +95,7 @@ impl AppState {
         for warning in config.policy.warnings() {
             tracing::warn!("{warning}");
         }
-        let store = Store::open(&config.database).await?;
+        let store = Store::open_with(&config.database, &config.postgres).await?;
         // The denial tombstone key (issue 12): configured, or `<database>.tombstone-key`.
         match config
             .retention

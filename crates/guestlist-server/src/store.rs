@@ -190,6 +190,16 @@ impl Store {
     ///
     /// Errors: [`StoreError`] when it cannot be opened, locked, reached or migrated.
     pub async fn open(database: &DatabaseUrl) -> Result<Store, StoreError> {
+        Store::open_with(database, &pg::PoolConfig::default()).await
+    }
+
+    /// [`Store::open`] with the PostgreSQL pool sizes `pools` (`[postgres]`; unused on SQLite).
+    ///
+    /// Errors: as [`Store::open`]; a pool size out of range.
+    pub async fn open_with(
+        database: &DatabaseUrl,
+        pools: &pg::PoolConfig,
+    ) -> Result<Store, StoreError> {
         match database {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.clone();
@@ -199,7 +209,7 @@ impl Store {
                 Ok(Store::from(s))
             }
             DatabaseUrl::Postgres(url) => Ok(Store::new(Arc::new(
-                pg::PgStore::connect(url.as_str()).await?,
+                pg::PgStore::connect_with(url.as_str(), pools).await?,
             ))),
         }
     }

@@ -1,9 +1,9 @@
 //! The external-tenant flow's storage on PostgreSQL (issue 17; `docs/CONTRACTS.md` §2): the
 //! counterpart of the SQLite store's `external.rs`, on the columns of `V5__flow.sql`.
 
+use deadpool_postgres::Transaction;
 use guestlist_core::model::{Actor, ApprovalRequest, Event};
 use time::OffsetDateTime;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::rows::{COLUMNS, add_event, add_history, get_by_id, rows_to_requests, upsert};

@@ -80,6 +80,29 @@
 //! (one indexed query) at that pace and such an event reaches every replica within about
 //! that interval.
 //!
+//! # Round trips
+//!
+//! Every statement of a write transaction is prepared once per pooled connection (deadpool's
+//! statement cache: `prepare_cached`), so it costs one round trip (bind + execute) instead of
+//! two (parse, then bind + execute) and the server neither parses nor plans it again. Where a
+//! transaction's next statements do not depend on each other's results they are sent together
+//! (tokio-postgres pipelines the requests of futures polled together; the server still runs
+//! them one after the other, in the order sent): [`write_tx!`] sends the shared [`SEQ_LOCK`]
+//! with the body's first statements, request-approval sends the person's lock with its lookup
+//! (which therefore takes its snapshot after the lock is held), and a change's row, history
+//! entry and event go out as one write ([`rows::write_change`]). A new sign-up is thus four
+//! round trips: `BEGIN`; the two locks and the lookup; the row, history and event; `COMMIT`
+//! (it was fourteen: `bench/NOTES.md`, issue 13 §5).
+//!
+//! # Pools
+//!
+//! Two deadpool pools per replica ([`PoolConfig`], `[postgres]`): the main pool
+//! (`pool_size`) for write transactions, jobs and the approvers' reads, and a small read pool
+//! (`read_pool_size`) that only check-status uses. A sign-up holds its connection through its
+//! commit's WAL flush; with one shared pool, a burst of sign-ups could leave Entra's
+//! check-status calls waiting for a slot, and check-status is one short statement that needs
+//! no more than a few connections.
+//!
 //! # Tombstone key
 //!
 //! Denial tombstones (HMAC-SHA256 of the canonical e-mail, [`crate::store::privacy`]) must
@@ -94,11 +117,11 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
+use deadpool_postgres::Transaction;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::OffsetDateTime;
-use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
 
 use super::StoreError;
@@ -113,7 +136,7 @@ macro_rules! write_tx {
     ($store:expr, |$tx:ident| $body:expr) => {{
         async {
             let mut pooled = $store.conn().await?;
-            let client: &mut tokio_postgres::Client = &mut pooled;
+            let client: &mut deadpool_postgres::ClientWrapper = &mut pooled;
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
@@ -121,11 +144,20 @@ macro_rules! write_tx {
                     .transaction()
                     .await
                     .map_err($crate::store::pg::db_err)?;
-                let run: $crate::store::pg::TxResult<_> = async {
-                    $crate::store::pg::seq_lock_shared(&$tx).await?;
-                    $body
-                }
-                .await;
+                // The shared sequence lock and the body's first statements go out in one
+                // write (pipelined, module docs "Round trips"): the server runs them in the
+                // order sent, so the body's statements still run after the lock is held.
+                let run: $crate::store::pg::TxResult<_> =
+                    match $crate::store::pg::seq_lock_shared(&$tx).await {
+                        Ok(lock) => {
+                            let (locked, run) = futures::join!(lock, async { $body });
+                            match locked {
+                                Ok(_) => run,
+                                Err(e) => Err($crate::store::pg::TxError::Db(e)),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    };
                 if let Some(v) = $crate::store::pg::finish($tx, run, attempt).await? {
                     // Committed: wake the other replicas' listeners, after the commit.
                     $store.wake_listeners();
@@ -143,11 +175,13 @@ mod export;
 mod external;
 mod job_cursor;
 mod jobs;
+mod pool;
 mod privacy;
 mod requests;
 mod rows;
 
 pub use jobs::JobLockGuard;
+pub use pool::PoolConfig;
 
 /// How long the socket-level connection to the server may take (an unreachable host fails
 /// after this).
@@ -160,9 +194,10 @@ pub const CREATE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `statement_timeout` of every pooled connection.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections per replica.
-pub const POOL_SIZE: usize = 32;
-/// Connections opened when the store connects ([`PgStore::prewarm`]).
+/// Connections per replica of the main pool by default ([`PoolConfig::pool_size`]).
+pub const POOL_SIZE: usize = PoolConfig::DEFAULT_POOL_SIZE;
+/// Connections of the main pool opened when the store connects ([`PgStore::prewarm`]; the
+/// read pool is opened whole).
 pub const PREWARM: usize = 16;
 
 /// Advisory lock keys are `(namespace, key)` int pairs; this is guestlist's namespace.
@@ -172,7 +207,7 @@ pub(super) const SEQ_LOCK: i32 = 1;
 /// Key of the migration lock.
 const MIGRATE_LOCK: i32 = 2;
 /// Namespace of the per-e-mail locks (the key is `hashtext(email)`).
-const EMAIL_NS: i32 = 0x676c_656d; // "glem"
+pub(super) const EMAIL_NS: i32 = 0x676c_656d; // "glem"
 /// Namespace of the job locks (the key is `hashtext(name)`).
 pub(super) const JOB_NS: i32 = 0x676c_6a62; // "gljb"
 
@@ -196,6 +231,9 @@ mod embedded {
 /// `Arc`.
 pub struct PgStore {
     pool: Pool,
+    /// The connections of check-status only ([`PoolConfig::read_pool_size`], module docs
+    /// "Pools").
+    reads: Pool,
     /// The parsed URL, for the dedicated connections of [`PgStore::listen_events`].
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
@@ -294,14 +332,18 @@ pub(super) type TxResult<T> = Result<T, TxError>;
 /// How many times [`write_tx!`] runs a transaction at most.
 pub(super) const MAX_ATTEMPTS: u32 = 10;
 
-/// Takes the shared [`SEQ_LOCK`] for the transaction (module docs).
-pub(super) async fn seq_lock_shared(tx: &Transaction<'_>) -> TxResult<()> {
-    tx.execute(
-        "SELECT pg_advisory_xact_lock_shared($1, $2)",
-        &[&LOCK_NS, &SEQ_LOCK],
-    )
-    .await?;
-    Ok(())
+/// Takes the shared [`SEQ_LOCK`] for the transaction (module docs): prepares the statement
+/// (once per connection, deadpool's statement cache) and returns the future that runs it, to be
+/// polled first so that its message is sent before the body's (module docs "Round trips").
+///
+/// Errors: the statement could not be prepared.
+pub(super) async fn seq_lock_shared<'a>(
+    tx: &'a Transaction<'_>,
+) -> TxResult<impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + 'a> {
+    let statement = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .await?;
+    Ok(async move { tx.execute(&statement, &[&LOCK_NS, &SEQ_LOCK]).await })
 }
 
 /// Ends a [`write_tx!`] transaction: commits after `Ok` (`Some(value)`), rolls back after an
@@ -353,13 +395,13 @@ pub(super) fn unjson<T: serde::de::DeserializeOwned>(
 
 /// Takes the cluster-wide lock of `email`'s requests until the transaction ends (module docs).
 pub(super) async fn lock_email(tx: &Transaction<'_>, email: &str) -> TxResult<()> {
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&EMAIL_NS, &email],
-    )
-    .await?;
+    let statement = tx.prepare_cached(LOCK_EMAIL_SQL).await?;
+    tx.execute(&statement, &[&EMAIL_NS, &email]).await?;
     Ok(())
 }
+
+/// The statement of [`lock_email`].
+pub(super) const LOCK_EMAIL_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 /// Rewrites the libpq-style URL for tokio-postgres: `sslmode=verify-full` and `verify-ca`
 /// become `require` (which verifies the chain and the host name here: rustls never connects
@@ -436,6 +478,15 @@ impl PgStore {
     /// repeat it: it may hold a password) or a failed migration; [`StoreError::Unavailable`]
     /// when the server cannot be reached.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect_with(url, &PoolConfig::default()).await
+    }
+
+    /// [`PgStore::connect`] with the pool sizes of `pools` (`[postgres]`).
+    ///
+    /// Errors: as [`PgStore::connect`]; [`StoreError::Backend`] for a pool size out of range
+    /// ([`PoolConfig::validate`]).
+    pub async fn connect_with(url: &str, pools: &PoolConfig) -> Result<PgStore, StoreError> {
+        pools.validate()?;
         let (url, root_cert) = prepare_url(url)?;
         let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             StoreError::Backend(format!("the PostgreSQL database URL is invalid: {e}"))
@@ -454,25 +505,13 @@ impl PgStore {
         );
         config.options(options.trim());
         let tls = tls_connector(root_cert.as_deref())?;
-        let manager = Manager::from_config(
-            config.clone(),
-            tls.clone(),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(ACQUIRE_TIMEOUT))
-            .create_timeout(Some(CREATE_TIMEOUT))
-            .recycle_timeout(Some(ACQUIRE_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+        let pool = pool::build(&config, &tls, pools.pool_size)?;
+        let reads = pool::build(&config, &tls, pools.read_pool_size)?;
         let (notifier, wakes) = tokio::sync::mpsc::channel(1);
         tokio::spawn(events::notifier(pool.clone(), wakes));
         let store = PgStore {
             pool,
+            reads,
             config,
             tls,
             tombstone_key: RwLock::new(None),
@@ -513,8 +552,13 @@ impl PgStore {
     /// calls does not wait for connection set-up (SCRAM authentication, TLS) on every slot.
     /// Best effort: a connection that fails is made later, on demand.
     async fn prewarm(&self) {
-        let conns = futures::future::join_all((0..PREWARM).map(|_| self.pool.get())).await;
-        drop(conns);
+        let writes = PREWARM.min(self.pool.status().max_size);
+        let reads = self.reads.status().max_size;
+        let (conns, read_conns) = futures::join!(
+            futures::future::join_all((0..writes).map(|_| self.pool.get())),
+            futures::future::join_all((0..reads).map(|_| self.reads.get()))
+        );
+        drop((conns, read_conns));
     }
 
     /// A pooled connection (within [`ACQUIRE_TIMEOUT`]).
@@ -522,6 +566,14 @@ impl PgStore {
     /// Errors: [`StoreError::Unavailable`].
     pub(super) async fn conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pool_err)
+    }
+
+    /// A connection of the read pool (within [`ACQUIRE_TIMEOUT`]), for check-status only
+    /// (module docs "Pools").
+    ///
+    /// Errors: [`StoreError::Unavailable`].
+    pub(super) async fn read_conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.reads.get().await.map_err(pool_err)
     }
 
     /// Whether the database answers (`SELECT 1`), for `/readyz`.

@@ -9,10 +9,10 @@
 //! erasure, which removes the dead versions from the tables and indexes (the freed space is
 //! reused, not zeroed; the WAL segments are recycled at later checkpoints).
 
+use deadpool_postgres::Transaction;
 use guestlist_core::model::{Actor, ApprovalRequest, Event, IdentityKey, RequestState, Status};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::rows::{

@@ -2,6 +2,7 @@
 //! approval behaviour" and §4): the same rules as the SQLite store's `requests.rs`, as
 //! cluster-wide transactions (the module docs of [`super`] say how they are serialised).
 
+use deadpool_postgres::Transaction;
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{
     Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, IdentityKey, RequestPage,
@@ -10,12 +11,11 @@ use guestlist_core::model::{
 use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::rows::{
-    COLUMN_COUNT, COLUMNS, add_event, add_history, get_by_id, request_and_denial, row_to_request,
-    rows_to_requests, upsert,
+    COLUMN_COUNT, COLUMNS, add_event, add_history, get_by_id, lock_then_request_and_denial,
+    row_to_request, rows_to_requests, upsert, write_change,
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
@@ -107,9 +107,10 @@ async fn request_approval_tx(
 ) -> TxResult<RequestApprovalOutcome> {
     let (key, policy, now) = (&c.key, c.policy, c.now);
     // One person at a time, cluster-wide: the retry window and the attempt count hold across
-    // replicas, and a denial under another identity provider is seen.
-    lock_email(tx, &key.email).await?;
-    let (found, person_denied) = request_and_denial(tx, key, c.tombstone.as_deref()).await?;
+    // replicas, and a denial under another identity provider is seen. The lock and the read go
+    // out together (module docs of [`super`], "Round trips").
+    let (found, person_denied) =
+        lock_then_request_and_denial(tx, key, c.tombstone.as_deref()).await?;
     if let Some(mut r) = found {
         if matches!(r.state, RequestState::Pending | RequestState::Expired) && person_denied {
             return Ok(answer(MessageKind::Denied));
@@ -118,8 +119,16 @@ async fn request_approval_tx(
             r.state = RequestState::Expired;
             r.version += 1;
             r.updated_at = now;
-            upsert(tx, &r, &c.search).await?;
-            add_history(tx, &r, "expired", &Actor::policy("expiry"), json!({})).await?;
+            write_change(
+                tx,
+                &r,
+                &c.search,
+                "expired",
+                &Actor::policy("expiry"),
+                json!({}),
+                None,
+            )
+            .await?;
         }
         return match r.state.clone() {
             RequestState::Pending => {
@@ -129,13 +138,14 @@ async fn request_approval_tx(
                 r.attempts += 1;
                 r.updated_at = now;
                 r.version += 1;
-                upsert(tx, &r, &c.search).await?;
-                add_history(
+                write_change(
                     tx,
                     &r,
+                    &c.search,
                     "attempted",
                     &Actor::user_flow(),
                     json!({"answer": policy.code(MessageKind::Pending), "claims": c.claims_json}),
+                    None,
                 )
                 .await?;
                 Ok(answer(MessageKind::Pending))
@@ -148,19 +158,19 @@ async fn request_approval_tx(
                 r.updated_at = now;
                 r.version += 1;
                 r.decided_by = None;
-                upsert(tx, &r, &c.search).await?;
-                add_history(
+                let event = write_change(
                     tx,
                     &r,
+                    &c.search,
                     "requested",
                     &Actor::user_flow(),
                     json!({"reRequest": true}),
+                    Some("request.created"),
                 )
                 .await?;
-                let event = add_event(tx, "request.created", &r).await?;
                 Ok(RequestApprovalOutcome {
                     block: Some(MessageKind::Requested),
-                    event: Some(event),
+                    event,
                 })
             }
             state => Ok(RequestApprovalOutcome {
@@ -179,13 +189,8 @@ async fn request_approval_tx(
         block,
         event_kind: kind,
     } = first_request(key, &c.evaluated, c.claims_json.clone(), c.flow, now);
-    upsert(tx, &r, &c.search).await?;
-    add_history(tx, &r, action, &actor, json!({})).await?;
-    let event = add_event(tx, kind, &r).await?;
-    Ok(RequestApprovalOutcome {
-        block,
-        event: Some(event),
-    })
+    let event = write_change(tx, &r, &c.search, action, &actor, json!({}), Some(kind)).await?;
+    Ok(RequestApprovalOutcome { block, event })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -354,7 +359,8 @@ impl PgStore {
             return Ok((Some(MessageKind::EmailRefused), None));
         };
         let digest = self.tombstone_digest(&key.email).unwrap_or_default();
-        let client = self.conn().await?;
+        // The read pool: never behind sign-ups for a slot (module docs of [`super`], "Pools").
+        let client = self.read_conn().await?;
         // Prepared once per pooled connection (deadpool's statement cache): one round trip
         // per call instead of a parse and an execute.
         let statement = client
@@ -406,8 +412,7 @@ impl PgStore {
     /// Errors: [`StoreError::NotFound`].
     pub async fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {
         let client = self.conn().await?;
-        let c: &tokio_postgres::Client = &client;
-        match get_by_id(c, id, false).await {
+        match get_by_id(&client, id, false).await {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(StoreError::NotFound(id)),
             Err(super::TxError::Db(e)) => Err(db_err(e)),

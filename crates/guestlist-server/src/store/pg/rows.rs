@@ -2,10 +2,12 @@
 //! ([`upsert`], [`add_history`], [`add_event`]) — the counterparts of the SQLite store's
 //! `rows.rs`.
 
+use deadpool_postgres::{GenericClient, Transaction};
 use guestlist_core::model::{Actor, ApprovalRequest, Event, Flow, IdentityKey};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{TxResult, json, unjson};
@@ -66,40 +68,127 @@ pub(super) async fn get_by_id(
         "SELECT {COLUMNS} FROM requests WHERE id = $1{}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let row = c.query_opt(&sql, &[&id]).await?;
+    let statement = c.prepare_cached(&sql).await?;
+    let row = c.query_opt(&statement, &[&id]).await?;
     Ok(row.as_ref().map(row_to_request).transpose()?)
 }
 
-/// In one statement: the request stored under `key`, locked `FOR UPDATE` (or `None`), and
-/// whether the person is denied — a request of the same canonical e-mail is denied, or
-/// `digest` (the e-mail's tombstone, `None` without a key) is stored.
-pub(super) async fn request_and_denial(
-    c: &impl GenericClient,
-    key: &IdentityKey,
-    digest: Option<&[u8]>,
-) -> TxResult<(Option<ApprovalRequest>, bool)> {
-    let sql = format!(
+/// The statement of [`lock_then_request_and_denial`]'s read.
+static REQUEST_AND_DENIAL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "WITH r AS (SELECT {COLUMNS} FROM requests
                     WHERE email = $1 AND issuer = $2 AND issuer_assigned_id = $3 FOR UPDATE)
          SELECT r.*,
            EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
            OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
          FROM (SELECT 1) AS one LEFT JOIN r ON true"
-    );
-    let digest = digest.unwrap_or_default();
-    let row = c
-        .query_one(
-            &sql,
-            &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
-        )
-        .await?;
+    )
+});
+
+/// Decodes the row of [`REQUEST_AND_DENIAL_SQL`].
+fn decode_request_and_denial(row: &Row) -> TxResult<(Option<ApprovalRequest>, bool)> {
     let denied: bool = row.try_get(COLUMN_COUNT)?;
     let id: Option<Uuid> = row.try_get(0)?;
     let request = match id {
-        Some(_) => Some(row_to_request(&row)?),
+        Some(_) => Some(row_to_request(row)?),
         None => None,
     };
     Ok((request, denied))
+}
+
+/// Takes the lock of `key.email` ([`super::lock_email`]) and then reads, in one statement, the
+/// request stored under `key`, locked `FOR UPDATE` (or `None`), and whether the person is
+/// denied — a request of the same canonical e-mail is denied, or `digest` (the e-mail's
+/// tombstone, `None` without a key) is stored. Both statements are sent in one write (pipelined: the server runs them in the order
+/// sent, so the read's snapshot is taken after the lock is held; module docs of [`super`],
+/// "Round trips").
+pub(super) async fn lock_then_request_and_denial(
+    tx: &Transaction<'_>,
+    key: &IdentityKey,
+    digest: Option<&[u8]>,
+) -> TxResult<(Option<ApprovalRequest>, bool)> {
+    let digest = digest.unwrap_or_default();
+    let (lock, read) = futures::try_join!(
+        tx.prepare_cached(super::LOCK_EMAIL_SQL),
+        tx.prepare_cached(&REQUEST_AND_DENIAL_SQL)
+    )?;
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&super::EMAIL_NS, &key.email];
+    let read_params: [&(dyn ToSql + Sync); 4] =
+        [&key.email, &key.issuer, &key.issuer_assigned_id, &digest];
+    let (locked, row) = futures::join!(
+        tx.execute(&lock, &lock_params),
+        tx.query_one(&read, &read_params)
+    );
+    // The lock's own error first: after it the read fails only as "transaction aborted".
+    locked?;
+    decode_request_and_denial(&row?)
+}
+
+/// The statement of [`upsert`].
+const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, nextval('change_seq'))
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
+           version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
+           decided_by = excluded.decided_by, attempts = excluded.attempts,
+           claims = excluded.claims, search = excluded.search, flow = excluded.flow,
+           completed_at = excluded.completed_at, change_seq = excluded.change_seq";
+
+/// The statement of [`add_history`].
+const HISTORY_SQL: &str = "INSERT INTO history (request_id, at, action, actor, version, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// The statement of [`insert_event`].
+const EVENT_SQL: &str = "INSERT INTO events (seq, kind, request_id, at, body)
+             VALUES (nextval('event_seq'), $1, $2, $3, $4) RETURNING seq";
+
+/// The column values of a request row as [`UPSERT_SQL`] binds them (besides the fields of the
+/// request read by reference).
+struct RowValues {
+    status: &'static str,
+    state: Value,
+    version: i64,
+    decided_by: Option<Value>,
+    attempts: i64,
+    claims: Value,
+    flow: &'static str,
+}
+
+impl RowValues {
+    fn of(r: &ApprovalRequest) -> Result<RowValues, StoreError> {
+        Ok(RowValues {
+            status: r.state.status().as_str(),
+            state: json(&r.state)?,
+            version: i64::try_from(r.version).unwrap_or(i64::MAX),
+            decided_by: r.decided_by.as_ref().map(json).transpose()?,
+            attempts: i64::from(r.attempts),
+            claims: json(&r.claims)?,
+            flow: r.flow.as_str(),
+        })
+    }
+
+    /// The 15 parameters of [`UPSERT_SQL`].
+    fn params<'a>(
+        &'a self,
+        r: &'a ApprovalRequest,
+        search: &'a &'a str,
+    ) -> [&'a (dyn ToSql + Sync); 15] {
+        [
+            &r.id,
+            &r.key.email,
+            &r.key.issuer,
+            &r.key.issuer_assigned_id,
+            &self.status,
+            &self.state,
+            &self.version,
+            &r.created_at,
+            &r.updated_at,
+            &self.decided_by,
+            &self.attempts,
+            &self.claims,
+            search,
+            &self.flow,
+            &r.completed_at,
+        ]
+    }
 }
 
 /// Inserts or rewrites a request row; either way it takes the next change sequence number
@@ -109,36 +198,9 @@ pub(super) async fn upsert(
     r: &ApprovalRequest,
     search: &str,
 ) -> TxResult<()> {
-    let version = i64::try_from(r.version).unwrap_or(i64::MAX);
-    let attempts = i64::from(r.attempts);
-    let decided_by = r.decided_by.as_ref().map(json).transpose()?;
-    tx.execute(
-        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, nextval('change_seq'))
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
-           version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
-           decided_by = excluded.decided_by, attempts = excluded.attempts,
-           claims = excluded.claims, search = excluded.search, flow = excluded.flow,
-           completed_at = excluded.completed_at, change_seq = excluded.change_seq",
-        &[
-            &r.id,
-            &r.key.email,
-            &r.key.issuer,
-            &r.key.issuer_assigned_id,
-            &r.state.status().as_str(),
-            &json(&r.state)?,
-            &version,
-            &r.created_at,
-            &r.updated_at,
-            &decided_by,
-            &attempts,
-            &json(&r.claims)?,
-            &search,
-            &r.flow.as_str(),
-            &r.completed_at,
-        ],
-    )
-    .await?;
+    let statement = tx.prepare_cached(UPSERT_SQL).await?;
+    let values = RowValues::of(r)?;
+    tx.execute(&statement, &values.params(r, &search)).await?;
     Ok(())
 }
 
@@ -151,9 +213,17 @@ pub(super) async fn add_history(
     detail: Value,
 ) -> TxResult<()> {
     let version = i64::try_from(r.version).unwrap_or(i64::MAX);
+    let statement = tx.prepare_cached(HISTORY_SQL).await?;
     tx.execute(
-        "INSERT INTO history (request_id, at, action, actor, version, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&r.id, &r.updated_at, &action, &json(actor)?, &version, &detail],
+        &statement,
+        &[
+            &r.id,
+            &r.updated_at,
+            &action,
+            &json(actor)?,
+            &version,
+            &detail,
+        ],
     )
     .await?;
     Ok(())
@@ -170,6 +240,60 @@ pub(super) async fn add_event(
     Ok(Event::with_request(seq, kind, r.clone()))
 }
 
+/// Writes one change of `r` in one round trip: the row ([`upsert`]), its history entry
+/// ([`add_history`]) and, with `event`, an event of that kind ([`add_event`]); three prepared
+/// statements sent together (pipelined) and run by the server in that order, so a failure of
+/// one (a unique violation, retried by [`write_tx!`]) is reported as itself, not as the
+/// "transaction aborted" of the ones after it. Returns the event when one was stored.
+///
+/// Errors: the first statement's error that failed; [`StoreError::Corrupt`] when a value
+/// cannot be serialised.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn write_change(
+    tx: &Transaction<'_>,
+    r: &ApprovalRequest,
+    search: &str,
+    action: &str,
+    actor: &Actor,
+    detail: Value,
+    event: Option<&str>,
+) -> TxResult<Option<Event>> {
+    let (upsert_s, history_s, event_s) = futures::try_join!(
+        tx.prepare_cached(UPSERT_SQL),
+        tx.prepare_cached(HISTORY_SQL),
+        tx.prepare_cached(EVENT_SQL)
+    )?;
+    let values = RowValues::of(r)?;
+    let upsert_params = values.params(r, &search);
+    let (actor, version) = (json(actor)?, values.version);
+    let history_params: [&(dyn ToSql + Sync); 6] =
+        [&r.id, &r.updated_at, &action, &actor, &version, &detail];
+    let Some(kind) = event else {
+        let (upserted, added) = futures::join!(
+            tx.execute(&upsert_s, &upsert_params),
+            tx.execute(&history_s, &history_params)
+        );
+        upserted?;
+        added?;
+        return Ok(None);
+    };
+    let body = json(r)?;
+    let event_params: [&(dyn ToSql + Sync); 4] = [&kind, &r.id, &r.updated_at, &body];
+    let (upserted, added, stored) = futures::join!(
+        tx.execute(&upsert_s, &upsert_params),
+        tx.execute(&history_s, &history_params),
+        tx.query_one(&event_s, &event_params)
+    );
+    upserted?;
+    added?;
+    let seq: i64 = stored?.try_get(0)?;
+    Ok(Some(Event::with_request(
+        u64::try_from(seq).unwrap_or_default(),
+        kind,
+        r.clone(),
+    )))
+}
+
 /// Stores an event row; returns its `seq`. No `pg_notify` here: a notifying transaction
 /// serialises its commit with every other one (module docs of [`super`], "Notifications after
 /// commit").
@@ -180,12 +304,9 @@ pub(super) async fn insert_event(
     at: OffsetDateTime,
     body: Value,
 ) -> TxResult<u64> {
+    let statement = tx.prepare_cached(EVENT_SQL).await?;
     let row = tx
-        .query_one(
-            "INSERT INTO events (seq, kind, request_id, at, body)
-             VALUES (nextval('event_seq'), $1, $2, $3, $4) RETURNING seq",
-            &[&kind, &request_id, &at, &body],
-        )
+        .query_one(&statement, &[&kind, &request_id, &at, &body])
         .await?;
     let seq: i64 = row.try_get(0)?;
     Ok(u64::try_from(seq).unwrap_or_default())
