@@ -105,6 +105,13 @@ codes! {
     /// 403: an approver deciding a request whose canonical e-mail is their own (issue 14,
     /// separation of duties).
     DecisionSelfApproval = "decision.self_approval",
+    /// 403: a decision (or a read of one request) outside the approver's routes: the request's
+    /// `[[policy.routes]]` role, the plain approver role for unrouted requests, the fallback
+    /// role once escalated, or the admin role (issue 14 §2).
+    DecisionNotRouted = "decision.not_routed",
+    /// 403: the approver who recorded the first of a request's two approvals approves it again;
+    /// a second, distinct approver must approve (issue 14 §3, `approvals_required = 2`).
+    DecisionSecondApproverRequired = "decision.second_approver_required",
 
     // ----- Privacy, audit and reopening a denial (issue 12; approval API) -----
     /// 403 (desktop): reopening needs the Admin app role the token lacks.

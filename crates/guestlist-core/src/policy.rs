@@ -424,6 +424,132 @@ impl Policy {
     }
 }
 
+/// A `[[policy.routes]]` rule (issue 14 §2): which approvers see and decide the requests it
+/// matches. Match fields as [`GrantRule`]'s (`email_domains`, `identity_providers`,
+/// `applications`; every list it sets must match, one that sets none matches nothing). The first
+/// matching rule routes the request, when it is created; a request no rule matches is
+/// "unrouted" and goes to the plain approver role (`approver_auth.required_role`). The admin role
+/// sees every request.
+///
+/// - `role`: the app role (Entra app roles assigned to groups) an approver must hold to see and
+///   decide the route's requests, e.g. `Approver.Partners`.
+/// - `fallback_role` and `escalate_after_hours`: a request still pending that many hours after
+///   it was created is also seen (and decided) by holders of `fallback_role`, and a reminder goes
+///   out. Hours may be fractional.
+/// - `approvals_required`: 1 (default) or 2 distinct approvers (issue 14 §3).
+///
+/// TOML: `[[policy.routes]] name = "partners"; email_domains = ["fabrikam.com"];
+/// role = "Approver.Partners"; fallback_role = "Approver"; escalate_after_hours = 48;
+/// approvals_required = 2`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// The route's name: stored with each request it routes (`route` in the approver API).
+    pub name: String,
+    /// E-mail domains, as [`Rule::email_domains`].
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Identity providers, as [`Rule::identity_providers`].
+    #[serde(default)]
+    pub identity_providers: Vec<String>,
+    /// Application (client) ids, as [`GrantRule::applications`].
+    #[serde(default)]
+    pub applications: Vec<String>,
+    /// The app role that sees and decides the route's requests.
+    pub role: String,
+    /// The app role that also sees them once escalated.
+    #[serde(default)]
+    pub fallback_role: Option<String>,
+    /// Hours a request may stay pending before it escalates to `fallback_role`.
+    #[serde(default)]
+    pub escalate_after_hours: Option<f64>,
+    /// Distinct approvals needed: 1 or 2.
+    #[serde(default = "one_approval")]
+    pub approvals_required: u8,
+}
+
+fn one_approval() -> u8 {
+    1
+}
+
+impl RouteRule {
+    /// Whether the rule matches these claims (as [`GrantRule::matches`]).
+    pub fn matches(&self, claims: &Claims) -> bool {
+        GrantRule {
+            email_domains: self.email_domains.clone(),
+            identity_providers: self.identity_providers.clone(),
+            applications: self.applications.clone(),
+            ..GrantRule::default()
+        }
+        .matches(claims)
+    }
+
+    /// How long a request of this route waits before it escalates to `fallback_role`; `None`
+    /// when it never escalates (no fallback role or no delay).
+    pub fn escalation_delay(&self) -> Option<time::Duration> {
+        self.fallback_role.as_ref()?;
+        let hours = self.escalate_after_hours?;
+        (hours.is_finite() && hours > 0.0).then(|| time::Duration::seconds_f64(hours * 3600.0))
+    }
+
+    /// Checks the rule: a name, a role, a match field, `approvals_required` 1 or 2, a positive
+    /// `escalate_after_hours` that comes with a `fallback_role`.
+    ///
+    /// Errors: a sentence naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("needs a name (stored with each request it routes)".into());
+        }
+        if self.role.trim().is_empty() {
+            return Err("needs a role (the app role whose holders see the route)".into());
+        }
+        if self.email_domains.is_empty()
+            && self.identity_providers.is_empty()
+            && self.applications.is_empty()
+        {
+            return Err(
+                "sets none of email_domains, identity_providers, applications, so it can never match"
+                    .into(),
+            );
+        }
+        for a in &self.applications {
+            if !is_guid(a.trim()) {
+                return Err(format!(
+                    "applications must be application (client) ids (GUIDs), got {a:?}"
+                ));
+            }
+        }
+        if !matches!(self.approvals_required, 1 | 2) {
+            return Err(format!(
+                "approvals_required must be 1 or 2, got {}",
+                self.approvals_required
+            ));
+        }
+        match (self.escalate_after_hours, &self.fallback_role) {
+            (Some(h), _) if !(h.is_finite() && h > 0.0) => Err(format!(
+                "escalate_after_hours must be a positive number of hours, got {h}"
+            )),
+            (Some(_), None) => Err("escalate_after_hours needs a fallback_role".into()),
+            (None, Some(_)) => Err("fallback_role needs escalate_after_hours".into()),
+            (_, Some(f)) if f.trim().is_empty() => Err("fallback_role is empty".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Policy {
+    /// The route of a new request with these claims: the first [`RouteRule`] that matches, or
+    /// `None` (unrouted).
+    pub fn route_for(&self, claims: &Claims) -> Option<&RouteRule> {
+        self.routes.iter().find(|r| r.matches(claims))
+    }
+
+    /// The route named `name`, if the policy still has it.
+    pub fn route(&self, name: &str) -> Option<&RouteRule> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
 /// What to do when a user whose request expired signs up again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -439,7 +565,8 @@ pub enum ExpiredBehaviour {
 ///
 /// Config (TOML, `[policy]`): `code_prefix`, `auto_approve = [Rule…]`, `auto_deny = [Rule…]`,
 /// `expire_after_days`, `expired`, `[policy.messages.<lang>] pending = "…"` overrides keyed
-/// by [`MessageKind`] in kebab-case, and `[[policy.grants]]` ([`GrantRule`], issue 14 §1).
+/// by [`MessageKind`] in kebab-case, `[[policy.grants]]` ([`GrantRule`], issue 14 §1) and
+/// `[[policy.routes]]` ([`RouteRule`], issue 14 §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -457,6 +584,8 @@ pub struct Policy {
     pub messages: BTreeMap<String, BTreeMap<MessageKind, String>>,
     /// `[[policy.grants]]`: what approval grants besides the account ([`GrantRule`]).
     pub grants: Vec<GrantRule>,
+    /// `[[policy.routes]]`: who sees and decides which requests ([`RouteRule`], issue 14 §2).
+    pub routes: Vec<RouteRule>,
 }
 
 impl Default for Policy {
@@ -469,6 +598,7 @@ impl Default for Policy {
             expired: ExpiredBehaviour::default(),
             messages: BTreeMap::new(),
             grants: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -584,6 +714,16 @@ impl Policy {
         for (i, g) in self.grants.iter().enumerate() {
             g.validate()
                 .map_err(|e| format!("policy.grants[{i}] ({}): {e}", g.name))?;
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            r.validate()
+                .map_err(|e| format!("policy.routes[{i}] ({}): {e}", r.name))?;
+            if self.routes[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!(
+                    "policy.routes[{i}]: the name {:?} is used twice",
+                    r.name
+                ));
+            }
         }
         Ok(())
     }
@@ -980,5 +1120,78 @@ mod tests {
             .is_err()
         );
         assert!(is_guid(G1) && !is_guid("{0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81}"));
+    }
+
+    #[test]
+    fn the_first_matching_route_wins() {
+        let p: Policy = serde_json::from_value(json!({
+            "routes": [
+                {"name": "partners", "email_domains": ["fabrikam.com"], "role": "Approver.Partners",
+                 "fallback_role": "Approver", "escalate_after_hours": 0.5, "approvals_required": 2},
+                {"name": "portal", "applications": [APP], "role": "Approver.Portal"},
+                {"name": "google", "identity_providers": ["google.com"], "role": "Approver.Google"}
+            ]
+        }))
+        .unwrap();
+        assert!(p.validate().is_ok(), "{:?}", p.validate());
+        let route = |c: &Claims| p.route_for(c).map(|r| r.name.as_str());
+        // Domain and app both match: the first rule wins.
+        let both = with_app(claims("a@Fabrikam.com", Some("google.com")), APP);
+        assert_eq!(route(&both), Some("partners"));
+        assert_eq!(p.route_for(&both).unwrap().approvals_required, 2);
+        assert_eq!(
+            route(&with_app(
+                claims("a@other.example", Some("google.com")),
+                APP
+            )),
+            Some("portal")
+        );
+        assert_eq!(
+            route(&claims("a@other.example", Some("google.com"))),
+            Some("google")
+        );
+        assert_eq!(route(&claims("a@other.example", Some("mail"))), None);
+        let partners = p.route("partners").unwrap();
+        assert_eq!(
+            partners.escalation_delay(),
+            Some(time::Duration::minutes(30))
+        );
+        assert_eq!(p.route("portal").unwrap().escalation_delay(), None);
+        assert_eq!(p.route("portal").unwrap().approvals_required, 1);
+    }
+
+    #[test]
+    fn route_validation_names_the_bad_field() {
+        let bad = |v: serde_json::Value| {
+            let p: Policy = serde_json::from_value(json!({ "routes": v })).unwrap();
+            p.validate().unwrap_err()
+        };
+        let ok = json!({"name": "r", "email_domains": ["a.example"], "role": "Approver.R"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut r = ok.clone();
+            r[k] = v;
+            json!([r])
+        };
+        assert!(
+            bad(with("approvals_required", json!(3))).contains("approvals_required must be 1 or 2")
+        );
+        assert!(bad(with("role", json!(" "))).contains("needs a role"));
+        assert!(bad(with("name", json!(""))).contains("needs a name"));
+        assert!(bad(with("escalate_after_hours", json!(4))).contains("needs a fallback_role"));
+        assert!(
+            bad(with("fallback_role", json!("Approver"))).contains("needs escalate_after_hours")
+        );
+        let mut neg = ok.clone();
+        neg["fallback_role"] = json!("Approver");
+        neg["escalate_after_hours"] = json!(-1.0);
+        assert!(bad(json!([neg])).contains("positive number of hours"));
+        assert!(bad(json!([{"name": "r", "role": "A"}])).contains("can never match"));
+        assert!(bad(json!([ok, ok])).contains("used twice"));
+        assert!(bad(with("applications", json!(["portal"]))).contains("applications must be"));
+        // Unknown keys are refused.
+        assert!(
+            serde_json::from_value::<Policy>(json!({"routes": [{"name": "r", "role": "A", "email_domains": ["a.example"], "roles": ["B"]}]}))
+                .is_err()
+        );
     }
 }

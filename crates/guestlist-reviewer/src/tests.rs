@@ -34,6 +34,9 @@ fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequ
         attempts: 1,
         claims: c,
         grants: Vec::new(),
+        route: None,
+        approvals_required: 1,
+        approvals: Vec::new(),
     }
 }
 

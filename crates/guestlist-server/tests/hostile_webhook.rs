@@ -38,6 +38,9 @@ fn request(name: &str) -> ApprovalRequest {
         attempts: 1,
         claims: claims.as_object().cloned().unwrap_or_default(),
         grants: Vec::new(),
+        route: None,
+        approvals_required: 1,
+        approvals: Vec::new(),
     }
 }
 

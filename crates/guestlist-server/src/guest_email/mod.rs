@@ -464,6 +464,9 @@ mod tests {
             }),
             attempts: 1,
             grants: Vec::new(),
+            route: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
             claims: json!({"email": "g@example.com"})
                 .as_object()
                 .cloned()

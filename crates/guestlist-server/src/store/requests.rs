@@ -17,10 +17,11 @@ use uuid::Uuid;
 
 use super::check_index::check_status_block;
 use super::rows::{
-    COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email, encode_cursor,
-    encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
+    COLUMNS, N_COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email,
+    encode_cursor, encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
 };
 use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
+use crate::duties::Scope;
 
 /// The `LIKE` pattern of a list search `q` (`None` for no or a blank search): the folded text
 /// (case, accents: [`email::fold_text`]) with the caller's `%`/`_` removed, so a search never
@@ -53,6 +54,7 @@ pub(crate) fn first_request(
     key: &IdentityKey,
     evaluated: &RuleOutcome,
     claims: serde_json::Map<String, Value>,
+    route: &Routed,
     now: OffsetDateTime,
 ) -> FirstRequest {
     let (state, action, actor, block) = match evaluated {
@@ -94,6 +96,9 @@ pub(crate) fn first_request(
             claims,
             // Served from the policy, never stored (routes::requests::served).
             grants: Vec::new(),
+            route: route.name.clone(),
+            approvals_required: route.approvals_required,
+            approvals: Vec::new(),
         },
         action,
         actor,
@@ -105,6 +110,60 @@ pub(crate) fn first_request(
         },
     }
 }
+
+/// Where a new (or re-requested) request is routed (issue 14 §2): the first matching
+/// `[[policy.routes]]` rule's name and `approvals_required`, or unrouted with one approval. The
+/// one rule both stores apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// The route's name, `None` for unrouted.
+    pub name: Option<String>,
+    /// 1 or 2.
+    pub approvals_required: u8,
+}
+
+impl Routed {
+    /// The route of a sign-up with `claims` under `policy`.
+    pub(crate) fn of(policy: &Policy, claims: &Claims) -> Routed {
+        match policy.route_for(claims) {
+            Some(r) => Routed {
+                name: Some(r.name.clone()),
+                approvals_required: r.approvals_required.clamp(1, 2),
+            },
+            None => Routed {
+                name: None,
+                approvals_required: 1,
+            },
+        }
+    }
+
+    /// Puts the route on a request that starts (again) as pending, with no approvals yet.
+    pub(crate) fn apply_to(&self, r: &mut ApprovalRequest) {
+        r.route = self.name.clone();
+        r.approvals_required = self.approvals_required;
+        r.approvals.clear();
+    }
+}
+
+/// The history action and event kind of an applied decision: `approved`/`denied` and
+/// `request.decided`, or, for the first of two approvals (the request still pending),
+/// `approvedFirst` and [`EVENT_REQUEST_APPROVAL`]. The one rule both stores apply.
+pub(crate) fn decision_record(
+    decision: &Decision,
+    after: &ApprovalRequest,
+) -> (&'static str, &'static str) {
+    match decision {
+        Decision::Approve { .. } if after.state == RequestState::Pending => {
+            ("approvedFirst", EVENT_REQUEST_APPROVAL)
+        }
+        Decision::Approve { .. } => ("approved", "request.decided"),
+        Decision::Deny { .. } => ("denied", "request.decided"),
+    }
+}
+
+/// The event kind of a recorded approval that does not decide the request yet: the first of
+/// two (issue 14 §3). The request in it is still pending, with `approvals`.
+pub const EVENT_REQUEST_APPROVAL: &str = "request.approval";
 
 pub(crate) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
     expired(&r.state, r.created_at, policy, now)
@@ -201,6 +260,7 @@ pub(super) fn request_approval_job(
     let search = search_text(claims);
     // The rules only read the claims: evaluate them before taking the writer.
     let evaluated = policy.evaluate(claims);
+    let routed = Routed::of(policy, claims);
     let policy = policy.clone();
     move |tx: &Connection| {
         let policy = &policy;
@@ -255,6 +315,7 @@ pub(super) fn request_approval_job(
                     r.updated_at = now;
                     r.version += 1;
                     r.decided_by = None;
+                    routed.apply_to(&mut r);
                     upsert(tx, &r, &search)?;
                     add_history(
                         tx,
@@ -287,13 +348,50 @@ pub(super) fn request_approval_job(
             actor,
             block,
             event_kind: kind,
-        } = first_request(&key, &evaluated, claims_json.clone(), now);
+        } = first_request(&key, &evaluated, claims_json.clone(), &routed, now);
         upsert(tx, &r, &search)?;
         add_history(tx, &r, action, &actor, json!({}))?;
         let event = add_event(tx, kind, &r)?;
         Ok(RequestApprovalOutcome {
             block,
             event: Some(event),
+        })
+    }
+}
+
+/// The `WHERE` clause of a [`Scope`] in the SQLite list queries, on parameters `?6`–`?10`
+/// ([`ScopeParams`]): everything; or unrouted requests (no route, or a route the policy no
+/// longer has); or the caller's routes; or an escalated route's requests created at or before
+/// its cutoff (RFC 3339 text, as `created_at` is stored).
+const SCOPE_SQL: &str = "(?6 = 1
+    OR (?7 = 1 AND (route IS NULL OR route NOT IN (SELECT value FROM json_each(?8))))
+    OR route IN (SELECT value FROM json_each(?9))
+    OR EXISTS (SELECT 1 FROM json_each(?10) e
+               WHERE json_extract(e.value, '$[0]') = route
+                 AND created_at <= json_extract(e.value, '$[1]')))";
+
+/// A [`Scope`] as the parameters of [`SCOPE_SQL`]: flags and JSON arrays.
+struct ScopeParams {
+    all: bool,
+    unrouted: bool,
+    known: String,
+    routes: String,
+    escalated: String,
+}
+
+impl ScopeParams {
+    fn of(scope: &Scope) -> Result<ScopeParams, StoreError> {
+        let escalated: Vec<(&str, String)> = scope
+            .escalated
+            .iter()
+            .map(|(r, cutoff)| (r.as_str(), ts(*cutoff)))
+            .collect();
+        Ok(ScopeParams {
+            all: scope.all,
+            unrouted: scope.unrouted,
+            known: to_json(&scope.known)?,
+            routes: to_json(&scope.routes)?,
+            escalated: to_json(&escalated)?,
         })
     }
 }
@@ -413,6 +511,24 @@ impl SqliteStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
+        self.list_scoped(&Scope::everything(), since, status, q, cursor, limit)
+    }
+
+    /// [`SqliteStore::list_page`] of the requests in `scope` (issue 14 §2): the scope is one more
+    /// `WHERE` clause ([`SCOPE_SQL`]), so paging, `since` and the high-water mark work as
+    /// without it.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub fn list_scoped(
+        &self,
+        scope: &Scope,
+        since: Option<u64>,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
+        let scope = ScopeParams::of(scope)?;
         let limit = limit.clamp(1, 500);
         let pattern = search_pattern(q);
         let fetch = i64::try_from(limit + 1).unwrap_or(501);
@@ -434,6 +550,7 @@ impl SqliteStore {
                      WHERE change_seq > ?1 AND change_seq <= ?2
                        AND (?3 IS NULL OR status = ?3)
                        AND (?4 IS NULL OR search LIKE ?4)
+                       AND {SCOPE_SQL}
                      ORDER BY change_seq LIMIT ?5"
                 );
                 let mut stmt = c.prepare_cached(&sql)?;
@@ -443,9 +560,14 @@ impl SqliteStore {
                         high,
                         status,
                         pattern,
-                        fetch
+                        fetch,
+                        scope.all,
+                        scope.unrouted,
+                        scope.known,
+                        scope.routes,
+                        scope.escalated,
                     ],
-                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(11)?)),
+                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(N_COLUMNS)?)),
                 )?;
                 for row in rows {
                     let (r, seq) = row?;
@@ -475,11 +597,23 @@ impl SqliteStore {
                  WHERE (?1 IS NULL OR status = ?1)
                    AND (?2 IS NULL OR search LIKE ?2)
                    AND (created_at > ?3 OR (created_at = ?3 AND id > ?4))
+                   AND {SCOPE_SQL}
                  ORDER BY created_at, id LIMIT ?5"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(
-                params![status, pattern, after_ts, after_id, fetch],
+                params![
+                    status,
+                    pattern,
+                    after_ts,
+                    after_id,
+                    fetch,
+                    scope.all,
+                    scope.unrouted,
+                    scope.known,
+                    scope.routes,
+                    scope.escalated,
+                ],
                 row_to_request,
             )?;
             for row in rows {
@@ -645,15 +779,15 @@ fn decide_all_job(
                     request: Box::new(r),
                 });
             }
+            Err(TransitionError::SameApprover) => {
+                return Err(StoreError::SecondApproverRequired);
+            }
         }
         let claims = r
             .typed_claims()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         upsert(tx, &r, &search_text(&claims))?;
-        let action = match decision {
-            Decision::Approve { .. } => "approved",
-            Decision::Deny { .. } => "denied",
-        };
+        let (action, kind) = decision_record(decision, &r);
         add_history(
             tx,
             &r,
@@ -661,7 +795,7 @@ fn decide_all_job(
             actor,
             serde_json::to_value(decision).unwrap_or_default(),
         )?;
-        let mut events = vec![add_event(tx, "request.decided", &r)?];
+        let mut events = vec![add_event(tx, kind, &r)?];
         if matches!(decision, Decision::Deny { .. }) {
             events.extend(deny_same_person(tx, &r, actor, now)?);
         }

@@ -13,7 +13,10 @@ use uuid::Uuid;
 use super::check_index::record_index_change;
 use super::{StoreError, from_json, parse_ts, to_json, ts};
 
-pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json";
+pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, route, approvals_required, approvals_json";
+
+/// How many columns [`COLUMNS`] lists: the index of a column selected after them.
+pub(super) const N_COLUMNS: usize = 14;
 
 pub(super) fn row_to_request(
     row: &rusqlite::Row<'_>,
@@ -29,6 +32,9 @@ pub(super) fn row_to_request(
     let decided_by: Option<String> = row.get(8)?;
     let attempts: i64 = row.get(9)?;
     let claims: String = row.get(10)?;
+    let route: Option<String> = row.get(11)?;
+    let approvals_required: i64 = row.get(12)?;
+    let approvals: Option<String> = row.get(13)?;
     Ok((|| {
         Ok(ApprovalRequest {
             id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -45,6 +51,13 @@ pub(super) fn row_to_request(
             attempts: u32::try_from(attempts).unwrap_or_default(),
             claims: from_json(&claims)?,
             grants: Vec::new(),
+            route,
+            approvals_required: u8::try_from(approvals_required).unwrap_or(1),
+            approvals: approvals
+                .as_deref()
+                .map(from_json)
+                .transpose()?
+                .unwrap_or_default(),
         })
     })())
 }
@@ -153,13 +166,15 @@ pub(super) fn upsert(
     search: &str,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, route, approvals_required, approvals_json, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
            (SELECT MAX(COALESCE((SELECT MAX(change_seq) FROM requests), 0), COALESCE((SELECT MAX(change_seq) FROM erasures), 0)) + 1))
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, state_json = excluded.state_json,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by_json = excluded.decided_by_json, attempts = excluded.attempts,
            claims_json = excluded.claims_json, search = excluded.search,
+           route = excluded.route, approvals_required = excluded.approvals_required,
+           approvals_json = excluded.approvals_json,
            change_seq = excluded.change_seq",
     )?;
     stmt.execute(params![
@@ -176,6 +191,11 @@ pub(super) fn upsert(
         i64::from(r.attempts),
         to_json(&r.claims)?,
         search,
+        r.route,
+        i64::from(r.approvals_required),
+        (!r.approvals.is_empty())
+            .then(|| to_json(&r.approvals))
+            .transpose()?,
     ])?;
     // Only a row actually written is recorded; the writer thread applies it after the commit.
     record_index_change(r);

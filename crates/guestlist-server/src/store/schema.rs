@@ -93,6 +93,16 @@ pub(super) fn migrations() -> Migrations<'static> {
         M::up(super::privacy::MIGRATION),
         // Durable per-job cursors over the event log (issue 14 §5): [`super::job_cursor`].
         M::up(super::job_cursor::MIGRATION),
+        // Issue 14 §2-3: the route a request was routed by when created (NULL: unrouted), the
+        // approvals it needs, and the approvals recorded while it waits for more (JSON array).
+        M::up(
+            r#"
+        ALTER TABLE requests ADD COLUMN route TEXT;
+        ALTER TABLE requests ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE requests ADD COLUMN approvals_json TEXT;
+        CREATE INDEX requests_route_order ON requests(route, created_at, id);
+        "#,
+        ),
     ])
 }
 
@@ -180,8 +190,11 @@ pub(super) fn canonicalise_stored_keys(
         "CREATE UNIQUE INDEX requests_key ON requests(email, issuer, issuer_assigned_id);",
     )?;
     // Pending requests of a denied person are denied, as a denial now does.
+    // The columns as they were at this migration (route and approvals came later): the
+    // placeholders decode as unrouted, one approval, none recorded.
+    let columns = COLUMNS.replace("route, approvals_required, approvals_json", "NULL, 1, NULL");
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
+        "SELECT {columns} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
     );
     let pending = tx
         .prepare(&sql)?

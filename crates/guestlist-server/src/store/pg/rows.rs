@@ -12,10 +12,13 @@ use super::{TxResult, json, unjson};
 use crate::store::StoreError;
 
 /// The columns [`row_to_request`] reads, in order.
-pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims";
+pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims, route, approvals_required, approvals";
+
+/// How many columns [`COLUMNS`] lists: the index of a column selected after them.
+pub(super) const N_COLUMNS: usize = 14;
 
 /// [`COLUMNS`] qualified by the alias `r`.
-pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims";
+pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims, r.route, r.approvals_required, r.approvals";
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i)
@@ -43,6 +46,12 @@ pub(super) fn row_to_request(row: &Row) -> Result<ApprovalRequest, StoreError> {
         claims: unjson(get(row, 10)?)?,
         // Served from the policy, never stored (routes::requests::served).
         grants: Vec::new(),
+        route: get(row, 11)?,
+        approvals_required: u8::try_from(get::<i16>(row, 12)?).unwrap_or(1),
+        approvals: get::<Option<Value>>(row, 13)?
+            .map(unjson)
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -88,7 +97,7 @@ pub(super) async fn request_and_denial(
             &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
         )
         .await?;
-    let denied: bool = row.try_get(11)?;
+    let denied: bool = row.try_get(N_COLUMNS)?;
     let id: Option<Uuid> = row.try_get(0)?;
     let request = match id {
         Some(_) => Some(row_to_request(&row)?),
@@ -107,13 +116,18 @@ pub(super) async fn upsert(
     let version = i64::try_from(r.version).unwrap_or(i64::MAX);
     let attempts = i64::from(r.attempts);
     let decided_by = r.decided_by.as_ref().map(json).transpose()?;
+    let approvals = (!r.approvals.is_empty())
+        .then(|| json(&r.approvals))
+        .transpose()?;
     tx.execute(
-        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, nextval('change_seq'))
+        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, route, approvals_required, approvals, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, nextval('change_seq'))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by = excluded.decided_by, attempts = excluded.attempts,
-           claims = excluded.claims, search = excluded.search, change_seq = excluded.change_seq",
+           claims = excluded.claims, search = excluded.search, route = excluded.route,
+           approvals_required = excluded.approvals_required, approvals = excluded.approvals,
+           change_seq = excluded.change_seq",
         &[
             &r.id,
             &r.key.email,
@@ -128,6 +142,9 @@ pub(super) async fn upsert(
             &attempts,
             &json(&r.claims)?,
             &search,
+            &r.route,
+            &i16::from(r.approvals_required),
+            &approvals,
         ],
     )
     .await?;
