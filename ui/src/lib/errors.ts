@@ -76,6 +76,8 @@ export const REMEDIES: Readonly<Record<Code, RemedyRule>> = {
   'decision.reason_required': 'input',
   'decision.object_id_required': 'server',
   'decision.self_approval': 'selfApproval',
+  'decision.not_routed': 'notRouted',
+  'decision.second_approver_required': 'secondApprover',
   'events.too_many_streams': 'apiBusy',
   'events.too_many_streams_for_principal': 'apiBusy',
   'reopen.malformed': 'server',
