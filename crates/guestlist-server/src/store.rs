@@ -64,6 +64,7 @@ mod events;
 pub mod export;
 /// Durable per-job cursors over the event log (issue 14 §5).
 mod job_cursor;
+mod list;
 mod lock;
 /// The PostgreSQL store (issue 13): several replicas sharing one database.
 pub mod pg;
