@@ -268,7 +268,10 @@ pub async fn decide(
         )
         .await?;
     for e in events {
-        if let Some(r) = &e.request {
+        // The first of two approvals decides nothing yet (issue 14 §3): not a decision metric.
+        if let Some(r) = &e.request
+            && r.state != guestlist_core::model::RequestState::Pending
+        {
             state.metrics.decision(r.state.status());
         }
         state.publish(e);
