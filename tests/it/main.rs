@@ -20,3 +20,4 @@ mod reviewer_approve;
 mod reviewer_graph;
 mod reviewer_oidc_provider;
 mod sync;
+mod two_approvers;

@@ -109,6 +109,13 @@ codes! {
     /// external-tenant request is approved with `how: "userFlow"` and no account (Entra creates
     /// it when the person signs up again), a workforce one never is.
     DecisionWrongFlow = "decision.wrong_flow",
+    /// 403: a decision (or a read of one request) outside the approver's routes: the request's
+    /// `[[policy.routes]]` role, the plain approver role for unrouted requests, the fallback
+    /// role once escalated, or the admin role (issue 14 §2).
+    DecisionNotRouted = "decision.not_routed",
+    /// 403: the approver who recorded the first of a request's two approvals approves it again;
+    /// a second, distinct approver must approve (issue 14 §3, `approvals_required = 2`).
+    DecisionSecondApproverRequired = "decision.second_approver_required",
 
     // ----- Privacy, audit and reopening a denial (issue 12; approval API) -----
     /// 403 (desktop): reopening needs the Admin app role the token lacks.

@@ -312,6 +312,39 @@ pub struct ApprovalRequest {
     /// time it serves the request (never stored); empty from servers without grants.
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// The `[[policy.routes]]` rule the request was routed by when it was created (its `name`),
+    /// or `None`: unrouted, seen by the plain approver role (issue 14 §2). Stored with the
+    /// request, so lists page in SQL; a name no longer in the policy counts as unrouted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// How many distinct approvers must approve: 1, or 2 for a route with
+    /// `approvals_required = 2` (issue 14 §3); fixed when the request is created.
+    #[serde(default = "one_approval")]
+    pub approvals_required: u8,
+    /// The approvals recorded while the request waits for more ("1 of 2": who and when). Empty
+    /// for a one-approver request; the final approval is the state's `Approved` and
+    /// `decided_by`, not an entry here.
+    #[serde(default)]
+    pub approvals: Vec<ApprovalMark>,
+}
+
+fn one_approval() -> u8 {
+    1
+}
+
+/// One recorded approval of a request that needs more than one (issue 14 §3): the approver
+/// and when. The first of two approvals releases nothing to provisioning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalMark {
+    /// Who approved.
+    pub by: Actor,
+    /// When (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub at: OffsetDateTime,
 }
 
 /// One access grant approval makes after the guest account exists (issue 14 §1; Graph v1.0
@@ -369,9 +402,28 @@ impl ApprovalRequest {
         }
     }
 
+    /// Whether an approval by `actor` now would be the first of two: the request needs two
+    /// approvals and none is recorded yet (issue 14 §3).
+    pub fn awaits_first_of_two(&self) -> bool {
+        self.approvals_required >= 2 && self.approvals.is_empty()
+    }
+
+    /// Whether `actor` (by [`Actor::id`]) recorded one of the approvals so far.
+    pub fn approved_by(&self, actor: &Actor) -> bool {
+        self.approvals
+            .iter()
+            .any(|a| a.by.kind == actor.kind && a.by.id == actor.id)
+    }
+
     /// Applies an approver's decision (the state machine's only approver-driven transitions).
+    /// On a request that needs two approvals ([`ApprovalRequest::approvals_required`]) the
+    /// first approval is recorded in [`ApprovalRequest::approvals`] and the request stays
+    /// pending (its version still changes); the approval of a second, distinct approver
+    /// approves it. A denial ends it at any point.
     ///
-    /// Errors: [`TransitionError::NotPending`] when the request was already decided or expired.
+    /// Errors: [`TransitionError::NotPending`] when the request was already decided or expired;
+    /// [`TransitionError::SameApprover`] when `actor` recorded the first approval and approves
+    /// again.
     pub fn apply(
         &mut self,
         decision: &Decision,
@@ -380,6 +432,17 @@ impl ApprovalRequest {
     ) -> Result<(), TransitionError> {
         if self.state != RequestState::Pending {
             return Err(TransitionError::NotPending(self.state.status()));
+        }
+        if matches!(decision, Decision::Approve { .. }) {
+            if self.approved_by(&actor) {
+                return Err(TransitionError::SameApprover);
+            }
+            if self.awaits_first_of_two() {
+                self.approvals.push(ApprovalMark { by: actor, at: now });
+                self.version += 1;
+                self.updated_at = now;
+                return Ok(());
+            }
         }
         self.state = match decision {
             Decision::Approve {
@@ -408,13 +471,19 @@ pub enum TransitionError {
     /// Only pending requests can be decided.
     #[error("the request is already {}", .0.as_str())]
     NotPending(Status),
+    /// The approver who recorded the first of two approvals approved again: a second,
+    /// distinct approver must approve.
+    #[error("you recorded the first approval: a second, distinct approver must approve")]
+    SameApprover,
 }
 
 /// The body of `POST /api/requests/{id}/decision`.
 ///
 /// `{"decision":"approve","directoryObjectId":"…","how":"userCreated"}` or
 /// `{"decision":"deny","reason":"…"}`. The approver's app provisions the account in Graph first,
-/// then reports the approval with the created object's id.
+/// then reports the approval with the created object's id. The first of two approvals (a route
+/// with `approvals_required = 2`, issue 14 §3) provisions nothing and carries no id:
+/// `{"decision":"approve","how":"userCreated"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -428,7 +497,8 @@ pub enum Decision {
     /// (external tenant, `how: "userFlow"`, no `directoryObjectId`): record the approval.
     Approve {
         /// The Graph `id` of the created (or reused) user; empty (absent on the wire) for an
-        /// external-tenant approval, whose account Entra creates later.
+        /// external-tenant approval, whose account Entra creates later, and for the first of
+        /// two approvals, which provisions nothing.
         // Explicit for utoipa, which does not read `rename_all_fields`.
         #[serde(rename = "directoryObjectId", default)]
         directory_object_id: String,
@@ -578,6 +648,9 @@ mod tests {
             completed_at: None,
             claims: claims.to_json(),
             grants: Vec::new(),
+            route: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
         }
     }
 
@@ -605,6 +678,66 @@ mod tests {
             r.apply(&deny, Actor::policy("t"), OffsetDateTime::UNIX_EPOCH),
             Err(TransitionError::NotPending(Status::Approved))
         );
+    }
+
+    #[test]
+    fn two_approvals_need_two_distinct_approvers() {
+        let user = |id: &str| Actor {
+            kind: "user".into(),
+            id: id.into(),
+            name: id.into(),
+            username: None,
+            client: None,
+        };
+        let first: Decision =
+            serde_json::from_value(json!({"decision":"approve","how":"userCreated"})).unwrap();
+        let second = Decision::Approve {
+            directory_object_id: "abc".into(),
+            how: ProvisionedBy::UserCreated,
+        };
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let mut r = request();
+        r.approvals_required = 2;
+        assert!(r.awaits_first_of_two());
+        r.apply(&first, user("ada"), at).unwrap();
+        // Recorded, still pending, a new version.
+        assert_eq!(r.state, RequestState::Pending);
+        assert_eq!(r.version, 2);
+        assert_eq!(r.approvals.len(), 1);
+        assert!(r.approved_by(&user("ada")) && !r.awaits_first_of_two());
+        assert_eq!(r.decided_by, None);
+        // The same approver again: refused, nothing changes.
+        assert_eq!(
+            r.apply(&second, user("ada"), at),
+            Err(TransitionError::SameApprover)
+        );
+        assert_eq!(r.version, 2);
+        // A second, distinct approver approves it.
+        r.apply(&second, user("grace"), at).unwrap();
+        assert_eq!(r.state.status(), Status::Approved);
+        assert_eq!(r.decided_by, Some(user("grace")));
+        // A denial after the first approval ends it.
+        let mut r = request();
+        r.approvals_required = 2;
+        r.apply(&first, user("ada"), at).unwrap();
+        r.apply(
+            &Decision::Deny {
+                reason: "no".into(),
+            },
+            user("ada"),
+            at,
+        )
+        .unwrap();
+        assert_eq!(r.state.status(), Status::Denied);
+        // The wire form carries the approvals; old rows without the fields read as one approval.
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["approvalsRequired"], 2);
+        assert_eq!(v["approvals"][0]["by"]["id"], "ada");
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("approvalsRequired");
+        old.as_object_mut().unwrap().remove("approvals");
+        let old: ApprovalRequest = serde_json::from_value(old).unwrap();
+        assert_eq!((old.approvals_required, old.approvals.len()), (1, 0));
     }
 
     #[test]

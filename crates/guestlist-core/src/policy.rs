@@ -34,6 +34,9 @@ use serde::{Deserialize, Serialize};
 use crate::connector::{Claims, ConnectorResponse};
 use crate::model::Grant;
 
+mod routes;
+pub use routes::RouteRule;
+
 /// The default code prefix: codes read `GUESTLIST-APPROVAL-PENDING` etc.
 pub const DEFAULT_CODE_PREFIX: &str = "GUESTLIST";
 
@@ -439,7 +442,8 @@ pub enum ExpiredBehaviour {
 ///
 /// Config (TOML, `[policy]`): `code_prefix`, `auto_approve = [Rule…]`, `auto_deny = [Rule…]`,
 /// `expire_after_days`, `expired`, `[policy.messages.<lang>] pending = "…"` overrides keyed
-/// by [`MessageKind`] in kebab-case, and `[[policy.grants]]` ([`GrantRule`], issue 14 §1).
+/// by [`MessageKind`] in kebab-case, `[[policy.grants]]` ([`GrantRule`], issue 14 §1) and
+/// `[[policy.routes]]` ([`RouteRule`], issue 14 §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -457,6 +461,8 @@ pub struct Policy {
     pub messages: BTreeMap<String, BTreeMap<MessageKind, String>>,
     /// `[[policy.grants]]`: what approval grants besides the account ([`GrantRule`]).
     pub grants: Vec<GrantRule>,
+    /// `[[policy.routes]]`: who sees and decides which requests ([`RouteRule`], issue 14 §2).
+    pub routes: Vec<RouteRule>,
 }
 
 impl Default for Policy {
@@ -469,6 +475,7 @@ impl Default for Policy {
             expired: ExpiredBehaviour::default(),
             messages: BTreeMap::new(),
             grants: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -584,6 +591,16 @@ impl Policy {
         for (i, g) in self.grants.iter().enumerate() {
             g.validate()
                 .map_err(|e| format!("policy.grants[{i}] ({}): {e}", g.name))?;
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            r.validate()
+                .map_err(|e| format!("policy.routes[{i}] ({}): {e}", r.name))?;
+            if self.routes[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!(
+                    "policy.routes[{i}]: the name {:?} is used twice",
+                    r.name
+                ));
+            }
         }
         Ok(())
     }
@@ -980,5 +997,78 @@ mod tests {
             .is_err()
         );
         assert!(is_guid(G1) && !is_guid("{0b8f5c3e-1d2a-4e6f-9a7b-3c4d5e6f7a81}"));
+    }
+
+    #[test]
+    fn the_first_matching_route_wins() {
+        let p: Policy = serde_json::from_value(json!({
+            "routes": [
+                {"name": "partners", "email_domains": ["fabrikam.com"], "role": "Approver.Partners",
+                 "fallback_role": "Approver", "escalate_after_hours": 0.5, "approvals_required": 2},
+                {"name": "portal", "applications": [APP], "role": "Approver.Portal"},
+                {"name": "google", "identity_providers": ["google.com"], "role": "Approver.Google"}
+            ]
+        }))
+        .unwrap();
+        assert!(p.validate().is_ok(), "{:?}", p.validate());
+        let route = |c: &Claims| p.route_for(c).map(|r| r.name.as_str());
+        // Domain and app both match: the first rule wins.
+        let both = with_app(claims("a@Fabrikam.com", Some("google.com")), APP);
+        assert_eq!(route(&both), Some("partners"));
+        assert_eq!(p.route_for(&both).unwrap().approvals_required, 2);
+        assert_eq!(
+            route(&with_app(
+                claims("a@other.example", Some("google.com")),
+                APP
+            )),
+            Some("portal")
+        );
+        assert_eq!(
+            route(&claims("a@other.example", Some("google.com"))),
+            Some("google")
+        );
+        assert_eq!(route(&claims("a@other.example", Some("mail"))), None);
+        let partners = p.route("partners").unwrap();
+        assert_eq!(
+            partners.escalation_delay(),
+            Some(time::Duration::minutes(30))
+        );
+        assert_eq!(p.route("portal").unwrap().escalation_delay(), None);
+        assert_eq!(p.route("portal").unwrap().approvals_required, 1);
+    }
+
+    #[test]
+    fn route_validation_names_the_bad_field() {
+        let bad = |v: serde_json::Value| {
+            let p: Policy = serde_json::from_value(json!({ "routes": v })).unwrap();
+            p.validate().unwrap_err()
+        };
+        let ok = json!({"name": "r", "email_domains": ["a.example"], "role": "Approver.R"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut r = ok.clone();
+            r[k] = v;
+            json!([r])
+        };
+        assert!(
+            bad(with("approvals_required", json!(3))).contains("approvals_required must be 1 or 2")
+        );
+        assert!(bad(with("role", json!(" "))).contains("needs a role"));
+        assert!(bad(with("name", json!(""))).contains("needs a name"));
+        assert!(bad(with("escalate_after_hours", json!(4))).contains("needs a fallback_role"));
+        assert!(
+            bad(with("fallback_role", json!("Approver"))).contains("needs escalate_after_hours")
+        );
+        let mut neg = ok.clone();
+        neg["fallback_role"] = json!("Approver");
+        neg["escalate_after_hours"] = json!(-1.0);
+        assert!(bad(json!([neg])).contains("positive number of hours"));
+        assert!(bad(json!([{"name": "r", "role": "A"}])).contains("can never match"));
+        assert!(bad(json!([ok, ok])).contains("used twice"));
+        assert!(bad(with("applications", json!(["portal"]))).contains("applications must be"));
+        // Unknown keys are refused.
+        assert!(
+            serde_json::from_value::<Policy>(json!({"routes": [{"name": "r", "role": "A", "email_domains": ["a.example"], "roles": ["B"]}]}))
+                .is_err()
+        );
     }
 }

@@ -175,6 +175,9 @@ mod tests {
                 .cloned()
                 .unwrap_or_default(),
             grants: Vec::new(),
+            route: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
         }
     }
 

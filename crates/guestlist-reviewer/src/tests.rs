@@ -36,6 +36,9 @@ fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequ
         completed_at: None,
         claims: c,
         grants: Vec::new(),
+        route: None,
+        approvals_required: 1,
+        approvals: Vec::new(),
     }
 }
 

@@ -465,6 +465,9 @@ pub fn approver_issuers(config: &ApproverAuth) -> Vec<String> {
 pub struct ApproverVerifier {
     config: ApproverAuth,
     jwks: Option<JwksCache>,
+    /// App roles besides `required_role` that may call the queue ([`Need::Approver`]): the
+    /// admin role and the `[[policy.routes]]` roles (issue 14 §2, [`crate::duties`]).
+    queue_roles: Vec<String>,
 }
 
 impl ApproverVerifier {
@@ -473,6 +476,18 @@ impl ApproverVerifier {
     /// Warns (once, at construction: server start-up) when any client may call
     /// (`approver_auth.allowed_client_ids` empty) or no scope is required.
     pub fn new(http: reqwest::Client, config: ApproverAuth) -> Arc<Self> {
+        Self::with_queue_roles(http, config, Vec::new())
+    }
+
+    /// As [`ApproverVerifier::new`], where the queue ([`Need::Approver`]) also admits tokens
+    /// holding any of `queue_roles` (besides `required_role`): the admin role and the routes'
+    /// roles ([`crate::duties::queue_roles`]). Which requests such a caller then sees is
+    /// [`crate::duties::Scope`]'s business.
+    pub fn with_queue_roles(
+        http: reqwest::Client,
+        config: ApproverAuth,
+        queue_roles: Vec<String>,
+    ) -> Arc<Self> {
         let refresh = Duration::from_secs(config.jwks_refresh_seconds.max(1));
         let jwks = config
             .issuer
@@ -488,7 +503,11 @@ impl ApproverVerifier {
                 "approver_auth.required_scope is empty: the delegated scope of tokens is not checked"
             );
         }
-        Arc::new(ApproverVerifier { config, jwks })
+        Arc::new(ApproverVerifier {
+            config,
+            jwks,
+            queue_roles,
+        })
     }
 
     /// The JWKS cache (`None` when no issuer is configured), for its fetch counter.
@@ -545,8 +564,11 @@ impl ApproverVerifier {
                 });
             }
         }
+        let queue: Vec<&str> = std::iter::once(self.config.required_role.as_str())
+            .chain(self.queue_roles.iter().map(String::as_str))
+            .collect();
         let accepted: &[&str] = match need {
-            Need::Approver => &[&self.config.required_role],
+            Need::Approver => &queue,
             Need::Admin => &[&self.config.admin_role],
             Need::AuditReader => &[&self.config.admin_role, &self.config.auditor_role],
         };

@@ -132,6 +132,7 @@ impl IntoResponse for ApiError {
                     StoreError::IdempotencyKeyReused => {
                         body(StatusCode::UNPROCESSABLE_ENTITY, code, message)
                     }
+                    StoreError::SecondApproverRequired => body(StatusCode::FORBIDDEN, code, message),
                     StoreError::VersionMismatch { request, .. } => (
                         StatusCode::PRECONDITION_FAILED,
                         Json(json!({"error": {"code": code, "message": message}, "current": request})),

@@ -124,7 +124,11 @@ impl AppState {
         );
         Ok(AppState {
             hub,
-            approver_auth: ApproverVerifier::new(http.clone(), config.approver_auth.clone()),
+            approver_auth: ApproverVerifier::with_queue_roles(
+                http.clone(),
+                config.approver_auth.clone(),
+                crate::duties::queue_roles(&config),
+            ),
             extension_auth: ExtensionVerifier::new(http, config.extension_auth.clone()),
             config: Arc::new(config),
             store,

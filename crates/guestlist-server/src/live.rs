@@ -52,6 +52,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::duties::Scope;
 use crate::error::ApiError;
 use crate::store::{ClusterSignals, Store, StoreError, WeakStore};
 
@@ -95,6 +96,24 @@ pub struct Frame {
     pub seq: u64,
     /// `id: …\nevent: …\ndata: …\n\n`.
     pub bytes: Bytes,
+    /// Whom it may reach: the request's route and creation time (issue 14 §2,
+    /// [`Scope::allows`]); `None` for an event without a request (an erasure: its id only),
+    /// which every stream gets.
+    pub routed: Option<(Option<String>, time::OffsetDateTime)>,
+}
+
+impl Frame {
+    /// Whether a stream of `scope` gets this frame.
+    pub fn visible_to(&self, scope: &Scope) -> bool {
+        self.routed
+            .as_ref()
+            .is_none_or(|(route, created)| scope.allows(route.as_deref(), *created))
+    }
+}
+
+/// The route and creation time of an event's request (see [`Frame::routed`]).
+fn routed_of(e: &Event) -> Option<(Option<String>, time::OffsetDateTime)> {
+    e.request.as_ref().map(|r| (r.route.clone(), r.created_at))
 }
 
 /// Renders `e` as one SSE frame. The JSON is compact (no newline); the kind is ours, stripped
@@ -206,6 +225,8 @@ struct StreamState {
     replayed: u64,
     deadline: Instant,
     done: bool,
+    /// The requests this stream's caller may see (issue 14 §2).
+    scope: Scope,
     _permit: Permit,
 }
 
@@ -263,7 +284,11 @@ async fn pump(
             for e in events {
                 latest = latest.max(e.seq);
                 if let Some(bytes) = render_with(&e, &policy) {
-                    let _ = frames.send(Arc::new(Frame { seq: e.seq, bytes }));
+                    let _ = frames.send(Arc::new(Frame {
+                        seq: e.seq,
+                        bytes,
+                        routed: routed_of(&e),
+                    }));
                 }
             }
             published.store(latest, Ordering::Relaxed);
@@ -394,6 +419,22 @@ impl EventHub {
         last_event_id: Option<&str>,
         deadline: Instant,
     ) -> Result<Response, ApiError> {
+        self.open_scoped(principal, last_event_id, deadline, Scope::everything())
+            .await
+    }
+
+    /// [`EventHub::open`] for a caller who sees only the requests of `scope` (issue 14 §2):
+    /// events of other requests are skipped, live and replayed alike (their ids still count as
+    /// sent, so `Last-Event-ID` resumes past them).
+    ///
+    /// Errors: as [`EventHub::open`].
+    pub async fn open_scoped(
+        self: &Arc<Self>,
+        principal: &str,
+        last_event_id: Option<&str>,
+        deadline: Instant,
+        scope: Scope,
+    ) -> Result<Response, ApiError> {
         self.ensure_started().await?;
         // Subscribe before reading the store, so nothing falls between the replay and live;
         // and before the stream is counted, so a counted stream gets every later event.
@@ -422,6 +463,7 @@ impl EventHub {
             replayed: 0,
             deadline,
             done: false,
+            scope,
             _permit: permit,
         };
         let body = Body::from_stream(futures::stream::unfold(state, next));
@@ -478,6 +520,14 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
                 for e in events {
                     st.last_sent = st.last_sent.max(e.seq);
                     st.replayed += 1;
+                    let frame = Frame {
+                        seq: e.seq,
+                        bytes: Bytes::new(),
+                        routed: routed_of(&e),
+                    };
+                    if !frame.visible_to(&st.scope) {
+                        continue;
+                    }
                     if let Some(b) = render_with(&e, &st.hub.policy) {
                         st.page.push_back(b);
                     }
@@ -491,6 +541,9 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
                     r = st.rx.recv() => match r {
                         Ok(f) if f.seq > st.last_sent => {
                             st.last_sent = f.seq;
+                            if !f.visible_to(&st.scope) {
+                                continue;
+                            }
                             let bytes = f.bytes.clone();
                             return Some((Ok(bytes), st));
                         }

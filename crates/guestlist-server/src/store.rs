@@ -65,6 +65,7 @@ pub mod export;
 mod external;
 /// Durable per-job cursors over the event log (issue 14 §5).
 mod job_cursor;
+mod list;
 mod lock;
 /// The PostgreSQL store (issue 13): several replicas sharing one database.
 pub mod pg;
@@ -128,6 +129,12 @@ pub enum StoreError {
     /// An Idempotency-Key was reused with a different body.
     #[error("the Idempotency-Key was already used for a different decision")]
     IdempotencyKeyReused,
+    /// The approver who recorded the first of two approvals approved again (issue 14 §3):
+    /// HTTP 403 `decision.second_approver_required`.
+    #[error(
+        "you recorded the first of the two approvals this request needs: a second, different approver must approve it"
+    )]
+    SecondApproverRequired,
     /// A background task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(String),
@@ -161,6 +168,7 @@ impl StoreError {
             StoreError::VersionMismatch { .. } => Code::RequestVersionMismatch,
             StoreError::AlreadyDecided { .. } => Code::RequestAlreadyDecided,
             StoreError::IdempotencyKeyReused => Code::RequestIdempotencyKeyReused,
+            StoreError::SecondApproverRequired => Code::DecisionSecondApproverRequired,
         }
     }
 }

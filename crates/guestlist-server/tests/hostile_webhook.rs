@@ -40,6 +40,9 @@ fn request(name: &str) -> ApprovalRequest {
         completed_at: None,
         claims: claims.as_object().cloned().unwrap_or_default(),
         grants: Vec::new(),
+        route: None,
+        approvals_required: 1,
+        approvals: Vec::new(),
     }
 }
 

@@ -63,4 +63,21 @@ claims: Record<string, unknown>,
  * union, deduplicated ([`crate::policy::Policy::grants_for`]). Computed by the server each
  * time it serves the request (never stored); empty from servers without grants.
  */
-grants: Array<Grant>, };
+grants: Array<Grant>, 
+/**
+ * The `[[policy.routes]]` rule the request was routed by when it was created (its `name`),
+ * or `None`: unrouted, seen by the plain approver role (issue 14 §2). Stored with the
+ * request, so lists page in SQL; a name no longer in the policy counts as unrouted.
+ */
+route?: string | null, 
+/**
+ * How many distinct approvers must approve: 1, or 2 for a route with
+ * `approvals_required = 2` (issue 14 §3); fixed when the request is created.
+ */
+approvalsRequired: number, 
+/**
+ * The approvals recorded while the request waits for more ("1 of 2": who and when). Empty
+ * for a one-approver request; the final approval is the state's `Approved` and
+ * `decided_by`, not an entry here.
+ */
+approvals: Array<ApprovalMark>, };

@@ -13,6 +13,8 @@ const req = (claims: Record<string, unknown>): { request: ApprovalRequest } => (
     attempts: 1,
     claims,
     grants: [],
+    approvalsRequired: 1,
+    approvals: [],
   },
 });
 

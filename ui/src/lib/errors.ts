@@ -77,6 +77,8 @@ export const REMEDIES: Readonly<Record<Code, RemedyRule>> = {
   'decision.object_id_required': 'server',
   'decision.self_approval': 'selfApproval',
   'decision.wrong_flow': 'server',
+  'decision.not_routed': 'notRouted',
+  'decision.second_approver_required': 'secondApprover',
   'events.too_many_streams': 'apiBusy',
   'events.too_many_streams_for_principal': 'apiBusy',
   'reopen.malformed': 'server',

@@ -2,8 +2,8 @@
 // English it reads as the reviewer crate's own sentence (detail.rs `if_approved_sentence`).
 import { afterEach, describe, expect, it } from 'vitest';
 import { setLanguageOverride } from './i18n';
-import { ifApprovedText } from './plan';
-import type { IfApprovedFacts } from './types';
+import { ifApprovedText, twoApproverText } from './plan';
+import type { ApprovalRequest, IfApprovedFacts } from './types';
 
 const facts = (over: Partial<IfApprovedFacts> = {}): IfApprovedFacts => ({
   kind: 'userCreated',
@@ -71,5 +71,39 @@ describe('the If you approve sentence', () => {
     expect(ifApprovedText(facts({ kind: 'invitation', properties: 1 }))).toBe(
       'Bjuder in Linnéa Öberg som gäst (Google) · inget inbjudningsmejl · sätter sedan 1 egenskap · sedan godkänd på servern',
     );
+  });
+});
+
+describe('the two-approver rule (issue 14 §3)', () => {
+  const request = (over: Partial<ApprovalRequest>): ApprovalRequest => ({
+    id: '1',
+    key: { email: 'l@x.se', issuer: 'google.com', issuerAssignedId: 'g1' },
+    state: { status: 'pending' },
+    version: 1,
+    createdAt: '2025-01-01T00:00:00Z',
+    updatedAt: '2025-01-01T00:00:00Z',
+    attempts: 1,
+    claims: {},
+    grants: [],
+    approvalsRequired: 2,
+    approvals: [],
+    ...over,
+  });
+  const ada = { by: { kind: 'user', id: 'oid-ada', name: 'Ada Lovelace' }, at: '2025-01-01T00:01:00Z' };
+  const sentence = 'Creates guest Linnéa Öberg (Google sign-in) · writes 6 properties · then approved on the server';
+
+  it('the first approval records itself only; the second runs the plan', () => {
+    setLanguageOverride('en');
+    expect(twoApproverText(request({}), sentence)).toBe(
+      'Approve records the first of two approvals; Graph writes wait for a second approver',
+    );
+    expect(twoApproverText(request({ approvals: [ada] }), sentence)).toBe(
+      `Second of two approvals (the first by Ada Lovelace): ${sentence}`,
+    );
+    expect(twoApproverText(request({ approvalsRequired: 1 }), sentence)).toBe(sentence);
+    setLanguageOverride('fr');
+    expect(twoApproverText(request({}), sentence)).toMatch(/^Approuver enregistre la première de deux approbations/);
+    setLanguageOverride('sv');
+    expect(twoApproverText(request({}), sentence)).toMatch(/^Godkänn registrerar det första av två godkännanden/);
   });
 });

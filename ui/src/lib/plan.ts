@@ -2,6 +2,7 @@
 // crate computes from the provisioning plan (`IfApprovedFacts`, crates/guestlist-reviewer
 // detail.rs `if_approved_facts`; its `if_approved_sentence` is the English reference).
 
+import type { ApprovalRequest } from '../bindings/ApprovalRequest';
 import { t } from './i18n';
 import type { GrantFact, IfApprovedFacts } from './types';
 
@@ -42,4 +43,17 @@ export function grantText(g: GrantFact): string {
     default:
       return g.approver ? t('plan.grantSponsorYou', { sponsor: g.name ?? g.id }) : t('plan.sponsor', { sponsor: g.name ?? g.id });
   }
+}
+
+/**
+ * The "If you approve" sentence under the two-approver rule (issue 14 §3): a request that needs
+ * two approvals and has none records the first only (`Approve records the first of two
+ * approvals; Graph writes wait for a second approver`); after the first, approval is the second
+ * and runs `sentence` (named with the first approver). One-approver requests keep `sentence`.
+ */
+export function twoApproverText(r: ApprovalRequest, sentence: string): string {
+  if ((r.approvalsRequired ?? 1) < 2) return sentence;
+  const first = r.approvals?.[0];
+  if (!first) return t('plan.firstOfTwo');
+  return t('plan.secondOfTwo', { name: first.by.name || first.by.username || first.by.id, sentence });
 }

@@ -55,6 +55,16 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
+    /// Whether this row reported the first of two approvals (issue 14 §3): an approval whose
+    /// server answer (`current`) is still pending.
+    pub fn awaits_second_approval(&self) -> bool {
+        self.kind == DecisionKind::Approve
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.state == guestlist_core::model::RequestState::Pending)
+    }
+
     /// The status-bar view.
     pub fn item(&self) -> OutboxItem {
         OutboxItem {
@@ -133,8 +143,12 @@ impl Cache {
         not_before: OffsetDateTime,
     ) -> Result<OutboxRow, ReviewerError> {
         let id = request.id.to_string();
+        // A reported first of two approvals (issue 14 §3: the server's answer is still
+        // pending) does not settle the request: a new decision on it is queued (a denial, or an
+        // approval the claim refuses as `decision.second_approver_required`).
         if let Some(existing) = self.outbox(&id)?
-            && (!existing.state.is_final() || existing.state == OutboxState::Reported)
+            && (!existing.state.is_final()
+                || (existing.state == OutboxState::Reported && !existing.awaits_second_approval()))
         {
             return Ok(existing);
         }

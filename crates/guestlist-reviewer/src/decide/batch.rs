@@ -38,6 +38,7 @@ impl Inner {
         for (i, r) in rows.iter().enumerate() {
             if r.state == OutboxState::Claimed
                 && r.kind == DecisionKind::Approve
+                && !super::first_of_two(r)
                 && !r.write_started
                 && let Ok(p) = self.plan_of(r)
                 && p.kind == ProvisionedBy::UserCreated

@@ -10,7 +10,15 @@
 //! provisioned ─(grants, issue 14 §1) $batch of members/$ref, appRoleAssignments, sponsors/$ref─▶ granted
 //! claimed ─(external tenant, issue 17: no Graph call)─▶ provisioned
 //! provisioned (no grants) / granted ─POST /api/requests/{id}/decision (If-Match, Idempotency-Key)─▶ reported
+//! claimed ─(approve, the first of two: issue 14 §3) report without a directory object id──▶ reported
 //! ```
+//!
+//! A request whose route needs two approvers (`approvalsRequired: 2` in the claim's answer, no
+//! `approvals` yet) is approved in two steps: the first approver's app reports an approval
+//! without running the Graph plan (the server records "1 of 2" and the request stays pending),
+//! and the second, distinct approver's app provisions and reports as above. An approver whose
+//! own approval is the recorded first one gets `decision.second_approver_required` at the
+//! claim, with nothing provisioned.
 //!
 //! Grants run after the account exists and before the approval is reported, each recorded
 //! (`grants_done`) as Graph confirms it; Graph's "already exists" answers count as done, so a
@@ -179,6 +187,8 @@ impl Inner {
                 OutboxState::Queued => self.claim(row).await,
                 OutboxState::Claimed => match row.kind {
                     DecisionKind::Deny => self.report(row).await,
+                    // The first of two approvals only records itself: no Graph write.
+                    DecisionKind::Approve if first_of_two(row) => self.report(row).await,
                     DecisionKind::Approve => self.provision(row).await,
                 },
                 OutboxState::Invited => self.patch_invited(row).await,
@@ -199,6 +209,17 @@ impl Inner {
             }
         }
     }
+}
+
+/// Whether an approval of `row` is the first of the two its request needs (issue 14 §3), as
+/// the server's answer to the claim says (`approvalsRequired`, `approvals`; the request as
+/// reviewed when the claim's answer is not kept). Such an approval is reported without running
+/// the Graph plan: the second approver's provisions.
+pub(crate) fn first_of_two(row: &OutboxRow) -> bool {
+    row.current
+        .as_ref()
+        .unwrap_or(&row.request)
+        .awaits_first_of_two()
 }
 
 pub(crate) fn crash() -> ReviewerError {

@@ -38,6 +38,11 @@ impl Inner {
             ) => {
                 return Err(self.block(row, f.to_error()));
             }
+            // A refusal that will not change on retry, e.g. 403 `decision.not_routed` (the
+            // request is routed to other approvers): failed, nothing provisioned.
+            Err(f @ ApiFailure::Other { status, .. }) if (400..500).contains(&status) => {
+                return self.finish(row, OutboxState::Failed, Some(f.to_error()));
+            }
             Err(f) => return Err(self.block(row, f.to_error())),
         };
         if current.state != RequestState::Pending {
@@ -72,6 +77,24 @@ impl Inner {
                 Some(ReviewerError::new(codes::VERSION_MISMATCH, msg)),
             );
         }
+        // Two approvals needed (issue 14 §3) and the first is this approver's own: the server
+        // would refuse a second one (`decision.second_approver_required`); nothing is
+        // provisioned.
+        let me = self.rt(|r| r.session.as_ref().map(|s| s.object_id.clone()));
+        if row.kind == DecisionKind::Approve
+            && let Some(me) = me.filter(|m| !m.is_empty())
+            && current.approvals.iter().any(|a| a.by.id == me)
+        {
+            row.current = Some(current);
+            return self.finish(
+                row,
+                OutboxState::Conflict,
+                Some(ReviewerError::new(
+                    guestlist_core::Code::DecisionSecondApproverRequired,
+                    "you recorded the first of the two approvals this request needs: a second, different approver must approve it. Nothing was provisioned.",
+                )),
+            );
+        }
         row.current = Some(current);
         row.state = OutboxState::Claimed;
         row.last_error = None;
@@ -84,6 +107,15 @@ impl Inner {
         let decision = match row.kind {
             DecisionKind::Deny => Decision::Deny {
                 reason: row.reason.clone().unwrap_or_default(),
+            },
+            // The first of two approvals (issue 14 §3): recorded by the server, nothing was
+            // provisioned, so no id; `how` is the plan's.
+            DecisionKind::Approve if super::first_of_two(row) => Decision::Approve {
+                directory_object_id: String::new(),
+                how: self
+                    .plan_of(row)
+                    .map(|p| p.kind)
+                    .unwrap_or(ProvisionedBy::UserCreated),
             },
             DecisionKind::Approve => match (&row.directory_object_id, row.how) {
                 (Some(id), Some(how)) => Decision::Approve {

@@ -512,6 +512,9 @@ mod tests {
             flow: Default::default(),
             completed_at: None,
             grants: Vec::new(),
+            route: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
             claims: json!({"email": "g@example.com"})
                 .as_object()
                 .cloned()

@@ -47,5 +47,10 @@ pub async fn events(
     let last = headers
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    state.hub.open(&principal, last, deadline).await
+    // Only the events of requests routed to the caller (issue 14 §2).
+    let scope = crate::duties::scope_of(&state, &claims);
+    state
+        .hub
+        .open_scoped(&principal, last, deadline, scope)
+        .await
 }

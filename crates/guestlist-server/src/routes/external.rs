@@ -206,6 +206,9 @@ mod tests {
             completed_at: completed.then_some(OffsetDateTime::UNIX_EPOCH),
             claims: claims.to_json(),
             grants: Vec::new(),
+            route: None,
+            approvals_required: 1,
+            approvals: Vec::new(),
         }
     }
 

@@ -7,6 +7,10 @@
 //! - `POST /api/requests/{id}/decision` → the decided request; `If-Match` required,
 //!   `Idempotency-Key` replays; 409 / 412 when another approver won
 //! - `GET /api/requests/{id}/history` → `[HistoryEntry]`
+//!
+//! Every call sees only the requests routed to the caller (issue 14 §2, [`crate::duties::Scope`]):
+//! lists are filtered in SQL, one request outside the scope is 403 `decision.not_routed`. A
+//! request of a two-approver route stays pending after its first approval (`approvals`).
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -14,7 +18,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::Code;
 use guestlist_core::model::ErrorBody;
-use guestlist_core::model::ProvisionedBy;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision, HistoryEntry, RequestPage, Status};
 use guestlist_core::openapi::DecisionConflict;
 use serde::Deserialize;
@@ -147,7 +150,7 @@ pub(crate) fn with_etag(r: ApprovalRequest) -> Response {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
-    _caller: Approver,
+    Approver { claims, .. }: Approver,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<RequestPage>, ApiError> {
@@ -160,9 +163,11 @@ pub async fn list(
         })?),
         None => None,
     };
+    let scope = crate::duties::scope_of(&state, &claims);
     let page = state
         .store
-        .list_page(
+        .list_scoped(
+            &scope,
             q.since,
             status,
             q.q.as_deref(),
@@ -186,16 +191,16 @@ pub async fn list(
                headers(("ETag" = String, description = "The request's version, quoted"))),
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 403, description = "Token without an approver role, or a request routed to other approvers (`decision.not_routed`)", body = ErrorBody),
               (status = 404, description = "No such request", body = ErrorBody),
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_one(
-    _caller: Approver,
+    Approver { claims, .. }: Approver,
     State(state): State<AppState>,
     RequestId(id): RequestId,
 ) -> Result<Response, ApiError> {
-    let r = state.store.get(id).await?;
+    let r = crate::duties::routed_request(&state, id, &claims).await?;
     Ok(with_etag(served(&state.config.policy, r)))
 }
 
@@ -210,7 +215,7 @@ pub async fn get_one(
                headers(("ETag" = String, description = "The request's new version, quoted"))),
               (status = 400, description = "Malformed decision, id, If-Match or Idempotency-Key", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-              (status = 403, description = "Token without the Approver role, or the approver's own request (`decision.self_approval`)", body = ErrorBody),
+              (status = 403, description = "Token without an approver role, the approver's own request (`decision.self_approval`), a request routed to other approvers (`decision.not_routed`), or the first approver approving again (`decision.second_approver_required`)", body = ErrorBody),
               (status = 404, description = "No such request", body = ErrorBody),
               (status = 409, description = "Another decision won", body = DecisionConflict),
               (status = 412, description = "Stale If-Match", body = DecisionConflict),
@@ -239,26 +244,17 @@ pub async fn decide(
             "Idempotency-Key is longer than 200 characters",
         ));
     }
-    match &decision {
-        Decision::Deny { reason } if reason.trim().is_empty() => {
-            return Err(ApiError::bad_request(
-                Code::DecisionReasonRequired,
-                "a denial needs a reason",
-            ));
-        }
-        Decision::Approve {
-            directory_object_id,
-            how,
-        } if *how != ProvisionedBy::UserFlow && directory_object_id.trim().is_empty() => {
-            return Err(ApiError::bad_request(
-                Code::DecisionObjectIdRequired,
-                "an approval needs the directory object id of the created account",
-            ));
-        }
-        _ => {}
+    if let Decision::Deny { reason } = &decision
+        && reason.trim().is_empty()
+    {
+        return Err(ApiError::bad_request(
+            Code::DecisionReasonRequired,
+            "a denial needs a reason",
+        ));
     }
     let actor = actor_of(&claims, &headers);
-    crate::duties::refuse_self_approval(&state, id, &claims).await?;
+    // Routing, self-approval, and the object id (absent for the first of two approvals only).
+    crate::duties::check_decision(&state, id, &claims, &actor, &decision).await?;
     crate::routes::external::refuse_wrong_flow(&state, id, &decision).await?;
     // A denial also denies the person's other pending requests: one event each.
     let (request, events) = state
@@ -273,7 +269,10 @@ pub async fn decide(
         )
         .await?;
     for e in events {
-        if let Some(r) = &e.request {
+        // The first of two approvals decides nothing yet (issue 14 §3): not a decision metric.
+        if let Some(r) = &e.request
+            && r.state != guestlist_core::model::RequestState::Pending
+        {
             state.metrics.decision(r.state.status());
         }
         state.publish(e);
@@ -287,14 +286,15 @@ pub async fn decide(
     responses((status = 200, description = "The audit trail, oldest first", body = Vec<HistoryEntry>),
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-              (status = 403, description = "Token without the Approver role", body = ErrorBody),
+              (status = 403, description = "Token without an approver role, or a request routed to other approvers (`decision.not_routed`)", body = ErrorBody),
               (status = 404, description = "No such request", body = ErrorBody),
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(
-    _caller: Approver,
+    Approver { claims, .. }: Approver,
     State(state): State<AppState>,
     RequestId(id): RequestId,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    crate::duties::routed_request(&state, id, &claims).await?;
     Ok(Json(state.store.history(id).await?))
 }

@@ -36,6 +36,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::duties::Scope;
+
 use super::audit::{AuditAction, AuditRecord};
 use super::export::{AccessExport, AuditExportRecord};
 use super::privacy::Erased;
@@ -266,6 +268,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Errors: [`StoreError`] on database failure.
     async fn list_page(
         &self,
+        since: Option<u64>,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
+        self.list_scoped(&Scope::everything(), since, status, q, cursor, limit)
+            .await
+    }
+
+    /// [`Backend::list_page`] of the requests in `scope` only (issue 14 §2: the caller's
+    /// routes, [`Scope`]), filtered in SQL so paging and `since` work as without a scope.
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    async fn list_scoped(
+        &self,
+        scope: &Scope,
         since: Option<u64>,
         status: Option<Status>,
         q: Option<&str>,

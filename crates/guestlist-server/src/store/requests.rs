@@ -7,7 +7,7 @@ use guestlist_core::connector::Claims;
 use guestlist_core::email;
 use guestlist_core::model::{
     Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, IdentityKey, ProvisionedBy,
-    RequestPage, RequestState, Status, TransitionError,
+    RequestState, TransitionError,
 };
 use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::check_index::check_status_block;
 use super::rows::{
-    COLUMN_COUNT, COLUMNS, add_event, add_history, decode_cursor, decode_seq_cursor, denied_email,
-    encode_cursor, encode_seq_cursor, get_by_id, get_by_key, row_to_request, search_text, upsert,
+    COLUMNS, add_event, add_history, denied_email, get_by_id, get_by_key, row_to_request,
+    search_text, upsert,
 };
 use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
 
@@ -57,6 +57,7 @@ pub(crate) fn first_request(
     evaluated: &RuleOutcome,
     claims: serde_json::Map<String, Value>,
     flow: Flow,
+    route: &Routed,
     now: OffsetDateTime,
 ) -> FirstRequest {
     let (state, action, actor, block) = match evaluated {
@@ -102,6 +103,9 @@ pub(crate) fn first_request(
             claims,
             // Served from the policy, never stored (routes::requests::served).
             grants: Vec::new(),
+            route: route.name.clone(),
+            approvals_required: route.approvals_required,
+            approvals: Vec::new(),
         },
         action,
         actor,
@@ -113,6 +117,60 @@ pub(crate) fn first_request(
         },
     }
 }
+
+/// Where a new (or re-requested) request is routed (issue 14 §2): the first matching
+/// `[[policy.routes]]` rule's name and `approvals_required`, or unrouted with one approval. The
+/// one rule both stores apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// The route's name, `None` for unrouted.
+    pub name: Option<String>,
+    /// 1 or 2.
+    pub approvals_required: u8,
+}
+
+impl Routed {
+    /// The route of a sign-up with `claims` under `policy`.
+    pub(crate) fn of(policy: &Policy, claims: &Claims) -> Routed {
+        match policy.route_for(claims) {
+            Some(r) => Routed {
+                name: Some(r.name.clone()),
+                approvals_required: r.approvals_required.clamp(1, 2),
+            },
+            None => Routed {
+                name: None,
+                approvals_required: 1,
+            },
+        }
+    }
+
+    /// Puts the route on a request that starts (again) as pending, with no approvals yet.
+    pub(crate) fn apply_to(&self, r: &mut ApprovalRequest) {
+        r.route = self.name.clone();
+        r.approvals_required = self.approvals_required;
+        r.approvals.clear();
+    }
+}
+
+/// The history action and event kind of an applied decision: `approved`/`denied` and
+/// `request.decided`, or, for the first of two approvals (the request still pending),
+/// `approvedFirst` and [`EVENT_REQUEST_APPROVAL`]. The one rule both stores apply.
+pub(crate) fn decision_record(
+    decision: &Decision,
+    after: &ApprovalRequest,
+) -> (&'static str, &'static str) {
+    match decision {
+        Decision::Approve { .. } if after.state == RequestState::Pending => {
+            ("approvedFirst", EVENT_REQUEST_APPROVAL)
+        }
+        Decision::Approve { .. } => ("approved", "request.decided"),
+        Decision::Deny { .. } => ("denied", "request.decided"),
+    }
+}
+
+/// The event kind of a recorded approval that does not decide the request yet: the first of
+/// two (issue 14 §3). The request in it is still pending, with `approvals`.
+pub const EVENT_REQUEST_APPROVAL: &str = "request.approval";
 
 pub(crate) fn is_expired(r: &ApprovalRequest, policy: &Policy, now: OffsetDateTime) -> bool {
     expired(&r.state, r.created_at, policy, now)
@@ -210,6 +268,7 @@ pub(super) fn request_approval_job(
     let search = search_text(claims);
     // The rules only read the claims: evaluate them before taking the writer.
     let evaluated = policy.evaluate(claims);
+    let routed = Routed::of(policy, claims);
     let policy = policy.clone();
     move |tx: &Connection| {
         let policy = &policy;
@@ -264,6 +323,7 @@ pub(super) fn request_approval_job(
                     r.updated_at = now;
                     r.version += 1;
                     r.decided_by = None;
+                    routed.apply_to(&mut r);
                     upsert(tx, &r, &search)?;
                     add_history(
                         tx,
@@ -296,7 +356,7 @@ pub(super) fn request_approval_job(
             actor,
             block,
             event_kind: kind,
-        } = first_request(&key, &evaluated, claims_json.clone(), flow, now);
+        } = first_request(&key, &evaluated, claims_json.clone(), flow, &routed, now);
         upsert(tx, &r, &search)?;
         add_history(tx, &r, action, &actor, json!({}))?;
         let event = add_event(tx, kind, &r)?;
@@ -374,131 +434,6 @@ impl SqliteStore {
     pub fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {
         self.read(|c| get_by_id(c, id))?
             .ok_or(StoreError::NotFound(id))
-    }
-
-    /// A page of requests in stable order (`created_at`, then `id`), optionally filtered by
-    /// status and a case-insensitive search over e-mail, names and company. `limit` is clamped to
-    /// 1..=500. A cursor that cannot be decoded restarts at the beginning. The page's
-    /// `change_seq` is the highest change sequence number stored when the page was read.
-    ///
-    /// Errors: [`StoreError`] on database failure.
-    pub fn list(
-        &self,
-        status: Option<Status>,
-        q: Option<&str>,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<RequestPage, StoreError> {
-        self.list_page(None, status, q, cursor, limit)
-    }
-
-    /// [`SqliteStore::list`], or with `since = Some(m)` the requests whose change sequence number is
-    /// above `m` (created or changed after the page that returned mark `m`), of any status
-    /// unless `status` filters, in change order.
-    ///
-    /// The page's `change_seq` is the high-water mark: without `since`, the highest number
-    /// stored before the page was read (a change made while paging has a higher one, so it is
-    /// listed again from this mark); with `since`, the number of the page's last item when more
-    /// follow (`next_cursor` is set), else the highest number stored when the page was read, so
-    /// passing it as the next `since` misses nothing. It is below `m` only when the database
-    /// holds fewer changes than the client has seen (it was reset or replaced): the client must
-    /// then list everything again. A `since` cursor from a page without `since` (or the reverse)
-    /// restarts at the beginning.
-    ///
-    /// Errors: [`StoreError`] on database failure.
-    pub fn list_page(
-        &self,
-        since: Option<u64>,
-        status: Option<Status>,
-        q: Option<&str>,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<RequestPage, StoreError> {
-        let limit = limit.clamp(1, 500);
-        let pattern = search_pattern(q);
-        let fetch = i64::try_from(limit + 1).unwrap_or(501);
-        let status = status.map(Status::as_str);
-        self.read(|c| {
-            // Read the mark first: every row the page can return is at or below it.
-            let high: i64 = c
-                .prepare_cached(super::privacy::HIGH_CHANGE_SEQ_SQL)?
-                .query_row([], |r| r.get(0))?;
-            let high_u = u64::try_from(high).unwrap_or_default();
-            let mut items = Vec::with_capacity(limit + 1);
-            let mut seqs = Vec::with_capacity(limit + 1);
-            if let Some(since) = since {
-                let after = cursor
-                    .and_then(decode_seq_cursor)
-                    .map_or(since, |c| c.max(since));
-                let sql = format!(
-                    "SELECT {COLUMNS}, change_seq FROM requests
-                     WHERE change_seq > ?1 AND change_seq <= ?2
-                       AND (?3 IS NULL OR status = ?3)
-                       AND (?4 IS NULL OR search LIKE ?4)
-                     ORDER BY change_seq LIMIT ?5"
-                );
-                let mut stmt = c.prepare_cached(&sql)?;
-                let rows = stmt.query_map(
-                    params![
-                        i64::try_from(after).unwrap_or(i64::MAX),
-                        high,
-                        status,
-                        pattern,
-                        fetch
-                    ],
-                    |row| Ok((row_to_request(row)?, row.get::<_, i64>(COLUMN_COUNT)?)),
-                )?;
-                for row in rows {
-                    let (r, seq) = row?;
-                    items.push(r?);
-                    seqs.push(u64::try_from(seq).unwrap_or_default());
-                }
-                if items.len() > limit {
-                    items.truncate(limit);
-                    let last = seqs.get(limit - 1).copied().unwrap_or(after);
-                    return Ok(RequestPage {
-                        items,
-                        next_cursor: Some(encode_seq_cursor(last)),
-                        change_seq: Some(last),
-                        erased: SqliteStore::erased_between(c, after, last)?,
-                    });
-                }
-                return Ok(RequestPage {
-                    items,
-                    next_cursor: None,
-                    change_seq: Some(high_u),
-                    erased: SqliteStore::erased_between(c, after, high_u)?,
-                });
-            }
-            let (after_ts, after_id) = cursor.and_then(decode_cursor).unwrap_or_default();
-            let sql = format!(
-                "SELECT {COLUMNS} FROM requests
-                 WHERE (?1 IS NULL OR status = ?1)
-                   AND (?2 IS NULL OR search LIKE ?2)
-                   AND (created_at > ?3 OR (created_at = ?3 AND id > ?4))
-                 ORDER BY created_at, id LIMIT ?5"
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![status, pattern, after_ts, after_id, fetch],
-                row_to_request,
-            )?;
-            for row in rows {
-                items.push(row??);
-            }
-            let next_cursor = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(encode_cursor)
-            } else {
-                None
-            };
-            Ok(RequestPage {
-                items,
-                next_cursor,
-                change_seq: Some(high_u),
-                erased: Vec::new(),
-            })
-        })
     }
 
     /// Applies an approver's decision with optimistic concurrency and idempotency.
@@ -646,15 +581,15 @@ fn decide_all_job(
                     request: Box::new(r),
                 });
             }
+            Err(TransitionError::SameApprover) => {
+                return Err(StoreError::SecondApproverRequired);
+            }
         }
         let claims = r
             .typed_claims()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         upsert(tx, &r, &search_text(&claims))?;
-        let action = match decision {
-            Decision::Approve { .. } => "approved",
-            Decision::Deny { .. } => "denied",
-        };
+        let (action, kind) = decision_record(decision, &r);
         add_history(
             tx,
             &r,
@@ -662,7 +597,7 @@ fn decide_all_job(
             actor,
             serde_json::to_value(decision).unwrap_or_default(),
         )?;
-        let mut events = vec![add_event(tx, "request.decided", &r)?];
+        let mut events = vec![add_event(tx, kind, &r)?];
         if matches!(decision, Decision::Deny { .. }) {
             events.extend(deny_same_person(tx, &r, actor, now)?);
         }

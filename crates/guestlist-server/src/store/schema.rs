@@ -96,6 +96,16 @@ pub(super) fn migrations() -> Migrations<'static> {
         // The request's user flow and the completion of external sign-ups (issue 17):
         // [`super::external`].
         M::up(super::external::MIGRATION),
+        // Issue 14 §2-3: the route a request was routed by when created (NULL: unrouted), the
+        // approvals it needs, and the approvals recorded while it waits for more (JSON array).
+        M::up(
+            r#"
+        ALTER TABLE requests ADD COLUMN route TEXT;
+        ALTER TABLE requests ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE requests ADD COLUMN approvals_json TEXT;
+        CREATE INDEX requests_route_order ON requests(route, created_at, id);
+        "#,
+        ),
     ])
 }
 
@@ -183,6 +193,7 @@ pub(super) fn canonicalise_stored_keys(
         "CREATE UNIQUE INDEX requests_key ON requests(email, issuer, issuer_assigned_id);",
     )?;
     // Pending requests of a denied person are denied, as a denial now does.
+    // The columns as they were at this migration, with the later ones' defaults (COLUMNS_V1).
     let sql = format!(
         "SELECT {COLUMNS_V1} FROM requests WHERE status = 'pending' AND email IN (SELECT email FROM requests WHERE status = 'denied') ORDER BY created_at, id"
     );

@@ -97,8 +97,9 @@ impl Backend for SqliteStore {
         self.blocking(move |s| s.get(id)).await
     }
 
-    async fn list_page(
+    async fn list_scoped(
         &self,
+        scope: &crate::duties::Scope,
         since: Option<u64>,
         status: Option<Status>,
         q: Option<&str>,
@@ -107,8 +108,18 @@ impl Backend for SqliteStore {
     ) -> Result<RequestPage, StoreError> {
         let q = q.map(str::to_owned);
         let cursor = cursor.map(str::to_owned);
-        self.blocking(move |s| s.list_page(since, status, q.as_deref(), cursor.as_deref(), limit))
-            .await
+        let scope = scope.clone();
+        self.blocking(move |s| {
+            s.list_scoped(
+                &scope,
+                since,
+                status,
+                q.as_deref(),
+                cursor.as_deref(),
+                limit,
+            )
+        })
+        .await
     }
 
     async fn decide_all(

@@ -74,15 +74,16 @@ impl Backend for PgStore {
         PgStore::get(self, id).await
     }
 
-    async fn list_page(
+    async fn list_scoped(
         &self,
+        scope: &crate::duties::Scope,
         since: Option<u64>,
         status: Option<Status>,
         q: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
-        PgStore::list_page(self, since, status, q, cursor, limit).await
+        PgStore::list_scoped(self, scope, since, status, q, cursor, limit).await
     }
 
     async fn decide_all(

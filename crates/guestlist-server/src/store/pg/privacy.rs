@@ -181,6 +181,8 @@ async fn reopen_one(
     };
     r.state = RequestState::Pending;
     r.decided_by = None;
+    // A reopened request starts its approvals again (issue 14 §3).
+    r.approvals.clear();
     r.version += 1;
     r.created_at = now;
     r.updated_at = now;

@@ -18,8 +18,11 @@ use super::rows::{
     row_to_request, rows_to_requests, upsert, write_change,
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
+use crate::duties::Scope;
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
-use crate::store::requests::{FirstRequest, first_request, is_expired, search_pattern};
+use crate::store::requests::{
+    FirstRequest, Routed, decision_record, first_request, is_expired, search_pattern,
+};
 use crate::store::rows::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, search_text,
 };
@@ -88,6 +91,7 @@ struct Call<'a> {
     claims_json: serde_json::Map<String, Value>,
     search: String,
     evaluated: RuleOutcome,
+    routed: Routed,
     policy: &'a Policy,
     now: OffsetDateTime,
     retry_window: time::Duration,
@@ -158,6 +162,7 @@ async fn request_approval_tx(
                 r.updated_at = now;
                 r.version += 1;
                 r.decided_by = None;
+                c.routed.apply_to(&mut r);
                 let event = write_change(
                     tx,
                     &r,
@@ -188,7 +193,14 @@ async fn request_approval_tx(
         actor,
         block,
         event_kind: kind,
-    } = first_request(key, &c.evaluated, c.claims_json.clone(), c.flow, now);
+    } = first_request(
+        key,
+        &c.evaluated,
+        c.claims_json.clone(),
+        c.flow,
+        &c.routed,
+        now,
+    );
     let event = write_change(tx, &r, &c.search, action, &actor, json!({}), Some(kind)).await?;
     Ok(RequestApprovalOutcome { block, event })
 }
@@ -255,15 +267,15 @@ async fn decide_tx(
             }
             .into());
         }
+        Err(TransitionError::SameApprover) => {
+            return Err(StoreError::SecondApproverRequired.into());
+        }
     }
     let claims = r
         .typed_claims()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     upsert(tx, &r, &search_text(&claims)).await?;
-    let action = match decision {
-        Decision::Approve { .. } => "approved",
-        Decision::Deny { .. } => "denied",
-    };
+    let (action, kind) = decision_record(decision, &r);
     add_history(
         tx,
         &r,
@@ -272,7 +284,7 @@ async fn decide_tx(
         serde_json::to_value(decision).unwrap_or_default(),
     )
     .await?;
-    let mut events = vec![add_event(tx, "request.decided", &r).await?];
+    let mut events = vec![add_event(tx, kind, &r).await?];
     if matches!(decision, Decision::Deny { .. }) {
         events.extend(deny_same_person(tx, &r, actor, now).await?);
     }
@@ -285,6 +297,16 @@ async fn decide_tx(
     }
     Ok((r, events))
 }
+
+/// The `WHERE` clause of a [`Scope`] in the list queries, on parameters `$6`–`$11` (SQLite:
+/// `store/requests.rs` `SCOPE_SQL`): everything; or unrouted requests (no route, or a route the
+/// policy no longer has); or the caller's routes; or an escalated route's requests created at or
+/// before its cutoff (`$10` routes, `$11` cutoffs, pairwise).
+const SCOPE_SQL: &str = "($6::bool
+    OR ($7::bool AND (route IS NULL OR NOT (route = ANY($8::text[]))))
+    OR route = ANY($9::text[])
+    OR EXISTS (SELECT 1 FROM unnest($10::text[], $11::timestamptz[]) AS e(name, cutoff)
+               WHERE e.name = route AND created_at <= e.cutoff))";
 
 impl PgStore {
     /// Marks a pending request expired (SQLite: `Store::expire`).
@@ -337,6 +359,7 @@ impl PgStore {
             claims_json: claims.to_json(),
             search: search_text(claims),
             evaluated: policy.evaluate(claims),
+            routed: Routed::of(policy, claims),
             policy,
             now: micros(now),
             retry_window,
@@ -433,6 +456,25 @@ impl PgStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
+        self.list_scoped(&Scope::everything(), since, status, q, cursor, limit)
+            .await
+    }
+
+    /// [`PgStore::list_page`] of the requests in `scope` (issue 14 §2; SQLite:
+    /// `Store::list_scoped`, same rules), as one more `WHERE` clause ([`SCOPE_SQL`]).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    pub async fn list_scoped(
+        &self,
+        scope: &Scope,
+        since: Option<u64>,
+        status: Option<Status>,
+        q: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RequestPage, StoreError> {
+        let (esc_routes, esc_cutoffs): (Vec<String>, Vec<OffsetDateTime>) =
+            scope.escalated.iter().cloned().unzip();
         let limit = limit.clamp(1, 500);
         let pattern = search_pattern(q);
         let fetch = i64::try_from(limit + 1).unwrap_or(501);
@@ -450,10 +492,26 @@ impl PgStore {
                  WHERE change_seq > $1 AND change_seq <= $2
                    AND ($3::text IS NULL OR status = $3)
                    AND ($4::text IS NULL OR search LIKE $4)
+                   AND {SCOPE_SQL}
                  ORDER BY change_seq LIMIT $5"
             );
             let rows = client
-                .query(&sql, &[&after_i, &high, &status, &pattern, &fetch])
+                .query(
+                    &sql,
+                    &[
+                        &after_i,
+                        &high,
+                        &status,
+                        &pattern,
+                        &fetch,
+                        &scope.all,
+                        &scope.unrouted,
+                        &scope.known,
+                        &scope.routes,
+                        &esc_routes,
+                        &esc_cutoffs,
+                    ],
+                )
                 .await
                 .map_err(db_err)?;
             let mut items = Vec::with_capacity(rows.len());
@@ -493,10 +551,26 @@ impl PgStore {
              WHERE ($1::text IS NULL OR status = $1)
                AND ($2::text IS NULL OR search LIKE $2)
                AND ($3::timestamptz IS NULL OR created_at > $3 OR (created_at = $3 AND id > $4))
+               AND {SCOPE_SQL}
              ORDER BY created_at, id LIMIT $5"
         );
         let rows = client
-            .query(&sql, &[&status, &pattern, &after_ts, &after_id, &fetch])
+            .query(
+                &sql,
+                &[
+                    &status,
+                    &pattern,
+                    &after_ts,
+                    &after_id,
+                    &fetch,
+                    &scope.all,
+                    &scope.unrouted,
+                    &scope.known,
+                    &scope.routes,
+                    &esc_routes,
+                    &esc_cutoffs,
+                ],
+            )
             .await
             .map_err(db_err)?;
         let mut items = rows_to_requests(&rows)?;

@@ -14,13 +14,13 @@ use super::{TxResult, json, unjson};
 use crate::store::StoreError;
 
 /// The columns [`row_to_request`] reads, in order.
-pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims, flow, completed_at";
+pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims, flow, completed_at, route, approvals_required, approvals";
 
 /// [`COLUMNS`] qualified by the alias `r`.
-pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims, r.flow, r.completed_at";
+pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims, r.flow, r.completed_at, r.route, r.approvals_required, r.approvals";
 
 /// How many columns [`COLUMNS`] names: the index of a column selected after them.
-pub(super) const COLUMN_COUNT: usize = 13;
+pub(super) const COLUMN_COUNT: usize = 16;
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i)
@@ -50,6 +50,12 @@ pub(super) fn row_to_request(row: &Row) -> Result<ApprovalRequest, StoreError> {
         completed_at: get(row, 12)?,
         // Served from the policy, never stored (routes::requests::served).
         grants: Vec::new(),
+        route: get(row, 13)?,
+        approvals_required: u8::try_from(get::<i16>(row, 14)?).unwrap_or(1),
+        approvals: get::<Option<Value>>(row, 15)?
+            .map(unjson)
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -125,13 +131,15 @@ pub(super) async fn lock_then_request_and_denial(
 }
 
 /// The statement of [`upsert`].
-const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, nextval('change_seq'))
+const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, route, approvals_required, approvals, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, nextval('change_seq'))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by = excluded.decided_by, attempts = excluded.attempts,
            claims = excluded.claims, search = excluded.search, flow = excluded.flow,
-           completed_at = excluded.completed_at, change_seq = excluded.change_seq";
+           completed_at = excluded.completed_at, route = excluded.route,
+           approvals_required = excluded.approvals_required, approvals = excluded.approvals,
+           change_seq = excluded.change_seq";
 
 /// The statement of [`add_history`].
 const HISTORY_SQL: &str = "INSERT INTO history (request_id, at, action, actor, version, detail) VALUES ($1, $2, $3, $4, $5, $6)";
@@ -150,6 +158,8 @@ struct RowValues {
     attempts: i64,
     claims: Value,
     flow: &'static str,
+    approvals_required: i16,
+    approvals: Option<Value>,
 }
 
 impl RowValues {
@@ -162,15 +172,19 @@ impl RowValues {
             attempts: i64::from(r.attempts),
             claims: json(&r.claims)?,
             flow: r.flow.as_str(),
+            approvals_required: i16::from(r.approvals_required),
+            approvals: (!r.approvals.is_empty())
+                .then(|| json(&r.approvals))
+                .transpose()?,
         })
     }
 
-    /// The 15 parameters of [`UPSERT_SQL`].
+    /// The 18 parameters of [`UPSERT_SQL`].
     fn params<'a>(
         &'a self,
         r: &'a ApprovalRequest,
         search: &'a &'a str,
-    ) -> [&'a (dyn ToSql + Sync); 15] {
+    ) -> [&'a (dyn ToSql + Sync); 18] {
         [
             &r.id,
             &r.key.email,
@@ -187,6 +201,9 @@ impl RowValues {
             search,
             &self.flow,
             &r.completed_at,
+            &r.route,
+            &self.approvals_required,
+            &self.approvals,
         ]
     }
 }
