@@ -9,7 +9,7 @@
 //! make the server buffer it). An error after the first byte ends the body early (the client
 //! sees a truncated transfer, never a complete-looking one) and is logged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -24,19 +24,10 @@ use time::format_description::well_known::Rfc3339;
 use crate::AppState;
 use crate::auth::Need;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routes::requests::authorized;
 use crate::store::export::{AUDIT_PAGE, AuditExportRecord};
 use crate::store::{ExportCursor, Store};
-
-/// Pages read from the store by every audit export of this process so far (each export reads
-/// one page of `history` or `audit_log` at a time). Lets a test check that a stalled reader
-/// stops the reading.
-static PAGES_READ: AtomicU64 = AtomicU64::new(0);
-
-/// Pages of the store read by audit exports in this process so far (see [`AUDIT_PAGE`]).
-pub fn pages_read_total() -> u64 {
-    PAGES_READ.load(Ordering::Relaxed)
-}
 
 /// Query of `GET /api/audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -140,6 +131,8 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
 /// whether anything was sent yet.
 struct Streaming {
     store: Store,
+    /// Counts the store pages read ([`Metrics::audit_pages_read`]).
+    metrics: Arc<Metrics>,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
     next: Option<ExportCursor>,
@@ -180,6 +173,7 @@ pub async fn audit(
     };
     let start = Streaming {
         store: state.store.clone(),
+        metrics: state.metrics.clone(),
         since,
         until,
         next: Some(ExportCursor::default()),
@@ -199,7 +193,7 @@ pub async fn audit(
                 tracing::error!(error = %e, "audit export failed; the body ends early");
                 std::io::Error::other("audit export failed")
             })?;
-        PAGES_READ.fetch_add(page.pages_read, Ordering::Relaxed);
+        st.metrics.audit_pages_read(page.pages_read);
         let chunk = render(&page.records, st.format, header)?;
         st.next = page.next;
         st.started = true;
