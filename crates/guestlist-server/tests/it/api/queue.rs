@@ -296,6 +296,8 @@ async fn request_ids_and_metrics_labels() {
         r#"guestlist_connector_answers_total{endpoint="check-approval-status",answer="GUESTLIST-APPROVAL-PENDING"} 2"#,
         r#"guestlist_connector_answers_total{endpoint="check-approval-status",answer="Continue"} 1"#,
         r#"guestlist_requests{status="pending"} 1"#,
+        // Exposed before the first audit export (a counter without labels starts at 0).
+        "guestlist_audit_pages_read_total 0",
     ] {
         assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
     }
