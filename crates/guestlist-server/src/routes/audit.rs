@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::code::Code;
 use guestlist_core::model::ErrorBody;
@@ -22,10 +22,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
-use crate::auth::Need;
 use crate::error::ApiError;
+use crate::extract::{AppQuery, AuditReader};
 use crate::metrics::Metrics;
-use crate::routes::requests::authorized;
 use crate::store::export::{AUDIT_PAGE, AuditExportRecord};
 use crate::store::{ExportCursor, Store};
 
@@ -154,11 +153,10 @@ struct Streaming {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn audit(
+    _caller: AuditReader,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    authorized(&state, &headers, Need::AuditReader).await?;
     let since = parse_time("since", q.since.as_deref())?;
     let until = parse_time("until", q.until.as_deref())?;
     let format = match q.format.as_deref().unwrap_or("ndjson") {

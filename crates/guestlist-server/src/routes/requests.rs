@@ -9,7 +9,7 @@
 //! - `GET /api/requests/{id}/history` → `[HistoryEntry]`
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::Code;
@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::AppState;
 use crate::auth::{Need, TokenClaims};
 use crate::error::ApiError;
-use crate::extract::{AppJson, Approver, RequestId};
+use crate::extract::{AppJson, AppQuery, Approver, RequestId};
 
 /// Query of `GET /api/requests`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -148,7 +148,7 @@ pub(crate) fn with_etag(r: ApprovalRequest) -> Response {
 pub async fn list(
     _caller: Approver,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<RequestPage>, ApiError> {
     let status = match q.status.as_deref().filter(|s| !s.is_empty() && *s != "all") {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
