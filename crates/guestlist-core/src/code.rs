@@ -89,6 +89,9 @@ codes! {
     RequestBodyUnreadable = "request.body_unreadable",
     /// 400: the body is not JSON, or not the JSON the endpoint takes.
     RequestMalformedJson = "request.malformed_json",
+    /// 400: the query string is not the one the endpoint takes (a number that is not one, a
+    /// parameter given twice).
+    RequestBadQuery = "request.bad_query",
     /// 404: no such route.
     RouteNotFound = "route.not_found",
     /// 400: a decision body that is not a decision.

@@ -1,6 +1,6 @@
 //! The approver API's extractors: who calls ([`Caller`], with the app role it needs as a type:
-//! [`Approver`], [`Admin`], [`AuditReader`]), the request id of the path ([`RequestId`]) and a
-//! JSON body ([`AppJson`]). Every rejection is an [`ApiError`], so it answers in the API's error
+//! [`Approver`], [`Admin`], [`AuditReader`]), the request id of the path ([`RequestId`]), the
+//! query string ([`AppQuery`]) and a JSON body ([`AppJson`]). Every rejection is an [`ApiError`], so it answers in the API's error
 //! shape (`{"error":{"code":"…","message":"…"}}`, `docs/CONTRACTS.md` §4) with a
 //! [`Code`], never axum's plain-text rejections.
 //!
@@ -9,7 +9,7 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use guestlist_core::Code;
 use guestlist_core::model::Decision;
@@ -94,6 +94,26 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             Err(rejection) => Err(ApiError::bad_request(
                 Code::RequestBadId,
                 format!("not a request id: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// The query string as a `T` (serde_urlencoded, as axum's `Query`). Rejection: 400
+/// `request.bad_query` naming what is wrong (`limit: invalid digit found in string`, a
+/// parameter given twice), in the API's error shape rather than axum's plain text.
+#[derive(Debug, Clone)]
+pub struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(AppQuery(q)),
+            Err(rejection) => Err(ApiError::bad_request(
+                Code::RequestBadQuery,
+                rejection.body_text(),
             )),
         }
     }

@@ -1,6 +1,7 @@
 //! The counters of `/metrics` (Prometheus text format, served on the admin listener, issue 10
-//! §7): connector answers per endpoint and answer kind, decisions per status, and the stored
-//! requests per status as gauges (read by the caller from the store's check index).
+//! §7): connector answers per endpoint and answer kind, decisions per status, store pages read
+//! by audit exports, and the stored requests per status as gauges (read by the caller from the
+//! store's check index).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,6 +62,7 @@ const DECIDED: [Status; 4] = [
 pub struct Metrics {
     connector: [[AtomicU64; ANSWERS]; 4],
     decisions: [AtomicU64; 4],
+    audit_pages: AtomicU64,
 }
 
 fn answer_index(block: Option<MessageKind>) -> usize {
@@ -90,8 +92,20 @@ impl Metrics {
         }
     }
 
+    /// Counts `pages` store pages read by an audit export (`GET /api/audit` reads one page of
+    /// `history` or `audit_log` at a time, [`crate::store::export::AUDIT_PAGE`] records each).
+    pub fn audit_pages_read(&self, pages: u64) {
+        self.audit_pages.fetch_add(pages, Ordering::Relaxed);
+    }
+
+    /// Store pages read by this server's audit exports so far (`guestlist_audit_pages_read_total`):
+    /// a stalled reader stops the reading, which a test checks by this count.
+    pub fn audit_pages_read_total(&self) -> u64 {
+        self.audit_pages.load(Ordering::Relaxed)
+    }
+
     /// Prometheus text exposition (format 0.0.4). Answer labels are the codes `policy` gives
-    /// each block page (`GUESTLIST-APPROVAL-PENDING`, …) or `Continue`; counters still at zero
+    /// each block page (`GUESTLIST-APPROVAL-PENDING`, …) or `Continue`; labelled counters still at zero
     /// are left out.
     pub fn render(&self, policy: &Policy, requests_by_status: &[(String, u64)]) -> String {
         use std::fmt::Write as _;
@@ -126,6 +140,12 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP guestlist_audit_pages_read_total Store pages read by audit exports.\n# TYPE guestlist_audit_pages_read_total counter\n");
+        let _ = writeln!(
+            out,
+            "guestlist_audit_pages_read_total {}",
+            self.audit_pages_read_total()
+        );
         out.push_str("# HELP guestlist_requests Stored approval requests by status.\n# TYPE guestlist_requests gauge\n");
         for (s, n) in requests_by_status {
             let _ = writeln!(out, "guestlist_requests{{status=\"{s}\"}} {n}");

@@ -69,6 +69,7 @@ export const REMEDIES: Readonly<Record<Code, RemedyRule>> = {
   'request.body_timeout': 'server',
   'request.body_unreadable': 'server',
   'request.malformed_json': 'server',
+  'request.bad_query': 'server',
   'request.not_denied': 'notDenied',
   'request.erased': 'erased',
   'route.not_found': 'server',

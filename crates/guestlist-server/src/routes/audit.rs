@@ -9,11 +9,11 @@
 //! make the server buffer it). An error after the first byte ends the body early (the client
 //! sees a truncated transfer, never a complete-looking one) and is logged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::code::Code;
 use guestlist_core::model::ErrorBody;
@@ -22,21 +22,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
-use crate::auth::Need;
 use crate::error::ApiError;
-use crate::routes::requests::authorized;
+use crate::extract::{AppQuery, AuditReader};
+use crate::metrics::Metrics;
 use crate::store::export::{AUDIT_PAGE, AuditExportRecord};
 use crate::store::{ExportCursor, Store};
-
-/// Pages read from the store by every audit export of this process so far (each export reads
-/// one page of `history` or `audit_log` at a time). Lets a test check that a stalled reader
-/// stops the reading.
-static PAGES_READ: AtomicU64 = AtomicU64::new(0);
-
-/// Pages of the store read by audit exports in this process so far (see [`AUDIT_PAGE`]).
-pub fn pages_read_total() -> u64 {
-    PAGES_READ.load(Ordering::Relaxed)
-}
 
 /// Query of `GET /api/audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -140,6 +130,8 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
 /// whether anything was sent yet.
 struct Streaming {
     store: Store,
+    /// Counts the store pages read ([`Metrics::audit_pages_read`]).
+    metrics: Arc<Metrics>,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
     next: Option<ExportCursor>,
@@ -161,11 +153,10 @@ struct Streaming {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn audit(
+    _caller: AuditReader,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    authorized(&state, &headers, Need::AuditReader).await?;
     let since = parse_time("since", q.since.as_deref())?;
     let until = parse_time("until", q.until.as_deref())?;
     let format = match q.format.as_deref().unwrap_or("ndjson") {
@@ -180,6 +171,7 @@ pub async fn audit(
     };
     let start = Streaming {
         store: state.store.clone(),
+        metrics: state.metrics.clone(),
         since,
         until,
         next: Some(ExportCursor::default()),
@@ -199,7 +191,7 @@ pub async fn audit(
                 tracing::error!(error = %e, "audit export failed; the body ends early");
                 std::io::Error::other("audit export failed")
             })?;
-        PAGES_READ.fetch_add(page.pages_read, Ordering::Relaxed);
+        st.metrics.audit_pages_read(page.pages_read);
         let chunk = render(&page.records, st.format, header)?;
         st.next = page.next;
         st.started = true;

@@ -21,10 +21,10 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::AppState;
-use crate::auth::Need;
 use crate::error::ApiError;
+use crate::extract::Admin;
 use crate::routes::connectors::read_json_body;
-use crate::routes::requests::{actor_of, authorized};
+use crate::routes::requests::actor_of;
 use crate::store::privacy::ErasureCounts;
 
 /// Body of `POST /api/privacy/erase`.
@@ -55,11 +55,11 @@ fn yes() -> bool {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn erase(
+    Admin { claims, .. }: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ErasureCounts>, ApiError> {
-    let claims = authorized(&state, &headers, Need::Admin).await?;
     let bytes = read_json_body(
         &headers,
         body,

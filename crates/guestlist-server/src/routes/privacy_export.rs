@@ -2,7 +2,7 @@
 //! person, for an Admin, audited as `privacy.export` without the e-mail.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::code::Code;
@@ -13,10 +13,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::AppState;
-use crate::auth::Need;
 use crate::error::ApiError;
+use crate::extract::{Admin, AppQuery};
 use crate::routes::requests::actor_of;
-use crate::routes::requests::authorized;
 use crate::store::audit::AuditAction;
 
 /// Query of `GET /api/privacy/export`.
@@ -43,11 +42,11 @@ pub struct ExportQuery {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn export(
+    Admin { claims, .. }: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ExportQuery>,
+    AppQuery(q): AppQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let claims = authorized(&state, &headers, Need::Admin).await?;
     let address = q.email.unwrap_or_default();
     if email::canonical(&address).is_err() {
         return Err(ApiError::bad_request(

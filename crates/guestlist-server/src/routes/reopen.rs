@@ -16,10 +16,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Need;
 use crate::error::ApiError;
+use crate::extract::Admin;
 use crate::routes::connectors::read_json_body;
-use crate::routes::requests::authorized;
 use crate::routes::requests::{actor_of, if_match_version, served, with_etag};
 use crate::store::reopen::ReopenOutcome;
 
@@ -60,12 +59,12 @@ pub struct ReopenBody {
               (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn reopen(
+    Admin { claims, .. }: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let claims = authorized(&state, &headers, Need::Admin).await?;
     let id = Uuid::parse_str(&id).map_err(|_| {
         ApiError::bad_request(Code::RequestBadId, format!("{id:?} is not a request id"))
     })?;

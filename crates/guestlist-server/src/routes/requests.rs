@@ -13,7 +13,7 @@
 //! request of a two-approver route stays pending after its first approval (`approvals`).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use guestlist_core::Code;
@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use crate::AppState;
 use crate::auth::{Need, TokenClaims};
 use crate::error::ApiError;
-use crate::extract::{AppJson, Approver, RequestId};
+use crate::extract::{AppJson, AppQuery, Approver, RequestId};
 
 /// Query of `GET /api/requests`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -152,7 +152,7 @@ pub(crate) fn with_etag(r: ApprovalRequest) -> Response {
 pub async fn list(
     Approver { claims, .. }: Approver,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<RequestPage>, ApiError> {
     let status = match q.status.as_deref().filter(|s| !s.is_empty() && *s != "all") {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {

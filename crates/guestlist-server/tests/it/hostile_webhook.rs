@@ -3,10 +3,6 @@
 //! a failed delivery's log lines never carry the (secret) webhook URL, and a reminder about
 //! 10,000 pending requests is a count plus the oldest few, with a bounded body.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +14,8 @@ use guestlist_server::reminders;
 use guestlist_server::webhook::{Notifications, Sender, Template};
 use serde_json::json;
 use tracing::instrument::WithSubscriber;
+
+use crate::common;
 
 const EVIL: &str = "&amp; <!channel> <https://evil.example|Open Guestlist> [Open Guestlist](https://evil.example) **urgent** <@U123>";
 

@@ -3,13 +3,10 @@
 //! (Admin only, audited without the e-mail), and the audit export (NDJSON and CSV, roles, time
 //! range, CSV formula guard).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";

@@ -3,8 +3,6 @@
 //! Two `PgStore`s on one database stand for two replicas: each has its own pool, so nothing is
 //! shared between them but the database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,13 +8,10 @@
 //! ("1 of 2") and leaves the request pending (check-status still answers PENDING), the same
 //! approver cannot approve again (403 `decision.second_approver_required`), and a denial ends it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{Issuer, read_until};
+use crate::common;
+use crate::common::{Issuer, read_until};
 use guestlist_core::policy::{Policy, RouteRule};
 use guestlist_server::RunningServer;
 use reqwest::StatusCode;

@@ -3,20 +3,17 @@
 //! `guestlist-server backup --to FILE` copies a database that a running server is writing to:
 //! the copy is 0600, passes `integrity_check`, and its counts are those of one commit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use guestlist_core::connector::Claims;
 // SQLite-only (file modes and the online backup of a SQLite file): the sync `SqliteStore`.
 use guestlist_server::store::SqliteStore as Store;
 use serde_json::json;
+
+use crate::common::*;
 
 fn with_suffix(p: &Path, s: &str) -> PathBuf {
     PathBuf::from(format!("{}{s}", p.display()))

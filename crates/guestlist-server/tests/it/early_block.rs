@@ -4,14 +4,12 @@
 //! (canonical form) or by identity provider; others continue, and a stored request keeps its
 //! own answer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use guestlist_core::policy::{Policy, Rule};
 use guestlist_server::config::{ConnectorAuth, Secret};
 use guestlist_server::{Config, RunningServer};
 use serde_json::{Value, json};
+
+use crate::common;
 
 const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";

@@ -4,12 +4,9 @@
 //! database) or too far behind gets a `resync` event, a client that falls behind the live
 //! events gets a `resync` event, and a stream opened without `Last-Event-ID` gets no backlog.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::*;
 use serde_json::Value;
+
+use crate::common::*;
 
 #[tokio::test]
 async fn a_stream_without_last_event_id_gets_no_backlog() {

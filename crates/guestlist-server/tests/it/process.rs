@@ -3,14 +3,12 @@
 //! when it restarts on the same database (SQLite, or PostgreSQL with
 //! `GUESTLIST_TEST_STORE=postgres`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use crate::common;
 
 struct Server {
     child: Child,

@@ -5,11 +5,8 @@
 //! request), and a completed person is blocked. Every answer is checked against Microsoft's
 //! documented examples (`tests/fixtures/external-id/`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::{Issuer, start};
+use crate::common;
+use crate::common::{Issuer, start};
 use guestlist_server::config::ExtensionAuth;
 use serde_json::{Value, json};
 

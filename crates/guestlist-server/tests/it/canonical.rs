@@ -6,14 +6,7 @@
 //! canonical keys.
 
 // `..ConnectorAuth::default()` keeps this file building as connector authentication grows.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::needless_update,
-    missing_docs
-)]
-
-mod common;
+#![allow(clippy::needless_update)]
 
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{Actor, Decision, ProvisionedBy, RequestState};
@@ -22,6 +15,8 @@ use guestlist_server::config::{ConnectorAuth, Secret};
 use guestlist_server::{Config, RunningServer};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+use crate::common;
 
 const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";

@@ -4,12 +4,9 @@
 //! (§6); an approver cannot approve or deny their own request, whichever of
 //! `preferred_username`, `email` or `upn` names them (§3, 403 `decision.self_approval`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
-use common::*;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 const APP_ID_URI: &str = "api://guestlist-approvals";
 const GRACE: &str = "grace@contoso.onmicrosoft.com";

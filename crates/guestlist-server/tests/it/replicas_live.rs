@@ -5,18 +5,15 @@
 //! replica that wrote the event. PostgreSQL whatever `GUESTLIST_TEST_STORE` says: replicas need a
 //! shared database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::*;
 use guestlist_server::RunningServer;
 use guestlist_server::config::Secret;
 use guestlist_server::store::DatabaseUrl;
+
+use crate::common::*;
 
 /// The `id:` numbers of the SSE frames in `text`, in the order received.
 fn ids(text: &str) -> Vec<u64> {

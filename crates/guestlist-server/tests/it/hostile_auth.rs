@@ -4,14 +4,11 @@
 //! refetched on every call, and tokens without the delegated scope or from a client outside
 //! the allow-list are refused with their own codes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::sync::atomic::Ordering;
 
-use common::*;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 async fn get(base: &str, token: &str) -> (u16, String) {
     let r = reqwest::Client::new()

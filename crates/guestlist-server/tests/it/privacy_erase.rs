@@ -5,15 +5,10 @@
 //! `since=` sync and the event stream announce the erasure; retention runs once at a time, in
 //! bounded batches; an erased request's webhook message is not sent after the erasure.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Issuer, eventually, open_stream, read_until};
 use guestlist_core::connector::Claims;
 use guestlist_core::policy::Policy;
 use guestlist_server::RunningServer;
@@ -21,6 +16,9 @@ use guestlist_server::config::Secret;
 use guestlist_server::retention::{Retention, RetentionConfig};
 use guestlist_server::store::audit::AuditAction;
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::{Issuer, eventually, open_stream, read_until};
 
 const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";

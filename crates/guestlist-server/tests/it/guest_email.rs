@@ -12,18 +12,16 @@
 //! - the cursor is durable: a restarted server sends nothing twice and the next decision once;
 //! - with two replicas on one PostgreSQL database, one e-mail per decision.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Issuer;
 use guestlist_server::RunningServer;
 use guestlist_server::guest_email::GuestEmailConfig;
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::Issuer;
 
 const USER: &str = "entra-user-flow";
 const PASS: &str = "correct horse battery staple";
