@@ -1,0 +1,191 @@
+//! The PostgreSQL store's pools and round trips (issue 13 §5): check-status never waits
+//! behind writers for a connection, and a new sign-up is a bounded number of round trips.
+
+use super::*;
+
+/// Check-status has its own pool (issue 13 §5): while every connection of the main pool is
+/// held by a sign-up waiting for a person's lock, a check of someone else still answers.
+/// Before the read pool it waited for a free slot and failed with `store.unavailable` after
+/// the pool's 1 s acquire timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_status_answers_while_every_write_connection_waits() {
+    let url = Cluster::shared().fresh_database();
+    let store = Arc::new(PgStore::connect(&url).await.unwrap());
+    store.set_tombstone_key(KEY.to_vec()).await.unwrap();
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let w = time::Duration::seconds(120);
+    let known = claims("known@fabrikam.example", "google.com");
+    store
+        .request_approval(&known, &policy, now, w)
+        .await
+        .unwrap();
+
+    // Hold the person lock of "blocked@…" from another session: the store's per-e-mail lock is
+    // `pg_advisory_xact_lock(0x676c656d /* "glem" */, hashtext(email))`.
+    let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let blocked = "blocked@fabrikam.example";
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1, hashtext($2))",
+            &[&0x676c_656d_i32, &blocked],
+        )
+        .await
+        .unwrap();
+    // As many as the main pool has connections (more would wait for a slot and fail after
+    // its 1 s acquire timeout).
+    let writers: Vec<_> = (0..guestlist_server::store::pg::POOL_SIZE)
+        .map(|_| {
+            let (store, policy) = (store.clone(), policy.clone());
+            tokio::spawn(async move {
+                store
+                    .request_approval(&claims(blocked, "google.com"), &policy, now, w)
+                    .await
+            })
+        })
+        .collect();
+    // Every connection of the main pool is taken once as many sessions wait on the lock.
+    let waiting = Instant::now();
+    loop {
+        let n: i64 = holder
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n >= guestlist_server::store::pg::POOL_SIZE as i64 {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(3),
+            "only {n} sign-ups wait on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (block, event) = store.check_status(&known, &policy, now).await.unwrap();
+    assert_eq!(block, Some(MessageKind::Pending));
+    assert!(event.is_none());
+    holder
+        .execute(
+            "SELECT pg_advisory_unlock($1, hashtext($2))",
+            &[&0x676c_656d_i32, &blocked],
+        )
+        .await
+        .unwrap();
+    // The waiting sign-ups then run one after the other: one request, one first answer.
+    let mut created = 0;
+    for writer in writers {
+        let out = writer.await.unwrap().unwrap();
+        created += usize::from(out.event.is_some());
+    }
+    assert_eq!(created, 1);
+}
+
+/// A TCP relay in front of PostgreSQL that counts round trips: each time a connection's
+/// client sends after the server has answered since its previous send, one more.
+async fn round_trip_counter(
+    target: std::net::SocketAddr,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let turns = Arc::new(AtomicU64::new(0));
+    let counted = turns.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (mut client_r, mut client_w) = client.into_split();
+            let (mut server_r, mut server_w) = server.into_split();
+            let answered = Arc::new(AtomicBool::new(true));
+            let (answered_up, turns) = (answered.clone(), counted.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = client_r.read(&mut buf).await {
+                    if answered_up.swap(false, Ordering::SeqCst) {
+                        turns.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if server_w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = server_r.read(&mut buf).await {
+                    answered.store(true, Ordering::SeqCst);
+                    if client_w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, turns)
+}
+
+/// A new sign-up costs at most five round trips to PostgreSQL (issue 13 §5, module docs of
+/// `store::pg`, "Round trips"): `BEGIN`; the sequence lock, the person's lock and the lookup
+/// (pipelined); the row, history entry and event (pipelined); `COMMIT`; plus the notifier's
+/// one `pg_notify` after the commit. Before: fourteen for the transaction (each statement
+/// parsed, then executed). The first sign-up on a connection also prepares the statements, so
+/// each pooled connection is warmed first. One runtime thread, so each pipelined group is
+/// queued whole before the connection task writes it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_sign_up_takes_at_most_five_round_trips() {
+    use std::sync::atomic::Ordering;
+    let url = Cluster::shared().fresh_database();
+    let parsed = url::Url::parse(&url).unwrap();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], parsed.port().unwrap()));
+    let (relay, turns) = round_trip_counter(target).await;
+    let mut via_relay = parsed.clone();
+    via_relay.set_port(Some(relay.port())).unwrap();
+    let pools = guestlist_server::store::pg::PoolConfig {
+        pool_size: 1,
+        read_pool_size: 1,
+    };
+    let store = PgStore::connect_with(via_relay.as_str(), &pools)
+        .await
+        .unwrap();
+    store.set_tombstone_key(KEY.to_vec()).await.unwrap();
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let w = time::Duration::seconds(120);
+    // Warm the one connection's statement cache (and let the notifier's first wake pass).
+    store
+        .request_approval(
+            &claims("warm@fabrikam.example", "google.com"),
+            &policy,
+            now,
+            w,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..5 {
+        let before = turns.load(Ordering::SeqCst);
+        let out = store
+            .request_approval(
+                &claims(&format!("new{i}@fabrikam.example"), "google.com"),
+                &policy,
+                now,
+                w,
+            )
+            .await
+            .unwrap();
+        assert!(out.event.is_some(), "a new request");
+        // The notifier's pg_notify after the commit.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let used = turns.load(Ordering::SeqCst) - before;
+        eprintln!("sign-up {i}: {used} round trips");
+        assert!(used <= 5, "sign-up {i}: {used} round trips");
+    }
+}
