@@ -5,10 +5,9 @@
 use guestlist_core::model::{RequestPage, Status};
 use rusqlite::params;
 
-use super::requests::search_pattern;
+use super::requests::{created_order_page, search_pattern};
 use super::rows::{
-    COLUMN_COUNT, COLUMNS, decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor,
-    row_to_request,
+    COLUMN_COUNT, COLUMNS, decode_cursor, decode_seq_cursor, encode_seq_cursor, row_to_request,
 };
 use super::{SqliteStore, StoreError, to_json, ts};
 use crate::duties::Scope;
@@ -197,18 +196,7 @@ impl SqliteStore {
             for row in rows {
                 items.push(row??);
             }
-            let next_cursor = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(encode_cursor)
-            } else {
-                None
-            };
-            Ok(RequestPage {
-                items,
-                next_cursor,
-                change_seq: Some(high_u),
-                erased: Vec::new(),
-            })
+            Ok(created_order_page(items, limit, high_u))
         })
     }
 }

@@ -22,6 +22,29 @@ use super::rows::{
 };
 use super::{RequestApprovalOutcome, SqliteStore, StoreError, from_json, to_json, ts};
 
+/// A page of `GET /api/requests` in creation order from `items`, read with one row more than
+/// `limit` (`limit + 1`): a row beyond `limit` means more follow, so it is dropped and the cursor
+/// of the last kept row is the next page's. `high` is the change mark read before the rows. The
+/// one rule both stores apply to a page without `since=`.
+pub(crate) fn created_order_page(
+    mut items: Vec<ApprovalRequest>,
+    limit: usize,
+    high: u64,
+) -> guestlist_core::model::RequestPage {
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(super::rows::encode_cursor)
+    } else {
+        None
+    };
+    guestlist_core::model::RequestPage {
+        items,
+        next_cursor,
+        change_seq: Some(high),
+        erased: Vec::new(),
+    }
+}
+
 /// The `LIKE` pattern of a list search `q` (`None` for no or a blank search): the folded text
 /// (case, accents: [`email::fold_text`]) with the caller's `%`/`_` removed, so a search never
 /// becomes a wildcard. The one rule both stores apply to `GET /api/requests?q=`.

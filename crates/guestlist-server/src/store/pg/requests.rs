@@ -21,11 +21,10 @@ use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unj
 use crate::duties::Scope;
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
 use crate::store::requests::{
-    FirstRequest, Routed, decision_record, first_request, is_expired, search_pattern,
+    FirstRequest, Routed, created_order_page, decision_record, first_request, is_expired,
+    search_pattern,
 };
-use crate::store::rows::{
-    decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, search_text,
-};
+use crate::store::rows::{decode_cursor, decode_seq_cursor, encode_seq_cursor, search_text};
 use crate::store::{RequestApprovalOutcome, StoreError};
 
 /// Denies every other pending request of `denied`'s canonical e-mail (SQLite:
@@ -573,19 +572,7 @@ impl PgStore {
             )
             .await
             .map_err(db_err)?;
-        let mut items = rows_to_requests(&rows)?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(encode_cursor)
-        } else {
-            None
-        };
-        Ok(RequestPage {
-            items,
-            next_cursor,
-            change_seq: Some(high_u),
-            erased: Vec::new(),
-        })
+        Ok(created_order_page(rows_to_requests(&rows)?, limit, high_u))
     }
 
     /// Applies an approver's decision with optimistic concurrency and idempotency (SQLite:
