@@ -80,8 +80,7 @@ fn object(input: &Value, key: &str) -> Result<Map<String, Value>, String> {
 async fn run() -> Result<Value, String> {
     let raw = std::io::read_to_string(std::io::stdin())
         .map_err(|e| format!("reading stdin failed: {e}"))?;
-    let input: Value =
-        serde_json::from_str(&raw).map_err(|e| format!("stdin is not JSON: {e}"))?;
+    let input: Value = serde_json::from_str(&raw).map_err(|e| format!("stdin is not JSON: {e}"))?;
     let api = text(&input, "api")?;
     let tenant = text(&input, "tenant")?;
     let provider = match text(&input, "provider")?.as_str() {
@@ -126,7 +125,9 @@ async fn run() -> Result<Value, String> {
         .to_string()
     };
     let (outcome, at, message, upn) = match r.outcome {
-        Outcome::Blocked { step, message, .. } => ("blocked", Some(event(step)), Some(message), None),
+        Outcome::Blocked { step, message, .. } => {
+            ("blocked", Some(event(step)), Some(message), None)
+        }
         Outcome::AccountCreated { upn } => ("accountCreated", None, None, Some(upn)),
         Outcome::SignedIn => ("signedIn", None, None, None),
         Outcome::ValidationError { message } => ("validationError", None, Some(message), None),

@@ -130,7 +130,7 @@ describe('toasts and remedies in the UI language', () => {
       expect(finishedText({ ...outboxItem, state: 'reported', how: 'invitation' }).text).toBe('Godkände Ada: inbjuden');
       expect(finishedText({ ...outboxItem, state: 'reported', how: 'userFlow' }).text).toBe('Godkände Ada: kan nu slutföra sin registrering');
       setLanguageOverride('fr');
-      expect(finishedText({ ...outboxItem, state: 'reported', how: 'userFlow' }).text).toMatch(/: peut maintenant terminer son inscription$/);
+      expect(finishedText({ ...outboxItem, state: 'reported', how: 'userFlow' }).text).toBe('Approuvé : Ada (peut maintenant terminer son inscription)');
     } finally {
       setLanguageOverride(null);
     }
