@@ -134,7 +134,7 @@ export async function externalFlow({ browser, h, out, devtenant, step }) {
   assert.notEqual(created[0].userType, 'Guest', 'a customer account, not a guest');
   assert.doesNotMatch(String(created[0].userPrincipalName), /#EXT#/, 'no #EXT# UPN');
   assert.ok(
-    created[0].identities.some((i) => i.signInType === 'emailAddress' && String(i.issuerAssignedId).toLowerCase() === EMAIL),
+    (created[0].identities ?? []).some((i) => i.signInType === 'emailAddress' && String(i.issuerAssignedId).toLowerCase() === EMAIL),
     `an emailAddress identity: ${JSON.stringify(created[0].identities)}`,
   );
   assert.deepEqual(await writes(), [], 'still no Graph write: Entra created the account');
