@@ -13,7 +13,12 @@
 # a burst of sign-ups gets one summary whose click shows the queue; then
 # the network goes away (guestlist-server and devtenant stopped), two approvals and a denial are
 # queued in the window, both come back and the outbox drains to exactly those directory objects
-# and decisions. Artifacts (screenshots, logs, directory dump) go to
+# and decisions. devtenant plays an external tenant (tenant_kind = "external": the workforce
+# sign-ups above still go through the API connectors, as `make demo`'s mixed flow), so one person
+# also signs up through the custom authentication extensions (issue 17, tests/e2e/external.mjs):
+# the request shows the External badge and the user-flow plan, approving it writes nothing in
+# Graph, and the person comes back, is prefilled, gets exactly one customer account, and a third
+# attempt is blocked. Artifacts (screenshots, logs, directory dump) go to
 # artifacts/e2e/; with E2E_UPDATE_DOCS=1 the README's screenshots are copied to docs/screenshots/.
 #
 # Env: E2E_SIGNUPS (default 12) sign-ups to play; ARTIFACTS (default artifacts/e2e);
@@ -43,7 +48,7 @@ log "building the UI"
 (cd ui && npm run build --silent)
 log "building devtenant, guestlist-server and the app (UI embedded)"
 cargo build -q -p guestlist-devtenant -p guestlist-server --bins
-cargo build -q -p guestlist-tests --bin guestlist-notifyd
+cargo build -q -p guestlist-tests --bin guestlist-notifyd --bin guestlist-external-signup
 cargo build -q -p guestlist-desktop --features tauri/custom-protocol
 APP="$TARGET/debug/guestlist"
 [ -x "$APP" ] || { echo "e2e.sh: $APP missing" >&2; exit 1; }
@@ -56,6 +61,12 @@ WD_PORT=$(free_port)
 NATIVE_PORT=$(free_port)
 NOTIFYD_PORT=$(free_port)
 WORK=$(mktemp -d)
+# Private copies of the service binaries: the shared target dir may get another build of them
+# while the run goes on, and run.mjs restarts devtenant and the server (network off) on the same
+# state (a newer server's migrations would not open under an older binary).
+mkdir -p "$WORK/bin"
+for b in devtenant guestlist-server guestlist-notifyd guestlist-external-signup; do cp "$TARGET/debug/$b" "$WORK/bin/$b"; done
+BIN="$WORK/bin"
 PIDS=()
 cleanup() {
   if [ -f "$WORK/server.pid" ]; then PIDS+=("$(cat "$WORK/server.pid")"); fi
@@ -83,12 +94,16 @@ ISSUER="$DEVTENANT_URL/$TENANT_ID/v2.0"
 
 log "devtenant on $DEVTENANT_URL"
 # --state: keys, directory and refresh tokens survive the restart of the offline step.
-"$TARGET/debug/devtenant" --listen "127.0.0.1:$DT_PORT" --state "$WORK/devtenant.json" >"$OUT/devtenant.log" 2>&1 &
+# An external tenant (issue 17): its extensions' tokens come from the ciamlogin issuer; approvers
+# still sign in with the usual issuer on 127.0.0.1, and API connectors work as in a workforce one.
+printf 'tenant_kind = "external"\n' >"$WORK/devtenant.toml"
+"$BIN/devtenant" --listen "127.0.0.1:$DT_PORT" --config "$WORK/devtenant.toml" --state "$WORK/devtenant.json" >"$OUT/devtenant.log" 2>&1 &
 echo $! >"$WORK/devtenant.pid"
 # run.mjs stops and restarts devtenant too (network off); it keeps its pid in devtenant.pid.
-export DEVTENANT_BIN="$TARGET/debug/devtenant" DEVTENANT_STATE="$WORK/devtenant.json" DEVTENANT_PID_FILE="$WORK/devtenant.pid" DEVTENANT_LISTEN="127.0.0.1:$DT_PORT"
+export DEVTENANT_BIN="$BIN/devtenant" DEVTENANT_CONFIG="$WORK/devtenant.toml" DEVTENANT_STATE="$WORK/devtenant.json" DEVTENANT_PID_FILE="$WORK/devtenant.pid" DEVTENANT_LISTEN="127.0.0.1:$DT_PORT"
 wait_http "$ISSUER/.well-known/openid-configuration" devtenant
 GRAPH_URL=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["graph"])')
+CUSTOMER_ISSUER=$(curl -fsS "$DEVTENANT_URL/_devtenant/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["customerIssuer"])')
 
 log "guestlist-server on $API_URL"
 . scripts/app-settings.sh
@@ -101,16 +116,22 @@ identity_providers = ["facebook.com"]
 groups = ["b0b0b0b0-0001-4000-8000-0000000fab01"]
 app_roles = [{ resource_id = "c0c0c0c0-0001-4000-8000-00000000a11a", app_role_id = "e0e0e0e0-0001-4000-8000-00000000f00d" }]
 sponsors = ["approver"]'
+# The custom authentication extensions' tokens (issue 17): devtenant's customer issuer and keys.
+GRANTS="$GRANTS
+[extension_auth]
+issuers = [\"$CUSTOMER_ISSUER\"]
+jwks_uri = \"$DEVTENANT_URL/$TENANT_ID/discovery/v2.0/keys\"
+audiences = [\"api://guestlist-approvals\"]"
 ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" write_server_config "$WORK/server.toml" "127.0.0.1:$API_PORT" "$WORK/server.db" "$ISSUER" "$GRANTS"
 export GUESTLIST_CONNECTOR_USERNAME=connector GUESTLIST_CONNECTOR_PASSWORD=e2e-connector-secret
-"$TARGET/debug/guestlist-server" --config "$WORK/server.toml" >"$OUT/server.log" 2>&1 &
+"$BIN/guestlist-server" --config "$WORK/server.toml" >"$OUT/server.log" 2>&1 &
 echo $! >"$WORK/server.pid"
 wait_http "$API_URL/healthz" guestlist-server
 # run.mjs stops and restarts the server (offline step); it keeps its pid in server.pid.
-export SERVER_BIN="$TARGET/debug/guestlist-server" SERVER_CONFIG="$WORK/server.toml" SERVER_PID_FILE="$WORK/server.pid" API_URL ADMIN_URL
+export SERVER_BIN="$BIN/guestlist-server" SERVER_CONFIG="$WORK/server.toml" SERVER_PID_FILE="$WORK/server.pid" API_URL ADMIN_URL
 
 log "playing $SIGNUPS sign-ups"
-"$TARGET/debug/devtenant" signup --api "$API_URL" --count "$SIGNUPS" \
+"$BIN/devtenant" signup --api "$API_URL" --count "$SIGNUPS" \
   --username connector --password e2e-connector-secret --tenant "$DEVTENANT_URL" >"$OUT/signup.log" 2>&1
 
 # ---- the app's data dir, pre-configured for these ports ----
@@ -124,7 +145,8 @@ export E2E_APP="$APP" DEVTENANT_URL ARTIFACTS="$OUT" E2E_MIN_REQUESTS=3 E2E_WD_P
 export GUESTLIST_DATA_DIR="$DATA" GUESTLIST_OPENER=http GUESTLIST_LOGIN_HINT=ada@contoso.onmicrosoft.com
 export GUESTLIST_SYNC_INTERVAL_SECS=3 GUESTLIST_LOG=info
 export OUT WD_PORT NATIVE_PORT DBUS_MONITOR_LOG="$OUT/dbus-monitor.log"
-export NOTIFYD_BIN="$TARGET/debug/guestlist-notifyd" NOTIFYD_LOG="$OUT/notifications.jsonl" NOTIFYD_URL="http://127.0.0.1:$NOTIFYD_PORT"
+export EXTERNAL_SIGNUP_BIN="$BIN/guestlist-external-signup"
+export NOTIFYD_BIN="$BIN/guestlist-notifyd" NOTIFYD_LOG="$OUT/notifications.jsonl" NOTIFYD_URL="http://127.0.0.1:$NOTIFYD_PORT"
 set +e
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -c '
   printf %s pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null

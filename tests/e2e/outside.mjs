@@ -83,7 +83,9 @@ export function outside({ app, out, devtenant, waitFor }) {
   };
   /** Network back: devtenant and guestlist-server start again on the same state, until both answer. */
   const restartBackends = async () => {
-    restart(must('DEVTENANT_BIN'), ['--listen', must('DEVTENANT_LISTEN'), '--state', must('DEVTENANT_STATE')], must('DEVTENANT_PID_FILE'), 'devtenant-restarted.log', { PATH: process.env.PATH });
+    // The same tenant kind (DEVTENANT_CONFIG: tenant_kind = "external") on the same state.
+    const dtConfig = process.env.DEVTENANT_CONFIG ? ['--config', process.env.DEVTENANT_CONFIG] : [];
+    restart(must('DEVTENANT_BIN'), ['--listen', must('DEVTENANT_LISTEN'), ...dtConfig, '--state', must('DEVTENANT_STATE')], must('DEVTENANT_PID_FILE'), 'devtenant-restarted.log', { PATH: process.env.PATH });
     // Only what the server reads: it rejects unknown GUESTLIST_* variables (the app's).
     restart(must('SERVER_BIN'), ['--config', must('SERVER_CONFIG')], must('SERVER_PID_FILE'), 'server-restarted.log', {
       PATH: process.env.PATH,

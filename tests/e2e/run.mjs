@@ -6,13 +6,15 @@
 //      E2E_MIN_REQUESTS (sign-ups played before the run), DBUS_MONITOR_LOG (dbus-monitor's
 //      output on the app's session bus), NOTIFYD_URL (guestlist-notifyd's control: the Notify
 //      calls it answered, and invoking an action as a click would), API_URL + SERVER_* and DEVTENANT_* (to stop and restart
-//      guestlist-server and devtenant: the network-off step), GUESTLIST_CONNECTOR_* (sign-ups).
+//      guestlist-server and devtenant: the network-off step), GUESTLIST_CONNECTOR_* (sign-ups),
+//      EXTERNAL_SIGNUP_BIN (an external tenant's sign-up through devtenant's player: external.mjs).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { saveWindowShot } from './snapshot.mjs';
 import { connect, helpers, must } from './helpers.mjs';
 import { outside } from './outside.mjs';
+import { externalFlow } from './external.mjs';
 
 const APP = must('E2E_APP');
 const DEVTENANT = must('DEVTENANT_URL');
@@ -28,10 +30,8 @@ function step(name) {
 
 const browser = await connect(APP);
 
-const { t, attr, shot, waitFor, axeCheck, focused, filterLabelsWhole, usersOf, approvedCount, graphCalls, forgetGraphCalls, rowIds, approveReady, stillPending } = helpers(browser, {
-  out: OUT,
-  devtenant: DEVTENANT,
-});
+const h = helpers(browser, { out: OUT, devtenant: DEVTENANT });
+const { t, attr, shot, waitFor, axeCheck, focused, filterLabelsWhole, usersOf, approvedCount, graphCalls, forgetGraphCalls, rowIds, approveReady, stillPending } = h;
 const { signUp, notifyCalls, shownNotes, waitNote, click, keysOf, launch, stopBackends, restartBackends } = outside({ app: APP, out: OUT, devtenant: DEVTENANT, waitFor });
 
 let failed = null;
@@ -430,6 +430,9 @@ try {
   await exRow.waitForExist({ reverse: true, timeout: 30000, timeoutMsg: 'the existing-account request stayed in the queue' });
   const exWrites = (await graphCalls()).filter((c) => c.method !== 'GET');
   assert.deepEqual(exWrites, [], 'no Graph write when approving an existing account');
+
+  // ---- an external tenant's sign-up, for one person (issue 17; tests/e2e/external.mjs) ----
+  await externalFlow({ browser, h, out: OUT, devtenant: DEVTENANT, step });
 
   step('Undo: nothing is written and the request is pending again');
   const unEmail = 'undo.me@litware.example';

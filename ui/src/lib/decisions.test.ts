@@ -32,6 +32,9 @@ describe('decisions', () => {
     expect(linked.text).toBe('Person 1: linked to an existing account');
     const invited = summarise('Approved', [{ ...outcome('1', 'done'), how: 'invitation' }]);
     expect(invited.text).toBe('Person 1: invited');
+    // An external tenant's approval creates no guest: the person finishes signing up (issue 17).
+    const external = summarise('Approved', [{ ...outcome('1', 'done'), how: 'userFlow', label: 'Linnéa Öberg <linnea@x.se>' }]);
+    expect(external.text).toBe('Linnéa Öberg: can now finish their sign-up');
     const two = summarise('Approved', [outcome('1', 'done'), outcome('2', 'done')]);
     expect(two.text).toBe('Approved Person 1, Person 2');
   });
@@ -99,6 +102,9 @@ describe('toasts and remedies in the UI language', () => {
     updatedAt: '2026-01-01T00:00:05Z',
     lastError: null,
   };
+  it("an external tenant's approval says the person can finish signing up, not that a guest was created", () => {
+    expect(finishedText({ ...outboxItem, state: 'reported', how: 'userFlow' }).text).toBe('Approved Ada: can now finish their sign-up');
+  });
   it('French and Swedish toasts name the people and what happened', () => {
     try {
       setLanguageOverride('fr');
@@ -122,6 +128,9 @@ describe('toasts and remedies in the UI language', () => {
       setLanguageOverride('sv');
       expect(remedy({ code: 'request.not_found', message: 'x' }).next).toBe('Synkronisera för att uppdatera kön.');
       expect(finishedText({ ...outboxItem, state: 'reported', how: 'invitation' }).text).toBe('Godkände Ada: inbjuden');
+      expect(finishedText({ ...outboxItem, state: 'reported', how: 'userFlow' }).text).toBe('Godkände Ada: kan nu slutföra sin registrering');
+      setLanguageOverride('fr');
+      expect(finishedText({ ...outboxItem, state: 'reported', how: 'userFlow' }).text).toBe('Approuvé : Ada (peut maintenant terminer son inscription)');
     } finally {
       setLanguageOverride(null);
     }

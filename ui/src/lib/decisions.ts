@@ -50,6 +50,9 @@ export function whatHappened(
       if (kind === 'deny') return t('decision.denied');
       if (o.how === 'invitation') return t('decision.invited');
       if (o.how === 'existingAccount') return t('decision.linked');
+      // An external tenant's request (issue 17): no guest is created; Entra creates the
+      // customer account when the person comes back and finishes signing up.
+      if (o.how === 'userFlow') return t('decision.userFlow');
       return t('decision.created');
     case 'queued':
       return o.undoUntil ? t('decision.waitingUndo') : t('decision.queuedOffline');
