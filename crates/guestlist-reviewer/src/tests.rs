@@ -34,6 +34,7 @@ fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequ
         attempts: 1,
         flow: Default::default(),
         completed_at: None,
+        escalated_at: None,
         claims: c,
         grants: Vec::new(),
         route: None,
