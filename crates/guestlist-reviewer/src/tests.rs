@@ -236,6 +236,7 @@ async fn database_file_is_private_and_outbox_survives_reopen() {
 
 mod encryption;
 mod erasure;
+mod escalation;
 
 #[tokio::test]
 async fn detail_rows_plan_and_risks_offline() {
