@@ -326,9 +326,11 @@ impl Sender {
         escalated: &[ApprovalRequest],
     ) -> Value {
         let (route_s, role_s) = (self.esc(route), self.esc(fallback_role));
+        let what =
+            format!("escalated to {role_s} (route {route_s}, pending for more than {hours} h)");
         let title = match count {
-            1 => format!("1 guest request escalated to {role_s} (route {route_s}, pending for more than {hours} h)"),
-            n => format!("{n} guest requests escalated to {role_s} (route {route_s}, pending for more than {hours} h)"),
+            1 => format!("1 guest request {what}"),
+            n => format!("{n} guest requests {what}"),
         };
         let names: Vec<String> = escalated.iter().map(|r| self.esc(raw_name(r))).collect();
         let more = count.saturating_sub(names.len() as u64);

@@ -47,8 +47,10 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     let g = got.clone();
     let app = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
-            g.lock().unwrap().push(v);
+        axum::routing::post(move |body: axum::body::Bytes| {
+            g.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
             async { "ok" }
         }),
     );
