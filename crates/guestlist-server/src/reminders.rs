@@ -64,7 +64,7 @@ pub async fn due_with_limit(
 /// too, and only the escalation reminders need one). Every
 /// `notifications.reminder_interval_seconds` it reminds about the requests pending too long,
 /// then escalates the due requests of `routes`, publishes their `request.escalated` events on
-/// `events` and sends one escalation reminder per route ([`Sender::escalation_message`]).
+/// `publish` and sends one escalation reminder per route ([`Sender::escalation_message`]).
 ///
 /// With several replicas on one database, one of them runs each tick: the tick runs under
 /// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]), released
