@@ -45,7 +45,9 @@ pub fn escalating(routes: &[RouteRule]) -> Vec<Escalating> {
         .iter()
         .filter_map(|r| {
             let fallback_role = r.fallback_role.clone()?;
-            let hours = r.escalate_after_hours.filter(|h| h.is_finite() && *h > 0.0)?;
+            let hours = r
+                .escalate_after_hours
+                .filter(|h| h.is_finite() && *h > 0.0)?;
             let delay = time::Duration::checked_seconds_f64(hours * 3600.0)?;
             Some(Escalating {
                 route: r.name.clone(),

@@ -22,7 +22,9 @@ async fn a_request_escalated_event_updates_or_adds_the_cached_request() {
     let r = open(dir.path()).await;
     let cache = &r.inner.cache;
     let known = request(1, "ana@fabrikam.com", json!({"displayName": "Ana"}), 3);
-    cache.store_pending(std::slice::from_ref(&known), true).unwrap();
+    cache
+        .store_pending(std::slice::from_ref(&known), true)
+        .unwrap();
     let at = OffsetDateTime::now_utc();
     let mut escalated = known.clone();
     escalated.version = 2;
@@ -35,7 +37,9 @@ async fn a_request_escalated_event_updates_or_adds_the_cached_request() {
     r.inner
         .apply(&escalated_event(7, &escalated), &mut batch)
         .unwrap();
-    r.inner.apply(&escalated_event(8, &new), &mut batch).unwrap();
+    r.inner
+        .apply(&escalated_event(8, &new), &mut batch)
+        .unwrap();
     let cached = cache.request(&known.id.to_string()).unwrap().unwrap();
     assert_eq!(cached.version, 2);
     assert!(cached.escalated_at.is_some());

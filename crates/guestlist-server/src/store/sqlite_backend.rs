@@ -99,8 +99,12 @@ impl Backend for SqliteStore {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        self.write_async(super::escalation::escalate_due_job(cuts.to_vec(), now, limit))
-            .await
+        self.write_async(super::escalation::escalate_due_job(
+            cuts.to_vec(),
+            now,
+            limit,
+        ))
+        .await
     }
 
     async fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {

@@ -112,7 +112,12 @@ fn token(issuer: &Issuer, oid: &str, role: &str) -> String {
 async fn sign_up(s: &RunningServer, email: &str) -> String {
     let c = Claims::from_json(json!({"email": email, "displayName": email})).unwrap();
     s.state.request_approval(&c).await.unwrap();
-    let page = s.state.store.list(None, Some(email), None, 10).await.unwrap();
+    let page = s
+        .state
+        .store
+        .list(None, Some(email), None, 10)
+        .await
+        .unwrap();
     page.items[0].id.to_string()
 }
 
@@ -213,21 +218,10 @@ async fn two_replicas_escalate_each_request_once_and_remind_once() {
     }
     let (hook, got) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (dir.path().join("a.db"), dir.path().join("b.db"));
     let (a, b) = tokio::join!(
-        start(
-            &issuer,
-            &dir.path().join("a.db"),
-            60.0,
-            &hook,
-            Some(url.clone())
-        ),
-        start(
-            &issuer,
-            &dir.path().join("b.db"),
-            60.0,
-            &hook,
-            Some(url.clone())
-        ),
+        start(&issuer, &pa, 60.0, &hook, Some(url.clone())),
+        start(&issuer, &pb, 60.0, &hook, Some(url.clone())),
     );
     eventually("the escalation reminder", || !escalations(&got).is_empty()).await;
     // Both replicas tick every second: three more ticks each.

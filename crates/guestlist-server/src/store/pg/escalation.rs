@@ -15,7 +15,8 @@ use crate::store::rows::search_text;
 /// writing (a decision holding its person's lock and its row) is left for the next run, so this
 /// job never waits on, nor deadlocks with, the approvers' writes; the `WHERE` is re-checked on
 /// the row's newest version, so a request decided or escalated meanwhile is not taken.
-const DUE_SQL: &str = "status = 'pending' AND escalated_at IS NULL AND route = $1 AND created_at < $2
+const DUE_SQL: &str =
+    "status = 'pending' AND escalated_at IS NULL AND route = $1 AND created_at < $2
      ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED";
 
 async fn escalate_tx(
