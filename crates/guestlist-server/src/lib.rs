@@ -433,6 +433,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
         &state.config.policy.routes,
         state.store.clone(),
         &state.events,
+        rx.clone(),
     );
     retention::start(state.retention.clone(), rx.clone());
     guest_email::start(

@@ -70,12 +70,14 @@ pub async fn due_with_limit(
 /// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]), released
 /// at its end. A reminder is sent after the commit of what it names (with the webhook's
 /// retries): a process that dies in between does not send it, and no other one sends it again.
-/// Ends when the server's event sender is dropped (the task holds only a weak one).
+/// Ends when the server shuts down (`stop` turns true), dropping its store handle, or when the
+/// server's event sender is dropped (the task holds only a weak one).
 pub fn start(
     config: &Notifications,
     routes: &[guestlist_core::policy::RouteRule],
     store: Store,
     publish: &broadcast::Sender<Event>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let sender = Sender::new(config);
     let remind = sender.clone().zip(config.remind_after_hours);
@@ -94,6 +96,12 @@ pub fn start(
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
                 e = events.recv() => match e {
                     Err(broadcast::error::RecvError::Closed) => return,
                     Ok(ev) if ev.kind == guestlist_core::model::EVENT_REQUEST_ERASED => {

@@ -183,6 +183,7 @@ async fn a_request_pending_past_its_route_delay_escalates_once_with_one_reminder
     assert_eq!(escalated_events(&s.state.store).await, vec![ana.clone()]);
 
     // A restarted server on the same database: nothing again.
+    drop(sock);
     s.shutdown().await;
     let s = start(&issuer, &db, 2.0, &hook, None).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
