@@ -302,6 +302,18 @@ pub struct ApprovalRequest {
     )]
     #[cfg_attr(feature = "ts", ts(type = "string | null", optional))]
     pub completed_at: Option<OffsetDateTime>,
+    /// Routed requests only: when the escalation job found the request still pending
+    /// `escalate_after_hours` after it was created, made it visible to its route's
+    /// `fallback_role` and sent the escalation reminder (issue 14 §2; event
+    /// `request.escalated`, `docs/CONTRACTS.md` §6), RFC 3339. Set once, never cleared. Absent
+    /// otherwise.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "ts", ts(type = "string | null", optional))]
+    pub escalated_at: Option<OffsetDateTime>,
     /// The claims exactly as the last "request approval" call sent them.
     #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -646,6 +658,7 @@ mod tests {
             attempts: 1,
             flow: Flow::Workforce,
             completed_at: None,
+            escalated_at: None,
             claims: claims.to_json(),
             grants: Vec::new(),
             route: None,

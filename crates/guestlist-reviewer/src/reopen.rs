@@ -170,6 +170,7 @@ mod tests {
             attempts: 1,
             flow: Default::default(),
             completed_at: None,
+            escalated_at: None,
             claims: json!({"email": "linnea@fabrikam.se", "displayName": "Linnea Berg"})
                 .as_object()
                 .cloned()

@@ -34,6 +34,7 @@ fn request(id: u128, email: &str, claims: Value, age_hours: i64) -> ApprovalRequ
         attempts: 1,
         flow: Default::default(),
         completed_at: None,
+        escalated_at: None,
         claims: c,
         grants: Vec::new(),
         route: None,
@@ -235,6 +236,7 @@ async fn database_file_is_private_and_outbox_survives_reopen() {
 
 mod encryption;
 mod erasure;
+mod escalation;
 
 #[tokio::test]
 async fn detail_rows_plan_and_risks_offline() {

@@ -118,9 +118,27 @@ impl Scope {
                 .any(|(r, cutoff)| r == route && created_at <= *cutoff)
     }
 
-    /// [`Scope::allows`] for a request.
+    /// [`Scope::allows`], and also, for a request the escalation job marked escalated
+    /// (`escalated`: its `escalated_at` is set), every holder of its route's `fallback_role`
+    /// whatever their cutoff: a stream opened before the request escalated computed its cutoff
+    /// at that time, and still gets the `request.escalated` event (issue 14 §2).
+    pub fn allows_marked(
+        &self,
+        route: Option<&str>,
+        created_at: OffsetDateTime,
+        escalated: bool,
+    ) -> bool {
+        self.allows(route, created_at)
+            || (escalated
+                && route.is_some_and(|route| {
+                    self.known.iter().any(|k| k == route)
+                        && self.escalated.iter().any(|(r, _)| r == route)
+                }))
+    }
+
+    /// [`Scope::allows_marked`] for a request.
     pub fn allows_request(&self, r: &ApprovalRequest) -> bool {
-        self.allows(r.route.as_deref(), r.created_at)
+        self.allows_marked(r.route.as_deref(), r.created_at, r.escalated_at.is_some())
     }
 }
 

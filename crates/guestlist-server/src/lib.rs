@@ -21,6 +21,7 @@ pub mod config;
 pub mod duties;
 pub mod edge;
 pub mod error;
+pub mod escalation;
 pub mod extract;
 pub mod guest_email;
 pub mod live;
@@ -429,8 +430,10 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     webhook::start(&state.config.notifications, state.events.subscribe());
     reminders::start(
         &state.config.notifications,
+        &state.config.policy.routes,
         state.store.clone(),
-        state.events.subscribe(),
+        &state.events,
+        rx.clone(),
     );
     retention::start(state.retention.clone(), rx.clone());
     guest_email::start(

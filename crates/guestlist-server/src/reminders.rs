@@ -4,7 +4,8 @@
 //! longer than that many hours to the webhook ([`crate::webhook`], same template and retries).
 //! A request is reminded about at most once per `remind_after_hours`, across restarts: when it was
 //! last reminded about is kept in the store (`Store::reminded`, `Store::record_reminded`, table
-//! `reminded`). Ends when the server's event sender is dropped.
+//! `reminded`). The same task escalates routed requests ([`crate::escalation`], issue 14 §2).
+//! Ends when the server's event sender is dropped.
 
 use std::time::Duration;
 
@@ -58,14 +59,34 @@ pub async fn due_with_limit(
     Ok(Due { count, oldest })
 }
 
-/// Starts the reminder task when a webhook and `remind_after_hours` are configured.
+/// Starts the reminder task when a webhook and `remind_after_hours` are configured, or when a
+/// route of `routes` escalates ([`crate::escalation`]; then the task runs without a webhook
+/// too, and only the escalation reminders need one). Every
+/// `notifications.reminder_interval_seconds` it reminds about the requests pending too long,
+/// then escalates the due requests of `routes`, publishes their `request.escalated` events on
+/// `publish` and sends one escalation reminder per route ([`Sender::escalation_message`]).
 ///
-/// With several replicas on one database, one of them reminds per tick: the tick runs under
-/// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]).
-pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiver<Event>) {
-    let (Some(sender), Some(hours)) = (Sender::new(config), config.remind_after_hours) else {
+/// With several replicas on one database, one of them runs each tick: the tick runs under
+/// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]), released
+/// at its end. A reminder is sent after the commit of what it names (with the webhook's
+/// retries): a process that dies in between does not send it, and no other one sends it again.
+/// Ends when the server shuts down (`stop` turns true), dropping its store handle, or when the
+/// server's event sender is dropped (the task holds only a weak one).
+pub fn start(
+    config: &Notifications,
+    routes: &[guestlist_core::policy::RouteRule],
+    store: Store,
+    publish: &broadcast::Sender<Event>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let sender = Sender::new(config);
+    let remind = sender.clone().zip(config.remind_after_hours);
+    let escalating = crate::escalation::escalating(routes);
+    if remind.is_none() && escalating.is_empty() {
         return;
-    };
+    }
+    let mut events = publish.subscribe();
+    let publish = publish.downgrade();
     let every = Duration::from_secs(config.reminder_interval_seconds.max(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -75,6 +96,12 @@ pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiv
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
                 e = events.recv() => match e {
                     Err(broadcast::error::RecvError::Closed) => return,
                     Ok(ev) if ev.kind == guestlist_core::model::EVENT_REQUEST_ERASED => {
@@ -100,17 +127,52 @@ pub fn start(config: &Notifications, store: Store, mut events: broadcast::Receiv
                     continue;
                 }
             };
-            let due = due(&store, hours, now).await;
-            match due {
-                Ok(d) if d.count > 0 => {
-                    let body = sender.reminder_message(d.count, &d.oldest, hours);
-                    let s = sender.clone();
-                    let task = tokio::spawn(async move { s.deliver(&body).await });
-                    in_flight.retain(|(_, t)| !t.is_finished());
-                    in_flight.push((d.oldest.iter().map(|r| r.id).collect(), task.abort_handle()));
+            let mut send = |body: serde_json::Value, ids: Vec<uuid::Uuid>, s: &Sender| {
+                let s = s.clone();
+                let task = tokio::spawn(async move { s.deliver(&body).await });
+                in_flight.retain(|(_, t)| !t.is_finished());
+                in_flight.push((ids, task.abort_handle()));
+            };
+            if let Some((sender, hours)) = &remind {
+                match due(&store, *hours, now).await {
+                    Ok(d) if d.count > 0 => send(
+                        sender.reminder_message(d.count, &d.oldest, *hours),
+                        d.oldest.iter().map(|r| r.id).collect(),
+                        sender,
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reminder check failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "reminder check failed"),
+            }
+            if !escalating.is_empty() {
+                let runs = match crate::escalation::run(&store, &escalating, now).await {
+                    Ok(runs) => runs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "escalation check failed");
+                        Vec::new()
+                    }
+                };
+                let Some(publish) = publish.upgrade() else {
+                    job.release().await;
+                    return;
+                };
+                for run in runs {
+                    if let Some(sender) = &sender {
+                        let listed: Vec<ApprovalRequest> =
+                            run.requests().take(LISTED).cloned().collect();
+                        let body = sender.escalation_message(
+                            &run.route.route,
+                            &run.route.fallback_role,
+                            run.route.hours,
+                            run.events.len() as u64,
+                            &listed,
+                        );
+                        send(body, run.requests().map(|r| r.id).collect(), sender);
+                    }
+                    for e in run.events {
+                        let _ = publish.send(e);
+                    }
+                }
             }
             job.release().await;
         }

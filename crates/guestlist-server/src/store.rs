@@ -60,6 +60,7 @@ pub mod audit;
 pub mod backend;
 mod check_index;
 pub mod database_url;
+pub mod escalation;
 mod events;
 pub mod export;
 mod external;

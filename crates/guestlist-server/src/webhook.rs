@@ -312,6 +312,54 @@ impl Sender {
         )
     }
 
+    /// The escalation reminder (issue 14 §2, type `requests.escalated`): `count` requests of
+    /// route `route` were pending longer than its `escalate_after_hours` (`hours`) and are now
+    /// also seen by `fallback_role`; lists `escalated` (the oldest few, [`crate::reminders::LISTED`]
+    /// at most) as the pending reminder does ([`Sender::reminder_message`]), in the configured
+    /// template, bounded by the length of `escalated`.
+    pub fn escalation_message(
+        &self,
+        route: &str,
+        fallback_role: &str,
+        hours: f64,
+        count: u64,
+        escalated: &[ApprovalRequest],
+    ) -> Value {
+        let (route_s, role_s) = (self.esc(route), self.esc(fallback_role));
+        let what =
+            format!("escalated to {role_s} (route {route_s}, pending for more than {hours} h)");
+        let title = match count {
+            1 => format!("1 guest request {what}"),
+            n => format!("{n} guest requests {what}"),
+        };
+        let names: Vec<String> = escalated.iter().map(|r| self.esc(raw_name(r))).collect();
+        let more = count.saturating_sub(names.len() as u64);
+        let text = match more {
+            0 => format!("Escalated: {}.", names.join(", ")),
+            _ => format!("Escalated: {} and {more} more.", names.join(", ")),
+        };
+        let mut facts = vec![("Route", route_s), ("Fallback role", role_s)];
+        facts.extend(escalated.iter().map(|r| {
+            let who = self.esc(raw_name(r));
+            let (domain, provider) = (self.esc(raw_domain(r)), self.esc(&raw_provider(r)));
+            ("Escalated", format!("{who} (@{domain}, {provider})"))
+        }));
+        self.message(
+            "requests.escalated",
+            &title,
+            &text,
+            &facts,
+            None,
+            json!({
+                "route": clip(route),
+                "fallbackRole": clip(fallback_role),
+                "escalateAfterHours": hours,
+                "count": count,
+                "requests": escalated.iter().map(summary).collect::<Vec<_>>(),
+            }),
+        )
+    }
+
     fn message(
         &self,
         kind: &str,
@@ -486,6 +534,7 @@ mod tests {
             attempts: 1,
             flow: Default::default(),
             completed_at: None,
+            escalated_at: None,
             claims: claims.as_object().cloned().unwrap_or_default(),
             grants: Vec::new(),
             route: None,

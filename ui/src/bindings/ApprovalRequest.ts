@@ -55,6 +55,14 @@ flow?: Flow,
  */
 completedAt?: string | null, 
 /**
+ * Routed requests only: when the escalation job found the request still pending
+ * `escalate_after_hours` after it was created, made it visible to its route's
+ * `fallback_role` and sent the escalation reminder (issue 14 §2; event
+ * `request.escalated`, `docs/CONTRACTS.md` §6), RFC 3339. Set once, never cleared. Absent
+ * otherwise.
+ */
+escalatedAt?: string | null, 
+/**
  * The claims exactly as the last "request approval" call sent them.
  */
 claims: Record<string, unknown>, 

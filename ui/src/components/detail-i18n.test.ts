@@ -130,6 +130,20 @@ describe('Detail in the UI language', () => {
     expect(text('detail-outbox')).toBe('approbation : échec');
   });
 
+  it('an escalated request carries the Escalated badge in each language, others none', () => {
+    for (const [lang, label] of [['en', 'Escalated'], ['fr', 'Escaladée'], ['sv', 'Eskalerad']] as const) {
+      setLanguageOverride(lang);
+      const d = detail([]);
+      d.request.escalatedAt = '2026-01-01T00:30:00Z';
+      show(d);
+      expect(text('detail-escalated')).toBe(label);
+      if (mounted) unmount(mounted);
+      mounted = null;
+    }
+    show(detail([]));
+    expect($('detail-escalated')).toBeNull();
+  });
+
   it('Swedish: directory check and partial state', () => {
     setLanguageOverride('sv');
     show(detail([]));

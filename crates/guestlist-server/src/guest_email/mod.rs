@@ -511,6 +511,7 @@ mod tests {
             attempts: 1,
             flow: Default::default(),
             completed_at: None,
+            escalated_at: None,
             grants: Vec::new(),
             route: None,
             approvals_required: 1,

@@ -204,6 +204,7 @@ mod tests {
             attempts: 1,
             flow,
             completed_at: completed.then_some(OffsetDateTime::UNIX_EPOCH),
+            escalated_at: None,
             claims: claims.to_json(),
             grants: Vec::new(),
             route: None,

@@ -401,6 +401,24 @@ pub trait Backend: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
 
+    // ----- Escalation (issue 14 §2) -----
+
+    /// Marks escalated at `now` the pending requests of each cut's route created before its
+    /// cutoff and not escalated yet, oldest first, at most `limit` in all, in one transaction:
+    /// each gets `escalated_at`, a version and a change sequence number (so `?since=` returns
+    /// it) and an event `request.escalated`
+    /// ([`EVENT_REQUEST_ESCALATED`](super::escalation::EVENT_REQUEST_ESCALATED)), which are
+    /// returned to be published. A request is escalated once, whatever the replicas and
+    /// restarts (the mark is in the same transaction as the event).
+    ///
+    /// Errors: [`StoreError`] on database failure.
+    async fn escalate_due(
+        &self,
+        cuts: &[super::escalation::EscalationCut],
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
     // ----- Metrics -----
 
     /// Stored requests per status, from the table (`GROUP BY status`).

@@ -123,6 +123,7 @@ pub(crate) fn first_request(
             completed_at: (flow == Flow::External
                 && matches!(evaluated, RuleOutcome::AutoApprove(_)))
             .then_some(now),
+            escalated_at: None,
             claims,
             // Served from the policy, never stored (routes::requests::served).
             grants: Vec::new(),

@@ -13,16 +13,16 @@ use uuid::Uuid;
 use super::check_index::record_index_change;
 use super::{StoreError, from_json, parse_ts, to_json, ts};
 
-pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, flow, completed_at, route, approvals_required, approvals_json";
+pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, flow, completed_at, route, approvals_required, approvals_json, escalated_at";
 
 /// The first eleven of [`COLUMNS`] followed by the defaults of the later ones: what
 /// migrations that read requests before the later columns exist (migration 3) select, so
 /// [`row_to_request`] decodes them as a workforce, uncompleted, unrouted request needing one
 /// approval with none recorded.
-pub(super) const COLUMNS_V1: &str = "id, email, issuer, issuer_assigned_id, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, 'workforce', NULL, NULL, 1, NULL";
+pub(super) const COLUMNS_V1: &str = "id, email, issuer, issuer_assigned_id, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, 'workforce', NULL, NULL, 1, NULL, NULL";
 
 /// How many columns [`COLUMNS`] names: the index of a column selected after them.
-pub(super) const COLUMN_COUNT: usize = 16;
+pub(super) const COLUMN_COUNT: usize = 17;
 
 pub(super) fn row_to_request(
     row: &rusqlite::Row<'_>,
@@ -43,6 +43,7 @@ pub(super) fn row_to_request(
     let route: Option<String> = row.get(13)?;
     let approvals_required: i64 = row.get(14)?;
     let approvals: Option<String> = row.get(15)?;
+    let escalated: Option<String> = row.get(16)?;
     Ok((|| {
         Ok(ApprovalRequest {
             id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -60,6 +61,7 @@ pub(super) fn row_to_request(
             claims: from_json(&claims)?,
             flow: Flow::parse(&flow),
             completed_at: completed.as_deref().map(parse_ts).transpose()?,
+            escalated_at: escalated.as_deref().map(parse_ts).transpose()?,
             grants: Vec::new(),
             route,
             approvals_required: u8::try_from(approvals_required).unwrap_or(1),
@@ -176,8 +178,8 @@ pub(super) fn upsert(
     search: &str,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, flow, completed_at, route, approvals_required, approvals_json, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+        "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json, version, created_at, updated_at, decided_by_json, attempts, claims_json, search, flow, completed_at, route, approvals_required, approvals_json, escalated_at, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
            (SELECT MAX(COALESCE((SELECT MAX(change_seq) FROM requests), 0), COALESCE((SELECT MAX(change_seq) FROM erasures), 0)) + 1))
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, state_json = excluded.state_json,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
@@ -186,6 +188,7 @@ pub(super) fn upsert(
            flow = excluded.flow, completed_at = excluded.completed_at,
            route = excluded.route, approvals_required = excluded.approvals_required,
            approvals_json = excluded.approvals_json,
+           escalated_at = COALESCE(requests.escalated_at, excluded.escalated_at),
            change_seq = excluded.change_seq",
     )?;
     stmt.execute(params![
@@ -209,6 +212,7 @@ pub(super) fn upsert(
         (!r.approvals.is_empty())
             .then(|| to_json(&r.approvals))
             .transpose()?,
+        r.escalated_at.map(ts),
     ])?;
     // Only a row actually written is recorded; the writer thread applies it after the commit.
     record_index_change(r);

@@ -106,6 +106,9 @@ pub(super) fn migrations() -> Migrations<'static> {
         CREATE INDEX requests_route_order ON requests(route, created_at, id);
         "#,
         ),
+        // Issue 14 §2: when a routed request was escalated to its route's fallback role
+        // (NULL: not escalated), and the escalation job's search: [`super::escalation`].
+        M::up(super::escalation::MIGRATION),
     ])
 }
 

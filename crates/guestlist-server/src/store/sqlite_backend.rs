@@ -93,6 +93,20 @@ impl Backend for SqliteStore {
         self.expire_async(id, now).await
     }
 
+    async fn escalate_due(
+        &self,
+        cuts: &[super::escalation::EscalationCut],
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.write_async(super::escalation::escalate_due_job(
+            cuts.to_vec(),
+            now,
+            limit,
+        ))
+        .await
+    }
+
     async fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {
         self.blocking(move |s| s.get(id)).await
     }

@@ -36,6 +36,7 @@ fn request(name: &str) -> ApprovalRequest {
         attempts: 1,
         flow: Default::default(),
         completed_at: None,
+        escalated_at: None,
         claims: claims.as_object().cloned().unwrap_or_default(),
         grants: Vec::new(),
         route: None,

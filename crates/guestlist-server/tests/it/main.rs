@@ -12,6 +12,8 @@
 //! - [`at_rest`], [`audit_stream`], [`privacy_audit`], [`privacy_erase`]: the database at rest,
 //!   the streamed audit export, erasure byte by byte (issue 12);
 //! - [`guest_email`]: the guest e-mail job against a real SMTP receiver (issue 14 §5);
+//! - [`escalation`]: routed requests escalating to the fallback role, once, with one reminder
+//!   (issue 14 §2);
 //! - [`pg_store`], [`replicas_live`]: the PostgreSQL store across replicas (issue 13);
 //! - [`process`]: the `guestlist-server` binary as a process, killed with SIGKILL mid-load.
 //!
@@ -30,6 +32,7 @@ mod at_rest;
 mod audit_stream;
 mod canonical;
 mod early_block;
+mod escalation;
 mod external_flow;
 mod guest_email;
 mod hostile_auth;

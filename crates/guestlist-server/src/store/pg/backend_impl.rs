@@ -70,6 +70,15 @@ impl Backend for PgStore {
         PgStore::expire(self, id, now).await
     }
 
+    async fn escalate_due(
+        &self,
+        cuts: &[crate::store::escalation::EscalationCut],
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        PgStore::escalate_due(self, cuts, now, limit).await
+    }
+
     async fn get(&self, id: Uuid) -> Result<ApprovalRequest, StoreError> {
         PgStore::get(self, id).await
     }

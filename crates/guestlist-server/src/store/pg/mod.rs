@@ -170,6 +170,7 @@ macro_rules! write_tx {
 }
 
 mod backend_impl;
+mod escalation;
 mod events;
 mod export;
 mod external;

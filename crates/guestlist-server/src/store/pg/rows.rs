@@ -14,13 +14,13 @@ use super::{TxResult, json, unjson};
 use crate::store::StoreError;
 
 /// The columns [`row_to_request`] reads, in order.
-pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims, flow, completed_at, route, approvals_required, approvals";
+pub(super) const COLUMNS: &str = "id, email, issuer, issuer_assigned_id, state, version, created_at, updated_at, decided_by, attempts, claims, flow, completed_at, route, approvals_required, approvals, escalated_at";
 
 /// [`COLUMNS`] qualified by the alias `r`.
-pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims, r.flow, r.completed_at, r.route, r.approvals_required, r.approvals";
+pub(super) const R_COLUMNS: &str = "r.id, r.email, r.issuer, r.issuer_assigned_id, r.state, r.version, r.created_at, r.updated_at, r.decided_by, r.attempts, r.claims, r.flow, r.completed_at, r.route, r.approvals_required, r.approvals, r.escalated_at";
 
 /// How many columns [`COLUMNS`] names: the index of a column selected after them.
-pub(super) const COLUMN_COUNT: usize = 16;
+pub(super) const COLUMN_COUNT: usize = 17;
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i)
@@ -48,6 +48,7 @@ pub(super) fn row_to_request(row: &Row) -> Result<ApprovalRequest, StoreError> {
         claims: unjson(get(row, 10)?)?,
         flow: Flow::parse(get(row, 11)?),
         completed_at: get(row, 12)?,
+        escalated_at: get(row, 16)?,
         // Served from the policy, never stored (routes::requests::served).
         grants: Vec::new(),
         route: get(row, 13)?,
@@ -131,14 +132,15 @@ pub(super) async fn lock_then_request_and_denial(
 }
 
 /// The statement of [`upsert`].
-const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, route, approvals_required, approvals, change_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, nextval('change_seq'))
+const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, route, approvals_required, approvals, escalated_at, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, nextval('change_seq'))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
            decided_by = excluded.decided_by, attempts = excluded.attempts,
            claims = excluded.claims, search = excluded.search, flow = excluded.flow,
            completed_at = excluded.completed_at, route = excluded.route,
            approvals_required = excluded.approvals_required, approvals = excluded.approvals,
+           escalated_at = COALESCE(requests.escalated_at, excluded.escalated_at),
            change_seq = excluded.change_seq";
 
 /// The statement of [`add_history`].
@@ -179,12 +181,12 @@ impl RowValues {
         })
     }
 
-    /// The 18 parameters of [`UPSERT_SQL`].
+    /// The 19 parameters of [`UPSERT_SQL`].
     fn params<'a>(
         &'a self,
         r: &'a ApprovalRequest,
         search: &'a &'a str,
-    ) -> [&'a (dyn ToSql + Sync); 18] {
+    ) -> [&'a (dyn ToSql + Sync); 19] {
         [
             &r.id,
             &r.key.email,
@@ -204,6 +206,7 @@ impl RowValues {
             &r.route,
             &self.approvals_required,
             &self.approvals,
+            &r.escalated_at,
         ]
     }
 }
