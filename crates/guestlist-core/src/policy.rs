@@ -1061,7 +1061,10 @@ mod tests {
         let mut neg = ok.clone();
         neg["fallback_role"] = json!("Approver");
         neg["escalate_after_hours"] = json!(-1.0);
-        assert!(bad(json!([neg])).contains("positive number of hours"));
+        assert!(bad(json!([neg.clone()])).contains("positive number of hours"));
+        // An enormous delay would overflow "now minus the delay" (a panic in every list).
+        neg["escalate_after_hours"] = json!(1e300);
+        assert!(bad(json!([neg])).contains("up to 87600 (ten years)"));
         assert!(bad(json!([{"name": "r", "role": "A"}])).contains("can never match"));
         assert!(bad(json!([ok, ok])).contains("used twice"));
         assert!(bad(with("applications", json!(["portal"]))).contains("applications must be"));

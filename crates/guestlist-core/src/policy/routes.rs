@@ -66,12 +66,17 @@ impl RouteRule {
         .matches(claims)
     }
 
+    /// The longest `escalate_after_hours` accepted: ten years (87,600 hours). A longer delay never
+    /// escalates in practice, and "now minus the delay" must stay a representable time.
+    pub const MAX_ESCALATE_AFTER_HOURS: f64 = 87_600.0;
+
     /// How long a request of this route waits before it escalates to `fallback_role`; `None`
     /// when it never escalates (no fallback role or no delay).
     pub fn escalation_delay(&self) -> Option<time::Duration> {
         self.fallback_role.as_ref()?;
         let hours = self.escalate_after_hours?;
-        (hours.is_finite() && hours > 0.0).then(|| time::Duration::seconds_f64(hours * 3600.0))
+        (hours.is_finite() && hours > 0.0 && hours <= Self::MAX_ESCALATE_AFTER_HOURS)
+            .then(|| time::Duration::seconds_f64(hours * 3600.0))
     }
 
     /// Checks the rule: a name, a role, a match field, `approvals_required` 1 or 2, a positive
@@ -108,9 +113,12 @@ impl RouteRule {
             ));
         }
         match (self.escalate_after_hours, &self.fallback_role) {
-            (Some(h), _) if !(h.is_finite() && h > 0.0) => Err(format!(
-                "escalate_after_hours must be a positive number of hours, got {h}"
-            )),
+            (Some(h), _) if !(h.is_finite() && h > 0.0 && h <= Self::MAX_ESCALATE_AFTER_HOURS) => {
+                Err(format!(
+                    "escalate_after_hours must be a positive number of hours up to {} (ten years), got {h}",
+                    Self::MAX_ESCALATE_AFTER_HOURS
+                ))
+            }
             (Some(_), None) => Err("escalate_after_hours needs a fallback_role".into()),
             (None, Some(_)) => Err("fallback_role needs escalate_after_hours".into()),
             (_, Some(f)) if f.trim().is_empty() => Err("fallback_role is empty".into()),
