@@ -283,6 +283,33 @@ fn is_plausible_as_sent(email: &str) -> bool {
     }
 }
 
+/// `s` with every U+0000 (NUL, sent as `\u0000`) replaced by U+FFFD. No database text type
+/// holds NUL (PostgreSQL's `text` and `jsonb` refuse it; SQLite would keep it), so a claim's
+/// name or value never carries one: both of guestlist-server's stores then keep, compare and
+/// search the same claims (its `tests/it/store_parity.rs`). The e-mail is not rewritten: a NUL
+/// there makes it implausible, and the call is refused.
+fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
+}
+
+/// [`without_nul`] applied to every string, object key included, of a JSON value.
+fn value_without_nul(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(without_nul(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(value_without_nul).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (without_nul(k), value_without_nul(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Fills [`Claims`] claim by claim; shared by [`Claims::from_json`] and [`Claims::from_slice`].
 #[derive(Default)]
 struct Builder {
@@ -296,6 +323,7 @@ impl Builder {
     fn string(&mut self, name: &str, s: String) {
         let slot = match name {
             "email" => {
+                // Kept as sent: a NUL makes it implausible (refused), never rewritten.
                 self.claims.email = s;
                 return;
             }
@@ -318,7 +346,7 @@ impl Builder {
             self.has_surname = true;
         }
         if name != "lastName" || !self.has_surname {
-            *slot = Some(s);
+            *slot = Some(without_nul(s));
         }
     }
 
@@ -333,6 +361,7 @@ impl Builder {
                 self.string(n, s);
             }
             "identities" => {
+                let value = value_without_nul(value);
                 self.claims.identities =
                     serde_json::from_value(value).map_err(|_| ClaimsError::WrongType {
                         claim: name.clone(),
@@ -340,10 +369,14 @@ impl Builder {
                     })?
             }
             n if n.starts_with("extension_") => {
-                self.claims.extensions.insert(name, value);
+                self.claims
+                    .extensions
+                    .insert(without_nul(name), value_without_nul(value));
             }
             _ => {
-                self.claims.other.insert(name, value);
+                self.claims
+                    .other
+                    .insert(without_nul(name), value_without_nul(value));
             }
         }
         Ok(())
@@ -654,6 +687,36 @@ mod tests {
         assert_eq!(c.identity_provider(), "facebook.com");
         assert_eq!(c.identities[0].issuer_assigned_id, "0123456789");
         assert_eq!(c.to_json()["surname"], "Smith");
+    }
+
+    /// A NUL (`\u0000`) in a claim's name or value becomes U+FFFD, through either parser; in
+    /// the e-mail it makes the call refused.
+    #[test]
+    fn nul_characters_become_replacement_characters_except_in_the_email() {
+        let body = br#"{"email": "a@b.example", "displayName": "Ann\u0000Lee",
+            "identities": [{"signInType": "federated", "issuer": "g\u0000",
+                            "issuerAssignedId": "1"}],
+            "extension_x_\u0000": "\u0000", "other": {"k\u0000": ["\u0000", 1]}}"#;
+        let value: Value = serde_json::from_slice(body).unwrap();
+        for c in [
+            Claims::from_slice(body).unwrap(),
+            Claims::from_json(value).unwrap(),
+        ] {
+            assert_eq!(c.display_name.as_deref(), Some("Ann\u{FFFD}Lee"));
+            assert_eq!(c.identities[0].issuer, "g\u{FFFD}");
+            assert_eq!(c.extensions["extension_x_\u{FFFD}"], "\u{FFFD}");
+            assert_eq!(c.other["other"], json!({"k\u{FFFD}": ["\u{FFFD}", 1]}));
+            assert!(
+                !serde_json::to_string(&c.to_json())
+                    .unwrap()
+                    .contains("\\u0000")
+            );
+        }
+        let refused = Claims::from_slice(br#"{"email": "a\u0000@b.example"}"#);
+        assert!(
+            matches!(refused, Err(ClaimsError::InvalidEmail(_))),
+            "{refused:?}"
+        );
     }
 
     #[test]

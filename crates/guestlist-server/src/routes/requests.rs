@@ -47,12 +47,6 @@ pub struct ListQuery {
     pub since: Option<u64>,
 }
 
-/// The caller's verified claims if its token holds the `Approver` role (as
-/// [`crate::extract::Approver`], for handlers that take the headers themselves).
-pub async fn approver(state: &AppState, headers: &HeaderMap) -> Result<TokenClaims, ApiError> {
-    authorized(state, headers, Need::Approver).await
-}
-
 /// The caller's verified claims if its token holds the app role `need` asks for (401/403/503
 /// otherwise, see [`crate::auth::AuthError`]).
 pub async fn authorized(

@@ -11,6 +11,12 @@ use uuid::Uuid;
 use super::rows::{COLUMNS, row_to_request};
 use super::{SqliteStore, StoreError, from_json};
 
+/// The highest event sequence number ever given out: the larger of the highest stored `seq` and
+/// `sqlite_sequence`'s record for `events` (which survives the deletion of every event; it is
+/// absent until the first insert).
+const LATEST_EVENT_SEQ_SQL: &str = "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
+    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))";
+
 impl SqliteStore {
     /// Stored events with `seq > after`, oldest first, at most `limit`.
     ///
@@ -92,23 +98,27 @@ impl SqliteStore {
         })
     }
 
-    /// The sequence number of the latest stored event (0 when there is none): where a new
+    /// The sequence number of the latest event ever stored (0 when there was none): where a new
     /// event stream starts, and the bound a `Last-Event-ID` is checked against
-    /// ([`crate::live`]).
+    /// ([`crate::live`]). Events deleted since (compaction, erasure) still count: the number
+    /// is `AUTOINCREMENT`'s high-water mark in `sqlite_sequence`, as PostgreSQL's is the
+    /// `event_seq` sequence's, so a client that saw an event later compacted away is never
+    /// told it is ahead of the store.
     ///
     /// Errors: [`StoreError`] on database failure.
     pub fn latest_event_seq(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             let seq: i64 = c
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+                .prepare_cached(LATEST_EVENT_SEQ_SQL)?
                 .query_row([], |r| r.get(0))?;
             Ok(u64::try_from(seq).unwrap_or_default())
         })
     }
 
     /// Reminders ([`crate::reminders`]): how many pending requests were created at or before
-    /// `created_by` (Unix seconds) and were not reminded about after `reminded_by` (Unix seconds),
-    /// and the `limit` oldest of them. One `COUNT` and one `LIMIT` query: memory is bounded by
+    /// `created_by` (Unix seconds; `created_at` compared with its fraction of a second, as
+    /// PostgreSQL compares its `timestamptz`) and were not reminded about after `reminded_by`
+    /// (Unix seconds), and the `limit` oldest of them. One `COUNT` and one `LIMIT` query: memory is bounded by
     /// `limit` whatever the number of pending requests.
     ///
     /// Errors: [`StoreError`] on database failure.
@@ -118,7 +128,7 @@ impl SqliteStore {
         reminded_by: i64,
         limit: usize,
     ) -> Result<(u64, Vec<ApprovalRequest>), StoreError> {
-        const DUE: &str = "FROM requests r WHERE r.status = 'pending' AND unixepoch(r.created_at) <= ?1
+        const DUE: &str = "FROM requests r WHERE r.status = 'pending' AND unixepoch(r.created_at, 'subsec') <= ?1
                AND NOT EXISTS (SELECT 1 FROM reminded m WHERE m.request_id = r.id AND m.at_unix > ?2)";
         self.read(|c| {
             let count: i64 = c
@@ -162,7 +172,7 @@ impl SqliteStore {
         self.write(move |tx| {
             tx.prepare_cached(
                 "INSERT INTO reminded (request_id, at_unix)
-                 SELECT r.id, ?3 FROM requests r WHERE r.status = 'pending' AND unixepoch(r.created_at) <= ?1
+                 SELECT r.id, ?3 FROM requests r WHERE r.status = 'pending' AND unixepoch(r.created_at, 'subsec') <= ?1
                    AND NOT EXISTS (SELECT 1 FROM reminded m WHERE m.request_id = r.id AND m.at_unix > ?2)
                  ON CONFLICT(request_id) DO UPDATE SET at_unix = excluded.at_unix",
             )?

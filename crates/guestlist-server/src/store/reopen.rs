@@ -118,7 +118,7 @@ impl SqliteStore {
             // Denied together with this one by `deny_same_person`, by its exact reason.
             let with_reason = format!("denied with request {id} (same e-mail address)");
             let sql = format!(
-                "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND status = 'denied' AND id != ?2"
+                "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND status = 'denied' AND id != ?2 ORDER BY created_at, id"
             );
             let mut companions = Vec::new();
             for other in tx

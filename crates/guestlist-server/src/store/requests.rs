@@ -47,10 +47,15 @@ pub(crate) fn created_order_page(
 
 /// The `LIKE` pattern of a list search `q` (`None` for no or a blank search): the folded text
 /// (case, accents: [`email::fold_text`]) with the caller's `%`/`_` removed, so a search never
-/// becomes a wildcard. The one rule both stores apply to `GET /api/requests?q=`.
+/// becomes a wildcard. The one rule both stores apply to `GET /api/requests?q=`. The pattern has
+/// no escape character, so a backslash matches itself: SQLite's `LIKE` without `ESCAPE`, and
+/// PostgreSQL's `LIKE … ESCAPE ''` (its default escape is `\\`). A NUL in `q` is searched as
+/// U+FFFD, as claims store it (`guestlist_core::connector`; PostgreSQL refuses NUL in text).
 pub(crate) fn search_pattern(q: Option<&str>) -> Option<String> {
-    q.filter(|q| !q.trim().is_empty())
-        .map(|q| format!("%{}%", email::fold_text(q.trim()).replace(['%', '_'], "")))
+    q.filter(|q| !q.trim().is_empty()).map(|q| {
+        let folded = email::fold_text(q.trim()).replace(['%', '_'], "");
+        format!("%{}%", folded.replace('\0', "\u{FFFD}"))
+    })
 }
 
 /// A person's first request, as the policy's evaluation of their claims decides it: the row
@@ -221,7 +226,7 @@ pub(super) fn deny_same_person(
     now: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND status = 'pending' AND id != ?2"
+        "SELECT {COLUMNS} FROM requests WHERE email = ?1 AND status = 'pending' AND id != ?2 ORDER BY created_at, id"
     );
     let others = tx
         .prepare_cached(&sql)?

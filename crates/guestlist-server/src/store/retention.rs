@@ -8,7 +8,7 @@ use rusqlite::params;
 use time::OffsetDateTime;
 
 use super::privacy::{Erased, VICTIM_COLUMNS, erase_selected};
-use super::{SqliteStore, StoreError, ts};
+use super::{SqliteStore, StoreError, parse_ts, ts};
 
 /// What one retention batch is to erase: requests whose data has been kept long enough.
 #[derive(Debug, Clone, Copy)]
@@ -79,21 +79,28 @@ impl SqliteStore {
     /// Errors: [`StoreError`] on database failure.
     pub fn compact_events(&self, before: OffsetDateTime, limit: usize) -> Result<u64, StoreError> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        let before = before.unix_timestamp();
         self.write(move |tx| {
+            // The time as stored (RFC 3339), compared in full here: `unixepoch` would cut it to
+            // the second, so an event up to a second before `before` was kept (PostgreSQL
+            // compares the `timestamptz`).
             let mut stmt = tx.prepare_cached(
-                "SELECT seq, unixepoch(COALESCE(json_extract(request_json, '$.updatedAt'),
-                                                json_extract(request_json, '$.at')))
+                "SELECT seq, COALESCE(json_extract(request_json, '$.updatedAt'),
+                                      json_extract(request_json, '$.at'))
                  FROM events ORDER BY seq LIMIT ?1",
             )?;
             let rows = stmt
                 .query_map(params![limit], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut upto = None;
             for (seq, at) in rows {
-                if at.is_some_and(|a| a >= before) {
+                if at
+                    .as_deref()
+                    .map(parse_ts)
+                    .transpose()?
+                    .is_some_and(|a| a >= before)
+                {
                     break;
                 }
                 upto = Some(seq);

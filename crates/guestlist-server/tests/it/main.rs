@@ -15,7 +15,8 @@
 //! - [`escalation`]: routed requests escalating to the fallback role, once, with one reminder
 //!   (issue 14 §2);
 //! - [`pg_store`], [`replicas_live`]: the PostgreSQL store across replicas (issue 13);
-//! - [`process`]: the `guestlist-server` binary as a process, killed with SIGKILL mid-load.
+//! - [`process`]: the `guestlist-server` binary as a process, killed with SIGKILL mid-load;
+//! - [`store_parity`]: rules on which the SQLite and PostgreSQL stores used to differ.
 //!
 //! Sharing one process: no test changes process-wide state. Processes killed with SIGKILL,
 //! umasks and environment variables are those of child processes (`process`, `at_rest`);
@@ -46,3 +47,4 @@ mod process;
 mod real_tenant_tokens;
 mod replicas_live;
 mod routes;
+mod store_parity;

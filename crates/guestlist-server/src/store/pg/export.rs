@@ -48,7 +48,7 @@ impl PgStore {
         let mut pages = 0;
         let mut decisions = std::collections::VecDeque::new();
         let mut history_at = i64::try_from(after.history_after).unwrap_or(i64::MAX);
-        let mut history_done = false;
+        let mut history_done = after.history_done;
         while decisions.len() < limit && !history_done {
             let (rows, last, done) = history_page(&client, history_at, since, until).await?;
             pages += 1;
@@ -57,7 +57,7 @@ impl PgStore {
         }
         let mut operations = std::collections::VecDeque::new();
         let mut audit_at = after.audit_after;
-        let mut audit_done = false;
+        let mut audit_done = after.audit_done;
         while operations.len() < limit && !audit_done {
             let rows = audit_rows(&client, audit_at, AUDIT_PAGE).await?;
             pages += 1;

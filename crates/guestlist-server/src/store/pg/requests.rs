@@ -490,7 +490,7 @@ impl PgStore {
                 "SELECT {COLUMNS}, change_seq FROM requests
                  WHERE change_seq > $1 AND change_seq <= $2
                    AND ($3::text IS NULL OR status = $3)
-                   AND ($4::text IS NULL OR search LIKE $4)
+                   AND ($4::text IS NULL OR search LIKE $4 ESCAPE '')
                    AND {SCOPE_SQL}
                  ORDER BY change_seq LIMIT $5"
             );
@@ -548,7 +548,7 @@ impl PgStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM requests
              WHERE ($1::text IS NULL OR status = $1)
-               AND ($2::text IS NULL OR search LIKE $2)
+               AND ($2::text IS NULL OR search LIKE $2 ESCAPE '')
                AND ($3::timestamptz IS NULL OR created_at > $3 OR (created_at = $3 AND id > $4))
                AND {SCOPE_SQL}
              ORDER BY created_at, id LIMIT $5"
