@@ -100,8 +100,9 @@ impl SqliteStore {
         if_match: u64,
         now: OffsetDateTime,
     ) -> Result<ReopenOutcome, StoreError> {
-        let reason = reason.to_owned();
-        let actor = actor.clone();
+        // As both stores keep text: no NUL (`requests::nul_free`).
+        let reason = super::requests::nul_free(reason);
+        let actor = super::requests::stored_actor(actor);
         self.write(move |tx| {
             let r = get_by_id(tx, id)?.ok_or(StoreError::NotFound(id))?;
             if r.version != if_match {

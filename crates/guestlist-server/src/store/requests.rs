@@ -58,6 +58,42 @@ pub(crate) fn search_pattern(q: Option<&str>) -> Option<String> {
     })
 }
 
+/// `s` with every U+0000 (NUL) replaced by U+FFFD, as claims are (`guestlist_core::connector`):
+/// PostgreSQL's `text` and `jsonb` refuse NUL, so neither store keeps one. The one rule both
+/// stores apply to the text of a decision, a reopen's reason and an actor.
+pub(crate) fn nul_free(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// `decision` and `actor` as both stores store them (and fingerprint the decision for its
+/// `Idempotency-Key`): their text [`nul_free`].
+pub(crate) fn stored_decision(decision: &Decision, actor: &Actor) -> (Decision, Actor) {
+    let decision = match decision {
+        Decision::Approve {
+            directory_object_id,
+            how,
+        } => Decision::Approve {
+            directory_object_id: nul_free(directory_object_id),
+            how: how.clone(),
+        },
+        Decision::Deny { reason } => Decision::Deny {
+            reason: nul_free(reason),
+        },
+    };
+    (decision, stored_actor(actor))
+}
+
+/// `actor` with its text [`nul_free`].
+pub(crate) fn stored_actor(actor: &Actor) -> Actor {
+    let mut a = actor.clone();
+    a.kind = nul_free(&a.kind);
+    a.id = nul_free(&a.id);
+    a.name = nul_free(&a.name);
+    a.username = a.username.as_deref().map(nul_free);
+    a.client = a.client.as_deref().map(nul_free);
+    a
+}
+
 /// A person's first request, as the policy's evaluation of their claims decides it: the row
 /// (version 1, one attempt, no grants: those are served from the policy), the history action and
 /// actor, the block page to answer (`None` → `Continue`) and the event kind (`request.created`, or
@@ -504,6 +540,7 @@ impl SqliteStore {
         idempotency_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let (decision, actor) = &stored_decision(decision, actor);
         let fingerprint = format!("{id}:{}", to_json(decision)?);
         self.write(decide_all_job(
             id,
@@ -529,6 +566,7 @@ impl SqliteStore {
         idempotency_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let (decision, actor) = &stored_decision(decision, actor);
         let fingerprint = format!("{id}:{}", to_json(decision)?);
         self.write_async(decide_all_job(
             id,

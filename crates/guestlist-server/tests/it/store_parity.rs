@@ -359,3 +359,72 @@ async fn a_claim_with_a_nul_character_is_stored_by_both() {
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     s.shutdown().await;
 }
+
+/// An approver's text holding NUL: a denial's reason sent over the approver API, then a
+/// reopen's reason and an actor's name. Both stores keep U+FFFD in its place, as in claims;
+/// PostgreSQL failed the decision with 500 `store.failure` (and the reopen with
+/// `StoreError::Backend`), while SQLite stored the NUL.
+#[tokio::test]
+async fn a_decision_and_a_reopen_holding_nul_are_stored_by_both() {
+    let issuer = Issuer::start().await;
+    let token = issuer.token("approver-1");
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(&issuer, &dir.path().join("g.db"), |_| {}).await;
+    s.state
+        .request_approval(&guest("kim@fabrikam.example", "google.com", "Kim"))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let page: Value = client
+        .get(format!("{}/api/requests", s.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = client
+        .post(format!("{}/api/requests/{id}/decision", s.base_url()))
+        .bearer_auth(&token)
+        .header("if-match", "\"1\"")
+        .header("idempotency-key", "nul-1")
+        .json(&json!({"decision": "deny", "reason": "no\u{0}way"}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("no\u{FFFD}way"), "{body}");
+    // The same key and body again: the stored answer (the fingerprint is of the stored text).
+    let again = client
+        .post(format!("{}/api/requests/{id}/decision", s.base_url()))
+        .bearer_auth(&token)
+        .header("if-match", "\"1\"")
+        .header("idempotency-key", "nul-1")
+        .json(&json!({"decision": "deny", "reason": "no\u{0}way"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let id: uuid::Uuid = id.parse().unwrap();
+    let mut admin = actor();
+    admin.name = "Ad\u{0}min".into();
+    let outcome = s
+        .state
+        .store
+        .reopen(id, "appeal\u{0}", &admin, 2, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let ReopenOutcome::Reopened { request, .. } = outcome else {
+        panic!("reopened");
+    };
+    assert_eq!(request.version, 3);
+    let history = s.state.store.history(id).await.unwrap();
+    let reopened = history.last().unwrap();
+    assert_eq!(reopened.detail["reason"], "appeal\u{FFFD}");
+    assert_eq!(reopened.actor.name, "Ad\u{FFFD}min");
+    s.shutdown().await;
+}

@@ -483,6 +483,9 @@ impl PgStore {
         now: OffsetDateTime,
     ) -> Result<ReopenOutcome, StoreError> {
         let now = micros(now);
+        // As both stores keep text: no NUL (`requests::nul_free`).
+        let reason = &crate::store::requests::nul_free(reason);
+        let actor = &crate::store::requests::stored_actor(actor);
         write_tx!(self, |tx| reopen_tx(&tx, id, reason, actor, if_match, now)
             .await)
     }

@@ -22,7 +22,7 @@ use crate::duties::Scope;
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
 use crate::store::requests::{
     FirstRequest, Routed, created_order_page, decision_record, first_request, is_expired,
-    search_pattern,
+    search_pattern, stored_decision,
 };
 use crate::store::rows::{decode_cursor, decode_seq_cursor, encode_seq_cursor, search_text};
 use crate::store::{RequestApprovalOutcome, StoreError};
@@ -589,6 +589,7 @@ impl PgStore {
         idempotency_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(ApprovalRequest, Vec<Event>), StoreError> {
+        let (decision, actor) = &stored_decision(decision, actor);
         let fingerprint = format!(
             "{id}:{}",
             serde_json::to_string(decision).map_err(|e| StoreError::Corrupt(e.to_string()))?
