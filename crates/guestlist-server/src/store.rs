@@ -308,9 +308,28 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A time as the SQLite store writes it: RFC 3339 in UTC with exactly nine fractional digits
+/// (`2027-01-15T08:00:00.000000000Z`), so that the text of two times orders as the times do:
+/// the store sorts and compares the text (list order and cursors, retention and idempotency
+/// cutoffs), as PostgreSQL does its `timestamptz`. (The shortest RFC 3339 form, `…:00Z` beside
+/// `…:00.1Z`, ordered a whole second after its fractions: `Z` sorts after `.` and the digits.)
+/// Rows written before are rewritten by the migration `schema::FIXED_WIDTH_TIMES`. A time
+/// outside the years 0000–9999, which RFC 3339 cannot write, gives an empty text.
 fn ts(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let t = t.to_offset(time::UtcOffset::UTC);
+    if !(0..=9999).contains(&t.year()) {
+        return String::new();
+    }
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
 }
 
 fn parse_ts(s: &str) -> Result<OffsetDateTime, StoreError> {

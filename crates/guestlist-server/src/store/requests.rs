@@ -74,7 +74,7 @@ pub(crate) fn stored_decision(decision: &Decision, actor: &Actor) -> (Decision, 
             how,
         } => Decision::Approve {
             directory_object_id: nul_free(directory_object_id),
-            how: how.clone(),
+            how: *how,
         },
         Decision::Deny { reason } => Decision::Deny {
             reason: nul_free(reason),

@@ -109,8 +109,48 @@ pub(super) fn migrations() -> Migrations<'static> {
         // Issue 14 §2: when a routed request was escalated to its route's fallback role
         // (NULL: not escalated), and the escalation job's search: [`super::escalation`].
         M::up(super::escalation::MIGRATION),
+        // Every stored time in the fixed-width form of [`super::ts`], so text order is time
+        // order (the SQLite counterpart of PostgreSQL's `timestamptz`).
+        M::up(FIXED_WIDTH_TIMES.as_str()),
     ])
 }
+
+/// The time columns [`FIXED_WIDTH_TIMES`] rewrites, as `(table, column)`.
+const TIME_COLUMNS: [(&str, &str); 9] = [
+    ("requests", "created_at"),
+    ("requests", "updated_at"),
+    ("requests", "completed_at"),
+    ("requests", "escalated_at"),
+    ("history", "at"),
+    ("audit_log", "at"),
+    ("idempotency", "created_at"),
+    ("erasures", "at"),
+    ("tombstones", "created_at"),
+];
+
+/// The migration that rewrites every stored UTC time (`…Z`) written in the shortest RFC 3339
+/// form (`2027-01-15T08:00:00Z`, `…:00.1Z`) to the fixed-width form of [`super::ts`]
+/// (`…:00.000000000Z`, `…:00.100000000Z`): the same instant, and text order is time order.
+/// Anything else (`NULL`, another offset) is left as it is.
+pub(super) static FIXED_WIDTH_TIMES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    const SECOND: &str =
+        "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]";
+    TIME_COLUMNS
+        .iter()
+        .map(|(table, c)| {
+            format!(
+                "UPDATE {table} SET {c} = CASE
+                       WHEN {c} GLOB '{SECOND}Z' THEN substr({c}, 1, 19) || '.000000000Z'
+                       WHEN {c} GLOB '{SECOND}.[0-9]*Z' AND length({c}) BETWEEN 22 AND 30
+                         THEN substr({c}, 1, 20)
+                              || substr(substr({c}, 21, length({c}) - 21) || '000000000', 1, 9)
+                              || 'Z'
+                       ELSE {c} END
+                     WHERE {c} IS NOT NULL;\n"
+            )
+        })
+        .collect()
+});
 
 /// Migration 3: rewrites every stored key's e-mail in canonical form
 /// ([`guestlist_core::email::canonical`] of the claims' `email`; a row whose e-mail has none
@@ -239,4 +279,78 @@ pub(super) fn canonicalise_stored_keys(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Times in the shortest RFC 3339 form become fixed-width, in time order; `NULL` and other
+    /// offsets stay as they are; a second run changes nothing.
+    #[test]
+    fn stored_times_become_fixed_width_in_time_order() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        for (id, t) in [
+            ("a", "2027-01-15T08:00:00.1Z"),
+            ("b", "2027-01-15T08:00:00Z"),
+            ("c", "2027-01-15T08:00:00.15Z"),
+            ("d", "2027-01-15T08:00:00.123456789Z"),
+        ] {
+            conn.execute(
+                "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state_json,
+                   version, created_at, updated_at, attempts, claims_json, search)
+                 VALUES (?1, ?1, 'i', ?1, 'pending', '\"pending\"', 1, ?2, ?2, 1, '{}', '')",
+                params![id, t],
+            )
+            .unwrap();
+        }
+        let read = |conn: &rusqlite::Connection| -> Vec<(String, String, Option<String>)> {
+            conn.prepare("SELECT id, created_at, completed_at FROM requests ORDER BY created_at")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let before: Vec<String> = read(&conn).into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            before,
+            ["d", "c", "a", "b"],
+            "text order was not time order"
+        );
+        conn.execute(
+            "INSERT INTO history (request_id, at, action, actor_json, version, detail_json)
+             VALUES ('a', '2027-01-15T10:00:00+02:00', 'x', '{}', 1, '{}')",
+            [],
+        )
+        .unwrap();
+        for _ in 0..2 {
+            conn.execute_batch(&FIXED_WIDTH_TIMES).unwrap();
+        }
+        let after = read(&conn);
+        let expected = [
+            ("b", "2027-01-15T08:00:00.000000000Z"),
+            ("a", "2027-01-15T08:00:00.100000000Z"),
+            ("d", "2027-01-15T08:00:00.123456789Z"),
+            ("c", "2027-01-15T08:00:00.150000000Z"),
+        ];
+        assert_eq!(after.len(), expected.len());
+        for ((id, at, completed), (want_id, want_at)) in after.iter().zip(expected) {
+            assert_eq!((id.as_str(), at.as_str()), (want_id, want_at));
+            assert_eq!(*completed, None);
+            assert_eq!(
+                super::super::parse_ts(at).unwrap(),
+                super::super::parse_ts(&at.replace(".000000000", "")).unwrap()
+            );
+        }
+        let other: String = conn
+            .query_row("SELECT at FROM history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(other, "2027-01-15T10:00:00+02:00");
+        // What the store writes now is already in that form.
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_100_000_000).unwrap();
+        assert_eq!(ts(t), "2027-01-15T08:00:00.100000000Z");
+        assert_eq!(super::super::parse_ts(&ts(t)).unwrap(), t);
+    }
 }

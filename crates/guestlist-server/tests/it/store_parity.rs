@@ -10,6 +10,7 @@
 //! - the latest event number survives the compaction of every event (SQLite fell to 0, so a
 //!   `Last-Event-ID` of a compacted event was "ahead of the store");
 //! - a claim holding NUL (PostgreSQL refused it with 500; both now store U+FFFD);
+//! - requests listed in created order within one second (SQLite sorted its time text);
 //! - a denial denies, and a reopen reopens, the same person's other requests oldest first
 //!   (SQLite's read had no `ORDER BY`: the order was its query planner's choice).
 
@@ -427,4 +428,38 @@ async fn a_decision_and_a_reopen_holding_nul_are_stored_by_both() {
     assert_eq!(reopened.detail["reason"], "appeal\u{FFFD}");
     assert_eq!(reopened.actor.name, "Ad\u{FFFD}min");
     s.shutdown().await;
+}
+
+/// Requests are listed in created order to the fraction of a second, one page at a time or
+/// all at once. SQLite compared its stored text, whose shortest RFC 3339 form puts a whole
+/// second (`…:00Z`) after its own fractions (`…:00.1Z`), and `…:00.15Z` before `…:00.1Z`: it
+/// listed these three in the reverse order. It now writes every time with nine fractional
+/// digits (and its migration rewrites the stored ones).
+#[tokio::test]
+async fn requests_are_listed_in_created_order_to_the_fraction_of_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(&dir.path().join("g.db")).await;
+    for (email, at) in [
+        ("a@x.example", t0() + ms(100)),
+        ("b@x.example", t0()),
+        ("c@x.example", t0() + ms(150)),
+    ] {
+        ask(&store, &guest(email, "google.com", "P"), at).await;
+    }
+    let expected = ["b@x.example", "a@x.example", "c@x.example"];
+    let all = store.list(None, None, None, 10).await.unwrap();
+    let emails: Vec<&str> = all.items.iter().map(|r| r.key.email.as_str()).collect();
+    assert_eq!(emails, expected);
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list(None, None, cursor.as_deref(), 1).await.unwrap();
+        paged.extend(page.items.into_iter().map(|r| r.key.email));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(paged.len() <= expected.len(), "{paged:?}");
+    }
+    assert_eq!(paged, expected);
 }
