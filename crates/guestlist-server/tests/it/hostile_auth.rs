@@ -10,13 +10,31 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+/// A connection that is not set up within this is reported as such rather than waited on
+/// for the kernel's ~127 s of SYN retries (a full listen backlog drops SYNs).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A whole call, connection included, on a loaded two-core machine.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn get(base: &str, token: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .unwrap();
+    let r = match client
         .get(format!("{base}/api/requests"))
         .bearer_auth(token)
         .send()
         .await
-        .unwrap();
+    {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => panic!(
+            "no connection to the server within {CONNECT_TIMEOUT:?} (listen backlog full?): {e:?}"
+        ),
+        Err(e) if e.is_timeout() => panic!("no answer within {CALL_TIMEOUT:?}: {e:?}"),
+        Err(e) => panic!("GET /api/requests: {e:?}"),
+    };
     let status = r.status().as_u16();
     let www = r
         .headers()
