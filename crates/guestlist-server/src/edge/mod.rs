@@ -228,10 +228,10 @@ const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
 /// (`SO_REUSEADDR` set on Unix, as `tokio::net::TcpListener::bind` does).
 ///
 /// The backlog is the queue of connections the kernel has completed but the accept loop has
-/// not taken yet. `tokio::net::TcpListener::bind` asks for 128 (mio ≥ 1.1, like the standard
-/// library): a burst of more than 129 connections while the accept loop is busy makes Linux
-/// drop the further SYNs, which the callers retry after 1, 3, 7 … s and give up on after
-/// about 127 s (`net.ipv4.tcp_syn_retries` = 6). The public listener passes its connection
+/// not taken yet. `tokio::net::TcpListener::bind` asks for 128 (mio 1.2, as locked here; the
+/// standard library too): a burst of more than 129 connections while the accept loop is busy
+/// makes Linux drop the further SYNs, which the callers retry after 1, 3, 7 … s and give up on
+/// after about 127 s (`net.ipv4.tcp_syn_retries` = 6). The public listener passes its connection
 /// cap ([`effective_max_connections`]), so a burst up to the cap waits in the queue instead
 /// (and connections past the cap are still accepted and refused at once by [`serve`]).
 /// Linux lowers the backlog to `net.core.somaxconn` (4096 by default since Linux 5.4); a
