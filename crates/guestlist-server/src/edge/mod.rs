@@ -233,7 +233,7 @@ const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
 /// makes Linux drop the further SYNs, which the callers retry after 1, 3, 7 … s and give up on
 /// after about 127 s (`net.ipv4.tcp_syn_retries` = 6). The public listener passes its connection
 /// cap ([`effective_max_connections`]), so a burst up to the cap waits in the queue instead
-/// (and connections past the cap are still accepted and refused at once by [`serve`]).
+/// (and connections past the cap are still accepted and refused at once by the accept loop).
 /// Linux lowers the backlog to `net.core.somaxconn` (4096 by default since Linux 5.4); a
 /// warning is logged when that is below `backlog`. See `listen(2)`.
 ///
