@@ -17,7 +17,7 @@
 //! | `admin_listen` | `GUESTLIST_ADMIN_LISTEN` | `127.0.0.1:9464` | where `/metrics` and `/openapi.json` are served; `off` for nowhere. The default is best effort (a warning if taken); an address you set must bind |
 //! | `limits.header_read_timeout_ms` | `GUESTLIST_LIMITS__HEADER_READ_TIMEOUT_MS` | `10000` | time to send a whole request head or finish the TLS handshake; also the idle keep-alive timeout ([`crate::edge`]) |
 //! | `limits.body_read_timeout_ms` | `…__BODY_READ_TIMEOUT_MS` | `10000` | time for a request body to arrive whole (408 after) |
-//! | `limits.max_connections` | `…__MAX_CONNECTIONS` | `4096` | open connections at once (lowered to fit the file-descriptor limit) |
+//! | `limits.max_connections` | `…__MAX_CONNECTIONS` | `4096` | open connections at once (lowered to fit the file-descriptor limit); also the listen backlog (capped by `net.core.somaxconn`) |
 //! | `limits.max_connections_per_ip` | `…__MAX_CONNECTIONS_PER_IP` | `256` | open connections at once per source address (IPv6 /64; `trusted_proxies` exempt) |
 //! | `approver_auth.issuer` | `GUESTLIST_APPROVER_AUTH__ISSUER` | — (fail closed) | OIDC issuer of approvers' tokens |
 //! | `approver_auth.additional_issuers` | `…__ADDITIONAL_ISSUERS` | `[]` | further accepted `iss` values; the tenant's v1.0 issuer `https://sts.windows.net/{tid}/` is accepted without listing it ([`crate::auth::approver_issuers`]) |

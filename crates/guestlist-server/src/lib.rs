@@ -499,7 +499,8 @@ async fn edge_listeners(
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    // A listen backlog as large as the connection cap, not tokio's 128 (issue 10 §1).
+    let listener = edge::bind_listener(listen, u32::try_from(max_connections).unwrap_or(u32::MAX))?;
     let conf = Arc::new(edge::ListenerConf {
         limits: config.limits.clone(),
         max_connections,

@@ -17,6 +17,8 @@
 //!   first writes `503` with `Retry-After: 1`), so `accept` keeps draining the backlog and never
 //!   reaches `EMFILE`: the global cap is lowered below the soft `RLIMIT_NOFILE` (raised to the
 //!   hard limit at start, [`raise_nofile_limit`]) minus [`RESERVED_FDS`].
+//! - **listen backlog**: as large as the connection cap ([`bind_listener`]), not tokio's 128, so a
+//!   burst of connections while the accept loop is busy is queued rather than its SYNs dropped.
 
 pub mod client_cert;
 pub mod throttle;
@@ -217,6 +219,47 @@ pub fn effective_max_connections(configured: usize, nofile: Option<u64>) -> usiz
         }
         None => configured,
     }
+}
+
+/// Where Linux caps every `listen(2)` backlog (`net.core.somaxconn`).
+const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
+
+/// Binds a listening TCP socket to `addr` with a listen backlog of `backlog` connections
+/// (`SO_REUSEADDR` set on Unix, as `tokio::net::TcpListener::bind` does).
+///
+/// The backlog is the queue of connections the kernel has completed but the accept loop has
+/// not taken yet. `tokio::net::TcpListener::bind` asks for 128 (mio 1.2, as locked here; the
+/// standard library too): a burst of more than 129 connections while the accept loop is busy
+/// makes Linux drop the further SYNs, which the callers retry after 1, 3, 7 … s and give up on
+/// after about 127 s (`net.ipv4.tcp_syn_retries` = 6). The public listener passes its connection
+/// cap ([`effective_max_connections`]), so a burst up to the cap waits in the queue instead
+/// (and connections past the cap are still accepted and refused at once by the accept loop).
+/// Linux lowers the backlog to `net.core.somaxconn` (4096 by default since Linux 5.4); a
+/// warning is logged when that is below `backlog`. See `listen(2)`.
+///
+/// Errors: the socket cannot be created, bound (e.g. the address is in use) or put in the
+/// listening state.
+pub fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    if let Some(cap) = std::fs::read_to_string(SOMAXCONN_PATH)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|cap| *cap < backlog)
+    {
+        tracing::warn!(
+            requested = backlog,
+            in_force = cap,
+            "the listen backlog of {addr} is capped by net.core.somaxconn; a burst of more than \
+             {cap} connections may be dropped and retried by the callers (raise the sysctl)"
+        );
+    }
+    socket.listen(backlog)
 }
 
 /// What one listener's accept loop needs.

@@ -85,7 +85,14 @@ async fn kill_9_loses_no_answered_request() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The kill comes after 1.5 s of load and at least 11 answers (a loaded machine may need
+    // longer for them; 60 s at most).
+    let loaded = std::time::Instant::now();
+    while loaded.elapsed() < Duration::from_millis(1500)
+        || (answered.lock().unwrap().len() <= 10 && loaded.elapsed() < Duration::from_secs(60))
+    {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     for t in tasks {

@@ -272,8 +272,9 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
     let dir = tempfile::tempdir().unwrap();
     let mut partners = route("partners", "fabrikam.com", "Approver.Partners");
     partners.fallback_role = Some("Approver.Fallback".into());
-    // Two seconds.
-    partners.escalate_after_hours = Some(2.0 / 3600.0);
+    // Six seconds: the checks below that it is not escalated yet must all run before then, on
+    // a loaded machine too (with two seconds they once did not: a flake).
+    partners.escalate_after_hours = Some(6.0 / 3600.0);
     let s = start(&issuer, &dir.path().join("g.db"), vec![partners]).await;
     let fallback = token(&issuer, "fallback-1", &["Approver.Fallback"]);
     let id = sign_up(&s, "ana@fabrikam.com").await;
@@ -294,9 +295,13 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
     )
     .await;
     assert_eq!(st, 403);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    // Escalated: listed (in SQL, from the stored creation time), readable, decidable; the
-    // unrouted request stays out of the fallback role's view.
+    // Escalated once the six seconds have passed (waited for, 30 s more at most): listed (in
+    // SQL, from the stored creation time), readable, decidable; the unrouted request stays out
+    // of the fallback role's view.
+    let deadline = std::time::Instant::now() + Duration::from_secs(36);
+    while listed(&s, &fallback, "").await.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(listed(&s, &fallback, "").await, vec!["ana@fabrikam.com"]);
     assert_eq!(
         listed(&s, &fallback, "since=0").await,

@@ -158,3 +158,58 @@ async fn guessing_is_throttled_without_locking_out_the_real_caller() {
     assert_eq!(check_status(&attacker, &base, "wrong").await.status(), 401);
     s.shutdown().await;
 }
+
+/// A burst of connections larger than tokio's default listen backlog (128), arriving while the
+/// accept loop cannot run, waits in the kernel's queue and is then served: none of its SYNs is
+/// dropped (a dropped SYN is retried after 1, 3, 7 … s, and a caller gives up after ~127 s,
+/// the flake once seen in `hostile_auth`). The server shares this test's one-thread runtime,
+/// so connecting with blocking calls keeps its accept loop still, as a busy worker would.
+#[tokio::test]
+async fn a_burst_beyond_the_default_backlog_is_queued_not_dropped() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&dir.path().join("g.db"), |c| {
+        c.limits.header_read_timeout_ms = 30_000;
+    })
+    .await;
+    let addr = s.addr();
+    // Linux caps every backlog at net.core.somaxconn; 250 stays under the per-address cap.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    let n = 250.min(somaxconn);
+    let mut burst = Vec::with_capacity(n);
+    for i in 0..n {
+        // A queued connection completes at once on loopback; a dropped SYN would block
+        // until its retry, after the 3 s allowed here.
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(c) => burst.push(c),
+            Err(e) => panic!(
+                "connection {} of a burst of {n} was not queued by the listener ({e}): \
+                 only {i} were queued before it",
+                i + 1
+            ),
+        }
+    }
+    // Every connection of the burst is then served (on a blocking thread, so that the accept
+    // loop runs meanwhile).
+    let served = tokio::task::spawn_blocking(move || {
+        let mut ok = 0;
+        for mut c in burst {
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            let _ = c.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                ok += 1;
+            }
+        }
+        ok
+    })
+    .await
+    .unwrap();
+    assert_eq!(served, n, "connections of the burst served");
+    s.shutdown().await;
+}
