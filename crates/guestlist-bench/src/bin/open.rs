@@ -90,10 +90,7 @@ async fn run_connection(
     rows: u64,
 ) -> Tally {
     let mut tally = Tally::default();
-    let mut sender = match connect(&addr).await {
-        Ok(s) => Some(s),
-        Err(_) => None,
-    };
+    let mut sender = connect(&addr).await.ok();
     let mut free_at = start;
     for j in 0u64.. {
         let due = start + Duration::from_secs_f64((k + j * conns) as f64 / rate);

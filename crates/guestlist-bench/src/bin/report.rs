@@ -127,7 +127,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -439,7 +439,10 @@ fn main() -> anyhow::Result<()> {
     for t in targets {
         let after = if t.figure.starts_with("check-approval-status p99") {
             Some(false)
-        } else if t.figure.starts_with("PostgreSQL: check-approval-status p99") {
+        } else if t
+            .figure
+            .starts_with("PostgreSQL: check-approval-status p99")
+        {
             Some(true)
         } else {
             None

@@ -188,7 +188,10 @@ impl SharedReads {
                     CREATE_TIMEOUT.as_millis()
                 ))),
             };
-            let mut state = slot_ref.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = slot_ref
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             state.connecting = None;
             match &made {
                 Ok(live) => {
@@ -200,8 +203,11 @@ impl SharedReads {
             made
         });
         let attempt = async move {
-            task.await
-                .unwrap_or_else(|e| Err(Failure::Backend(format!("check-status connection task: {e}"))))
+            task.await.unwrap_or_else(|e| {
+                Err(Failure::Backend(format!(
+                    "check-status connection task: {e}"
+                )))
+            })
         }
         .boxed()
         .shared();

@@ -178,7 +178,10 @@ async fn terminated_check_status_connections_are_replaced_without_a_restart() {
          recovered after {:?}",
         started.elapsed()
     );
-    assert!(recovered, "new check-status connections are made by themselves");
+    assert!(
+        recovered,
+        "new check-status connections are made by themselves"
+    );
     // Every shared connection is replaced, not only the one the next call picked.
     assert_eq!(concurrent_checks(&store, 64, 2).await, (128, 0));
     let after = check_backends(&db);
@@ -218,6 +221,9 @@ async fn checks_fail_fast_during_an_outage_and_recover_after_it() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("outage: checks answered {:?} after the restart", back.elapsed());
+    eprintln!(
+        "outage: checks answered {:?} after the restart",
+        back.elapsed()
+    );
     assert!(recovered, "the shared connections reconnect by themselves");
 }
