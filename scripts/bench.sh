@@ -27,9 +27,14 @@
 #      synchronous_commit=on), the connector load of section 1 on one replica (check-status on
 #      10,000 stored requests, request-approval with unique e-mails), then through HAProxy to one
 #      and to two replicas of one database (the 2 ÷ 1 throughput ratio, within each run).
+#   Sections 1 and 8 also measure check-status in an open loop (bench-open: 64 connections, a
+#   fixed offered rate, each call's latency counted from its scheduled send time, i.e. corrected
+#   for coordinated omission, as wrk2 -R / oha --latency-correction): Entra's calls arrive
+#   whether or not the last one was answered. wrk's figures are a closed loop at saturation.
 #
 # Knobs (env): BENCH_RUNS (default 5), BENCH_SECONDS (5, per load run), BENCH_SCALE_SECONDS (3),
 # BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
+# BENCH_OPEN_RATES ("2000 5000": offered check-status calls/s of the open-loop runs),
 # BENCH_ONLY=app (only section 5), BENCH_ONLY=server (sections 1–2 and 8: the connector figures on
 # SQLite and PostgreSQL), BENCH_ONLY=postgres (only section 8) or BENCH_ONLY=hostile
 # (only section 6; its knobs BENCH_HOSTILE_* are in crates/guestlist-bench/src/bin/hostile.rs); the other figures are
@@ -46,6 +51,7 @@ SCALE_SECS=${BENCH_SCALE_SECONDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 SCALE_CONNS=${BENCH_SCALE_CONNECTIONS:-8}
 THREADS=2
+OPEN_RATES=${BENCH_OPEN_RATES:-2000 5000}
 ONLY=${BENCH_ONLY:-all}
 case "$ONLY" in all|app|server|postgres|hostile) ;; *) echo "bench: BENCH_ONLY must be app, server, postgres or hostile (or unset)" >&2; exit 2 ;; esac
 
@@ -143,6 +149,21 @@ run_wrk() { # scenario run url script conns secs [env…]
   printf '   %-22s run %s: %s\n' "$scenario" "$run" "$line"
 }
 
+# Open loop (bench-open, module docs): check-status at a fixed offered rate, latencies corrected
+# for coordinated omission; one raw line like run_wrk's.
+run_open() { # scenario run url rate conns secs rows
+  local scenario=$1 run=$2 url=$3 rate=$4 conns=$5 secs=$6 rows=$7
+  local out line
+  out=$("$BIN/bench-open" "$url" "$rate" "$conns" "$secs" "$rows" 2>&1) || {
+    echo "$out" >&2
+    return 1
+  }
+  line=$(grep '^OPEN_RESULT' <<<"$out" | sed 's/^OPEN_RESULT //')
+  [ -n "$line" ] || { echo "$out" >&2; return 1; }
+  echo "$scenario $run $line" >>"$RAW"
+  printf '   %-22s run %s: %s\n' "$scenario" "$run" "$line"
+}
+
 if [ "$ONLY" = all ] || [ "$ONLY" = server ]; then
 # -- databases ----------------------------------------------------------------------------------
 say "populating databases (bulk SQL)"
@@ -166,11 +187,14 @@ for spec in "$P_BARE check-status.lua 10000 1" "$P_10K check-status.lua 10000 1"
 done
 
 # -- 1. connector load, interleaved per run so each run's ratios share the machine's state ------
-say "connector load: $RUNS runs × ${SECS}s, wrk -t$THREADS -c$CONNS"
+say "connector load: $RUNS runs × ${SECS}s, wrk -t$THREADS -c$CONNS, open loop at $OPEN_RATES calls/s"
 for run in $(seq 1 "$RUNS"); do
   BENCH_ROWS=10000 run_wrk bare "$run" "http://127.0.0.1:$P_BARE" check-status.lua "$CONNS" "$SECS"
   BENCH_ROWS=10000 run_wrk check "$run" "http://127.0.0.1:$P_10K" check-status.lua "$CONNS" "$SECS"
   BENCH_NONCE="r$run-$RANDOM" run_wrk request "$run" "http://127.0.0.1:$P_REQ" request-approval.lua "$CONNS" "$SECS"
+  for rate in $OPEN_RATES; do
+    run_open "open_check_$rate" "$run" "http://127.0.0.1:$P_10K" "$rate" "$CONNS" "$SECS" 10000
+  done
 done
 # Every answered request-approval must be stored: count the rows.
 stored=$(curl -s "http://127.0.0.1:$P_REQ_ADMIN/metrics" | awk '/^guestlist_requests\{status="pending"\}/ {print $2}')
@@ -211,7 +235,7 @@ elif [ "$ONLY" = postgres ]; then
   [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^pg_' "$ROOT/bench/raw.txt" >>"$RAW" || true
 else
   say "BENCH_ONLY=server: the other figures are carried over from bench/raw.txt"
-  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m|pg_[a-z0-9_]+) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m|open_check_[0-9]+|pg_[a-z0-9_]+) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
 fi
 
 # -- 5. the app in its window -------------------------------------------------------------------
@@ -248,7 +272,7 @@ pg_stop() {
 }
 pg_sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGROOT/sock" -p "$P_PG" -U postgres -d "${2:-postgres}" -c "$1"; }
 if [ "$ONLY" = all ] || [ "$ONLY" = server ] || [ "$ONLY" = postgres ]; then
-say "PostgreSQL: $RUNS runs × ${SECS}s, wrk -t$THREADS -c$CONNS (one replica; then 1 and 2 replicas behind HAProxy)"
+say "PostgreSQL: $RUNS runs × ${SECS}s, wrk -t$THREADS -c$CONNS and open loop at $OPEN_RATES calls/s (one replica; then 1 and 2 replicas behind HAProxy)"
 pg_section_started=$(date +%s)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ] || { echo "bench: PostgreSQL is missing: run scripts/setup.sh" >&2; exit 1; }
@@ -309,6 +333,9 @@ done
 for run in $(seq 1 "$RUNS"); do
   BENCH_ROWS=10000 run_wrk pg_check "$run" "http://127.0.0.1:$P_PGC" check-status.lua "$CONNS" "$SECS"
   BENCH_NONCE="pg-r$run-$RANDOM" run_wrk pg_request "$run" "http://127.0.0.1:$P_PGR" request-approval.lua "$CONNS" "$SECS"
+  for rate in $OPEN_RATES; do
+    run_open "pg_open_check_$rate" "$run" "http://127.0.0.1:$P_PGC" "$rate" "$CONNS" "$SECS" 10000
+  done
   BENCH_ROWS=10000 run_wrk pg_lb1_check "$run" "http://127.0.0.1:$P_LB1" check-status.lua "$CONNS" "$SECS"
   BENCH_ROWS=10000 run_wrk pg_lb2_check "$run" "http://127.0.0.1:$P_LB2" check-status.lua "$CONNS" "$SECS"
   BENCH_NONCE="pg-lb1-r$run-$RANDOM" run_wrk pg_lb1_request "$run" "http://127.0.0.1:$P_LB1" request-approval.lua "$CONNS" "$SECS"
@@ -333,10 +360,10 @@ export BENCH_MACHINE="$(uname -srm), ${cpu:-unknown CPU}, $(nproc) cores, $mem R
 export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export BENCH_COMMIT=$commit
 app_method="the app (section 5): release builds of the desktop app (UI embedded) and of bench/minimal-app, WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null || echo '?') under Xvfb 1280×800×24 through tauri-driver, ${BENCH_APP_ROWS:-10000} cached requests, $RUNS runs, each one app launch then one minimal-app launch"
-export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores); connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
+export BENCH_METHOD="wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS on the same machine as the server (they share the cores; a closed loop: at saturation its latency is about connections ÷ throughput); open loop (open_check_*, pg_open_check_*): bench-open, -c$CONNS at a fixed offered rate ($OPEN_RATES calls/s) for ${SECS}s, each latency from the call's scheduled send time (coordinated omission corrected), one generator thread; connector load -c$CONNS for ${SECS}s, store scale -c$SCALE_CONNS for ${SCALE_SECS}s, $RUNS runs each, interleaved; release guestlist-server on a file-backed database (WAL, synchronous=FULL); a request-approval stored ${stored:-?} requests over all runs; load average (1/5/15 min) of the machine at the start: $load_at_start, before the report: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every figure); $app_method"
 export BENCH_METHOD="$BENCH_METHOD; hostile traffic (section 6, bench-hostile): release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, an in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, a fresh server per run"
 if [ -n "${pg_version:-}" ]; then
-  export BENCH_METHOD="$BENCH_METHOD; PostgreSQL (section 8, pg_*): PostgreSQL $pg_version started by the script (fsync=on, synchronous_commit=on, default shared_buffers) on the same 2 cores, release guestlist-server replicas (default pools: 32 connections, 8 more for check-status), 10,000 requests stored through the API for check-status, -c$CONNS for ${SECS}s, $RUNS runs; 1 vs 2 replicas through one HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p') (round robin); request-approval: ${pg_stored:-?} requests stored, ${pg_answered:-?} answers counted by wrk (calls in flight at each run's end are stored, not counted)"
+  export BENCH_METHOD="$BENCH_METHOD; PostgreSQL (section 8, pg_*): PostgreSQL $pg_version started by the script (fsync=on, synchronous_commit=on, default shared_buffers) on the same 2 cores, release guestlist-server replicas (default: a pool of 32 connections, 2 shared pipelined connections for check-status), 10,000 requests stored through the API for check-status, -c$CONNS for ${SECS}s, $RUNS runs; 1 vs 2 replicas through one HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p') (round robin); request-approval: ${pg_stored:-?} requests stored, ${pg_answered:-?} answers counted by wrk (calls in flight at each run's end are stored, not counted)"
 fi
 if [ "$ONLY" = postgres ]; then
   export BENCH_METHOD="BENCH_ONLY=postgres: only the PostgreSQL figures (section 8) are from this run, the others are carried over from an earlier run; $BENCH_METHOD"

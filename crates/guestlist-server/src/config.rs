@@ -58,7 +58,7 @@
 //! | `retention.tombstone_key` | `…__TOMBSTONE_KEY` | — (generated into `<database>.tombstone-key`, 0600) | HMAC key (≥ 32 bytes) of the denial tombstones of erased denied people |
 //! | `retention.tombstone_key_file` | `…__TOMBSTONE_KEY_FILE` | — | a file holding that key |
 //! | `postgres.pool_size` | `GUESTLIST_POSTGRES__POOL_SIZE` | `32` | PostgreSQL only: connections per replica for writes and approver reads ([`crate::store::pg::PoolConfig`]) |
-//! | `postgres.read_pool_size` | `…__READ_POOL_SIZE` | `8` | PostgreSQL only: connections per replica that only check-approval-status uses |
+//! | `postgres.read_pool_size` | `…__READ_POOL_SIZE` | `2` | PostgreSQL only: shared (pipelined) connections per replica that only check-approval-status uses |
 //! | `guest_email.*` | `GUESTLIST_GUEST_EMAIL__*` (password also `…__SMTP_PASSWORD_FILE`) | off | e-mails to the guest on approval / denial ([`crate::guest_email`]) |
 //!
 //! Nested env keys use `__` (figment's `Env::split("__")`).

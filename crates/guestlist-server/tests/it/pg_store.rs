@@ -564,3 +564,4 @@ async fn a_replica_whose_sessions_are_terminated_recovers_by_itself() {
 }
 
 mod pool;
+mod reads;

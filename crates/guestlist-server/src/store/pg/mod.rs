@@ -96,12 +96,19 @@
 //!
 //! # Pools
 //!
-//! Two deadpool pools per replica ([`PoolConfig`], `[postgres]`): the main pool
-//! (`pool_size`) for write transactions, jobs and the approvers' reads, and a small read pool
+//! A deadpool pool per replica ([`PoolConfig`], `[postgres]`), the main pool (`pool_size`),
+//! for write transactions, jobs and the approvers' reads; and a few shared connections
 //! (`read_pool_size`) that only check-status uses. A sign-up holds its connection through its
 //! commit's WAL flush; with one shared pool, a burst of sign-ups could leave Entra's
 //! check-status calls waiting for a slot, and check-status is one short statement that needs
 //! no more than a few connections.
+//!
+//! The check-status connections are not pooled but shared ([`reads`]): every check runs on one
+//! of them at once, the concurrent checks' queries pipelined on the connection (one `send`,
+//! one `recv` and one backend wake-up for many checks instead of one each, and no wait for a
+//! slot). A connection that ends is replaced by the next call, which waits at most
+//! [`ACQUIRE_TIMEOUT`] for it and fails with [`StoreError::Unavailable`] otherwise, as a pooled
+//! call does.
 //!
 //! # Tombstone key
 //!
@@ -178,6 +185,7 @@ mod job_cursor;
 mod jobs;
 mod pool;
 mod privacy;
+mod reads;
 mod requests;
 mod rows;
 
@@ -232,9 +240,9 @@ mod embedded {
 /// `Arc`.
 pub struct PgStore {
     pool: Pool,
-    /// The connections of check-status only ([`PoolConfig::read_pool_size`], module docs
-    /// "Pools").
-    reads: Pool,
+    /// The shared, pipelined connections of check-status only
+    /// ([`PoolConfig::read_pool_size`], module docs "Pools").
+    reads: reads::SharedReads,
     /// The parsed URL, for the dedicated connections of [`PgStore::listen_events`].
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
@@ -507,7 +515,7 @@ impl PgStore {
         config.options(options.trim());
         let tls = tls_connector(root_cert.as_deref())?;
         let pool = pool::build(&config, &tls, pools.pool_size)?;
-        let reads = pool::build(&config, &tls, pools.read_pool_size)?;
+        let reads = reads::SharedReads::new(config.clone(), tls.clone(), pools.read_pool_size);
         let (notifier, wakes) = tokio::sync::mpsc::channel(1);
         tokio::spawn(events::notifier(pool.clone(), wakes));
         let store = PgStore {
@@ -549,17 +557,17 @@ impl PgStore {
         done.map(|_| ())
     }
 
-    /// Opens [`PREWARM`] connections at once and returns them to the pool, so the first burst of
-    /// calls does not wait for connection set-up (SCRAM authentication, TLS) on every slot.
-    /// Best effort: a connection that fails is made later, on demand.
+    /// Opens [`PREWARM`] connections at once and returns them to the pool, and makes the shared
+    /// check-status connections, so the first burst of calls does not wait for connection
+    /// set-up (SCRAM authentication, TLS) on every slot. Best effort: a connection that fails
+    /// is made later, on demand.
     async fn prewarm(&self) {
         let writes = PREWARM.min(self.pool.status().max_size);
-        let reads = self.reads.status().max_size;
-        let (conns, read_conns) = futures::join!(
+        let (conns, ()) = futures::join!(
             futures::future::join_all((0..writes).map(|_| self.pool.get())),
-            futures::future::join_all((0..reads).map(|_| self.reads.get()))
+            self.reads.prewarm()
         );
-        drop((conns, read_conns));
+        drop(conns);
     }
 
     /// A pooled connection (within [`ACQUIRE_TIMEOUT`]).
@@ -569,12 +577,14 @@ impl PgStore {
         self.pool.get().await.map_err(pool_err)
     }
 
-    /// A connection of the read pool (within [`ACQUIRE_TIMEOUT`]), for check-status only
-    /// (module docs "Pools").
+    /// A shared check-status connection with its prepared statement (within
+    /// [`ACQUIRE_TIMEOUT`]), for check-status only (module docs "Pools"): callers use it
+    /// concurrently, their queries pipelined.
     ///
-    /// Errors: [`StoreError::Unavailable`].
-    pub(super) async fn read_conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.reads.get().await.map_err(pool_err)
+    /// Errors: [`StoreError::Unavailable`] (or [`StoreError::Backend`] when the server refuses
+    /// the connection for another reason, such as authentication).
+    async fn read_conn(&self) -> Result<Arc<reads::Live>, StoreError> {
+        self.reads.get().await
     }
 
     /// Whether the database answers (`SELECT 1`), for `/readyz`.

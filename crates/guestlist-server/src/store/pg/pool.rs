@@ -1,7 +1,8 @@
-//! The connection pools of a replica on PostgreSQL (`[postgres]` in the configuration, issue
-//! 13 §5): one for write transactions and the approvers' reads, and a small one that only
-//! check-status uses, so that a check never waits for a slot behind sign-ups holding
-//! connections through their commits (module docs of [`super`], "Pools").
+//! The connections of a replica on PostgreSQL (`[postgres]` in the configuration, issue
+//! 13 §5): a pool for write transactions and the approvers' reads, and a few shared
+//! connections that only check-status uses (`store/pg/reads.rs`), so that a check never waits for
+//! a slot behind sign-ups holding connections through their commits (module docs of
+//! [`super`], "Pools").
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::{Deserialize, Serialize};
@@ -24,9 +25,10 @@ pub struct PoolConfig {
     /// and a commit), so 64 calls in flight share far fewer connections without queueing
     /// behind each other for long.
     pub pool_size: usize,
-    /// Connections that only check-approval-status uses ([`super::PgStore::check_status`]):
-    /// one statement each, so a few keep up with 64 concurrent checks; default
-    /// [`PoolConfig::DEFAULT_READ_POOL_SIZE`].
+    /// Connections that only check-approval-status uses ([`super::PgStore::check_status`]),
+    /// shared: every check runs on one of them at once, the concurrent checks' queries
+    /// pipelined (`store/pg/reads.rs`), so one or two keep up with 64 concurrent
+    /// checks; default [`PoolConfig::DEFAULT_READ_POOL_SIZE`].
     pub read_pool_size: usize,
 }
 
@@ -34,7 +36,7 @@ impl PoolConfig {
     /// Default of [`PoolConfig::pool_size`].
     pub const DEFAULT_POOL_SIZE: usize = 32;
     /// Default of [`PoolConfig::read_pool_size`].
-    pub const DEFAULT_READ_POOL_SIZE: usize = 8;
+    pub const DEFAULT_READ_POOL_SIZE: usize = 2;
     /// The most either pool may have (PostgreSQL's own `max_connections` is usually lower).
     pub const MAX_POOL_SIZE: usize = 1024;
 

@@ -381,28 +381,19 @@ impl PgStore {
             return Ok((Some(MessageKind::EmailRefused), None));
         };
         let digest = self.tombstone_digest(&key.email).unwrap_or_default();
-        // The read pool: never behind sign-ups for a slot (module docs of [`super`], "Pools").
-        let client = self.read_conn().await?;
-        // Prepared once per pooled connection (deadpool's statement cache): one round trip
-        // per call instead of a parse and an execute.
-        let statement = client
-            .prepare_cached(
-                "SELECT r.id, r.status, r.created_at,
-                   EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
-                   OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
-                 FROM (SELECT 1) AS one
-                 LEFT JOIN requests r ON r.email = $1 AND r.issuer = $2 AND r.issuer_assigned_id = $3",
-            )
-            .await
-            .map_err(db_err)?;
-        let row = client
+        // A shared check-status connection: never behind sign-ups for a slot, its queries
+        // pipelined with the other checks' (module docs of [`super`], "Pools"); the statement
+        // was prepared when the connection was made, so a check is one round trip.
+        let live = self.read_conn().await?;
+        let row = live
+            .client
             .query_one(
-                &statement,
+                &live.check,
                 &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
             )
             .await
             .map_err(db_err)?;
-        drop(client);
+        drop(live);
         let id: Option<Uuid> = row.try_get(0).map_err(db_err)?;
         let email_denied: bool = row.try_get(3).map_err(db_err)?;
         let found = match id {

@@ -1,0 +1,253 @@
+//! The shared check-status connections of a replica (issue 13 §5; module docs of [`super`],
+//! "Pools"): a few tokio-postgres [`Client`]s that every check uses at once, instead of a
+//! pool that hands each connection to one caller at a time.
+//!
+//! A [`Client`] is `Send + Sync` and pipelines the queries of concurrent callers on its one
+//! connection: each query's messages are queued to the connection task, which writes whatever
+//! is queued in one `send` and matches the answers to the callers in order
+//! (tokio-postgres docs, "Pipelining"). So 64 concurrent checks on 2 connections cost a few
+//! `send`/`recv` calls and backend wake-ups per batch rather than one each, and no check waits
+//! for a free slot. The check statement is prepared once per connection when it is made.
+//!
+//! Failure and recovery keep the pool's behaviour ([`super::ACQUIRE_TIMEOUT`],
+//! [`StoreError::Unavailable`]):
+//!
+//! - a connection that ended (the server restarted, `pg_terminate_backend`, a network error)
+//!   is seen as closed by the next call ([`Client::is_closed`]), which makes a new one;
+//!   queries in flight on it fail with [`StoreError::Unavailable`] (503);
+//! - a new connection is made by one background task per slot (concurrent callers wait for
+//!   the same attempt), bounded by [`super::CREATE_TIMEOUT`]; a caller waits for it at most
+//!   [`super::ACQUIRE_TIMEOUT`] and then answers [`StoreError::Unavailable`], so a check never
+//!   hangs toward Entra's 20 s while the database is down; the attempt goes on in the
+//!   background, so a slow but working server still gets connected;
+//! - after a failed attempt, calls within [`RETRY_PAUSE`] fail at once instead of starting
+//!   another (no connection storm against a restarting server).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use tokio_postgres::{Client, Statement};
+
+use super::{ACQUIRE_TIMEOUT, CREATE_TIMEOUT, db_err};
+use crate::store::StoreError;
+
+/// How long after a failed connection attempt a slot refuses calls at once rather than trying
+/// again.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// The check-status statement: the request of an identity key (`$1` e-mail, `$2` issuer,
+/// `$3` issuer-assigned id, if any), and whether the e-mail has a denied request or a denial
+/// tombstone (`$4`, the HMAC digest of the e-mail; empty when no key is set).
+pub(super) const CHECK_SQL: &str = "SELECT r.id, r.status, r.created_at,
+       EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
+       OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
+     FROM (SELECT 1) AS one
+     LEFT JOIN requests r ON r.email = $1 AND r.issuer = $2 AND r.issuer_assigned_id = $3";
+
+/// One live shared connection and its prepared check statement.
+pub(super) struct Live {
+    /// The client; callers run queries on it concurrently (pipelined).
+    pub(super) client: Client,
+    /// [`CHECK_SQL`], prepared on this connection.
+    pub(super) check: Statement,
+}
+
+/// An attempt to connect a slot, awaited by every caller that needs it.
+type Attempt = Shared<BoxFuture<'static, Result<Arc<Live>, Failure>>>;
+
+/// Why an attempt failed, kept for the callers within [`RETRY_PAUSE`] ([`StoreError`] is not
+/// `Clone`): the driver's message, never the URL, user or password.
+#[derive(Clone, Debug)]
+enum Failure {
+    /// [`StoreError::Unavailable`]: not reachable now (503).
+    Unavailable(String),
+    /// [`StoreError::Backend`]: refused for another reason (authentication, a missing table).
+    Backend(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        match e {
+            StoreError::Unavailable(m) => Failure::Unavailable(m),
+            StoreError::Backend(m) => Failure::Backend(m),
+            other => Failure::Backend(other.to_string()),
+        }
+    }
+}
+
+impl From<Failure> for StoreError {
+    fn from(e: Failure) -> StoreError {
+        match e {
+            Failure::Unavailable(m) => StoreError::Unavailable(m),
+            Failure::Backend(m) => StoreError::Backend(m),
+        }
+    }
+}
+
+/// One shared connection: the live one, or the attempt in progress.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    live: Option<Arc<Live>>,
+    connecting: Option<Attempt>,
+    /// When the last attempt failed, and why.
+    failed: Option<(Instant, Failure)>,
+}
+
+/// The shared check-status connections of a replica (module docs).
+pub(super) struct SharedReads {
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    slots: Box<[Arc<Slot>]>,
+    next: AtomicUsize,
+}
+
+impl SharedReads {
+    /// `size` shared connections (`[postgres] read_pool_size`), none made yet
+    /// ([`SharedReads::prewarm`] makes them).
+    pub(super) fn new(
+        config: tokio_postgres::Config,
+        tls: tokio_postgres_rustls::MakeRustlsConnect,
+        size: usize,
+    ) -> SharedReads {
+        SharedReads {
+            config,
+            tls,
+            slots: (0..size.max(1)).map(|_| Arc::default()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Makes every connection now (best effort: one that fails is made again on demand).
+    pub(super) async fn prewarm(&self) {
+        let attempts: Vec<_> = self.slots.iter().map(|slot| self.attempt(slot)).collect();
+        futures::future::join_all(attempts).await;
+    }
+
+    /// A live connection, in turn over the slots; makes a new one when the slot's has ended.
+    ///
+    /// Errors: [`StoreError::Unavailable`] when none could be made within
+    /// [`ACQUIRE_TIMEOUT`] (or an attempt failed less than [`RETRY_PAUSE`] ago).
+    pub(super) async fn get(&self) -> Result<Arc<Live>, StoreError> {
+        let n = self.slots.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let slot = &self.slots[first];
+        if let Some(live) = slot.live() {
+            return Ok(live);
+        }
+        // Its connection ended: a new one is made in the background (the attempt's own task)
+        // while this call uses any other live connection, or else waits for that attempt.
+        let attempt = self.attempt(slot);
+        for k in 1..n {
+            if let Some(live) = self.slots[(first + k) % n].live() {
+                return Ok(live);
+            }
+        }
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, attempt).await {
+            Ok(Ok(live)) => Ok(live),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no database connection for check-status within {} ms",
+                ACQUIRE_TIMEOUT.as_millis()
+            ))),
+        }
+    }
+
+    /// The slot's attempt in progress, or a new one (or an immediate failure within
+    /// [`RETRY_PAUSE`] of the last), or its live connection if another caller just made it.
+    fn attempt(&self, slot: &Arc<Slot>) -> Attempt {
+        let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = state.live.as_ref().filter(|l| !l.client.is_closed()) {
+            let live = live.clone();
+            return async move { Ok(live) }.boxed().shared();
+        }
+        if let Some(attempt) = &state.connecting {
+            return attempt.clone();
+        }
+        if let Some((at, why)) = &state.failed
+            && at.elapsed() < RETRY_PAUSE
+        {
+            let why = why.clone();
+            return async move { Err(why) }.boxed().shared();
+        }
+        let (config, tls, slot_ref) = (self.config.clone(), self.tls.clone(), slot.clone());
+        // A task of its own: it goes on (bounded by CREATE_TIMEOUT) when the caller that
+        // started it gives up after ACQUIRE_TIMEOUT.
+        let task = tokio::spawn(async move {
+            let made = match tokio::time::timeout(CREATE_TIMEOUT, connect(&config, &tls)).await {
+                Ok(made) => made,
+                Err(_) => Err(Failure::Unavailable(format!(
+                    "no database connection for check-status within {} ms",
+                    CREATE_TIMEOUT.as_millis()
+                ))),
+            };
+            let mut state = slot_ref
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.connecting = None;
+            match &made {
+                Ok(live) => {
+                    state.live = Some(live.clone());
+                    state.failed = None;
+                }
+                Err(e) => state.failed = Some((Instant::now(), e.clone())),
+            }
+            made
+        });
+        let attempt = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Failure::Backend(format!(
+                    "check-status connection task: {e}"
+                )))
+            })
+        }
+        .boxed()
+        .shared();
+        state.live = None;
+        state.connecting = Some(attempt.clone());
+        attempt
+    }
+}
+
+impl Slot {
+    /// The slot's connection if it is still open.
+    fn live(&self) -> Option<Arc<Live>> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .live
+            .as_ref()
+            .filter(|l| !l.client.is_closed())
+            .cloned()
+    }
+}
+
+/// Makes one connection, spawns its connection task and prepares [`CHECK_SQL`] on it.
+///
+/// Errors: the driver's error as [`db_err`] maps it (never the URL, user or password).
+async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+) -> Result<Arc<Live>, Failure> {
+    let (client, connection) = config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| Failure::from(db_err(e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::info!("a check-status connection to the database ended: {e}");
+        }
+    });
+    let check = client
+        .prepare(CHECK_SQL)
+        .await
+        .map_err(|e| Failure::from(db_err(e)))?;
+    Ok(Arc::new(Live { client, check }))
+}
