@@ -871,13 +871,19 @@ mod tests {
         );
         assert_eq!(d.identity.provider, "email");
         assert_eq!(d.identity.label, "Email (external tenant)");
-        assert_eq!(d.identity.issuer.as_deref(), Some("contoso.onmicrosoft.com"));
+        assert_eq!(
+            d.identity.issuer.as_deref(),
+            Some("contoso.onmicrosoft.com")
+        );
         assert_eq!(d.identity.sign_in_type.as_deref(), Some("email"));
         assert_eq!(
             d.identity.issuer_assigned_id.as_deref(),
             Some("larissa.price@contoso.onmicrosoft.com")
         );
-        assert_eq!(d.if_approved_facts.provider_label, "Email (external tenant)");
+        assert_eq!(
+            d.if_approved_facts.provider_label,
+            "Email (external tenant)"
+        );
         assert_eq!(d.if_approved_facts.kind, Some(ProvisionedBy::UserFlow));
         assert!(!d.if_approved_facts.sends_invitation);
         assert!(d.invitation.is_none(), "no invitation block");

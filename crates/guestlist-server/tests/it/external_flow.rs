@@ -504,9 +504,8 @@ async fn a_local_email_account_is_filed_under_the_email_provider_and_matched_by_
         403,
         "the plain approver cannot decide a routed request"
     );
-    let ok = h
-        .c
-        .post(format!(
+    let ok =
+        h.c.post(format!(
             "{}/api/requests/{}/decision",
             h.s.base_url(),
             r["id"].as_str().unwrap()
