@@ -114,6 +114,12 @@ export async function externalFlow({ browser, h, out, devtenant, step }) {
   assert.doesNotMatch(detailText, /Approval sends an invitation/, 'no invitation sentence');
   assert.doesNotMatch(detailText, /Entra ID/, 'not shown as an Entra ID user');
   assert.equal(await (await t('invitation-block')).isExisting(), false, 'no invitation block');
+  assert.equal(
+    (await (await t('none-skipped')).getText()).trim(),
+    'None — approval writes nothing; Entra creates the account with what the person submits when they finish signing up.',
+    'no claim is "written" or "skipped" by approval',
+  );
+  assert.equal((await (await t('no-graph-calls')).getText()).trim(), 'None: approval only records the decision on the server.');
   await browser.keys('Enter');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open the request');
   await shot('external-plan.png');

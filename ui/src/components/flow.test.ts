@@ -5,7 +5,7 @@
 import { flushSync, mount, unmount } from 'svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Reviewer from './Reviewer.svelte';
-import { setLanguageOverride } from '../lib/i18n';
+import { CATALOGUES, setLanguageOverride } from '../lib/i18n';
 import type { Api } from '../lib/api';
 import type { QueueItem, QueueView, RequestDetail } from '../lib/types';
 
@@ -177,6 +177,10 @@ describe('an external tenant\'s local e-mail account in the detail', () => {
         expect(cell.textContent).not.toContain(notWritten);
       }
       expect($('detail')!.textContent).not.toMatch(invitation);
+      // Nothing is written, so no claim is "skipped" either, and no Graph call is planned.
+      expect($('none-skipped')!.textContent).not.toBe(CATALOGUES[lang]['detail.noneSkipped']);
+      expect($('none-skipped')!.textContent).toBe(CATALOGUES[lang]['detail.noneSkippedExternal']);
+      expect($('no-graph-calls')!.textContent).toBe(CATALOGUES[lang]['detail.noGraphCallsExternal']);
     });
   }
 
