@@ -660,49 +660,25 @@ pub fn names_a_tenant_domain(provider: &str) -> bool {
 /// The warnings of [`names_a_tenant_domain`] entries, in every rule list that has
 /// `identity_providers` (auto-approve, auto-deny, grants, routes).
 fn tenant_domain_warnings(policy: &Policy) -> Vec<String> {
-    let lists: [(&str, Vec<(&str, &[String])>); 4] = [
-        (
-            "auto_approve",
-            policy
-                .auto_approve
-                .iter()
-                .map(|r| (r.name.as_str(), r.identity_providers.as_slice()))
-                .collect(),
-        ),
-        (
-            "auto_deny",
-            policy
-                .auto_deny
-                .iter()
-                .map(|r| (r.name.as_str(), r.identity_providers.as_slice()))
-                .collect(),
-        ),
-        (
-            "grants",
-            policy
-                .grants
-                .iter()
-                .map(|r| (r.name.as_str(), r.identity_providers.as_slice()))
-                .collect(),
-        ),
-        (
-            "routes",
-            policy
-                .routes
-                .iter()
-                .map(|r| (r.name.as_str(), r.identity_providers.as_slice()))
-                .collect(),
-        ),
-    ];
     let mut out = Vec::new();
-    for (list, rules) in lists {
-        for (i, (name, providers)) in rules.into_iter().enumerate() {
-            for p in providers.iter().filter(|p| names_a_tenant_domain(p)) {
-                out.push(format!(
-                    "policy.{list}[{i}] ({name}): identity provider {p:?} is a tenant's own domain and never matches; an external tenant's local e-mail accounts (e-mail + password or e-mail one-time passcode) are matched by \"email\""
-                ));
-            }
+    let mut check = |list: &str, i: usize, name: &str, providers: &[String]| {
+        for p in providers.iter().filter(|p| names_a_tenant_domain(p)) {
+            out.push(format!(
+                "policy.{list}[{i}] ({name}): identity provider {p:?} is a tenant's own domain and never matches; an external tenant's local e-mail accounts (e-mail + password or e-mail one-time passcode) are matched by \"email\""
+            ));
         }
+    };
+    for (i, r) in policy.auto_approve.iter().enumerate() {
+        check("auto_approve", i, &r.name, &r.identity_providers);
+    }
+    for (i, r) in policy.auto_deny.iter().enumerate() {
+        check("auto_deny", i, &r.name, &r.identity_providers);
+    }
+    for (i, r) in policy.grants.iter().enumerate() {
+        check("grants", i, &r.name, &r.identity_providers);
+    }
+    for (i, r) in policy.routes.iter().enumerate() {
+        check("routes", i, &r.name, &r.identity_providers);
     }
     out
 }
