@@ -7,7 +7,9 @@
 // 1. she signs up → blocked at Submit, pending; the request appears in the queue with the
 //    External badge;
 // 2. the detail's plan sentence says approving lets her finish her sign-up (Entra creates the
-//    account then), and the detail plans no Graph call and no written property;
+//    account then), and the detail plans no Graph call and no written property (no "not
+//    written" mark); her provider is `email` ("Email (external tenant)", the identity she signs
+//    in with), never Entra ID with its invitation sentence;
 // 3. approved with the keyboard → devtenant's Graph log holds no write, no account exists yet;
 // 4. she signs up again → Start prefills what she submitted before, Submit continues, devtenant
 //    holds exactly one customer account for her e-mail; a third attempt (Google, same e-mail) is
@@ -95,8 +97,29 @@ export async function externalFlow({ browser, h, out, devtenant, step }) {
   assert.match(await attr('detail-flow', 'title'), /approval writes nothing to the directory; the person comes back and finishes signing up/);
   assert.equal((await browser.$$('[data-testid="graph-calls"] pre.call')).length, 0, 'no Graph call in the plan shown');
   for (const cell of await browser.$$('[data-testid="attribute-row"] td.write')) {
-    assert.match((await cell.getText()).trim(), /^(—|not written)$/, '"Will be written" is empty');
+    assert.equal((await cell.getText()).trim(), '—', '"Will be written" is empty, with no "not written" mark');
   }
+  for (const r of await browser.$$('[data-testid="attribute-row"]')) {
+    assert.equal(await r.getAttribute('data-mark'), 'same', 'no attribute row is marked (nothing is written by approval)');
+  }
+  // Her e-mail account is a local account of the external tenant: its own provider, shown with
+  // the identity she signs in with, never as an Entra ID user whom approval invites.
+  assert.equal(await row.getAttribute('data-provider'), 'email', 'the queue files her under the e-mail provider');
+  assert.equal(await attr('detail-provider', 'data-provider'), 'email');
+  assert.equal((await (await t('detail-provider')).getText()).trim(), 'Email (external tenant)', 'the provider label');
+  const identityText = await (await t('identity-block')).getText();
+  assert.match(identityText, /signInType\s+email/, `the identity she signs in with: ${identityText}`);
+  assert.match(identityText, new RegExp(EMAIL.replace(/[.]/g, '\\.')), `her issuerAssignedId: ${identityText}`);
+  const detailText = await (await t('detail')).getText();
+  assert.doesNotMatch(detailText, /Approval sends an invitation/, 'no invitation sentence');
+  assert.doesNotMatch(detailText, /Entra ID/, 'not shown as an Entra ID user');
+  assert.equal(await (await t('invitation-block')).isExisting(), false, 'no invitation block');
+  assert.equal(
+    (await (await t('none-skipped')).getText()).trim(),
+    'None — approval writes nothing; Entra creates the account with what the person submits when they finish signing up.',
+    'no claim is "written" or "skipped" by approval',
+  );
+  assert.equal((await (await t('no-graph-calls')).getText()).trim(), 'None: approval only records the decision on the server.');
   await browser.keys('Enter');
   await waitFor(async () => (await attr('reviewer', 'data-mode')) === 'open', 3000, 'Enter did not open the request');
   await shot('external-plan.png');

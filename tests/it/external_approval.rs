@@ -142,8 +142,16 @@ async fn an_external_sign_up_is_approved_without_graph_and_finished_by_the_perso
     let id = id_of(&reviewer, EMAIL).await;
     let q = reviewer.queue(Default::default()).await.unwrap();
     assert_eq!(q.items[0].flow, Flow::External);
+    // Her e-mail account is a local account of the external tenant: the provider `email`, with
+    // the identity devtenant's player sent (issue 17; before, "Entra ID" with no identity).
+    assert_eq!(q.items[0].identity_provider, "email");
     let d = reviewer.detail(id.clone()).await.unwrap();
     assert_eq!(d.request.flow, Flow::External);
+    assert_eq!(d.identity.provider, "email");
+    assert_eq!(d.identity.label, "Email (external tenant)");
+    assert_eq!(d.identity.sign_in_type.as_deref(), Some("email"));
+    assert_eq!(d.identity.issuer_assigned_id.as_deref(), Some(EMAIL));
+    assert!(d.invitation.is_none());
     assert_eq!(d.plan.as_ref().unwrap().kind, ProvisionedBy::UserFlow);
     assert_eq!(
         d.if_approved,

@@ -55,7 +55,8 @@ pub struct ObjectIdentity {
 pub struct Claims {
     /// The user's e-mail address, as sent (not lower-cased). Always present.
     pub email: String,
-    /// Federated identities; empty for Entra ID and Microsoft account users.
+    /// Federated identities (and an external tenant's local e-mail account, issue 17); empty
+    /// for Entra ID and Microsoft account users.
     pub identities: Vec<ObjectIdentity>,
     /// `displayName`.
     pub display_name: Option<String>,
@@ -225,8 +226,9 @@ impl Claims {
         .collect()
     }
 
-    /// The first federated identity, if the user signed in with Google, Facebook or e-mail
-    /// one-time passcode and the identity names its issuer.
+    /// The first identity, if it names its issuer: a federated one (Google, Facebook, e-mail
+    /// one-time passcode) or, through the custom authentication extensions of an external
+    /// tenant, a local e-mail account (issuer: the tenant's domain; issue 17).
     pub fn primary_identity(&self) -> Option<&ObjectIdentity> {
         self.identities.first().filter(|i| !i.issuer.is_empty())
     }
@@ -242,11 +244,12 @@ impl Claims {
     }
 
     /// The identity provider as a short name: the first identity's issuer (`facebook.com`,
-    /// `google.com`, `mail`), or `entra` when no identity was sent (Entra ID or Microsoft
-    /// account users).
+    /// `google.com`, `mail`), `email` for an external tenant's local e-mail account
+    /// ([`crate::provider::identity_provider_key`]), or `entra` when no identity was sent
+    /// (Entra ID or Microsoft account users).
     pub fn identity_provider(&self) -> String {
         self.primary_identity()
-            .map(|i| i.issuer.to_ascii_lowercase())
+            .map(crate::provider::identity_provider_key)
             .unwrap_or_else(|| ENTRA_PROVIDER.to_owned())
     }
 }

@@ -144,7 +144,11 @@ impl ExtensionRequest {
     }
 
     /// The sign-up as connector-style claims, so the same approval rules apply: attribute
-    /// values flattened, federated `identities` copied, `email` taken from the `email`
+    /// values flattened, `identities` copied when federated or a local e-mail account (signInType
+    /// `email`/`emailAddress`, issuer the tenant's domain: the request is then filed under the
+    /// provider key [`crate::provider::EMAIL_ACCOUNT`], and keeps issuer, issuerAssignedId and
+    /// signInType so the approver sees how the person signs in; other sign-in types are
+    /// dropped), `email` taken from the `email`
     /// attribute or else from an e-mail identity's issuerAssignedId (signInType `email`, as the
     /// extension requests carry it, or `emailAddress`, as Graph's user object does, or the issuer
     /// `mail`), `ui_locales` from `authenticationContext.client.locale` (e.g. `en-us`), and
@@ -178,15 +182,18 @@ impl ExtensionRequest {
         {
             m.insert("client_id".into(), Value::String(app));
         }
-        let federated: Vec<&ObjectIdentity> = info
+        let kept: Vec<&ObjectIdentity> = info
             .identities
             .iter()
-            .filter(|i| i.sign_in_type == "federated")
+            .filter(|i| {
+                i.sign_in_type == "federated"
+                    || crate::provider::is_local_email_sign_in(&i.sign_in_type)
+            })
             .collect();
-        if !federated.is_empty() {
+        if !kept.is_empty() {
             m.insert(
                 "identities".into(),
-                serde_json::to_value(federated).unwrap_or(Value::Null),
+                serde_json::to_value(kept).unwrap_or(Value::Null),
             );
         }
         Claims::from_json(Value::Object(m))
@@ -329,7 +336,8 @@ mod tests {
         assert_eq!(c.email, "ana@fabrikam.com");
         assert_eq!(c.display_name.as_deref(), Some("Ana Silva"));
         assert_eq!(c.extensions.len(), 1);
-        assert!(c.identities.is_empty());
+        assert_eq!(c.identities.len(), 1, "the local e-mail identity is kept");
+        assert_eq!(c.identity_provider(), crate::provider::EMAIL_ACCOUNT);
     }
 
     #[test]
@@ -379,8 +387,65 @@ mod tests {
                 Some("<Your Test Application App Id>"),
                 "{name}"
             );
-            assert!(c.identities.is_empty(), "{name}: no federated identity");
+            // The documented identity is a local e-mail account of the external tenant: kept
+            // as sent (before the fix only federated identities were, so the request had none
+            // and was filed under `entra`, "Entra ID … Approval sends an invitation").
+            assert_eq!(
+                c.identities,
+                vec![ObjectIdentity {
+                    sign_in_type: "email".into(),
+                    issuer: "contoso.onmicrosoft.com".into(),
+                    issuer_assigned_id: "larissa.price@contoso.onmicrosoft.com".into(),
+                }],
+                "{name}"
+            );
+            assert_eq!(c.identity_provider(), "email", "{name}");
+            let key = crate::model::IdentityKey::of(&c);
+            assert_eq!(key.issuer, crate::provider::EMAIL_ACCOUNT, "{name}");
+            assert_eq!(
+                key.issuer_assigned_id, "larissa.price@contoso.onmicrosoft.com",
+                "{name}"
+            );
+            assert_eq!(
+                crate::provider::provider_label(&crate::provider::provider_key(
+                    &key.issuer,
+                    &key.email
+                )),
+                "Email (external tenant)",
+                "{name}"
+            );
+            // The claims survive the store's round trip (JSON object, typed again).
+            let again = Claims::from_json(Value::Object(c.to_json())).unwrap();
+            assert_eq!(again.identities, c.identities, "{name}");
         }
+    }
+
+    /// Graph's spelling of a local e-mail account (`emailAddress`) is one too; a federated
+    /// identity keeps its issuer as the key, and other local sign-in types (`userName`) are not
+    /// identities of a sign-up: dropped.
+    #[test]
+    fn local_and_federated_identities_and_their_keys() {
+        let with = |identity: Value| {
+            let mut v = fixture("submit.request.json");
+            v["data"]["userSignUpInfo"]["identities"] = json!([identity]);
+            v["data"]["userSignUpInfo"]["attributes"]["email"] =
+                json!({"value": "ann@fabrikam.com", "attributeType": "builtIn"});
+            let r: ExtensionRequest = serde_json::from_value(v).unwrap();
+            r.to_claims().unwrap()
+        };
+        let c = with(
+            json!({"signInType": "emailAddress", "issuer": "woodgrove.ciamlogin.com", "issuerAssignedId": "ann@fabrikam.com"}),
+        );
+        assert_eq!(c.identity_provider(), "email");
+        assert_eq!(c.identities[0].issuer, "woodgrove.ciamlogin.com");
+        let c = with(
+            json!({"signInType": "federated", "issuer": "Google.com", "issuerAssignedId": "1170"}),
+        );
+        assert_eq!(c.identity_provider(), "google.com");
+        let c = with(
+            json!({"signInType": "userName", "issuer": "woodgrove.onmicrosoft.com", "issuerAssignedId": "ann"}),
+        );
+        assert!(c.identities.is_empty());
     }
 
     /// Every answer, built from the documented example's own values, is the documented example

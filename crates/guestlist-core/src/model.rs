@@ -33,7 +33,9 @@ use crate::connector::{Claims, ENTRA_PROVIDER};
 pub struct IdentityKey {
     /// The canonical e-mail ([`crate::email::canonical`]).
     pub email: String,
-    /// The identity provider (`facebook.com`, …), lower-cased; empty without `identities`.
+    /// The identity provider ([`crate::provider::identity_provider_key`] of the first
+    /// identity): the issuer lower-cased (`facebook.com`, …), or `email` for an external
+    /// tenant's local e-mail account (issue 17); empty without `identities`.
     pub issuer: String,
     /// The user's id at that provider, verbatim; empty without `identities`.
     pub issuer_assigned_id: String,
@@ -61,7 +63,12 @@ impl IdentityKey {
     fn with_email(claims: &Claims, email: String) -> Self {
         let (issuer, issuer_assigned_id) = claims
             .primary_identity()
-            .map(|i| (i.issuer.to_ascii_lowercase(), i.issuer_assigned_id.clone()))
+            .map(|i| {
+                (
+                    crate::provider::identity_provider_key(i),
+                    i.issuer_assigned_id.clone(),
+                )
+            })
             .unwrap_or_default();
         IdentityKey {
             email,

@@ -175,7 +175,8 @@ pub fn language_for(ui_locales: Option<&str>, available: &dyn Fn(&str) -> bool) 
 ///
 /// TOML: `{ name = "partners", email_domains = ["fabrikam.com", "*.fabrikam.com"],
 /// identity_providers = ["google.com"] }`. Providers are issuers (`google.com`, `facebook.com`,
-/// `mail`) or `entra` for users without `identities`.
+/// `mail`), `email` for an external tenant's local e-mail accounts
+/// ([`crate::provider::EMAIL_ACCOUNT`]), or `entra` for users without `identities`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -188,7 +189,7 @@ pub struct Rule {
     /// subdomains only.
     #[serde(default)]
     pub email_domains: Vec<String>,
-    /// Identity providers (issuer or `entra`), case-insensitive.
+    /// Identity providers (issuer, `email` or `entra`), case-insensitive.
     #[serde(default)]
     pub identity_providers: Vec<String>,
 }
@@ -611,16 +612,17 @@ impl Policy {
     /// that could match an Entra ID user (no `identity_providers` list, or one naming `entra`
     /// or an Entra ID authority). Guestlist never auto-approves those users (their `mail` can be
     /// set by any tenant's admin); such a rule sends them to manual approval instead. Also every
-    /// domain that has no canonical form (it can never match).
+    /// domain that has no canonical form (it can never match), and every `identity_providers`
+    /// entry of any rule list that names a tenant's own domain ([`names_a_tenant_domain`]).
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = tenant_domain_warnings(self);
         for (i, r) in self.auto_approve.iter().enumerate() {
             let name = rule_name(r, "auto_approve", i);
             if r.identity_providers.is_empty()
                 || r.identity_providers.iter().any(|p| is_entra_provider(p))
             {
                 out.push(format!(
-                    "policy.auto_approve rule {name:?} could match Entra ID and Microsoft account users, whose e-mail any tenant admin can set: Guestlist never auto-approves them (they wait for an approver); list federated identity_providers (google.com, facebook.com, mail) to make this explicit"
+                    "policy.auto_approve rule {name:?} could match Entra ID and Microsoft account users, whose e-mail any tenant admin can set: Guestlist never auto-approves them (they wait for an approver); list the other identity_providers (google.com, facebook.com, mail, email) to make this explicit"
                 ));
             }
         }
@@ -642,6 +644,43 @@ impl Policy {
         }
         out
     }
+}
+
+/// `true` when an `identity_providers` entry is an Entra tenant's own domain
+/// (`*.onmicrosoft.com`, `*.ciamlogin.com`): the issuer of an external tenant's local
+/// accounts, which Guestlist files under `email` ([`crate::provider::EMAIL_ACCOUNT`]), so such an
+/// entry never matches.
+pub fn names_a_tenant_domain(provider: &str) -> bool {
+    let p = provider.trim().to_ascii_lowercase();
+    [".onmicrosoft.com", ".ciamlogin.com"]
+        .iter()
+        .any(|suffix| p.ends_with(suffix) && p.len() > suffix.len())
+}
+
+/// The warnings of [`names_a_tenant_domain`] entries, in every rule list that has
+/// `identity_providers` (auto-approve, auto-deny, grants, routes).
+fn tenant_domain_warnings(policy: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |list: &str, i: usize, name: &str, providers: &[String]| {
+        for p in providers.iter().filter(|p| names_a_tenant_domain(p)) {
+            out.push(format!(
+                "policy.{list}[{i}] ({name}): identity provider {p:?} is a tenant's own domain and never matches; an external tenant's local e-mail accounts (e-mail + password or e-mail one-time passcode) are matched by \"email\""
+            ));
+        }
+    };
+    for (i, r) in policy.auto_approve.iter().enumerate() {
+        check("auto_approve", i, &r.name, &r.identity_providers);
+    }
+    for (i, r) in policy.auto_deny.iter().enumerate() {
+        check("auto_deny", i, &r.name, &r.identity_providers);
+    }
+    for (i, r) in policy.grants.iter().enumerate() {
+        check("grants", i, &r.name, &r.identity_providers);
+    }
+    for (i, r) in policy.routes.iter().enumerate() {
+        check("routes", i, &r.name, &r.identity_providers);
+    }
+    out
 }
 
 fn rule_name(rule: &Rule, list: &str, index: usize) -> String {
@@ -792,6 +831,7 @@ mod tests {
         };
         assert!(federated.warnings().is_empty());
         assert!(is_entra_provider("https://sts.windows.net/abc/"));
+        assert!(!is_entra_provider(crate::provider::EMAIL_ACCOUNT));
         assert!(!is_entra_provider("google.com"));
         assert!(!is_entra_provider(
             "https://evil.example/login.microsoftonline.com"
@@ -1073,5 +1113,50 @@ mod tests {
             serde_json::from_value::<Policy>(json!({"routes": [{"name": "r", "role": "A", "email_domains": ["a.example"], "roles": ["B"]}]}))
                 .is_err()
         );
+    }
+
+    /// Issue 17: an external tenant's local e-mail account (the identity the custom
+    /// authentication extensions send, issuer the tenant's domain) is the provider `email`:
+    /// a rule naming `email` matches it, one naming the workforce OTP issuer `mail` or the
+    /// tenant's domain does not (and the latter is warned about at start).
+    #[test]
+    fn local_email_accounts_match_the_email_provider() {
+        let local = Claims::from_json(json!({"email": "ann@fabrikam.com", "identities": [
+            {"signInType": "email", "issuer": "woodgrove.onmicrosoft.com", "issuerAssignedId": "ann@fabrikam.com"}]}))
+        .unwrap();
+        let rule = |p: &str| Rule {
+            name: p.into(),
+            email_domains: vec!["fabrikam.com".into()],
+            identity_providers: vec![p.into()],
+        };
+        assert!(rule("email").matches(&local));
+        assert!(rule("EMAIL").matches(&local));
+        assert!(!rule("mail").matches(&local));
+        assert!(!rule("woodgrove.onmicrosoft.com").matches(&local));
+        assert!(!rule("email").matches(&claims("ann@fabrikam.com", Some("mail"))));
+        let p = Policy {
+            auto_approve: vec![rule("email")],
+            auto_deny: vec![rule("woodgrove.onmicrosoft.com")],
+            routes: vec![
+                serde_json::from_value(json!({"name": "customers", "role": "Approver.Customers",
+                    "identity_providers": ["woodgrove.ciamlogin.com"]}))
+                .unwrap(),
+            ],
+            ..Policy::default()
+        };
+        // The auto-deny rule names the tenant's domain: it never matches, the `email` rule does.
+        assert_eq!(p.evaluate(&local), RuleOutcome::AutoApprove("email".into()));
+        let warnings = p.warnings();
+        let tenant: Vec<&String> = warnings
+            .iter()
+            .filter(|w| w.contains("tenant's own domain"))
+            .collect();
+        assert_eq!(tenant.len(), 2, "{warnings:?}");
+        assert!(tenant[0].starts_with("policy.auto_deny[0] (woodgrove.onmicrosoft.com)"));
+        assert!(tenant[1].starts_with("policy.routes[0] (customers)"));
+        assert!(tenant[1].contains("\"email\""));
+        assert!(!names_a_tenant_domain("onmicrosoft.com"));
+        assert!(!names_a_tenant_domain("google.com"));
+        assert!(names_a_tenant_domain(" Woodgrove.CIAMLOGIN.com "));
     }
 }

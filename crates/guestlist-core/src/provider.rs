@@ -3,17 +3,48 @@
 //! server's webhook).
 //!
 //! Keys: the first identity's issuer, lower-cased (`facebook.com`, `google.com`, `mail` for
-//! e-mail one-time passcode), or, for users who arrive with no `identities` claim (they are
-//! provisioned through an invitation), [`MICROSOFT_ACCOUNT`] when the e-mail is a consumer
-//! Microsoft account domain (Outlook.com, Hotmail, Live, MSN) and [`ENTRA_PROVIDER`] otherwise
-//! (a managed work or school account).
+//! a workforce tenant's e-mail one-time passcode), [`EMAIL_ACCOUNT`] for an external tenant's
+//! *local* e-mail account (e-mail + password or e-mail one-time passcode: an identity whose
+//! signInType is `email`/`emailAddress`, whose issuer is the tenant's own domain), or, for users
+//! who arrive with no `identities` claim (they are provisioned through an invitation),
+//! [`MICROSOFT_ACCOUNT`] when the e-mail is a consumer Microsoft account domain (Outlook.com,
+//! Hotmail, Live, MSN) and [`ENTRA_PROVIDER`] otherwise (a managed work or school account).
 
 pub use crate::connector::ENTRA_PROVIDER;
-use crate::connector::email_domain;
+use crate::connector::{ObjectIdentity, email_domain};
 
 /// The key of a personal Microsoft account (Outlook.com, Hotmail, Live, MSN): not a managed
 /// Entra ID work account, although both arrive without `identities`.
 pub const MICROSOFT_ACCOUNT: &str = "microsoftaccount";
+
+/// The key of an external tenant's local e-mail account (issue 17): the person signs in with
+/// their e-mail address and a password or an e-mail one-time passcode, and the account is a
+/// customer account of that tenant. Its identity's issuer is the tenant's own domain
+/// (`contoso.onmicrosoft.com`), the same for every such person, so the key names the sign-in
+/// kind instead. Not to be confused with `mail`, the issuer of a *workforce* tenant's e-mail
+/// one-time passcode (a federated identity).
+pub const EMAIL_ACCOUNT: &str = "email";
+
+/// `true` for the signInType of a local e-mail account: `email`, as the custom authentication
+/// extensions' `userSignUpInfo.identities` carry it ("Retrieve and return data from an
+/// OnAttributeCollectionSubmit event"), or `emailAddress` (also `emailAddress1`, … : "a custom
+/// string that starts with emailAddress"), as Graph's `objectIdentity` names it. Case-insensitive.
+pub fn is_local_email_sign_in(sign_in_type: &str) -> bool {
+    let t = sign_in_type.trim().to_ascii_lowercase();
+    t == "email" || t.starts_with("emailaddress")
+}
+
+/// The provider key of one identity: [`EMAIL_ACCOUNT`] for a local e-mail account
+/// ([`is_local_email_sign_in`]), otherwise its issuer, lower-cased (`google.com`,
+/// `facebook.com`, `mail`, a custom federation's issuer). The request's
+/// [`crate::model::IdentityKey::issuer`] and the policies' `identity_providers` use this key.
+pub fn identity_provider_key(identity: &ObjectIdentity) -> String {
+    if is_local_email_sign_in(&identity.sign_in_type) {
+        EMAIL_ACCOUNT.to_owned()
+    } else {
+        identity.issuer.to_ascii_lowercase()
+    }
+}
 
 /// `true` for the e-mail domains of consumer Microsoft accounts: `outlook.*`, `hotmail.*`,
 /// `live.*`, `msn.com`, `passport.com`, `windowslive.com`.
@@ -46,8 +77,9 @@ pub const OTHER_PROVIDER_LABEL: &str = "Other provider";
 
 /// The human label of a provider key ([`provider_key`]; compared without case), the one every
 /// surface shows: `facebook.com` → `Facebook`, `google.com` → `Google`, `mail` (e-mail one-time
-/// passcode) → `Email OTP`, `entra` or `""` (no `identities`: a managed work or school
-/// account) → `Entra ID`, `microsoftaccount` → `Microsoft account`, any other key
+/// passcode) → `Email OTP`, `email` ([`EMAIL_ACCOUNT`]: an external tenant's local e-mail
+/// account) → `Email (external tenant)`, `entra` or `""` (no `identities`: a managed work or
+/// school account) → `Entra ID`, `microsoftaccount` → `Microsoft account`, any other key
 /// [`OTHER_PROVIDER_LABEL`]. The issuers are those `docs/CONTRACTS.md` §1 documents for the
 /// `identities` claim of Entra External ID's API connectors.
 pub fn provider_label(key: &str) -> &'static str {
@@ -55,6 +87,7 @@ pub fn provider_label(key: &str) -> &'static str {
         "facebook.com" => "Facebook",
         "google.com" => "Google",
         "mail" => "Email OTP",
+        EMAIL_ACCOUNT => "Email (external tenant)",
         "" | ENTRA_PROVIDER => "Entra ID",
         MICROSOFT_ACCOUNT => "Microsoft account",
         _ => OTHER_PROVIDER_LABEL,
@@ -66,6 +99,7 @@ pub const LABELLED: &[&str] = &[
     "facebook.com",
     "google.com",
     "mail",
+    EMAIL_ACCOUNT,
     ENTRA_PROVIDER,
     MICROSOFT_ACCOUNT,
     "",
@@ -117,6 +151,7 @@ mod tests {
             ("Google.com", "ann@gmail.com", "Google"),
             ("facebook.com", "ann@contoso.com", "Facebook"),
             ("mail", "ann@contoso.com", "Email OTP"),
+            (EMAIL_ACCOUNT, "ann@contoso.com", "Email (external tenant)"),
             ("", "ann@fabrikam.com", "Entra ID"),
             ("", "ann@hotmail.com", "Microsoft account"),
             ("", "ann@outlook.fr", "Microsoft account"),
@@ -141,6 +176,33 @@ mod tests {
         assert_eq!(provider_label(ENTRA_PROVIDER), "Entra ID");
         assert_eq!(provider_label(MICROSOFT_ACCOUNT), "Microsoft account");
         assert_eq!(provider_label("FACEBOOK.COM"), "Facebook");
+    }
+
+    /// An external tenant's local e-mail account is keyed `email` whatever the tenant's domain
+    /// (its issuer), in either spelling of its signInType; federated identities by issuer.
+    #[test]
+    fn identity_keys_of_local_and_federated_identities() {
+        let id = |t: &str, issuer: &str| ObjectIdentity {
+            sign_in_type: t.into(),
+            issuer: issuer.into(),
+            issuer_assigned_id: "ann@fabrikam.com".into(),
+        };
+        for t in ["email", "emailAddress", "EmailAddress", "emailAddress1"] {
+            assert_eq!(
+                identity_provider_key(&id(t, "contoso.onmicrosoft.com")),
+                EMAIL_ACCOUNT,
+                "{t}"
+            );
+        }
+        assert_eq!(
+            identity_provider_key(&id("federated", "Google.com")),
+            "google.com"
+        );
+        // A workforce tenant's e-mail one-time passcode is federated, issuer `mail`.
+        assert_eq!(identity_provider_key(&id("federated", "mail")), "mail");
+        assert!(!is_local_email_sign_in("federated"));
+        assert!(!is_local_email_sign_in("userName"));
+        assert!(!is_local_email_sign_in("emails"));
     }
 
     #[test]

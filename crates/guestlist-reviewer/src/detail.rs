@@ -828,4 +828,80 @@ mod tests {
             "Approve lets Linnéa Öberg finish their sign-up; Entra creates their account then"
         );
     }
+
+    /// Issue 17: a request stored from Microsoft's documented `OnAttributeCollectionSubmit`
+    /// example (an external tenant's local e-mail account: signInType `email`, issuer the
+    /// tenant's domain) shows the e-mail provider and how the person signs in, and no
+    /// invitation: the plan is the user flow's. Before the fix it showed "Entra ID" with no
+    /// identity (the desktop app then said "Approval sends an invitation").
+    #[test]
+    fn an_external_local_email_account_shows_its_provider_and_no_invitation() {
+        let path = format!(
+            "{}/../../tests/fixtures/external-id/submit.request.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let event: guestlist_core::extension::ExtensionRequest =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let claims = event.to_claims().unwrap();
+        let key = guestlist_core::model::IdentityKey::of(&claims);
+        let request: ApprovalRequest = serde_json::from_value(serde_json::json!({
+            "id": "0190c0de-0000-7000-8000-000000000018",
+            "key": key,
+            "state": {"status": "pending"}, "version": 1, "attempts": 1, "flow": "external",
+            "createdAt": "2026-11-30T20:00:00Z", "updatedAt": "2026-11-30T20:00:00Z",
+            "claims": claims.to_json(),
+        }))
+        .unwrap();
+        let settings = ProvisioningSettings {
+            tenant_domain: "contoso.onmicrosoft.com".into(),
+            upn_form: Default::default(),
+            invite_redirect_url: "https://myapp.example".into(),
+            send_invitation_message: true,
+            extensions_app_id: None,
+        };
+        let directory = DirectoryCheck {
+            checked: false,
+            matches: Vec::new(),
+            error: None,
+        };
+        let d = with_grants(
+            build(request, &settings, directory, None),
+            &GrantNames::default(),
+            None,
+        );
+        assert_eq!(d.identity.provider, "email");
+        assert_eq!(d.identity.label, "Email (external tenant)");
+        assert_eq!(
+            d.identity.issuer.as_deref(),
+            Some("contoso.onmicrosoft.com")
+        );
+        assert_eq!(d.identity.sign_in_type.as_deref(), Some("email"));
+        assert_eq!(
+            d.identity.issuer_assigned_id.as_deref(),
+            Some("larissa.price@contoso.onmicrosoft.com")
+        );
+        assert_eq!(
+            d.if_approved_facts.provider_label,
+            "Email (external tenant)"
+        );
+        assert_eq!(d.if_approved_facts.kind, Some(ProvisionedBy::UserFlow));
+        assert!(!d.if_approved_facts.sends_invitation);
+        assert!(d.invitation.is_none(), "no invitation block");
+        assert_eq!(
+            d.if_approved,
+            "Approve lets Larissa Price finish their sign-up; Entra creates their account then"
+        );
+        assert!(
+            !d.if_approved.to_lowercase().contains("invit"),
+            "{}",
+            d.if_approved
+        );
+        let plan = d.plan.as_ref().unwrap();
+        assert!(plan.writes.is_empty() && plan.lookups.is_empty());
+        assert!(
+            d.rows.iter().all(|r| r.will_be_written.is_none()),
+            "nothing is written: {:?}",
+            d.rows
+        );
+    }
 }

@@ -14,7 +14,9 @@ export type IdentityKey = {
  */
 email: string, 
 /**
- * The identity provider (`facebook.com`, …), lower-cased; empty without `identities`.
+ * The identity provider ([`crate::provider::identity_provider_key`] of the first
+ * identity): the issuer lower-cased (`facebook.com`, …), or `email` for an external
+ * tenant's local e-mail account (issue 17); empty without `identities`.
  */
 issuer: string, 
 /**

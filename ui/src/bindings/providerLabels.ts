@@ -5,6 +5,7 @@ export const PROVIDER_LABELS: Readonly<Record<string, string>> = {
   "facebook.com": "Facebook",
   "google.com": "Google",
   "mail": "Email OTP",
+  "email": "Email (external tenant)",
   "entra": "Entra ID",
   "microsoftaccount": "Microsoft account",
   "": "Entra ID",

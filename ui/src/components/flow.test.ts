@@ -5,7 +5,7 @@
 import { flushSync, mount, unmount } from 'svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Reviewer from './Reviewer.svelte';
-import { setLanguageOverride } from '../lib/i18n';
+import { CATALOGUES, setLanguageOverride } from '../lib/i18n';
 import type { Api } from '../lib/api';
 import type { QueueItem, QueueView, RequestDetail } from '../lib/types';
 
@@ -26,13 +26,13 @@ afterEach(() => {
 const all = (id: string) => Array.from(document.querySelectorAll(`[data-testid="${id}"]`)) as HTMLElement[];
 const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
 
-const item = (id: string, name: string, flow?: 'external' | 'workforce'): QueueItem => ({
+const item = (id: string, name: string, flow?: 'external' | 'workforce', identityProvider = 'mail'): QueueItem => ({
   id,
   displayName: name,
   email: `${id}@x.example`,
   emailDomain: 'x.example',
   company: null,
-  identityProvider: 'mail',
+  identityProvider,
   ...(flow ? { flow } : {}),
   createdAt: '2026-01-01T00:00:00Z',
   ageHours: 1,
@@ -45,14 +45,17 @@ const item = (id: string, name: string, flow?: 'external' | 'workforce'): QueueI
   personProviders: 1,
 });
 
-function api(): Api {
+/** An external tenant's request as the reviewer builds it; `identity` and `rows` as given. */
+type Shown = { identity?: Record<string, unknown>; rows?: unknown[]; provider?: string };
+
+function api(shown: Shown = {}): Api {
   // The first is external; the second has no flow (a server before flows): workforce.
-  const items = [item('e1', 'Linnéa Öberg', 'external'), item('w1', 'Karin Åkesson')];
+  const items = [item('e1', 'Linnéa Öberg', 'external', shown.provider), item('w1', 'Karin Åkesson')];
   const detail = async (id: string) =>
     ({
       request: { id, state: { status: 'pending' }, claims: {}, flow: 'external' },
-      rows: [],
-      identity: { provider: 'mail', label: 'Email', issuer: null, issuerAssignedId: null, signInType: null },
+      rows: shown.rows ?? [],
+      identity: shown.identity ?? { provider: 'mail', label: 'Email', issuer: null, issuerAssignedId: null, signInType: null },
       plan: { kind: 'userFlow', lookups: [], writes: [], skipped: [], grants: [] },
       planError: null,
       skipped: [],
@@ -117,4 +120,74 @@ describe('the user flow in the queue and the detail', () => {
       expect($('if-approved-text')!.textContent).toBe(sentence);
     });
   }
+});
+
+// Issue 17: an external tenant's local e-mail account (e-mail + password or e-mail one-time
+// passcode) is the provider `email`: its own label in every language, the identity it signs in
+// with, no invitation wording and no "not written" mark (approval writes nothing; Entra creates
+// the account when the person finishes signing up).
+describe('an external tenant\'s local e-mail account in the detail', () => {
+  const row = (attribute: string, submitted: string) => ({
+    attribute,
+    claim: attribute,
+    property: null,
+    submitted,
+    willBeWritten: null,
+    inDirectory: null,
+  });
+  const rows = [row('displayName', 'Linnéa Öberg'), row('city', 'Umeå')];
+  const mountWith = async (shown: Shown) => {
+    mounted = mount(Reviewer, {
+      target: document.body,
+      props: { api: api(shown), status: null, now: new Date(), onsettings: () => {}, onsignout: () => {} },
+    });
+    await vi.waitFor(() => expect($('detail-provider')).not.toBeNull(), { timeout: 2000 });
+    flushSync();
+  };
+  for (const [lang, label, notWritten, invitation] of [
+    ['en', 'Email (external tenant)', 'not written', /invitation/i],
+    ['fr', 'E-mail (locataire externe)', 'non écrit', /invitation/i],
+    ['sv', 'E-post (extern klient)', 'skrivs inte', /inbjudan/i],
+  ] as const) {
+    it(`shows the e-mail provider, its identity, no invitation and no "not written" (${lang})`, async () => {
+      setLanguageOverride(lang);
+      await mountWith({
+        provider: 'email',
+        rows,
+        identity: {
+          provider: 'email',
+          label: 'Email (external tenant)',
+          issuer: 'woodgrove.onmicrosoft.com',
+          issuerAssignedId: 'e1@x.example',
+          signInType: 'email',
+        },
+      });
+      expect($('detail-provider')!.textContent).toBe(label);
+      expect($('detail-provider')!.className).toContain('email');
+      const badges = Array.from(document.querySelectorAll('[data-testid="queue-row"] .badge.email')).map((b) => b.textContent);
+      expect(badges).toEqual([label]);
+      const identity = $('identity-block')!;
+      expect(identity.dataset.provider).toBe('email');
+      expect(identity.textContent).toContain('woodgrove.onmicrosoft.com');
+      expect(identity.textContent).toContain('e1@x.example');
+      const marks = all('attribute-row').map((r) => r.dataset.mark);
+      expect(marks).toEqual(['same', 'same']);
+      for (const cell of document.querySelectorAll('[data-testid="attribute-row"] td.write')) {
+        expect(cell.textContent!.trim()).toBe('—');
+        expect(cell.textContent).not.toContain(notWritten);
+      }
+      expect($('detail')!.textContent).not.toMatch(invitation);
+      // Nothing is written, so no claim is "skipped" either, and no Graph call is planned.
+      expect($('none-skipped')!.textContent).not.toBe(CATALOGUES[lang]['detail.noneSkipped']);
+      expect($('none-skipped')!.textContent).toBe(CATALOGUES[lang]['detail.noneSkippedExternal']);
+      expect($('no-graph-calls')!.textContent).toBe(CATALOGUES[lang]['detail.noGraphCallsExternal']);
+    });
+  }
+
+  it('says Entra creates the account, not that approval invites, for an external request with no identity', async () => {
+    await mountWith({ rows });
+    // The default identity above has no issuer: the sentence of a request without `identities`.
+    expect($('identity-block')!.textContent).toContain('Entra creates the account when the person finishes signing up');
+    expect($('detail')!.textContent).not.toMatch(/invitation/i);
+  });
 });

@@ -88,6 +88,8 @@ export function providerKey(provider: string | null | undefined): string {
   if (p.includes('facebook')) return 'facebook';
   if (p.includes('google')) return 'google';
   if (p === 'mail') return 'otp';
+  // An external tenant's local e-mail account (issue 17), not an Entra ID work account.
+  if (p === 'email') return 'email';
   return 'entra';
 }
 

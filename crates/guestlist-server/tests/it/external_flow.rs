@@ -7,6 +7,7 @@
 
 use crate::common;
 use crate::common::{Issuer, start};
+use guestlist_core::policy::{Policy, RouteRule, Rule};
 use guestlist_server::config::ExtensionAuth;
 use serde_json::{Value, json};
 
@@ -103,12 +104,16 @@ struct Harness {
     c: reqwest::Client,
     extension_token: String,
     approver_token: String,
-    _issuer: Issuer,
+    issuer: Issuer,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
     async fn start(retry_window_seconds: u64) -> Harness {
+        Self::start_with(retry_window_seconds, Policy::default()).await
+    }
+
+    async fn start_with(retry_window_seconds: u64, policy: Policy) -> Harness {
         let issuer = Issuer::start().await;
         let dir = tempfile::tempdir().unwrap();
         let url = issuer.url.clone();
@@ -119,6 +124,7 @@ impl Harness {
                 ..ExtensionAuth::default()
             };
             c.retry_window_seconds = retry_window_seconds;
+            c.policy = policy;
         })
         .await;
         let mut claims = issuer.claims("entra", 3600);
@@ -130,7 +136,7 @@ impl Harness {
             approver_token: issuer.token("approver-oid"),
             s,
             c: reqwest::Client::new(),
-            _issuer: issuer,
+            issuer,
             _dir: dir,
         }
     }
@@ -163,10 +169,14 @@ impl Harness {
     }
 
     async fn requests(&self) -> Vec<Value> {
+        self.requests_as(&self.approver_token).await
+    }
+
+    async fn requests_as(&self, token: &str) -> Vec<Value> {
         let v: Value = self
             .c
             .get(format!("{}/api/requests", self.s.base_url()))
-            .bearer_auth(&self.approver_token)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -430,5 +440,94 @@ async fn a_denied_person_is_blocked_at_start_and_submit() {
         assert_documented_shape(&v, example);
         assert_eq!(action(&v)["title"], "Registreringen avslogs", "{kind}");
     }
+    h.s.shutdown().await;
+}
+
+/// An external tenant's local e-mail account (the identity of Microsoft's documented
+/// examples: signInType `email`, issuer the tenant's domain) is filed under the provider key
+/// `email`, keeps its identity, and the policy's `identity_providers` match it by that key: a
+/// route naming `email` routes it, an auto-approve rule naming `email` lets such a person
+/// through. Before the fix the identity was dropped: the request was keyed with no issuer
+/// (shown as "Entra ID" in the desktop app), left unrouted, and never auto-approved.
+#[tokio::test]
+async fn a_local_email_account_is_filed_under_the_email_provider_and_matched_by_it() {
+    let policy = Policy {
+        auto_approve: vec![Rule {
+            name: "customers of partners".into(),
+            email_domains: vec!["partner.example".into()],
+            identity_providers: vec!["email".into()],
+        }],
+        routes: vec![RouteRule {
+            name: "customers".into(),
+            email_domains: Vec::new(),
+            identity_providers: vec!["email".into()],
+            applications: Vec::new(),
+            role: "Approver.Customers".into(),
+            fallback_role: None,
+            escalate_after_hours: None,
+            approvals_required: 1,
+        }],
+        ..Policy::default()
+    };
+    let h = Harness::start_with(120, policy).await;
+    let v = h
+        .call("submit", &event("submit", email_identity(), &attributes()))
+        .await;
+    assert_documented_shape(&v, "submit.response.block.json");
+
+    // Routed to the `email` route: its role sees it, the plain approver role does not.
+    let mut c = h.issuer.claims("customers-approver", 3600);
+    c["roles"] = json!(["Approver.Customers"]);
+    let customers = h.issuer.sign(&c);
+    assert_eq!(h.requests().await.len(), 0, "routed away from Approver");
+    let items = h.requests_as(&customers).await;
+    assert_eq!(items.len(), 1, "the `email` route's approvers see it");
+    let r = &items[0];
+    assert_eq!(r["route"], "customers", "{r}");
+    assert_eq!(
+        r["key"],
+        json!({"email": EMAIL, "issuer": "email", "issuerAssignedId": EMAIL}),
+        "the approver API reports the provider key `email`"
+    );
+    assert_eq!(
+        r["claims"]["identities"],
+        json!([email_identity()]),
+        "how the person signs in, as Entra sent it"
+    );
+
+    // Approved by the route's approver, as any external request.
+    let refused = h
+        .decide(r, json!({"decision": "approve", "how": "userFlow"}))
+        .await;
+    assert_eq!(
+        refused.status(),
+        403,
+        "the plain approver cannot decide a routed request"
+    );
+    let ok =
+        h.c.post(format!(
+            "{}/api/requests/{}/decision",
+            h.s.base_url(),
+            r["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&customers)
+        .header("if-match", format!("\"{}\"", r["version"]))
+        .json(&json!({"decision": "approve", "how": "userFlow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // Auto-approve by `email` (and domain): a partner's customer goes straight on.
+    let partner = json!({"signInType": "email", "issuer": "woodgrove.onmicrosoft.com",
+        "issuerAssignedId": "kim@partner.example"});
+    let v = h
+        .call("submit", &event("submit", partner, &attributes()))
+        .await;
+    assert_eq!(
+        v,
+        fixture("submit.response.continue.json"),
+        "auto-approved by the `email` rule"
+    );
     h.s.shutdown().await;
 }
