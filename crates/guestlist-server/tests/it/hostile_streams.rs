@@ -61,7 +61,11 @@ async fn idle_streams_that_never_read_hold_at_most_a_page_each() {
     })
     .await;
     let st = s.state.hub.stats();
-    assert_eq!(st.max_buffered_frames, 30 * 20);
+    // The bound is a page per open stream. A stream ends early when a replay read fails (the
+    // client then resumes with `Last-Event-ID`); once, on PostgreSQL under heavy load, 29 of the
+    // 30 were still open here. The bound must hold for the streams that remain.
+    assert_eq!(st.max_buffered_frames, st.open_streams * 20, "{st:?}");
+    assert!(st.open_streams >= 25, "streams ended while idle: {st:?}");
     assert!(
         st.buffered_frames <= st.max_buffered_frames,
         "replayed frames held: {st:?}"
