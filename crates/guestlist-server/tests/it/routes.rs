@@ -47,6 +47,8 @@ async fn start(issuer: &Issuer, db: &std::path::Path, routes: Vec<RouteRule>) ->
             routes,
             ..Policy::default()
         };
+        // The escalation job (issue 14 §2) checks every second.
+        c.notifications.reminder_interval_seconds = 1;
     })
     .await
 }
@@ -294,9 +296,15 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
     )
     .await;
     assert_eq!(st, 403);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    // Escalated: listed (in SQL, from the stored creation time), readable, decidable; the
-    // unrouted request stays out of the fallback role's view.
+    // Escalated by the job (the stored `escalated_at`): listed (in SQL), readable, decidable;
+    // the unrouted request stays out of the fallback role's view.
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    for _ in 0..1000 {
+        if s.state.store.get(uuid).await.unwrap().escalated_at.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(listed(&s, &fallback, "").await, vec!["ana@fabrikam.com"]);
     assert_eq!(
         listed(&s, &fallback, "since=0").await,
