@@ -455,14 +455,16 @@ escalate_after_hours = {hours}
             .unwrap()
             .port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_guestlist-server"));
-        command
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--database"]);
+        command.arg("--config").arg(&config).args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+        ]);
         match common::database(db).postgres_url() {
-            Some(url) => command
-                .arg(url)
-                .env("GUESTLIST_RETENTION__TOMBSTONE_KEY", "test-tombstone-key-".repeat(3)),
+            Some(url) => command.arg(url).env(
+                "GUESTLIST_RETENTION__TOMBSTONE_KEY",
+                "test-tombstone-key-".repeat(3),
+            ),
             None => command.arg(db),
         };
         command
@@ -472,7 +474,9 @@ escalate_after_hours = {hours}
             .env_remove("GUESTLIST_TEST_FAULT")
             .stdout(Stdio::null());
         if let Some(f) = fault {
-            command.env("GUESTLIST_TEST_FAULT", f).stderr(Stdio::piped());
+            command
+                .env("GUESTLIST_TEST_FAULT", f)
+                .stderr(Stdio::piped());
         } else {
             command.stderr(Stdio::null());
         }
@@ -543,7 +547,10 @@ async fn a_crash_between_the_escalation_and_its_reminder_still_sends_it_once() {
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["requests"][0]["id"], ana.to_string());
     assert_eq!(after[0]["count"], 1);
-    assert_eq!(after[0]["header:Idempotency-Key"], after[0]["idempotencyKey"]);
+    assert_eq!(
+        after[0]["header:Idempotency-Key"],
+        after[0]["idempotencyKey"]
+    );
 }
 
 /// Killed after the webhook accepted the reminder, before the cursor moved: the restarted

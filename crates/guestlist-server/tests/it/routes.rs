@@ -300,7 +300,14 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
     // the unrouted request stays out of the fallback role's view.
     let uuid: uuid::Uuid = id.parse().unwrap();
     for _ in 0..1000 {
-        if s.state.store.get(uuid).await.unwrap().escalated_at.is_some() {
+        if s.state
+            .store
+            .get(uuid)
+            .await
+            .unwrap()
+            .escalated_at
+            .is_some()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
