@@ -63,6 +63,8 @@ export async function escalationFlow({ browser, h, signUp, step }) {
   if ((await toggle.getAttribute('aria-expanded')) === 'true') await toggle.click();
   await shot('queue-escalated.png');
   await axeCheck('queue: escalated only');
+  // Back on the filter (closing the menu moved the focus), Space turns it off.
+  await browser.execute(() => document.querySelector('[data-testid="filter-escalated"]').focus());
   await browser.keys(' ');
   await waitFor(async () => Number(await attr('count-shown', 'data-count')) === before, 10000, 'Space did not turn the filter off');
   if (await (await t('clear-filters')).isExisting()) await (await t('clear-filters')).click();
