@@ -64,7 +64,9 @@ async fn the_queue_marks_and_filters_escalated_requests() {
     let plain = request(1, "ana@fabrikam.com", json!({"displayName": "Ana"}), 3);
     let mut late = request(2, "ben@fabrikam.com", json!({"displayName": "Ben"}), 5);
     late.escalated_at = Some(OffsetDateTime::now_utc());
-    cache.store_pending(&[plain.clone(), late.clone()], true).unwrap();
+    cache
+        .store_pending(&[plain.clone(), late.clone()], true)
+        .unwrap();
     let now = OffsetDateTime::now_utc();
     let all = cache.query(&crate::QueueQuery::default(), now).unwrap();
     assert_eq!(all.items.len(), 2);
