@@ -116,6 +116,18 @@ identity_providers = ["facebook.com"]
 groups = ["b0b0b0b0-0001-4000-8000-0000000fab01"]
 app_roles = [{ resource_id = "c0c0c0c0-0001-4000-8000-00000000a11a", app_role_id = "e0e0e0e0-0001-4000-8000-00000000f00d" }]
 sponsors = ["approver"]'
+# Escalation (issue 14 §2; tests/e2e/escalation.mjs): escalate.example sign-ups escalate after 4 s,
+# checked every 2 s. Ada holds Admin, so she sees them before and after.
+GRANTS="$GRANTS
+[[policy.routes]]
+name = \"escalations\"
+email_domains = [\"escalate.example\"]
+role = \"Approver.Partners\"
+fallback_role = \"Approver.Fallback\"
+escalate_after_hours = 0.0011
+
+[notifications]
+reminder_interval_seconds = 2"
 # The custom authentication extensions' tokens (issue 17): devtenant's customer issuer and keys.
 GRANTS="$GRANTS
 [extension_auth]

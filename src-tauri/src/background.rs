@@ -357,6 +357,7 @@ mod tests {
             same_person: 1,
             person_attempts: 1,
             person_providers: 1,
+            escalated_at: None,
         }
     }
 

@@ -449,6 +449,7 @@ mod tests {
             same_person: 1,
             person_attempts: 1,
             person_providers: 1,
+            escalated_at: None,
         }
     }
 

@@ -15,6 +15,7 @@ import { saveWindowShot } from './snapshot.mjs';
 import { connect, helpers, must } from './helpers.mjs';
 import { outside } from './outside.mjs';
 import { externalFlow } from './external.mjs';
+import { escalationFlow } from './escalation.mjs';
 
 const APP = must('E2E_APP');
 const DEVTENANT = must('DEVTENANT_URL');
@@ -339,6 +340,9 @@ try {
     await browser.keys('Escape');
     await browser.keys('Escape');
   }
+
+  // ---- escalation (issue 14 §2; tests/e2e/escalation.mjs) ----
+  await escalationFlow({ browser, h, signUp, step });
 
   step('a sign-up arriving while the app runs: the row appears and an OS notification is raised (D-Bus Notify)');
   const liveEmail = 'live.arrival@northwind.example';

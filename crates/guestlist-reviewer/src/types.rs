@@ -203,6 +203,9 @@ pub struct QueueQuery {
     pub offset: Option<u32>,
     /// At most this many items (default 200, max 1000).
     pub limit: Option<u32>,
+    /// Only requests escalated to their route's fallback approvers (issue 14 §2:
+    /// `escalatedAt` set).
+    pub escalated_only: bool,
 }
 
 /// One line of the queue.
@@ -246,6 +249,11 @@ pub struct QueueItem {
     pub person_attempts: u32,
     /// Identity providers among them.
     pub person_providers: u32,
+    /// When the request escalated to its route's fallback approvers (issue 14 §2,
+    /// `escalatedAt`), RFC 3339; absent: not escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub escalated_at: Option<String>,
 }
 
 /// A count per value (identity provider or e-mail domain).

@@ -7,9 +7,11 @@
 //! caller's [`Scope`] follows from the app roles of their token: the admin role
 //! (`approver_auth.admin_role`) sees every request; the plain approver role
 //! (`approver_auth.required_role`) sees unrouted requests (and those of routes no longer in the
-//! policy); a route's `role` sees its requests; a route's `fallback_role` sees them once they
-//! have been pending `escalate_after_hours` since they were created (computed from the stored
-//! creation time, in SQL for lists). Lists, the event stream, detail, history and decisions all
+//! policy); a route's `role` sees its requests; a route's `fallback_role` sees them once the
+//! escalation job marked them escalated ([`crate::escalation`]: pending `escalate_after_hours`,
+//! then `escalated_at` is stored with the event `request.escalated`). Visibility follows the
+//! stored `escalated_at` (in SQL for lists), never the creation time: a changed delay neither
+//! hides a request already escalated and announced, nor shows one before its event. Lists, the event stream, detail, history and decisions all
 //! go through the scope; a request outside it is 403 `decision.not_routed`.
 //!
 //! The request's person is its canonical e-mail ([`guestlist_core::email::canonical`]); the
@@ -21,7 +23,6 @@
 use guestlist_core::email::canonical;
 use guestlist_core::model::{Actor, ApprovalRequest, Decision};
 use guestlist_core::policy::Policy;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use guestlist_core::code::Code;
@@ -57,9 +58,9 @@ pub struct Scope {
     pub unrouted: bool,
     /// Routes whose `role` the caller holds.
     pub routes: Vec<String>,
-    /// Routes whose `fallback_role` the caller holds, each with the escalation cutoff: a request
-    /// of that route created at or before the cutoff is visible.
-    pub escalated: Vec<(String, OffsetDateTime)>,
+    /// Routes whose `fallback_role` the caller holds (and that escalate): their requests marked
+    /// escalated (`escalated_at` set) are visible.
+    pub escalated: Vec<String>,
     /// Every route name of the policy (a stored name outside it counts as unrouted).
     pub known: Vec<String>,
 }
@@ -73,14 +74,8 @@ impl Scope {
         }
     }
 
-    /// The scope of a caller holding `roles`, at `now` (escalation cutoffs are `now` minus each
-    /// route's `escalate_after_hours`).
-    pub fn of(
-        policy: &Policy,
-        auth: &ApproverAuth,
-        roles: &[String],
-        now: OffsetDateTime,
-    ) -> Scope {
+    /// The scope of a caller holding `roles`.
+    pub fn of(policy: &Policy, auth: &ApproverAuth, roles: &[String]) -> Scope {
         let holds = |role: &str| roles.iter().any(|r| r == role);
         if holds(&auth.admin_role) {
             return Scope::everything();
@@ -94,17 +89,20 @@ impl Scope {
         for r in &policy.routes {
             if holds(&r.role) {
                 scope.routes.push(r.name.clone());
-            } else if let (Some(fallback), Some(delay)) = (&r.fallback_role, r.escalation_delay())
+            } else if let (Some(fallback), Some(_)) = (&r.fallback_role, r.escalation_delay())
                 && holds(fallback)
             {
-                scope.escalated.push((r.name.clone(), now - delay));
+                scope.escalated.push(r.name.clone());
             }
         }
         scope
     }
 
-    /// Whether a request of `route` created at `created_at` is in the scope.
-    pub fn allows(&self, route: Option<&str>, created_at: OffsetDateTime) -> bool {
+    /// Whether a request of `route`, marked escalated or not (`escalated`: its `escalated_at` is
+    /// set), is in the scope. A fallback role sees a marked request of its route whenever the
+    /// mark was made, so a stream opened before the request escalated still gets the
+    /// `request.escalated` event (issue 14 §2).
+    pub fn allows(&self, route: Option<&str>, escalated: bool) -> bool {
         if self.all {
             return true;
         }
@@ -112,33 +110,12 @@ impl Scope {
             return self.unrouted;
         };
         self.routes.iter().any(|r| r == route)
-            || self
-                .escalated
-                .iter()
-                .any(|(r, cutoff)| r == route && created_at <= *cutoff)
+            || (escalated && self.escalated.iter().any(|r| r == route))
     }
 
-    /// [`Scope::allows`], and also, for a request the escalation job marked escalated
-    /// (`escalated`: its `escalated_at` is set), every holder of its route's `fallback_role`
-    /// whatever their cutoff: a stream opened before the request escalated computed its cutoff
-    /// at that time, and still gets the `request.escalated` event (issue 14 §2).
-    pub fn allows_marked(
-        &self,
-        route: Option<&str>,
-        created_at: OffsetDateTime,
-        escalated: bool,
-    ) -> bool {
-        self.allows(route, created_at)
-            || (escalated
-                && route.is_some_and(|route| {
-                    self.known.iter().any(|k| k == route)
-                        && self.escalated.iter().any(|(r, _)| r == route)
-                }))
-    }
-
-    /// [`Scope::allows_marked`] for a request.
+    /// [`Scope::allows`] for a request.
     pub fn allows_request(&self, r: &ApprovalRequest) -> bool {
-        self.allows_marked(r.route.as_deref(), r.created_at, r.escalated_at.is_some())
+        self.allows(r.route.as_deref(), r.escalated_at.is_some())
     }
 }
 
@@ -148,7 +125,6 @@ pub fn scope_of(state: &AppState, claims: &TokenClaims) -> Scope {
         &state.config.policy,
         &state.config.approver_auth,
         &claims.roles,
-        OffsetDateTime::now_utc(),
     )
 }
 

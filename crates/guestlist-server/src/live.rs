@@ -96,10 +96,10 @@ pub struct Frame {
     pub seq: u64,
     /// `id: …\nevent: …\ndata: …\n\n`.
     pub bytes: Bytes,
-    /// Whom it may reach: the request's route, creation time and whether it was escalated
-    /// (issue 14 §2, [`Scope::allows_marked`]); `None` for an event without a request (an
+    /// Whom it may reach: the request's route and whether it was escalated (issue 14 §2,
+    /// [`Scope::allows`]); `None` for an event without a request (an
     /// erasure: its id only), which every stream gets.
-    pub routed: Option<(Option<String>, time::OffsetDateTime, bool)>,
+    pub routed: Option<(Option<String>, bool)>,
 }
 
 impl Frame {
@@ -107,17 +107,15 @@ impl Frame {
     pub fn visible_to(&self, scope: &Scope) -> bool {
         self.routed
             .as_ref()
-            .is_none_or(|(route, created, escalated)| {
-                scope.allows_marked(route.as_deref(), *created, *escalated)
-            })
+            .is_none_or(|(route, escalated)| scope.allows(route.as_deref(), *escalated))
     }
 }
 
-/// The route, creation time and escalation of an event's request (see [`Frame::routed`]).
-fn routed_of(e: &Event) -> Option<(Option<String>, time::OffsetDateTime, bool)> {
+/// The route and escalation of an event's request (see [`Frame::routed`]).
+fn routed_of(e: &Event) -> Option<(Option<String>, bool)> {
     e.request
         .as_ref()
-        .map(|r| (r.route.clone(), r.created_at, r.escalated_at.is_some()))
+        .map(|r| (r.route.clone(), r.escalated_at.is_some()))
 }
 
 /// Renders `e` as one SSE frame. The JSON is compact (no newline); the kind is ours, stripped

@@ -64,11 +64,13 @@ pub async fn due_with_limit(
 /// too, and only the escalation reminders need one). Every
 /// `notifications.reminder_interval_seconds` it reminds about the requests pending too long,
 /// then escalates the due requests of `routes`, publishes their `request.escalated` events on
-/// `publish` and sends one escalation reminder per route ([`Sender::escalation_message`]).
+/// `publish` and sends the escalation reminders owed, one per route and batch, from the event
+/// log after a durable cursor ([`crate::escalation::remind`]: at least once, with an
+/// idempotency key, also after a crash between the commit and the send).
 ///
 /// With several replicas on one database, one of them runs each tick: the tick runs under
 /// the cluster-wide job lock `reminders` ([`crate::store::Backend::try_job_lock`]), released
-/// at its end. A reminder is sent after the commit of what it names (with the webhook's
+/// at its end. A pending reminder is sent after the commit of what it names (with the webhook's
 /// retries): a process that dies in between does not send it, and no other one sends it again.
 /// Ends when the server shuts down (`stop` turns true), dropping its store handle, or when the
 /// server's event sender is dropped (the task holds only a weak one).
@@ -85,6 +87,7 @@ pub fn start(
     if remind.is_none() && escalating.is_empty() {
         return;
     }
+    let fault = crate::escalation::Fault::from_env();
     let mut events = publish.subscribe();
     let publish = publish.downgrade();
     let every = Duration::from_secs(config.reminder_interval_seconds.max(1));
@@ -93,6 +96,8 @@ pub fn start(
         // Reminders in flight (or waiting to retry) and the requests they name: one naming an
         // erased request is dropped, never sent after the erasure (issue 12).
         let mut in_flight: Vec<(Vec<uuid::Uuid>, tokio::task::AbortHandle)> = Vec::new();
+        // The escalation reminders' cursor exists (set at the first tick).
+        let mut cursor_ready = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -145,6 +150,16 @@ pub fn start(
                 }
             }
             if !escalating.is_empty() {
+                if !cursor_ready {
+                    match crate::escalation::init_reminder_cursor(&store).await {
+                        Ok(()) => cursor_ready = true,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "escalation check failed");
+                            job.release().await;
+                            continue;
+                        }
+                    }
+                }
                 let runs = match crate::escalation::run(&store, &escalating, now).await {
                     Ok(runs) => runs,
                     Err(e) => {
@@ -156,22 +171,28 @@ pub fn start(
                     job.release().await;
                     return;
                 };
+                let escalated = runs.iter().any(|r| !r.events.is_empty());
                 for run in runs {
-                    if let Some(sender) = &sender {
-                        let listed: Vec<ApprovalRequest> =
-                            run.requests().take(LISTED).cloned().collect();
-                        let body = sender.escalation_message(
-                            &run.route.route,
-                            &run.route.fallback_role,
-                            run.route.hours,
-                            run.events.len() as u64,
-                            &listed,
-                        );
-                        send(body, run.requests().map(|r| r.id).collect(), sender);
-                    }
                     for e in run.events {
                         let _ = publish.send(e);
                     }
+                }
+                drop(publish);
+                if escalated {
+                    crate::escalation::Fault::hit(fault, crate::escalation::Fault::AfterCommit);
+                }
+                // The reminders owed, from the event log: this run's, and any a crash or a
+                // failed delivery left.
+                if let Err(e) = crate::escalation::remind(
+                    &store,
+                    &escalating,
+                    sender.as_ref(),
+                    &mut events,
+                    fault,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "escalation reminders failed; retried next tick");
                 }
             }
             job.release().await;

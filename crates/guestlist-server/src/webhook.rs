@@ -317,6 +317,10 @@ impl Sender {
     /// also seen by `fallback_role`; lists `escalated` (the oldest few, [`crate::reminders::LISTED`]
     /// at most) as the pending reminder does ([`Sender::reminder_message`]), in the configured
     /// template, bounded by the length of `escalated`.
+    ///
+    /// `key` is the message's idempotency key ([`crate::escalation::remind`]): the JSON
+    /// template carries it as `idempotencyKey`, and every template's POST as the
+    /// `Idempotency-Key` header ([`Sender::deliver_keyed`]).
     pub fn escalation_message(
         &self,
         route: &str,
@@ -324,6 +328,7 @@ impl Sender {
         hours: f64,
         count: u64,
         escalated: &[ApprovalRequest],
+        key: &str,
     ) -> Value {
         let (route_s, role_s) = (self.esc(route), self.esc(fallback_role));
         let what =
@@ -356,6 +361,7 @@ impl Sender {
                 "escalateAfterHours": hours,
                 "count": count,
                 "requests": escalated.iter().map(summary).collect::<Vec<_>>(),
+                "idempotencyKey": key,
             }),
         )
     }
@@ -429,15 +435,26 @@ impl Sender {
 
     /// Delivers `body`, retrying as the module docs say. Returns whether it was accepted.
     pub async fn deliver(&self, body: &Value) -> bool {
+        self.deliver_keyed(body, None).await == Delivery::Accepted
+    }
+
+    /// [`Sender::deliver`] with an `Idempotency-Key` request header when `key` is given (the
+    /// header of the IETF HTTPAPI draft `draft-ietf-httpapi-idempotency-key-header`: a receiver
+    /// that saw the key already may drop the message), telling a refusal from giving up.
+    pub async fn deliver_keyed(&self, body: &Value, key: Option<&str>) -> Delivery {
         let mut delay = Duration::from_millis(self.config.retry_initial_ms);
         for attempt in 0..=self.config.retries {
-            let wait = match self.http.post(&self.url.0).json(body).send().await {
-                Ok(resp) if resp.status().is_success() => return true,
+            let mut post = self.http.post(&self.url.0).json(body);
+            if let Some(key) = key {
+                post = post.header("Idempotency-Key", key);
+            }
+            let wait = match post.send().await {
+                Ok(resp) if resp.status().is_success() => return Delivery::Accepted,
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if !(status == 408 || status == 429 || status >= 500) {
                         tracing::warn!(status, "webhook refused the message; not retried");
-                        return false;
+                        return Delivery::Refused;
                     }
                     let after = resp
                         .headers()
@@ -465,8 +482,19 @@ impl Sender {
             retries = self.config.retries,
             "webhook delivery abandoned after retries"
         );
-        false
+        Delivery::GaveUp
     }
+}
+
+/// How one webhook delivery ended ([`Sender::deliver_keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// A 2xx answer.
+    Accepted,
+    /// A 4xx answer other than 408 and 429: the receiver refused this message for good.
+    Refused,
+    /// Unreachable, or 408/429/5xx after every retry: worth trying again later.
+    GaveUp,
 }
 
 /// Starts the webhook task when configured: it follows `events` and sends each

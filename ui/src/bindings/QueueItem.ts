@@ -71,4 +71,9 @@ personAttempts: number,
 /**
  * Identity providers among them.
  */
-personProviders: number, };
+personProviders: number, 
+/**
+ * When the request escalated to its route's fallback approvers (issue 14 §2,
+ * `escalatedAt`), RFC 3339; absent: not escalated.
+ */
+escalatedAt?: string, };

@@ -37,4 +37,9 @@ offset: number | null,
 /**
  * At most this many items (default 200, max 1000).
  */
-limit: number | null, };
+limit: number | null, 
+/**
+ * Only requests escalated to their route's fallback approvers (issue 14 §2:
+ * `escalatedAt` set).
+ */
+escalatedOnly: boolean, };

@@ -12,12 +12,13 @@ describe('filters', () => {
       sort: 'oldestFirst',
       offset: 0,
       limit: PAGE_SIZE,
+      escalatedOnly: false,
     });
     expect(isFiltered(NO_FILTER)).toBe(false);
   });
 
   it('trims the search, lower-cases the domain, pages by offset', () => {
-    const q = toQuery({ search: '  ada ', provider: 'facebook.com', domain: 'Fabrikam.com', age: 'week', newestFirst: true }, 1000, 500);
+    const q = toQuery({ search: '  ada ', provider: 'facebook.com', domain: 'Fabrikam.com', age: 'week', newestFirst: true, escalated: false }, 1000, 500);
     expect(q).toEqual({
       q: 'ada',
       identityProvider: 'facebook.com',
@@ -27,9 +28,15 @@ describe('filters', () => {
       sort: 'newestFirst',
       offset: 1000,
       limit: 500,
+      escalatedOnly: false,
     });
     expect(isFiltered({ ...NO_FILTER, search: '   ' })).toBe(false);
     expect(isFiltered({ ...NO_FILTER, age: 'older' })).toBe(true);
+  });
+
+  it('the escalated filter asks for escalated requests only, and counts as a filter', () => {
+    expect(toQuery({ ...NO_FILTER, escalated: true }).escalatedOnly).toBe(true);
+    expect(isFiltered({ ...NO_FILTER, escalated: true })).toBe(true);
   });
 
   it('maps ages to hour ranges', () => {

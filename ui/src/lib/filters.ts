@@ -12,10 +12,12 @@ export interface FilterState {
   domain: string;
   age: AgeFilter;
   newestFirst: boolean;
+  /** Only requests escalated to their route's fallback approvers (issue 14 §2). */
+  escalated: boolean;
 }
 
 /** The empty filter: everything, oldest first. */
-export const NO_FILTER: FilterState = { search: '', provider: '', domain: '', age: 'any', newestFirst: false };
+export const NO_FILTER: FilterState = { search: '', provider: '', domain: '', age: 'any', newestFirst: false, escalated: false };
 
 /** The age choices for the select box. */
 /** The age filter's choices; `label` is a message key (src/locales). */
@@ -51,6 +53,7 @@ export function toQuery(f: FilterState, offset = 0, limit = PAGE_SIZE): QueueQue
     sort: f.newestFirst ? 'newestFirst' : 'oldestFirst',
     offset,
     limit,
+    escalatedOnly: f.escalated,
   };
 }
 
@@ -59,7 +62,7 @@ export const PAGE_SIZE = 500;
 
 /** True when any filter narrows the queue (for the "n of m" count and the clear button). */
 export function isFiltered(f: FilterState): boolean {
-  return f.search.trim() !== '' || f.provider !== '' || f.domain !== '' || f.age !== 'any';
+  return f.search.trim() !== '' || f.provider !== '' || f.domain !== '' || f.age !== 'any' || f.escalated;
 }
 
 /** Toggles `id` in a selection, keeping insertion order. */

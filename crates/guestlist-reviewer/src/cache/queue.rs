@@ -96,16 +96,21 @@ impl Cache {
                 let version = i64::try_from(r.version).unwrap_or(i64::MAX);
                 reopened.execute(params![id, version])?;
                 // The same version with other grants (the server computes them from its
-                // policy when it serves the request, issue 14 §1) is rewritten too.
-                let same_grants = |json: &str| {
-                    serde_json::from_str::<Value>(json)
-                        .ok()
-                        .and_then(|v| v.get("grants").cloned())
-                        .unwrap_or_else(|| Value::Array(Vec::new()))
-                        == serde_json::to_value(&r.grants).unwrap_or(Value::Null)
+                // policy when it serves the request, issue 14 §1) is rewritten too, and so is
+                // the same version newly escalated (escalation keeps the version: it changes
+                // who may decide, not what is decided).
+                let unchanged = |json: &str| {
+                    let old = serde_json::from_str::<Value>(json).unwrap_or(Value::Null);
+                    let field = |k: &str| old.get(k).cloned().unwrap_or(Value::Null);
+                    let grants = match field("grants") {
+                        Value::Null => Value::Array(Vec::new()),
+                        g => g,
+                    };
+                    grants == serde_json::to_value(&r.grants).unwrap_or(Value::Null)
+                        && field("escalatedAt").is_null() == r.escalated_at.is_none()
                 };
                 match old {
-                    Some((v, json)) if v == version && same_grants(&json) => continue,
+                    Some((v, json)) if v == version && unchanged(&json) => continue,
                     Some(_) => updated += 1,
                     None => added += 1,
                 }
@@ -251,6 +256,9 @@ impl Cache {
             clauses.push("r.created_unix >= ?");
             args.push(SqlValue::Integer(now_unix - i64::from(h) * 3600));
         }
+        if q.escalated_only {
+            clauses.push("json_extract(r.json, '$.escalatedAt') IS NOT NULL");
+        }
         let filter = if clauses.is_empty() {
             String::new()
         } else {
@@ -276,7 +284,8 @@ impl Cache {
                     (SELECT count(*) FROM requests g WHERE g.group_key = r.group_key),
                     (SELECT coalesce(sum(g.attempts), 0) FROM requests g WHERE g.group_key = r.group_key),
                     (SELECT count(DISTINCT g.provider) FROM requests g WHERE g.group_key = r.group_key),
-                    json_extract(r.json, '$.flow')
+                    json_extract(r.json, '$.flow'),
+                    json_extract(r.json, '$.escalatedAt')
              FROM requests r LEFT JOIN outbox o ON o.request_id = r.id
              {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
@@ -308,6 +317,7 @@ impl Cache {
                             .as_deref()
                             .unwrap_or_default(),
                     ),
+                    escalated_at: row.get(15)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -405,8 +405,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Marks escalated at `now` the pending requests of each cut's route created before its
     /// cutoff and not escalated yet, oldest first, at most `limit` in all, in one transaction:
-    /// each gets `escalated_at`, a version and a change sequence number (so `?since=` returns
-    /// it) and an event `request.escalated`
+    /// each gets `escalated_at` and a change sequence number (so `?since=` returns it; the
+    /// version is kept) and an event `request.escalated`
     /// ([`EVENT_REQUEST_ESCALATED`](super::escalation::EVENT_REQUEST_ESCALATED)), which are
     /// returned to be published. A request is escalated once, whatever the replicas and
     /// restarts (the mark is in the same transaction as the event).

@@ -31,11 +31,16 @@ pub struct EscalationCut {
     pub cutoff: OffsetDateTime,
 }
 
-/// `r` escalated at `now`: the change both stores write (`escalated_at`, version bumped,
-/// `updated_at`; the row takes the next change sequence number, so `?since=` returns it).
+/// `r` escalated at `now`: the change both stores write (`escalated_at`, `updated_at`; the row
+/// takes the next change sequence number, so `?since=` returns it).
+///
+/// The **version is kept**: escalation changes who may decide (the fallback role too), not what
+/// is decided — the claims, route, approvals and plan are unchanged — so an approver who loaded
+/// the request before it escalated still decides it with that `If-Match` (no 412). Who may
+/// decide is checked on every decision anyway ([`crate::duties::check_decision`]). Clients
+/// refresh their copy from the new change sequence number or the `request.escalated` event.
 pub(crate) fn escalated(mut r: ApprovalRequest, now: OffsetDateTime) -> ApprovalRequest {
     r.escalated_at = Some(now);
-    r.version += 1;
     r.updated_at = now;
     r
 }

@@ -9,19 +9,17 @@ use super::requests::{created_order_page, search_pattern};
 use super::rows::{
     COLUMN_COUNT, COLUMNS, decode_cursor, decode_seq_cursor, encode_seq_cursor, row_to_request,
 };
-use super::{SqliteStore, StoreError, to_json, ts};
+use super::{SqliteStore, StoreError, to_json};
 use crate::duties::Scope;
 
 /// The `WHERE` clause of a [`Scope`] in the SQLite list queries, on parameters `?6`–`?10`
 /// ([`ScopeParams`]): everything; or unrouted requests (no route, or a route the policy no
-/// longer has); or the caller's routes; or an escalated route's requests created at or before
-/// its cutoff (RFC 3339 text, as `created_at` is stored).
+/// longer has); or the caller's routes; or the requests marked escalated (`escalated_at` set) of
+/// a route whose fallback role the caller holds (issue 14 §2).
 const SCOPE_SQL: &str = "(?6 = 1
     OR (?7 = 1 AND (route IS NULL OR route NOT IN (SELECT value FROM json_each(?8))))
     OR route IN (SELECT value FROM json_each(?9))
-    OR EXISTS (SELECT 1 FROM json_each(?10) e
-               WHERE json_extract(e.value, '$[0]') = route
-                 AND created_at <= json_extract(e.value, '$[1]')))";
+    OR (escalated_at IS NOT NULL AND route IN (SELECT value FROM json_each(?10))))";
 
 /// A [`Scope`] as the parameters of [`SCOPE_SQL`]: flags and JSON arrays.
 struct ScopeParams {
@@ -34,17 +32,12 @@ struct ScopeParams {
 
 impl ScopeParams {
     fn of(scope: &Scope) -> Result<ScopeParams, StoreError> {
-        let escalated: Vec<(&str, String)> = scope
-            .escalated
-            .iter()
-            .map(|(r, cutoff)| (r.as_str(), ts(*cutoff)))
-            .collect();
         Ok(ScopeParams {
             all: scope.all,
             unrouted: scope.unrouted,
             known: to_json(&scope.known)?,
             routes: to_json(&scope.routes)?,
-            escalated: to_json(&escalated)?,
+            escalated: to_json(&scope.escalated)?,
         })
     }
 }

@@ -297,15 +297,14 @@ async fn decide_tx(
     Ok((r, events))
 }
 
-/// The `WHERE` clause of a [`Scope`] in the list queries, on parameters `$6`–`$11` (SQLite:
+/// The `WHERE` clause of a [`Scope`] in the list queries, on parameters `$6`–`$10` (SQLite:
 /// `store/requests.rs` `SCOPE_SQL`): everything; or unrouted requests (no route, or a route the
-/// policy no longer has); or the caller's routes; or an escalated route's requests created at or
-/// before its cutoff (`$10` routes, `$11` cutoffs, pairwise).
+/// policy no longer has); or the caller's routes; or the requests marked escalated
+/// (`escalated_at` set) of a route whose fallback role the caller holds (`$10`; issue 14 §2).
 const SCOPE_SQL: &str = "($6::bool
     OR ($7::bool AND (route IS NULL OR NOT (route = ANY($8::text[]))))
     OR route = ANY($9::text[])
-    OR EXISTS (SELECT 1 FROM unnest($10::text[], $11::timestamptz[]) AS e(name, cutoff)
-               WHERE e.name = route AND created_at <= e.cutoff))";
+    OR (escalated_at IS NOT NULL AND route = ANY($10::text[])))";
 
 impl PgStore {
     /// Marks a pending request expired (SQLite: `Store::expire`).
@@ -463,8 +462,6 @@ impl PgStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RequestPage, StoreError> {
-        let (esc_routes, esc_cutoffs): (Vec<String>, Vec<OffsetDateTime>) =
-            scope.escalated.iter().cloned().unzip();
         let limit = limit.clamp(1, 500);
         let pattern = search_pattern(q);
         let fetch = i64::try_from(limit + 1).unwrap_or(501);
@@ -498,8 +495,7 @@ impl PgStore {
                         &scope.unrouted,
                         &scope.known,
                         &scope.routes,
-                        &esc_routes,
-                        &esc_cutoffs,
+                        &scope.escalated,
                     ],
                 )
                 .await
@@ -557,8 +553,7 @@ impl PgStore {
                     &scope.unrouted,
                     &scope.known,
                     &scope.routes,
-                    &esc_routes,
-                    &esc_cutoffs,
+                    &scope.escalated,
                 ],
             )
             .await
