@@ -302,7 +302,15 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
     // of the fallback role's view.
     let uuid: uuid::Uuid = id.parse().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(36);
-    while s.state.store.get(uuid).await.unwrap().escalated_at.is_none() {
+    while s
+        .state
+        .store
+        .get(uuid)
+        .await
+        .unwrap()
+        .escalated_at
+        .is_none()
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "not escalated within 36 s"
