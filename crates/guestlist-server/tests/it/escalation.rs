@@ -144,7 +144,7 @@ async fn a_request_pending_past_its_route_delay_escalates_once_with_one_reminder
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("e.db");
     let (hook, got) = receiver().await;
-    let s = start(&issuer, &db, 2.0, &hook, None).await;
+    let s = start(&issuer, &db, 5.0, &hook, None).await;
     let fallback = token(&issuer, "fallback-1", "Approver.Fallback");
     let ana = sign_up(&s, "ana@fabrikam.com").await;
     let bob = sign_up(&s, "bob@other.example").await;
@@ -206,7 +206,7 @@ async fn a_request_pending_past_its_route_delay_escalates_once_with_one_reminder
     // A restarted server on the same database: nothing again.
     drop(sock);
     s.shutdown().await;
-    let s = start(&issuer, &db, 2.0, &hook, None).await;
+    let s = start(&issuer, &db, 5.0, &hook, None).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(escalations(&got).len(), 1, "{:?}", escalations(&got));
     assert_eq!(escalated_events(&s.state.store).await, vec![ana.clone()]);
@@ -268,7 +268,7 @@ async fn a_copy_loaded_before_the_escalation_still_decides_it() {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (hook, _got) = receiver().await;
-    let s = start(&issuer, &dir.path().join("v.db"), 2.0, &hook, None).await;
+    let s = start(&issuer, &dir.path().join("v.db"), 5.0, &hook, None).await;
     let partner = token(&issuer, "partner-1", "Approver.Partners");
     let outsider = token(&issuer, "other-1", "Approver.Other");
     let ana = sign_up(&s, "ana@fabrikam.com").await;
@@ -284,7 +284,7 @@ async fn a_copy_loaded_before_the_escalation_still_decides_it() {
     let loaded: Value = r.json().await.unwrap();
     assert!(loaded["escalatedAt"].is_null());
     let id: uuid::Uuid = ana.parse().unwrap();
-    for _ in 0..1000 {
+    for _ in 0..3000 {
         if s.state.store.get(id).await.unwrap().escalated_at.is_some() {
             break;
         }
