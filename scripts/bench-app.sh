@@ -41,22 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free port below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port the
-# kernel hands out (bind to 0) can be taken as the source port of an outgoing connection before
-# the service that was given it binds it ("Address already in use").
-free_port() { python3 -c '
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    p = random.randint(10000, max(lo, 10001) - 1)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-'; }
+free_port() { python3 "$ROOT/scripts/free-port.py"; } # below the ephemeral port range
 wait_http() {
   for _ in $(seq 1 300); do
     if curl -fsS -o /dev/null "$1"; then return 0; fi

@@ -104,14 +104,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  # A random high port that nothing listens on (bash's /dev/tcp connect fails).
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
+free_port() { python3 "$ROOT/scripts/free-port.py"; } # below the ephemeral port range
 
 wait_http() {
   local url=$1

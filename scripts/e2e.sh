@@ -54,22 +54,7 @@ APP="$TARGET/debug/guestlist"
 [ -x "$APP" ] || { echo "e2e.sh: $APP missing" >&2; exit 1; }
 
 # ---- services ----
-# A free port below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port the
-# kernel hands out (bind to 0) can be taken as the source port of an outgoing connection before
-# the service that was given it binds it ("Address already in use").
-free_port() { python3 -c '
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    p = random.randint(10000, max(lo, 10001) - 1)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-'; }
+free_port() { python3 "$ROOT/scripts/free-port.py"; } # below the ephemeral port range
 DT_PORT=$(free_port)
 API_PORT=$(free_port)
 WD_PORT=$(free_port)

@@ -43,13 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
+free_port() { python3 "$ROOT/scripts/free-port.py"; } # below the ephemeral port range
 wait_http() { # url name log
   for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "schemathesis: $2 did not start:" >&2; tail -20 "$3" >&2; exit 1
