@@ -542,7 +542,7 @@ pub struct HistoryEntry {
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub at: OffsetDateTime,
     /// What happened: `requested`, `attempted`, `approved`, `denied`, `autoApproved`,
-    /// `autoDenied`, `expired`.
+    /// `autoDenied`, `expired`, `reopened`, `escalated`.
     pub action: String,
     /// Who did it.
     pub actor: Actor,

@@ -1,7 +1,9 @@
 //! Escalation (issue 14 §2): a routed request still pending `escalate_after_hours` after it was
 //! created is marked escalated — `escalatedAt` on the request, a new change sequence number (so
-//! `GET /api/requests?since=` returns it; the version is kept, see `store::escalation`) and the
-//! event `request.escalated` (`docs/CONTRACTS.md` §6), in one store transaction
+//! `GET /api/requests?since=` returns it; the version is kept, see `store::escalation`), a
+//! history entry `escalated` by `Actor::policy("escalation")` naming the route, its
+//! `fallback_role` and the delay, and the event `request.escalated` (`docs/CONTRACTS.md` §6),
+//! in one store transaction
 //! ([`crate::store::Backend::escalate_due`]) — and one reminder per route names the route, its
 //! `fallback_role` and the requests
 //! ([`crate::webhook::Sender::escalation_message`]). Holders of the fallback role see the
@@ -110,6 +112,8 @@ pub async fn run(
         .filter_map(|r| {
             Some(EscalationCut {
                 route: r.route.clone(),
+                fallback_role: r.fallback_role.clone(),
+                hours: r.hours,
                 cutoff: now.checked_sub(r.delay)?,
             })
         })

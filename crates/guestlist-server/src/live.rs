@@ -35,6 +35,15 @@
 //!   local [`AppState::publish`](crate::AppState::publish) reaches the webhook and the
 //!   reminders, so a webhook message is sent by the replica that wrote the event, once
 //!   cluster-wide. On SQLite there are no signals: one process owns the database.
+//! - **Transient read failures** (a pool acquire timeout, a connection lost or a busy database
+//!   for a moment under load). A stream's replay read is tried [`REPLAY_ATTEMPTS`] times, with a
+//!   backoff from [`REPLAY_BACKOFF`] doubling after each failure (50 + 100 + 200 + 400 + 800 ms at
+//!   most, never past the stream's deadline): the stream keeps its position (the last id sent),
+//!   so the retried read neither skips nor repeats an event. Only a permanent error
+//!   ([`transient`] false, e.g. a corrupt row) or the attempts running out ends the stream; the
+//!   client then resumes with `Last-Event-ID` (the id of the last frame it got, still exact).
+//!   The pump never gives up: a failed read is retried with a backoff capped at
+//!   [`PUMP_BACKOFF_MAX`], from the last number it sent.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -55,6 +64,84 @@ use tokio::time::Instant;
 use crate::duties::Scope;
 use crate::error::ApiError;
 use crate::store::{ClusterSignals, Store, StoreError, WeakStore};
+
+/// Attempts of one replay read of a stream, the first included, before the stream ends (module
+/// docs, "Transient read failures").
+pub const REPLAY_ATTEMPTS: u32 = 6;
+
+/// The wait after a stream's first failed replay read; doubled after each further failure.
+pub const REPLAY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The longest wait of the pump between two attempts of a failed read (it starts at
+/// [`REPLAY_BACKOFF`] and doubles).
+pub const PUMP_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Whether a failed store read may succeed if tried again soon: the database unreachable for a
+/// moment ([`StoreError::Unavailable`]: pool acquire timeout, lost connection, PostgreSQL
+/// restarting), a storage task that failed, SQLite busy or locked, a PostgreSQL
+/// serialization failure or deadlock (SQLSTATE class 40) or lack of resources (class 53).
+/// Anything else (a corrupt row, a migration error, another SQL error) is permanent.
+pub fn transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(_) | StoreError::Task(_) => true,
+        StoreError::Db(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ),
+        // `db_err` writes the SQLSTATE first.
+        StoreError::Backend(text) => text.starts_with("40") || text.starts_with("53"),
+        _ => false,
+    }
+}
+
+/// Which read of the hub a fault injected by [`EventHub::fail_reads`] hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSite {
+    /// The replay reads of the streams (after `Last-Event-ID`).
+    Replay,
+    /// The pump's reads of new events.
+    Pump,
+}
+
+/// Injected read failures of one [`ReadSite`]: `pass` more reads succeed, then `fail` reads
+/// fail with [`StoreError::Unavailable`].
+#[derive(Debug, Default)]
+struct Faults(Mutex<(u32, u32)>);
+
+impl Faults {
+    /// Whether this read is to fail (and counts it).
+    fn take(&self) -> bool {
+        let Ok(mut f) = self.0.lock() else {
+            return false;
+        };
+        match *f {
+            (0, 0) => false,
+            (0, ref mut fail) => {
+                *fail -= 1;
+                true
+            }
+            (ref mut pass, _) => {
+                *pass -= 1;
+                false
+            }
+        }
+    }
+
+    /// Reads `events_after(after, limit)` from `store`, or fails if a fault is due.
+    async fn events_after(
+        &self,
+        store: &Store,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        if self.take() {
+            return Err(StoreError::Unavailable(
+                "injected read failure (EventHub::fail_reads)".into(),
+            ));
+        }
+        store.events_after(after, limit).await
+    }
+}
 
 /// `[events]`: limits of `GET /api/events` (see the module docs and [`crate::config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +254,8 @@ pub struct StreamStats {
     pub resyncs: u64,
     /// Streams opened since start.
     pub opened: u64,
+    /// Replay reads tried again after a transient failure, since start.
+    pub replay_retries: u64,
 }
 
 #[derive(Default)]
@@ -190,6 +279,9 @@ pub struct EventHub {
     buffered: AtomicUsize,
     resyncs: AtomicU64,
     opened: AtomicU64,
+    replay_retries: AtomicU64,
+    replay_faults: Faults,
+    pump_faults: Arc<Faults>,
 }
 
 /// A stream's place under the caps, given back on drop.
@@ -270,18 +362,25 @@ async fn pump(
     page_size: usize,
     mut latest: u64,
     policy: Arc<Policy>,
+    faults: Arc<Faults>,
 ) {
     loop {
+        let mut wait = REPLAY_BACKOFF;
         loop {
             let Some(st) = store.upgrade() else { return };
             let after = latest;
-            let events = match st.events_after(after, page_size).await {
+            let events = match faults.events_after(&st, after, page_size).await {
                 Ok(v) => v,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event pump: store read failed");
-                    break;
+                    // Tried again from the same number: nothing is skipped or sent twice.
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "event pump: store read failed");
+                    drop(st);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(PUMP_BACKOFF_MAX);
+                    continue;
                 }
             };
+            wait = REPLAY_BACKOFF;
             let n = events.len();
             for e in events {
                 latest = latest.max(e.seq);
@@ -335,7 +434,24 @@ impl EventHub {
             buffered: AtomicUsize::new(0),
             resyncs: AtomicU64::new(0),
             opened: AtomicU64::new(0),
+            replay_retries: AtomicU64::new(0),
+            replay_faults: Faults::default(),
+            pump_faults: Arc::new(Faults::default()),
         })
+    }
+
+    /// Fault injection for tests (`tests/it/hostile_streams.rs`); the server never calls it:
+    /// from now on, the next `pass` store reads at `site` succeed, then the `fail` after them
+    /// fail with [`StoreError::Unavailable`] (as a pool acquire timeout would), then reads
+    /// succeed again. Replaces what an earlier call left.
+    pub fn fail_reads(&self, site: ReadSite, pass: u32, fail: u32) {
+        let faults = match site {
+            ReadSite::Replay => &self.replay_faults,
+            ReadSite::Pump => &*self.pump_faults,
+        };
+        if let Ok(mut f) = faults.0.lock() {
+            *f = (pass, fail);
+        }
     }
 
     /// The counters now.
@@ -349,6 +465,7 @@ impl EventHub {
             published_seq: self.published.load(Ordering::Relaxed),
             resyncs: self.resyncs.load(Ordering::Relaxed),
             opened: self.opened.load(Ordering::Relaxed),
+            replay_retries: self.replay_retries.load(Ordering::Relaxed),
         }
     }
 
@@ -372,6 +489,7 @@ impl EventHub {
                 self.config.page_size.max(1),
                 latest,
                 self.policy.clone(),
+                self.pump_faults.clone(),
             ));
         });
         Ok(())
@@ -478,6 +596,33 @@ impl EventHub {
     }
 }
 
+/// One replay read of `st` (`events_after(after, limit)`), tried again after a transient
+/// failure ([`transient`]) up to [`REPLAY_ATTEMPTS`] attempts in all, waiting
+/// [`REPLAY_BACKOFF`] doubling between them, never past the stream's deadline.
+///
+/// Errors: the last failure, when permanent or when the attempts ran out.
+async fn replay_read(st: &StreamState, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+    let mut wait = REPLAY_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match st.hub.replay_faults.events_after(&st.hub.store, after, limit).await {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if transient(&e)
+                    && attempt < REPLAY_ATTEMPTS
+                    && Instant::now() + wait < st.deadline =>
+            {
+                tracing::debug!(error = %e, attempt, after, "event stream: replay read failed; trying again");
+                st.hub.replay_retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The next chunk of a stream (see the module docs); `None` ends it.
 async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamState)> {
     let keepalive = Duration::from_secs(st.hub.config.keepalive_seconds.max(1));
@@ -504,10 +649,11 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
             Phase::Replay => {
                 let page_size = st.hub.config.page_size.max(1);
                 let after = st.last_sent;
-                let events = match st.hub.store.events_after(after, page_size).await {
+                let events = match replay_read(&st, after, page_size).await {
                     Ok(v) => v,
                     Err(e) => {
-                        tracing::warn!(error = %e, "event stream: replay read failed; ending it");
+                        // The client resumes after the last id it got (`last_sent` or below).
+                        tracing::warn!(error = %e, after, "event stream: replay read failed; ending it");
                         return None;
                     }
                 };
@@ -561,5 +707,40 @@ async fn next(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamS
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_busy_and_retryable_sqlstates_are_transient_others_not() {
+        assert!(transient(&StoreError::Unavailable("pool timeout".into())));
+        assert!(transient(&StoreError::Task("join".into())));
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(transient(&StoreError::Db(busy)));
+        assert!(transient(&StoreError::Backend("40001: could not serialize".into())));
+        assert!(transient(&StoreError::Backend("53300: too many".into())));
+        assert!(!transient(&StoreError::Backend("42P01: no such table".into())));
+        assert!(!transient(&StoreError::Corrupt("bad json".into())));
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert!(!transient(&StoreError::Db(corrupt)));
+    }
+
+    #[test]
+    fn faults_let_pass_reads_through_then_fail_then_recover() {
+        let f = Faults::default();
+        if let Ok(mut g) = f.0.lock() {
+            *g = (2, 3);
+        }
+        let seen: Vec<bool> = (0..7).map(|_| f.take()).collect();
+        assert_eq!(seen, [false, false, true, true, true, false, false]);
     }
 }

@@ -11,7 +11,7 @@ export type HistoryEntry = {
 at: string, 
 /**
  * What happened: `requested`, `attempted`, `approved`, `denied`, `autoApproved`,
- * `autoDenied`, `expired`.
+ * `autoDenied`, `expired`, `reopened`, `escalated`.
  */
 action: string, 
 /**

@@ -3,13 +3,18 @@
 //! the routed requests pending past their route's `escalate_after_hours` as escalated. The
 //! PostgreSQL counterpart is `pg/escalation.rs` (`V6__escalation.sql`). What to escalate and
 //! the reminder are [`crate::reminders`]'s; this module only writes.
+//!
+//! Each escalation also writes a history entry ([`HISTORY_ESCALATED`], by the policy actor
+//! [`ESCALATION_RULE`], detail [`history_detail`]), in the same transaction, at the request's
+//! unchanged version: `GET /api/requests/{id}/history` and the audit export show it.
 
-use guestlist_core::model::{ApprovalRequest, Event};
+use guestlist_core::model::{Actor, ApprovalRequest, Event};
 use rusqlite::{Connection, params};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::rows::{COLUMNS, add_event, row_to_request, search_text, upsert};
+use super::rows::{COLUMNS, add_event, add_history, row_to_request, search_text, upsert};
 
 /// Adds when a routed request was escalated (RFC 3339, `NULL`: not escalated).
 pub(super) const MIGRATION: &str = r#"
@@ -20,15 +25,38 @@ pub(super) const MIGRATION: &str = r#"
 /// route's `fallback_role` too.
 pub const EVENT_REQUEST_ESCALATED: &str = "request.escalated";
 
-/// One route whose requests escalate: its `name` and the cutoff (`now` minus its
-/// `escalate_after_hours`); pending requests of that route created before the cutoff and not
-/// yet escalated are due.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The history action of an escalation (`HistoryEntry.action`; an audit export decision
+/// record too).
+pub const HISTORY_ESCALATED: &str = "escalated";
+
+/// The policy rule named as the actor of an escalation's history entry
+/// (`Actor::policy("escalation")`: kind `policy`, id `escalation`), as expiry is
+/// `Actor::policy("expiry")`.
+pub const ESCALATION_RULE: &str = "escalation";
+
+/// One route whose requests escalate: its `name`, the role its requests escalate to, its delay
+/// and the cutoff (`now` minus the delay); pending requests of that route created before the
+/// cutoff and not yet escalated are due.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EscalationCut {
     /// The route's `name` (`[[policy.routes]]`).
     pub route: String,
+    /// The route's `fallback_role`: who also sees (and may decide) its escalated requests.
+    pub fallback_role: String,
+    /// The route's `escalate_after_hours`, as configured (may be fractional).
+    pub hours: f64,
     /// Requests created before this instant are due.
     pub cutoff: OffsetDateTime,
+}
+
+/// The detail of an escalation's history entry: `{"route": <name>, "fallbackRole": <role>,
+/// "escalateAfterHours": <hours>}`.
+pub fn history_detail(cut: &EscalationCut) -> Value {
+    json!({
+        "route": cut.route,
+        "fallbackRole": cut.fallback_role,
+        "escalateAfterHours": cut.hours,
+    })
 }
 
 /// `r` escalated at `now`: the change both stores write (`escalated_at`, `updated_at`; the row
@@ -48,7 +76,8 @@ pub(crate) fn escalated(mut r: ApprovalRequest, now: OffsetDateTime) -> Approval
 /// The write of [`Backend::escalate_due`](super::Backend::escalate_due): in one transaction (the
 /// writer thread's), every pending request of each cut's route created before whole second
 /// `floor(cutoff)` (so never early; `created_at` is RFC 3339 text, compared as `unixepoch`) and
-/// not escalated, oldest first, at most `limit` in all, is marked and gets its event.
+/// not escalated, oldest first, at most `limit` in all, is marked and gets its history entry
+/// and its event.
 pub(super) fn escalate_due_job(
     cuts: Vec<EscalationCut>,
     now: OffsetDateTime,
@@ -83,6 +112,13 @@ pub(super) fn escalate_due_job(
                     .typed_claims()
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 upsert(tx, &r, &search_text(&claims))?;
+                add_history(
+                    tx,
+                    &r,
+                    HISTORY_ESCALATED,
+                    &Actor::policy(ESCALATION_RULE),
+                    history_detail(&cut),
+                )?;
                 events.push(add_event(tx, EVENT_REQUEST_ESCALATED, &r)?);
             }
         }

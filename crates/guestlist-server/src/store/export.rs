@@ -23,15 +23,17 @@ pub const AUDIT_PAGE: usize = 1_000;
 /// Page cache of the audit export's read-only connections ([`SqliteStore::audit_export_page`]), in KiB.
 pub const EXPORT_CACHE_KIB: i64 = 2 * 1024;
 
-/// The history actions exported as decisions: approver decisions, policy decisions, expiry and
-/// reopened denials (not `requested` / `attempted`, which are the person's own sign-up calls).
-pub const DECISION_ACTIONS: [&str; 6] = [
+/// The history actions exported as decisions: approver decisions, policy decisions, expiry,
+/// reopened denials and escalations (not `requested` / `attempted`, which are the person's own
+/// sign-up calls).
+pub const DECISION_ACTIONS: [&str; 7] = [
     "approved",
     "denied",
     "autoApproved",
     "autoDenied",
     "expired",
     super::reopen::HISTORY_REOPENED,
+    super::escalation::HISTORY_ESCALATED,
 ];
 
 /// One request held for a person, with its trail ([`AccessExport`]).
@@ -122,7 +124,8 @@ pub struct AuditExportRecord {
     /// The request concerned; absent for operations spanning requests (erasure, retention).
     pub request_id: Option<Uuid>,
     /// The outcome or operation: `approved`, `denied`, `autoApproved`, `autoDenied`, `expired`,
-    /// `reopened`, `privacy.erase`, `privacy.export`, `request.reopen`, `retention.run`.
+    /// `reopened`, `escalated`, `privacy.erase`, `privacy.export`, `request.reopen`,
+    /// `retention.run`.
     pub action: String,
     /// `user` (an approver), `policy` or `userFlow`.
     pub actor_kind: String,

@@ -14,6 +14,10 @@
 //!   same idempotency key (at least once, with a key the receiver can use);
 //! - escalation keeps the request's version: a copy loaded before it still decides (no 412);
 //! - the fallback role's visibility follows the stored `escalated_at`, not the creation time.
+//!
+//! Stop 23: an escalation writes one history entry (`escalated`, by `Actor::policy("escalation")`,
+//! naming the route, its fallback role and the delay) at the unchanged version, shown by
+//! `GET /api/requests/{id}/history` and the audit export.
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -353,6 +357,8 @@ async fn fallback_visibility_follows_escalated_at_not_the_creation_time() {
     let now = time::OffsetDateTime::now_utc();
     let cut = EscalationCut {
         route: "partners".into(),
+        fallback_role: "Approver.Fallback".into(),
+        hours: 1.0,
         cutoff: now - h,
     };
     let events = store.escalate_due(&[cut], now, 10).await.unwrap();
@@ -564,4 +570,87 @@ async fn a_crash_after_the_send_repeats_the_reminder_under_the_same_key() {
     let key = after[0]["idempotencyKey"].as_str().unwrap();
     assert_eq!(after[1]["idempotencyKey"], key);
     assert_eq!(after[1]["header:Idempotency-Key"], key);
+}
+
+/// Stop 23: the escalation's history entry, on both stores: one `escalated` line by the policy
+/// actor `escalation` with the route, its fallback role and the delay, at the request's
+/// unchanged version; in `GET /api/requests/{id}/history` (the approver's "History") and in the
+/// audit export as a decision record; written once however many ticks run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_writes_one_history_entry_without_a_new_version() {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let (hook, got) = receiver().await;
+    // The server's store is the one seeded: a request created three hours ago, due at once
+    // under a one-minute delay.
+    let s = start(&issuer, &db, 60.0, &hook, None).await;
+    let id = seed(&s.state.store, "hist@fabrikam.com", time::Duration::hours(3)).await;
+    eventually("the escalation reminder", || !escalations(&got).is_empty()).await;
+    let stored = s.state.store.get(id).await.unwrap();
+    assert!(stored.escalated_at.is_some());
+    assert_eq!(stored.version, 1, "escalation keeps the version");
+    // More ticks (one a second) write nothing more.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    let fallback = token(&issuer, "fallback-1", "Approver.Fallback");
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/api/requests/{id}/history", s.base_url()))
+        .bearer_auth(&fallback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let history: Vec<Value> = r.json().await.unwrap();
+    let escalated: Vec<&Value> = history
+        .iter()
+        .filter(|h| h["action"] == "escalated")
+        .collect();
+    assert_eq!(escalated.len(), 1, "{history:?}");
+    let h = escalated[0];
+    assert_eq!(h["actor"]["kind"], "policy", "{h}");
+    assert_eq!(h["actor"]["id"], "escalation", "{h}");
+    assert_eq!(h["version"], 1, "{h}");
+    assert_eq!(h["detail"]["route"], "partners", "{h}");
+    assert_eq!(h["detail"]["fallbackRole"], "Approver.Fallback", "{h}");
+    let hours = h["detail"]["escalateAfterHours"].as_f64().unwrap();
+    assert!((hours - 60.0 / 3600.0).abs() < 1e-12, "{h}");
+    let at: time::OffsetDateTime = time::OffsetDateTime::parse(
+        h["at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(Some(at), stored.escalated_at, "the entry is dated at the escalation");
+    // The last line of the history: after the sign-up's own line.
+    assert_eq!(history.last().unwrap()["action"], "escalated");
+
+    // The audit export lists it as a decision record by the policy rule, and still reads.
+    let auditor = {
+        let mut c = issuer.claims("auditor-1", 3600);
+        c["roles"] = json!(["Auditor"]);
+        issuer.sign(&c)
+    };
+    let r = client
+        .get(format!("{}/api/audit?format=ndjson", s.base_url()))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let esc: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "escalated")
+        .collect();
+    assert_eq!(esc.len(), 1, "{text}");
+    assert_eq!(esc[0]["source"], "decision");
+    assert_eq!(esc[0]["requestId"], id.to_string());
+    assert_eq!(esc[0]["actorKind"], "policy");
+    assert_eq!(esc[0]["actorOid"], "escalation");
+    s.shutdown().await;
 }

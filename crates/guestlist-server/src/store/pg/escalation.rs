@@ -2,13 +2,16 @@
 //! the SQLite store's `escalation.rs`, on the column of `V6__escalation.sql`.
 
 use deadpool_postgres::Transaction;
-use guestlist_core::model::Event;
+use guestlist_core::model::{Actor, Event};
 use time::OffsetDateTime;
 
-use super::rows::{COLUMNS, add_event, rows_to_requests, upsert};
+use super::rows::{COLUMNS, add_event, add_history, rows_to_requests, upsert};
 use super::{PgStore, TxResult, micros};
 use crate::store::StoreError;
-use crate::store::escalation::{EVENT_REQUEST_ESCALATED, EscalationCut, escalated};
+use crate::store::escalation::{
+    ESCALATION_RULE, EVENT_REQUEST_ESCALATED, EscalationCut, HISTORY_ESCALATED, escalated,
+    history_detail,
+};
 use crate::store::rows::search_text;
 
 /// The due requests of one route, locked. `SKIP LOCKED`: a request another transaction is
@@ -43,6 +46,14 @@ async fn escalate_tx(
                 .typed_claims()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             upsert(tx, &r, &search_text(&claims)).await?;
+            add_history(
+                tx,
+                &r,
+                HISTORY_ESCALATED,
+                &Actor::policy(ESCALATION_RULE),
+                history_detail(cut),
+            )
+            .await?;
             events.push(add_event(tx, EVENT_REQUEST_ESCALATED, &r).await?);
         }
     }
@@ -51,7 +62,7 @@ async fn escalate_tx(
 
 impl PgStore {
     /// Marks the due requests of `cuts` escalated at `now`, at most `limit`, in one transaction
-    /// (SQLite: `escalate_due_job`); returns their events.
+    /// (SQLite: `escalate_due_job`), each with its history entry; returns their events.
     ///
     /// Errors: [`StoreError`] on database failure; [`StoreError::Unavailable`] when the
     /// database cannot be reached.
