@@ -605,7 +605,12 @@ async fn replay_read(st: &StreamState, after: u64, limit: usize) -> Result<Vec<E
     let mut wait = REPLAY_BACKOFF;
     let mut attempt = 1;
     loop {
-        match st.hub.replay_faults.events_after(&st.hub.store, after, limit).await {
+        match st
+            .hub
+            .replay_faults
+            .events_after(&st.hub.store, after, limit)
+            .await
+        {
             Ok(v) => return Ok(v),
             Err(e)
                 if transient(&e)
@@ -723,9 +728,13 @@ mod tests {
             None,
         );
         assert!(transient(&StoreError::Db(busy)));
-        assert!(transient(&StoreError::Backend("40001: could not serialize".into())));
+        assert!(transient(&StoreError::Backend(
+            "40001: could not serialize".into()
+        )));
         assert!(transient(&StoreError::Backend("53300: too many".into())));
-        assert!(!transient(&StoreError::Backend("42P01: no such table".into())));
+        assert!(!transient(&StoreError::Backend(
+            "42P01: no such table".into()
+        )));
         assert!(!transient(&StoreError::Corrupt("bad json".into())));
         let corrupt = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),

@@ -585,7 +585,12 @@ async fn an_escalation_writes_one_history_entry_without_a_new_version() {
     // The server's store is the one seeded: a request created three hours ago, due at once
     // under a one-minute delay.
     let s = start(&issuer, &db, 60.0, &hook, None).await;
-    let id = seed(&s.state.store, "hist@fabrikam.com", time::Duration::hours(3)).await;
+    let id = seed(
+        &s.state.store,
+        "hist@fabrikam.com",
+        time::Duration::hours(3),
+    )
+    .await;
     eventually("the escalation reminder", || !escalations(&got).is_empty()).await;
     let stored = s.state.store.get(id).await.unwrap();
     assert!(stored.escalated_at.is_some());
@@ -621,7 +626,11 @@ async fn an_escalation_writes_one_history_entry_without_a_new_version() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    assert_eq!(Some(at), stored.escalated_at, "the entry is dated at the escalation");
+    assert_eq!(
+        Some(at),
+        stored.escalated_at,
+        "the entry is dated at the escalation"
+    );
     // The last line of the history: after the sign-up's own line.
     assert_eq!(history.last().unwrap()["action"], "escalated");
 
