@@ -24,19 +24,9 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::{self, PASS, USER, connector_fixture as fixture};
 
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
 const API_AUD: &str = "9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f";
-
-fn fixture(name: &str) -> Value {
-    let p = format!(
-        "{}/../../tests/fixtures/connector/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 /// An independent token issuer: an RSA key, `/.well-known/openid-configuration` and a JWKS.
 struct Issuer {
@@ -147,6 +137,40 @@ async fn start_with(
     };
     tweak(&mut config);
     common::spawn(config).await
+}
+
+/// A server whose approvers' tokens come from its own in-test [`Issuer`], with the default
+/// policy, its database in a temporary directory (kept as long as this lives), a client and the
+/// server's base URL.
+struct Served {
+    issuer: Issuer,
+    s: RunningServer,
+    c: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let issuer = Issuer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
+        let base = s.base_url();
+        Served {
+            issuer,
+            s,
+            c: reqwest::Client::new(),
+            base,
+            _dir: dir,
+        }
+    }
+}
+
+/// The connector's `request-approval` call with each of the seed's request `fixtures`.
+async fn request_approvals(c: &reqwest::Client, base: &str, fixtures: &[&str]) {
+    for name in fixtures {
+        connector(c, base, "request-approval", &fixture(name)).await;
+    }
 }
 
 async fn connector(c: &reqwest::Client, base: &str, which: &str, body: &Value) -> (u16, Value) {

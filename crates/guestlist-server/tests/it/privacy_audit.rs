@@ -6,18 +6,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::common::connector_fixture as fixture;
 use crate::common::*;
-
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
-
-fn fixture(name: &str) -> Value {
-    let p = format!(
-        "{}/../../tests/fixtures/connector/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 /// A one-hour token of `oid` holding exactly `roles`.
 fn token(issuer: &Issuer, oid: &str, roles: &[&str]) -> String {
