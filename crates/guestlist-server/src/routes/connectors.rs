@@ -368,58 +368,61 @@ async fn extension_call(
     (StatusCode::OK, Json(action.to_response(expected))).into_response()
 }
 
-/// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
-/// `showBlockPage` (with a `title`) for pending, denied and completed people,
-/// `setPrefillValues` for an approved person coming back ([`crate::routes::external`]), else
-/// `continueWithDefaultBehavior`.
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "extensions",
-    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
-        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionStart", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
-            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionStartCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
-                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
-                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
-                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
-                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
-    responses((status = 200, description = "One action", body = ExtensionResponse),
-              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
-              (status = 401, description = "Bad bearer token", body = ErrorBody),
-              (status = 403, description = "Token of another caller", body = ErrorBody),
-              (status = 413, description = "Body over the limit", body = ErrorBody),
-              (status = 415, description = "Not JSON", body = ErrorBody),
-              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
-    security(("extensionBearer" = [])))]
-pub async fn attribute_collection_start(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    extension_call(&state, &headers, body, ExtensionEvent::Start).await
+/// `#[utoipa::path]` of an External ID extension endpoint at `$path` (both take the event of
+/// CONTRACTS.md §2 and answer one action), its example an event of type `$event` with data
+/// `$data`, put on the handler `$handler`.
+macro_rules! extension_endpoint {
+    ($path:tt, $event:tt, $data:tt, $handler:item) => {
+        #[utoipa::path(post, path = $path, tag = "extensions",
+            request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
+                example = json!({"type": $event, "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
+                    "data": {"@odata.type": $data, "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
+                        "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
+                        "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
+                        "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
+                            "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
+            responses((status = 200, description = "One action", body = ExtensionResponse),
+                      (status = 400, description = "Malformed or wrong event", body = ErrorBody),
+                      (status = 401, description = "Bad bearer token", body = ErrorBody),
+                      (status = 403, description = "Token of another caller", body = ErrorBody),
+                      (status = 413, description = "Body over the limit", body = ErrorBody),
+                      (status = 415, description = "Not JSON", body = ErrorBody),
+                      (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+            security(("extensionBearer" = [])))]
+        $handler
+    };
 }
 
-/// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
-/// the request-approval rules (a new request has flow `external`), answered as extension
-/// actions; an approved person coming back continues once and the request is completed
-/// ([`crate::routes::external`]).
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "extensions",
-    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
-        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionSubmit", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
-            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionSubmitCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
-                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
-                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
-                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
-                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
-    responses((status = 200, description = "One action", body = ExtensionResponse),
-              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
-              (status = 401, description = "Bad bearer token", body = ErrorBody),
-              (status = 403, description = "Token of another caller", body = ErrorBody),
-              (status = 413, description = "Body over the limit", body = ErrorBody),
-              (status = 415, description = "Not JSON", body = ErrorBody),
-              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
-    security(("extensionBearer" = [])))]
-pub async fn attribute_collection_submit(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    extension_call(&state, &headers, body, ExtensionEvent::Submit).await
-}
+extension_endpoint!(
+    "/connectors/external-id/attribute-collection-start",
+    "microsoft.graph.authenticationEvent.attributeCollectionStart",
+    "microsoft.graph.onAttributeCollectionStartCalloutData",
+    /// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
+    /// `showBlockPage` (with a `title`) for pending, denied and completed people,
+    /// `setPrefillValues` for an approved person coming back ([`crate::routes::external`]), else
+    /// `continueWithDefaultBehavior`.
+    pub async fn attribute_collection_start(
+        State(state): State<AppState>,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        extension_call(&state, &headers, body, ExtensionEvent::Start).await
+    }
+);
+
+extension_endpoint!(
+    "/connectors/external-id/attribute-collection-submit",
+    "microsoft.graph.authenticationEvent.attributeCollectionSubmit",
+    "microsoft.graph.onAttributeCollectionSubmitCalloutData",
+    /// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
+    /// the request-approval rules (a new request has flow `external`), answered as extension
+    /// actions; an approved person coming back continues once and the request is completed
+    /// ([`crate::routes::external`]).
+    pub async fn attribute_collection_submit(
+        State(state): State<AppState>,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        extension_call(&state, &headers, body, ExtensionEvent::Submit).await
+    }
+);

@@ -140,35 +140,29 @@ async fn start_with(
 }
 
 /// A server whose approvers' tokens come from its own in-test [`Issuer`], with the default
-/// policy, its database in a temporary directory (kept as long as this lives), a client and the
-/// server's base URL.
-struct Served {
-    issuer: Issuer,
-    s: RunningServer,
-    c: reqwest::Client,
-    base: String,
-    _dir: tempfile::TempDir,
+/// policy and its database in a temporary directory (kept while the `TempDir` lives): the issuer,
+/// the server, a client, the server's base URL and the directory.
+async fn served() -> (
+    Issuer,
+    RunningServer,
+    reqwest::Client,
+    String,
+    tempfile::TempDir,
+) {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
+    let base = s.base_url();
+    (issuer, s, reqwest::Client::new(), base, dir)
 }
 
-impl Served {
-    async fn start() -> Served {
-        let issuer = Issuer::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
-        let base = s.base_url();
-        Served {
-            issuer,
-            s,
-            c: reqwest::Client::new(),
-            base,
-            _dir: dir,
-        }
-    }
-}
-
-/// The connector's `request-approval` call with each of the seed's request `fixtures`.
-async fn request_approvals(c: &reqwest::Client, base: &str, fixtures: &[&str]) {
-    for name in fixtures {
+/// The connector's `request-approval` call with the seed's two sign-ups: a Facebook identity,
+/// then an Entra ID one.
+async fn request_seed_approvals(c: &reqwest::Client, base: &str) {
+    for name in [
+        "request-approval.request.facebook.json",
+        "request-approval.request.azuread.json",
+    ] {
         connector(c, base, "request-approval", &fixture(name)).await;
     }
 }

@@ -50,20 +50,32 @@ fn token(issuer: &Issuer, oid: &str, roles: &[&str]) -> String {
     issuer.sign(&c)
 }
 
-/// The connector's "request approval" call for `email` (a Facebook sign-up): the request id.
-async fn sign_up(s: &RunningServer, email: &str) -> String {
-    let mut body = fixture("request-approval.request.facebook.json");
+/// The connector call `which` (`request-approval`, `check-approval-status`) with the seed's
+/// Facebook sign-up `seed` made `email`'s: the answer (asserted 200).
+async fn connector_call(s: &RunningServer, which: &str, seed: &str, email: &str) -> Value {
+    let mut body = fixture(seed);
     body["email"] = json!(email);
     body["identities"][0]["issuerAssignedId"] = json!(format!("fb-{email}"));
     let r = reqwest::Client::new()
-        .post(format!("{}/connectors/request-approval", s.base_url()))
+        .post(format!("{}/connectors/{which}", s.base_url()))
         .basic_auth(USER, Some(PASS))
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// The connector's "request approval" call for `email` (a Facebook sign-up): the request id.
+async fn sign_up(s: &RunningServer, email: &str) -> String {
+    let v = connector_call(
+        s,
+        "request-approval",
+        "request-approval.request.facebook.json",
+        email,
+    )
+    .await;
     assert_eq!(v["code"], "GUESTLIST-APPROVAL-REQUESTED", "{v}");
     let admin = s.state.store.list(None, None, None, 500).await.unwrap();
     admin
@@ -317,18 +329,13 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
 }
 
 async fn check_status(s: &RunningServer, email: &str) -> Value {
-    let mut body = fixture("check-status.request.facebook.json");
-    body["email"] = json!(email);
-    body["identities"][0]["issuerAssignedId"] = json!(format!("fb-{email}"));
-    let r = reqwest::Client::new()
-        .post(format!("{}/connectors/check-approval-status", s.base_url()))
-        .basic_auth(USER, Some(PASS))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    connector_call(
+        s,
+        "check-approval-status",
+        "check-status.request.facebook.json",
+        email,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -8,23 +8,9 @@ use super::*;
 
 #[tokio::test]
 async fn approver_round_trip_with_real_tokens() {
-    let Served {
-        issuer,
-        s,
-        c,
-        base,
-        _dir,
-    } = Served::start().await;
+    let (issuer, s, c, base, _dir) = served().await;
     let token = issuer.token();
-    request_approvals(
-        &c,
-        &base,
-        &[
-            "request-approval.request.facebook.json",
-            "request-approval.request.azuread.json",
-        ],
-    )
-    .await;
+    request_seed_approvals(&c, &base).await;
 
     let page = list(&c, &base, &token, "status=pending").await;
     let items = page["items"].as_array().unwrap();
@@ -152,9 +138,7 @@ async fn approver_round_trip_with_real_tokens() {
 
 #[tokio::test]
 async fn jwt_attacks_are_rejected() {
-    let Served {
-        issuer, s, c, _dir, ..
-    } = Served::start().await;
+    let (issuer, s, c, _base, _dir) = served().await;
     let url = format!("{}/api/requests", s.base_url());
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let good = issuer.claims();
@@ -253,13 +237,7 @@ async fn jwt_attacks_are_rejected() {
 /// token is checked before any of them.
 #[tokio::test]
 async fn approver_extractors_reject_in_the_error_shape() {
-    let Served {
-        issuer,
-        s,
-        c,
-        base,
-        _dir,
-    } = Served::start().await;
+    let (issuer, s, c, base, _dir) = served().await;
     let token = issuer.token();
     let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
 
@@ -324,13 +302,7 @@ async fn approver_extractors_reject_in_the_error_shape() {
 /// the approver, audit and privacy endpoints alike.
 #[tokio::test]
 async fn approver_queries_reject_in_the_error_shape() {
-    let Served {
-        issuer,
-        s,
-        c,
-        base,
-        _dir,
-    } = Served::start().await;
+    let (issuer, s, c, base, _dir) = served().await;
     let approver = issuer.token();
     let mut admin = issuer.claims();
     admin["roles"] = json!(["Admin"]);

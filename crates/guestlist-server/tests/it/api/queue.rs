@@ -6,22 +6,8 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_and_resume() {
-    let Served {
-        issuer,
-        s,
-        c,
-        base,
-        _dir,
-    } = Served::start().await;
-    request_approvals(
-        &c,
-        &base,
-        &[
-            "request-approval.request.facebook.json",
-            "request-approval.request.azuread.json",
-        ],
-    )
-    .await;
+    let (issuer, s, c, base, _dir) = served().await;
+    request_seed_approvals(&c, &base).await;
     // Resume after event 1 (raw HTTP/1.1 on a socket, reading the chunked stream as it comes):
     // only event 2 is replayed, then a live one arrives.
     use tokio::io::AsyncWriteExt;
