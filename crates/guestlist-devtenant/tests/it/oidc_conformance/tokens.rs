@@ -6,7 +6,11 @@ use super::*;
 
 /// The token endpoint's client-credentials grant for the authentication-events app, with
 /// `secret` as its client secret, asking for `scope`.
-async fn auth_events_grant(t: &DevTenant, secret: &str, scope: &str) -> (u16, Value) {
+async fn auth_events_grant(
+    t: &guestlist_devtenant::DevTenantHandle,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
     let token_ep = format!("{}/{}/oauth2/v2.0/token", t.base_url(), d::TENANT_ID);
     token_post(
         &token_ep,
