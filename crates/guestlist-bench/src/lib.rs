@@ -7,7 +7,8 @@
 //!   bulk with SQL for setup speed.
 //!
 //! Shared by the reviewer and bulk benches: [`devtenant_settings`], [`sign_in_as_ada`]; by the
-//! benches that run a `guestlist-server` process (`bench-audit`, `bench-hostile`): [`server`].
+//! benches that run a `guestlist-server` process (`bench-audit`, `bench-hostile`,
+//! `bench-reviewer`): [`server`].
 //!
 //! `scripts/bench.sh` drives them and writes `bench/RESULTS.md`.
 

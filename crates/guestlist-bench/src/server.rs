@@ -1,7 +1,8 @@
 //! What the benches that run a real `guestlist-server` process share (`bench-audit`,
-//! `bench-hostile`): the child process killed on drop, its memory from `/proc`, its config and
-//! start-up wait, and an OpenID issuer on 127.0.0.1 whose RS256 tokens the server accepts
-//! (discovery document and JWKS as Microsoft Entra publishes them; CONTRACTS.md §3).
+//! `bench-hostile`, `bench-reviewer`): the child process killed on drop, its memory from
+//! `/proc`, its config and start-up wait, and an OpenID issuer on 127.0.0.1 whose RS256 tokens
+//! the server accepts (discovery document and JWKS as Microsoft Entra publishes them; the
+//! approver API's bearer tokens, CONTRACTS.md §4–§5).
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -88,11 +89,11 @@ pub fn write_server_config(
 /// Waits (10 s at most, every 25 ms) until the server on `127.0.0.1:<port>` answers
 /// `GET /healthz`; then the server and its base URL.
 ///
-/// Errors: not answering in time (`log` names where its output went).
+/// Errors: not answering in time (naming `log`, where its output went, if it was kept).
 pub async fn wait_until_up(
     server: ServerProcess,
     port: u16,
-    log: &str,
+    log: Option<&str>,
 ) -> anyhow::Result<(ServerProcess, String)> {
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..400 {
@@ -101,7 +102,10 @@ pub async fn wait_until_up(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    bail!("guestlist-server did not start (see {log})")
+    match log {
+        Some(log) => bail!("guestlist-server did not start (see {log})"),
+        None => bail!("guestlist-server did not start"),
+    }
 }
 
 /// An OpenID issuer on 127.0.0.1 at `http://<addr>/<name>/v2.0`: its discovery document and a

@@ -80,7 +80,7 @@ async fn start_server(
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    wait_until_up(ServerProcess(child), port, "audit-server.log").await
+    wait_until_up(ServerProcess(child), port, Some("audit-server.log")).await
 }
 
 #[tokio::main]

@@ -97,7 +97,7 @@ async fn start_server(
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    wait_until_up(ServerProcess(child), port, "hostile-server.log").await
+    wait_until_up(ServerProcess(child), port, Some("hostile-server.log")).await
 }
 
 /// Latencies and counts of one check-status load phase.
