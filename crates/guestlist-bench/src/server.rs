@@ -5,12 +5,12 @@
 //! approver API's bearer tokens, CONTRACTS.md §4–§5).
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use axum::Json;
 use axum::routing::get;
 use base64::Engine as _;
@@ -106,6 +106,27 @@ pub async fn wait_until_up(
         Some(log) => bail!("guestlist-server did not start (see {log})"),
         None => bail!("guestlist-server did not start"),
     }
+}
+
+/// Spawns `cmd` (which starts the server binary `bin` listening on `127.0.0.1:<port>`) with its
+/// stdout discarded and its stderr in `<dir>/<name>.log`, then [`wait_until_up`].
+///
+/// Errors: creating the log, spawning, or the server not answering in time.
+pub async fn start_logged(
+    mut cmd: Command,
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    port: u16,
+) -> anyhow::Result<(ServerProcess, String)> {
+    let log_name = format!("{name}.log");
+    let log = std::fs::File::create(dir.join(&log_name))?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    wait_until_up(ServerProcess(child), port, Some(&log_name)).await
 }
 
 /// An OpenID issuer on 127.0.0.1 at `http://<addr>/<name>/v2.0`: its discovery document and a

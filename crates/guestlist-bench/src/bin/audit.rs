@@ -10,12 +10,12 @@
 //! Prints `audit_export <run> hwm_kb=… base_kb=… rows=… mb=… ms=…` per run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use guestlist_bench::server::{
-    Issuer, ServerProcess, Subject, free_port, status_kb, wait_until_up, write_server_config,
+    Issuer, ServerProcess, Subject, free_port, start_logged, status_kb, write_server_config,
 };
 
 const DECISIONS: u64 = 1_000_000;
@@ -66,21 +66,16 @@ async fn start_server(
 ) -> anyhow::Result<(ServerProcess, String)> {
     let port = free_port()?;
     let config = write_server_config(dir, "audit-server", port, db, issuer)?;
-    let log = std::fs::File::create(dir.join("audit-server.log"))?;
-    let child = Command::new(bin)
-        .arg("--config")
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
         .arg(&config)
         .env("GUESTLIST_CONNECTOR_USERNAME", "entra")
         .env(
             "GUESTLIST_CONNECTOR_PASSWORD",
             "audit-bench-connector-secret-1c9e",
         )
-        .env("GUESTLIST_ADMIN_LISTEN", "off")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    wait_until_up(ServerProcess(child), port, Some("audit-server.log")).await
+        .env("GUESTLIST_ADMIN_LISTEN", "off");
+    start_logged(cmd, bin, dir, "audit-server", port).await
 }
 
 #[tokio::main]

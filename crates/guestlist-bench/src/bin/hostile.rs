@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use guestlist_bench::server::{
-    Issuer, ServerProcess, Subject, free_port, status_kb, wait_until_up, write_server_config,
+    Issuer, ServerProcess, Subject, free_port, start_logged, status_kb, write_server_config,
 };
 use guestlist_devtenant::defaults;
 use rand::RngExt as _;
@@ -83,21 +83,16 @@ async fn start_server(
     let port = free_port()?;
     let config = write_server_config(dir, "hostile-server", port, db, issuer)?;
     let nofile = knob("BENCH_HOSTILE_NOFILE", 1024);
-    let log = std::fs::File::create(dir.join("hostile-server.log"))?;
     // The soft limit as most hosts set it; the hard limit stays as it is.
-    let child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg("ulimit -Sn \"$1\" 2>/dev/null; exec \"$0\" --config \"$2\"")
         .arg(bin)
         .arg(nofile.to_string())
         .arg(&config)
         .env("GUESTLIST_CONNECTOR_USERNAME", USER)
-        .env("GUESTLIST_CONNECTOR_PASSWORD", PASS)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    wait_until_up(ServerProcess(child), port, Some("hostile-server.log")).await
+        .env("GUESTLIST_CONNECTOR_PASSWORD", PASS);
+    start_logged(cmd, bin, dir, "hostile-server", port).await
 }
 
 /// Latencies and counts of one check-status load phase.
