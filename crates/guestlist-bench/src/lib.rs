@@ -6,9 +6,13 @@
 //!   (`user{i}@fabrikam.com`, issuer `google.com`, issuer-assigned id = the e-mail), inserted in
 //!   bulk with SQL for setup speed.
 //!
-//! Shared by the reviewer and bulk benches: [`devtenant_settings`], [`sign_in_as_ada`].
+//! Shared by the reviewer and bulk benches: [`devtenant_settings`], [`sign_in_as_ada`]; by the
+//! benches that run a `guestlist-server` process (`bench-audit`, `bench-hostile`,
+//! `bench-reviewer`): [`server`].
 //!
 //! `scripts/bench.sh` drives them and writes `bench/RESULTS.md`.
+
+pub mod server;
 
 use guestlist_core::plan::{ProvisioningSettings, UpnForm};
 use guestlist_devtenant::defaults;

@@ -651,6 +651,32 @@ mod tests {
     use super::*;
     use guestlist_core::plan::GraphCall;
 
+    /// A directory check that has not run (signed out or offline).
+    fn unchecked() -> DirectoryCheck {
+        DirectoryCheck {
+            checked: false,
+            matches: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The detail of `request` for the tenant `contoso.onmicrosoft.com` (sending the invitation
+    /// e-mail when `send_invitation_message`), its directory not checked, no grant named.
+    fn external_detail(request: ApprovalRequest, send_invitation_message: bool) -> RequestDetail {
+        let settings = ProvisioningSettings {
+            tenant_domain: "contoso.onmicrosoft.com".into(),
+            upn_form: Default::default(),
+            invite_redirect_url: "https://myapp.example".into(),
+            send_invitation_message,
+            extensions_app_id: None,
+        };
+        with_grants(
+            build(request, &settings, unchecked(), None),
+            &GrantNames::default(),
+            None,
+        )
+    }
+
     #[test]
     fn free_mail_and_company_checks() {
         assert!(is_free_mail("gmail.com"));
@@ -688,11 +714,7 @@ mod tests {
             existing_account: None,
             grants: Vec::new(),
         };
-        let directory = DirectoryCheck {
-            checked: false,
-            matches: Vec::new(),
-            error: None,
-        };
+        let directory = unchecked();
         let f = if_approved_facts(
             "Ada",
             "Entra ID",
@@ -801,23 +823,7 @@ mod tests {
             "grants": [{"kind": "group", "groupId": "g1"}]
         }))
         .unwrap();
-        let settings = ProvisioningSettings {
-            tenant_domain: "contoso.onmicrosoft.com".into(),
-            upn_form: Default::default(),
-            invite_redirect_url: "https://myapp.example".into(),
-            send_invitation_message: false,
-            extensions_app_id: None,
-        };
-        let directory = DirectoryCheck {
-            checked: false,
-            matches: Vec::new(),
-            error: None,
-        };
-        let d = with_grants(
-            build(request, &settings, directory, None),
-            &GrantNames::default(),
-            None,
-        );
+        let d = external_detail(request, false);
         let plan = d.plan.as_ref().unwrap();
         assert_eq!(plan.kind, ProvisionedBy::UserFlow);
         assert!(plan.lookups.is_empty() && plan.writes.is_empty() && plan.grants.is_empty());
@@ -852,23 +858,7 @@ mod tests {
             "claims": claims.to_json(),
         }))
         .unwrap();
-        let settings = ProvisioningSettings {
-            tenant_domain: "contoso.onmicrosoft.com".into(),
-            upn_form: Default::default(),
-            invite_redirect_url: "https://myapp.example".into(),
-            send_invitation_message: true,
-            extensions_app_id: None,
-        };
-        let directory = DirectoryCheck {
-            checked: false,
-            matches: Vec::new(),
-            error: None,
-        };
-        let d = with_grants(
-            build(request, &settings, directory, None),
-            &GrantNames::default(),
-            None,
-        );
+        let d = external_detail(request, true);
         assert_eq!(d.identity.provider, "email");
         assert_eq!(d.identity.label, "Email (external tenant)");
         assert_eq!(

@@ -1,17 +1,12 @@
 // @vitest-environment jsdom
 // The start-at-login toggle, mounted for real: it shows the OS entry's state (off by default),
 // applies a change at once, and shows the shell's error and the actual state when it fails.
-import { flushSync, mount, tick, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { flushSync, tick } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import AutostartToggle from './AutostartToggle.svelte';
 import type { Autostart } from '../lib/api';
+import { mountInBody } from '../test/dom';
 
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-});
 const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLInputElement | null;
 const settle = async () => {
   for (let i = 0; i < 5; i++) await tick();
@@ -19,8 +14,7 @@ const settle = async () => {
 };
 
 function open(autostart: Autostart) {
-  mounted = mount(AutostartToggle, { target: document.body, props: { autostart } });
-  flushSync();
+  mountInBody(AutostartToggle, { autostart });
 }
 
 describe('AutostartToggle', () => {

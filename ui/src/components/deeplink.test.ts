@@ -2,66 +2,24 @@
 // A guestlist://request/<id> link: the one the app was started with is taken once the signed-in
 // screen listens, and opens that request full width; a link arriving later (the shell's
 // `open-request` event, from a second launch) opens its request too.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import Reviewer from './Reviewer.svelte';
+import { flushSync } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import type { Api } from '../lib/api';
 import type { AppStatus, QueueItem, QueueView, RequestDetail } from '../lib/types';
+import { mountReviewer } from '../test/dom';
+import { pendingDetail, queueItem, queueView } from '../test/fixtures';
 
-globalThis.ResizeObserver ??= class {
-  observe() {}
-  unobserve() {}
-  disconnect() {}
-} as unknown as typeof ResizeObserver;
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-});
 const $ = (sel: string) => document.querySelector(sel) as HTMLElement | null;
 
-const item = (n: number): QueueItem => ({
-  id: `r${n}`,
-  displayName: `Person ${n}`,
-  email: `p${n}@x.example`,
-  emailDomain: 'x.example',
-  company: null,
-  identityProvider: 'google.com',
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
-  outboxState: null,
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-});
+const item = (n: number): QueueItem => queueItem(`r${n}`, `Person ${n}`, { email: `p${n}@x.example` });
 
 function fakeApi(opened: string | null) {
   const items = Array.from({ length: 4 }, (_, n) => item(n));
   let shell: ((id: string | null) => void) | null = null;
   const takeOpenedRequest = vi.fn(async () => opened);
   const api = {
-    queue: async (): Promise<QueueView> => ({ items, totalMatching: 4, totalPending: 4, byProvider: [], byDomain: [], lastSyncAt: null }),
-    detail: async (id: string) =>
-      ({
-        request: { id, state: { status: 'pending' }, claims: {} },
-        rows: [],
-        identity: { provider: 'google.com', label: 'Google', issuer: 'google.com', issuerAssignedId: 'x', signInType: 'federated' },
-        plan: { kind: 'userCreated', lookups: [], writes: [], skipped: [] },
-        planError: null,
-        skipped: [],
-        directory: { checked: true, matches: [], error: null },
-        risks: [],
-        outbox: null,
-        ifApproved: 'Creates guest',
-        sponsor: null,
-        reason: null,
-        invitation: null,
-      }) as unknown as RequestDetail,
+    queue: async () => queueView(items),
+    detail: async (id: string) => pendingDetail(id),
     history: async () => [],
     approve: vi.fn(),
     deny: vi.fn(),
@@ -75,10 +33,7 @@ function fakeApi(opened: string | null) {
 }
 
 function open(api: Api) {
-  mounted = mount(Reviewer, {
-    target: document.body,
-    props: { api, status: null, now: new Date(), onsettings: () => {}, onsignout: () => {} },
-  });
+  mountReviewer(api);
 }
 
 describe('deep links', () => {
@@ -139,7 +94,7 @@ describe('deep links to a decided request', () => {
     ]);
     const reopen = vi.fn();
     const api = {
-      queue: async (): Promise<QueueView> => ({ items, totalMatching: 2, totalPending: 2, byProvider: [], byDomain: [], lastSyncAt: null }),
+      queue: async () => queueView(items),
       detail: vi.fn(detail),
       history,
       reopen,
@@ -164,10 +119,7 @@ describe('deep links to a decided request', () => {
       outbox: [],
       lastError: null,
     } as unknown as AppStatus;
-    mounted = mount(Reviewer, {
-      target: document.body,
-      props: { api, status, now: new Date(), onsettings: () => {}, onsignout: () => {} },
-    });
+    mountReviewer(api, status);
   }
 
   it('opens a denial decided elsewhere with its history, and Reopen for an admin', async () => {
@@ -203,7 +155,7 @@ describe('deep links to a decided request', () => {
     // The detail call cached it: the queue lists it from then on.
     (f.api as { queue: unknown }).queue = async (): Promise<QueueView> => {
       const shown = fetched ? items : items.slice(0, 1);
-      return { items: shown, totalMatching: shown.length, totalPending: shown.length, byProvider: [], byDomain: [], lastSyncAt: null };
+      return queueView(shown);
     };
     openAs(f.api, ['Admin']);
     await vi.waitFor(() => expect($('[data-testid="reviewer"]')!.getAttribute('data-mode')).toBe('open'), { timeout: 2000 });

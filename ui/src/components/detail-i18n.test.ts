@@ -2,40 +2,21 @@
 // The detail is in the UI's language, down to the lines that used to be English literals: the
 // partial-state line and its remedy, the directory check, the invitation block, risk chips and
 // the outbox state. Mounted for real (Detail.svelte) with a request whose approval half-failed.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it } from 'vitest';
-import Detail from './Detail.svelte';
+import { describe, expect, it } from 'vitest';
 import { setLanguageOverride } from '../lib/i18n';
 import type { QueueItem, RequestDetail } from '../lib/types';
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-  setLanguageOverride(null);
-});
+import { mountDetail, unmountShown } from '../test/dom';
+import { queueItem } from '../test/fixtures';
 
 const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement;
 const text = (id: string) => ($(id).textContent ?? '').replace(/\s+/g, ' ').trim();
 
-const item: QueueItem = {
-  id: 'r1',
-  displayName: 'Linnéa Öberg',
+const item: QueueItem = queueItem('r1', 'Linnéa Öberg', {
   email: 'linnea@contoso.example',
   emailDomain: 'contoso.example',
-  company: null,
   identityProvider: 'entra',
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
   outboxState: 'failed',
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-};
+});
 
 const detail = (matches: { foundBy: string; user: Record<string, unknown> }[]) =>
   ({
@@ -78,27 +59,7 @@ const detail = (matches: { foundBy: string; user: Record<string, unknown> }[]) =
     invitation: { sendInvitationMessage: true, redirectUrl: 'https://myapps.example', invitedUserType: 'Guest' },
   }) as unknown as RequestDetail;
 
-function show(d: RequestDetail) {
-  mounted = mount(Detail, {
-    target: document.body,
-    props: {
-      detail: d,
-      item,
-      now: new Date('2026-01-01T01:00:00Z'),
-      busy: false,
-      approveText: 'a',
-      denyText: 'd',
-      history: null,
-      historyOpen: false,
-      historyError: null,
-      onapprove: () => {},
-      ondeny: () => {},
-      onretry: () => {},
-      ontogglehistory: () => {},
-    },
-  });
-  flushSync();
-}
+const show = (d: RequestDetail) => mountDetail(d, item);
 
 describe('Detail in the UI language', () => {
   it('English stays as it was', () => {
@@ -137,8 +98,7 @@ describe('Detail in the UI language', () => {
       d.request.escalatedAt = '2026-01-01T00:30:00Z';
       show(d);
       expect(text('detail-escalated')).toBe(label);
-      if (mounted) unmount(mounted);
-      mounted = null;
+      unmountShown();
     }
     show(detail([]));
     expect($('detail-escalated')).toBeNull();

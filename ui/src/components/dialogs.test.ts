@@ -1,17 +1,11 @@
 // @vitest-environment jsdom
 // The deny and sign-out dialogs, mounted for real (Svelte 5 in jsdom): what each key and button
 // does, and that Esc stops at the dialog so the queue's own keys never see it.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { flushSync } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import DenyDialog from './DenyDialog.svelte';
 import SignOutDialog from './SignOutDialog.svelte';
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-});
+import { mountInBody } from '../test/dom';
 
 function key(el: Element, k: string, init: KeyboardEventInit = {}) {
   el.dispatchEvent(new KeyboardEvent('keydown', { key: k, bubbles: true, cancelable: true, ...init }));
@@ -23,8 +17,7 @@ describe('DenyDialog', () => {
   function open(count = 1) {
     const onconfirm = vi.fn();
     const oncancel = vi.fn();
-    mounted = mount(DenyDialog, { target: document.body, props: { count, onconfirm, oncancel } });
-    flushSync();
+    mountInBody(DenyDialog, { count, onconfirm, oncancel });
     return { onconfirm, oncancel };
   }
 
@@ -84,8 +77,7 @@ describe('SignOutDialog', () => {
   function open(unfinished: number) {
     const onconfirm = vi.fn();
     const oncancel = vi.fn();
-    mounted = mount(SignOutDialog, { target: document.body, props: { unfinished, onconfirm, oncancel } });
-    flushSync();
+    mountInBody(SignOutDialog, { unfinished, onconfirm, oncancel });
     return { onconfirm, oncancel };
   }
 

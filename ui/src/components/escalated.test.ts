@@ -2,48 +2,16 @@
 // Issue 14 §2 (stop 22): the queue list says which requests escalated to their route's fallback
 // approvers — "Escalated" as text in the row (not colour only), in the approver's language — and
 // the "Escalated only" filter (a checkbox in the filter bar) asks the reviewer for them only.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import Reviewer from './Reviewer.svelte';
+import { flushSync } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import { setLanguageOverride } from '../lib/i18n';
 import type { Api } from '../lib/api';
 import type { QueueItem, QueueQuery, QueueView } from '../lib/types';
+import { allByTestId as all, byTestId as $, mountReviewer } from '../test/dom';
+import { queueItem, queueView } from '../test/fixtures';
 
-globalThis.ResizeObserver ??= class {
-  observe() {}
-  unobserve() {}
-  disconnect() {}
-} as unknown as typeof ResizeObserver;
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-  setLanguageOverride(null);
-});
-
-const all = (id: string) => Array.from(document.querySelectorAll(`[data-testid="${id}"]`)) as HTMLElement[];
-const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
-
-const item = (id: string, name: string, escalatedAt?: string): QueueItem => ({
-  id,
-  displayName: name,
-  email: `${id}@x.example`,
-  emailDomain: 'x.example',
-  company: null,
-  identityProvider: 'mail',
-  ...(escalatedAt ? { escalatedAt } : {}),
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
-  outboxState: null,
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-});
+const item = (id: string, name: string, escalatedAt?: string): QueueItem =>
+  queueItem(id, name, { identityProvider: 'mail', ...(escalatedAt ? { escalatedAt } : {}) });
 
 function api(queries: QueueQuery[]): Api {
   const items = [item('a1', 'Ana Lind', '2026-01-02T00:00:00Z'), item('b1', 'Bo Ek')];
@@ -51,7 +19,7 @@ function api(queries: QueueQuery[]): Api {
     queue: async (q: QueueQuery): Promise<QueueView> => {
       queries.push(q);
       const shown = q.escalatedOnly ? items.filter((i) => i.escalatedAt) : items;
-      return { items: shown, totalMatching: shown.length, totalPending: items.length, byProvider: [], byDomain: [], lastSyncAt: null };
+      return queueView(shown, items.length);
     },
     detail: vi.fn(async () => new Promise(() => {})),
     approve: vi.fn(),
@@ -72,10 +40,7 @@ describe('escalated requests in the queue list', () => {
     it(`marks the escalated row with text and filters on it (${lang})`, async () => {
       setLanguageOverride(lang);
       const queries: QueueQuery[] = [];
-      mounted = mount(Reviewer, {
-        target: document.body,
-        props: { api: api(queries), status: null, now: new Date(), onsettings: () => {}, onsignout: () => {} },
-      });
+      mountReviewer(api(queries));
       await vi.waitFor(() => expect(all('queue-row').length).toBe(2), { timeout: 2000 });
       flushSync();
       const [a, b] = all('queue-row');

@@ -2,48 +2,16 @@
 // Issue 17: the queue and the detail say which user flow a request came through, and an
 // external tenant's request says what approval does there (nothing in the directory; the
 // person finishes signing up), in the approver's language.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import Reviewer from './Reviewer.svelte';
+import { flushSync } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import { CATALOGUES, setLanguageOverride } from '../lib/i18n';
 import type { Api } from '../lib/api';
-import type { QueueItem, QueueView, RequestDetail } from '../lib/types';
+import type { QueueItem, RequestDetail } from '../lib/types';
+import { allByTestId as all, byTestId as $, mountReviewer } from '../test/dom';
+import { queueItem, queueView } from '../test/fixtures';
 
-globalThis.ResizeObserver ??= class {
-  observe() {}
-  unobserve() {}
-  disconnect() {}
-} as unknown as typeof ResizeObserver;
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-  setLanguageOverride(null);
-});
-
-const all = (id: string) => Array.from(document.querySelectorAll(`[data-testid="${id}"]`)) as HTMLElement[];
-const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
-
-const item = (id: string, name: string, flow?: 'external' | 'workforce', identityProvider = 'mail'): QueueItem => ({
-  id,
-  displayName: name,
-  email: `${id}@x.example`,
-  emailDomain: 'x.example',
-  company: null,
-  identityProvider,
-  ...(flow ? { flow } : {}),
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
-  outboxState: null,
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-});
+const item = (id: string, name: string, flow?: 'external' | 'workforce', identityProvider = 'mail'): QueueItem =>
+  queueItem(id, name, { identityProvider, ...(flow ? { flow } : {}) });
 
 /** An external tenant's request as the reviewer builds it; `identity` and `rows` as given. */
 type Shown = { identity?: Record<string, unknown>; rows?: unknown[]; provider?: string };
@@ -80,14 +48,7 @@ function api(shown: Shown = {}): Api {
       invitation: null,
     }) as unknown as RequestDetail;
   return {
-    queue: async (): Promise<QueueView> => ({
-      items,
-      totalMatching: items.length,
-      totalPending: items.length,
-      byProvider: [],
-      byDomain: [],
-      lastSyncAt: null,
-    }),
+    queue: async () => queueView(items),
     detail,
     approve: vi.fn(),
     undo: vi.fn(),
@@ -106,10 +67,7 @@ describe('the user flow in the queue and the detail', () => {
   ] as const) {
     it(`shows the flow badge and the external plan sentence (${lang})`, async () => {
       setLanguageOverride(lang);
-      mounted = mount(Reviewer, {
-        target: document.body,
-        props: { api: api(), status: null, now: new Date(), onsettings: () => {}, onsignout: () => {} },
-      });
+      mountReviewer(api());
       await vi.waitFor(() => expect(all('queue-row-flow').length).toBe(2), { timeout: 2000 });
       flushSync();
       const [e, w] = all('queue-row-flow');
@@ -137,10 +95,7 @@ describe('an external tenant\'s local e-mail account in the detail', () => {
   });
   const rows = [row('displayName', 'Linnéa Öberg'), row('city', 'Umeå')];
   const mountWith = async (shown: Shown) => {
-    mounted = mount(Reviewer, {
-      target: document.body,
-      props: { api: api(shown), status: null, now: new Date(), onsettings: () => {}, onsignout: () => {} },
-    });
+    mountReviewer(api(shown));
     await vi.waitFor(() => expect($('detail-provider')).not.toBeNull(), { timeout: 2000 });
     flushSync();
   };

@@ -2,40 +2,20 @@
 // Grants on approval (issue 14 §1) on screen: the "If you approve" sentence names the group,
 // the app role and the sponsor, and an approval whose account exists but a grant was refused
 // shows "Account created · 1 of 3 grants failed" with Retry, in the UI's language.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it } from 'vitest';
-import Detail from './Detail.svelte';
+import { describe, expect, it } from 'vitest';
 import { setLanguageOverride } from '../lib/i18n';
 import type { IfApprovedFacts, QueueItem, RequestDetail } from '../lib/types';
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-  setLanguageOverride(null);
-});
+import { mountDetail, unmountShown } from '../test/dom';
+import { queueItem } from '../test/fixtures';
 
 const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
 const text = (id: string) => ($(id)?.textContent ?? '').replace(/\s+/g, ' ').trim();
 
-const item: QueueItem = {
-  id: 'r1',
-  displayName: 'Linnéa Öberg',
+const item: QueueItem = queueItem('r1', 'Linnéa Öberg', {
   email: 'linnea@fabrikam.com',
   emailDomain: 'fabrikam.com',
-  company: null,
-  identityProvider: 'google.com',
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
   outboxState: 'failed',
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-};
+});
 
 const facts: IfApprovedFacts = {
   kind: 'userCreated',
@@ -89,27 +69,7 @@ const detail = (failedGrants: boolean) =>
     invitation: null,
   }) as unknown as RequestDetail;
 
-function show(d: RequestDetail) {
-  mounted = mount(Detail, {
-    target: document.body,
-    props: {
-      detail: d,
-      item,
-      now: new Date('2026-01-01T01:00:00Z'),
-      busy: false,
-      approveText: 'a',
-      denyText: 'd',
-      history: null,
-      historyOpen: false,
-      historyError: null,
-      onapprove: () => {},
-      ondeny: () => {},
-      onretry: () => {},
-      ontogglehistory: () => {},
-    },
-  });
-  flushSync();
-}
+const show = (d: RequestDetail) => mountDetail(d, item);
 
 describe('grants in the detail', () => {
   it('the plan sentence names group, app role and sponsor', () => {
@@ -129,8 +89,7 @@ describe('grants in the detail', () => {
     );
     expect($('partial-state')).toBeNull();
     expect($('retry-button')).not.toBeNull();
-    unmount(mounted!);
-    mounted = null;
+    unmountShown();
     setLanguageOverride('sv');
     show(detail(true));
     expect(text('partial-grants')).toContain('Kontot skapat · 1 av 3 behörigheter misslyckades');

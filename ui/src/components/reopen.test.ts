@@ -3,27 +3,14 @@
 // opens a denial from "Done today", its history offers Reopen, the dialog says what it means and
 // wants a reason, Enter sends it with the version seen; errors show as remedies; offline it
 // says a reopen needs the network; an approver without the Admin role never sees the action.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import Reviewer from './Reviewer.svelte';
+import { flushSync } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import type { Api } from '../lib/api';
-import type { ApprovalRequest, AppStatus, OutboxItem, QueueView, RequestDetail } from '../lib/types';
+import type { ApprovalRequest, AppStatus, OutboxItem, RequestDetail } from '../lib/types';
 import { canReopen, decidedRow, isAdmin } from '../lib/reopen.svelte';
+import { byTestId as $, mountReviewer } from '../test/dom';
+import { queueView } from '../test/fixtures';
 
-globalThis.ResizeObserver ??= class {
-  observe() {}
-  unobserve() {}
-  disconnect() {}
-} as unknown as typeof ResizeObserver;
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-});
-
-const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
 const now = new Date();
 
 const denial: OutboxItem = {
@@ -88,7 +75,7 @@ function status(roles: string[], online = true): AppStatus {
 function fakeApi() {
   const reopen = vi.fn(async (_id: string, _version: number, _reason: string) => request('pending', 4));
   const queue = vi.fn(
-    async (): Promise<QueueView> => ({ items: [], totalMatching: 0, totalPending: 0, byProvider: [], byDomain: [], lastSyncAt: null }),
+    async () => queueView([]),
   );
   const api = {
     queue,
@@ -104,10 +91,7 @@ function fakeApi() {
 
 async function openDenial(roles: string[], online = true) {
   const f = fakeApi();
-  mounted = mount(Reviewer, {
-    target: document.body,
-    props: { api: f.api, status: status(roles, online), now, onsettings: () => {}, onsignout: () => {} },
-  });
+  mountReviewer(f.api, status(roles, online), now);
   await vi.waitFor(() => expect($('done-today-button')).not.toBeNull());
   $('done-today-button')!.click();
   flushSync();

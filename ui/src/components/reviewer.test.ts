@@ -3,27 +3,13 @@
 // while the next person's detail appears is ignored, key auto-repeat never decides), the button
 // names whom it approves, a bulk decision above the threshold asks once, and the toast offers
 // Undo while the decision waits.
-import { flushSync, mount, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import Reviewer from './Reviewer.svelte';
+import { flushSync } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import type { Api } from '../lib/api';
-import type { DecisionOutcome, QueueItem, QueueView, RequestDetail } from '../lib/types';
+import type { DecisionOutcome, QueueItem } from '../lib/types';
+import { byTestId as $, mountReviewer } from '../test/dom';
+import { pendingDetail, queueItem, queueView } from '../test/fixtures';
 
-// jsdom has no layout: the virtual list's ResizeObserver observes nothing.
-globalThis.ResizeObserver ??= class {
-  observe() {}
-  unobserve() {}
-  disconnect() {}
-} as unknown as typeof ResizeObserver;
-
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-});
-
-const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLElement | null;
 const press = (k: string, init: KeyboardEventInit = {}) => {
   window.dispatchEvent(new KeyboardEvent('keydown', { key: k, bubbles: true, cancelable: true, ...init }));
   flushSync();
@@ -31,23 +17,7 @@ const press = (k: string, init: KeyboardEventInit = {}) => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const people = ['Linnéa Öberg', 'Karin Åkesson', 'Göran Nyström', 'Ada One', 'Ada Two', 'Ada Three', 'Ada Four'];
-const item = (n: number): QueueItem => ({
-  id: `r${n}`,
-  displayName: people[n],
-  email: `p${n}@x.example`,
-  emailDomain: 'x.example',
-  company: null,
-  identityProvider: 'google.com',
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
-  outboxState: null,
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-});
+const item = (n: number): QueueItem => queueItem(`r${n}`, people[n], { email: `p${n}@x.example` });
 
 function fakeApi(count = 3) {
   let items = Array.from({ length: count }, (_, n) => item(n));
@@ -67,31 +37,9 @@ function fakeApi(count = 3) {
     }));
   });
   const undo = vi.fn(async (ids: string[]) => ids.map((id) => ({ id, undone: true, state: null })));
-  const detail = async (id: string) =>
-    ({
-      request: { id, state: { status: 'pending' }, claims: {} },
-      rows: [],
-      identity: { provider: 'google.com', label: 'Google', issuer: 'google.com', issuerAssignedId: 'x', signInType: 'federated' },
-      plan: { kind: 'userCreated', lookups: [], writes: [], skipped: [] },
-      planError: null,
-      skipped: [],
-      directory: { checked: true, matches: [], error: null },
-      risks: [],
-      outbox: null,
-      ifApproved: 'Creates guest',
-      sponsor: null,
-      reason: null,
-      invitation: null,
-    }) as unknown as RequestDetail;
+  const detail = async (id: string) => pendingDetail(id);
   const api = {
-    queue: async (): Promise<QueueView> => ({
-      items,
-      totalMatching: items.length,
-      totalPending: items.length,
-      byProvider: [],
-      byDomain: [],
-      lastSyncAt: null,
-    }),
+    queue: async () => queueView(items),
     detail,
     approve,
     undo,
@@ -105,10 +53,7 @@ function fakeApi(count = 3) {
 
 async function open(count = 3) {
   const f = fakeApi(count);
-  mounted = mount(Reviewer, {
-    target: document.body,
-    props: { api: f.api, status: null, now: new Date(), onsettings: () => {}, onsignout: () => {} },
-  });
+  mountReviewer(f.api);
   await vi.waitFor(() => expect($('approve-button')).not.toBeNull(), { timeout: 2000 });
   return f;
 }

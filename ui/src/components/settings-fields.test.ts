@@ -3,21 +3,15 @@
 // own message (what is wrong, then how to fix it) tied to the input with `aria-describedby` and
 // `aria-invalid`, in the UI's language; the app's own `settings.invalid` answer lands on its field.
 // Mounted for real (SettingsForm.svelte).
-import { flushSync, mount, tick, unmount } from 'svelte';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { flushSync, tick } from 'svelte';
+import { describe, expect, it, vi } from 'vitest';
 import SettingsForm from './SettingsForm.svelte';
 import { setLanguageOverride } from '../lib/i18n';
 import { checkSettings, fieldOfError } from '../lib/settings-check';
 import type { Settings } from '../lib/types';
 import type { AppError } from '../lib/format';
+import { mountInBody } from '../test/dom';
 
-let mounted: Record<string, unknown> | null = null;
-afterEach(() => {
-  if (mounted) unmount(mounted);
-  mounted = null;
-  document.body.innerHTML = '';
-  setLanguageOverride(null);
-});
 const $ = (id: string) => document.querySelector(`[data-testid="${id}"]`) as HTMLInputElement | null;
 const settle = async () => {
   for (let i = 0; i < 5; i++) await tick();
@@ -50,8 +44,7 @@ const good: Settings = {
 };
 
 function open(onsave: (s: Settings) => Promise<AppError | null>, initial: Settings = good) {
-  mounted = mount(SettingsForm, { target: document.body, props: { initial, onsave, oncancel: () => {} } });
-  flushSync();
+  mountInBody(SettingsForm, { initial, onsave, oncancel: () => {} });
 }
 
 /** The error element an input is described by, and its text. */

@@ -1,24 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { emptyPages, indexOfId, itemAt, missingPages, withPage } from './paging';
 import type { QueueItem } from './types';
+import { queueItem } from '../test/fixtures';
 
-const item = (i: number): QueueItem => ({
-  id: `id-${i}`,
-  displayName: `User ${i}`,
-  email: `u${i}@example.com`,
-  emailDomain: 'example.com',
-  company: null,
-  identityProvider: 'facebook.com',
-  createdAt: '2025-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
-  outboxState: null,
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-});
+const item = (i: number): QueueItem =>
+  queueItem(`id-${i}`, `User ${i}`, {
+    email: `u${i}@example.com`,
+    emailDomain: 'example.com',
+    identityProvider: 'facebook.com',
+    createdAt: '2025-01-01T00:00:00Z',
+  });
 const page = (n: number, size: number, total: number) =>
   Array.from({ length: Math.min(size, total - n * size) }, (_, i) => item(n * size + i));
 

@@ -12,24 +12,9 @@ import { DecisionGuard, DETAIL_DEBOUNCE_MS, DetailState } from './detail.svelte'
 import { Toasts, toastMs } from './toasts.svelte';
 import { DECISION_GUARD_MS } from './decisions';
 import { PAGE_SIZE } from './filters';
+import { queueItem } from '../test/fixtures';
 
-const item = (n: number, name = `Person ${n}`): QueueItem => ({
-  id: `r${n}`,
-  displayName: name,
-  email: `p${n}@x.example`,
-  emailDomain: 'x.example',
-  company: null,
-  identityProvider: 'google.com',
-  createdAt: '2026-01-01T00:00:00Z',
-  ageHours: 1,
-  attempts: 1,
-  version: 1,
-  outboxState: null,
-  freeMail: false,
-  samePerson: 1,
-  personAttempts: 1,
-  personProviders: 1,
-});
+const item = (n: number, name = `Person ${n}`): QueueItem => queueItem(`r${n}`, name, { email: `p${n}@x.example` });
 
 /** A queue of `count` requests; `search` filters by name. Every query is recorded. */
 function fakeQueue(count: number) {

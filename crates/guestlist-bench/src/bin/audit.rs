@@ -10,92 +10,28 @@
 //! Prints `audit_export <run> hwm_kb=… base_kb=… rows=… mb=… ms=…` per run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use axum::Json;
-use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use guestlist_devtenant::defaults;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::traits::PublicKeyParts;
-use serde_json::json;
+use guestlist_bench::server::{
+    Issuer, ServerProcess, Subject, free_port, start_logged, status_kb, write_server_config,
+};
 
 const DECISIONS: u64 = 1_000_000;
 
-/// Kills the server child when dropped.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `field` (e.g. `VmHWM:`) of `/proc/<pid>/status`, in kB.
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or_default()
-}
-
 /// Starts an issuer on 127.0.0.1 and returns its URL and an Auditor token it signed.
 async fn issuer_and_token() -> anyhow::Result<(String, String)> {
-    let private = rsa::PrivateKey::new(&mut rand::rngs::SysRng, 2048)?;
-    let pem = private.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?;
-    let key = EncodingKey::from_rsa_pem(pem.as_bytes())?;
-    let kid = "audit-bench-key";
-    let jwks = json!({"keys": [{
-        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-        "n": URL_SAFE_NO_PAD.encode(private.n_bytes()),
-        "e": URL_SAFE_NO_PAD.encode(private.e_bytes()),
-    }]});
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}/audit/v2.0");
-    let discovery = json!({"issuer": url, "jwks_uri": format!("http://{addr}/audit/keys")});
-    let app = axum::Router::new()
-        .route(
-            "/audit/v2.0/.well-known/openid-configuration",
-            get(move || {
-                let d = discovery.clone();
-                async move { Json(d) }
-            }),
-        )
-        .route(
-            "/audit/keys",
-            get(move || {
-                let j = jwks.clone();
-                async move { Json(j) }
-            }),
-        );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let claims = json!({
-        "iss": url, "aud": defaults::API_APP_ID_URI, "exp": t + 7200, "nbf": t - 60,
-        "iat": t - 60, "oid": "00000000-0000-4000-8000-00000000a0d1", "sub": "auditor",
-        "name": "Auditor", "preferred_username": "auditor@contoso.onmicrosoft.com",
-        "roles": ["Auditor"], "scp": defaults::API_SCOPE,
-        "azp": defaults::DESKTOP_CLIENT_ID, "tid": defaults::TENANT_ID, "ver": "2.0",
-    });
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some(kid.to_owned());
-    Ok((url, jsonwebtoken::encode(&h, &claims, &key)?))
+    let issuer = Issuer::start("audit", "audit-bench-key", Duration::ZERO).await?;
+    let auditor = Subject {
+        oid: "00000000-0000-4000-8000-00000000a0d1",
+        sub: "auditor",
+        name: "Auditor",
+        username: "auditor@contoso.onmicrosoft.com",
+        role: "Auditor",
+    };
+    let token = issuer.token(&auditor, &issuer.kid)?;
+    Ok((issuer.url, token))
 }
 
 /// A fresh database with [`DECISIONS`] approvals in `history`.
@@ -128,42 +64,18 @@ async fn start_server(
     dir: &Path,
     issuer: &str,
 ) -> anyhow::Result<(ServerProcess, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = dir.join("audit-server.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase = {:?}\n\n[approver_auth]\nissuer = {issuer:?}\naudiences = [{:?}, {:?}]\n",
-            db.display().to_string(),
-            defaults::API_CLIENT_ID,
-            defaults::API_APP_ID_URI
-        ),
-    )?;
-    let log = std::fs::File::create(dir.join("audit-server.log"))?;
-    let child = Command::new(bin)
-        .arg("--config")
+    let port = free_port()?;
+    let config = write_server_config(dir, "audit-server", port, db, issuer)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
         .arg(&config)
         .env("GUESTLIST_CONNECTOR_USERNAME", "entra")
         .env(
             "GUESTLIST_CONNECTOR_PASSWORD",
             "audit-bench-connector-secret-1c9e",
         )
-        .env("GUESTLIST_ADMIN_LISTEN", "off")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let server = ServerProcess(child);
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return Ok((server, base));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("guestlist-server did not start (see audit-server.log)")
+        .env("GUESTLIST_ADMIN_LISTEN", "off");
+    start_logged(cmd, bin, dir, "audit-server", port).await
 }
 
 #[tokio::main]

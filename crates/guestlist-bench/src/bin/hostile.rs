@@ -30,22 +30,18 @@
 //! `hostile_rss RUN kb=… calm_kb=… streams=…`, `hostile_jwks RUN fetches=… requests=… unauthorized=…` (answered 401).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use axum::Json;
-use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
+use guestlist_bench::server::{
+    Issuer, ServerProcess, Subject, free_port, start_logged, status_kb, write_server_config,
+};
 use guestlist_devtenant::defaults;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngExt as _;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::traits::PublicKeyParts;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -63,108 +59,19 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Kills the server child when dropped.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `field` (e.g. `VmRSS:`) of `/proc/<pid>/status`, in kB.
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or_default()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-/// An issuer on 127.0.0.1: discovery document and JWKS, counting JWKS fetches.
-struct Issuer {
-    url: String,
-    key: EncodingKey,
-    kid: String,
-    fetches: Arc<AtomicU64>,
-}
-
-impl Issuer {
-    async fn start() -> anyhow::Result<Issuer> {
-        let private = rsa::PrivateKey::new(&mut rand::rngs::SysRng, 2048)?;
-        let pem = private.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?;
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes())?;
-        let kid = "hostile-bench-key".to_owned();
-        let jwks = json!({"keys": [{
-            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-            "n": URL_SAFE_NO_PAD.encode(private.n_bytes()),
-            "e": URL_SAFE_NO_PAD.encode(private.e_bytes()),
-        }]});
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let url = format!("http://{addr}/hostile/v2.0");
-        let discovery = json!({"issuer": url, "jwks_uri": format!("http://{addr}/hostile/keys")});
-        let fetches = Arc::new(AtomicU64::new(0));
-        let counter = fetches.clone();
-        let jwks_delay = Duration::from_millis(knob("BENCH_HOSTILE_JWKS_DELAY_MS", 50));
-        let app = axum::Router::new()
-            .route(
-                "/hostile/v2.0/.well-known/openid-configuration",
-                get(move || {
-                    let d = discovery.clone();
-                    async move { Json(d) }
-                }),
-            )
-            .route(
-                "/hostile/keys",
-                get(move || {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    let j = jwks.clone();
-                    async move {
-                        // A real issuer is a network round trip away.
-                        tokio::time::sleep(jwks_delay).await;
-                        Json(j)
-                    }
-                }),
-            );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Issuer {
-            url,
-            key,
-            kid,
-            fetches,
-        })
-    }
-
-    /// An approver token for approver number `i` (its own `oid`/`sub`), naming `kid`.
-    fn token(&self, i: u64, kid: &str) -> anyhow::Result<String> {
-        let t = now();
-        let oid = format!("00000000-0000-4000-8000-{i:012x}");
-        let claims = json!({
-            "iss": self.url, "aud": defaults::API_APP_ID_URI, "exp": t + 7200, "nbf": t - 60,
-            "iat": t - 60, "oid": oid, "sub": oid, "name": format!("Approver {i}"),
-            "preferred_username": format!("approver{i}@contoso.onmicrosoft.com"),
-            "roles": [defaults::APPROVER_ROLE], "scp": defaults::API_SCOPE,
-            "azp": defaults::DESKTOP_CLIENT_ID, "tid": defaults::TENANT_ID, "ver": "2.0",
-        });
-        let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some(kid.to_owned());
-        Ok(jsonwebtoken::encode(&h, &claims, &self.key)?)
-    }
+/// An approver token for approver number `i` (its own `oid`/`sub`), naming `kid`.
+fn approver_token(issuer: &Issuer, i: u64, kid: &str) -> anyhow::Result<String> {
+    let oid = format!("00000000-0000-4000-8000-{i:012x}");
+    issuer.token(
+        &Subject {
+            oid: &oid,
+            sub: &oid,
+            name: &format!("Approver {i}"),
+            username: &format!("approver{i}@contoso.onmicrosoft.com"),
+            role: defaults::APPROVER_ROLE,
+        },
+        kid,
+    )
 }
 
 async fn start_server(
@@ -173,43 +80,19 @@ async fn start_server(
     dir: &Path,
     issuer: &str,
 ) -> anyhow::Result<(ServerProcess, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = dir.join("hostile-server.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase = {:?}\n\n[approver_auth]\nissuer = {issuer:?}\naudiences = [{:?}, {:?}]\n",
-            db.display().to_string(),
-            defaults::API_CLIENT_ID,
-            defaults::API_APP_ID_URI
-        ),
-    )?;
+    let port = free_port()?;
+    let config = write_server_config(dir, "hostile-server", port, db, issuer)?;
     let nofile = knob("BENCH_HOSTILE_NOFILE", 1024);
-    let log = std::fs::File::create(dir.join("hostile-server.log"))?;
     // The soft limit as most hosts set it; the hard limit stays as it is.
-    let child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg("ulimit -Sn \"$1\" 2>/dev/null; exec \"$0\" --config \"$2\"")
         .arg(bin)
         .arg(nofile.to_string())
         .arg(&config)
         .env("GUESTLIST_CONNECTOR_USERNAME", USER)
-        .env("GUESTLIST_CONNECTOR_PASSWORD", PASS)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let server = ServerProcess(child);
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return Ok((server, base));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("guestlist-server did not start (see hostile-server.log)")
+        .env("GUESTLIST_CONNECTOR_PASSWORD", PASS);
+    start_logged(cmd, bin, dir, "hostile-server", port).await
 }
 
 /// Latencies and counts of one check-status load phase.
@@ -371,7 +254,7 @@ async fn open_streams(
         .collect::<Result<_, _>>()?;
     let url = format!("{base}/api/events");
     let tokens: Vec<String> = (0..n)
-        .map(|i| issuer.token(i, &issuer.kid))
+        .map(|i| approver_token(issuer, i, &issuer.kid))
         .collect::<anyhow::Result<_>>()?;
     let mut open = Vec::new();
     let mut refused = 0;
@@ -472,7 +355,7 @@ async fn jwks_storm(base: &str, issuer: &Issuer, n: u64) -> anyhow::Result<(u64,
     let tokens: Vec<String> = (0..n)
         .map(|i| {
             let kid = format!("{:032x}", rand::rng().random::<u128>());
-            issuer.token(100_000 + i, &kid)
+            approver_token(issuer, 100_000 + i, &kid)
         })
         .collect::<anyhow::Result<_>>()?;
     let before = issuer.fetches.load(Ordering::SeqCst);
@@ -523,7 +406,8 @@ async fn main() -> anyhow::Result<()> {
     if !status.success() {
         bail!("bench-populate failed");
     }
-    let issuer = Issuer::start().await?;
+    let jwks_delay = Duration::from_millis(knob("BENCH_HOSTILE_JWKS_DELAY_MS", 50));
+    let issuer = Issuer::start("hostile", "hostile-bench-key", jwks_delay).await?;
 
     for run in 1..=runs {
         let (server, base) = start_server(&bin, &db, &work, &issuer.url).await?;

@@ -9,45 +9,18 @@
 //! server runs apart): `VmHWM` after the run and its growth over `VmRSS` before the sync.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
+use guestlist_bench::server::{ServerProcess, free_port, status_kb, wait_until_up};
 use guestlist_devtenant::{DevTenant, DevTenantConfig, defaults};
 use guestlist_reviewer::{MemoryStore, OpenOptions, Reviewer};
 use serde_json::json;
 
 const USER: &str = "entra";
 const PASS: &str = "bench-connector-secret";
-
-/// Kills the server child when dropped.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or_default()
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 async fn start_server(
     bin: &Path,
@@ -76,15 +49,7 @@ async fn start_server(
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let server = ServerProcess(child);
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return Ok((server, base));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("guestlist-server did not start")
+    wait_until_up(ServerProcess(child), port, None).await
 }
 
 #[tokio::main]
@@ -122,11 +87,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
         guestlist_bench::sign_in_as_ada(&r).await?;
-        let rss_before = status_kb("VmRSS:");
+        let rss_before = status_kb(std::process::id(), "VmRSS:");
         let t = Instant::now();
         let full = r.sync().await.map_err(|e| anyhow::anyhow!("sync: {e:?}"))?;
         let full_ms = t.elapsed().as_secs_f64() * 1000.0;
-        let hwm = status_kb("VmHWM:");
+        let hwm = status_kb(std::process::id(), "VmHWM:");
         println!(
             "reviewer_full {run} ms={full_ms:.1} fetched={} added={} rss_kb={hwm} rss_growth_kb={}",
             full.fetched,

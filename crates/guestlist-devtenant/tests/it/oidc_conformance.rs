@@ -56,6 +56,26 @@ async fn token_post(endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// The token endpoint's `authorization_code` grant for the desktop client: `code` with the PKCE
+/// `verifier` (none sent when `None`) and `redirect_uri`, and any `extra` form fields.
+async fn redeem_code(
+    endpoint: &str,
+    code: &str,
+    verifier: Option<&str>,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", d::DESKTOP_CLIENT_ID),
+        ("code", code),
+    ];
+    form.extend(verifier.map(|v| ("code_verifier", v)));
+    form.push(("redirect_uri", redirect_uri));
+    form.extend_from_slice(extra);
+    token_post(endpoint, &form).await
+}
+
 fn rp(issuer: &str, scopes: &[&str], refresh: Option<&[&str]>, user: &str) -> RpConfig {
     RpConfig {
         issuer: issuer.to_string(),

@@ -218,72 +218,92 @@ async fn parse_connector_call(
         .map_err(|e| json_error(StatusCode::BAD_REQUEST, e.code(), e.to_string()))
 }
 
-/// `POST /connectors/check-approval-status`: `Continue` when the user has no request,
-/// `ShowBlockPage` `…-APPROVAL-PENDING` / `…-DENIED` / `…-APPROVED` / `…-EXPIRED` otherwise.
-#[utoipa::path(post, path = "/connectors/check-approval-status", tag = "connectors",
-    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
-        example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
-    responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
-              (status = 400, description = "Malformed claims", body = ErrorBody),
-              (status = 401, description = "Bad Basic credentials", body = ErrorBody),
-              (status = 413, description = "Body over the limit", body = ErrorBody),
-              (status = 415, description = "Not JSON", body = ErrorBody),
-              (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
-    security(("basic" = [])))]
-pub async fn check_approval_status(
-    State(state): State<AppState>,
-    conn: Connection,
-    headers: HeaderMap,
+/// The two calls of the user flow's API connectors (CONTRACTS.md §1): the same claims in, the
+/// same kinds of answer out; only what the state does with the claims differs.
+#[derive(Clone, Copy)]
+enum UserFlowCall {
+    CheckStatus,
+    RequestApproval,
+}
+
+impl UserFlowCall {
+    fn endpoint(self) -> Endpoint {
+        match self {
+            UserFlowCall::CheckStatus => Endpoint::CheckApprovalStatus,
+            UserFlowCall::RequestApproval => Endpoint::RequestApproval,
+        }
+    }
+}
+
+/// Authenticates and parses a user-flow connector call, runs `call` on its claims and answers
+/// in the claims' `ui_locales`.
+async fn user_flow_call(
+    state: &AppState,
+    conn: &Connection,
+    headers: &HeaderMap,
     body: Body,
+    call: UserFlowCall,
 ) -> Response {
-    let claims = match parse_connector_call(&state, &conn, &headers, body).await {
+    let claims = match parse_connector_call(state, conn, headers, body).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    match state.check_status(&claims).await {
-        Ok(block) => connector_answer(
-            &state,
-            Endpoint::CheckApprovalStatus,
-            block,
-            claims.ui_locales.as_deref(),
-        ),
+    let answer = match call {
+        UserFlowCall::CheckStatus => state.check_status(&claims).await,
+        UserFlowCall::RequestApproval => state.request_approval(&claims).await,
+    };
+    match answer {
+        Ok(block) => connector_answer(state, call.endpoint(), block, claims.ui_locales.as_deref()),
         Err(e) => e.into_response(),
     }
 }
 
-/// `POST /connectors/request-approval`: stores the request and answers `ShowBlockPage`
-/// `…-APPROVAL-REQUESTED`; `Continue` when a policy rule auto-approves; `…-AUTO-DENIED` when one
-/// denies. Idempotent per identity key.
-#[utoipa::path(post, path = "/connectors/request-approval", tag = "connectors",
-    request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
-        example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
-    responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
-              (status = 400, description = "Malformed claims", body = ErrorBody),
-              (status = 401, description = "Bad Basic credentials", body = ErrorBody),
-              (status = 413, description = "Body over the limit", body = ErrorBody),
-              (status = 415, description = "Not JSON", body = ErrorBody),
-              (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
-    security(("basic" = [])))]
-pub async fn request_approval(
-    State(state): State<AppState>,
-    conn: Connection,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let claims = match parse_connector_call(&state, &conn, &headers, body).await {
-        Ok(c) => c,
-        Err(r) => return r,
+/// `#[utoipa::path]` of a user-flow connector endpoint at `$path` (both take the claims of
+/// CONTRACTS.md §1 and answer alike), put on the handler `$handler`.
+macro_rules! user_flow_endpoint {
+    ($path:tt, $handler:item) => {
+        #[utoipa::path(post, path = $path, tag = "connectors",
+            request_body(content = ConnectorClaims, description = "Claims sent by the user flow (CONTRACTS.md §1)",
+                example = json!({"email": "ana@fabrikam.com", "displayName": "Ana Silva", "identities": [{"signInType": "federated", "issuer": "google.com", "issuerAssignedId": "1170"}], "ui_locales": "en-US"})),
+            responses((status = 200, description = "Continue or ShowBlockPage", body = ConnectorAnswer),
+                      (status = 400, description = "Malformed claims", body = ErrorBody),
+                      (status = 401, description = "Bad Basic credentials", body = ErrorBody),
+                      (status = 413, description = "Body over the limit", body = ErrorBody),
+                      (status = 415, description = "Not JSON", body = ErrorBody),
+                      (status = 429, description = "Too many failed attempts from this address", body = ErrorBody)),
+            security(("basic" = [])))]
+        $handler
     };
-    match state.request_approval(&claims).await {
-        Ok(block) => connector_answer(
-            &state,
-            Endpoint::RequestApproval,
-            block,
-            claims.ui_locales.as_deref(),
-        ),
-        Err(e) => e.into_response(),
-    }
 }
+
+user_flow_endpoint!(
+    "/connectors/check-approval-status",
+    /// `POST /connectors/check-approval-status`: `Continue` when the user has no request,
+    /// `ShowBlockPage` `…-APPROVAL-PENDING` / `…-DENIED` / `…-APPROVED` / `…-EXPIRED` otherwise.
+    pub async fn check_approval_status(
+        State(state): State<AppState>,
+        conn: Connection,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        user_flow_call(&state, &conn, &headers, body, UserFlowCall::CheckStatus).await
+    }
+);
+
+user_flow_endpoint!(
+    "/connectors/request-approval",
+    /// `POST /connectors/request-approval`: stores the request and answers `ShowBlockPage`
+    /// `…-APPROVAL-REQUESTED`; `Continue` when a policy rule auto-approves; `…-AUTO-DENIED` when one
+    /// denies. Idempotent per identity key.
+    pub async fn request_approval(
+        State(state): State<AppState>,
+        conn: Connection,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        user_flow_call(&state, &conn, &headers, body, UserFlowCall::RequestApproval).await
+    }
+);
 
 async fn extension_call(
     state: &AppState,
@@ -348,58 +368,61 @@ async fn extension_call(
     (StatusCode::OK, Json(action.to_response(expected))).into_response()
 }
 
-/// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
-/// `showBlockPage` (with a `title`) for pending, denied and completed people,
-/// `setPrefillValues` for an approved person coming back ([`crate::routes::external`]), else
-/// `continueWithDefaultBehavior`.
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-start", tag = "extensions",
-    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
-        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionStart", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
-            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionStartCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
-                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
-                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
-                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
-                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
-    responses((status = 200, description = "One action", body = ExtensionResponse),
-              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
-              (status = 401, description = "Bad bearer token", body = ErrorBody),
-              (status = 403, description = "Token of another caller", body = ErrorBody),
-              (status = 413, description = "Body over the limit", body = ErrorBody),
-              (status = 415, description = "Not JSON", body = ErrorBody),
-              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
-    security(("extensionBearer" = [])))]
-pub async fn attribute_collection_start(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    extension_call(&state, &headers, body, ExtensionEvent::Start).await
+/// `#[utoipa::path]` of an External ID extension endpoint at `$path` (both take the event of
+/// CONTRACTS.md §2 and answer one action), its example an event of type `$event` with data
+/// `$data`, put on the handler `$handler`.
+macro_rules! extension_endpoint {
+    ($path:tt, $event:tt, $data:tt, $handler:item) => {
+        #[utoipa::path(post, path = $path, tag = "extensions",
+            request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
+                example = json!({"type": $event, "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
+                    "data": {"@odata.type": $data, "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
+                        "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
+                        "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
+                        "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
+                            "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
+            responses((status = 200, description = "One action", body = ExtensionResponse),
+                      (status = 400, description = "Malformed or wrong event", body = ErrorBody),
+                      (status = 401, description = "Bad bearer token", body = ErrorBody),
+                      (status = 403, description = "Token of another caller", body = ErrorBody),
+                      (status = 413, description = "Body over the limit", body = ErrorBody),
+                      (status = 415, description = "Not JSON", body = ErrorBody),
+                      (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
+            security(("extensionBearer" = [])))]
+        $handler
+    };
 }
 
-/// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
-/// the request-approval rules (a new request has flow `external`), answered as extension
-/// actions; an approved person coming back continues once and the request is completed
-/// ([`crate::routes::external`]).
-#[utoipa::path(post, path = "/connectors/external-id/attribute-collection-submit", tag = "extensions",
-    request_body(content = ExtensionRequest, description = "The event Entra sends (CONTRACTS.md §2)",
-        example = json!({"type": "microsoft.graph.authenticationEvent.attributeCollectionSubmit", "source": "/tenants/4a1e2d3c-5b6f-4789-9abc-def012345678/applications/9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f",
-            "data": {"@odata.type": "microsoft.graph.onAttributeCollectionSubmitCalloutData", "tenantId": "4a1e2d3c-5b6f-4789-9abc-def012345678",
-                "authenticationEventListenerId": "10000000-0000-0000-0000-000000000001", "customAuthenticationExtensionId": "10000000-0000-0000-0000-000000000002",
-                "authenticationContext": {"correlationId": "c0ffee00-0000-4000-8000-000000000001"},
-                "userSignUpInfo": {"attributes": {"email": {"@odata.type": "microsoft.graph.stringDirectoryAttributeValue", "value": "ana@fabrikam.com", "attributeType": "builtIn"}},
-                    "identities": [{"signInType": "email", "issuer": "contoso.onmicrosoft.com", "issuerAssignedId": "ana@fabrikam.com"}]}}})),
-    responses((status = 200, description = "One action", body = ExtensionResponse),
-              (status = 400, description = "Malformed or wrong event", body = ErrorBody),
-              (status = 401, description = "Bad bearer token", body = ErrorBody),
-              (status = 403, description = "Token of another caller", body = ErrorBody),
-              (status = 413, description = "Body over the limit", body = ErrorBody),
-              (status = 415, description = "Not JSON", body = ErrorBody),
-              (status = 503, description = "Token issuer not configured or unreachable", body = ErrorBody)),
-    security(("extensionBearer" = [])))]
-pub async fn attribute_collection_submit(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    extension_call(&state, &headers, body, ExtensionEvent::Submit).await
-}
+extension_endpoint!(
+    "/connectors/external-id/attribute-collection-start",
+    "microsoft.graph.authenticationEvent.attributeCollectionStart",
+    "microsoft.graph.onAttributeCollectionStartCalloutData",
+    /// `POST /connectors/external-id/attribute-collection-start` (`OnAttributeCollectionStart`):
+    /// `showBlockPage` (with a `title`) for pending, denied and completed people,
+    /// `setPrefillValues` for an approved person coming back ([`crate::routes::external`]), else
+    /// `continueWithDefaultBehavior`.
+    pub async fn attribute_collection_start(
+        State(state): State<AppState>,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        extension_call(&state, &headers, body, ExtensionEvent::Start).await
+    }
+);
+
+extension_endpoint!(
+    "/connectors/external-id/attribute-collection-submit",
+    "microsoft.graph.authenticationEvent.attributeCollectionSubmit",
+    "microsoft.graph.onAttributeCollectionSubmitCalloutData",
+    /// `POST /connectors/external-id/attribute-collection-submit` (`OnAttributeCollectionSubmit`):
+    /// the request-approval rules (a new request has flow `external`), answered as extension
+    /// actions; an approved person coming back continues once and the request is completed
+    /// ([`crate::routes::external`]).
+    pub async fn attribute_collection_submit(
+        State(state): State<AppState>,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        extension_call(&state, &headers, body, ExtensionEvent::Submit).await
+    }
+);

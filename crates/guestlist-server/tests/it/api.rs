@@ -24,19 +24,9 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::{self, PASS, USER, connector_fixture as fixture};
 
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
 const API_AUD: &str = "9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f";
-
-fn fixture(name: &str) -> Value {
-    let p = format!(
-        "{}/../../tests/fixtures/connector/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 /// An independent token issuer: an RSA key, `/.well-known/openid-configuration` and a JWKS.
 struct Issuer {
@@ -147,6 +137,34 @@ async fn start_with(
     };
     tweak(&mut config);
     common::spawn(config).await
+}
+
+/// A server whose approvers' tokens come from its own in-test [`Issuer`], with the default
+/// policy and its database in a temporary directory (kept while the `TempDir` lives): the issuer,
+/// the server, a client, the server's base URL and the directory.
+async fn served() -> (
+    Issuer,
+    RunningServer,
+    reqwest::Client,
+    String,
+    tempfile::TempDir,
+) {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
+    let base = s.base_url();
+    (issuer, s, reqwest::Client::new(), base, dir)
+}
+
+/// The connector's `request-approval` call with the seed's two sign-ups: a Facebook identity,
+/// then an Entra ID one.
+async fn request_seed_approvals(c: &reqwest::Client, base: &str) {
+    for name in [
+        "request-approval.request.facebook.json",
+        "request-approval.request.azuread.json",
+    ] {
+        connector(c, base, "request-approval", &fixture(name)).await;
+    }
 }
 
 async fn connector(c: &reqwest::Client, base: &str, which: &str, body: &Value) -> (u16, Value) {

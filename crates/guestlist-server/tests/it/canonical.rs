@@ -16,10 +16,7 @@ use guestlist_server::{Config, RunningServer};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::common;
-
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
+use crate::common::{self, PASS, USER};
 
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
     start_on(policy, common::database(db)).await

@@ -9,18 +9,7 @@ use guestlist_server::config::{ConnectorAuth, Secret};
 use guestlist_server::{Config, RunningServer};
 use serde_json::{Value, json};
 
-use crate::common;
-
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
-
-fn fixture(name: &str) -> Value {
-    let p = format!(
-        "{}/../../tests/fixtures/connector/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
+use crate::common::{self, PASS, USER, connector_fixture as fixture};
 
 async fn start(policy: Policy, db: &std::path::Path) -> RunningServer {
     common::spawn(Config {

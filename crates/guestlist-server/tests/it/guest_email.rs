@@ -20,11 +20,8 @@ use guestlist_server::RunningServer;
 use guestlist_server::guest_email::GuestEmailConfig;
 use serde_json::{Value, json};
 
-use crate::common;
 use crate::common::Issuer;
-
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
+use crate::common::{self, PASS, USER};
 
 /// An aiosmtpd SMTP server on 127.0.0.1:`port`, storing messages in the maildir `dir`.
 struct Receiver {

@@ -3,20 +3,22 @@
 //! (Admin only, audited without the e-mail), and the audit export (NDJSON and CSV, roles, time
 //! range, CSV formula guard).
 
+use guestlist_server::RunningServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::common::connector_fixture as fixture;
 use crate::common::*;
 
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
-
-fn fixture(name: &str) -> Value {
-    let p = format!(
-        "{}/../../tests/fixtures/connector/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+/// A server with the default config on a database in a temporary directory (kept while the
+/// `TempDir` lives): its issuer, the server, its base URL and a token of `approver-1`.
+async fn started() -> (Issuer, RunningServer, String, String, tempfile::TempDir) {
+    let issuer = Issuer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&issuer, &dir.path().join("g.db"), |_| {}).await;
+    let base = s.base_url();
+    let approver = issuer.token("approver-1");
+    (issuer, s, base, approver, dir)
 }
 
 /// A one-hour token of `oid` holding exactly `roles`.
@@ -129,11 +131,7 @@ async fn get_text(base: &str, token: &str, path: &str) -> (u16, String, String) 
 
 #[tokio::test]
 async fn reopen_makes_a_denial_pending_again_and_refuses_every_bad_call() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(&issuer, &dir.path().join("g.db"), |_| {}).await;
-    let base = s.base_url();
-    let approver = issuer.token("approver-1");
+    let (issuer, s, base, approver, _dir) = started().await;
     let admin = token(&issuer, "admin-1", &["Approver", "Admin"]);
     let email = "kim@partner.example";
     // The same person through two identity providers; denying one denies the other.
@@ -344,11 +342,7 @@ async fn reopen_makes_a_denial_pending_again_and_refuses_every_bad_call() {
 
 #[tokio::test]
 async fn audit_export_formats_roles_and_ranges() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(&issuer, &dir.path().join("g.db"), |_| {}).await;
-    let base = s.base_url();
-    let approver = issuer.token("approver-1");
+    let (issuer, s, base, approver, _dir) = started().await;
     let a = sign_up_via(&base, &approver, "sam@partner.example", "facebook.com").await;
     let b = sign_up_via(&base, &approver, "tom@partner.example", "facebook.com").await;
     decide(
@@ -421,11 +415,7 @@ async fn audit_export_formats_roles_and_ranges() {
 
 #[tokio::test]
 async fn access_export_holds_everything_for_the_person_and_is_audited_without_the_email() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(&issuer, &dir.path().join("g.db"), |_| {}).await;
-    let base = s.base_url();
-    let approver = issuer.token("approver-1");
+    let (issuer, s, base, approver, _dir) = started().await;
     let a = sign_up_via(
         &base,
         &approver,

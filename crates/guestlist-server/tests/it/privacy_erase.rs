@@ -17,11 +17,8 @@ use guestlist_server::retention::{Retention, RetentionConfig};
 use guestlist_server::store::audit::AuditAction;
 use serde_json::{Value, json};
 
-use crate::common;
+use crate::common::{self, PASS, USER};
 use crate::common::{Issuer, eventually, open_stream, read_until};
-
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
 
 fn unique() -> String {
     format!("{:016x}", rand::random::<u64>())

@@ -10,23 +10,12 @@
 
 use std::time::Duration;
 
-use crate::common;
+use crate::common::{self, PASS, USER, connector_fixture as fixture};
 use crate::common::{Issuer, read_until};
 use guestlist_core::policy::{Policy, RouteRule};
 use guestlist_server::RunningServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const USER: &str = "entra-user-flow";
-const PASS: &str = "correct horse battery staple";
-
-fn fixture(name: &str) -> Value {
-    let p = format!(
-        "{}/../../tests/fixtures/connector/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 fn route(name: &str, domain: &str, role: &str) -> RouteRule {
     RouteRule {
@@ -61,20 +50,32 @@ fn token(issuer: &Issuer, oid: &str, roles: &[&str]) -> String {
     issuer.sign(&c)
 }
 
-/// The connector's "request approval" call for `email` (a Facebook sign-up): the request id.
-async fn sign_up(s: &RunningServer, email: &str) -> String {
-    let mut body = fixture("request-approval.request.facebook.json");
+/// The connector call `which` (`request-approval`, `check-approval-status`) with the seed's
+/// Facebook sign-up `seed` made `email`'s: the answer (asserted 200).
+async fn connector_call(s: &RunningServer, which: &str, seed: &str, email: &str) -> Value {
+    let mut body = fixture(seed);
     body["email"] = json!(email);
     body["identities"][0]["issuerAssignedId"] = json!(format!("fb-{email}"));
     let r = reqwest::Client::new()
-        .post(format!("{}/connectors/request-approval", s.base_url()))
+        .post(format!("{}/connectors/{which}", s.base_url()))
         .basic_auth(USER, Some(PASS))
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// The connector's "request approval" call for `email` (a Facebook sign-up): the request id.
+async fn sign_up(s: &RunningServer, email: &str) -> String {
+    let v = connector_call(
+        s,
+        "request-approval",
+        "request-approval.request.facebook.json",
+        email,
+    )
+    .await;
     assert_eq!(v["code"], "GUESTLIST-APPROVAL-REQUESTED", "{v}");
     let admin = s.state.store.list(None, None, None, 500).await.unwrap();
     admin
@@ -139,6 +140,31 @@ fn approve(object_id: Option<&str>) -> Value {
     }
 }
 
+fn deny(reason: &str) -> Value {
+    json!({"decision": "deny", "reason": reason})
+}
+
+/// A decision that must be taken (200): the request as answered.
+async fn decided(s: &RunningServer, token: &str, id: &str, version: u64, body: Value) -> Value {
+    let (st, v) = decide(s, token, id, version, body).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+/// A decision that must be refused with `status` and the error `code`.
+async fn refused(
+    s: &RunningServer,
+    token: &str,
+    id: &str,
+    version: u64,
+    body: Value,
+    (status, code): (u16, &str),
+) {
+    let (st, v) = decide(s, token, id, version, body).await;
+    assert_eq!(st, status, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+}
+
 #[tokio::test]
 async fn a_routed_approver_sees_and_decides_only_the_requests_of_their_route() {
     let issuer = Issuer::start().await;
@@ -189,19 +215,16 @@ async fn a_routed_approver_sees_and_decides_only_the_requests_of_their_route() {
             assert_eq!(st, 403, "{path}: {v}");
             assert_eq!(v["error"]["code"], "decision.not_routed", "{v}");
         }
-        let (st, v) = decide(&s, t, id, 1, json!({"decision": "deny", "reason": "no"})).await;
-        assert_eq!(st, 403, "{v}");
-        assert_eq!(v["error"]["code"], "decision.not_routed");
-        let (st, v) = decide(
+        refused(&s, t, id, 1, deny("no"), (403, "decision.not_routed")).await;
+        refused(
             &s,
             t,
             id,
             1,
             approve(Some("00000000-0000-0000-0000-0000000000a1")),
+            (403, "decision.not_routed"),
         )
         .await;
-        assert_eq!(st, 403, "{v}");
-        assert_eq!(v["error"]["code"], "decision.not_routed");
     }
     // Nothing changed: both still pending at version 1.
     for id in [&a1, &b1] {
@@ -212,25 +235,9 @@ async fn a_routed_approver_sees_and_decides_only_the_requests_of_their_route() {
         );
     }
     // Inside the route: decided as usual; Admin decides any request.
-    let (st, v) = decide(
-        &s,
-        &partner,
-        &a1,
-        1,
-        json!({"decision": "deny", "reason": "no"}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    let (st, v) = decide(
-        &s,
-        &plain,
-        &b1,
-        1,
-        json!({"decision": "deny", "reason": "no"}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    let (st, v) = decide(
+    decided(&s, &partner, &a1, 1, deny("no")).await;
+    decided(&s, &plain, &b1, 1, deny("no")).await;
+    decided(
         &s,
         &admin,
         &a2,
@@ -238,7 +245,6 @@ async fn a_routed_approver_sees_and_decides_only_the_requests_of_their_route() {
         approve(Some("00000000-0000-0000-0000-0000000000a2")),
     )
     .await;
-    assert_eq!(st, 200, "{v}");
 
     // Events: replayed from the start and live, the partner's stream carries only the
     // partner's requests; the last event is routed, so seeing it proves the others were skipped.
@@ -288,14 +294,7 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
         (st.as_u16(), v["error"]["code"].as_str()),
         (403, Some("decision.not_routed"))
     );
-    let (st, _) = decide(
-        &s,
-        &fallback,
-        &id,
-        1,
-        json!({"decision": "deny", "reason": "late"}),
-    )
-    .await;
+    let (st, _) = decide(&s, &fallback, &id, 1, deny("late")).await;
     assert_eq!(st, 403);
     // Escalated by the job once the six seconds have passed (the stored `escalated_at`, waited
     // for, 36 s at most): listed (in SQL), readable, decidable; the unrouted request stays out
@@ -324,32 +323,19 @@ async fn an_escalated_request_is_also_seen_and_decided_by_the_fallback_role() {
     );
     let (st, _) = get(&s, &fallback, &format!("/api/requests/{id}")).await;
     assert_eq!(st, 200);
-    let (st, v) = decide(
-        &s,
-        &fallback,
-        &id,
-        1,
-        json!({"decision": "deny", "reason": "late"}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    let v = decided(&s, &fallback, &id, 1, deny("late")).await;
     assert_eq!(v["state"]["status"], "denied");
     s.shutdown().await;
 }
 
 async fn check_status(s: &RunningServer, email: &str) -> Value {
-    let mut body = fixture("check-status.request.facebook.json");
-    body["email"] = json!(email);
-    body["identities"][0]["issuerAssignedId"] = json!(format!("fb-{email}"));
-    let r = reqwest::Client::new()
-        .post(format!("{}/connectors/check-approval-status", s.base_url()))
-        .basic_auth(USER, Some(PASS))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    connector_call(
+        s,
+        "check-approval-status",
+        "check-status.request.facebook.json",
+        email,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -367,18 +353,16 @@ async fn a_two_approver_route_needs_two_distinct_approvals_and_any_denial_ends_i
     assert_eq!(r["approvals"], json!([]));
 
     // The first approval provisions nothing, so it carries no object id.
-    let (st, v) = decide(
+    refused(
         &s,
         &ada,
         &id,
         1,
         approve(Some("00000000-0000-0000-0000-00000000000a")),
+        (400, "decision.malformed"),
     )
     .await;
-    assert_eq!(st, 400, "{v}");
-    assert_eq!(v["error"]["code"], "decision.malformed");
-    let (st, first) = decide(&s, &ada, &id, 1, approve(None)).await;
-    assert_eq!(st, 200, "{first}");
+    let first = decided(&s, &ada, &id, 1, approve(None)).await;
     assert_eq!(first["state"]["status"], "pending");
     assert_eq!(first["version"], 2);
     assert_eq!(first["approvals"][0]["by"]["id"], "ada");
@@ -402,15 +386,27 @@ async fn a_two_approver_route_needs_two_distinct_approvals_and_any_denial_ends_i
         approve(Some("00000000-0000-0000-0000-00000000000a")),
         approve(None),
     ] {
-        let (st, v) = decide(&s, &ada, &id, 2, body).await;
-        assert_eq!(st, 403, "{v}");
-        assert_eq!(v["error"]["code"], "decision.second_approver_required");
+        refused(
+            &s,
+            &ada,
+            &id,
+            2,
+            body,
+            (403, "decision.second_approver_required"),
+        )
+        .await;
     }
     // The second approver's approval is the usual one: with the account's id.
-    let (st, v) = decide(&s, &grace, &id, 2, approve(None)).await;
-    assert_eq!(st, 400, "{v}");
-    assert_eq!(v["error"]["code"], "decision.object_id_required");
-    let (st, done) = decide(
+    refused(
+        &s,
+        &grace,
+        &id,
+        2,
+        approve(None),
+        (400, "decision.object_id_required"),
+    )
+    .await;
+    let done = decided(
         &s,
         &grace,
         &id,
@@ -418,7 +414,6 @@ async fn a_two_approver_route_needs_two_distinct_approvals_and_any_denial_ends_i
         approve(Some("00000000-0000-0000-0000-00000000000b")),
     )
     .await;
-    assert_eq!(st, 200, "{done}");
     assert_eq!(done["state"]["status"], "approved");
     assert_eq!(done["decidedBy"]["id"], "grace");
     assert_eq!(
@@ -428,17 +423,8 @@ async fn a_two_approver_route_needs_two_distinct_approvals_and_any_denial_ends_i
 
     // A denial after the first approval ends it.
     let other = sign_up(&s, "alex@fabrikam.com").await;
-    let (st, _) = decide(&s, &ada, &other, 1, approve(None)).await;
-    assert_eq!(st, 200);
-    let (st, v) = decide(
-        &s,
-        &ada,
-        &other,
-        2,
-        json!({"decision": "deny", "reason": "on reflection"}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
+    decided(&s, &ada, &other, 1, approve(None)).await;
+    let v = decided(&s, &ada, &other, 2, deny("on reflection")).await;
     assert_eq!(v["state"]["status"], "denied");
     let (st, v) = decide(
         &s,

@@ -17,6 +17,7 @@
 use guestlist_core::connector::Claims;
 use guestlist_core::model::{Actor, Decision, Event};
 use guestlist_core::policy::Policy;
+use guestlist_server::RunningServer;
 use guestlist_server::store::reopen::ReopenOutcome;
 use guestlist_server::store::{ExportCursor, Store};
 use serde_json::{Value, json};
@@ -57,6 +58,54 @@ async fn ask(store: &Store, c: &Claims, at: OffsetDateTime) -> Event {
         .expect("a new request is stored")
 }
 
+/// `GET /api/requests` as `token`, searching for `q` when given: the page (asserted 200).
+async fn list_requests(s: &RunningServer, token: &str, q: Option<&str>) -> Value {
+    let mut req = reqwest::Client::new()
+        .get(format!("{}/api/requests", s.base_url()))
+        .bearer_auth(token);
+    if let Some(q) = q {
+        req = req.query(&[("q", q)]);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "q={q:?}: {page}");
+    page
+}
+
+/// Denies request `id` (at version 1) with `reason` over the approver API as `token`, under
+/// `Idempotency-Key: key`: the status and the answer's body.
+async fn deny_over_api(
+    s: &RunningServer,
+    token: &str,
+    id: &str,
+    key: &str,
+    reason: &str,
+) -> (reqwest::StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/requests/{id}/decision", s.base_url()))
+        .bearer_auth(token)
+        .header("if-match", "\"1\"")
+        .header("idempotency-key", key)
+        .json(&json!({"decision": "deny", "reason": reason}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Denies `id` in the store as the policy actor at `at`.
+async fn deny_at(store: &Store, id: uuid::Uuid, at: OffsetDateTime) {
+    let deny = Decision::Deny {
+        reason: "no".into(),
+    };
+    store
+        .decide(id, &deny, &actor(), None, None, at)
+        .await
+        .unwrap();
+}
+
 /// `GET /api/requests?q=` with a backslash: it is a character like any other (SQLite's `LIKE`
 /// has no escape character). PostgreSQL's `LIKE` took `\` as its escape: `ann\lee` found
 /// nothing (`\l` is `l`), and a search ending in `\` failed with 500 `store.failure`
@@ -76,26 +125,16 @@ async fn a_search_with_a_backslash_matches_the_backslash() {
             .await
             .unwrap();
     }
-    let client = reqwest::Client::new();
-    let search = |q: &'static str| {
-        let req = client
-            .get(format!("{}/api/requests", s.base_url()))
-            .query(&[("q", q)])
-            .bearer_auth(&token);
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            let body: Value = r.json().await.unwrap();
-            assert_eq!(status, 200, "q={q:?}: {body}");
-            let mut emails: Vec<String> = body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["key"]["email"].as_str().unwrap().to_owned())
-                .collect();
-            emails.sort();
-            emails
-        }
+    let search = async |q: &str| {
+        let body = list_requests(&s, &token, Some(q)).await;
+        let mut emails: Vec<String> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"]["email"].as_str().unwrap().to_owned())
+            .collect();
+        emails.sort();
+        emails
     };
     assert_eq!(search(r"ann\lee").await, ["ann@fabrikam.example"]);
     assert_eq!(search(r"ann\").await, ["ann@fabrikam.example"]);
@@ -116,21 +155,8 @@ async fn a_search_with_a_backslash_matches_the_backslash() {
 async fn the_audit_export_does_not_read_a_finished_source_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open_store(&dir.path().join("g.db")).await;
-    let deny = Decision::Deny {
-        reason: "no".into(),
-    };
     let first = ask(&store, &guest("p0@x.example", "google.com", "P0"), t0()).await;
-    store
-        .decide(
-            first.request_id,
-            &deny,
-            &actor(),
-            None,
-            None,
-            t0() + ms(1_000),
-        )
-        .await
-        .unwrap();
+    deny_at(&store, first.request_id, t0() + ms(1_000)).await;
     for i in 2..5 {
         store
             .audit(
@@ -156,17 +182,7 @@ async fn the_audit_export_does_not_read_a_finished_source_again() {
     assert!(!next.audit_done, "{next:?}");
     // A decision made while the export is under way.
     let later = ask(&store, &guest("p1@x.example", "google.com", "P1"), t0()).await;
-    store
-        .decide(
-            later.request_id,
-            &deny,
-            &actor(),
-            None,
-            None,
-            t0() + ms(10_000),
-        )
-        .await
-        .unwrap();
+    deny_at(&store, later.request_id, t0() + ms(10_000)).await;
     let rest = store
         .audit_export_page(None, None, next, 100)
         .await
@@ -347,16 +363,7 @@ async fn a_claim_with_a_nul_character_is_stored_by_both() {
         let code = answer["code"].as_str().unwrap_or_default().to_lowercase();
         assert!(code.ends_with(expected), "{connector}: {answer}");
     }
-    let page: Value = client
-        .get(format!("{}/api/requests", s.base_url()))
-        .query(&[("q", "ann\u{0}lee")])
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = list_requests(&s, &token, Some("ann\u{0}lee")).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     s.shutdown().await;
 }
@@ -375,41 +382,14 @@ async fn a_decision_and_a_reopen_holding_nul_are_stored_by_both() {
         .request_approval(&guest("kim@fabrikam.example", "google.com", "Kim"))
         .await
         .unwrap();
-    let client = reqwest::Client::new();
-    let page: Value = client
-        .get(format!("{}/api/requests", s.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = list_requests(&s, &token, None).await;
     let id = page["items"][0]["id"].as_str().unwrap().to_owned();
-    let r = client
-        .post(format!("{}/api/requests/{id}/decision", s.base_url()))
-        .bearer_auth(&token)
-        .header("if-match", "\"1\"")
-        .header("idempotency-key", "nul-1")
-        .json(&json!({"decision": "deny", "reason": "no\u{0}way"}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = deny_over_api(&s, &token, &id, "nul-1", "no\u{0}way").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.to_string().contains("no\u{FFFD}way"), "{body}");
     // The same key and body again: the stored answer (the fingerprint is of the stored text).
-    let again = client
-        .post(format!("{}/api/requests/{id}/decision", s.base_url()))
-        .bearer_auth(&token)
-        .header("if-match", "\"1\"")
-        .header("idempotency-key", "nul-1")
-        .json(&json!({"decision": "deny", "reason": "no\u{0}way"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 200);
+    let (again, body) = deny_over_api(&s, &token, &id, "nul-1", "no\u{0}way").await;
+    assert_eq!(again, 200, "{body}");
     let id: uuid::Uuid = id.parse().unwrap();
     let mut admin = actor();
     admin.name = "Ad\u{0}min".into();

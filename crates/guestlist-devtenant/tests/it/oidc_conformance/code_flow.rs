@@ -125,15 +125,12 @@ async fn code_pkce_id_token_refresh_and_second_resource() {
     );
 
     // The code cannot be redeemed twice.
-    let (st, body) = token_post(
+    let (st, body) = redeem_code(
         &r.token_endpoint,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &r.used_code),
-            ("code_verifier", &r.used_verifier),
-            ("redirect_uri", &cfg.redirect_uri),
-        ],
+        &r.used_code,
+        Some(&r.used_verifier),
+        &cfg.redirect_uri,
+        &[],
     )
     .await;
     assert_eq!(st, 400);
@@ -154,59 +151,31 @@ async fn wrong_verifier_wrong_redirect_and_multi_resource_code_are_rejected() {
         redirect,
     )
     .await;
-    let (st, body) = token_post(
+    let (st, body) = redeem_code(
         &token_ep,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &code),
-            (
-                "code_verifier",
-                "wrong-verifier-wrong-verifier-wrong-verifier",
-            ),
-            ("redirect_uri", redirect),
-        ],
+        &code,
+        Some("wrong-verifier-wrong-verifier-wrong-verifier"),
+        redirect,
+        &[],
     )
     .await;
     assert_eq!(st, 400);
     assert_entra_error(&body, "invalid_grant", 501481);
-    let (st, body) = token_post(
+    let (st, body) = redeem_code(
         &token_ep,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &code),
-            ("code_verifier", &verifier),
-            ("redirect_uri", "http://localhost:8123/other"),
-        ],
+        &code,
+        Some(&verifier),
+        "http://localhost:8123/other",
+        &[],
     )
     .await;
     assert_eq!(st, 400);
     assert_entra_error(&body, "invalid_grant", 70000);
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &code),
-            ("redirect_uri", redirect),
-        ],
-    )
-    .await;
+    let (st, body) = redeem_code(&token_ep, &code, None, redirect, &[]).await;
     assert_eq!(st, 400);
     assert_entra_error(&body, "invalid_request", 900144);
     // The right verifier still works (failed attempts do not burn the code); Grace has the role.
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &code),
-            ("code_verifier", &verifier),
-            ("redirect_uri", redirect),
-        ],
-    )
-    .await;
+    let (st, body) = redeem_code(&token_ep, &code, Some(&verifier), redirect, &[]).await;
     assert_eq!(st, 200, "{body}");
     assert!(
         body.get("refresh_token").is_none(),
@@ -234,29 +203,15 @@ async fn wrong_verifier_wrong_redirect_and_multi_resource_code_are_rejected() {
         redirect,
     )
     .await;
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &code),
-            ("code_verifier", &verifier),
-            ("redirect_uri", redirect),
-        ],
-    )
-    .await;
+    let (st, body) = redeem_code(&token_ep, &code, Some(&verifier), redirect, &[]).await;
     assert_eq!(st, 400);
     assert_entra_error(&body, "invalid_request", 28000);
-    let (st, body) = token_post(
+    let (st, body) = redeem_code(
         &token_ep,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", d::DESKTOP_CLIENT_ID),
-            ("code", &code),
-            ("code_verifier", &verifier),
-            ("redirect_uri", redirect),
-            ("scope", "https://graph.microsoft.com/User.Read.All"),
-        ],
+        &code,
+        Some(&verifier),
+        redirect,
+        &[("scope", "https://graph.microsoft.com/User.Read.All")],
     )
     .await;
     assert_eq!(st, 200, "{body}");

@@ -4,21 +4,32 @@
 
 use super::*;
 
+/// The token endpoint's client-credentials grant for the authentication-events app, with
+/// `secret` as its client secret, asking for `scope`.
+async fn auth_events_grant(
+    t: &guestlist_devtenant::DevTenantHandle,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
+    let token_ep = format!("{}/{}/oauth2/v2.0/token", t.base_url(), d::TENANT_ID);
+    token_post(
+        &token_ep,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", d::AUTH_EVENTS_CLIENT_ID),
+            ("client_secret", secret),
+            ("scope", scope),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn client_credentials_for_the_authentication_events_app_and_roles_per_user() {
     let t = DevTenant::start(DevTenantConfig::default()).await.unwrap();
     let token_ep = format!("{}/{}/oauth2/v2.0/token", t.base_url(), d::TENANT_ID);
     let scope = format!("{}/.default", d::API_APP_ID_URI);
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", d::AUTH_EVENTS_CLIENT_ID),
-            ("client_secret", d::AUTH_EVENTS_CLIENT_SECRET),
-            ("scope", &scope),
-        ],
-    )
-    .await;
+    let (st, body) = auth_events_grant(&t, d::AUTH_EVENTS_CLIENT_SECRET, &scope).await;
     assert_eq!(st, 200, "{body}");
     let c = verify(
         &t.jwks_uri(),
@@ -41,28 +52,10 @@ async fn client_credentials_for_the_authentication_events_app_and_roles_per_user
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", d::AUTH_EVENTS_CLIENT_ID),
-            ("client_secret", "nope"),
-            ("scope", &scope),
-        ],
-    )
-    .await;
+    let (st, body) = auth_events_grant(&t, "nope", &scope).await;
     assert_eq!(st, 401);
     assert_entra_error(&body, "invalid_client", 7000215);
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", d::AUTH_EVENTS_CLIENT_ID),
-            ("client_secret", d::AUTH_EVENTS_CLIENT_SECRET),
-            ("scope", d::API_SCOPE_FULL),
-        ],
-    )
-    .await;
+    let (st, body) = auth_events_grant(&t, d::AUTH_EVENTS_CLIENT_SECRET, d::API_SCOPE_FULL).await;
     assert_eq!(st, 400);
     assert_entra_error(&body, "invalid_scope", 1002012);
 
@@ -237,18 +230,8 @@ async fn an_api_without_a_requested_token_version_gets_v1_access_tokens() {
     .await;
     assert_eq!(graph["ver"], "2.0");
 
-    let token_ep = format!("{}/{}/oauth2/v2.0/token", t.base_url(), d::TENANT_ID);
     let scope = format!("{}/.default", d::API_APP_ID_URI);
-    let (st, body) = token_post(
-        &token_ep,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", d::AUTH_EVENTS_CLIENT_ID),
-            ("client_secret", d::AUTH_EVENTS_CLIENT_SECRET),
-            ("scope", &scope),
-        ],
-    )
-    .await;
+    let (st, body) = auth_events_grant(&t, d::AUTH_EVENTS_CLIENT_SECRET, &scope).await;
     assert_eq!(st, 200, "{body}");
     let app = verify(
         &t.jwks_uri(),

@@ -8,36 +8,11 @@ use super::*;
 
 #[tokio::test]
 async fn approver_round_trip_with_real_tokens() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
-    let c = reqwest::Client::new();
-    let base = s.base_url();
+    let (issuer, s, c, base, _dir) = served().await;
     let token = issuer.token();
-    connector(
-        &c,
-        &base,
-        "request-approval",
-        &fixture("request-approval.request.facebook.json"),
-    )
-    .await;
-    connector(
-        &c,
-        &base,
-        "request-approval",
-        &fixture("request-approval.request.azuread.json"),
-    )
-    .await;
+    request_seed_approvals(&c, &base).await;
 
-    let page: Value = c
-        .get(format!("{base}/api/requests?status=pending"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = list(&c, &base, &token, "status=pending").await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     let fb = items
@@ -163,10 +138,7 @@ async fn approver_round_trip_with_real_tokens() {
 
 #[tokio::test]
 async fn jwt_attacks_are_rejected() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
-    let c = reqwest::Client::new();
+    let (issuer, s, c, _base, _dir) = served().await;
     let url = format!("{}/api/requests", s.base_url());
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let good = issuer.claims();
@@ -265,11 +237,7 @@ async fn jwt_attacks_are_rejected() {
 /// token is checked before any of them.
 #[tokio::test]
 async fn approver_extractors_reject_in_the_error_shape() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
-    let c = reqwest::Client::new();
-    let base = s.base_url();
+    let (issuer, s, c, base, _dir) = served().await;
     let token = issuer.token();
     let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
 
@@ -334,11 +302,7 @@ async fn approver_extractors_reject_in_the_error_shape() {
 /// the approver, audit and privacy endpoints alike.
 #[tokio::test]
 async fn approver_queries_reject_in_the_error_shape() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
-    let c = reqwest::Client::new();
-    let base = s.base_url();
+    let (issuer, s, c, base, _dir) = served().await;
     let approver = issuer.token();
     let mut admin = issuer.claims();
     admin["roles"] = json!(["Admin"]);

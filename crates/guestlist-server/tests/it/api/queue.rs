@@ -6,28 +6,11 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_and_resume() {
-    let issuer = Issuer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(Some(&issuer), Policy::default(), &dir.path().join("a.db")).await;
-    let c = reqwest::Client::new();
-    let base = s.base_url();
-    connector(
-        &c,
-        &base,
-        "request-approval",
-        &fixture("request-approval.request.facebook.json"),
-    )
-    .await;
-    connector(
-        &c,
-        &base,
-        "request-approval",
-        &fixture("request-approval.request.azuread.json"),
-    )
-    .await;
+    let (issuer, s, c, base, _dir) = served().await;
+    request_seed_approvals(&c, &base).await;
     // Resume after event 1 (raw HTTP/1.1 on a socket, reading the chunked stream as it comes):
     // only event 2 is replayed, then a live one arrives.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut sock = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
     let req = format!(
         "GET /api/events HTTP/1.1\r\nhost: localhost\r\naccept: text/event-stream\r\nauthorization: Bearer {}\r\nlast-event-id: 1\r\n\r\n",
@@ -35,30 +18,20 @@ async fn events_stream_and_resume() {
     );
     sock.write_all(req.as_bytes()).await.unwrap();
     let mut text = String::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let deadline = std::time::Duration::from_secs(10);
-    while !text.contains("id: 2\n") {
-        let n = tokio::time::timeout(deadline, sock.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "stream closed: {text}");
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    assert!(
+        common::read_until(&mut sock, &mut text, "id: 2\n", 10).await,
+        "stream closed: {text}"
+    );
     assert!(text.contains("content-type: text/event-stream"));
     assert!(!text.contains("id: 1\n"));
     assert!(text.contains("event: request.created"));
     let mut extra = fixture("request-approval.request.facebook.json");
     extra["email"] = json!("third@fabrikam.com");
     connector(&c, &base, "request-approval", &extra).await;
-    while !text.contains("id: 3\n") {
-        let n = tokio::time::timeout(deadline, sock.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "stream closed: {text}");
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    assert!(
+        common::read_until(&mut sock, &mut text, "id: 3\n", 10).await,
+        "stream closed: {text}"
+    );
     assert!(text.contains("third@fabrikam.com"));
     drop(sock);
     s.shutdown().await;

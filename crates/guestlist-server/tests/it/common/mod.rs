@@ -27,6 +27,18 @@ use tokio::net::TcpStream;
 
 pub const API_AUD: &str = "9b2e7c10-3f4a-4d5b-8e6f-7a8b9c0d1e2f";
 pub const DESKTOP: &str = "6f1c9a42-8d7e-4b3a-9c55-0e2d4f8a7b11";
+/// The connector's Basic credentials of the servers [`start`] starts (CONTRACTS.md §1).
+pub const USER: &str = "entra-user-flow";
+pub const PASS: &str = "correct horse battery staple";
+
+/// The seed's connector document `tests/fixtures/connector/<name>` (CONTRACTS.md §1).
+pub fn connector_fixture(name: &str) -> Value {
+    let p = format!(
+        "{}/../../tests/fixtures/connector/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
 
 /// A token issuer: an RSA key, discovery and JWKS, with fetch counters and an off switch.
 pub struct Issuer {
@@ -255,8 +267,8 @@ pub async fn start(
         listen: "127.0.0.1:0".parse().unwrap(),
         database: database(db),
         connector: ConnectorAuth {
-            username: "entra-user-flow".into(),
-            password: Secret("correct horse battery staple".into()),
+            username: USER.into(),
+            password: Secret(PASS.into()),
             ..ConnectorAuth::default()
         },
         approver_auth: ApproverAuth {
