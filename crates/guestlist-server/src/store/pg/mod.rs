@@ -188,6 +188,7 @@ mod privacy;
 mod reads;
 mod requests;
 mod rows;
+mod signup;
 
 pub use jobs::JobLockGuard;
 pub use pool::PoolConfig;
@@ -309,7 +310,7 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
 
 /// Whether `e` means "run the transaction again": a serialization failure, a deadlock, or a
 /// unique violation (two replicas inserted the same key; the retry finds the winner's row).
-fn retryable(e: &tokio_postgres::Error) -> bool {
+pub(super) fn retryable(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| {
         *c == SqlState::T_R_SERIALIZATION_FAILURE
             || *c == SqlState::T_R_DEADLOCK_DETECTED
@@ -349,11 +350,12 @@ pub(super) const MAX_ATTEMPTS: u32 = 10;
 pub(super) async fn seq_lock_shared<'a>(
     tx: &'a Transaction<'_>,
 ) -> TxResult<impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + 'a> {
-    let statement = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock_shared($1, $2)")
-        .await?;
+    let statement = tx.prepare_cached(SEQ_LOCK_SHARED_SQL).await?;
     Ok(async move { tx.execute(&statement, &[&LOCK_NS, &SEQ_LOCK]).await })
 }
+
+/// The statement of [`seq_lock_shared`] (parameters [`LOCK_NS`], [`SEQ_LOCK`]).
+pub(super) const SEQ_LOCK_SHARED_SQL: &str = "SELECT pg_advisory_xact_lock_shared($1, $2)";
 
 /// Ends a [`write_tx!`] transaction: commits after `Ok` (`Some(value)`), rolls back after an
 /// error; `None` means "run it again" (a retryable failure, attempts left).
