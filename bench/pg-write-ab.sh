@@ -12,7 +12,7 @@
 # Env: CONNS (64), THREADS (2), AB_ENV_A / AB_ENV_B (extra `VAR=value …` for one server, e.g.
 # AB_ENV_B="GUESTLIST_POSTGRES__POOL_SIZE=16"), AB_STATEMENTS=1 (print pg_stat_statements'
 # top statements per variant at the end), AB_KEEP=1 (leave the cluster's log in $AB_WORK).
-# Needs wrk, PostgreSQL (scripts/setup.sh) and a release build of bench-signup is not needed.
+# Needs wrk and PostgreSQL (scripts/setup.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 A=${1:?usage: bench/pg-write-ab.sh BIN_A BIN_B [rounds] [secs]}
@@ -51,11 +51,13 @@ sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$PGROOT/sock" -p "$P_PG" -U post
 PM=$(head -1 "$PGROOT/data/postmaster.pid")
 for d in ab_a ab_b; do sql "CREATE DATABASE $d"; sql "CREATE EXTENSION pg_stat_statements" "$d"; done
 
-# utime+stime (clock ticks) of a process and its threads; of the postmaster, its children too.
+# utime+stime (clock ticks) of a process and its threads; of the postmaster, that of its live
+# children plus the reaped ones (cutime+cstime), so a backend that exits keeps its share.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_ticks() {
-  local t=0 p
-  for p in $PM $(ps -o pid= --ppid "$PM"); do t=$((t + $(ticks "$p"))); done
+  local t p
+  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PM/stat")
+  for p in $(ps -o pid= --ppid "$PM"); do t=$((t + $(ticks "$p"))); done
   echo "$t"
 }
 idle_total() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
