@@ -88,11 +88,15 @@
 //! transaction's next statements do not depend on each other's results they are sent together
 //! (tokio-postgres pipelines the requests of futures polled together; the server still runs
 //! them one after the other, in the order sent): [`write_tx!`] sends the shared [`SEQ_LOCK`]
-//! with the body's first statements, request-approval sends the person's lock with its lookup
-//! (which therefore takes its snapshot after the lock is held), and a change's row, history
-//! entry and event go out as one write ([`rows::write_change`]). A new sign-up is thus four
-//! round trips: `BEGIN`; the two locks and the lookup; the row, history and event; `COMMIT`
-//! (it was fourteen: `bench/NOTES.md`, issue 13 §5).
+//! with the body's first statements, so a write transaction is `BEGIN`, then the body's round
+//! trips, then `COMMIT`.
+//!
+//! Request-approval, the connector's hot write, goes further ([`signup`]): `BEGIN`, the two
+//! locks and the lookup go out in one write, what to write is decided in memory, and the row,
+//! history entry, event and `COMMIT` go out in a second write — **two round trips** for a new
+//! sign-up (fourteen before issue 13 §5's changes, four with `BEGIN` and `COMMIT` alone:
+//! `bench/NOTES.md`). A failed statement makes the pipelined `COMMIT` a rollback, and a call
+//! dropped inside its transaction closes its connection instead of returning it to the pool.
 //!
 //! # Pools
 //!
