@@ -290,3 +290,95 @@ async fn a_sign_up_dropped_mid_transaction_leaves_no_lock_behind() {
         .get(0);
     assert_eq!(idle_in_tx, 0);
 }
+
+/// Every branch of the two-round-trip request-approval on PostgreSQL (module docs of
+/// `store::pg::signup`) writes what the SQLite store writes: a call with other claims outside
+/// the retry window is one more attempt; a pending request past its expiry is expired and, with
+/// `AllowReRequest`, requested again in the same call — two changes of one row pipelined before
+/// the `COMMIT` (versions 2 and 3, history `requested`, `attempted`, `expired`, `requested`,
+/// one `request.created` event per request made); with `Block` the expiry alone is committed
+/// and the call answers "expired".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_expiry_and_re_request_are_written_in_one_pipelined_transaction() {
+    use guestlist_core::policy::ExpiredBehaviour;
+    let url = Cluster::shared().fresh_database();
+    let store = PgStore::connect(&url).await.unwrap();
+    store.set_tombstone_key(KEY.to_vec()).await.unwrap();
+    let w = time::Duration::seconds(120);
+    let days_ago = OffsetDateTime::now_utc() - time::Duration::days(3);
+    let mut policy = Policy {
+        expire_after_days: Some(1),
+        expired: ExpiredBehaviour::AllowReRequest,
+        ..Policy::default()
+    };
+    let person = claims("again@fabrikam.example", "google.com");
+    let first = store
+        .request_approval(&person, &policy, days_ago, w)
+        .await
+        .unwrap();
+    assert!(first.event.is_some());
+    // Other claims, outside the retry window, before expiry: one more attempt.
+    let changed = Claims::from_json(json!({
+        "email": "again@fabrikam.example",
+        "displayName": "Zoë M.",
+        "identities": [{"signInType": "federated", "issuer": "google.com",
+                        "issuerAssignedId": "again@fabrikam.example"}]
+    }))
+    .unwrap();
+    let later = days_ago + time::Duration::minutes(10);
+    let attempted = store
+        .request_approval(&changed, &policy, later, w)
+        .await
+        .unwrap();
+    assert_eq!(attempted.block, Some(MessageKind::Pending));
+    assert!(attempted.event.is_none());
+    // Three days later: expired, then requested again, in one call.
+    let now = OffsetDateTime::now_utc();
+    let again = store
+        .request_approval(&person, &policy, now, w)
+        .await
+        .unwrap();
+    assert_eq!(again.block, Some(MessageKind::Requested));
+    let event = again.event.expect("a request.created event");
+    let page = store.list(None, None, None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let r = &page.items[0];
+    assert_eq!(r.state.status(), Status::Pending);
+    assert_eq!((r.version, r.attempts), (4, 3));
+    assert_eq!(
+        event.seq, 2,
+        "one event per request made: the first and the re-request"
+    );
+    let actions: Vec<String> = store
+        .history(r.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.action)
+        .collect();
+    assert_eq!(actions, ["requested", "attempted", "expired", "requested"]);
+    assert_eq!(store.events_after(0, 10).await.unwrap().len(), 2);
+    // With `Block`, an expired request stays expired: the expiry alone is committed.
+    policy.expired = ExpiredBehaviour::Block;
+    let blocked = claims("blocked-expiry@fabrikam.example", "google.com");
+    store
+        .request_approval(&blocked, &policy, days_ago, w)
+        .await
+        .unwrap();
+    let out = store
+        .request_approval(&blocked, &policy, now, w)
+        .await
+        .unwrap();
+    assert_eq!(out.block, Some(MessageKind::Expired));
+    assert!(out.event.is_none());
+    let expired = store
+        .list(None, None, None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|r| r.key.email == "blocked-expiry@fabrikam.example")
+        .unwrap();
+    assert_eq!(expired.state.status(), Status::Expired);
+    assert_eq!(expired.version, 2);
+}
