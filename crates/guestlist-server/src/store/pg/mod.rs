@@ -88,11 +88,15 @@
 //! transaction's next statements do not depend on each other's results they are sent together
 //! (tokio-postgres pipelines the requests of futures polled together; the server still runs
 //! them one after the other, in the order sent): [`write_tx!`] sends the shared [`SEQ_LOCK`]
-//! with the body's first statements, request-approval sends the person's lock with its lookup
-//! (which therefore takes its snapshot after the lock is held), and a change's row, history
-//! entry and event go out as one write ([`rows::write_change`]). A new sign-up is thus four
-//! round trips: `BEGIN`; the two locks and the lookup; the row, history and event; `COMMIT`
-//! (it was fourteen: `bench/NOTES.md`, issue 13 §5).
+//! with the body's first statements, so a write transaction is `BEGIN`, then the body's round
+//! trips, then `COMMIT`.
+//!
+//! Request-approval, the connector's hot write, goes further ([`signup`]): `BEGIN`, the two
+//! locks and the lookup go out in one write, what to write is decided in memory, and the row,
+//! history entry, event and `COMMIT` go out in a second write — **two round trips** for a new
+//! sign-up (fourteen before issue 13 §5's changes, four with `BEGIN` and `COMMIT` alone:
+//! `bench/NOTES.md`). A failed statement makes the pipelined `COMMIT` a rollback, and a call
+//! dropped inside its transaction closes its connection instead of returning it to the pool.
 //!
 //! # Pools
 //!
@@ -188,6 +192,7 @@ mod privacy;
 mod reads;
 mod requests;
 mod rows;
+mod signup;
 
 pub use jobs::JobLockGuard;
 pub use pool::PoolConfig;
@@ -309,7 +314,7 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
 
 /// Whether `e` means "run the transaction again": a serialization failure, a deadlock, or a
 /// unique violation (two replicas inserted the same key; the retry finds the winner's row).
-fn retryable(e: &tokio_postgres::Error) -> bool {
+pub(super) fn retryable(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| {
         *c == SqlState::T_R_SERIALIZATION_FAILURE
             || *c == SqlState::T_R_DEADLOCK_DETECTED
@@ -349,11 +354,12 @@ pub(super) const MAX_ATTEMPTS: u32 = 10;
 pub(super) async fn seq_lock_shared<'a>(
     tx: &'a Transaction<'_>,
 ) -> TxResult<impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + 'a> {
-    let statement = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock_shared($1, $2)")
-        .await?;
+    let statement = tx.prepare_cached(SEQ_LOCK_SHARED_SQL).await?;
     Ok(async move { tx.execute(&statement, &[&LOCK_NS, &SEQ_LOCK]).await })
 }
+
+/// The statement of [`seq_lock_shared`] (parameters [`LOCK_NS`], [`SEQ_LOCK`]).
+pub(super) const SEQ_LOCK_SHARED_SQL: &str = "SELECT pg_advisory_xact_lock_shared($1, $2)";
 
 /// Ends a [`write_tx!`] transaction: commits after `Ok` (`Some(value)`), rolls back after an
 /// error; `None` means "run it again" (a retryable failure, attempts left).

@@ -21,8 +21,8 @@ use crate::store::StoreError;
 pub struct PoolConfig {
     /// Connections for write transactions (request-approval, decisions, jobs) and the
     /// approvers' reads. The default, [`PoolConfig::DEFAULT_POOL_SIZE`], serves 64 concurrent
-    /// connector calls: a sign-up holds a connection only for its transaction (~4 round trips
-    /// and a commit), so 64 calls in flight share far fewer connections without queueing
+    /// connector calls: a sign-up holds a connection only for its transaction (two round
+    /// trips, the second waiting for the commit's WAL flush), so 64 calls in flight share far fewer connections without queueing
     /// behind each other for long.
     pub pool_size: usize,
     /// Connections that only check-approval-status uses ([`super::PgStore::check_status`]),

@@ -8,21 +8,20 @@ use guestlist_core::model::{
     Actor, ApprovalRequest, Decision, Event, Flow, HistoryEntry, IdentityKey, RequestPage,
     RequestState, Status, TransitionError,
 };
-use guestlist_core::policy::{ExpiredBehaviour, MessageKind, Policy, RuleOutcome};
+use guestlist_core::policy::{MessageKind, Policy};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{
-    COLUMN_COUNT, COLUMNS, add_event, add_history, get_by_id, lock_then_request_and_denial,
-    row_to_request, rows_to_requests, upsert, write_change,
+    COLUMN_COUNT, COLUMNS, add_event, add_history, get_by_id, row_to_request, rows_to_requests,
+    upsert,
 };
 use super::{PgStore, TxResult, db_err, json as to_jsonb, lock_email, micros, unjson};
 use crate::duties::Scope;
 use crate::store::check_index::{CheckAnswer, Found, check_answer, check_status_block};
 use crate::store::requests::{
-    FirstRequest, Routed, created_order_page, decision_record, first_request, is_expired,
-    search_pattern, stored_decision,
+    Routed, created_order_page, decision_record, search_pattern, stored_decision,
 };
 use crate::store::rows::{decode_cursor, decode_seq_cursor, encode_seq_cursor, search_text};
 use crate::store::{RequestApprovalOutcome, StoreError};
@@ -81,127 +80,6 @@ async fn expire_tx(tx: &Transaction<'_>, id: Uuid, now: OffsetDateTime) -> TxRes
     upsert(tx, &r, &search_text(&claims)).await?;
     add_history(tx, &r, "expired", &Actor::policy("expiry"), json!({})).await?;
     Ok(Some(add_event(tx, "request.decided", &r).await?))
-}
-
-/// What [`request_approval_tx`] needs, computed once before the transaction (and its retries).
-struct Call<'a> {
-    key: IdentityKey,
-    flow: Flow,
-    claims_json: serde_json::Map<String, Value>,
-    search: String,
-    evaluated: RuleOutcome,
-    routed: Routed,
-    policy: &'a Policy,
-    now: OffsetDateTime,
-    retry_window: time::Duration,
-    tombstone: Option<Vec<u8>>,
-}
-
-fn answer(block: MessageKind) -> RequestApprovalOutcome {
-    RequestApprovalOutcome {
-        block: Some(block),
-        event: None,
-    }
-}
-
-async fn request_approval_tx(
-    tx: &Transaction<'_>,
-    c: &Call<'_>,
-) -> TxResult<RequestApprovalOutcome> {
-    let (key, policy, now) = (&c.key, c.policy, c.now);
-    // One person at a time, cluster-wide: the retry window and the attempt count hold across
-    // replicas, and a denial under another identity provider is seen. The lock and the read go
-    // out together (module docs of [`super`], "Round trips").
-    let (found, person_denied) =
-        lock_then_request_and_denial(tx, key, c.tombstone.as_deref()).await?;
-    if let Some(mut r) = found {
-        if matches!(r.state, RequestState::Pending | RequestState::Expired) && person_denied {
-            return Ok(answer(MessageKind::Denied));
-        }
-        if is_expired(&r, policy, now) {
-            r.state = RequestState::Expired;
-            r.version += 1;
-            r.updated_at = now;
-            write_change(
-                tx,
-                &r,
-                &c.search,
-                "expired",
-                &Actor::policy("expiry"),
-                json!({}),
-                None,
-            )
-            .await?;
-        }
-        return match r.state.clone() {
-            RequestState::Pending => {
-                if r.claims == c.claims_json && now - r.updated_at <= c.retry_window {
-                    return Ok(answer(MessageKind::Requested));
-                }
-                r.attempts += 1;
-                r.updated_at = now;
-                r.version += 1;
-                write_change(
-                    tx,
-                    &r,
-                    &c.search,
-                    "attempted",
-                    &Actor::user_flow(),
-                    json!({"answer": policy.code(MessageKind::Pending), "claims": c.claims_json}),
-                    None,
-                )
-                .await?;
-                Ok(answer(MessageKind::Pending))
-            }
-            RequestState::Expired if policy.expired == ExpiredBehaviour::AllowReRequest => {
-                r.state = RequestState::Pending;
-                r.claims = c.claims_json.clone();
-                r.attempts += 1;
-                r.created_at = now;
-                r.updated_at = now;
-                r.version += 1;
-                r.decided_by = None;
-                c.routed.apply_to(&mut r);
-                let event = write_change(
-                    tx,
-                    &r,
-                    &c.search,
-                    "requested",
-                    &Actor::user_flow(),
-                    json!({"reRequest": true}),
-                    Some("request.created"),
-                )
-                .await?;
-                Ok(RequestApprovalOutcome {
-                    block: Some(MessageKind::Requested),
-                    event,
-                })
-            }
-            state => Ok(RequestApprovalOutcome {
-                block: check_status_block(&state, policy),
-                event: None,
-            }),
-        };
-    }
-    if person_denied {
-        return Ok(answer(MessageKind::Denied));
-    }
-    let FirstRequest {
-        request: r,
-        action,
-        actor,
-        block,
-        event_kind: kind,
-    } = first_request(
-        key,
-        &c.evaluated,
-        c.claims_json.clone(),
-        c.flow,
-        &c.routed,
-        now,
-    );
-    let event = write_change(tx, &r, &c.search, action, &actor, json!({}), Some(kind)).await?;
-    Ok(RequestApprovalOutcome { block, event })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -350,7 +228,7 @@ impl PgStore {
                 event: None,
             });
         };
-        let call = Call {
+        let call = super::signup::Call {
             tombstone: self.tombstone_digest(&key.email),
             key,
             flow,
@@ -362,7 +240,7 @@ impl PgStore {
             now: micros(now),
             retry_window,
         };
-        write_tx!(self, |tx| request_approval_tx(&tx, &call).await)
+        super::signup::request_approval(self, &call).await
     }
 
     /// The "check approval status" decision (seed `002_*`), read from the table in one

@@ -80,20 +80,24 @@ pub(super) async fn get_by_id(
     Ok(row.as_ref().map(row_to_request).transpose()?)
 }
 
-/// The statement of [`lock_then_request_and_denial`]'s read.
-static REQUEST_AND_DENIAL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "WITH r AS (SELECT {COLUMNS} FROM requests
+/// The lookup of request-approval (`store/pg/signup.rs`), run under the person's lock: the
+/// request stored under the identity key `($1, $2, $3)`, locked `FOR UPDATE` (all columns
+/// `NULL` when none), then whether the person is denied — a request of the same canonical
+/// e-mail `$1` is denied, or the tombstone digest `$4` is stored.
+pub(super) static REQUEST_AND_DENIAL_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| {
+        format!(
+            "WITH r AS (SELECT {COLUMNS} FROM requests
                     WHERE email = $1 AND issuer = $2 AND issuer_assigned_id = $3 FOR UPDATE)
          SELECT r.*,
            EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
            OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
          FROM (SELECT 1) AS one LEFT JOIN r ON true"
-    )
-});
+        )
+    });
 
 /// Decodes the row of [`REQUEST_AND_DENIAL_SQL`].
-fn decode_request_and_denial(row: &Row) -> TxResult<(Option<ApprovalRequest>, bool)> {
+pub(super) fn decode_request_and_denial(row: &Row) -> TxResult<(Option<ApprovalRequest>, bool)> {
     let denied: bool = row.try_get(COLUMN_COUNT)?;
     let id: Option<Uuid> = row.try_get(0)?;
     let request = match id {
@@ -103,36 +107,8 @@ fn decode_request_and_denial(row: &Row) -> TxResult<(Option<ApprovalRequest>, bo
     Ok((request, denied))
 }
 
-/// Takes the lock of `key.email` ([`super::lock_email`]) and then reads, in one statement, the
-/// request stored under `key`, locked `FOR UPDATE` (or `None`), and whether the person is
-/// denied — a request of the same canonical e-mail is denied, or `digest` (the e-mail's
-/// tombstone, `None` without a key) is stored. Both statements are sent in one write (pipelined: the server runs them in the order
-/// sent, so the read's snapshot is taken after the lock is held; module docs of [`super`],
-/// "Round trips").
-pub(super) async fn lock_then_request_and_denial(
-    tx: &Transaction<'_>,
-    key: &IdentityKey,
-    digest: Option<&[u8]>,
-) -> TxResult<(Option<ApprovalRequest>, bool)> {
-    let digest = digest.unwrap_or_default();
-    let (lock, read) = futures::try_join!(
-        tx.prepare_cached(super::LOCK_EMAIL_SQL),
-        tx.prepare_cached(&REQUEST_AND_DENIAL_SQL)
-    )?;
-    let lock_params: [&(dyn ToSql + Sync); 2] = [&super::EMAIL_NS, &key.email];
-    let read_params: [&(dyn ToSql + Sync); 4] =
-        [&key.email, &key.issuer, &key.issuer_assigned_id, &digest];
-    let (locked, row) = futures::join!(
-        tx.execute(&lock, &lock_params),
-        tx.query_one(&read, &read_params)
-    );
-    // The lock's own error first: after it the read fails only as "transaction aborted".
-    locked?;
-    decode_request_and_denial(&row?)
-}
-
 /// The statement of [`upsert`].
-const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, route, approvals_required, approvals, escalated_at, change_seq)
+pub(super) const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assigned_id, status, state, version, created_at, updated_at, decided_by, attempts, claims, search, flow, completed_at, route, approvals_required, approvals, escalated_at, change_seq)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, nextval('change_seq'))
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state,
            version = excluded.version, updated_at = excluded.updated_at, created_at = excluded.created_at,
@@ -143,19 +119,28 @@ const UPSERT_SQL: &str = "INSERT INTO requests (id, email, issuer, issuer_assign
            escalated_at = COALESCE(requests.escalated_at, excluded.escalated_at),
            change_seq = excluded.change_seq";
 
+/// [`UPSERT_SQL`] without its `ON CONFLICT` clause: the insert of a new request (a fresh id),
+/// which skips the speculative insertion (and its extra WAL record) of an upsert.
+pub(super) static INSERT_SQL: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+    UPSERT_SQL
+        .split_once("ON CONFLICT")
+        .map_or(UPSERT_SQL, |(insert, _)| insert.trim_end())
+});
+
 /// The statement of [`add_history`].
-const HISTORY_SQL: &str = "INSERT INTO history (request_id, at, action, actor, version, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const HISTORY_SQL: &str = "INSERT INTO history (request_id, at, action, actor, version, detail) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// The statement of [`insert_event`].
-const EVENT_SQL: &str = "INSERT INTO events (seq, kind, request_id, at, body)
+pub(super) const EVENT_SQL: &str = "INSERT INTO events (seq, kind, request_id, at, body)
              VALUES (nextval('event_seq'), $1, $2, $3, $4) RETURNING seq";
 
 /// The column values of a request row as [`UPSERT_SQL`] binds them (besides the fields of the
 /// request read by reference).
-struct RowValues {
+pub(super) struct RowValues {
     status: &'static str,
     state: Value,
-    version: i64,
+    /// The row's version, also the history entry's.
+    pub(super) version: i64,
     decided_by: Option<Value>,
     attempts: i64,
     claims: Value,
@@ -165,7 +150,10 @@ struct RowValues {
 }
 
 impl RowValues {
-    fn of(r: &ApprovalRequest) -> Result<RowValues, StoreError> {
+    /// Encodes the columns of `r`.
+    ///
+    /// Errors: [`StoreError::Corrupt`] when a value cannot be serialised.
+    pub(super) fn of(r: &ApprovalRequest) -> Result<RowValues, StoreError> {
         Ok(RowValues {
             status: r.state.status().as_str(),
             state: json(&r.state)?,
@@ -182,7 +170,7 @@ impl RowValues {
     }
 
     /// The 19 parameters of [`UPSERT_SQL`].
-    fn params<'a>(
+    pub(super) fn params<'a>(
         &'a self,
         r: &'a ApprovalRequest,
         search: &'a &'a str,
@@ -258,60 +246,6 @@ pub(super) async fn add_event(
 ) -> TxResult<Event> {
     let seq = insert_event(tx, kind, r.id, r.updated_at, json(r)?).await?;
     Ok(Event::with_request(seq, kind, r.clone()))
-}
-
-/// Writes one change of `r` in one round trip: the row ([`upsert`]), its history entry
-/// ([`add_history`]) and, with `event`, an event of that kind ([`add_event`]); three prepared
-/// statements sent together (pipelined) and run by the server in that order, so a failure of
-/// one (a unique violation, retried by [`write_tx!`]) is reported as itself, not as the
-/// "transaction aborted" of the ones after it. Returns the event when one was stored.
-///
-/// Errors: the first statement's error that failed; [`StoreError::Corrupt`] when a value
-/// cannot be serialised.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn write_change(
-    tx: &Transaction<'_>,
-    r: &ApprovalRequest,
-    search: &str,
-    action: &str,
-    actor: &Actor,
-    detail: Value,
-    event: Option<&str>,
-) -> TxResult<Option<Event>> {
-    let (upsert_s, history_s, event_s) = futures::try_join!(
-        tx.prepare_cached(UPSERT_SQL),
-        tx.prepare_cached(HISTORY_SQL),
-        tx.prepare_cached(EVENT_SQL)
-    )?;
-    let values = RowValues::of(r)?;
-    let upsert_params = values.params(r, &search);
-    let (actor, version) = (json(actor)?, values.version);
-    let history_params: [&(dyn ToSql + Sync); 6] =
-        [&r.id, &r.updated_at, &action, &actor, &version, &detail];
-    let Some(kind) = event else {
-        let (upserted, added) = futures::join!(
-            tx.execute(&upsert_s, &upsert_params),
-            tx.execute(&history_s, &history_params)
-        );
-        upserted?;
-        added?;
-        return Ok(None);
-    };
-    let body = json(r)?;
-    let event_params: [&(dyn ToSql + Sync); 4] = [&kind, &r.id, &r.updated_at, &body];
-    let (upserted, added, stored) = futures::join!(
-        tx.execute(&upsert_s, &upsert_params),
-        tx.execute(&history_s, &history_params),
-        tx.query_one(&event_s, &event_params)
-    );
-    upserted?;
-    added?;
-    let seq: i64 = stored?.try_get(0)?;
-    Ok(Some(Event::with_request(
-        u64::try_from(seq).unwrap_or_default(),
-        kind,
-        r.clone(),
-    )))
 }
 
 /// Stores an event row; returns its `seq`. No `pg_notify` here: a notifying transaction
