@@ -58,9 +58,23 @@ use crate::error::ApiError;
 use crate::openapi::SecuritySchemes;
 use crate::store::{Store, StoreError};
 
-/// Shared state of the handlers. Cheap to clone.
+/// Shared state of the handlers: one [`Arc`] around [`Shared`], so a clone (axum clones the
+/// state for each extractor and middleware of every call) is one reference count, not one per
+/// field. Its fields are read through [`std::ops::Deref`] (`state.config`, `state.store`, …).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     /// The configuration in force.
     pub config: Arc<Config>,
     /// The database (SQLite or PostgreSQL, [`store::Backend`]).
@@ -123,7 +137,7 @@ impl AppState {
             events.clone(),
             Arc::new(config.policy.clone()),
         );
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             hub,
             approver_auth: ApproverVerifier::with_queue_roles(
                 http.clone(),
@@ -140,7 +154,15 @@ impl AppState {
             retention,
             guest_email: Arc::default(),
             coalesce: Arc::default(),
-        })
+        })))
+    }
+
+    /// The same state with the edge's counters, throttle and client-certificate checks
+    /// replaced ([`edge::EdgeState::load`]); [`AppState::new`] starts with the defaults.
+    pub fn with_edge(self, edge: Arc<edge::EdgeState>) -> AppState {
+        let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
+        shared.edge = edge;
+        AppState(Arc::new(shared))
     }
 
     /// Publishes a stored event to live subscribers (no subscriber is fine): the webhook, the
@@ -411,8 +433,9 @@ impl RunningServer {
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     config.validate()?;
     let listen = config.listen;
-    let mut state = AppState::new(config).await?;
-    state.edge = Arc::new(edge::EdgeState::load(&state.config).map_err(anyhow::Error::msg)?);
+    let state = AppState::new(config).await?;
+    let edge = Arc::new(edge::EdgeState::load(&state.config).map_err(anyhow::Error::msg)?);
+    let state = state.with_edge(edge);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (listener, admin, conf) = edge_listeners(&state, listen, &rx).await?;
     let addr = listener.local_addr()?;

@@ -47,6 +47,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.edge.metrics.render(&mut body);
     body.push_str(&state.retention.render_metrics());
     body.push_str(&state.guest_email.render());
+    body.push_str(&state.store.render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -432,6 +432,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Errors: [`StoreError`] on database failure.
     async fn status_counts(&self) -> Result<[(Status, u64); 4], StoreError>;
 
+    /// The store's own counters for `/metrics`, in the Prometheus text format (0.0.4): on
+    /// PostgreSQL the check-status statements and the calls they carried
+    /// (`store/pg/check_batch.rs`); empty when the store has none (SQLite).
+    fn render_metrics(&self) -> String {
+        String::new()
+    }
+
     // ----- Audit of operations (issue 12) -----
 
     /// Appends one audit row in its own committed transaction; returns its `seq`.

@@ -168,6 +168,10 @@ impl Backend for PgStore {
         PgStore::status_counts(self).await
     }
 
+    fn render_metrics(&self) -> String {
+        self.checks.render_metrics()
+    }
+
     async fn audit(
         &self,
         at: OffsetDateTime,

@@ -181,6 +181,7 @@ macro_rules! write_tx {
 }
 
 mod backend_impl;
+mod check_batch;
 mod escalation;
 mod events;
 mod export;
@@ -247,7 +248,9 @@ pub struct PgStore {
     pool: Pool,
     /// The shared, pipelined connections of check-status only
     /// ([`PoolConfig::read_pool_size`], module docs "Pools").
-    reads: reads::SharedReads,
+    reads: Arc<reads::SharedReads>,
+    /// The queue of check-status calls, batched onto [`PgStore::reads`] ([`check_batch`]).
+    checks: check_batch::CheckBatcher,
     /// The parsed URL, for the dedicated connections of [`PgStore::listen_events`].
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
@@ -521,12 +524,18 @@ impl PgStore {
         config.options(options.trim());
         let tls = tls_connector(root_cert.as_deref())?;
         let pool = pool::build(&config, &tls, pools.pool_size)?;
-        let reads = reads::SharedReads::new(config.clone(), tls.clone(), pools.read_pool_size);
+        let reads = Arc::new(reads::SharedReads::new(
+            config.clone(),
+            tls.clone(),
+            pools.read_pool_size,
+        ));
+        let checks = check_batch::CheckBatcher::start(reads.clone());
         let (notifier, wakes) = tokio::sync::mpsc::channel(1);
         tokio::spawn(events::notifier(pool.clone(), wakes));
         let store = PgStore {
             pool,
             reads,
+            checks,
             config,
             tls,
             tombstone_key: RwLock::new(None),
@@ -576,21 +585,18 @@ impl PgStore {
         drop(conns);
     }
 
+    /// How many check-status statements this replica sent and how many calls they carried
+    /// (`/metrics`: `guestlist_check_status_statements_total`,
+    /// `guestlist_check_status_lookups_total`; [`check_batch`]).
+    pub fn check_status_sent(&self) -> (u64, u64) {
+        self.checks.sent()
+    }
+
     /// A pooled connection (within [`ACQUIRE_TIMEOUT`]).
     ///
     /// Errors: [`StoreError::Unavailable`].
     pub(super) async fn conn(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pool_err)
-    }
-
-    /// A shared check-status connection with its prepared statement (within
-    /// [`ACQUIRE_TIMEOUT`]), for check-status only (module docs "Pools"): callers use it
-    /// concurrently, their queries pipelined.
-    ///
-    /// Errors: [`StoreError::Unavailable`] (or [`StoreError::Backend`] when the server refuses
-    /// the connection for another reason, such as authentication).
-    async fn read_conn(&self) -> Result<Arc<reads::Live>, StoreError> {
-        self.reads.get().await
     }
 
     /// Whether the database answers (`SELECT 1`), for `/readyz`.

@@ -1,13 +1,10 @@
 //! The shared check-status connections of a replica (issue 13 §5; module docs of [`super`],
-//! "Pools"): a few tokio-postgres [`Client`]s that every check uses at once, instead of a
-//! pool that hands each connection to one caller at a time.
-//!
-//! A [`Client`] is `Send + Sync` and pipelines the queries of concurrent callers on its one
-//! connection: each query's messages are queued to the connection task, which writes whatever
-//! is queued in one `send` and matches the answers to the callers in order
-//! (tokio-postgres docs, "Pipelining"). So 64 concurrent checks on 2 connections cost a few
-//! `send`/`recv` calls and backend wake-ups per batch rather than one each, and no check waits
-//! for a free slot. The check statement is prepared once per connection when it is made.
+//! "Pools"): a few tokio-postgres [`Client`]s, each used by one worker of
+//! [`super::check_batch`], which sends the checks waiting at the time as one statement
+//! ([`BATCH_SQL`], prepared once per connection when it is made), instead of a pool that
+//! hands each connection to one caller at a time. A [`Client`] is `Send + Sync` and pipelines
+//! concurrent queries on its one connection (tokio-postgres docs, "Pipelining"), so a worker
+//! that falls back on another worker's connection while its own is being replaced shares it.
 //!
 //! Failure and recovery keep the pool's behaviour ([`super::ACQUIRE_TIMEOUT`],
 //! [`StoreError::Unavailable`]):
@@ -23,7 +20,6 @@
 //! - after a failed attempt, calls within [`RETRY_PAUSE`] fail at once instead of starting
 //!   another (no connection storm against a restarting server).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,6 +27,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio_postgres::{Client, Statement};
 
+use super::check_batch::BATCH_SQL;
 use super::{ACQUIRE_TIMEOUT, CREATE_TIMEOUT, db_err};
 use crate::store::StoreError;
 
@@ -38,21 +35,12 @@ use crate::store::StoreError;
 /// again.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// The check-status statement: the request of an identity key (`$1` e-mail, `$2` issuer,
-/// `$3` issuer-assigned id, if any), and whether the e-mail has a denied request or a denial
-/// tombstone (`$4`, the HMAC digest of the e-mail; empty when no key is set).
-pub(super) const CHECK_SQL: &str = "SELECT r.id, r.status, r.created_at,
-       EXISTS (SELECT 1 FROM requests d WHERE d.email = $1 AND d.status = 'denied')
-       OR EXISTS (SELECT 1 FROM tombstones t WHERE t.digest = $4)
-     FROM (SELECT 1) AS one
-     LEFT JOIN requests r ON r.email = $1 AND r.issuer = $2 AND r.issuer_assigned_id = $3";
-
 /// One live shared connection and its prepared check statement.
 pub(super) struct Live {
     /// The client; callers run queries on it concurrently (pipelined).
     pub(super) client: Client,
-    /// [`CHECK_SQL`], prepared on this connection.
-    pub(super) check: Statement,
+    /// [`BATCH_SQL`], prepared on this connection.
+    pub(super) check_batch: Statement,
 }
 
 /// An attempt to connect a slot, awaited by every caller that needs it.
@@ -106,7 +94,6 @@ pub(super) struct SharedReads {
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     slots: Box<[Arc<Slot>]>,
-    next: AtomicUsize,
 }
 
 impl SharedReads {
@@ -121,7 +108,6 @@ impl SharedReads {
             config,
             tls,
             slots: (0..size.max(1)).map(|_| Arc::default()).collect(),
-            next: AtomicUsize::new(0),
         }
     }
 
@@ -131,13 +117,20 @@ impl SharedReads {
         futures::future::join_all(attempts).await;
     }
 
-    /// A live connection, in turn over the slots; makes a new one when the slot's has ended.
+    /// How many shared connections there are (`read_pool_size`).
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A live connection: slot `first`'s (modulo [`SharedReads::len`]), so a check-status
+    /// worker keeps to its own connection; when that one has ended, a new one is made in the
+    /// background while the call uses any other live connection, or else waits for it.
     ///
     /// Errors: [`StoreError::Unavailable`] when none could be made within
     /// [`ACQUIRE_TIMEOUT`] (or an attempt failed less than [`RETRY_PAUSE`] ago).
-    pub(super) async fn get(&self) -> Result<Arc<Live>, StoreError> {
+    pub(super) async fn get_from(&self, first: usize) -> Result<Arc<Live>, StoreError> {
         let n = self.slots.len();
-        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let first = first % n;
         let slot = &self.slots[first];
         if let Some(live) = slot.live() {
             return Ok(live);
@@ -229,7 +222,7 @@ impl Slot {
     }
 }
 
-/// Makes one connection, spawns its connection task and prepares [`CHECK_SQL`] on it.
+/// Makes one connection, spawns its connection task and prepares [`BATCH_SQL`] on it.
 ///
 /// Errors: the driver's error as [`db_err`] maps it (never the URL, user or password).
 async fn connect(
@@ -245,9 +238,12 @@ async fn connect(
             tracing::info!("a check-status connection to the database ended: {e}");
         }
     });
-    let check = client
-        .prepare(CHECK_SQL)
+    let check_batch = client
+        .prepare(BATCH_SQL)
         .await
         .map_err(|e| Failure::from(db_err(e)))?;
-    Ok(Arc::new(Live { client, check }))
+    Ok(Arc::new(Live {
+        client,
+        check_batch,
+    }))
 }

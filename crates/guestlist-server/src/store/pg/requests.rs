@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::check_batch::Lookup;
 use super::rows::{
     COLUMN_COUNT, COLUMNS, add_event, add_history, get_by_id, row_to_request, rows_to_requests,
     upsert,
@@ -243,8 +244,9 @@ impl PgStore {
         super::signup::request_approval(self, &call).await
     }
 
-    /// The "check approval status" decision (seed `002_*`), read from the table in one
-    /// statement (no in-memory index: a decision by another replica is seen at once). A pending
+    /// The "check approval status" decision (seed `002_*`), read from the tables in one
+    /// statement shared with the other checks waiting at the time ([`super::check_batch`]; no
+    /// in-memory index: a decision by another replica is seen at once). A pending
     /// request past its expiry is marked expired first (a write).
     ///
     /// Errors: [`StoreError`] on database failure.
@@ -258,33 +260,26 @@ impl PgStore {
             return Ok((Some(MessageKind::EmailRefused), None));
         };
         let digest = self.tombstone_digest(&key.email).unwrap_or_default();
-        // A shared check-status connection: never behind sign-ups for a slot, its queries
-        // pipelined with the other checks' (module docs of [`super`], "Pools"); the statement
-        // was prepared when the connection was made, so a check is one round trip.
-        let live = self.read_conn().await?;
-        let row = live
-            .client
-            .query_one(
-                &live.check,
-                &[&key.email, &key.issuer, &key.issuer_assigned_id, &digest],
-            )
-            .await
-            .map_err(db_err)?;
-        drop(live);
-        let id: Option<Uuid> = row.try_get(0).map_err(db_err)?;
-        let email_denied: bool = row.try_get(3).map_err(db_err)?;
-        let found = match id {
-            Some(id) => {
-                let status: String = row.try_get(1).map_err(db_err)?;
-                Found::Request {
-                    id,
-                    status: Status::parse(&status).ok_or_else(|| {
-                        StoreError::Corrupt(format!("request {id}: unknown status"))
-                    })?,
-                    created_at: row.try_get(2).map_err(db_err)?,
-                    email_denied,
-                }
-            }
+        // Batched with the other checks waiting at the time, on a shared check-status
+        // connection, one round trip (module docs of [`super::check_batch`]).
+        let looked_up = self
+            .checks
+            .lookup(Lookup {
+                email: key.email,
+                issuer: key.issuer,
+                issuer_assigned_id: key.issuer_assigned_id,
+                digest,
+            })
+            .await?;
+        let email_denied = looked_up.email_denied;
+        let found = match looked_up.request {
+            Some((id, status, created_at)) => Found::Request {
+                id,
+                status: Status::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("request {id}: unknown status")))?,
+                created_at,
+                email_denied,
+            },
             None if email_denied => Found::DeniedEmail,
             None => Found::Nothing,
         };

@@ -1,16 +1,17 @@
-//! The shared check-status connections (issue 13 §5, `store/pg/reads.rs`): many checks
-//! pipelined on one connection each get their own answer, a terminated connection is replaced
-//! without restarting the replica, and an outage fails fast and is recovered from.
+//! The shared check-status connections (issue 13 §5, `store/pg/reads.rs`,
+//! `store/pg/check_batch.rs`): many concurrent checks, batched into shared statements, each
+//! get their own answer, a terminated connection is replaced without restarting the replica,
+//! and an outage fails fast and is recovered from.
 
 use super::*;
 use guestlist_server::store::pg::PoolConfig;
 
-/// The backends of `db` whose last statement is the check-status query.
+/// The backends of `db` whose last statement is the batched check-status query.
 fn check_backends(db: &str) -> BTreeSet<u32> {
     Cluster::shared()
         .psql(&format!(
             "SELECT pid FROM pg_stat_activity WHERE datname = '{db}' \
-             AND query LIKE 'SELECT r.id, r.status, r.created_at,%'"
+             AND query LIKE 'SELECT q.i, r.id, r.status, r.created_at,%'"
         ))
         .unwrap()
         .lines()
@@ -19,21 +20,23 @@ fn check_backends(db: &str) -> BTreeSet<u32> {
         .collect()
 }
 
-/// People with a pending request, a denied one, and none, in that order of `i % 3`.
+/// People with a pending request, a denied one, none, and a denied one erased with its
+/// denial kept (only a tombstone is left), in that order of `i % 4`.
 fn person(i: usize) -> (Claims, Option<MessageKind>) {
     let c = claims(&format!("p{i}@pipe.example"), "google.com");
-    let answer = match i % 3 {
+    let answer = match i % 4 {
         0 => Some(MessageKind::Pending),
-        1 => Some(MessageKind::Denied),
+        1 | 3 => Some(MessageKind::Denied),
         _ => None,
     };
     (c, answer)
 }
 
-/// How many people [`store_people`] stores (a third pending, a third denied, a third none).
-const PEOPLE: usize = 30;
+/// How many people [`store_people`] stores (a quarter of each kind of [`person`]).
+const PEOPLE: usize = 40;
 
-/// Stores the requests of [`person`] `0..PEOPLE` (the denied ones decided).
+/// Stores the requests of [`person`] `0..PEOPLE` (the denied ones decided, then every fourth
+/// erased with its denial kept).
 async fn store_people(store: &PgStore) {
     let policy = Policy::default();
     let now = OffsetDateTime::now_utc();
@@ -56,13 +59,20 @@ async fn store_people(store: &PgStore) {
                 .decide(r.id, &deny, &Actor::policy("t"), None, None, now)
                 .await
                 .unwrap();
+            if i % 4 == 3 {
+                store
+                    .erase_email(&email, true, &Actor::policy("t"), now)
+                    .await
+                    .unwrap();
+                assert!(store.requests_of_email(&email).await.unwrap().is_empty());
+            }
         }
     }
 }
 
 /// `rounds` × `n` concurrent checks of [`person`] `i % PEOPLE`: each answer is that person's own
-/// (the queries of concurrent callers are pipelined on the shared connections, so an answer
-/// matched to the wrong caller would show here). Returns (answered, refused with
+/// (the lookups of concurrent callers share statements, so an answer matched to the wrong
+/// caller would show here). Returns (answered, refused with
 /// `store.unavailable`); any other error or a wrong answer fails the test.
 async fn concurrent_checks(store: &Arc<PgStore>, n: usize, rounds: usize) -> (usize, usize) {
     let policy = Policy::default();
@@ -226,4 +236,111 @@ async fn checks_fail_fast_during_an_outage_and_recover_after_it() {
         back.elapsed()
     );
     assert!(recovered, "the shared connections reconnect by themselves");
+}
+
+/// How many statements of `db` wait for a lock.
+fn waiting_on_a_lock(db: &str) -> usize {
+    Cluster::shared()
+        .psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+             AND wait_event_type = 'Lock'"
+        ))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (at most 20 s) until `n` statements of `db` wait for a lock.
+async fn until_waiting(db: &str, n: usize) {
+    let started = Instant::now();
+    while waiting_on_a_lock(db) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{n} check-status statements never waited for the table lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Calls that arrive while both workers are busy share one statement (`store/pg/check_batch.rs`),
+/// each still getting its own answer; a call whose caller went away meanwhile is not looked up.
+/// The workers are held busy by an `ACCESS EXCLUSIVE` lock on `requests` that another session
+/// keeps until the calls are queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_checks_share_a_statement_and_callers_that_left_are_skipped() {
+    let url = Cluster::shared().fresh_database();
+    let store = PgStore::connect_with(
+        &url,
+        &PoolConfig {
+            read_pool_size: 2,
+            ..PoolConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.set_tombstone_key(KEY.to_vec()).await.unwrap();
+    let store = Arc::new(store);
+    store_people(&store).await;
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let (locker, connection) =
+        tokio_postgres::connect(&Cluster::shared().superuser_url(&db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let (sent_statements, sent_lookups) = store.check_status_sent();
+
+    // One call per worker, each waiting for the lock in its own statement.
+    let spawn_check = |i: usize| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (c, want) = person(i % PEOPLE);
+            let got = store
+                .check_status(&c, &Policy::default(), OffsetDateTime::now_utc())
+                .await;
+            (i, want, got.map(|(kind, _)| kind))
+        })
+    };
+    let mut kept = vec![spawn_check(0)];
+    until_waiting(&db, 1).await;
+    kept.push(spawn_check(1));
+    until_waiting(&db, 2).await;
+
+    // 100 more queue behind them; every other caller goes away before the lock is released.
+    let mut left = Vec::new();
+    for i in 2..102 {
+        if i % 2 == 0 {
+            left.push(spawn_check(i));
+        } else {
+            kept.push(spawn_check(i));
+        }
+    }
+    for call in &left {
+        call.abort();
+    }
+    for call in left {
+        assert!(call.await.unwrap_err().is_cancelled());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    locker.batch_execute("COMMIT").await.unwrap();
+
+    for call in kept {
+        let (i, want, got) = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("no check hangs")
+            .unwrap();
+        assert_eq!(got.unwrap(), want, "person {i}");
+    }
+    let (statements, lookups) = store.check_status_sent();
+    let (statements, lookups) = (statements - sent_statements, lookups - sent_lookups);
+    eprintln!("52 answered calls: {statements} statements, {lookups} lookups");
+    assert_eq!(lookups, 52, "the 50 callers that left were not looked up");
+    assert!(
+        statements <= 5,
+        "the 50 queued calls shared statements ({statements} statements)"
+    );
 }
