@@ -26,9 +26,9 @@ pub struct PoolConfig {
     /// behind each other for long.
     pub pool_size: usize,
     /// Connections that only check-approval-status uses ([`super::PgStore::check_status`]),
-    /// shared: every check runs on one of them at once, the concurrent checks' queries
-    /// pipelined (`store/pg/reads.rs`), so one or two keep up with 64 concurrent
-    /// checks; default [`PoolConfig::DEFAULT_READ_POOL_SIZE`].
+    /// each with one worker that sends the checks waiting at the time as one statement
+    /// (`store/pg/check_batch.rs`), so one or two keep up with 64 concurrent checks; default
+    /// [`PoolConfig::DEFAULT_READ_POOL_SIZE`].
     pub read_pool_size: usize,
 }
 
