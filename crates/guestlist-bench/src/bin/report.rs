@@ -169,8 +169,10 @@ fn main() -> anyhow::Result<()> {
     // The store-scale open loop's offered rate and connections, as the run recorded them.
     let open_scale_figure = format!(
         "store scale: check-status p99 at 1,000,000 stored (open loop at {} calls/s offered, {} connections, coordinated omission corrected)",
-        stat(values(&raw, "openscale1m", "offered")).map_or("?".into(), |s| thousands(s.median as u64)),
-        stat(values(&raw, "openscale1m", "conns")).map_or("?".into(), |s| thousands(s.median as u64)),
+        stat(values(&raw, "openscale1m", "offered"))
+            .map_or("?".into(), |s| thousands(s.median as u64)),
+        stat(values(&raw, "openscale1m", "conns"))
+            .map_or("?".into(), |s| thousands(s.median as u64)),
     );
     let targets = vec![
         Target {
