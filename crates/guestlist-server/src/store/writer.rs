@@ -15,7 +15,8 @@
 //! frame, which under a sustained load (frames appended while the checkpointer copies) may not
 //! happen: once the WAL passes [`WRITER_CHECKPOINT_PAGES`] the writer runs one checkpoint itself
 //! (copying only what the checkpointer has not yet copied), so the WAL restarts and stays
-//! bounded. Durability is unchanged:
+//! bounded. When a checkpoint left frames uncopied, the checkpointer runs again after
+//! [`CATCH_UP`], so once the writes pause the WAL is copied whole and the next write restarts it. Durability is unchanged:
 //! each commit still syncs the WAL (`synchronous=FULL`) before any caller is answered, and a
 //! checkpoint only copies committed pages.
 
@@ -63,13 +64,35 @@ fn checkpoint_passive(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
     })
 }
 
-/// The checkpointer thread (module docs): one passive checkpoint per wake-up from the writer.
-/// Ends when the writer thread (the only sender) ends.
+/// How soon the checkpointer runs again after a checkpoint that left frames uncopied (written
+/// while it ran): once the writes pause, everything is copied and the next write restarts the
+/// WAL from its beginning.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The checkpointer thread (module docs): one passive checkpoint per wake-up from the writer,
+/// and again every [`CATCH_UP`] while the last one left frames uncopied. Ends when the writer
+/// thread (the only sender) ends.
 pub(super) fn checkpointer_loop(conn: Connection, wake: mpsc::Receiver<()>) {
-    while wake.recv().is_ok() {
-        if let Err(e) = checkpoint_passive(&conn) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+    let mut behind = false;
+    loop {
+        let woken = if behind {
+            wake.recv_timeout(CATCH_UP).or_else(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => Ok(()),
+                mpsc::RecvTimeoutError::Disconnected => Err(()),
+            })
+        } else {
+            wake.recv().map_err(|_| ())
+        };
+        if woken.is_err() {
+            return;
         }
+        behind = match checkpoint_passive(&conn) {
+            Ok((_, frames, copied)) => copied < frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; it runs again");
+                true
+            }
+        };
     }
 }
 
