@@ -208,7 +208,7 @@ fn main() -> anyhow::Result<()> {
             at_most: false,
         },
         Target {
-            figure: "store scale: check-status p50 at 1,000,000 ÷ at 10 stored (same run)",
+            figure: "store scale: check-status p50 at 1,000,000 ÷ at 10 stored (wrk -c8: closed loop at saturation; same run)",
             target: "flat: ≤ 1.5×",
             sample: paired(&raw, ("scale1m", "p50"), ("scale10", "p50"), |a, b| a / b),
             unit: Unit::Times,
