@@ -373,11 +373,18 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?
             .into();
         let (jobs, rx) = mpsc::channel::<WriteJob>();
+        // The WAL checkpoints run on their own thread and connection (writer module docs).
+        let (checkpoints, wake) = mpsc::sync_channel::<()>(1);
+        let checkpointer = open_conn(path)?;
+        std::thread::Builder::new()
+            .name("guestlist-store-checkpoint".into())
+            .spawn(move || writer::checkpointer_loop(checkpointer, wake))
+            .map_err(|e| StoreError::Task(format!("cannot start the checkpoint thread: {e}")))?;
         std::thread::Builder::new()
             .name("guestlist-store-writer".into())
             .spawn({
                 let index = index.clone();
-                move || writer_loop(writer, rx, index)
+                move || writer_loop(writer, rx, index, checkpoints)
             })
             .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {

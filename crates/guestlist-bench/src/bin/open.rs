@@ -14,9 +14,12 @@
 //!
 //! Usage: `bench-open <base-url> <rate per s> <connections> <seconds> <rows>` (check-status of a
 //! random `user{i}@fabrikam.com`, `i < rows`, with `scripts/bench.sh`'s connector credentials).
-//! Prints one line: `OPEN_RESULT offered=<R> rps=<answered per s> p50= p99= p999= max=`
+//! Prints one line: `OPEN_RESULT offered=<R> conns=<C> rps=<answered per s> p50= p99= p999= max=`
 //! (microseconds) `requests= errors= non2xx= late=` (`late`: calls sent after their scheduled
-//! time because the connection was busy).
+//! time because the connection was busy) `wake_p50= wake_p99=` (microseconds: how long after
+//! its scheduled time the generator's timer woke a call whose connection was free — the timer's
+//! granularity plus the machine's wake-up latency, not counted in the call's latency; a
+//! diagnostic of how promptly a sleeping thread runs again on this machine).
 
 use std::time::Duration;
 
@@ -39,6 +42,8 @@ struct Tally {
     errors: u64,
     non2xx: u64,
     late: u64,
+    /// How late the timer woke each call sent on a free connection, in microseconds.
+    wake: Vec<u64>,
 }
 
 fn body(i: u64) -> String {
@@ -106,6 +111,11 @@ async fn run_connection(
         }
         let sent = Instant::now();
         let origin = if busy { due } else { sent };
+        if !busy {
+            tally
+                .wake
+                .push(sent.saturating_duration_since(due).as_micros() as u64);
+        }
         let outcome = match sender.as_mut() {
             Some(s) => tokio::time::timeout(CALL_TIMEOUT, call(s, &addr, rows)).await,
             None => Ok(Err(anyhow::anyhow!("not connected"))),
@@ -181,12 +191,14 @@ async fn main() -> anyhow::Result<()> {
         all.errors += t.errors;
         all.non2xx += t.non2xx;
         all.late += t.late;
+        all.wake.extend(t.wake);
     }
+    all.wake.sort_unstable();
     let elapsed = Instant::now().duration_since(start).as_secs_f64();
     all.latencies.sort_unstable();
     let answered = all.latencies.len() as u64 - all.non2xx;
     println!(
-        "OPEN_RESULT offered={rate:.0} rps={:.1} p50={} p99={} p999={} max={} requests={} errors={} non2xx={} late={}",
+        "OPEN_RESULT offered={rate:.0} conns={conns} rps={:.1} p50={} p99={} p999={} max={} requests={} errors={} non2xx={} late={} wake_p50={} wake_p99={}",
         answered as f64 / elapsed,
         percentile(&all.latencies, 50.0),
         percentile(&all.latencies, 99.0),
@@ -196,6 +208,8 @@ async fn main() -> anyhow::Result<()> {
         all.errors,
         all.non2xx,
         all.late,
+        percentile(&all.wake, 50.0),
+        percentile(&all.wake, 99.0),
     );
     Ok(())
 }

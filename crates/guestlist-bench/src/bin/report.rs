@@ -166,6 +166,14 @@ fn main() -> anyhow::Result<()> {
     let raw = parse(&std::fs::read_to_string(&raw_path).with_context(|| raw_path.clone())?)?;
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "unknown".into());
 
+    // The store-scale open loop's offered rate and connections, as the run recorded them.
+    let open_scale_figure = format!(
+        "store scale: check-status p99 at 1,000,000 stored (open loop at {} calls/s offered, {} connections, coordinated omission corrected)",
+        stat(values(&raw, "openscale1m", "offered"))
+            .map_or("?".into(), |s| thousands(s.median as u64)),
+        stat(values(&raw, "openscale1m", "conns"))
+            .map_or("?".into(), |s| thousands(s.median as u64)),
+    );
     let targets = vec![
         Target {
             figure: "check-approval-status p99, 64 connections, 10,000 stored (wrk: closed loop at saturation)",
@@ -200,7 +208,7 @@ fn main() -> anyhow::Result<()> {
             at_most: false,
         },
         Target {
-            figure: "store scale: check-status p50 at 1,000,000 ÷ at 10 stored (same run)",
+            figure: "store scale: check-status p50 at 1,000,000 ÷ at 10 stored (wrk -c8: closed loop at saturation; same run)",
             target: "flat: ≤ 1.5×",
             sample: paired(&raw, ("scale1m", "p50"), ("scale10", "p50"), |a, b| a / b),
             unit: Unit::Times,
@@ -208,9 +216,19 @@ fn main() -> anyhow::Result<()> {
             at_most: true,
         },
         // Issue 13: a ratio of two sub-millisecond p99s measures the scheduler of two shared
-        // cores, not the store; the bound is absolute.
+        // cores, not the store; the bound is absolute. The target figure is the open loop at a
+        // fixed rate well below saturation (`openscale*`, bench-open); the saturated wrk figure
+        // (`scale1m`: latency ≈ connections ÷ throughput plus run-queue waits) is kept beside it.
         Target {
-            figure: "store scale: check-status p99 at 1,000,000 stored",
+            figure: &open_scale_figure,
+            target: "≤ 2 ms",
+            sample: values(&raw, "openscale1m", "p99"),
+            unit: Unit::UsAsMs,
+            bound: 2000.0,
+            at_most: true,
+        },
+        Target {
+            figure: "store scale: check-status p99 at 1,000,000 stored (wrk -c8: closed loop at saturation)",
             target: "≤ 2 ms",
             sample: values(&raw, "scale1m", "p99"),
             unit: Unit::UsAsMs,
@@ -493,7 +511,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(md, "|---|---|---|")?;
     let units = |k: &str| match k {
         "rps" => Unit::PerSec,
-        "p50" | "p99" | "p999" | "max" => Unit::UsAsMs,
+        "p50" | "p99" | "p999" | "max" | "wake_p50" | "wake_p99" => Unit::UsAsMs,
         "ms" => Unit::Ms,
         "kb" => Unit::KbAsMib,
         k if k.ends_with("_ms") => Unit::Ms,

@@ -16,7 +16,8 @@
 //!   (issue 14 §2);
 //! - [`pg_store`], [`replicas_live`]: the PostgreSQL store across replicas (issue 13);
 //! - [`process`]: the `guestlist-server` binary as a process, killed with SIGKILL mid-load;
-//! - [`store_parity`]: rules on which the SQLite and PostgreSQL stores used to differ.
+//! - [`store_parity`]: rules on which the SQLite and PostgreSQL stores used to differ;
+//! - [`wal`]: the SQLite store's WAL checkpoints, off the writer thread and bounded.
 //!
 //! Sharing one process: no test changes process-wide state. Processes killed with SIGKILL,
 //! umasks and environment variables are those of child processes (`process`, `at_rest`);
@@ -48,3 +49,4 @@ mod real_tenant_tokens;
 mod replicas_live;
 mod routes;
 mod store_parity;
+mod wal;
