@@ -37,8 +37,8 @@
 # BENCH_CONNECTIONS (64), BENCH_SCALE_CONNECTIONS (8), BENCH_SKIP_BUILD=1, BENCH_APP_ROWS (10000),
 # BENCH_OPEN_RATES ("2000 5000": offered check-status calls/s of the open-loop runs),
 # BENCH_SCALE_RATE (2000: offered calls/s of the store-scale open loop, section 2),
-# BENCH_ONLY=app (only section 5), BENCH_ONLY=server (sections 1–2 and 8: the connector figures on
-# SQLite and PostgreSQL), BENCH_ONLY=postgres (only section 8) or BENCH_ONLY=hostile
+# BENCH_ONLY=app (only section 5), BENCH_ONLY=server (sections 1–2, 7 and 8: the connector figures on
+# SQLite and PostgreSQL, and the audit export's peak RSS), BENCH_ONLY=postgres (only section 8) or BENCH_ONLY=hostile
 # (only section 6; its knobs BENCH_HOSTILE_* are in crates/guestlist-bench/src/bin/hostile.rs); the other figures are
 # carried over from bench/raw.txt, for working on one part — `make bench` runs everything.
 set -euo pipefail
@@ -240,7 +240,7 @@ elif [ "$ONLY" = postgres ]; then
   [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^pg_' "$ROOT/bench/raw.txt" >>"$RAW" || true
 else
   say "BENCH_ONLY=server: the other figures are carried over from bench/raw.txt"
-  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m|open_check_[0-9]+|pg_[a-z0-9_]+) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
+  [ -f "$ROOT/bench/raw.txt" ] && grep -Ev '^(bare|check|request|scale10|scale10k|scale1m|openscale[0-9a-z]+|open_check_[0-9]+|pg_[a-z0-9_]+|audit_export) ' "$ROOT/bench/raw.txt" >>"$RAW" || true
 fi
 
 # -- 5. the app in its window -------------------------------------------------------------------
@@ -262,7 +262,7 @@ echo "   hostile section: $(( $(date +%s) - hostile_started )) s"
 fi
 
 # -- 7. audit export (issue 12) --------------------------------------------------------------------
-if [ "$ONLY" = all ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = server ]; then
 say "audit export: $RUNS runs (the server's peak RSS streaming 1,000,000 decisions)"
 "$BIN/bench-audit" "$BIN/guestlist-server" "$WORK/audit" "$RUNS" | tee -a "$RAW"
 fi
@@ -374,7 +374,7 @@ if [ "$ONLY" = postgres ]; then
   export BENCH_METHOD="BENCH_ONLY=postgres: only the PostgreSQL figures (section 8) are from this run, the others are carried over from an earlier run; $BENCH_METHOD"
 fi
 if [ "$ONLY" = server ]; then
-  export BENCH_METHOD="BENCH_ONLY=server: only the connector and store figures on SQLite and PostgreSQL (sections 1–2 and 8) are from this run, the others are carried over from an earlier full run; $BENCH_METHOD"
+  export BENCH_METHOD="BENCH_ONLY=server: only the connector and store figures on SQLite and PostgreSQL and the audit export (sections 1–2, 7 and 8) are from this run, the others are carried over from an earlier full run; $BENCH_METHOD"
 fi
 if [ "$ONLY" = hostile ]; then
   export BENCH_METHOD="BENCH_ONLY=hostile: only the hostile-traffic figures (bench-hostile: release guestlist-server with soft RLIMIT_NOFILE 1,024, 10,000 stored requests, in-process keep-alive load generator of ${BENCH_HOSTILE_CONNECTIONS:-32} connections for ${BENCH_HOSTILE_SECONDS:-5}s per phase, 10 new sign-ups a second during both phases, $RUNS runs) are from this run, the others are carried over from an earlier full run; load average (1/5/15 min) at the start: $load_at_start"
