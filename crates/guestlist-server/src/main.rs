@@ -90,11 +90,6 @@ fn run_backup(args: &Args, to: &std::path::Path) -> std::process::ExitCode {
     }
 }
 
-/// mimalloc instead of glibc's malloc: per-thread free lists for the many small, short-lived
-/// buffers of each call (`bench/NOTES.md`, issue 13 §5).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(Command::Backup { to }) = &args.command {
