@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::reads::SharedReads;
+use super::reads::{Failure, SharedReads};
 use super::{ACQUIRE_TIMEOUT, STATEMENT_TIMEOUT, db_err};
 use crate::store::StoreError;
 
@@ -78,33 +78,6 @@ pub(super) struct Found {
     pub(super) request: Option<(Uuid, String, OffsetDateTime)>,
     /// Whether the e-mail has a denied request (under any key) or a denial tombstone.
     pub(super) email_denied: bool,
-}
-
-/// Why a batch failed, given to each of its callers ([`StoreError`] is not `Clone`): the
-/// driver's message, never the URL, user or password.
-#[derive(Debug, Clone)]
-enum Failure {
-    Unavailable(String),
-    Backend(String),
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Failure {
-        match e {
-            StoreError::Unavailable(m) => Failure::Unavailable(m),
-            StoreError::Backend(m) => Failure::Backend(m),
-            other => Failure::Backend(other.to_string()),
-        }
-    }
-}
-
-impl From<Failure> for StoreError {
-    fn from(e: Failure) -> StoreError {
-        match e {
-            Failure::Unavailable(m) => StoreError::Unavailable(m),
-            Failure::Backend(m) => StoreError::Backend(m),
-        }
-    }
 }
 
 /// A queued call: what to look up and where its answer goes.

@@ -49,7 +49,7 @@ type Attempt = Shared<BoxFuture<'static, Result<Arc<Live>, Failure>>>;
 /// Why an attempt failed, kept for the callers within [`RETRY_PAUSE`] ([`StoreError`] is not
 /// `Clone`): the driver's message, never the URL, user or password.
 #[derive(Clone, Debug)]
-enum Failure {
+pub(super) enum Failure {
     /// [`StoreError::Unavailable`]: not reachable now (503).
     Unavailable(String),
     /// [`StoreError::Backend`]: refused for another reason (authentication, a missing table).

@@ -111,10 +111,9 @@ async fn concurrent_checks(store: &Arc<PgStore>, n: usize, rounds: usize) -> (us
     (answered, refused)
 }
 
-/// 3 × 300 concurrent checks on 2 shared connections: every one answered, each with its own
-/// person's answer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_checks_on_shared_connections_each_get_their_own_answer() {
+/// A fresh database with [`store_people`], and a store on it with 2 shared check-status
+/// connections; returns the database URL too.
+async fn two_shared_connections_with_people() -> (String, Arc<PgStore>) {
     let url = Cluster::shared().fresh_database();
     let store = PgStore::connect_with(
         &url,
@@ -128,6 +127,14 @@ async fn concurrent_checks_on_shared_connections_each_get_their_own_answer() {
     store.set_tombstone_key(KEY.to_vec()).await.unwrap();
     let store = Arc::new(store);
     store_people(&store).await;
+    (url, store)
+}
+
+/// 3 × 300 concurrent checks on 2 shared connections: every one answered, each with its own
+/// person's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_on_shared_connections_each_get_their_own_answer() {
+    let (url, store) = two_shared_connections_with_people().await;
     let (answered, refused) = concurrent_checks(&store, 300, 3).await;
     assert_eq!((answered, refused), (900, 0));
     let db = url.rsplit('/').next().unwrap().to_owned();
@@ -269,19 +276,7 @@ async fn until_waiting(db: &str, n: usize) {
 /// keeps until the calls are queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_checks_share_a_statement_and_callers_that_left_are_skipped() {
-    let url = Cluster::shared().fresh_database();
-    let store = PgStore::connect_with(
-        &url,
-        &PoolConfig {
-            read_pool_size: 2,
-            ..PoolConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    store.set_tombstone_key(KEY.to_vec()).await.unwrap();
-    let store = Arc::new(store);
-    store_people(&store).await;
+    let (url, store) = two_shared_connections_with_people().await;
     let db = url.rsplit('/').next().unwrap().to_owned();
     let (locker, connection) =
         tokio_postgres::connect(&Cluster::shared().superuser_url(&db), tokio_postgres::NoTls)
