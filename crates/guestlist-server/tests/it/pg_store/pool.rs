@@ -50,15 +50,7 @@ async fn check_status_answers_while_every_write_connection_waits() {
     // Every connection of the main pool is taken once as many sessions wait on the lock.
     let waiting = Instant::now();
     loop {
-        let n: i64 = holder
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let n = sessions_where(&holder, "wait_event_type = 'Lock'").await;
         if n >= guestlist_server::store::pg::POOL_SIZE as i64 {
             break;
         }
@@ -279,15 +271,7 @@ async fn a_sign_up_dropped_mid_transaction_leaves_no_lock_behind() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].attempts, 1);
     // Nothing of a's is left idle inside a transaction.
-    let idle_in_tx: i64 = holder
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND state = 'idle in transaction'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let idle_in_tx = sessions_where(&holder, "state = 'idle in transaction'").await;
     assert_eq!(idle_in_tx, 0);
 }
 
@@ -381,4 +365,19 @@ async fn attempts_expiry_and_re_request_are_written_in_one_pipelined_transaction
         .unwrap();
     assert_eq!(expired.state.status(), Status::Expired);
     assert_eq!(expired.version, 2);
+}
+
+/// How many sessions of `client`'s database match `condition` (SQL over `pg_stat_activity`).
+async fn sessions_where(client: &tokio_postgres::Client, condition: &str) -> i64 {
+    client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND {condition}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
