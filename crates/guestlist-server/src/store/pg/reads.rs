@@ -10,7 +10,8 @@
 //! [`StoreError::Unavailable`]):
 //!
 //! - a connection that ended (the server restarted, `pg_terminate_backend`, a network error)
-//!   is seen as closed by the next call ([`Client::is_closed`]), which makes a new one;
+//!   is replaced at once by its connection task, and one that is found closed by a call
+//!   ([`Client::is_closed`]) before that is replaced by the call;
 //!   queries in flight on it fail with [`StoreError::Unavailable`] (503);
 //! - a new connection is made by one background task per slot (concurrent callers wait for
 //!   the same attempt), bounded by [`super::CREATE_TIMEOUT`]; a caller waits for it at most
@@ -20,7 +21,7 @@
 //! - after a failed attempt, calls within [`RETRY_PAUSE`] fail at once instead of starting
 //!   another (no connection storm against a restarting server).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -156,58 +157,72 @@ impl SharedReads {
     /// The slot's attempt in progress, or a new one (or an immediate failure within
     /// [`RETRY_PAUSE`] of the last), or its live connection if another caller just made it.
     fn attempt(&self, slot: &Arc<Slot>) -> Attempt {
-        let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(live) = state.live.as_ref().filter(|l| !l.client.is_closed()) {
-            let live = live.clone();
-            return async move { Ok(live) }.boxed().shared();
-        }
-        if let Some(attempt) = &state.connecting {
-            return attempt.clone();
-        }
-        if let Some((at, why)) = &state.failed
-            && at.elapsed() < RETRY_PAUSE
-        {
-            let why = why.clone();
-            return async move { Err(why) }.boxed().shared();
-        }
-        let (config, tls, slot_ref) = (self.config.clone(), self.tls.clone(), slot.clone());
-        // A task of its own: it goes on (bounded by CREATE_TIMEOUT) when the caller that
-        // started it gives up after ACQUIRE_TIMEOUT.
-        let task = tokio::spawn(async move {
-            let made = match tokio::time::timeout(CREATE_TIMEOUT, connect(&config, &tls)).await {
-                Ok(made) => made,
-                Err(_) => Err(Failure::Unavailable(format!(
-                    "no database connection for check-status within {} ms",
-                    CREATE_TIMEOUT.as_millis()
-                ))),
-            };
-            let mut state = slot_ref
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            state.connecting = None;
-            match &made {
-                Ok(live) => {
-                    state.live = Some(live.clone());
-                    state.failed = None;
-                }
-                Err(e) => state.failed = Some((Instant::now(), e.clone())),
-            }
-            made
-        });
-        let attempt = async move {
-            task.await.unwrap_or_else(|e| {
-                Err(Failure::Backend(format!(
-                    "check-status connection task: {e}"
-                )))
-            })
-        }
-        .boxed()
-        .shared();
-        state.live = None;
-        state.connecting = Some(attempt.clone());
-        attempt
+        attempt(&self.config, &self.tls, slot)
     }
+}
+
+/// [`SharedReads::attempt`] for `slot`, connecting with `config` and `tls`.
+fn attempt(
+    config: &tokio_postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+    slot: &Arc<Slot>,
+) -> Attempt {
+    let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(live) = state.live.as_ref().filter(|l| !l.client.is_closed()) {
+        let live = live.clone();
+        return async move { Ok(live) }.boxed().shared();
+    }
+    if let Some(attempt) = &state.connecting {
+        return attempt.clone();
+    }
+    if let Some((at, why)) = &state.failed
+        && at.elapsed() < RETRY_PAUSE
+    {
+        let why = why.clone();
+        return async move { Err(why) }.boxed().shared();
+    }
+    let (config, tls, slot_ref) = (config.clone(), tls.clone(), slot.clone());
+    // A task of its own: it goes on (bounded by CREATE_TIMEOUT) when the caller that
+    // started it gives up after ACQUIRE_TIMEOUT.
+    let task = tokio::spawn(async move {
+        let made = match tokio::time::timeout(
+            CREATE_TIMEOUT,
+            connect(&config, &tls, Arc::downgrade(&slot_ref)),
+        )
+        .await
+        {
+            Ok(made) => made,
+            Err(_) => Err(Failure::Unavailable(format!(
+                "no database connection for check-status within {} ms",
+                CREATE_TIMEOUT.as_millis()
+            ))),
+        };
+        let mut state = slot_ref
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        state.connecting = None;
+        match &made {
+            Ok(live) => {
+                state.live = Some(live.clone());
+                state.failed = None;
+            }
+            Err(e) => state.failed = Some((Instant::now(), e.clone())),
+        }
+        made
+    });
+    let attempt = async move {
+        task.await.unwrap_or_else(|e| {
+            Err(Failure::Backend(format!(
+                "check-status connection task: {e}"
+            )))
+        })
+    }
+    .boxed()
+    .shared();
+    state.live = None;
+    state.connecting = Some(attempt.clone());
+    attempt
 }
 
 impl Slot {
@@ -222,20 +237,31 @@ impl Slot {
     }
 }
 
-/// Makes one connection, spawns its connection task and prepares [`BATCH_SQL`] on it.
+/// Makes one connection, spawns its connection task and prepares [`BATCH_SQL`] on it. When
+/// the connection is lost (an error ends it: `pg_terminate_backend`, a server restart, a
+/// network error) the task starts a new attempt for `slot` at once.
 ///
 /// Errors: the driver's error as [`db_err`] maps it (never the URL, user or password).
 async fn connect(
     config: &tokio_postgres::Config,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
+    slot: Weak<Slot>,
 ) -> Result<Arc<Live>, Failure> {
     let (client, connection) = config
         .connect(tls.clone())
         .await
         .map_err(|e| Failure::from(db_err(e)))?;
+    let (config, tls) = (config.clone(), tls.clone());
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::info!("a check-status connection to the database ended: {e}");
+            // Lost, not closed by us: replace it now, not when its worker next has a batch,
+            // so every slot is live again even while one worker takes all the calls. One
+            // attempt (RETRY_PAUSE and CREATE_TIMEOUT apply); a failed one is retried on
+            // demand. `Weak`: a store that was dropped is not reconnected.
+            if let Some(slot) = slot.upgrade() {
+                drop(attempt(&config, &tls, &slot));
+            }
         }
     });
     let check_batch = client

@@ -146,9 +146,9 @@ async fn concurrent_checks_on_shared_connections_each_get_their_own_answer() {
 }
 
 /// `pg_terminate_backend` on the shared check-status connections (as a failover or an
-/// administrator does): checks in flight or made at that moment answer `store.unavailable`
-/// (never another error, a wrong answer or a hang), and the replica makes new connections by
-/// itself and answers every check again, without being restarted.
+/// administrator does): the replica makes new connections by itself, before any call needs
+/// them; checks in flight or made at that moment answer `store.unavailable` (never another
+/// error, a wrong answer or a hang), and then every check is answered, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_check_status_connections_are_replaced_without_a_restart() {
     let url = Cluster::shared().fresh_database();
@@ -175,6 +175,24 @@ async fn terminated_check_status_connections_are_replaced_without_a_restart() {
         ))
         .unwrap();
     assert_eq!(terminated.trim(), before.len().to_string());
+    // Replaced by themselves, before any call needs them (a worker that gets no calls
+    // would otherwise keep a dead connection).
+    let replaced = Instant::now();
+    loop {
+        let now = check_backends(&db);
+        if now.len() == before.len() && now.is_disjoint(&before) {
+            break;
+        }
+        assert!(
+            replaced.elapsed() < Duration::from_secs(10),
+            "the terminated connections were not replaced by themselves: {before:?} → {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "terminated check connections replaced by themselves after {:?}",
+        replaced.elapsed()
+    );
 
     // Checks go on; the first ones after the termination may be refused, then all answer.
     let started = Instant::now();
