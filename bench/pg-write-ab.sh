@@ -7,6 +7,11 @@
 # CPU µs per stored sign-up of the server and of every PostgreSQL process, the machine's idle
 # share; then per-round B ÷ A ratios.
 #
+# AB_CALL=check measures check-status instead (issue 13 §5 "check-status p99, 64 connections"):
+# each database gets 10,000 requests through the API (bench-signup: $BENCH_SIGNUP, default
+# target/release/bench-signup), then wrk check-status.lua; per run: calls/s, p50/p99, errors,
+# CPU µs per call of the server and of PostgreSQL, and the machine's idle share.
+#
 #   bench/pg-write-ab.sh BIN_A BIN_B [rounds=3] [secs=5]
 #
 # Env: CONNS (64), THREADS (2), AB_ENV_A / AB_ENV_B (extra `VAR=value …` for one server, e.g.
@@ -22,6 +27,8 @@ SECS=${4:-5}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 AB_WORK=${AB_WORK:-/var/tmp/guestlist-pg-write-ab}
+AB_CALL=${AB_CALL:-request}
+BENCH_SIGNUP=${BENCH_SIGNUP:-$ROOT/target/release/bench-signup}
 export BENCH_WRK_DIR=$ROOT/bench/wrk
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -80,7 +87,14 @@ start() { # variant binary extra-env
 }
 start a "$A" "${AB_ENV_A:-}"
 start b "$B" "${AB_ENV_B:-}"
+if [ "$AB_CALL" = check ]; then
+  for v in a b; do
+    "$BENCH_SIGNUP" "http://127.0.0.1:${PORT[$v]}" 10000 >/dev/null
+    BENCH_ROWS=10000 wrk -t"$THREADS" -c"$CONNS" -d2s -s "$BENCH_WRK_DIR/check-status.lua" "http://127.0.0.1:${PORT[$v]}" >/dev/null 2>&1
+  done
+fi
 for v in a b; do
+  [ "$AB_CALL" = check ] && continue
   BENCH_NONCE="warm-$v" wrk -t"$THREADS" -c"$CONNS" -d2s -s "$BENCH_WRK_DIR/request-approval.lua" "http://127.0.0.1:${PORT[$v]}" >/dev/null 2>&1
   sql "SELECT pg_stat_statements_reset()" "ab_$v" >/dev/null
 done
@@ -88,6 +102,7 @@ done
 declare -A RPS
 run() { # variant round
   local v=$1 r=$2 db="ab_$1"
+  if [ "$AB_CALL" = check ]; then run_check "$v" "$r"; return; fi
   local rows0 lsn0 syncs0 st0 pg0 it0 out line rows1 lsn1 syncs1 st1 pg1 it1
   rows0=$(sql "SELECT count(*) FROM requests" "$db")
   lsn0=$(sql "SELECT pg_current_wal_insert_lsn()")
@@ -119,10 +134,31 @@ print(f"{v} round {r}: stored/s={stored/float(secs):.0f} answered/s={float(kv['r
 PY
   RPS[$v,$r]=$(awk -v s="$stored" -v d="$SECS" 'BEGIN { print s / d }')
 }
+run_check() { # variant round
+  local v=$1 r=$2 st0 pg0 it0 out line st1 pg1 it1
+  st0=$(ticks "${SPID[$v]}"); pg0=$(pg_ticks); it0=$(idle_total)
+  out=$(BENCH_ROWS=10000 wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency \
+    -s "$BENCH_WRK_DIR/check-status.lua" "http://127.0.0.1:${PORT[$v]}" 2>&1)
+  st1=$(ticks "${SPID[$v]}"); pg1=$(pg_ticks); it1=$(idle_total)
+  line=$(grep '^WRK_RESULT' <<<"$out" | sed 's/^WRK_RESULT //')
+  [ -n "$line" ] || { echo "$out" >&2; exit 1; }
+  python3 - "$v" "$r" "$line" "$((st1 - st0))" "$((pg1 - pg0))" "$it0" "$it1" "$SECS" "$(getconf CLK_TCK)" <<'PY'
+import sys
+v, r, line, st, pg, it0, it1, secs, hz = sys.argv[1:]
+kv = dict(x.split("=") for x in line.split())
+i0, t0 = map(int, it0.split()); i1, t1 = map(int, it1.split())
+n = max(float(kv['rps']) * float(secs), 1)
+print(f"{v} round {r}: calls/s={float(kv['rps']):.0f} "
+      f"p50={int(kv['p50'])/1000:.2f}ms p99={int(kv['p99'])/1000:.2f}ms errors={kv['errors']} "
+      f"server_cpu/call={int(st)/int(hz)/n*1e6:.1f}us pg_cpu/call={int(pg)/int(hz)/n*1e6:.1f}us "
+      f"idle={(i1-i0)/max(t1-t0,1)*100:.0f}%")
+PY
+  RPS[$v,$r]=$(awk -v l="$line" 'BEGIN { split(l, f, " "); for (i in f) if (f[i] ~ /^rps=/) { split(f[i], kv, "="); print kv[2] } }')
+}
 for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then run a "$r"; run b "$r"; else run b "$r"; run a "$r"; fi
 done
-echo "stored/s B ÷ A per round:"
+echo "$([ "$AB_CALL" = check ] && echo calls/s || echo stored/s) B ÷ A per round:"
 for r in $(seq 1 "$ROUNDS"); do
   awk -v a="${RPS[a,$r]}" -v b="${RPS[b,$r]}" -v r="$r" 'BEGIN { printf "  round %d: %.0f / %.0f = %.2f×\n", r, b, a, b / a }'
 done

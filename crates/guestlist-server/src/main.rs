@@ -8,6 +8,12 @@ use guestlist_server::Config;
 use guestlist_server::config::Flags;
 use guestlist_server::store::DatabaseUrl;
 
+/// jemalloc is the server's allocator: under PostgreSQL check-status load glibc's malloc and free
+/// (with `malloc_consolidate`) were about a sixth of the server's CPU (bench/NOTES.md,
+/// "jemalloc").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The Guestlist approval API: answers Entra's API connectors and serves approvers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
