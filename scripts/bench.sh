@@ -74,7 +74,7 @@ command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 1; }
 # -- builds -------------------------------------------------------------------------------------
 # One release build of everything the bench runs: the desktop app with its UI embedded and the
 # minimal Tauri app share the same profile and tauri features, and shared crates build once.
-if { [ "$ONLY" = hostile ] || [ "$ONLY" = postgres ]; } && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+if { [ "$ONLY" = hostile ] || [ "$ONLY" = postgres ] || [ "$ONLY" = server ]; } && [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   say "cargo build --release (server, bench tools)"
   cargo build --release --locked -p guestlist-server -p guestlist-bench
   BENCH_SKIP_BUILD=1
