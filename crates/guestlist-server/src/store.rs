@@ -268,6 +268,8 @@ pub struct SqliteStore {
     path: Arc<std::path::PathBuf>,
     /// Idle read-only connections of the audit export (`export`), each with a small page cache.
     export_conns: Arc<Mutex<Vec<Connection>>>,
+    /// WAL checkpoints run so far ([`SqliteStore::wal_checkpoints`]).
+    checkpoints: Arc<writer::Checkpoints>,
 }
 
 /// What the request-approval connector call did, for the answer and the event stream.
@@ -376,15 +378,19 @@ impl SqliteStore {
         // The WAL checkpoints run on their own thread and connection (writer module docs).
         let (checkpoints, wake) = mpsc::sync_channel::<()>(1);
         let checkpointer = open_conn(path)?;
+        let done = Arc::new(writer::Checkpoints::default());
         std::thread::Builder::new()
             .name("guestlist-store-checkpoint".into())
-            .spawn(move || writer::checkpointer_loop(checkpointer, wake))
+            .spawn({
+                let done = done.clone();
+                move || writer::checkpointer_loop(checkpointer, wake, done)
+            })
             .map_err(|e| StoreError::Task(format!("cannot start the checkpoint thread: {e}")))?;
         std::thread::Builder::new()
             .name("guestlist-store-writer".into())
             .spawn({
-                let index = index.clone();
-                move || writer_loop(writer, rx, index, checkpoints)
+                let (index, done) = (index.clone(), done.clone());
+                move || writer_loop(writer, rx, index, checkpoints, done)
             })
             .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
@@ -396,7 +402,19 @@ impl SqliteStore {
             tombstones,
             path: Arc::new(path.to_path_buf()),
             export_conns: Arc::default(),
+            checkpoints: done,
         })
+    }
+
+    /// WAL checkpoints completed since the store opened, as `(background, writer)`: those of
+    /// the checkpoint thread, and those the writer thread ran itself because the WAL passed
+    /// 16,000 pages (`store/writer.rs` module docs). Under an ordinary load the second stays 0:
+    /// no commit waits for a checkpoint.
+    pub fn wal_checkpoints(&self) -> (u64, u64) {
+        (
+            self.checkpoints.background.load(Ordering::Relaxed),
+            self.checkpoints.writer.load(Ordering::Relaxed),
+        )
     }
 
     fn read<T>(

@@ -434,7 +434,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The store's own counters for `/metrics`, in the Prometheus text format (0.0.4): on
     /// PostgreSQL the check-status statements and the calls they carried
-    /// (`store/pg/check_batch.rs`); empty when the store has none (SQLite).
+    /// (`store/pg/check_batch.rs`); on SQLite the WAL checkpoints by who ran them
+    /// (`store/writer.rs`).
     fn render_metrics(&self) -> String {
         String::new()
     }

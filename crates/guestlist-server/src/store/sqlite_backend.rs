@@ -41,6 +41,16 @@ impl Backend for SqliteStore {
         BackendKind::Sqlite
     }
 
+    fn render_metrics(&self) -> String {
+        let (background, writer) = self.wal_checkpoints();
+        format!(
+            "# HELP guestlist_sqlite_wal_checkpoints_total WAL checkpoints completed, by the checkpoint thread (background) or by the writer itself once the WAL passed 16,000 pages (writer).\n\
+             # TYPE guestlist_sqlite_wal_checkpoints_total counter\n\
+             guestlist_sqlite_wal_checkpoints_total{{by=\"background\"}} {background}\n\
+             guestlist_sqlite_wal_checkpoints_total{{by=\"writer\"}} {writer}\n"
+        )
+    }
+
     fn sqlite(&self) -> Option<&SqliteStore> {
         Some(self)
     }

@@ -22,6 +22,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::Connection;
@@ -55,6 +56,17 @@ fn wal_pages_hook(_: &Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// WAL checkpoints that completed since the store opened, by who ran them (module docs): for
+/// `/metrics` (`guestlist_sqlite_wal_checkpoints_total`) and for the tests, which check that the
+/// writer leaves them to the checkpointer.
+#[derive(Debug, Default)]
+pub(super) struct Checkpoints {
+    /// By [`checkpointer_loop`].
+    pub(super) background: AtomicU64,
+    /// By the writer thread itself (the WAL passed [`WRITER_CHECKPOINT_PAGES`]).
+    pub(super) writer: AtomicU64,
+}
+
 /// `PRAGMA wal_checkpoint(PASSIVE)` on `conn`: copies the WAL frames no reader still needs
 /// into the database file without waiting for any lock. Returns SQLite's
 /// `(busy, WAL frames, frames checkpointed)`.
@@ -71,8 +83,12 @@ const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The checkpointer thread (module docs): one passive checkpoint per wake-up from the writer,
 /// and again every [`CATCH_UP`] while the last one left frames uncopied. Ends when the writer
-/// thread (the only sender) ends.
-pub(super) fn checkpointer_loop(conn: Connection, wake: mpsc::Receiver<()>) {
+/// thread (the only sender) ends. Counts each completed checkpoint in `done.background`.
+pub(super) fn checkpointer_loop(
+    conn: Connection,
+    wake: mpsc::Receiver<()>,
+    done: Arc<Checkpoints>,
+) {
     let mut behind = false;
     loop {
         let woken = if behind {
@@ -87,7 +103,10 @@ pub(super) fn checkpointer_loop(conn: Connection, wake: mpsc::Receiver<()>) {
             return;
         }
         behind = match checkpoint_passive(&conn) {
-            Ok((_, frames, copied)) => copied < frames,
+            Ok((_, frames, copied)) => {
+                done.background.fetch_add(1, Ordering::Relaxed);
+                copied < frames
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint failed; it runs again");
                 true
@@ -108,12 +127,13 @@ pub(super) type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 /// when the [`SqliteStore`](super::SqliteStore) (the only sender) is dropped.
 ///
 /// `checkpoints` wakes the [`checkpointer_loop`] (a channel of capacity 1: a wake-up while one
-/// is pending is dropped).
+/// is pending is dropped); the writer's own checkpoints are counted in `done.writer`.
 pub(super) fn writer_loop(
     mut conn: Connection,
     jobs: mpsc::Receiver<WriteJob>,
     index: Arc<CheckIndex>,
     checkpoints: mpsc::SyncSender<()>,
+    done: Arc<Checkpoints>,
 ) {
     conn.wal_hook(Some(wal_pages_hook));
     // The WAL's size, in pages, when the checkpointer was last woken (0: not since it restarted).
@@ -176,8 +196,13 @@ pub(super) fn writer_loop(
             woken_at = 0; // the WAL restarted from its beginning
         }
         if pages >= WRITER_CHECKPOINT_PAGES {
-            if let Err(e) = checkpoint_passive(&conn) {
-                tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+            match checkpoint_passive(&conn) {
+                Ok(_) => {
+                    done.writer.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+                }
             }
             woken_at = 0;
         } else if pages >= woken_at + CHECKPOINT_PAGES {

@@ -102,4 +102,25 @@ async fn the_wal_is_checkpointed_in_the_background_and_restarts() {
         "the WAL did not restart after the writes paused ({frames} frames)"
     );
     assert_eq!(store.verify_check_index(&[]).unwrap().1, i);
+    // The checkpoint thread did the copying, not the writer inside its commits: the writer's
+    // own checkpoint is only for a WAL past 16,000 pages, which this load does not reach.
+    let (background, by_writer) = store.wal_checkpoints();
+    println!("checkpoints: {background} by the checkpoint thread, {by_writer} by the writer");
+    assert!(
+        frames_after_load < 16_000,
+        "the load passed the writer's own threshold ({frames_after_load} frames)"
+    );
+    assert!(
+        background >= 1,
+        "the checkpoint thread never ran a checkpoint"
+    );
+    assert_eq!(by_writer, 0, "the writer checkpointed inside its commits");
+    // The same counters on `/metrics`.
+    let metrics = guestlist_server::store::backend::Backend::render_metrics(&store);
+    for line in [
+        format!("guestlist_sqlite_wal_checkpoints_total{{by=\"background\"}} {background}\n"),
+        "guestlist_sqlite_wal_checkpoints_total{by=\"writer\"} 0\n".to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "{line:?} not in {metrics}");
+    }
 }
