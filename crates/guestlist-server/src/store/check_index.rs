@@ -266,7 +266,7 @@ impl IndexMaps {
 }
 
 /// What check-status found for an identity key.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Found {
     /// A stored request: its id, status and creation time (only what the answer needs: no
     /// state JSON, no claims, no history).

@@ -563,5 +563,6 @@ async fn a_replica_whose_sessions_are_terminated_recovers_by_itself() {
     );
 }
 
+mod cache;
 mod pool;
 mod reads;

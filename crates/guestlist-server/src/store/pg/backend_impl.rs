@@ -169,7 +169,9 @@ impl Backend for PgStore {
     }
 
     fn render_metrics(&self) -> String {
-        self.checks.render_metrics()
+        let mut out = self.checks.render_metrics();
+        out.push_str(&self.cache.render_metrics());
+        out
     }
 
     async fn audit(

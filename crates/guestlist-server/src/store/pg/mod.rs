@@ -140,7 +140,8 @@ use super::StoreError;
 /// Runs `$body` (an expression that may `.await` and use `?` on [`TxResult`], with the
 /// transaction bound to `$tx`) in a write transaction that first takes the shared
 /// [`SEQ_LOCK`] (module docs), commits it, then wakes the notifier
-/// ([`PgStore::wake_listeners`], module docs "Notifications after commit"); runs it again (up to [`MAX_ATTEMPTS`] times in
+/// ([`PgStore::wake_listeners`], module docs "Notifications after commit") and waits at the
+/// check-status caches' barrier ([`check_cache::barrier`]); runs it again (up to [`MAX_ATTEMPTS`] times in
 /// all) after a serialization failure, a deadlock or a unique violation. Evaluates to
 /// `Result<T, StoreError>`.
 macro_rules! write_tx {
@@ -170,8 +171,11 @@ macro_rules! write_tx {
                         Err(e) => Err(e),
                     };
                 if let Some(v) = $crate::store::pg::finish($tx, run, attempt).await? {
-                    // Committed: wake the other replicas' listeners, after the commit.
+                    // Committed: wake the other replicas' listeners, after the commit, and
+                    // acknowledge only once no replica's check-status cache can answer from
+                    // before it (`check_cache.rs`).
                     $store.wake_listeners();
+                    $crate::store::pg::check_cache::barrier(&$store.cache, client).await;
                     break Ok::<_, $crate::store::StoreError>(v);
                 }
             }
@@ -182,6 +186,7 @@ macro_rules! write_tx {
 
 mod backend_impl;
 mod check_batch;
+mod check_cache;
 mod escalation;
 mod events;
 mod export;
@@ -195,6 +200,7 @@ mod requests;
 mod rows;
 mod signup;
 
+pub use check_cache::{CAPACITY as CHECK_CACHE_CAPACITY, LEASE as CHECK_CACHE_LEASE};
 pub use jobs::JobLockGuard;
 pub use pool::PoolConfig;
 
@@ -251,6 +257,10 @@ pub struct PgStore {
     reads: Arc<reads::SharedReads>,
     /// The queue of check-status calls, batched onto [`PgStore::reads`] ([`check_batch`]).
     checks: check_batch::CheckBatcher,
+    /// This replica's check-status cache ([`check_cache`]).
+    cache: Arc<check_cache::CheckCache>,
+    /// Dropped with the store: ends the cache's sync task.
+    _cache_stop: tokio::sync::oneshot::Sender<()>,
     /// The parsed URL, for the dedicated connections of [`PgStore::listen_events`].
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
@@ -532,10 +542,20 @@ impl PgStore {
         let checks = check_batch::CheckBatcher::start(reads.clone());
         let (notifier, wakes) = tokio::sync::mpsc::channel(1);
         tokio::spawn(events::notifier(pool.clone(), wakes));
+        let cache = Arc::new(check_cache::CheckCache::new(pools.check_cache));
+        let (cache_stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(check_cache::run(
+            cache.clone(),
+            config.clone(),
+            tls.clone(),
+            stopped,
+        ));
         let store = PgStore {
             pool,
             reads,
             checks,
+            cache,
+            _cache_stop: cache_stop,
             config,
             tls,
             tombstone_key: RwLock::new(None),
@@ -590,6 +610,20 @@ impl PgStore {
     /// `guestlist_check_status_lookups_total`; [`check_batch`]).
     pub fn check_status_sent(&self) -> (u64, u64) {
         self.checks.sent()
+    }
+
+    /// This replica's check-status cache: calls answered from it, calls read from the
+    /// database while it was valid, and entries held ([`check_cache`]).
+    pub fn check_cache_stats(&self) -> (u64, u64, usize) {
+        self.cache.stats()
+    }
+
+    /// Fault injection for tests: this replica's cache neither drains its inbox nor renews its
+    /// lease for `d`, as if stuck, while it keeps serving until its lease lapses
+    /// ([`check_cache`]).
+    #[doc(hidden)]
+    pub fn stall_check_cache_sync(&self, d: Duration) {
+        self.cache.stall_for(d);
     }
 
     /// A pooled connection (within [`ACQUIRE_TIMEOUT`]).

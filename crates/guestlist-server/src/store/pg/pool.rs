@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::{ACQUIRE_TIMEOUT, CREATE_TIMEOUT};
 use crate::store::StoreError;
 
-/// Pool sizes of one replica (`[postgres]`: `pool_size`, `read_pool_size`; environment
-/// `GUESTLIST_POSTGRES__POOL_SIZE`, `GUESTLIST_POSTGRES__READ_POOL_SIZE`). Ignored on SQLite.
+/// Pool sizes and the check-status cache of one replica (`[postgres]`: `pool_size`,
+/// `read_pool_size`, `check_cache`; environment `GUESTLIST_POSTGRES__POOL_SIZE`,
+/// `GUESTLIST_POSTGRES__READ_POOL_SIZE`, `GUESTLIST_POSTGRES__CHECK_CACHE`). Ignored on SQLite.
 ///
-/// A replica opens at most `pool_size + read_pool_size + 1` connections (the `+ 1` is the
-/// `LISTEN` connection of the live streams): keep the sum over all replicas below the
+/// A replica opens at most `pool_size + read_pool_size + 2` connections (the `+ 2` are the
+/// `LISTEN` connections of the live streams and of the check-status cache): keep the sum over all replicas below the
 /// server's `max_connections` (100 by default, 3 of them reserved for superusers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +31,11 @@ pub struct PoolConfig {
     /// (`store/pg/check_batch.rs`), so one or two keep up with 64 concurrent checks; default
     /// [`PoolConfig::DEFAULT_READ_POOL_SIZE`].
     pub read_pool_size: usize,
+    /// Whether this replica answers check-status from its in-memory cache when it holds the
+    /// person (`store/pg/check_cache.rs`: invalidated through the database before any write
+    /// that changes the answer is acknowledged); default `true`. Writes wait for the caches of
+    /// the other replicas either way.
+    pub check_cache: bool,
 }
 
 impl PoolConfig {
@@ -64,6 +70,7 @@ impl Default for PoolConfig {
         PoolConfig {
             pool_size: Self::DEFAULT_POOL_SIZE,
             read_pool_size: Self::DEFAULT_READ_POOL_SIZE,
+            check_cache: true,
         }
     }
 }
@@ -113,6 +120,7 @@ mod tests {
             let err = PoolConfig {
                 pool_size,
                 read_pool_size,
+                check_cache: true,
             }
             .validate()
             .unwrap_err();

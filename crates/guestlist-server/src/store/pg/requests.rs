@@ -244,10 +244,12 @@ impl PgStore {
         super::signup::request_approval(self, &call).await
     }
 
-    /// The "check approval status" decision (seed `002_*`), read from the tables in one
-    /// statement shared with the other checks waiting at the time ([`super::check_batch`]; no
-    /// in-memory index: a decision by another replica is seen at once). A pending
-    /// request past its expiry is marked expired first (a write).
+    /// The "check approval status" decision (seed `002_*`): from this replica's cache when it
+    /// holds the person ([`super::check_cache`]: invalidated through the database before any
+    /// write that changes the answer is acknowledged, so a decision by another replica is seen
+    /// at once), otherwise read from the tables in one statement shared with the other checks
+    /// waiting at the time ([`super::check_batch`]). A pending request past its expiry is
+    /// marked expired first (a write).
     ///
     /// Errors: [`StoreError`] on database failure.
     pub async fn check_status(
@@ -258,6 +260,10 @@ impl PgStore {
     ) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
         let Ok(key) = IdentityKey::try_of(claims) else {
             return Ok((Some(MessageKind::EmailRefused), None));
+        };
+        let ticket = match self.cache.lookup(&key) {
+            Ok(found) => return answer_found(self, found, policy, now).await,
+            Err(ticket) => ticket,
         };
         let digest = self.tombstone_digest(&key.email).unwrap_or_default();
         // Batched with the other checks waiting at the time, on a shared check-status
@@ -283,13 +289,8 @@ impl PgStore {
             None if email_denied => Found::DeniedEmail,
             None => Found::Nothing,
         };
-        match check_answer(found, policy, now)? {
-            CheckAnswer::Answer(block) => Ok((block, None)),
-            CheckAnswer::Expire(id) => {
-                let event = self.expire(id, now).await?;
-                Ok((check_status_block(&RequestState::Expired, policy), event))
-            }
-        }
+        self.cache.fill(ticket, &found);
+        answer_found(self, found, policy, now).await
     }
 
     /// One request by id.
@@ -512,4 +513,21 @@ pub(super) async fn history_of(
         });
     }
     Ok(out)
+}
+
+/// The check-status answer for what was found (cached or read), marking a pending request past
+/// its expiry expired first.
+async fn answer_found(
+    store: &PgStore,
+    found: Found,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<(Option<MessageKind>, Option<Event>), StoreError> {
+    match check_answer(found, policy, now)? {
+        CheckAnswer::Answer(block) => Ok((block, None)),
+        CheckAnswer::Expire(id) => {
+            let event = store.expire(id, now).await?;
+            Ok((check_status_block(&RequestState::Expired, policy), event))
+        }
+    }
 }

@@ -362,7 +362,7 @@ async fn run_once(
     conn: &Conn,
     st: &Statements,
     c: &Call<'_>,
-) -> TxResult<(RequestApprovalOutcome, bool)> {
+) -> TxResult<(RequestApprovalOutcome, bool, bool)> {
     let client: &Client = conn.wrapper()?;
     let digest = c.tombstone.as_deref().unwrap_or_default();
     let lock_params: [&(dyn ToSql + Sync); 2] = [&EMAIL_NS, &c.key.email];
@@ -394,6 +394,14 @@ async fn run_once(
         }
     };
     let plan = plan(found, person_denied, c);
+    // A change of an existing request's status or creation (an expiry, a re-request) or a new
+    // denied request changes check-status answers: the caches' triggers fire, and the call
+    // waits at their barrier after the commit (`check_cache.rs`). A new pending or approved
+    // request, or another attempt, changes none.
+    let invalidates = plan.changes.iter().any(|ch| {
+        (!ch.new && ch.action != "attempted")
+            || matches!(ch.request.state, RequestState::Denied { .. })
+    });
     let encoded = match plan
         .changes
         .iter()
@@ -414,7 +422,7 @@ async fn run_once(
                 block: plan.block,
                 event: None,
             };
-            return Ok((outcome, false));
+            return Ok((outcome, false, false));
         }
         [one] => {
             let (w, committed) = futures::join!(
@@ -457,12 +465,13 @@ async fn run_once(
         block: plan.block,
         event,
     };
-    Ok((outcome, true))
+    Ok((outcome, true, invalidates))
 }
 
 /// Runs request-approval for `c` on `store` (module docs): two round trips per attempt, run
 /// again after a serialization failure, a deadlock or a unique violation; wakes the notifier
-/// after a commit that wrote something.
+/// after a commit that wrote something, and waits at the check-status caches' barrier after
+/// one that changed an answer (`check_cache.rs`).
 ///
 /// Errors: [`StoreError::Unavailable`] when no connection is free or the database cannot be
 /// reached; [`StoreError`] on other database failures.
@@ -479,9 +488,12 @@ pub(super) async fn request_approval(
     loop {
         attempt += 1;
         match run_once(&conn, &st, c).await {
-            Ok((outcome, wrote)) => {
+            Ok((outcome, wrote, invalidates)) => {
                 if wrote {
                     store.wake_listeners();
+                }
+                if invalidates {
+                    super::check_cache::barrier(&store.cache, conn.wrapper()?).await;
                 }
                 return Ok(outcome);
             }

@@ -1,0 +1,568 @@
+//! The check-status cache of a replica (issue 13 §2 "A decision is seen at once", §5): what
+//! check-status found for a stored request, kept in memory under a lease, so that Entra's
+//! repeated calls for the same people are answered without a round trip to PostgreSQL, and
+//! never with an answer that a decision acknowledged anywhere in the cluster has made stale.
+//!
+//! # What is cached
+//!
+//! A [`Found::Request`] (the request of an identity key: id, status, creation time, and whether
+//! the person is denied) and a [`Found::DeniedEmail`]. Never [`Found::Nothing`]: a new sign-up
+//! then needs no invalidation, so request-approval's hot path writes nothing more. At most
+//! [`CAPACITY`] entries; a full cache is emptied and fills again with the people being asked
+//! about (a flood of distinct people costs what it costs without a cache, and no more memory).
+//!
+//! # Invalidation through the database (migration `V8__check_cache.sql`)
+//!
+//! 1. A replica that caches holds a row in `check_caches`: its lease (`lease_until`, from the
+//!    database's clock) and an inbox.
+//! 2. Triggers on `requests` and `tombstones` append, **in the writing transaction**, the
+//!    SHA-256 of the person's canonical e-mail to every row's inbox (or set `flush`): any write
+//!    that changes a check-status answer (a decision, reopen, expiry, re-request, erasure,
+//!    retention) invalidates, whichever code path made it.
+//! 3. Each replica's sync task ([`run`]) reads its inbox, drops those people from memory, and
+//!    only then records `drained` and renews its lease, in one statement that succeeds only
+//!    while the lease is live. It does so on a notification ([`CHANNEL`]) and at least every
+//!    [`RENEW_EVERY`].
+//! 4. A writer, after its commit and before it answers ([`barrier`]), waits until every row
+//!    holding a live lease has drained past the entries it found there; it reads the rows
+//!    `FOR SHARE`, so a renewal in flight is waited for, not missed.
+//!
+//! A replica serves from memory only until `send time of its last successful renewal +`
+//! [`LEASE`] `−` [`MARGIN`], which is before the database's `lease_until` for that renewal (the
+//! statement starts after it is sent). So a replica the writer found with a lapsed lease has
+//! already stopped serving from memory; its next renewal fails (the lease is no longer live),
+//! and it empties its cache before it takes a new lease. Fills are guarded by a generation
+//! counter: an answer read before an invalidation was applied is never stored after it.
+//!
+//! A writer waits at most 2 × [`LEASE`] for replicas that are alive but behind; then it revokes
+//! their leases and waits one more [`LEASE`] (they stop serving from memory by then). A writer
+//! that loses the database after its commit waits [`LEASE`] + [`RENEW_EVERY`]: by then every
+//! replica has drained by itself or let its lease lapse. A replica killed with `kill -9` holds
+//! writers up for at most the rest of its lease, once; its row is removed after [`FORGET_AFTER`].
+//!
+//! Losing its sync connection empties a replica's cache at once (every check then reads the
+//! database, and fails fast while it is down, as without a cache).
+//!
+//! Owns: the cache, its lease and the writers' barrier. Must not know HTTP.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use guestlist_core::model::IdentityKey;
+use sha2::{Digest, Sha256};
+use tokio_postgres::{AsyncMessage, Client};
+use uuid::Uuid;
+
+use super::db_err;
+use crate::store::StoreError;
+use crate::store::check_index::{CheckIndex, Found};
+
+/// How long a renewal keeps a replica's lease (the database's clock).
+pub const LEASE: Duration = Duration::from_secs(2);
+/// How often a replica renews its lease (and drains its inbox) without being told to.
+pub const RENEW_EVERY: Duration = Duration::from_millis(500);
+/// How much earlier than its lease a replica stops serving from memory (clock rate drift
+/// between the replica and the database, scheduling delays).
+pub const MARGIN: Duration = Duration::from_millis(250);
+/// The most entries a replica's cache holds (about 100 bytes each).
+pub const CAPACITY: usize = 200_000;
+/// The channel a writer notifies when replicas have entries to drain.
+pub const CHANNEL: &str = "guestlist_check_cache";
+/// How long after its lease lapsed a replica's row is deleted (by any replica).
+pub const FORGET_AFTER: Duration = Duration::from_secs(60);
+
+/// One replica's cache (module docs).
+pub(super) struct CheckCache {
+    /// This replica's row in `check_caches`.
+    replica: Uuid,
+    /// Whether this replica caches at all (`[postgres] check_cache`).
+    enabled: bool,
+    /// The origin of [`CheckCache::valid_until`].
+    base: Instant,
+    /// Nanoseconds after `base` until which entries may be served; 0: none may.
+    valid_until: AtomicU64,
+    inner: RwLock<Inner>,
+    /// Wakes the sync task (a notification, or this replica's own writer waiting).
+    wake: tokio::sync::Notify,
+    /// Test hook: the sync task does nothing until this (nanoseconds after `base`).
+    stalled_until: AtomicU64,
+    /// The sync connection is up (set by its driver task).
+    connected: AtomicBool,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    invalidated: AtomicU64,
+    flushes: AtomicU64,
+    barrier_waits: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Bumped by every invalidation and flush (module docs, fills).
+    generation: u64,
+    /// The first 128 bits of SHA-256(canonical e-mail) → (identity key digest, what was found).
+    by_email: HashMap<u128, Vec<(u128, Found)>>,
+    entries: usize,
+}
+
+/// What a miss needs to fill the cache afterwards ([`CheckCache::fill`]).
+pub(super) struct Ticket {
+    /// The generation when the lookup started; `None`: the cache was not valid, do not fill.
+    generation: Option<u64>,
+    email: u128,
+    key: u128,
+}
+
+/// The first 128 bits of SHA-256 of a canonical e-mail, as the triggers compute it
+/// (`sha256(convert_to(email, 'UTF8'))`).
+fn email_digest(email: &[u8]) -> u128 {
+    let d = Sha256::digest(email);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&d[..16]);
+    u128::from_be_bytes(first)
+}
+
+impl CheckCache {
+    /// A cache that serves nothing until its first lease; `enabled: false` never serves.
+    pub(super) fn new(enabled: bool) -> CheckCache {
+        CheckCache {
+            replica: Uuid::new_v4(),
+            enabled,
+            base: Instant::now(),
+            valid_until: AtomicU64::new(0),
+            inner: RwLock::new(Inner::default()),
+            wake: tokio::sync::Notify::new(),
+            stalled_until: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether entries may be served now (a live lease, the sync connection up).
+    fn valid(&self) -> bool {
+        self.nanos(Instant::now()) < self.valid_until.load(Ordering::Acquire)
+            && self.connected.load(Ordering::Acquire)
+    }
+
+    /// The cached answer for `key`, or the ticket to fill the cache with what the database
+    /// answers.
+    pub(super) fn lookup(&self, key: &IdentityKey) -> Result<Found, Ticket> {
+        let email = email_digest(key.email.as_bytes());
+        let k = CheckIndex::hash_key(key);
+        if !self.enabled || !self.valid() {
+            return Err(Ticket {
+                generation: None,
+                email,
+                key: k,
+            });
+        }
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = inner
+            .by_email
+            .get(&email)
+            .and_then(|v| v.iter().find(|(kk, _)| *kk == k))
+        {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(found.1.clone());
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        Err(Ticket {
+            generation: Some(inner.generation),
+            email,
+            key: k,
+        })
+    }
+
+    /// Stores what the database answered for a miss, unless the cache was invalidated or
+    /// flushed since the ticket was taken, or is not valid now (module docs).
+    pub(super) fn fill(&self, ticket: Ticket, found: &Found) {
+        let Some(generation) = ticket.generation else {
+            return;
+        };
+        if matches!(found, Found::Nothing) {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        if inner.generation != generation || !self.valid() {
+            return;
+        }
+        if inner.entries >= CAPACITY {
+            inner.by_email.clear();
+            inner.entries = 0;
+            inner.generation += 1;
+        }
+        let slot = inner.by_email.entry(ticket.email).or_default();
+        if slot.iter().any(|(k, _)| *k == ticket.key) {
+            return;
+        }
+        slot.push((ticket.key, found.clone()));
+        inner.entries += 1;
+    }
+
+    /// Drops the people of `digests` (full SHA-256 values), or everything with `all`.
+    fn apply(&self, digests: &[Vec<u8>], all: bool) {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        inner.generation += 1;
+        if all {
+            inner.by_email.clear();
+            inner.entries = 0;
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        for d in digests {
+            let Some(first) = d.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
+                continue;
+            };
+            if let Some(v) = inner.by_email.remove(&u128::from_be_bytes(first)) {
+                inner.entries -= v.len();
+            }
+            self.counters.invalidated.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops serving and empties the cache (a lost lease or connection).
+    fn flush(&self) {
+        self.valid_until.store(0, Ordering::Release);
+        self.apply(&[], true);
+    }
+
+    /// Hits, misses (while valid) and entries.
+    pub(super) fn stats(&self) -> (u64, u64, usize) {
+        (
+            self.counters.hits.load(Ordering::Relaxed),
+            self.counters.misses.load(Ordering::Relaxed),
+            self.len(),
+        )
+    }
+
+    /// Entries in memory.
+    pub(super) fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+    }
+
+    /// Test hook: the sync task neither drains nor renews for `d` (a replica that is stuck but
+    /// keeps its connection), while the cache goes on serving until its lease lapses.
+    pub(super) fn stall_for(&self, d: Duration) {
+        self.stalled_until
+            .store(self.nanos(Instant::now() + d), Ordering::Release);
+    }
+
+    /// The `/metrics` lines of the cache.
+    pub(super) fn render_metrics(&self) -> String {
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP guestlist_check_cache_hits_total Check-status calls answered from this replica's cache.\n\
+             # TYPE guestlist_check_cache_hits_total counter\n\
+             guestlist_check_cache_hits_total {}\n\
+             # HELP guestlist_check_cache_misses_total Check-status calls read from PostgreSQL while the cache was valid.\n\
+             # TYPE guestlist_check_cache_misses_total counter\n\
+             guestlist_check_cache_misses_total {}\n\
+             # HELP guestlist_check_cache_invalidations_total Invalidations applied: people whose answers a write on any replica may have changed.\n\
+             # TYPE guestlist_check_cache_invalidations_total counter\n\
+             guestlist_check_cache_invalidations_total {}\n\
+             # HELP guestlist_check_cache_flushes_total Times the whole cache was emptied (lease or connection lost, tombstones, capacity).\n\
+             # TYPE guestlist_check_cache_flushes_total counter\n\
+             guestlist_check_cache_flushes_total {}\n\
+             # HELP guestlist_check_cache_barrier_waits_total Writes that waited for replicas to drop a changed answer before acknowledging.\n\
+             # TYPE guestlist_check_cache_barrier_waits_total counter\n\
+             guestlist_check_cache_barrier_waits_total {}\n\
+             # HELP guestlist_check_cache_entries Entries in this replica's check-status cache.\n\
+             # TYPE guestlist_check_cache_entries gauge\n\
+             guestlist_check_cache_entries {}\n",
+            l(&c.hits),
+            l(&c.misses),
+            l(&c.invalidated),
+            l(&c.flushes),
+            l(&c.barrier_waits),
+            self.len(),
+        )
+    }
+}
+
+/// Registers (again) after the cache was emptied: a live lease, and everything appended so far
+/// counted as drained (the cache holds nothing it could apply to).
+const REGISTER_SQL: &str = "INSERT INTO check_caches (replica, lease_until)
+     VALUES ($1, now() + $2::bigint * interval '1 millisecond')
+     ON CONFLICT (replica) DO UPDATE
+        SET lease_until = EXCLUDED.lease_until, drained = check_caches.appended,
+            inbox = '{}', flush = false";
+
+/// The replica's inbox, and whether its lease is still live.
+const FETCH_SQL: &str = "SELECT appended, inbox, flush, lease_until > now()
+     FROM check_caches WHERE replica = $1";
+
+/// Records what was applied and renews the lease, only while it is live; returns `appended`.
+const RENEW_SQL: &str = "UPDATE check_caches
+        SET drained = $2, inbox = inbox[($3::int + 1):], flush = flush AND appended <> $2,
+            lease_until = now() + $4::bigint * interval '1 millisecond'
+      WHERE replica = $1 AND lease_until > now()
+  RETURNING appended";
+
+/// Rows of replicas long gone.
+const FORGET_SQL: &str =
+    "DELETE FROM check_caches WHERE lease_until < now() - $1::bigint * interval '1 millisecond'";
+
+/// The sync task of a replica's cache (module docs, step 3): connects, `LISTEN`s, registers,
+/// then drains and renews on every notification and every [`RENEW_EVERY`]. A lost connection
+/// empties the cache; the task reconnects (every 100 ms to 2 s). Ends when `stop` resolves (the
+/// store was dropped).
+pub(super) async fn run(
+    cache: Arc<CheckCache>,
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    if !cache.enabled {
+        return;
+    }
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let session = session(&cache, &config, &tls);
+        let ended = tokio::select! {
+            r = session => r,
+            _ = &mut stop => return,
+        };
+        cache.connected.store(false, Ordering::Release);
+        cache.flush();
+        match ended {
+            Ok(()) => wait = Duration::from_millis(100),
+            Err(e) => {
+                tracing::debug!(error = %e, "check-status cache: sync connection lost; serving from the database");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut stop => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One connection's life: until it fails.
+async fn session(
+    cache: &Arc<CheckCache>,
+    config: &tokio_postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+) -> Result<(), StoreError> {
+    let (client, mut connection) = config.connect(tls.clone()).await.map_err(db_err)?;
+    let (lost_tx, mut lost) = tokio::sync::oneshot::channel::<()>();
+    let driver_cache = cache.clone();
+    tokio::spawn(async move {
+        loop {
+            match futures::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => driver_cache.wake.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        // Stop serving before anything else notices: checks go to the database from now on.
+        driver_cache.connected.store(false, Ordering::Release);
+        driver_cache.valid_until.store(0, Ordering::Release);
+        driver_cache.wake.notify_one();
+        let _ = lost_tx.send(());
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(db_err)?;
+    let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+    let forget_ms = i64::try_from(FORGET_AFTER.as_millis()).unwrap_or(i64::MAX);
+    let register = client.prepare(REGISTER_SQL).await.map_err(db_err)?;
+    let fetch = client.prepare(FETCH_SQL).await.map_err(db_err)?;
+    let renew = client.prepare(RENEW_SQL).await.map_err(db_err)?;
+    cache.connected.store(true, Ordering::Release);
+    let mut registered = false;
+    let mut last_forget = Instant::now();
+    loop {
+        let stalled = cache.stalled_until.load(Ordering::Acquire);
+        if cache.nanos(Instant::now()) < stalled {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        if lost.try_recv().is_ok() {
+            return Err(StoreError::Unavailable("sync connection closed".into()));
+        }
+        if !registered {
+            cache.flush();
+            let sent = Instant::now();
+            client
+                .execute(&register, &[&cache.replica, &lease_ms])
+                .await
+                .map_err(db_err)?;
+            cache
+                .valid_until
+                .store(cache.nanos(sent + LEASE - MARGIN), Ordering::Release);
+            registered = true;
+        }
+        // Drain and renew until nothing new arrived meanwhile.
+        loop {
+            let Some(row) = client
+                .query_opt(&fetch, &[&cache.replica])
+                .await
+                .map_err(db_err)?
+            else {
+                registered = false;
+                break;
+            };
+            let appended: i64 = row.get(0);
+            let inbox: Vec<Vec<u8>> = row.get(1);
+            let flush: bool = row.get(2);
+            let live: bool = row.get(3);
+            if !live {
+                registered = false;
+                break;
+            }
+            if flush {
+                cache.apply(&[], true);
+            } else if !inbox.is_empty() {
+                cache.apply(&inbox, false);
+            }
+            let taken = i32::try_from(inbox.len()).unwrap_or(i32::MAX);
+            let sent = Instant::now();
+            let Some(row) = client
+                .query_opt(&renew, &[&cache.replica, &appended, &taken, &lease_ms])
+                .await
+                .map_err(db_err)?
+            else {
+                registered = false;
+                break;
+            };
+            let until = sent + LEASE - MARGIN;
+            if Instant::now() >= until {
+                // The renewal took longer than the lease: start over with an empty cache.
+                registered = false;
+                break;
+            }
+            cache
+                .valid_until
+                .store(cache.nanos(until), Ordering::Release);
+            let now_appended: i64 = row.get(0);
+            if now_appended == appended {
+                break;
+            }
+        }
+        if !registered {
+            cache.flush();
+            continue;
+        }
+        if last_forget.elapsed() >= FORGET_AFTER / 2 {
+            last_forget = Instant::now();
+            let _ = client.execute(FORGET_SQL, &[&forget_ms]).await;
+        }
+        tokio::select! {
+            _ = cache.wake.notified() => {}
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+            _ = &mut lost => return Err(StoreError::Unavailable("sync connection closed".into())),
+        }
+    }
+}
+
+/// Whether any replica has entries it has not drained (no row locks: a row whose `drained`
+/// reached `appended` in the latest committed version has applied everything committed before).
+const PENDING_SQL: &str = "SELECT EXISTS (SELECT 1 FROM check_caches WHERE drained < appended)";
+
+/// Every row, its target and whether its lease is live, latest versions (waits for renewals in
+/// flight: module docs, step 4).
+const TARGETS_SQL: &str = "SELECT replica, appended, drained >= appended, lease_until > now()
+     FROM check_caches ORDER BY replica FOR SHARE";
+
+/// Which of the replicas `$1` (with targets `$2`) are done: drained past the target, or their
+/// lease is no longer live (latest versions, as [`TARGETS_SQL`]).
+const POLL_SQL: &str = "SELECT c.replica, c.drained >= t.target OR c.lease_until <= now()
+     FROM check_caches c JOIN unnest($1::uuid[], $2::bigint[]) AS t(replica, target)
+       ON c.replica = t.replica
+     ORDER BY c.replica FOR SHARE OF c";
+
+/// Ends the leases of replicas that did not drain in time.
+const REVOKE_SQL: &str = "UPDATE check_caches SET lease_until = least(lease_until, now())
+     WHERE replica = ANY($1::uuid[])";
+
+/// The writers' barrier (module docs, step 4): returns once every replica holding a live lease
+/// has dropped from memory what the writes committed so far on this connection changed. Call
+/// it after the commit and before answering. Usually one statement; waits while some replica
+/// has entries to drain (about one round trip per replica after a notification), at most
+/// 3 × [`LEASE`] in all; never fails (a database error means waiting until every lease that
+/// could still hide the write has lapsed).
+pub(super) async fn barrier(cache: &CheckCache, client: &Client) {
+    if let Err(e) = barrier_inner(cache, client).await {
+        tracing::warn!(error = %e, "check-status cache barrier: the database is unreachable after a commit; waiting for every replica's lease to lapse");
+        tokio::time::sleep(LEASE + RENEW_EVERY).await;
+    }
+}
+
+async fn barrier_inner(cache: &CheckCache, client: &Client) -> Result<(), StoreError> {
+    let pending: bool = client
+        .query_one(PENDING_SQL, &[])
+        .await
+        .map_err(db_err)?
+        .get(0);
+    if !pending {
+        return Ok(());
+    }
+    let rows = client.query(TARGETS_SQL, &[]).await.map_err(db_err)?;
+    let mut ids = Vec::new();
+    let mut targets = Vec::new();
+    for row in rows {
+        let (replica, appended, drained, live): (Uuid, i64, bool, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if live && !drained {
+            ids.push(replica);
+            targets.push(appended);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    cache.counters.barrier_waits.fetch_add(1, Ordering::Relaxed);
+    if ids.contains(&cache.replica) {
+        cache.wake.notify_one();
+    }
+    client
+        .execute(&format!("SELECT pg_notify('{CHANNEL}', '')"), &[])
+        .await
+        .map_err(db_err)?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+        let rows = client
+            .query(POLL_SQL, &[&ids, &targets])
+            .await
+            .map_err(db_err)?;
+        let behind: Vec<(Uuid, i64)> = rows
+            .iter()
+            .filter(|r| !r.get::<_, bool>(1))
+            .map(|r| {
+                let id: Uuid = r.get(0);
+                let i = ids.iter().position(|x| *x == id).unwrap_or(0);
+                (id, targets[i])
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= 2 * LEASE {
+            let late: Vec<Uuid> = behind.iter().map(|(id, _)| *id).collect();
+            tracing::warn!(replicas = ?late, "check-status cache: replicas did not drain within {} s; revoking their leases", (2 * LEASE).as_secs());
+            client.execute(REVOKE_SQL, &[&late]).await.map_err(db_err)?;
+            tokio::time::sleep(LEASE).await;
+            return Ok(());
+        }
+        (ids, targets) = behind.into_iter().unzip();
+    }
+}

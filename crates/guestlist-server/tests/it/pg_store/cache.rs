@@ -1,0 +1,225 @@
+//! The check-status cache of each replica (issue 13 §2 "A decision is seen at once",
+//! `store/pg/check_cache.rs`): answers come from memory, yet a write acknowledged by one replica
+//! is what every other replica answers next, also while it is answering a stream of checks for
+//! the same people, also when it is stuck (its lease lapses before the write is acknowledged),
+//! and also after a reopen.
+
+use super::*;
+
+/// Waits (at most 10 s) until `store` answers `c` from its cache, which needs a lease.
+async fn until_cached(store: &PgStore, c: &Claims, policy: &Policy) {
+    let started = Instant::now();
+    loop {
+        let (hits, _, _) = store.check_cache_stats();
+        store
+            .check_status(c, policy, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        if store.check_cache_stats().0 > hits {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the cache never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 40 people asked about on B from its cache while A decides each of them: right after each
+/// decision returns on A, B answers the decision, with a task on B checking all 40 people over
+/// and over meanwhile (so fills race the invalidations). A denial of one identity is answered
+/// for the same person's other identity provider too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_answers_follow_decisions_made_on_another_replica() {
+    let (a, b, _) = two_replicas().await;
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let w = time::Duration::seconds(120);
+    let people: Vec<Claims> = (0..40)
+        .map(|i| claims(&format!("p{i}@fabrikam.example"), "google.com"))
+        .collect();
+    let other_idp = claims("p1@fabrikam.example", "live.com");
+    for c in people.iter().chain([&other_idp]) {
+        a.request_approval(c, &policy, now, w).await.unwrap();
+    }
+    until_cached(&b, &people[0], &policy).await;
+    for c in people.iter().chain([&other_idp]) {
+        assert_eq!(
+            b.check_status(c, &policy, now).await.unwrap().0,
+            Some(MessageKind::Pending)
+        );
+    }
+    let (hits_before, _, entries) = b.check_cache_stats();
+    assert!(entries >= 41, "{entries} entries");
+    // B checks everyone, all the time, while A decides.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let (b, people, policy, stop) = (b.clone(), people.clone(), policy.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for c in &people {
+                    b.check_status(c, &policy, OffsetDateTime::now_utc())
+                        .await
+                        .unwrap();
+                    n += 1;
+                    // A cache hit never waits; an HTTP handler yields on its socket anyway.
+                    tokio::task::yield_now().await;
+                }
+            }
+            n
+        })
+    };
+    let items = a.list(None, None, None, 100).await.unwrap().items;
+    let actor = Actor::policy("test");
+    let mut took = Vec::new();
+    for (i, c) in people.iter().enumerate() {
+        let email = format!("p{i}@fabrikam.example");
+        let r = items
+            .iter()
+            .find(|r| r.key.email == email && r.key.issuer == "google.com")
+            .unwrap();
+        let (decision, expected) = if i % 2 == 0 {
+            (
+                Decision::Approve {
+                    directory_object_id: format!("obj-{i}"),
+                    how: ProvisionedBy::UserCreated,
+                },
+                MessageKind::Approved,
+            )
+        } else {
+            (
+                Decision::Deny {
+                    reason: "no".into(),
+                },
+                MessageKind::Denied,
+            )
+        };
+        let started = Instant::now();
+        a.decide(r.id, &decision, &actor, Some(r.version), None, now)
+            .await
+            .unwrap();
+        took.push(started.elapsed());
+        assert_eq!(
+            b.check_status(c, &policy, OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+                .0,
+            Some(expected),
+            "person {i} right after the decision"
+        );
+        if i == 1 {
+            assert_eq!(
+                b.check_status(&other_idp, &policy, OffsetDateTime::now_utc())
+                    .await
+                    .unwrap()
+                    .0,
+                Some(MessageKind::Denied),
+                "the same person under another identity provider"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let hammered = hammer.await.unwrap();
+    let (hits, misses, _) = b.check_cache_stats();
+    took.sort();
+    eprintln!(
+        "cache: {hammered} checks on B during 40 decisions on A; {hits} hits, {misses} misses; \
+         a decision took {:?} (median), {:?} (max)",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    assert!(
+        hits > hits_before + 40,
+        "B answered from its cache meanwhile"
+    );
+    // And from memory again afterwards, with the new answers.
+    for (i, c) in people.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            MessageKind::Approved
+        } else {
+            MessageKind::Denied
+        };
+        assert_eq!(
+            b.check_status(c, &policy, now).await.unwrap().0,
+            Some(expected)
+        );
+    }
+    let metrics = Backend::render_metrics(&*b);
+    assert!(
+        metrics.contains("guestlist_check_cache_hits_total ")
+            && metrics.contains("guestlist_check_cache_invalidations_total "),
+        "{metrics}"
+    );
+}
+
+/// A replica that is stuck (it neither drains nor renews, but still holds a cached answer)
+/// holds a decision on another replica back until its lease has lapsed, and then answers the
+/// decision, never the cached "pending". A reopen on A is seen on B too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
+    let (a, b, _) = two_replicas().await;
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let ann = claims("ann@fabrikam.example", "google.com");
+    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
+        .await
+        .unwrap();
+    until_cached(&b, &ann, &policy).await;
+    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    b.stall_check_cache_sync(Duration::from_secs(30));
+    let started = Instant::now();
+    let deny = Decision::Deny {
+        reason: "no".into(),
+    };
+    let (denied, _) = a
+        .decide(
+            r.id,
+            &deny,
+            &Actor::policy("test"),
+            Some(r.version),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(
+        b.check_status(&ann, &policy, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .0,
+        Some(MessageKind::Denied),
+        "B must not answer its cached pending after A acknowledged"
+    );
+    eprintln!("stuck replica: the decision waited {waited:?}");
+    assert!(
+        waited <= 3 * guestlist_server::store::pg::CHECK_CACHE_LEASE,
+        "waited {waited:?}"
+    );
+    // B comes back: it empties its cache, takes a new lease, and follows A again.
+    b.stall_check_cache_sync(Duration::ZERO);
+    until_cached(&b, &ann, &policy).await;
+    assert_eq!(
+        b.check_status(&ann, &policy, now).await.unwrap().0,
+        Some(MessageKind::Denied)
+    );
+    a.reopen(
+        r.id,
+        "appeal upheld",
+        &Actor::policy("test"),
+        denied.version,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.check_status(&ann, &policy, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .0,
+        Some(MessageKind::Pending),
+        "reopened on A, pending on B at once"
+    );
+}
