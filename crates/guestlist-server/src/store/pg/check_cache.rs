@@ -358,7 +358,7 @@ async fn session(
     config: &tokio_postgres::Config,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
 ) -> Result<(), StoreError> {
-    let (client, mut connection) = config.connect(tls.clone()).await.map_err(db_err)?;
+    let (client, mut connection) = bounded(config.connect(tls.clone())).await?;
     let (lost_tx, mut lost) = tokio::sync::oneshot::channel::<()>();
     let driver_cache = cache.clone();
     tokio::spawn(async move {
@@ -375,15 +375,12 @@ async fn session(
         driver_cache.wake.notify_one();
         let _ = lost_tx.send(());
     });
-    client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(db_err)?;
+    bounded(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
     let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
     let forget_ms = i64::try_from(FORGET_AFTER.as_millis()).unwrap_or(i64::MAX);
-    let register = client.prepare(REGISTER_SQL).await.map_err(db_err)?;
-    let fetch = client.prepare(FETCH_SQL).await.map_err(db_err)?;
-    let renew = client.prepare(RENEW_SQL).await.map_err(db_err)?;
+    let register = bounded(client.prepare(REGISTER_SQL)).await?;
+    let fetch = bounded(client.prepare(FETCH_SQL)).await?;
+    let renew = bounded(client.prepare(RENEW_SQL)).await?;
     cache.connected.store(true, Ordering::Release);
     let mut registered = false;
     let mut last_forget = Instant::now();
@@ -399,10 +396,7 @@ async fn session(
         if !registered {
             cache.flush();
             let sent = Instant::now();
-            client
-                .execute(&register, &[&cache.replica, &lease_ms])
-                .await
-                .map_err(db_err)?;
+            bounded(client.execute(&register, &[&cache.replica, &lease_ms])).await?;
             cache
                 .valid_until
                 .store(cache.nanos(sent + LEASE - MARGIN), Ordering::Release);
@@ -410,11 +404,7 @@ async fn session(
         }
         // Drain and renew until nothing new arrived meanwhile.
         loop {
-            let Some(row) = client
-                .query_opt(&fetch, &[&cache.replica])
-                .await
-                .map_err(db_err)?
-            else {
+            let Some(row) = bounded(client.query_opt(&fetch, &[&cache.replica])).await? else {
                 registered = false;
                 break;
             };
@@ -433,10 +423,9 @@ async fn session(
             }
             let taken = i32::try_from(inbox.len()).unwrap_or(i32::MAX);
             let sent = Instant::now();
-            let Some(row) = client
-                .query_opt(&renew, &[&cache.replica, &appended, &taken, &lease_ms])
-                .await
-                .map_err(db_err)?
+            let Some(row) =
+                bounded(client.query_opt(&renew, &[&cache.replica, &appended, &taken, &lease_ms]))
+                    .await?
             else {
                 registered = false;
                 break;
@@ -461,13 +450,28 @@ async fn session(
         }
         if last_forget.elapsed() >= FORGET_AFTER / 2 {
             last_forget = Instant::now();
-            let _ = client.execute(FORGET_SQL, &[&forget_ms]).await;
+            let _ = bounded(client.execute(FORGET_SQL, &[&forget_ms])).await;
         }
         tokio::select! {
             _ = cache.wake.notified() => {}
             _ = tokio::time::sleep(RENEW_EVERY) => {}
             _ = &mut lost => return Err(StoreError::Unavailable("sync connection closed".into())),
         }
+    }
+}
+
+/// Runs one statement of the sync connection within [`LEASE`]: a connection that stops
+/// answering (a network cut that sends nothing) ends the session, so the task reconnects
+/// instead of waiting for TCP keepalive.
+async fn bounded<T>(
+    statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(LEASE, statement).await {
+        Ok(r) => r.map_err(db_err),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer from the database within {} ms",
+            LEASE.as_millis()
+        ))),
     }
 }
 
@@ -495,10 +499,15 @@ const REVOKE_SQL: &str = "UPDATE check_caches SET lease_until = least(lease_unti
 /// has dropped from memory what the writes committed so far on this connection changed. Call
 /// it after the commit and before answering. Usually one statement; waits while some replica
 /// has entries to drain (about one round trip per replica after a notification), at most
-/// 3 × [`LEASE`] in all; never fails (a database error means waiting until every lease that
-/// could still hide the write has lapsed).
+/// 3 × [`LEASE`] in all; never fails (a database error, or no answer within 4 × [`LEASE`],
+/// means waiting until every lease that could still hide the write has lapsed).
 pub(super) async fn barrier(cache: &CheckCache, client: &Client) {
-    if let Err(e) = barrier_inner(cache, client).await {
+    let waited = tokio::time::timeout(4 * LEASE, barrier_inner(cache, client)).await;
+    if let Err(e) = waited.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(
+            "the database stopped answering".into(),
+        ))
+    }) {
         tracing::warn!(error = %e, "check-status cache barrier: the database is unreachable after a commit; waiting for every replica's lease to lapse");
         tokio::time::sleep(LEASE + RENEW_EVERY).await;
     }
