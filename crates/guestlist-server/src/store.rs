@@ -4,8 +4,11 @@
 //! `Arc<dyn` [`Backend`]`>` opened by [`Store::open`] from the `database` setting
 //! ([`DatabaseUrl`]): a SQLite file → [`SqliteStore`] (this file and its submodules; one
 //! process, the default), a `postgres://` URL → [`pg::PgStore`] (any number of replicas on one
-//! database). The PostgreSQL store has no in-memory check index: check-status reads the table,
-//! so a decision acknowledged by one replica is answered by every other at once.
+//! database). The PostgreSQL store keeps no index of every request in memory: check-status
+//! answers from a per-replica cache of the people it was asked about, which every write that
+//! changes an answer empties of that person on every replica before it is acknowledged
+//! (`pg/check_cache.rs`), or else reads the table; so a decision acknowledged by one replica is
+//! answered by every other at once.
 //!
 //! The rest of this page is the SQLite store: rusqlite, WAL, `synchronous=FULL`, migrations by
 //! rusqlite_migration.

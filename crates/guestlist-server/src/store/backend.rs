@@ -21,7 +21,8 @@
 //! SQLite-only maintenance stays off the trait, on [`SqliteStore`](super::SqliteStore) (reach it
 //! through [`Backend::sqlite`]): the online backup (`pg_dump` does that for PostgreSQL), the
 //! 0600 file modes, the `<database>.lock` file, and [`SqliteStore::verify_check_index`]
-//! (PostgreSQL has no in-memory check index to verify).
+//! (PostgreSQL's check-status cache holds only what was read from the table, under a lease:
+//! `pg/check_cache.rs`).
 //!
 //! [`SqliteStore`]: super::SqliteStore
 //! [`SqliteStore::verify_check_index`]: super::SqliteStore::verify_check_index

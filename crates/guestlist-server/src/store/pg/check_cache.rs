@@ -331,18 +331,18 @@ pub(super) async fn run(
     }
     let mut wait = Duration::from_millis(100);
     loop {
-        let session = session(&cache, &config, &tls);
+        let mut was_up = false;
+        let session = session(&cache, &config, &tls, &mut was_up);
         let ended = tokio::select! {
-            r = session => r,
+            e = session => e,
             _ = &mut stop => return,
         };
         cache.connected.store(false, Ordering::Release);
         cache.flush();
-        match ended {
-            Ok(()) => wait = Duration::from_millis(100),
-            Err(e) => {
-                tracing::debug!(error = %e, "check-status cache: sync connection lost; serving from the database");
-            }
+        tracing::debug!(error = %ended, "check-status cache: sync connection lost; serving from the database");
+        if was_up {
+            // It had worked: try again soon.
+            wait = Duration::from_millis(100);
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -352,12 +352,25 @@ pub(super) async fn run(
     }
 }
 
-/// One connection's life: until it fails.
+/// One connection's life, until it fails (with why); sets `was_up` once it holds a lease.
 async fn session(
     cache: &Arc<CheckCache>,
     config: &tokio_postgres::Config,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
-) -> Result<(), StoreError> {
+    was_up: &mut bool,
+) -> StoreError {
+    match session_inner(cache, config, tls, was_up).await {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+async fn session_inner(
+    cache: &Arc<CheckCache>,
+    config: &tokio_postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+    was_up: &mut bool,
+) -> Result<std::convert::Infallible, StoreError> {
     let (client, mut connection) = bounded(config.connect(tls.clone())).await?;
     let (lost_tx, mut lost) = tokio::sync::oneshot::channel::<()>();
     let driver_cache = cache.clone();
@@ -401,6 +414,7 @@ async fn session(
                 .valid_until
                 .store(cache.nanos(sent + LEASE - MARGIN), Ordering::Release);
             registered = true;
+            *was_up = true;
         }
         // Drain and renew until nothing new arrived meanwhile.
         loop {
@@ -573,5 +587,114 @@ async fn barrier_inner(cache: &CheckCache, client: &Client) -> Result<(), StoreE
             return Ok(());
         }
         (ids, targets) = behind.into_iter().unzip();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(email: &str, idp: &str) -> IdentityKey {
+        IdentityKey {
+            email: email.into(),
+            issuer: idp.into(),
+            issuer_assigned_id: email.into(),
+        }
+    }
+
+    fn pending() -> Found {
+        Found::Request {
+            id: Uuid::new_v4(),
+            status: guestlist_core::model::Status::Pending,
+            created_at: time::OffsetDateTime::now_utc(),
+            email_denied: false,
+        }
+    }
+
+    /// A cache with a lease for the next minute and its sync connection up.
+    fn leased() -> CheckCache {
+        let c = CheckCache::new(true);
+        c.connected.store(true, Ordering::Release);
+        c.valid_until.store(
+            c.nanos(Instant::now() + Duration::from_secs(60)),
+            Ordering::Release,
+        );
+        c
+    }
+
+    #[test]
+    fn the_email_digest_is_the_triggers_sha256() {
+        // SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 …
+        assert_eq!(email_digest(b"abc"), 0xba7816bf_8f01cfea_414140de_5dae2223);
+    }
+
+    #[test]
+    fn a_fill_read_before_an_invalidation_is_not_stored_after_it() {
+        let c = leased();
+        let ann = key("ann@fabrikam.example", "google.com");
+        let ticket = c.lookup(&ann).unwrap_err();
+        // Someone's write is applied while the lookup is at the database.
+        c.apply(&[Sha256::digest(b"bob@fabrikam.example").to_vec()], false);
+        c.fill(ticket, &pending());
+        assert!(
+            c.lookup(&ann).is_err(),
+            "a fill across an invalidation is dropped"
+        );
+        let ticket = c.lookup(&ann).unwrap_err();
+        c.fill(ticket, &pending());
+        assert!(c.lookup(&ann).is_ok());
+        // The person's own invalidation drops every identity of theirs.
+        let ann_ms = key("ann@fabrikam.example", "live.com");
+        let ticket = c.lookup(&ann_ms).unwrap_err();
+        c.fill(ticket, &pending());
+        assert_eq!(c.len(), 2);
+        c.apply(&[Sha256::digest(b"ann@fabrikam.example").to_vec()], false);
+        assert_eq!(c.len(), 0);
+        assert!(c.lookup(&ann).is_err() && c.lookup(&ann_ms).is_err());
+    }
+
+    #[test]
+    fn nothing_is_served_or_stored_without_a_lease_or_a_connection() {
+        let c = leased();
+        let ann = key("ann@fabrikam.example", "google.com");
+        let ticket = c.lookup(&ann).unwrap_err();
+        c.fill(ticket, &pending());
+        c.connected.store(false, Ordering::Release);
+        assert!(c.lookup(&ann).is_err(), "connection lost: not served");
+        c.connected.store(true, Ordering::Release);
+        assert!(c.lookup(&ann).is_ok());
+        c.valid_until
+            .store(c.nanos(Instant::now()), Ordering::Release);
+        assert!(c.lookup(&ann).is_err(), "lease lapsed: not served");
+        let ticket = c.lookup(&ann).unwrap_err();
+        assert!(ticket.generation.is_none(), "no fill without a lease");
+        // "Nothing" is never cached; a disabled cache never serves.
+        let c = leased();
+        let ticket = c.lookup(&ann).unwrap_err();
+        c.fill(ticket, &Found::Nothing);
+        assert_eq!(c.len(), 0);
+        let off = CheckCache::new(false);
+        off.connected.store(true, Ordering::Release);
+        off.valid_until.store(u64::MAX, Ordering::Release);
+        let ticket = off.lookup(&ann).unwrap_err();
+        off.fill(ticket, &pending());
+        assert!(off.lookup(&ann).is_err());
+    }
+
+    #[test]
+    fn a_full_cache_is_emptied_and_fills_again() {
+        let c = leased();
+        for i in 0..CAPACITY {
+            let ticket = c
+                .lookup(&key(&format!("p{i}@x.example"), "google.com"))
+                .unwrap_err();
+            c.fill(ticket, &Found::DeniedEmail);
+        }
+        assert_eq!(c.len(), CAPACITY);
+        let last = key("last@x.example", "google.com");
+        let ticket = c.lookup(&last).unwrap_err();
+        c.fill(ticket, &Found::DeniedEmail);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.lookup(&last).ok(), Some(Found::DeniedEmail));
     }
 }

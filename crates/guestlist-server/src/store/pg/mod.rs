@@ -33,9 +33,13 @@
 //!   writer thread serialises them (two replicas racing the same sign-up → one row, attempts
 //!   counted once); rows read for a decision are `FOR UPDATE`. A unique-key violation or a
 //!   serialization failure/deadlock retries the whole transaction ([`PgStore::write`]).
-//! - Check-status reads the table (one statement, [`PgStore::check_status`]); there is no
-//!   in-memory index on PostgreSQL, so a decision acknowledged by replica A is what replica B
-//!   answers next.
+//! - Check-status answers from the replica's cache when it holds the person, or reads the
+//!   table (one statement shared by the checks waiting at the time, [`PgStore::check_status`]).
+//!   Every write that changes an answer drops the person from every replica's cache through
+//!   the database before it is acknowledged ([`check_cache`]: triggers fill each replica's
+//!   inbox in the writing transaction, replicas drain it under a lease, and [`write_tx!`] and
+//!   request-approval wait at the barrier after their commit), so a decision acknowledged by
+//!   replica A is what replica B answers next.
 //!
 //! # Sequence order across replicas
 //!
@@ -544,9 +548,15 @@ impl PgStore {
         tokio::spawn(events::notifier(pool.clone(), wakes));
         let cache = Arc::new(check_cache::CheckCache::new(pools.check_cache));
         let (cache_stop, stopped) = tokio::sync::oneshot::channel();
+        // Named apart in pg_stat_activity, for operators (and the tests).
+        let mut cache_config = config.clone();
+        cache_config.application_name(format!(
+            "{} (check cache)",
+            config.get_application_name().unwrap_or("guestlist-server")
+        ));
         tokio::spawn(check_cache::run(
             cache.clone(),
-            config.clone(),
+            cache_config,
             tls.clone(),
             stopped,
         ));

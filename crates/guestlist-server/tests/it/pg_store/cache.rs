@@ -223,3 +223,57 @@ async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
         "reopened on A, pending on B at once"
     );
 }
+
+/// The caches' sync connections terminated (`pg_terminate_backend`): a replica stops serving
+/// from memory at once, a decision made meanwhile is answered by it, and it takes a new lease
+/// and serves from memory again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_cache_connection_is_cut_reconnects_and_is_never_stale() {
+    let (a, b, url) = two_replicas().await;
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let ann = claims("ann@fabrikam.example", "google.com");
+    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
+        .await
+        .unwrap();
+    until_cached(&b, &ann, &policy).await;
+    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    let terminated = Cluster::shared()
+        .psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name LIKE '%(check cache)'"
+        ))
+        .unwrap();
+    assert_eq!(terminated.trim(), "2", "both replicas' cache connections");
+    let deny = Decision::Deny {
+        reason: "no".into(),
+    };
+    let started = Instant::now();
+    a.decide(
+        r.id,
+        &deny,
+        &Actor::policy("test"),
+        Some(r.version),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "cut cache connections: the decision took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        b.check_status(&ann, &policy, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .0,
+        Some(MessageKind::Denied)
+    );
+    until_cached(&b, &ann, &policy).await;
+    assert_eq!(
+        b.check_status(&ann, &policy, now).await.unwrap().0,
+        Some(MessageKind::Denied)
+    );
+}
