@@ -34,6 +34,28 @@
 //! and it empties its cache before it takes a new lease. Fills are guarded by a generation
 //! counter: an answer read before an invalidation was applied is never stored after it.
 //!
+//! # Why a replica never answers from before an acknowledged write
+//!
+//! Take a write W of person P, committed at time `c` and acknowledged after the barrier, and a
+//! replica R. W appended to R's inbox in its own transaction (the trigger locks every row, so
+//! W also waited for any renewal of R in flight). The barrier then read R's row, latest version
+//! (`FOR SHARE` waits for a renewal in flight), and went on only in one of two cases:
+//!
+//! - **R drained past W's entry.** R applies the entries it fetched before the statement that
+//!   records `drained`, so P had left R's memory before the barrier saw it. A lookup of P that
+//!   read the table before `c` and fills after that drop holds a ticket of an older generation
+//!   (the drop bumped it), so it is not stored; one that fills before the drop is dropped with
+//!   it. Any later fill read the table after `c`.
+//! - **R's lease was not live** (`lease_until ≤ now()` on the database's clock). R stopped
+//!   serving from memory before that instant (its local deadline ends [`MARGIN`] before what it
+//!   asked the database for, counted from before it sent the statement). Its next renewal fails,
+//!   since it requires a live lease, so it empties its cache (bumping the generation) before it
+//!   takes a new lease, and every entry it then holds was read after `c`.
+//!
+//! Nothing else lets R serve: no lease, no sync connection or a full cache all mean "read the
+//! table". `tests/it/pg_store/cache.rs` runs decisions on one replica while the other answers
+//! the same people from memory in a loop, a stuck replica, and cut sync connections.
+//!
 //! A writer waits at most 2 × [`LEASE`] for replicas that are alive but behind; then it revokes
 //! their leases and waits one more [`LEASE`] (they stop serving from memory by then). A writer
 //! that loses the database after its commit waits [`LEASE`] + [`RENEW_EVERY`]: by then every
