@@ -237,6 +237,8 @@ async fn a_replica_whose_cache_connection_is_cut_reconnects_and_is_never_stale()
     a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
         .await
         .unwrap();
+    // Both replicas hold a lease (so both sync connections are up) before they are cut.
+    until_cached(&a, &ann, &policy).await;
     until_cached(&b, &ann, &policy).await;
     let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
     let terminated = Cluster::shared()
