@@ -26,6 +26,34 @@ async fn until_cached(store: &PgStore, c: &Claims, policy: &Policy) {
     }
 }
 
+/// Denies request `id` (at `version`) on `store`: its new version and how long the call took
+/// (the writers' barrier included).
+async fn deny_timed(
+    store: &PgStore,
+    id: uuid::Uuid,
+    version: u64,
+    now: OffsetDateTime,
+) -> (u64, Duration) {
+    let started = Instant::now();
+    let deny = Decision::Deny {
+        reason: "no".into(),
+    };
+    let (denied, _) = store
+        .decide(id, &deny, &Actor::policy("test"), Some(version), None, now)
+        .await
+        .unwrap();
+    (denied.version, started.elapsed())
+}
+
+/// What `store` answers for `c` now.
+async fn answer_now(store: &PgStore, c: &Claims, policy: &Policy) -> Option<MessageKind> {
+    store
+        .check_status(c, policy, OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .0
+}
+
 /// 40 people asked about on B from its cache while A decides each of them: right after each
 /// decision returns on A, B answers the decision, with a task on B checking all 40 people over
 /// and over meanwhile (so fills race the invalidations). A denial of one identity is answered
@@ -169,27 +197,9 @@ async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
     until_cached(&b, &ann, &policy).await;
     let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
     b.stall_check_cache_sync(Duration::from_secs(30));
-    let started = Instant::now();
-    let deny = Decision::Deny {
-        reason: "no".into(),
-    };
-    let (denied, _) = a
-        .decide(
-            r.id,
-            &deny,
-            &Actor::policy("test"),
-            Some(r.version),
-            None,
-            now,
-        )
-        .await
-        .unwrap();
-    let waited = started.elapsed();
+    let (denied_version, waited) = deny_timed(&a, r.id, r.version, now).await;
     assert_eq!(
-        b.check_status(&ann, &policy, OffsetDateTime::now_utc())
-            .await
-            .unwrap()
-            .0,
+        answer_now(&b, &ann, &policy).await,
         Some(MessageKind::Denied),
         "B must not answer its cached pending after A acknowledged"
     );
@@ -209,7 +219,7 @@ async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
         r.id,
         "appeal upheld",
         &Actor::policy("test"),
-        denied.version,
+        denied_version,
         OffsetDateTime::now_utc(),
     )
     .await
@@ -248,29 +258,10 @@ async fn a_replica_whose_cache_connection_is_cut_reconnects_and_is_never_stale()
         ))
         .unwrap();
     assert_eq!(terminated.trim(), "2", "both replicas' cache connections");
-    let deny = Decision::Deny {
-        reason: "no".into(),
-    };
-    let started = Instant::now();
-    a.decide(
-        r.id,
-        &deny,
-        &Actor::policy("test"),
-        Some(r.version),
-        None,
-        now,
-    )
-    .await
-    .unwrap();
-    eprintln!(
-        "cut cache connections: the decision took {:?}",
-        started.elapsed()
-    );
+    let (_, took) = deny_timed(&a, r.id, r.version, now).await;
+    eprintln!("cut cache connections: the decision took {took:?}");
     assert_eq!(
-        b.check_status(&ann, &policy, OffsetDateTime::now_utc())
-            .await
-            .unwrap()
-            .0,
+        answer_now(&b, &ann, &policy).await,
         Some(MessageKind::Denied)
     );
     until_cached(&b, &ann, &policy).await;
