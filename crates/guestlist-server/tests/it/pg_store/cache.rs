@@ -130,19 +130,13 @@ async fn cached_answers_follow_decisions_made_on_another_replica() {
             .unwrap();
         took.push(started.elapsed());
         assert_eq!(
-            b.check_status(c, &policy, OffsetDateTime::now_utc())
-                .await
-                .unwrap()
-                .0,
+            answer_now(&b, c, &policy).await,
             Some(expected),
             "person {i} right after the decision"
         );
         if i == 1 {
             assert_eq!(
-                b.check_status(&other_idp, &policy, OffsetDateTime::now_utc())
-                    .await
-                    .unwrap()
-                    .0,
+                answer_now(&b, &other_idp, &policy).await,
                 Some(MessageKind::Denied),
                 "the same person under another identity provider"
             );
@@ -225,10 +219,7 @@ async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
     .await
     .unwrap();
     assert_eq!(
-        b.check_status(&ann, &policy, OffsetDateTime::now_utc())
-            .await
-            .unwrap()
-            .0,
+        answer_now(&b, &ann, &policy).await,
         Some(MessageKind::Pending),
         "reopened on A, pending on B at once"
     );
