@@ -20,14 +20,36 @@ CREATE TABLE check_caches (
 
 -- Appends one entry (`h` NULL: "empty the whole cache") to every replica's inbox, rows locked
 -- in key order (two writers never deadlock on them).
-CREATE FUNCTION guestlist_check_invalidate(h bytea) RETURNS void LANGUAGE sql AS $$
+--
+-- First it takes the shared sequence lock (store/pg/mod.rs `SEQ_LOCK`, namespace "glst"; held
+-- already by guestlist's own writers): a replica registers under that lock taken exclusively,
+-- so no replica registers while a transaction that appended to the other rows is in flight,
+-- and every later append sees its row.
+--
+-- A writer that will not wait at the barrier after its commit (a replica of an earlier version,
+-- an operator's SQL: any session without `guestlist.check_cache_barrier = on`) then waits here,
+-- before its commit, until every lease has lapsed. It holds every row meanwhile, so no replica
+-- renews; each stops serving from memory before its lease ends and empties its cache before it
+-- takes a new one, so none answers from before this write once it commits.
+CREATE FUNCTION guestlist_check_invalidate(h bytea) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    lapse timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(1735160692, 1);
     UPDATE check_caches c
        SET appended = c.appended + 1,
            inbox = CASE WHEN h IS NULL OR c.flush OR cardinality(c.inbox) >= 4096
                         THEN c.inbox ELSE c.inbox || h END,
            flush = c.flush OR h IS NULL OR cardinality(c.inbox) >= 4096
       FROM (SELECT replica FROM check_caches ORDER BY replica FOR UPDATE) locked
-     WHERE c.replica = locked.replica
+     WHERE c.replica = locked.replica;
+    IF current_setting('guestlist.check_cache_barrier', true) IS DISTINCT FROM 'on' THEN
+        SELECT max(lease_until) INTO lapse FROM check_caches;
+        IF lapse > clock_timestamp() THEN
+            PERFORM pg_sleep(extract(epoch FROM lapse - clock_timestamp()));
+        END IF;
+    END IF;
+END
 $$;
 
 CREATE FUNCTION guestlist_requests_check_invalidate() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -14,14 +14,16 @@
 //! # Invalidation through the database (migration `V8__check_cache.sql`)
 //!
 //! 1. A replica that caches holds a row in `check_caches`: its lease (`lease_until`, from the
-//!    database's clock) and an inbox.
+//!    database's clock) and an inbox. It registers under the sequence lock
+//!    ([`super::SEQ_LOCK`]) taken exclusively; every writer holds it shared until its commit.
 //! 2. Triggers on `requests` and `tombstones` append, **in the writing transaction**, the
 //!    SHA-256 of the person's canonical e-mail to every row's inbox (or set `flush`): any write
 //!    that changes a check-status answer (a decision, reopen, expiry, re-request, erasure,
 //!    retention) invalidates, whichever code path made it.
 //! 3. Each replica's sync task ([`run`]) reads its inbox, drops those people from memory, and
 //!    only then records `drained` and renews its lease, in one statement that succeeds only
-//!    while the lease is live. It does so on a notification ([`CHANNEL`]) and at least every
+//!    while the lease is live and renews only if nothing was appended since the inbox was read
+//!    (else it reads again). It does so on a notification ([`CHANNEL`]) and at least every
 //!    [`RENEW_EVERY`].
 //! 4. A writer, after its commit and before it answers ([`barrier`]), waits until every row
 //!    holding a live lease has drained past the entries it found there; it reads the rows
@@ -37,8 +39,11 @@
 //! # Why a replica never answers from before an acknowledged write
 //!
 //! Take a write W of person P, committed at time `c` and acknowledged after the barrier, and a
-//! replica R. W appended to R's inbox in its own transaction (the trigger locks every row, so
-//! W also waited for any renewal of R in flight). The barrier then read R's row, latest version
+//! replica R. If R registered after `c`, every answer it holds was read after `c`. Otherwise R's
+//! row was there when W's trigger ran (R registered under the sequence lock exclusively, which
+//! waits for W, holding it shared, to commit), so W appended to R's inbox in its own transaction
+//! (the trigger locks every row, so W also waited for any renewal of R in flight). The barrier
+//! then read R's row, latest version
 //! (`FOR SHARE` waits for a renewal in flight), and went on only in one of two cases:
 //!
 //! - **R drained past W's entry.** R applies the entries it fetched before the statement that
@@ -61,6 +66,16 @@
 //! that loses the database after its commit waits [`LEASE`] + [`RENEW_EVERY`]: by then every
 //! replica has drained by itself or let its lease lapse. A replica killed with `kill -9` holds
 //! writers up for at most the rest of its lease, once; its row is removed after [`FORGET_AFTER`].
+//!
+//! # Writers that do not wait at the barrier
+//!
+//! A replica of an earlier version (during a rolling upgrade) or an operator's SQL does not run
+//! [`barrier`]. The trigger tells them apart by the session setting
+//! `guestlist.check_cache_barrier`, which this version sets on every connection, and makes such
+//! a writer wait before its commit, holding every row (so no replica renews), until every lease
+//! has lapsed: each replica then stops serving from memory before the write commits and empties
+//! its cache before it takes a new lease. Such a write takes up to [`LEASE`] longer; no setting
+//! needs to change during an upgrade.
 //!
 //! Losing its sync connection empties a replica's cache at once (every check then reads the
 //! database, and fails fast while it is down, as without a cache).
@@ -316,9 +331,14 @@ impl CheckCache {
 }
 
 /// Registers (again) after the cache was emptied: a live lease, and everything appended so far
-/// counted as drained (the cache holds nothing it could apply to).
+/// counted as drained (the cache holds nothing it could apply to). Under the sequence lock taken
+/// exclusively (`$3`, `$4`: [`super::LOCK_NS`], [`super::SEQ_LOCK`]): it waits for every write
+/// transaction in flight, so one that appended to the other replicas' inboxes but not to this new
+/// row has committed before this replica reads anything, and every later append sees the row.
+/// The lease counts from after the wait (`clock_timestamp()`; the subquery runs first).
 const REGISTER_SQL: &str = "INSERT INTO check_caches (replica, lease_until)
-     VALUES ($1, now() + $2::bigint * interval '1 millisecond')
+     SELECT $1, clock_timestamp() + $2::bigint * interval '1 millisecond'
+       FROM (SELECT pg_advisory_xact_lock($3, $4) OFFSET 0) AS sequence_lock
      ON CONFLICT (replica) DO UPDATE
         SET lease_until = EXCLUDED.lease_until, drained = check_caches.appended,
             inbox = '{}', flush = false";
@@ -327,10 +347,17 @@ const REGISTER_SQL: &str = "INSERT INTO check_caches (replica, lease_until)
 const FETCH_SQL: &str = "SELECT appended, inbox, flush, lease_until > now()
      FROM check_caches WHERE replica = $1";
 
-/// Records what was applied and renews the lease, only while it is live; returns `appended`.
+/// Records what was applied and, only if nothing was appended since the fetch (`$2`), renews the
+/// lease; only while it is live. Returns `appended`: equal to `$2` when the lease was renewed.
+/// So a lease is only ever extended by a renewal that applied every entry appended before it,
+/// even one whose `now()` predates a lock wait (a writer's `FOR SHARE` poll, a revocation, a
+/// writer without the barrier holding the row until the lease lapsed): a writer that saw the
+/// lease lapse is never made stale by it.
 const RENEW_SQL: &str = "UPDATE check_caches
         SET drained = $2, inbox = inbox[($3::int + 1):], flush = flush AND appended <> $2,
-            lease_until = now() + $4::bigint * interval '1 millisecond'
+            lease_until = CASE WHEN appended = $2
+                               THEN now() + $4::bigint * interval '1 millisecond'
+                               ELSE lease_until END
       WHERE replica = $1 AND lease_until > now()
   RETURNING appended";
 
@@ -431,7 +458,11 @@ async fn session_inner(
         if !registered {
             cache.flush();
             let sent = Instant::now();
-            bounded(client.execute(&register, &[&cache.replica, &lease_ms])).await?;
+            bounded(client.execute(
+                &register,
+                &[&cache.replica, &lease_ms, &super::LOCK_NS, &super::SEQ_LOCK],
+            ))
+            .await?;
             cache
                 .valid_until
                 .store(cache.nanos(sent + LEASE - MARGIN), Ordering::Release);
@@ -466,6 +497,12 @@ async fn session_inner(
                 registered = false;
                 break;
             };
+            let now_appended: i64 = row.get(0);
+            if now_appended != appended {
+                // Entries arrived since the fetch: the lease was not renewed (`RENEW_SQL`);
+                // apply them first.
+                continue;
+            }
             let until = sent + LEASE - MARGIN;
             if Instant::now() >= until {
                 // The renewal took longer than the lease: start over with an empty cache.
@@ -475,10 +512,7 @@ async fn session_inner(
             cache
                 .valid_until
                 .store(cache.nanos(until), Ordering::Release);
-            let now_appended: i64 = row.get(0);
-            if now_appended == appended {
-                break;
-            }
+            break;
         }
         if !registered {
             cache.flush();
@@ -642,6 +676,17 @@ mod tests {
             Ordering::Release,
         );
         c
+    }
+
+    #[test]
+    fn the_triggers_take_the_sequence_lock_of_the_writers() {
+        let migration = include_str!("../../../migrations/postgres/V8__check_cache.sql");
+        let call = format!(
+            "pg_advisory_xact_lock_shared({}, {})",
+            super::super::LOCK_NS,
+            super::super::SEQ_LOCK
+        );
+        assert!(migration.contains(&call), "V8 must take {call}");
     }
 
     #[test]

@@ -451,8 +451,12 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("guestlist-server");
         }
+        // `guestlist.check_cache_barrier`: this replica's writers wait at the check-status
+        // caches' barrier after their commits, so the caches' triggers need not make them wait
+        // for every lease to lapse before it (`check_cache.rs`, migration V8).
         let options = format!(
-            "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=30000",
+            "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout=30000 \
+             -c guestlist.check_cache_barrier=on",
             config.get_options().unwrap_or_default(),
             STATEMENT_TIMEOUT.as_millis(),
             STATEMENT_TIMEOUT.as_millis()

@@ -261,3 +261,137 @@ async fn a_replica_whose_cache_connection_is_cut_reconnects_and_is_never_stale()
         Some(MessageKind::Denied)
     );
 }
+
+/// A plain connection to `url` (no `guestlist.check_cache_barrier`): an operator's SQL, or a
+/// replica of a version before the cache, neither of which waits at the writers' barrier.
+async fn operator(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// A writer that does not wait at the barrier after its commit (an operator's SQL, a replica of
+/// an earlier version during a rolling upgrade) is held by the caches' trigger until B's lease
+/// has lapsed: once its statement returns (committed), B answers the new state, not the cached
+/// one. guestlist's own writers are not held so (B follows A's decisions in milliseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_without_the_barrier_commits_only_after_every_lease_lapsed() {
+    let (a, b, url) = two_replicas().await;
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let ann = claims("ann@fabrikam.example", "google.com");
+    let bob = claims("bob@fabrikam.example", "google.com");
+    for c in [&ann, &bob] {
+        a.request_approval(c, &policy, now, time::Duration::seconds(120))
+            .await
+            .unwrap();
+    }
+    until_cached(&b, &ann, &policy).await;
+    until_cached(&b, &bob, &policy).await;
+    let items = a.list(None, None, None, 10).await.unwrap().items;
+    let id_of = |email: &str| items.iter().find(|r| r.key.email == email).unwrap();
+    // guestlist's own writer: B drops the answer before A acknowledges; no lease lapses.
+    let bob_r = id_of("bob@fabrikam.example");
+    let (_, took) = deny_timed(&a, bob_r.id, bob_r.version, now).await;
+    assert_eq!(
+        answer_now(&b, &bob, &policy).await,
+        Some(MessageKind::Denied)
+    );
+    // Nothing else left B's memory (its lease did not lapse): ann is still a hit.
+    let (hits, _, _) = b.check_cache_stats();
+    assert_eq!(
+        answer_now(&b, &ann, &policy).await,
+        Some(MessageKind::Pending)
+    );
+    assert_eq!(
+        b.check_cache_stats().0,
+        hits + 1,
+        "A's decision ({took:?}) emptied B's cache: A's sessions must announce the barrier"
+    );
+    // An operator's UPDATE (autocommit): held until B's lease lapsed.
+    let ann_r = id_of("ann@fabrikam.example");
+    let sql = operator(&url).await;
+    let started = Instant::now();
+    let updated = sql
+        .execute(
+            "UPDATE requests SET status = 'denied' WHERE id = $1",
+            &[&ann_r.id],
+        )
+        .await
+        .unwrap();
+    let held = started.elapsed();
+    assert_eq!(updated, 1);
+    assert_eq!(
+        answer_now(&b, &ann, &policy).await,
+        Some(MessageKind::Denied),
+        "B must not answer its cached pending once the operator's write is committed"
+    );
+    eprintln!("writer without the barrier: held {held:?} (B's own decision on A: {took:?})");
+    assert!(
+        held <= 2 * guestlist_server::store::pg::CHECK_CACHE_LEASE,
+        "held {held:?}"
+    );
+    // B takes a new lease and serves from memory again, the new state.
+    until_cached(&b, &ann, &policy).await;
+    assert_eq!(
+        b.check_status(&ann, &policy, now).await.unwrap().0,
+        Some(MessageKind::Denied)
+    );
+}
+
+/// A replica that starts while a write is in flight registers its cache only after that write
+/// committed (it takes the sequence lock exclusively; the write holds it shared): until then it
+/// answers from the database, and afterwards it never serves what it could have read before
+/// the commit, although the write appended only to the replicas registered before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_starts_during_a_write_registers_after_it() {
+    let url = Cluster::shared().fresh_database();
+    let a = PgStore::connect(&url).await.unwrap();
+    a.set_tombstone_key(KEY.to_vec()).await.unwrap();
+    let policy = Policy::default();
+    let now = OffsetDateTime::now_utc();
+    let ann = claims("ann@fabrikam.example", "google.com");
+    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
+        .await
+        .unwrap();
+    until_cached(&a, &ann, &policy).await;
+    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    let sql = operator(&url).await;
+    sql.batch_execute("BEGIN").await.unwrap();
+    sql.execute(
+        "UPDATE requests SET status = 'denied' WHERE id = $1",
+        &[&r.id],
+    )
+    .await
+    .unwrap();
+    // B starts while the write is in flight, and is asked about ann over and over.
+    let b = PgStore::connect(&url).await.unwrap();
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(1) {
+        assert_eq!(
+            answer_now(&b, &ann, &policy).await,
+            Some(MessageKind::Pending),
+            "not committed yet"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let caches: i64 = sql
+        .query_one("SELECT count(*) FROM check_caches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(caches, 1, "B registered while the write was in flight");
+    assert_eq!(b.check_cache_stats().0, 0, "B answered from memory");
+    sql.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        answer_now(&b, &ann, &policy).await,
+        Some(MessageKind::Denied)
+    );
+    until_cached(&b, &ann, &policy).await;
+    assert_eq!(
+        answer_now(&b, &ann, &policy).await,
+        Some(MessageKind::Denied)
+    );
+}
