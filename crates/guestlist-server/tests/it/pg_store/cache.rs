@@ -26,6 +26,25 @@ async fn until_cached(store: &PgStore, c: &Claims, policy: &Policy) {
     }
 }
 
+/// Makes ann's pending request on `a` (at `now`) and waits until each of `readers` answers her
+/// from its cache: her claims and the request's id and version.
+async fn ann_cached(
+    a: &PgStore,
+    readers: &[&PgStore],
+    now: OffsetDateTime,
+) -> (Claims, uuid::Uuid, u64) {
+    let policy = Policy::default();
+    let ann = claims("ann@fabrikam.example", "google.com");
+    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
+        .await
+        .unwrap();
+    for reader in readers {
+        until_cached(reader, &ann, &policy).await;
+    }
+    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    (ann, r.id, r.version)
+}
+
 /// Denies request `id` (at `version`) on `store`: its new version and how long the call took
 /// (the writers' barrier included).
 async fn deny_timed(
@@ -52,6 +71,18 @@ async fn answer_now(store: &PgStore, c: &Claims, policy: &Policy) -> Option<Mess
         .await
         .unwrap()
         .0
+}
+
+/// Asserts that `b` answers `c` denied right after `write` was acknowledged, not the pending it
+/// held in memory, and that the write took `took`, at most `bound` (it may wait for leases).
+async fn denied_now_after(b: &PgStore, c: &Claims, write: &str, took: Duration, bound: Duration) {
+    assert_eq!(
+        answer_now(b, c, &Policy::default()).await,
+        Some(MessageKind::Denied),
+        "B answered from before {write}"
+    );
+    eprintln!("{write}: acknowledged after {took:?}");
+    assert!(took <= bound, "{write} took {took:?}, more than {bound:?}");
 }
 
 /// 40 people asked about on B from its cache while A decides each of them: right after each
@@ -184,24 +215,17 @@ async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
     let (a, b, _) = two_replicas().await;
     let policy = Policy::default();
     let now = OffsetDateTime::now_utc();
-    let ann = claims("ann@fabrikam.example", "google.com");
-    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
-        .await
-        .unwrap();
-    until_cached(&b, &ann, &policy).await;
-    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    let (ann, id, version) = ann_cached(&a, &[&b], now).await;
     b.stall_check_cache_sync(Duration::from_secs(30));
-    let (denied_version, waited) = deny_timed(&a, r.id, r.version, now).await;
-    assert_eq!(
-        answer_now(&b, &ann, &policy).await,
-        Some(MessageKind::Denied),
-        "B must not answer its cached pending after A acknowledged"
-    );
-    eprintln!("stuck replica: the decision waited {waited:?}");
-    assert!(
-        waited <= 3 * guestlist_server::store::pg::CHECK_CACHE_LEASE,
-        "waited {waited:?}"
-    );
+    let (denied_version, waited) = deny_timed(&a, id, version, now).await;
+    denied_now_after(
+        &b,
+        &ann,
+        "a decision on A while B is stuck",
+        waited,
+        3 * guestlist_server::store::pg::CHECK_CACHE_LEASE,
+    )
+    .await;
     // B comes back: it empties its cache, takes a new lease, and follows A again.
     b.stall_check_cache_sync(Duration::ZERO);
     until_cached(&b, &ann, &policy).await;
@@ -210,7 +234,7 @@ async fn a_stuck_replica_is_waited_for_until_its_lease_lapses() {
         Some(MessageKind::Denied)
     );
     a.reopen(
-        r.id,
+        id,
         "appeal upheld",
         &Actor::policy("test"),
         denied_version,
@@ -234,14 +258,8 @@ async fn a_replica_whose_cache_connection_is_cut_reconnects_and_is_never_stale()
     let db = url.rsplit('/').next().unwrap().to_owned();
     let policy = Policy::default();
     let now = OffsetDateTime::now_utc();
-    let ann = claims("ann@fabrikam.example", "google.com");
-    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
-        .await
-        .unwrap();
     // Both replicas hold a lease (so both sync connections are up) before they are cut.
-    until_cached(&a, &ann, &policy).await;
-    until_cached(&b, &ann, &policy).await;
-    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    let (ann, id, version) = ann_cached(&a, &[&a, &b], now).await;
     let terminated = Cluster::shared()
         .psql(&format!(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -249,7 +267,7 @@ async fn a_replica_whose_cache_connection_is_cut_reconnects_and_is_never_stale()
         ))
         .unwrap();
     assert_eq!(terminated.trim(), "2", "both replicas' cache connections");
-    let (_, took) = deny_timed(&a, r.id, r.version, now).await;
+    let (_, took) = deny_timed(&a, id, version, now).await;
     eprintln!("cut cache connections: the decision took {took:?}");
     assert_eq!(
         answer_now(&b, &ann, &policy).await,
@@ -323,16 +341,15 @@ async fn a_writer_without_the_barrier_commits_only_after_every_lease_lapsed() {
         .unwrap();
     let held = started.elapsed();
     assert_eq!(updated, 1);
-    assert_eq!(
-        answer_now(&b, &ann, &policy).await,
-        Some(MessageKind::Denied),
-        "B must not answer its cached pending once the operator's write is committed"
-    );
-    eprintln!("writer without the barrier: held {held:?} (B's own decision on A: {took:?})");
-    assert!(
-        held <= 2 * guestlist_server::store::pg::CHECK_CACHE_LEASE,
-        "held {held:?}"
-    );
+    eprintln!("A's own decision took {took:?}");
+    denied_now_after(
+        &b,
+        &ann,
+        "an operator's UPDATE without the barrier",
+        held,
+        2 * guestlist_server::store::pg::CHECK_CACHE_LEASE,
+    )
+    .await;
     // B takes a new lease and serves from memory again, the new state.
     until_cached(&b, &ann, &policy).await;
     assert_eq!(
@@ -352,17 +369,12 @@ async fn a_replica_that_starts_during_a_write_registers_after_it() {
     a.set_tombstone_key(KEY.to_vec()).await.unwrap();
     let policy = Policy::default();
     let now = OffsetDateTime::now_utc();
-    let ann = claims("ann@fabrikam.example", "google.com");
-    a.request_approval(&ann, &policy, now, time::Duration::seconds(120))
-        .await
-        .unwrap();
-    until_cached(&a, &ann, &policy).await;
-    let r = a.list(None, None, None, 10).await.unwrap().items.remove(0);
+    let (ann, id, _) = ann_cached(&a, &[&a], now).await;
     let sql = operator(&url).await;
     sql.batch_execute("BEGIN").await.unwrap();
     sql.execute(
         "UPDATE requests SET status = 'denied' WHERE id = $1",
-        &[&r.id],
+        &[&id],
     )
     .await
     .unwrap();
