@@ -32,9 +32,11 @@
 //! A replica serves from memory only until `send time of its last successful renewal +`
 //! [`LEASE`] `−` [`MARGIN`], which is before the database's `lease_until` for that renewal (the
 //! statement starts after it is sent). So a replica the writer found with a lapsed lease has
-//! already stopped serving from memory; its next renewal fails (the lease is no longer live),
-//! and it empties its cache before it takes a new lease. Fills are guarded by a generation
-//! counter: an answer read before an invalidation was applied is never stored after it.
+//! already stopped serving from memory; its next renewal fails (the lease is no longer live), and
+//! it empties its cache before it takes a new lease, or, if that renewal was sent before the
+//! lease lapsed and waited for a lock, it renews only after applying every entry appended before
+//! it (step 3). Fills are guarded by a generation counter: an answer read before an invalidation
+//! was applied is never stored after it.
 //!
 //! # Why a replica never answers from before an acknowledged write
 //!
@@ -43,8 +45,8 @@
 //! row was there when W's trigger ran (R registered under the sequence lock exclusively, which
 //! waits for W, holding it shared, to commit), so W appended to R's inbox in its own transaction
 //! (the trigger locks every row, so W also waited for any renewal of R in flight). The barrier
-//! then read R's row, latest version
-//! (`FOR SHARE` waits for a renewal in flight), and went on only in one of two cases:
+//! then read R's row, latest version (`FOR SHARE` waits for a renewal in flight), and went on
+//! only in one of two cases:
 //!
 //! - **R drained past W's entry.** R applies the entries it fetched before the statement that
 //!   records `drained`, so P had left R's memory before the barrier saw it. A lookup of P that
@@ -55,11 +57,15 @@
 //!   serving from memory before that instant (its local deadline ends [`MARGIN`] before what it
 //!   asked the database for, counted from before it sent the statement). Its next renewal fails,
 //!   since it requires a live lease, so it empties its cache (bumping the generation) before it
-//!   takes a new lease, and every entry it then holds was read after `c`.
+//!   takes a new lease, and every entry it then holds was read after `c`. A renewal that passed
+//!   the liveness test before the lease lapsed but updates the row after (it waited for the
+//!   barrier's `FOR SHARE`, a revocation or a held row) extends the lease only if nothing was
+//!   appended since its fetch, i.e. only once R has applied W's entry: the first case.
 //!
 //! Nothing else lets R serve: no lease, no sync connection or a full cache all mean "read the
 //! table". `tests/it/pg_store/cache.rs` runs decisions on one replica while the other answers
-//! the same people from memory in a loop, a stuck replica, and cut sync connections.
+//! the same people from memory in a loop, a stuck replica, cut sync connections, a replica that
+//! starts during a write, and a writer without the barrier.
 //!
 //! A writer waits at most 2 × [`LEASE`] for replicas that are alive but behind; then it revokes
 //! their leases and waits one more [`LEASE`] (they stop serving from memory by then). A writer
